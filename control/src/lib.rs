@@ -1,0 +1,1 @@
+//! Constellation geometry -> topology -> routes -> labels -> per-node tables.

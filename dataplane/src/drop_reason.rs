@@ -1,0 +1,104 @@
+//! Why a frame was dropped; every reason has its own counter.
+
+/// Why a frame was dropped. Every variant is counted per worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// A header was truncated or inconsistent.
+    Malformed,
+    /// No FEC, LFIB entry or delivery prefix matched.
+    NoRoute,
+    /// MPLS or IP TTL reached zero.
+    TtlExpired,
+    /// ESP integrity check (GCM tag) failed.
+    AuthFailed,
+    /// ESP sequence number outside or already seen in the anti-replay window.
+    Replay,
+    /// No inbound SA has this SPI.
+    UnknownSpi,
+    /// The port's TX ring was full.
+    TxFull,
+    /// Not enough headroom/tailroom to encapsulate.
+    NoRoom,
+    /// An ethertype or protocol this node does not forward.
+    Unsupported,
+    /// The outbound SA's sequence number space is exhausted.
+    SeqExhausted,
+}
+
+impl DropReason {
+    /// Number of reasons (size of a counter array).
+    pub const COUNT: usize = 10;
+    /// All reasons in counter order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Malformed,
+        DropReason::NoRoute,
+        DropReason::TtlExpired,
+        DropReason::AuthFailed,
+        DropReason::Replay,
+        DropReason::UnknownSpi,
+        DropReason::TxFull,
+        DropReason::NoRoom,
+        DropReason::Unsupported,
+        DropReason::SeqExhausted,
+    ];
+
+    /// Stable snake_case name for reports and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NoRoute => "no_route",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::Replay => "replay",
+            DropReason::UnknownSpi => "unknown_spi",
+            DropReason::TxFull => "tx_full",
+            DropReason::NoRoom => "no_room",
+            DropReason::Unsupported => "unsupported",
+            DropReason::SeqExhausted => "seq_exhausted",
+        }
+    }
+
+    /// Index into a counter array.
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One counter per drop reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters(pub [u64; DropReason::COUNT]);
+
+impl DropCounters {
+    /// Counts one drop.
+    #[inline]
+    pub fn bump(&mut self, r: DropReason) {
+        self.0[r.index()] += 1;
+    }
+    /// The count for one reason.
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r.index()]
+    }
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    /// Adds another worker's counters.
+    pub fn add(&mut self, o: &DropCounters) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn all_is_in_index_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! I/O backends, one module each. Every backend hands the pipeline frames
+//! through the same `Port` trait, so the stages never know where a frame came from.
+
+use crate::frame::{Batch, Frame};
+
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod memory;
+pub mod pcap;
+
+/// One receive/transmit queue pair of a port, as a worker sees it.
+pub trait Port {
+    /// The buffer type this backend receives into.
+    type Frame: Frame;
+
+    /// Receives up to `batch.room()` frames, appending them with verdict
+    /// `Input`. Returns how many were added.
+    fn rx_burst(&mut self, batch: &mut Batch<Self::Frame>) -> usize;
+
+    /// Sends frames from the front of `batch`, removing the ones sent; the
+    /// unsent remain in `batch` for the caller (to retry or drop and count).
+    /// Returns how many were sent.
+    fn tx_burst(&mut self, batch: &mut Batch<Self::Frame>) -> usize;
+}

@@ -1,0 +1,10 @@
+//! meshplane: the packet data plane of a LEO optical-mesh backbone.
+//!
+//! Frames flow `rx_burst -> stages -> tx_burst` in batches of up to 32
+//! (`frame::Batch`). Stages are generic over `frame::Frame`, implemented by
+//! every I/O backend's buffer, and never copy a payload.
+
+pub mod drop_reason;
+pub mod frame;
+pub mod io;
+pub mod packet;

@@ -1,0 +1,1 @@
+//! Zero-copy header views: zerocopy structs underneath, checked views on top.

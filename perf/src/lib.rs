@@ -1,0 +1,1 @@
+//! Traffic generation, the replay throughput harness and micro-benchmarks.
