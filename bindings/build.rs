@@ -114,6 +114,7 @@ fn main() {
         .allowlist_var("RTE_MAX_QUEUES_PER_PORT")
         .allowlist_var("RTE_PKTMBUF_HEADROOM")
         .allowlist_var("RTE_MBUF_DEFAULT_.*")
+        .allowlist_var("RTE_MBUF_F_.*")
         .allowlist_var("RTE_MEMPOOL_CACHE_MAX_SIZE")
         .allowlist_var("RTE_ETHER_.*")
         .allowlist_var("RTE_RING_.*")
