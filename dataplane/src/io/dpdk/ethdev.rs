@@ -220,7 +220,9 @@ impl EthDev {
             })?;
         }
         // SAFETY: all queues are set up.
-        check(|| ctx("start"), unsafe { dpdk_sys::rte_eth_dev_start(port) })?;
+        check(|| ctx("start"), unsafe {
+            dpdk_sys::rte_eth_dev_start(port)
+        })?;
         let dev = EthDev {
             inner: Arc::new(Inner {
                 port,
