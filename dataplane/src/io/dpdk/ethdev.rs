@@ -433,8 +433,13 @@ impl Port for DpdkPort {
         } as usize;
         // SAFETY: the PMD initialised `got` <= n slots with owned mbufs.
         unsafe { v.set_len(old + got) };
-        for (_, verdict) in batch.iter_mut().skip(old) {
-            *verdict = Verdict::Input;
+        if old == 0 {
+            // The common case: one fill over the new frames' verdicts.
+            batch.set_all(Verdict::Input);
+        } else {
+            for (_, verdict) in batch.iter_mut().skip(old) {
+                *verdict = Verdict::Input;
+            }
         }
         got
     }
@@ -458,8 +463,14 @@ impl Port for DpdkPort {
             )
         } as usize;
         // The PMD owns the sent mbufs now: remove them without freeing.
-        for m in batch.consume_front(sent) {
-            let _ = m.into_raw();
+        if sent == v.len() {
+            // SAFETY: all the batch's mbufs were handed to the PMD; shrinking the
+            // length forgets them without running Mbuf's destructor.
+            unsafe { v.set_len(0) };
+        } else {
+            for m in batch.consume_front(sent) {
+                let _ = m.into_raw();
+            }
         }
         sent
     }
