@@ -68,6 +68,7 @@ fn pcap_round_trip_is_byte_identical_without_hugepages() {
         .vdev(pcap_dev.clone())
         .vdev("net_null0")
         .log_level("notice")
+        .args(["--no-telemetry"])
         .init()
         .expect("EAL init without hugepages");
     assert_eq!(eal.memory(), MemoryMode::NoHuge);

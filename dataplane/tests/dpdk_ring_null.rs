@@ -32,6 +32,7 @@ fn ring_and_null_forwarding_without_leaks() {
         .vdev("net_null0")
         .vdev("net_null1")
         .log_level("notice")
+        .args(["--no-telemetry"])
         .init()
         .expect("EAL init");
     let want = if expect_huge {

@@ -285,7 +285,8 @@ fn main() -> Result<()> {
         .file_prefix(format!("mp-bench-{}", std::process::id()))
         .vdev("net_ring0")
         .vdev(format!("net_null0,size={FRAME_LEN}"))
-        .log_level("notice");
+        .log_level("notice")
+        .args(["--no-telemetry"]);
     if let Some(c) = a.core {
         eal = eal.cores(&[c]);
     }

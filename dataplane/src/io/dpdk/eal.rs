@@ -17,7 +17,8 @@ static EAL: OnceLock<Eal> = OnceLock::new();
 pub enum MemoryMode {
     /// Hugepages when some are free and hugetlbfs is mounted, else `--no-huge`.
     Auto,
-    /// 2 MiB/1 GiB hugepages through hugetlbfs (`--file-prefix`, `--huge-unlink`).
+    /// 2 MiB/1 GiB hugepages through hugetlbfs, `--in-memory`: no hugepage
+    /// or config files, so nothing is shared with (or left for) another process.
     Hugepages,
     /// Ordinary anonymous memory: `--no-huge -m N --no-shconf`. Fine for
     /// virtual devices; physical NICs need hugepages (IOVA as PA).
@@ -151,9 +152,10 @@ impl EalBuilder {
                 a.push("--no-shconf".into());
             }
             _ => {
-                // Hugepage files are unlinked once mapped: nothing is left
-                // behind in hugetlbfs if the process dies.
-                a.push("--huge-unlink".into());
+                // No hugepage files or shared config: nothing is left behind
+                // in hugetlbfs or the runtime dir if the process dies, and
+                // nodes on one host cannot collide.
+                a.push("--in-memory".into());
             }
         }
         if self.pci.is_empty() {
@@ -223,6 +225,7 @@ impl EalBuilder {
                 args: args.join(" "),
             });
         }
+        remove_empty_runtime_dir();
         // SAFETY: EAL is initialised; plain getter.
         let main_lcore = unsafe { dpdk_sys::rte_get_main_lcore() };
         let eal = Eal {
@@ -294,6 +297,22 @@ pub fn hugepages_available() -> bool {
     free > 0 && mounted
 }
 
+/// Without shared config EAL leaves its runtime directory
+/// (`/var/run/dpdk/<prefix>`) empty; remove it so per-process prefixes do
+/// not pile up. A directory with anything in it is kept.
+fn remove_empty_runtime_dir() {
+    // SAFETY: EAL is initialised; returns a pointer to a static string.
+    let p = unsafe { dpdk_sys::rte_eal_get_runtime_dir() };
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: non-null NUL-terminated static string.
+    let dir = unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned();
+    let _ = std::fs::remove_dir(dir);
+}
+
 /// The lowest-numbered CPU in this thread's affinity mask (0 if unknown).
 fn first_allowed_cpu() -> usize {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most
@@ -351,7 +370,7 @@ mod tests {
             .memory(MemoryMode::Hugepages)
             .to_args();
         assert!(a.contains(&"--file-prefix=meshplane".to_string()));
-        assert!(a.contains(&"--huge-unlink".to_string()));
+        assert!(a.contains(&"--in-memory".to_string()));
         assert!(!a.contains(&"--no-huge".to_string()));
         assert!(!a.contains(&"--no-pci".to_string()));
         assert!(a.windows(2).any(|w| w[0] == "-a" && w[1] == "0000:01:00.0"));
