@@ -18,7 +18,10 @@
 
 pub mod checksum;
 pub mod ethernet;
+pub mod ipv4;
+pub mod ipv6;
 pub mod mpls;
+pub mod udp;
 pub mod vlan;
 
 /// Why a header could not be parsed or written.
