@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 pub mod checksum;
+pub mod esp;
 pub mod ethernet;
 pub mod ipv4;
 pub mod ipv6;
