@@ -20,7 +20,10 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn meshplane(args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN).args(args).output().expect("run meshplane");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run meshplane");
     assert!(
         out.status.success(),
         "meshplane {args:?} failed:\n{}\n{}",
@@ -37,12 +40,19 @@ fn s(p: &Path) -> &str {
 /// tshark field extraction, one Vec per packet.
 fn tshark(file: &Path, extra: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(file).args(extra).args(["-T", "fields", "-E", "separator=|"]);
+    cmd.arg("-r")
+        .arg(file)
+        .args(extra)
+        .args(["-T", "fields", "-E", "separator=|"]);
     for f in fields {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("tshark is installed by scripts/setup");
-    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split('|').map(str::to_string).collect())
@@ -67,16 +77,55 @@ fn chain_over_pcap_files_decodes_in_tshark_and_returns_every_packet() {
     let d = tmpdir("chain");
     let n = 300;
     let input = d.join("in.pcap");
-    meshplane(&["gen", "--out", s(&input), "--count", &n.to_string(), "--size", "imix", "--flows", "8"]);
+    meshplane(&[
+        "gen",
+        "--out",
+        s(&input),
+        "--count",
+        &n.to_string(),
+        "--size",
+        "imix",
+        "--flows",
+        "8",
+    ]);
     let gw_a = d.join("gw-a.pcap");
     let sat = d.join("sat.pcap");
     let gw_b = d.join("gw-b.pcap");
     let cfg = |n: &str| format!("{CONFIGS}/{n}.toml");
-    let out = meshplane(&["replay", "--config", &cfg("gw-a"), "--pcap", s(&input), "--out", s(&gw_a), "--rx-port", "lan0"]);
+    let out = meshplane(&[
+        "replay",
+        "--config",
+        &cfg("gw-a"),
+        "--pcap",
+        s(&input),
+        "--out",
+        s(&gw_a),
+        "--rx-port",
+        "lan0",
+    ]);
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains("300 packets in, 300 out, 0 dropped"), "{report}");
-    meshplane(&["replay", "--config", &cfg("sat-1"), "--pcap", s(&gw_a), "--out", s(&sat)]);
-    meshplane(&["replay", "--config", &cfg("gw-b"), "--pcap", s(&sat), "--out", s(&gw_b)]);
+    assert!(
+        report.contains("300 packets in, 300 out, 0 dropped"),
+        "{report}"
+    );
+    meshplane(&[
+        "replay",
+        "--config",
+        &cfg("sat-1"),
+        "--pcap",
+        s(&gw_a),
+        "--out",
+        s(&sat),
+    ]);
+    meshplane(&[
+        "replay",
+        "--config",
+        &cfg("gw-b"),
+        "--pcap",
+        s(&sat),
+        "--out",
+        s(&gw_b),
+    ]);
 
     // Gateway A's uplink: MPLS label 1002 (S=1, TTL 64) / IPv4 192.0.2.1 ->
     // 192.0.2.2 / ESP SPI 0x1001, sequence 1..n; Wireshark verifies every
@@ -86,7 +135,16 @@ fn chain_over_pcap_files_decodes_in_tshark_and_returns_every_packet() {
     let rows = tshark(
         &gw_a,
         &extra,
-        &["mpls.label", "mpls.bottom", "mpls.ttl", "esp.spi", "esp.sequence", "esp.icv_good", "ip.dst", "udp.dstport"],
+        &[
+            "mpls.label",
+            "mpls.bottom",
+            "mpls.ttl",
+            "esp.spi",
+            "esp.sequence",
+            "esp.icv_good",
+            "ip.dst",
+            "udp.dstport",
+        ],
     );
     assert_eq!(rows.len(), n);
     for (i, r) in rows.iter().enumerate() {
@@ -102,7 +160,10 @@ fn chain_over_pcap_files_decodes_in_tshark_and_returns_every_packet() {
     // The satellite swapped 1002 -> 1003 and decremented the TTL.
     let rows = tshark(&sat, &[], &["mpls.label", "mpls.ttl", "eth.dst", "esp.spi"]);
     assert_eq!(rows.len(), n);
-    assert!(rows.iter().all(|r| r[0] == "1003" && r[1] == "63" && r[2] == "02:00:00:00:0b:02" && r[3] == "0x00001001"));
+    assert!(rows.iter().all(|r| r[0] == "1003"
+        && r[1] == "63"
+        && r[2] == "02:00:00:00:0b:02"
+        && r[3] == "0x00001001"));
 
     // Gateway B delivers every inner packet byte-for-byte, in order.
     let (a, _) = read_file(&input).unwrap();
@@ -113,7 +174,9 @@ fn chain_over_pcap_files_decodes_in_tshark_and_returns_every_packet() {
         assert_eq!(&y.data[..6], &[2, 0, 0, 0, 0x0b, 0xaa], "to host B's MAC");
     }
     let rows = tshark(&gw_b, &[], &["ip.src", "ip.dst", "udp.checksum.status"]);
-    assert!(rows.iter().all(|r| r[0] == "10.1.0.1" && r[1].starts_with("10.2.0.")));
+    assert!(rows
+        .iter()
+        .all(|r| r[0] == "10.1.0.1" && r[1].starts_with("10.2.0.")));
 }
 
 #[test]
@@ -162,11 +225,35 @@ next_hop_mac = "02:00:00:00:00:10"
         .unwrap();
     assert!(st.success());
     let out = d.join("out.pcap");
-    meshplane(&["replay", "--config", s(&cfg), "--pcap", s(&ng), "--out", s(&out), "--per-port"]);
+    meshplane(&[
+        "replay",
+        "--config",
+        s(&cfg),
+        "--pcap",
+        s(&ng),
+        "--out",
+        s(&out),
+        "--per-port",
+    ]);
     assert!(d.join("out-up0.pcap").exists(), "per-port file");
-    let sa = esp_sa("198.51.100.1", "198.51.100.2", 777, &format!("0x{}", key.replace(' ', "")));
+    let sa = esp_sa(
+        "198.51.100.1",
+        "198.51.100.2",
+        777,
+        &format!("0x{}", key.replace(' ', "")),
+    );
     let extra: Vec<&str> = sa.iter().map(String::as_str).collect();
-    let rows = tshark(&out, &extra, &["mpls.label", "esp.spi", "esp.icv_good", "esp.pad_len", "esp.protocol"]);
+    let rows = tshark(
+        &out,
+        &extra,
+        &[
+            "mpls.label",
+            "esp.spi",
+            "esp.icv_good",
+            "esp.pad_len",
+            "esp.protocol",
+        ],
+    );
     assert_eq!(rows.len(), 50);
     for r in rows {
         assert_eq!(r[0], "5000");
@@ -182,10 +269,16 @@ fn broken_inputs_get_clear_errors() {
     // Config error: file, line, problem.
     let cfg = d.join("bad.toml");
     std::fs::write(&cfg, "[node]\nname = \"x\"\nrole = \"gateway\"\n[[ports]]\nname = \"lan0\"\nmac = \"02:00:00:00:01\"\n").unwrap();
-    let out = Command::new(BIN).args(["check-config", "--config", s(&cfg)]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", s(&cfg)])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:6:") && err.contains("not a MAC address"), "{err}");
+    assert!(
+        err.contains("bad.toml:6:") && err.contains("not a MAC address"),
+        "{err}"
+    );
 
     // Corrupt capture: named, with what is wrong; no panic.
     let good = d.join("in.pcap");
@@ -196,16 +289,35 @@ fn broken_inputs_get_clear_errors() {
     std::fs::write(&bad, &bytes).unwrap();
     let gw = format!("{CONFIGS}/gw-a.toml");
     let out = Command::new(BIN)
-        .args(["replay", "--config", &gw, "--pcap", s(&bad), "--out", s(&d.join("o.pcap"))])
+        .args([
+            "replay",
+            "--config",
+            &gw,
+            "--pcap",
+            s(&bad),
+            "--out",
+            s(&d.join("o.pcap")),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cut.pcap") && err.contains("packet 10"), "{err}");
+    assert!(
+        err.contains("cut.pcap") && err.contains("packet 10"),
+        "{err}"
+    );
 
     std::fs::write(d.join("junk.pcap"), b"this is not a capture file").unwrap();
     let out = Command::new(BIN)
-        .args(["replay", "--config", &gw, "--pcap", s(&d.join("junk.pcap")), "--out", s(&d.join("o.pcap"))])
+        .args([
+            "replay",
+            "--config",
+            &gw,
+            "--pcap",
+            s(&d.join("junk.pcap")),
+            "--out",
+            s(&d.join("o.pcap")),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -222,18 +334,35 @@ fn broken_inputs_get_clear_errors() {
     hdr.extend_from_slice(&101u32.to_le_bytes()); // LINKTYPE_RAW
     std::fs::write(&raw, &hdr).unwrap();
     let out = Command::new(BIN)
-        .args(["replay", "--config", &gw, "--pcap", s(&raw), "--out", s(&d.join("o.pcap"))])
+        .args([
+            "replay",
+            "--config",
+            &gw,
+            "--pcap",
+            s(&raw),
+            "--out",
+            s(&d.join("o.pcap")),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("link type") && err.contains("Ethernet"), "{err}");
+    assert!(
+        err.contains("link type") && err.contains("Ethernet"),
+        "{err}"
+    );
 }
 
 #[test]
 fn demo_runs_the_embedded_chain() {
     let out = meshplane(&["demo", "--count", "2000"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("2000 inner packets delivered byte-for-byte, 0 lost or altered"), "{text}");
-    assert!(text.contains("node sat-1: 2000 packets in, 2000 out, 0 dropped"), "{text}");
+    assert!(
+        text.contains("2000 inner packets delivered byte-for-byte, 0 lost or altered"),
+        "{text}"
+    );
+    assert!(
+        text.contains("node sat-1: 2000 packets in, 2000 out, 0 dropped"),
+        "{text}"
+    );
 }

@@ -125,14 +125,18 @@ fn every_truncation_of_every_hop_is_dropped_without_panic() {
     let (_, a) = run(&h[0], input.clone());
     let (_, s) = run(&h[1], a.clone());
     for (hop, frame) in [(&h[0], &input[0]), (&h[2], &s[0])] {
-        let mut stream: Vec<CapturedPacket> =
-            (0..frame.data.len()).map(|n| pkt(frame.data[..n].to_vec())).collect();
+        let mut stream: Vec<CapturedPacket> = (0..frame.data.len())
+            .map(|n| pkt(frame.data[..n].to_vec()))
+            .collect();
         // A whole frame at the end still goes through.
         stream.push(frame.clone());
         let (r, out) = run(hop, stream);
         assert_eq!(out.len(), 1, "node {}: {}", hop.node.name, r.render());
         assert_eq!(r.drops().total(), frame.data.len() as u64);
-        assert_eq!(r.drops().get(DropReason::Malformed), frame.data.len() as u64);
+        assert_eq!(
+            r.drops().get(DropReason::Malformed),
+            frame.data.len() as u64
+        );
     }
     // A satellite switches on the label alone (as any LSR does): it drops
     // frames too short for Ethernet + a label entry and forwards the rest,
