@@ -741,12 +741,12 @@ next_hop_mac = "02:00:00:00:00:30"
             "port = \"up9\"\nnext_hop_mac = \"02:00:00:00:00:10\"",
         ));
         assert_eq!(e.file, "n.toml");
-        assert_eq!(e.line, 29, "{e}");
+        assert_eq!(e.line, 27, "{e}");
         assert!(e.msg.contains("unknown port \"up9\""), "{e}");
 
         let e = err_of(&GOOD.replace("02:00:00:00:00:30", "02:00:00:00:30"));
         assert!(e.msg.contains("not a MAC"), "{e}");
-        assert_eq!(e.line, 46);
+        assert_eq!(e.line, 44);
 
         let e = err_of(&GOOD.replace("0c0d0e0f01020304", "0c0d0e0f0102"));
         assert!(e.msg.contains("needs 16 key bytes + 4 salt bytes"), "{e}");
