@@ -165,7 +165,9 @@ pub struct SaIn {
     pub window: ReplayWindow,
 }
 
-/// An SA of either direction, built from configuration.
+/// An SA of either direction, built from configuration (short-lived: it is
+/// moved into an `Arc` at once, so the size difference does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Sa {
     /// Encrypting.
     Out(SaOut),

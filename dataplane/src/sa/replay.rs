@@ -54,7 +54,7 @@ impl ReplayWindow {
         let w = WINDOW as u32;
         let seq_hi = if tl >= w - 1 {
             // Case A: window within one subspace.
-            if seq_lo >= tl - w + 1 {
+            if seq_lo > tl - w {
                 th
             } else {
                 th.wrapping_add(1)

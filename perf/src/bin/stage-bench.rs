@@ -9,7 +9,7 @@
 
 use meshplane::chain::default_chain;
 use meshplane::config::AeadAlg;
-use meshplane::frame::{Batch, Frame, HeapFrame};
+use meshplane::frame::{Batch, HeapFrame};
 use meshplane::gen::{generate, FrameSize, GenSpec};
 use meshplane::io::pcap::CapturedPacket;
 use meshplane::replay::{replay_to_memory, ReplayOptions};
