@@ -1,1 +1,24 @@
-//! DPDK backend.
+//! DPDK backend: safe wrappers over `dpdk-sys`.
+//!
+//! - [`Eal`]: the environment abstraction layer, initialised once per process
+//!   through [`EalBuilder`] (hugepages when reserved, else `--no-huge`).
+//! - [`Mempool`]: a pool of packet buffers; [`Mbuf`]: one owned buffer that
+//!   implements [`Frame`](crate::frame::Frame) and returns to its pool on drop.
+//! - [`EthDev`]: one configured ethdev (queues, RSS, promiscuous mode, link,
+//!   stats); [`DpdkPort`]: one of its RX/TX queue pairs, implementing
+//!   [`Port`](crate::io::Port) for a worker.
+//!
+//! This module (with `io::afxdp`) is the only place in the data plane with
+//! `unsafe`; every block states why it is sound.
+
+mod eal;
+mod error;
+mod ethdev;
+mod mbuf;
+mod mempool;
+
+pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
+pub use error::DpdkError;
+pub use ethdev::{device_name, DpdkPort, EthDev, EthDevConfig, LinkStatus, PortStats};
+pub use mbuf::{free_batch, Mbuf};
+pub use mempool::Mempool;
