@@ -65,9 +65,25 @@ impl Preset {
     /// The preset's Walker parameters, as in Hypatia's `main_<preset>.py`.
     pub fn params(self) -> WalkerParams {
         let (nice, planes, per, inc, mm, alt, gsl) = match self {
-            Preset::Starlink550 => ("Starlink-550", 72, 22, 53.0, 15.19, 550_000.0, 1_089_686.418_2),
+            Preset::Starlink550 => (
+                "Starlink-550",
+                72,
+                22,
+                53.0,
+                15.19,
+                550_000.0,
+                1_089_686.418_2,
+            ),
             Preset::Kuiper630 => ("Kuiper-630", 34, 34, 51.9, 14.80, 630_000.0, 1_260_000.0),
-            Preset::Telesat1015 => ("Telesat-1015", 27, 13, 98.98, 13.66, 1_015_000.0, 5_845_152.0),
+            Preset::Telesat1015 => (
+                "Telesat-1015",
+                27,
+                13,
+                98.98,
+                13.66,
+                1_015_000.0,
+                5_845_152.0,
+            ),
         };
         WalkerParams {
             name: nice.to_string(),
@@ -257,7 +273,10 @@ impl Constellation {
 /// +Grid ISLs: each satellite to the next slot in its plane and to the same
 /// slot in the next plane (wrapping), so 4 per satellite. Pairs are `(a, b)`
 /// with `a < b`, in Hypatia's order.
-pub fn plus_grid_isls(planes: usize, per_plane: usize) -> Result<Vec<(u32, u32)>, ConstellationError> {
+pub fn plus_grid_isls(
+    planes: usize,
+    per_plane: usize,
+) -> Result<Vec<(u32, u32)>, ConstellationError> {
     if planes < 3 || per_plane < 3 {
         return Err(ConstellationError::GridTooSmall);
     }
@@ -287,7 +306,10 @@ mod tests {
         assert_eq!(Constellation::preset(Preset::Starlink550).len(), 1584);
         assert_eq!(Constellation::preset(Preset::Kuiper630).len(), 1156);
         assert_eq!(Constellation::preset(Preset::Telesat1015).len(), 351);
-        assert_eq!(Constellation::preset(Preset::Kuiper630).isls.len(), 2 * 1156);
+        assert_eq!(
+            Constellation::preset(Preset::Kuiper630).isls.len(),
+            2 * 1156
+        );
     }
 
     #[test]
@@ -300,6 +322,8 @@ mod tests {
     fn odd_planes_are_phase_shifted() {
         let c = Constellation::preset(Preset::Starlink550);
         // Plane 1 slot 0: RAAN 5 deg, mean anomaly 360/44 = 8.1818 deg.
-        assert!(c.tles[22].line2.contains("   5.0000 0000001   0.0000   8.1818 15.19000000"));
+        assert!(c.tles[22]
+            .line2
+            .contains("   5.0000 0000001   0.0000   8.1818 15.19000000"));
     }
 }

@@ -149,7 +149,10 @@ impl GroundStations {
             if gid as usize != stations.len() {
                 return Err(GroundError::Format {
                     line,
-                    reason: format!("id {gid} out of order: ids must run 0, 1, 2, ... (expected {})", stations.len()),
+                    reason: format!(
+                        "id {gid} out of order: ids must run 0, 1, 2, ... (expected {})",
+                        stations.len()
+                    ),
                 });
             }
             let lat = num(n - 3, "latitude_deg")?;
@@ -257,7 +260,13 @@ impl GroundStations {
 fn normalize(s: &str) -> String {
     let mapped: String = s
         .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
         .collect();
     mapped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -298,8 +307,10 @@ mod tests {
             GroundStations::parse_csv("0,A,north,2.0,0\n"),
             Err(GroundError::Format { line: 1, .. })
         ));
-        let g = GroundStations::parse_csv("id,name,latitude_deg,longitude_deg,elevation_m\n0,X,0,0,0\n")
-            .expect("header accepted");
+        let g = GroundStations::parse_csv(
+            "id,name,latitude_deg,longitude_deg,elevation_m\n0,X,0,0,0\n",
+        )
+        .expect("header accepted");
         assert!((g.stations[0].ecef[0] - WGS72_A).abs() < 1e-6);
     }
 }

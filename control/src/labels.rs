@@ -55,7 +55,9 @@ impl LabelPlan {
             return Err(LabelError::Invalid("empty blocks"));
         }
         if a < FIRST_UNRESERVED_LABEL || b < FIRST_UNRESERVED_LABEL {
-            return Err(LabelError::Invalid("block inside the reserved labels 0..16"));
+            return Err(LabelError::Invalid(
+                "block inside the reserved labels 0..16",
+            ));
         }
         if u64::from(a.max(b)) + u64::from(s) > u64::from(LABEL_SPACE) {
             return Err(LabelError::Invalid("block beyond the 20-bit label space"));

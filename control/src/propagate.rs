@@ -48,12 +48,13 @@ impl Propagator {
         let mut offset_min = Vec::with_capacity(c.len());
         for (i, t) in c.tles.iter().enumerate() {
             let el = t.elements()?;
-            let k = sgp4::Constants::from_elements_afspc_compatibility_mode(&el).map_err(
-                |source| PropagateError::Elements {
-                    sat: i as u32,
-                    source,
-                },
-            )?;
+            let k =
+                sgp4::Constants::from_elements_afspc_compatibility_mode(&el).map_err(|source| {
+                    PropagateError::Elements {
+                        sat: i as u32,
+                        source,
+                    }
+                })?;
             constants.push(k);
             offset_min.push(c.epoch.days_since(&t.epoch()?) * 1440.0);
         }

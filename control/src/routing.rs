@@ -89,11 +89,25 @@ impl Path {
     }
 }
 
-/// Reusable Dijkstra state (the heap's allocation is kept between runs).
+/// Reusable shortest-path state (allocations are kept between runs).
+///
+/// Trees are grown with a bucket queue whose bucket width is the shortest
+/// edge that can be relaxed (the shortest usable ISL or the root's shortest
+/// GSL): no node can improve another node of its own bucket, so each bucket
+/// is final once reached and the result is exactly Dijkstra's, in O(edges +
+/// buckets) without a heap. Degenerate geometry (an edge under 1 km) falls
+/// back to a binary heap.
 #[derive(Debug, Default)]
 pub struct Router {
     heap: BinaryHeap<Reverse<(u64, u32)>>,
+    buckets: Vec<Vec<u32>>,
+    settled: Vec<bool>,
 }
+
+/// Narrowest bucket the bucket queue accepts, in metres.
+const MIN_BUCKET_M: f64 = 1_000.0;
+/// Most buckets the bucket queue may use before falling back to the heap.
+const MAX_BUCKETS: usize = 1 << 16;
 
 impl Router {
     /// A router with empty scratch space.
@@ -134,9 +148,55 @@ impl Router {
         out.next_hop[root as usize] = root;
         let dist = &mut out.dist;
         let next = &mut out.next_hop;
+        let (sats, lens) = topo.gsl_of(gid as usize);
+        let root_min = lens.iter().copied().fold(f64::INFINITY, f64::min);
+        let delta = topo.min_isl_m().min(root_min);
+        let bucketed = delta >= MIN_BUCKET_M
+            && self.grow_buckets(topo, gid, root, delta, excluded, dist, next);
+        if !bucketed {
+            for (d, h) in dist.iter_mut().zip(next.iter_mut()).take(n) {
+                *d = f64::INFINITY;
+                *h = NO_HOP;
+            }
+            self.grow_heap(topo, root, sats, lens, excluded, dist, next);
+        }
+        // Other ground stations are leaves: best satellite in view.
+        for g in 0..topo.n_gs() {
+            if g == gid as usize {
+                continue;
+            }
+            let node = n + g;
+            let (sats, lens) = topo.gsl_of(g);
+            let mut best = f64::INFINITY;
+            let mut hop = NO_HOP;
+            for (&s, &l) in sats.iter().zip(lens) {
+                let d = l + dist[s as usize];
+                if d < best {
+                    if excluded.is_some_and(|x| x.contains(&link(s, node as NodeId))) {
+                        continue;
+                    }
+                    best = d;
+                    hop = s;
+                }
+            }
+            dist[node] = best;
+            next[node] = hop;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn grow_heap(
+        &mut self,
+        topo: &Topology,
+        root: NodeId,
+        sats: &[u32],
+        lens: &[f64],
+        excluded: Option<&HashSet<Link>>,
+        dist: &mut [f64],
+        next: &mut [NodeId],
+    ) {
         let heap = &mut self.heap;
         heap.clear();
-        let (sats, lens) = topo.gsl_of(gid as usize);
         for (&s, &l) in sats.iter().zip(lens) {
             if excluded.is_some_and(|x| x.contains(&link(s, root))) {
                 continue;
@@ -166,28 +226,77 @@ impl Router {
                 }
             }
         }
-        // Other ground stations are leaves: best satellite in view.
-        for g in 0..topo.n_gs() {
-            if g == gid as usize {
+    }
+
+    /// Bucket-queue growth; false if it needed too many buckets (the caller
+    /// then resets the satellites and uses the heap).
+    #[allow(clippy::too_many_arguments)]
+    fn grow_buckets(
+        &mut self,
+        topo: &Topology,
+        gid: u32,
+        root: NodeId,
+        delta: f64,
+        excluded: Option<&HashSet<Link>>,
+        dist: &mut [f64],
+        next: &mut [NodeId],
+    ) -> bool {
+        let n = topo.n_sats();
+        let inv = 1.0 / delta;
+        self.settled.clear();
+        self.settled.resize(n, false);
+        let buckets = &mut self.buckets;
+        let mut top = 0usize;
+        fn push(buckets: &mut Vec<Vec<u32>>, top: &mut usize, i: usize, v: u32) -> bool {
+            if i >= MAX_BUCKETS {
+                return false;
+            }
+            if i >= buckets.len() {
+                buckets.resize_with(i + 1, Vec::new);
+            }
+            buckets[i].push(v);
+            *top = (*top).max(i);
+            true
+        }
+        let (sats, lens) = topo.gsl_of(gid as usize);
+        let mut ok = true;
+        for (&s, &l) in sats.iter().zip(lens) {
+            if excluded.is_some_and(|x| x.contains(&link(s, root))) {
                 continue;
             }
-            let node = n + g;
-            let (sats, lens) = topo.gsl_of(g);
-            let mut best = f64::INFINITY;
-            let mut hop = NO_HOP;
-            for (&s, &l) in sats.iter().zip(lens) {
-                let d = l + dist[s as usize];
-                if d < best {
-                    if excluded.is_some_and(|x| x.contains(&link(s, node as NodeId))) {
-                        continue;
+            if l < dist[s as usize] {
+                dist[s as usize] = l;
+                next[s as usize] = root;
+                ok &= push(buckets, &mut top, (l * inv) as usize, s);
+            }
+        }
+        let mut cur = 0;
+        while ok && cur <= top {
+            while let Some(u) = buckets[cur].pop() {
+                if self.settled[u as usize] {
+                    continue;
+                }
+                self.settled[u as usize] = true;
+                let du = dist[u as usize];
+                let (nb, len) = topo.isl_neighbors(u as usize);
+                for (&v, &l) in nb.iter().zip(len) {
+                    let dv = du + l;
+                    if dv < dist[v as usize] {
+                        if excluded.is_some_and(|x| x.contains(&link(u, v))) {
+                            continue;
+                        }
+                        dist[v as usize] = dv;
+                        next[v as usize] = u;
+                        ok &= push(buckets, &mut top, (dv * inv) as usize, v);
                     }
-                    best = d;
-                    hop = s;
                 }
             }
-            dist[node] = best;
-            next[node] = hop;
+            cur += 1;
         }
+        for b in buckets.iter_mut().take(top + 1) {
+            b.clear();
+        }
+        ok
     }
 
     /// The shortest path from ground station `src` to ground station `dst`.

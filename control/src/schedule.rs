@@ -132,7 +132,9 @@ impl Scheduler {
     fn compute(&mut self, epoch: u64, at_ns: u64) -> Result<Publication, Error> {
         let t = self.geometry_s(at_ns);
         let prev = self.active.clone();
-        let snap = self.engine.snapshot(t, &self.failures, epoch, prev.as_deref())?;
+        let snap = self
+            .engine
+            .snapshot(t, &self.failures, epoch, prev.as_deref())?;
         Ok(Publication {
             epoch,
             activate_at_ns: at_ns,
@@ -155,7 +157,9 @@ impl Scheduler {
             let behind = (now_ns - self.next_activation_ns) / step;
             self.next_activation_ns += behind * step;
         }
-        if self.pending.is_none() && now_ns.saturating_add(self.cfg.lead_ns) >= self.next_activation_ns {
+        if self.pending.is_none()
+            && now_ns.saturating_add(self.cfg.lead_ns) >= self.next_activation_ns
+        {
             let p = self.compute(self.next_epoch, self.next_activation_ns)?;
             self.pending = Some(p);
         }

@@ -74,7 +74,9 @@ impl Engine {
         if stations.len() > plan.block_size as usize {
             plan.label(0, stations.len() as u32 - 1)?;
         }
-        let prefixes = (0..stations.len() as u32).map(default_gateway_prefix).collect();
+        let prefixes = (0..stations.len() as u32)
+            .map(default_gateway_prefix)
+            .collect();
         Ok(Self {
             constellation,
             stations,

@@ -33,7 +33,12 @@ pub type Prefix = (IpAddr, u8);
 /// The default LAN prefix of gateway `gid`: `10.<gid / 256>.<gid % 256>.0/24`.
 pub fn default_gateway_prefix(gid: u32) -> Prefix {
     (
-        IpAddr::V4(Ipv4Addr::new(10, ((gid >> 8) & 0xff) as u8, (gid & 0xff) as u8, 0)),
+        IpAddr::V4(Ipv4Addr::new(
+            10,
+            ((gid >> 8) & 0xff) as u8,
+            (gid & 0xff) as u8,
+            0,
+        )),
         24,
     )
 }
@@ -43,7 +48,11 @@ pub fn default_gateway_prefix(gid: u32) -> Prefix {
 /// ground-station node `X`.
 pub fn port_name(n_sats: usize, neighbor: NodeId) -> String {
     let mut s = String::with_capacity(10);
-    s.push_str(if (neighbor as usize) < n_sats { "isl" } else { "gsl" });
+    s.push_str(if (neighbor as usize) < n_sats {
+        "isl"
+    } else {
+        "gsl"
+    });
     push_decimal(&mut s, neighbor);
     s
 }

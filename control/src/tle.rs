@@ -198,9 +198,8 @@ pub struct WalkerElements {
 /// as Hypatia's manual generator lays the lines out.
 pub fn walker_tle(name: String, e: &WalkerElements) -> Tle {
     let cat = e.catalog_number % 100_000;
-    let mut line1 = format!(
-        "1 {cat:05}U 00000ABC 00001.00000000  .00000000  00000-0  00000+0 0    0"
-    );
+    let mut line1 =
+        format!("1 {cat:05}U 00000ABC 00001.00000000  .00000000  00000-0  00000+0 0    0");
     let ecc = format!("{:.7}", e.eccentricity);
     let ecc = ecc.get(2..).unwrap_or("0000000");
     let mut line2 = format!(

@@ -150,20 +150,23 @@ impl Network {
         let sat_up: Vec<bool> = (0..n as u32).map(|s| !failures.satellite_down(s)).collect();
         let mut isl_len = vec![f64::INFINITY; self.isl_nbr.len()];
         let min_r = EARTH_RADIUS_M + MIN_ISL_CHORD_ALTITUDE_M;
+        let any_failed = !failures.is_empty();
         for a in 0..n {
             if !sat_up[a] {
                 continue;
             }
-            for k in self.isl_off[a] as usize..self.isl_off[a + 1] as usize {
-                let b = self.isl_nbr[k] as usize;
-                if !sat_up[b] || failures.isl_down(a as u32, b as u32) {
+            let r = self.isl_off[a] as usize..self.isl_off[a + 1] as usize;
+            for (&b, len) in self.isl_nbr[r.clone()].iter().zip(&mut isl_len[r]) {
+                let b = b as usize;
+                if !sat_up[b] || (any_failed && failures.isl_down(a as u32, b as u32)) {
                     continue;
                 }
                 if chord_min_radius(&sat_pos[a], &sat_pos[b]) >= min_r {
-                    isl_len[k] = dist2(&sat_pos[a], &sat_pos[b]).sqrt();
+                    *len = dist2(&sat_pos[a], &sat_pos[b]).sqrt();
                 }
             }
         }
+        let min_isl_m = isl_len.iter().copied().fold(f64::INFINITY, f64::min);
         let g = self.gs_pos.len();
         let mut gsl_off = Vec::with_capacity(g + 1);
         let mut gsl_sat = Vec::with_capacity(g * 32);
@@ -209,6 +212,7 @@ impl Network {
             isl_off: Arc::clone(&self.isl_off),
             isl_nbr: Arc::clone(&self.isl_nbr),
             isl_len,
+            min_isl_m,
             gsl_off,
             gsl_sat,
             gsl_len,
@@ -228,12 +232,18 @@ pub struct Topology {
     isl_off: Arc<[u32]>,
     isl_nbr: Arc<[u32]>,
     isl_len: Vec<f64>,
+    min_isl_m: f64,
     gsl_off: Vec<u32>,
     gsl_sat: Vec<u32>,
     gsl_len: Vec<f64>,
 }
 
 impl Topology {
+    /// Length of the shortest usable ISL (infinite if there is none).
+    pub fn min_isl_m(&self) -> f64 {
+        self.min_isl_m
+    }
+
     /// Number of satellites `N`.
     pub fn n_sats(&self) -> usize {
         self.n_sats

@@ -18,7 +18,10 @@ fn rtt(e: &Engine, t: f64, src: u32, dst: u32) -> Option<f64> {
 #[test]
 fn manila_dalian_rtt_stays_between_25_and_48_ms() {
     let (e, g) = kuiper();
-    let (a, b) = (g.find("Manila").expect("Manila"), g.find("Dalian").expect("Dalian"));
+    let (a, b) = (
+        g.find("Manila").expect("Manila"),
+        g.find("Dalian").expect("Dalian"),
+    );
     let mut lo = f64::INFINITY;
     let mut hi: f64 = 0.0;
     for t in 0..200 {

@@ -48,7 +48,10 @@ fn walk(tables: &TableSet, src: u32, dst: u32) -> Vec<NodeId> {
 fn disjoint_backups_share_no_link() {
     let (mut e, g) = engine();
     let topo = e.topology(10.0, &Failures::new()).expect("topology");
-    let (a, b) = (g.find("Rio de Janeiro").expect("rio"), g.find("Saint Petersburg").expect("spb"));
+    let (a, b) = (
+        g.find("Rio de Janeiro").expect("rio"),
+        g.find("Saint Petersburg").expect("spb"),
+    );
     let paths = e.disjoint_paths(&topo, a, b, 3);
     assert_eq!(paths.len(), 3);
     let primary = Router::new().path(&topo, a, b).expect("primary");
@@ -68,8 +71,13 @@ fn disjoint_backups_share_no_link() {
 #[test]
 fn tables_forward_along_the_shortest_path() {
     let (mut e, g) = engine();
-    let s = e.snapshot(10.0, &Failures::new(), 0, None).expect("snapshot");
-    let (a, b) = (g.find("Manila").expect("manila"), g.find("Dalian").expect("dalian"));
+    let s = e
+        .snapshot(10.0, &Failures::new(), 0, None)
+        .expect("snapshot");
+    let (a, b) = (
+        g.find("Manila").expect("manila"),
+        g.find("Dalian").expect("dalian"),
+    );
     let path = s.path(a, b).expect("path");
     assert_eq!(walk(&s.tables, a, b), path.nodes);
     // Every gateway pair the trees connect is forwarded to its egress.
@@ -85,7 +93,10 @@ fn tables_forward_along_the_shortest_path() {
 #[test]
 fn failed_isl_on_the_active_path_reroutes_at_once() {
     let (e, g) = engine();
-    let (a, b) = (g.find("Rio de Janeiro").expect("rio"), g.find("Saint Petersburg").expect("spb"));
+    let (a, b) = (
+        g.find("Rio de Janeiro").expect("rio"),
+        g.find("Saint Petersburg").expect("spb"),
+    );
     let mut sched = Scheduler::new(
         e,
         ScheduleConfig {
@@ -107,7 +118,10 @@ fn failed_isl_on_the_active_path_reroutes_at_once() {
     assert_eq!(p.activate_at_ns, 30_000_000);
     assert_eq!(p.epoch, 1);
     let after = walk(&p.tables, a, b);
-    assert!(after.windows(2).all(|w| link(w[0], w[1]) != isl), "{after:?}");
+    assert!(
+        after.windows(2).all(|w| link(w[0], w[1]) != isl),
+        "{after:?}"
+    );
     assert_eq!(after.last(), before.last());
     // Packets already labelled under epoch 0 still arrive, avoiding the failed link.
     let old = LabelPlan::default().label(0, b).expect("label");
@@ -156,5 +170,7 @@ fn schedule_alternates_label_blocks_and_keeps_the_previous_one() {
     // Epoch 2 reuses block 0 for its own labels: exactly one entry per label.
     let l0 = plan.label(2, dst).expect("l");
     assert_eq!(sat_lfib.iter().filter(|r| r.label == l0).count(), 1);
-    assert!(sat_lfib.iter().any(|r| r.label == plan.label(1, dst).expect("l")));
+    assert!(sat_lfib
+        .iter()
+        .any(|r| r.label == plan.label(1, dst).expect("l")));
 }
