@@ -271,7 +271,7 @@ impl Router {
             }
         }
         let mut cur = 0;
-        while ok && cur <= top {
+        while ok && cur <= top && cur < buckets.len() {
             while let Some(u) = buckets[cur].pop() {
                 if self.settled[u as usize] {
                     continue;

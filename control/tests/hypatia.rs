@@ -60,3 +60,13 @@ fn saint_petersburg_loses_coverage_from_155_to_165_s() {
     }
     assert!(in_view(167.0) > 0);
 }
+
+#[test]
+fn no_path_while_saint_petersburg_is_uncovered() {
+    let (e, g) = kuiper();
+    let rio = g.find("Rio de Janeiro").expect("Rio");
+    let spb = g.find("Saint Petersburg").expect("Saint Petersburg");
+    assert_eq!(rtt(&e, 160.0, rio, spb), None);
+    assert_eq!(rtt(&e, 160.0, spb, rio), None);
+    assert!(rtt(&e, 170.0, rio, spb).is_some());
+}

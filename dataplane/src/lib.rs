@@ -4,6 +4,7 @@
 //! (`frame::Batch`). Stages are generic over `frame::Frame`, implemented by
 //! every I/O backend's buffer, and never copy a payload.
 
+pub mod cli;
 pub mod drop_reason;
 pub mod frame;
 pub mod io;
