@@ -174,3 +174,69 @@ fn schedule_alternates_label_blocks_and_keeps_the_previous_one() {
         .iter()
         .any(|r| r.label == plan.label(1, dst).expect("l")));
 }
+
+/// Hypatia's formulation, done the slow way: sat-to-sat shortest distances
+/// (a plain heap Dijkstra from every satellite in view of the source), then
+/// the best `gsl(src, a) + d(a, b) + gsl(b, dst)`.
+fn reference_rtt_ms(
+    topo: &meshplane_control::topology::Topology,
+    src: u32,
+    dst: u32,
+) -> Option<f64> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = topo.n_sats();
+    let (src_sats, src_len) = topo.gsl_of(src as usize);
+    let (dst_sats, dst_len) = topo.gsl_of(dst as usize);
+    let mut best = f64::INFINITY;
+    for (&a, &la) in src_sats.iter().zip(src_len) {
+        let mut dist = vec![f64::INFINITY; n];
+        let mut heap = BinaryHeap::new();
+        dist[a as usize] = 0.0;
+        heap.push(Reverse((0u64, a)));
+        while let Some(Reverse((bits, u))) = heap.pop() {
+            let du = f64::from_bits(bits);
+            if du > dist[u as usize] {
+                continue;
+            }
+            let (nb, len) = topo.isl_neighbors(u as usize);
+            for (&v, &l) in nb.iter().zip(len) {
+                if du + l < dist[v as usize] {
+                    dist[v as usize] = du + l;
+                    heap.push(Reverse(((du + l).to_bits(), v)));
+                }
+            }
+        }
+        for (&b, &lb) in dst_sats.iter().zip(dst_len) {
+            best = best.min(la + dist[b as usize] + lb);
+        }
+    }
+    best.is_finite()
+        .then(|| 2.0 * best / meshplane_control::routing::SPEED_OF_LIGHT_M_S * 1e3)
+}
+
+#[test]
+fn trees_agree_with_pairwise_reference_on_starlink() {
+    let g = GroundStations::top100();
+    let mut e = Engine::new(Constellation::preset(Preset::Starlink550), g).expect("engine");
+    let snap = e.routes(47.3, &Failures::new()).expect("routes");
+    let mut compared = 0;
+    for src in (0..100u32).step_by(9) {
+        for dst in (3..100u32).step_by(11) {
+            if src == dst {
+                continue;
+            }
+            let want = reference_rtt_ms(&snap.topology, src, dst);
+            let got = snap.rtt_ms(src, dst);
+            match (want, got) {
+                (Some(w), Some(g)) => assert!((w - g).abs() < 1e-6, "{src}->{dst}: {g} vs {w}"),
+                (None, None) => {}
+                other => panic!("{src}->{dst}: {other:?}"),
+            }
+            let p = snap.path(src, dst);
+            assert_eq!(p.map(|p| p.rtt_ms()).is_some(), got.is_some());
+            compared += 1;
+        }
+    }
+    assert!(compared > 50);
+}
