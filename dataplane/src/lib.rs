@@ -5,6 +5,7 @@
 //! every I/O backend's buffer, and never copy a payload.
 
 pub mod chain;
+pub mod cli;
 pub mod config;
 pub mod drop_reason;
 pub mod frame;

@@ -38,6 +38,8 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Routes over a constellation: one path, all pairs, or a time series.
+    Routes(meshplane::cli::routes::RoutesArgs),
 }
 
 #[derive(clap::Args)]
@@ -127,6 +129,7 @@ fn main() {
         Cmd::Replay(a) => replay_cmd(a),
         Cmd::Gen(a) => gen_cmd(a),
         Cmd::CheckConfig { config } => check_config(config),
+        Cmd::Routes(a) => meshplane::cli::routes::run(&a),
     };
     if let Err(e) = r {
         eprintln!("meshplane: error: {e:#}");
