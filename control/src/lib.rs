@@ -1,1 +1,56 @@
 //! Constellation geometry -> topology -> routes -> labels -> per-node tables.
+//!
+//! A pure library: it parses the text it is given and computes; it does no
+//! I/O of its own and knows nothing of packets. The pipeline, one module per
+//! concept:
+//!
+//! * [`time`]: UTC instants and sidereal time;
+//! * [`tle`]: TLE parsing and Hypatia-style Walker TLE generation;
+//! * [`constellation`]: presets, Walker parameters, satellite ids (plane-major);
+//! * [`propagate`]: SGP4 (WGS72, AFSPC mode), TEME -> Earth-fixed;
+//! * [`ground`]: ground-station CSV, geodetic -> Earth-fixed (WGS72);
+//! * [`topology`]: +Grid ISLs, GSLs, administrative failures;
+//! * [`routing`]: shortest-path trees, paths, link-disjoint backups;
+//! * [`labels`], [`tables`]: node labels in two alternating blocks, FEC and LFIB;
+//! * [`snapshot`]: all of the above at one instant;
+//! * [`schedule`]: when to compute and publish tables (a state machine).
+//!
+//! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
+//! RTTs are `2 * path length / c`, as in Hypatia.
+
+pub mod constellation;
+pub mod ground;
+pub mod labels;
+pub mod propagate;
+pub mod routing;
+pub mod schedule;
+pub mod snapshot;
+pub mod tables;
+pub mod time;
+pub mod tle;
+pub mod topology;
+
+pub use constellation::{Constellation, Preset};
+pub use ground::GroundStations;
+pub use snapshot::{Engine, Snapshot};
+pub use topology::{Failures, NodeId};
+
+/// Any error of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// TLE input.
+    #[error(transparent)]
+    Tle(#[from] tle::TleError),
+    /// Constellation definition.
+    #[error(transparent)]
+    Constellation(#[from] constellation::ConstellationError),
+    /// Propagation.
+    #[error(transparent)]
+    Propagate(#[from] propagate::PropagateError),
+    /// Ground stations.
+    #[error(transparent)]
+    Ground(#[from] ground::GroundError),
+    /// Labels.
+    #[error(transparent)]
+    Label(#[from] labels::LabelError),
+}

@@ -4,7 +4,16 @@
 //! (`frame::Batch`). Stages are generic over `frame::Frame`, implemented by
 //! every I/O backend's buffer, and never copy a payload.
 
+pub mod chain;
+pub mod cli;
+pub mod config;
 pub mod drop_reason;
 pub mod frame;
+pub mod gen;
 pub mod io;
 pub mod packet;
+pub mod replay;
+pub mod sa;
+pub mod stage;
+pub mod tables;
+pub mod worker;

@@ -1,0 +1,320 @@
+//! pcap files as a backend: read a capture (pcap or pcapng, Ethernet link
+//! type) once into memory, replay it through a node's ports, and write what
+//! the node transmits with nanosecond timestamps.
+
+use crate::frame::{Batch, HeapFrame};
+use crate::io::Port;
+use crossbeam::queue::ArrayQueue;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::{DataLink, Endianness, TsResolution};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A capture file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PcapFileError {
+    /// Opening or reading failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a pcap/pcapng file, or corrupt.
+    #[error("{path}: {what}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the record number when known.
+        what: String,
+    },
+    /// A link type other than Ethernet.
+    #[error("{path}: link type {linktype:?} is not supported (meshplane reads Ethernet captures, DLT_EN10MB = 1)")]
+    LinkType {
+        /// The file.
+        path: PathBuf,
+        /// The link type found.
+        linktype: DataLink,
+    },
+}
+
+/// One captured packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturedPacket {
+    /// Capture timestamp since the Unix epoch.
+    pub ts: Duration,
+    /// The frame bytes (Ethernet).
+    pub data: Vec<u8>,
+}
+
+/// Summary of what a file held besides the packets.
+#[derive(Clone, Debug, Default)]
+pub struct ReadInfo {
+    /// Packets whose capture was shorter than the packet on the wire.
+    pub truncated: u64,
+    /// `true` for pcapng.
+    pub pcapng: bool,
+}
+
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// Reads every packet of a pcap or pcapng file (Ethernet only).
+pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFileError> {
+    let io = |source| PcapFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let fmt = |what: String| PcapFileError::Format {
+        path: path.to_path_buf(),
+        what,
+    };
+    let mut f = File::open(path).map_err(io)?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic).map_err(io)?;
+    if n < 4 {
+        return Err(fmt(
+            "file too short to be a capture (no pcap/pcapng header)".into(),
+        ));
+    }
+    let f = File::open(path).map_err(io)?;
+    let r = BufReader::with_capacity(1 << 20, f);
+    let mut out = Vec::new();
+    let mut info = ReadInfo::default();
+    if magic == PCAPNG_MAGIC {
+        info.pcapng = true;
+        let mut rd = PcapNgReader::new(r).map_err(|e| fmt(format!("not a pcapng file: {e}")))?;
+        let mut idx = 0u64;
+        while let Some(b) = rd.next_block() {
+            idx += 1;
+            let b = b.map_err(|e| fmt(format!("block {idx}: {e}")))?;
+            let (iface, ts, orig, data) = match b {
+                Block::EnhancedPacket(p) => (
+                    p.interface_id,
+                    p.timestamp,
+                    p.original_len,
+                    p.data.into_owned(),
+                ),
+                Block::SimplePacket(p) => (0, Duration::ZERO, p.original_len, p.data.into_owned()),
+                Block::Packet(p) => (
+                    u32::from(p.interface_id),
+                    Duration::from_nanos(p.timestamp),
+                    p.original_len,
+                    p.data.into_owned(),
+                ),
+                _ => continue,
+            };
+            let lt = rd
+                .interfaces()
+                .get(iface as usize)
+                .map(|i| i.linktype)
+                .ok_or_else(|| {
+                    fmt(format!(
+                        "block {idx}: packet names undeclared interface {iface}"
+                    ))
+                })?;
+            if lt != DataLink::ETHERNET {
+                return Err(PcapFileError::LinkType {
+                    path: path.to_path_buf(),
+                    linktype: lt,
+                });
+            }
+            if (orig as usize) > data.len() {
+                info.truncated += 1;
+            }
+            out.push(CapturedPacket { ts, data });
+        }
+    } else {
+        let mut rd =
+            PcapReader::new(r).map_err(|e| fmt(format!("not a pcap or pcapng file: {e}")))?;
+        let h = rd.header();
+        if h.datalink != DataLink::ETHERNET {
+            return Err(PcapFileError::LinkType {
+                path: path.to_path_buf(),
+                linktype: h.datalink,
+            });
+        }
+        let mut idx = 0u64;
+        while let Some(p) = rd.next_packet() {
+            idx += 1;
+            let p = p.map_err(|e| fmt(format!("packet {idx}: {e} (file truncated or corrupt)")))?;
+            if (p.orig_len as usize) > p.data.len() {
+                info.truncated += 1;
+            }
+            out.push(CapturedPacket {
+                ts: p.timestamp,
+                data: p.data.into_owned(),
+            });
+        }
+    }
+    Ok((out, info))
+}
+
+/// Writes Ethernet frames to a pcap file with nanosecond timestamps.
+pub struct CaptureWriter {
+    w: PcapWriter<BufWriter<File>>,
+    path: PathBuf,
+    /// Packets written so far.
+    pub packets: u64,
+}
+
+impl CaptureWriter {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &Path) -> Result<CaptureWriter, PcapFileError> {
+        let f = File::create(path).map_err(|source| PcapFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let header = PcapHeader {
+            ts_resolution: TsResolution::NanoSecond,
+            datalink: DataLink::ETHERNET,
+            snaplen: 65535,
+            endianness: Endianness::native(),
+            ..PcapHeader::default()
+        };
+        let w =
+            PcapWriter::with_header(BufWriter::with_capacity(1 << 20, f), header).map_err(|e| {
+                PcapFileError::Format {
+                    path: path.to_path_buf(),
+                    what: e.to_string(),
+                }
+            })?;
+        Ok(CaptureWriter {
+            w,
+            path: path.to_path_buf(),
+            packets: 0,
+        })
+    }
+
+    /// Appends one frame.
+    pub fn write(&mut self, ts: Duration, data: &[u8]) -> Result<(), PcapFileError> {
+        self.w
+            .write_packet(&PcapPacket::new(ts, data.len() as u32, data))
+            .map_err(|e| PcapFileError::Format {
+                path: self.path.clone(),
+                what: e.to_string(),
+            })?;
+        self.packets += 1;
+        Ok(())
+    }
+
+    /// Flushes buffered packets to the file.
+    pub fn finish(self) -> Result<(), PcapFileError> {
+        let path = self.path.clone();
+        let mut bw = self.w.into_writer();
+        std::io::Write::flush(&mut bw).map_err(|source| PcapFileError::Io { path, source })
+    }
+}
+
+/// A recycling pool of heap frames shared by a node's replay ports.
+pub type FramePool = Arc<ArrayQueue<HeapFrame>>;
+
+/// Creates a frame pool holding at most `cap` idle frames.
+pub fn frame_pool(cap: usize) -> FramePool {
+    Arc::new(ArrayQueue::new(cap))
+}
+
+/// A port fed from a preloaded capture and capturing what it sends.
+///
+/// RX copies each preloaded frame into a recycled `HeapFrame` (the one copy,
+/// standing in for a NIC's DMA); TX parks sent frames with their index so the
+/// driver can write them out and recycle the buffers.
+pub struct ReplayPort {
+    source: Option<Arc<[CapturedPacket]>>,
+    cursor: usize,
+    loops_left: u64,
+    pool: FramePool,
+    /// Frames sent, with the capture timestamp they carry.
+    pub sent: Vec<(Duration, HeapFrame)>,
+    /// Frames received so far.
+    pub received: u64,
+}
+
+impl ReplayPort {
+    /// A port that only transmits.
+    pub fn sink(pool: FramePool) -> ReplayPort {
+        ReplayPort {
+            source: None,
+            cursor: 0,
+            loops_left: 0,
+            pool,
+            sent: Vec::new(),
+            received: 0,
+        }
+    }
+
+    /// A port that receives `packets` `loops` times over, in order.
+    pub fn source(packets: Arc<[CapturedPacket]>, loops: u64, pool: FramePool) -> ReplayPort {
+        ReplayPort {
+            source: Some(packets),
+            loops_left: loops,
+            ..ReplayPort::sink(pool)
+        }
+    }
+
+    /// True when the source has nothing more to give.
+    pub fn exhausted(&self) -> bool {
+        match &self.source {
+            None => true,
+            Some(_) => self.loops_left == 0,
+        }
+    }
+
+    /// Returns a frame's buffer to the pool.
+    pub fn recycle(&self, f: HeapFrame) {
+        let _ = self.pool.push(f);
+    }
+}
+
+impl Port for ReplayPort {
+    type Frame = HeapFrame;
+
+    fn rx_burst(&mut self, batch: &mut Batch<HeapFrame>) -> usize {
+        let Some(src) = &self.source else { return 0 };
+        let mut n = 0;
+        while batch.room() > 0 && self.loops_left > 0 && !src.is_empty() {
+            let p = &src[self.cursor];
+            let frame = match self.pool.pop() {
+                Some(mut f) => {
+                    f.reset_from(&p.data);
+                    f
+                }
+                None => HeapFrame::from_bytes(&p.data),
+            };
+            let _ = batch.push(frame);
+            n += 1;
+            self.cursor += 1;
+            if self.cursor == src.len() {
+                self.cursor = 0;
+                self.loops_left -= 1;
+            }
+        }
+        if src.is_empty() {
+            self.loops_left = 0;
+        }
+        self.received += n as u64;
+        n
+    }
+
+    fn tx_burst(&mut self, batch: &mut Batch<HeapFrame>) -> usize {
+        // Sent frames are stamped with the wall clock, as a capture on the
+        // wire would be.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let n = batch.len();
+        for f in batch.consume_front(n) {
+            self.sent.push((now, f));
+        }
+        n
+    }
+}
+
+/// Frames' bytes in a capture (handy for comparisons in tests).
+pub fn payloads(p: &[CapturedPacket]) -> Vec<&[u8]> {
+    p.iter().map(|c| c.data.as_slice()).collect()
+}

@@ -1,0 +1,213 @@
+//! When tables are computed and published: a pure state machine that the
+//! runtime's control thread drives with the current time and failure events.
+//!
+//! Time is nanoseconds since the run started (`now_ns`); geometry time is
+//! `start_s + now_ns / 1e9` seconds after the constellation epoch. Table
+//! epoch `e` becomes active at `e * step` (for the scheduled ones) and is
+//! computed `lead` ahead of that, for the geometry at its activation time.
+//! Each epoch's tables keep the previous epoch's label block (see
+//! [`crate::tables`]), so a transit node forwards packets labelled under the
+//! previous epoch for a whole step after the switch: far longer than any
+//! packet stays in flight.
+//!
+//! A failure event recomputes at once, for the current geometry, and
+//! publishes immediately under the next epoch.
+//!
+//! ```text
+//! loop {
+//!     if let Some(p) = sched.tick(now_ns())? { install(p.tables) }
+//!     sleep_until(sched.next_wakeup_ns()) or a failure event -> sched.fail(now_ns(), ev)
+//! }
+//! ```
+
+use crate::snapshot::Engine;
+use crate::tables::TableSet;
+use crate::topology::Failures;
+use crate::Error;
+use std::sync::Arc;
+
+/// Timing of the schedule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScheduleConfig {
+    /// How long before activation the tables are computed (default 100 ms).
+    pub lead_ns: u64,
+    /// Interval between scheduled epochs (default 100 ms).
+    pub step_ns: u64,
+    /// Geometry time at `now_ns = 0`, seconds after the constellation epoch.
+    pub start_s: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            lead_ns: 100_000_000,
+            step_ns: 100_000_000,
+            start_s: 0.0,
+        }
+    }
+}
+
+/// An administrative change of the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureEvent {
+    /// The ISL between two satellites went down.
+    IslDown(u32, u32),
+    /// The ISL between two satellites is back.
+    IslUp(u32, u32),
+    /// A satellite went down.
+    SatelliteDown(u32),
+    /// A satellite is back.
+    SatelliteUp(u32),
+}
+
+/// Tables ready to install.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// Table epoch.
+    pub epoch: u64,
+    /// When they take effect (`now_ns` scale).
+    pub activate_at_ns: u64,
+    /// Every node's tables.
+    pub tables: Arc<TableSet>,
+}
+
+/// The schedule state machine.
+pub struct Scheduler {
+    engine: Engine,
+    cfg: ScheduleConfig,
+    failures: Failures,
+    next_epoch: u64,
+    next_activation_ns: u64,
+    pending: Option<Publication>,
+    active: Option<Arc<TableSet>>,
+}
+
+impl Scheduler {
+    /// A schedule whose first tables activate at `now_ns = 0`.
+    pub fn new(engine: Engine, cfg: ScheduleConfig) -> Self {
+        Self {
+            engine,
+            cfg,
+            failures: Failures::new(),
+            next_epoch: 0,
+            next_activation_ns: 0,
+            pending: None,
+            active: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ScheduleConfig {
+        &self.cfg
+    }
+
+    /// The engine (for path queries against the same state).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Current administrative failures.
+    pub fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
+    /// The tables currently active.
+    pub fn active(&self) -> Option<&Arc<TableSet>> {
+        self.active.as_ref()
+    }
+
+    /// When [`Scheduler::tick`] has something to do next: the computation
+    /// deadline, or the pending tables' activation.
+    pub fn next_wakeup_ns(&self) -> u64 {
+        match &self.pending {
+            Some(p) => p.activate_at_ns,
+            None => self.next_activation_ns.saturating_sub(self.cfg.lead_ns),
+        }
+    }
+
+    fn geometry_s(&self, ns: u64) -> f64 {
+        self.cfg.start_s + ns as f64 / 1e9
+    }
+
+    fn compute(&mut self, epoch: u64, at_ns: u64) -> Result<Publication, Error> {
+        let t = self.geometry_s(at_ns);
+        let prev = self.active.clone();
+        let snap = self
+            .engine
+            .snapshot(t, &self.failures, epoch, prev.as_deref())?;
+        Ok(Publication {
+            epoch,
+            activate_at_ns: at_ns,
+            tables: Arc::new(snap.tables),
+        })
+    }
+
+    fn activate(&mut self, p: &Publication) {
+        self.active = Some(Arc::clone(&p.tables));
+        self.next_epoch = p.epoch + 1;
+    }
+
+    /// Advances to `now_ns`: computes the next tables once their lead time
+    /// has come, and returns them once their activation time has come. A
+    /// driver that fell behind skips the missed steps rather than
+    /// publishing stale tables.
+    pub fn tick(&mut self, now_ns: u64) -> Result<Option<Publication>, Error> {
+        let step = self.cfg.step_ns.max(1);
+        if self.pending.is_none() && now_ns > self.next_activation_ns.saturating_add(step) {
+            let behind = (now_ns - self.next_activation_ns) / step;
+            self.next_activation_ns += behind * step;
+        }
+        if self.pending.is_none()
+            && now_ns.saturating_add(self.cfg.lead_ns) >= self.next_activation_ns
+        {
+            let p = self.compute(self.next_epoch, self.next_activation_ns)?;
+            self.pending = Some(p);
+        }
+        match &self.pending {
+            Some(p) if now_ns >= p.activate_at_ns => {
+                let p = p.clone();
+                self.pending = None;
+                self.activate(&p);
+                self.next_activation_ns = p.activate_at_ns + step;
+                Ok(Some(p))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Applies a failure event. A link or satellite going down recomputes
+    /// at once for the current geometry and returns tables to install now;
+    /// a repair is taken up by the next scheduled epoch.
+    pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Publication>, Error> {
+        let urgent = match ev {
+            FailureEvent::IslDown(a, b) => {
+                self.failures.fail_isl(a, b);
+                true
+            }
+            FailureEvent::SatelliteDown(s) => {
+                self.failures.fail_satellite(s);
+                true
+            }
+            FailureEvent::IslUp(a, b) => {
+                self.failures.restore_isl(a, b);
+                false
+            }
+            FailureEvent::SatelliteUp(s) => {
+                self.failures.restore_satellite(s);
+                false
+            }
+        };
+        // Whatever was precomputed ignored this event.
+        self.pending = None;
+        if !urgent {
+            return Ok(None);
+        }
+        let p = self.compute(self.next_epoch, now_ns)?;
+        self.activate(&p);
+        if self.next_activation_ns <= now_ns {
+            let step = self.cfg.step_ns.max(1);
+            self.next_activation_ns = (now_ns / step + 1) * step;
+        }
+        Ok(Some(p))
+    }
+}

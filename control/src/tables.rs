@@ -1,0 +1,291 @@
+//! Per-node forwarding tables compiled from the shortest-path trees, in the
+//! plain form the data plane's static configuration uses.
+//!
+//! * Gateways get a FEC table: for every other reachable gateway, its LAN
+//!   prefix -> push that gateway's node label, send out of the port toward
+//!   the first satellite.
+//! * Satellites get an LFIB: for every reachable egress gateway, its label
+//!   -> swap to the same label, send toward the next hop.
+//! * Gateways get an LFIB entry popping their own label (the packet then
+//!   goes to ESP decryption and the LAN; `out_port` is `None`).
+//!
+//! Port naming: a node's port toward neighbour node `X` is `"isl{X}"` when
+//! `X` is a satellite (`X < N`) and `"gsl{X}"` when `X` is a ground station
+//! (`X >= N`, the node id, not the gid). So a satellite reaches gateway
+//! node 1590 via `"gsl1590"`, and that gateway reaches satellite 12 via
+//! `"isl12"` (see [`port_name`]).
+//!
+//! Make-before-break: the tables of epoch `e` carry the node labels of
+//! epoch `e` and, unchanged, the entries of epoch `e - 1` (the other label
+//! block), so packets labelled under `e - 1` keep following the old tree
+//! while they drain. Where an old entry's link no longer exists (a failure),
+//! it swaps to the new label and follows the new tree instead.
+
+use crate::labels::{LabelError, LabelPlan};
+use crate::routing::{Spt, NO_HOP};
+use crate::topology::{NodeId, Topology};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// An IP prefix: address and length.
+pub type Prefix = (IpAddr, u8);
+
+/// The default LAN prefix of gateway `gid`: `10.<gid / 256>.<gid % 256>.0/24`.
+pub fn default_gateway_prefix(gid: u32) -> Prefix {
+    (
+        IpAddr::V4(Ipv4Addr::new(
+            10,
+            ((gid >> 8) & 0xff) as u8,
+            (gid & 0xff) as u8,
+            0,
+        )),
+        24,
+    )
+}
+
+/// The name of a node's port toward neighbour `neighbor` in a network of
+/// `n_sats` satellites: `"isl{X}"` toward satellite `X`, `"gsl{X}"` toward
+/// ground-station node `X`.
+pub fn port_name(n_sats: usize, neighbor: NodeId) -> String {
+    let mut s = String::with_capacity(10);
+    s.push_str(if (neighbor as usize) < n_sats {
+        "isl"
+    } else {
+        "gsl"
+    });
+    push_decimal(&mut s, neighbor);
+    s
+}
+
+fn push_decimal(s: &mut String, mut v: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
+    }
+}
+
+/// Ingress classification: traffic to `prefix` goes to egress gateway
+/// `egress_gid` under `label`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FecRoute {
+    /// Destination prefix (the egress gateway's LAN).
+    pub prefix: Prefix,
+    /// The egress gateway.
+    pub egress_gid: u32,
+    /// The MPLS label to push (the egress gateway's node label).
+    pub label: u32,
+    /// Port to send out of.
+    pub out_port: String,
+    /// Neighbour node on that port.
+    pub next_hop: NodeId,
+}
+
+/// What an LFIB entry does to the top label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum LfibAction {
+    /// Replace the label and forward.
+    Swap {
+        /// The outgoing label.
+        out_label: u32,
+    },
+    /// Remove the label: this node is the egress.
+    Pop,
+}
+
+/// Label switching: packets arriving with `label` get `action`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LfibRoute {
+    /// Incoming label.
+    pub label: u32,
+    /// Swap or pop.
+    pub action: LfibAction,
+    /// Port to send out of; `None` for a pop to the local LAN.
+    pub out_port: Option<String>,
+    /// Neighbour node on that port (the node itself for a pop).
+    pub next_hop: NodeId,
+}
+
+/// The tables of one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeTables {
+    /// The node.
+    pub node: NodeId,
+    /// FEC table (gateways only; empty on satellites).
+    pub fec: Vec<FecRoute>,
+    /// LFIB: current epoch's labels first (by gid), then the previous epoch's.
+    pub lfib: Vec<LfibRoute>,
+}
+
+/// The tables of every node for one epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TableSet {
+    /// Table epoch (selects the label block).
+    pub epoch: u64,
+    /// Geometry time the tables were computed for, seconds since the
+    /// constellation epoch.
+    pub t_s: f64,
+    /// Number of satellites (node ids below are satellites).
+    pub n_sats: usize,
+    /// One entry per node, index = node id.
+    pub nodes: Vec<NodeTables>,
+}
+
+impl TableSet {
+    /// The tables of one node.
+    pub fn node(&self, id: NodeId) -> Option<&NodeTables> {
+        self.nodes.get(id as usize)
+    }
+
+    /// Total FEC and LFIB entries.
+    pub fn entry_count(&self) -> (usize, usize) {
+        self.nodes
+            .iter()
+            .fold((0, 0), |(f, l), n| (f + n.fec.len(), l + n.lfib.len()))
+    }
+}
+
+/// Compiles every node's tables for `epoch` from the trees toward each egress
+/// gateway. `prefix_of(gid)` gives gateway LANs; `prev` (the tables of the
+/// previous epoch) supplies the entries kept for make-before-break.
+pub fn compile(
+    topo: &Topology,
+    spts: &[Spt],
+    epoch: u64,
+    plan: &LabelPlan,
+    prefix_of: &dyn Fn(u32) -> Prefix,
+    prev: Option<&TableSet>,
+) -> Result<TableSet, LabelError> {
+    plan.validate()?;
+    let n = topo.n_sats();
+    let total = topo.n_nodes();
+    let mut nodes: Vec<NodeTables> = (0..total)
+        .map(|i| NodeTables {
+            node: i as NodeId,
+            fec: Vec::new(),
+            lfib: Vec::with_capacity(if i < n { spts.len() } else { 1 }),
+        })
+        .collect();
+    let mut labels = Vec::with_capacity(spts.len());
+    for spt in spts {
+        labels.push(plan.label(epoch, spt.gid)?);
+    }
+    for (spt, &label) in spts.iter().zip(&labels) {
+        let root = spt.root;
+        if root == NO_HOP {
+            continue;
+        }
+        for (s, tables) in nodes.iter_mut().enumerate().take(n) {
+            let nh = spt.next_hop[s];
+            if nh == NO_HOP {
+                continue;
+            }
+            tables.lfib.push(LfibRoute {
+                label,
+                action: LfibAction::Swap { out_label: label },
+                out_port: Some(port_name(n, nh)),
+                next_hop: nh,
+            });
+        }
+        nodes[root as usize].lfib.push(LfibRoute {
+            label,
+            action: LfibAction::Pop,
+            out_port: None,
+            next_hop: root,
+        });
+        let prefix = prefix_of(spt.gid);
+        for (g, tables) in nodes.iter_mut().enumerate().skip(n) {
+            let nh = spt.next_hop[g];
+            if g as NodeId == root || nh == NO_HOP {
+                continue;
+            }
+            tables.fec.push(FecRoute {
+                prefix,
+                egress_gid: spt.gid,
+                label,
+                out_port: port_name(n, nh),
+                next_hop: nh,
+            });
+        }
+    }
+    if let Some(prev) = prev {
+        carry_previous(topo, spts, epoch, plan, prev, &mut nodes)?;
+    }
+    Ok(TableSet {
+        epoch,
+        t_s: topo.t_s,
+        n_sats: n,
+        nodes,
+    })
+}
+
+/// Appends the previous epoch's LFIB entries (its own label block only).
+fn carry_previous(
+    topo: &Topology,
+    spts: &[Spt],
+    epoch: u64,
+    plan: &LabelPlan,
+    prev: &TableSet,
+    nodes: &mut [NodeTables],
+) -> Result<(), LabelError> {
+    let n = topo.n_sats();
+    let prev_block = LabelPlan::block_of(prev.epoch);
+    if prev.n_sats != n || prev_block == LabelPlan::block_of(epoch) {
+        return Ok(());
+    }
+    let spt_of = |gid: u32| spts.iter().find(|s| s.gid == gid);
+    for (id, old) in prev.nodes.iter().enumerate().take(nodes.len()) {
+        for r in &old.lfib {
+            let Some((block, gid)) = plan.decode(r.label) else {
+                continue;
+            };
+            if block != prev_block {
+                continue;
+            }
+            let keep = match r.action {
+                LfibAction::Pop => true,
+                LfibAction::Swap { .. } => topo.link_length(id as NodeId, r.next_hop).is_some(),
+            };
+            if keep {
+                nodes[id].lfib.push(r.clone());
+            } else if let Some(spt) = spt_of(gid) {
+                let nh = spt.next_hop.get(id).copied().unwrap_or(NO_HOP);
+                if nh != NO_HOP {
+                    nodes[id].lfib.push(LfibRoute {
+                        label: r.label,
+                        action: LfibAction::Swap {
+                            out_label: plan.label(epoch, gid)?,
+                        },
+                        out_port: Some(port_name(n, nh)),
+                        next_hop: nh,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_prefixes() {
+        assert_eq!(port_name(1584, 12), "isl12");
+        assert_eq!(port_name(1584, 1590), "gsl1590");
+        assert_eq!(port_name(10, 0), "isl0");
+        assert_eq!(
+            default_gateway_prefix(300),
+            ("10.1.44.0".parse().expect("addr"), 24)
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! Backups, failures and the schedule's tables, checked by walking the
+//! label-switched paths the way the data plane would.
+
+use meshplane_control::labels::LabelPlan;
+use meshplane_control::routing::{link, Router};
+use meshplane_control::schedule::{FailureEvent, ScheduleConfig, Scheduler};
+use meshplane_control::tables::{LfibAction, TableSet};
+use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
+use std::collections::HashSet;
+
+fn engine() -> (Engine, GroundStations) {
+    let g = GroundStations::top100();
+    let e = Engine::new(Constellation::preset(Preset::Kuiper630), g.clone()).expect("engine");
+    (e, g)
+}
+
+/// Follows FEC then LFIB entries from gateway `src` toward `dst`; returns
+/// the nodes visited, ending at the node that popped the label.
+fn walk(tables: &TableSet, src: u32, dst: u32) -> Vec<NodeId> {
+    let n = tables.n_sats as NodeId;
+    let ingress = tables.node(n + src).expect("ingress");
+    let fec = ingress
+        .fec
+        .iter()
+        .find(|f| f.egress_gid == dst)
+        .expect("FEC entry");
+    let mut nodes = vec![n + src, fec.next_hop];
+    let mut label = fec.label;
+    let mut cur = fec.next_hop;
+    for _ in 0..200 {
+        let r = tables
+            .node(cur)
+            .and_then(|t| t.lfib.iter().find(|r| r.label == label))
+            .unwrap_or_else(|| panic!("node {cur} has no entry for label {label}"));
+        match r.action {
+            LfibAction::Pop => return nodes,
+            LfibAction::Swap { out_label } => {
+                label = out_label;
+                cur = r.next_hop;
+                nodes.push(cur);
+            }
+        }
+    }
+    panic!("forwarding loop: {nodes:?}");
+}
+
+#[test]
+fn disjoint_backups_share_no_link() {
+    let (mut e, g) = engine();
+    let topo = e.topology(10.0, &Failures::new()).expect("topology");
+    let (a, b) = (
+        g.find("Rio de Janeiro").expect("rio"),
+        g.find("Saint Petersburg").expect("spb"),
+    );
+    let paths = e.disjoint_paths(&topo, a, b, 3);
+    assert_eq!(paths.len(), 3);
+    let primary = Router::new().path(&topo, a, b).expect("primary");
+    assert_eq!(paths[0].length_m, primary.length_m);
+    let mut seen = HashSet::new();
+    for p in &paths {
+        assert_eq!(p.nodes.first(), Some(&topo.gs_node(a)));
+        assert_eq!(p.nodes.last(), Some(&topo.gs_node(b)));
+        for l in p.links() {
+            assert!(topo.link_length(l.0, l.1).is_some(), "{l:?} is not a link");
+            assert!(seen.insert(l), "link {l:?} shared between backups");
+        }
+    }
+    assert!(paths.windows(2).all(|w| w[0].length_m <= w[1].length_m));
+}
+
+#[test]
+fn tables_forward_along_the_shortest_path() {
+    let (mut e, g) = engine();
+    let s = e
+        .snapshot(10.0, &Failures::new(), 0, None)
+        .expect("snapshot");
+    let (a, b) = (
+        g.find("Manila").expect("manila"),
+        g.find("Dalian").expect("dalian"),
+    );
+    let path = s.path(a, b).expect("path");
+    assert_eq!(walk(&s.tables, a, b), path.nodes);
+    // Every gateway pair the trees connect is forwarded to its egress.
+    for src in 0..g.len() as u32 {
+        for dst in (0..g.len() as u32).step_by(7) {
+            if let (Some(p), true) = (s.path(src, dst), src != dst) {
+                assert_eq!(walk(&s.tables, src, dst), p.nodes);
+            }
+        }
+    }
+}
+
+#[test]
+fn failed_isl_on_the_active_path_reroutes_at_once() {
+    let (e, g) = engine();
+    let (a, b) = (
+        g.find("Rio de Janeiro").expect("rio"),
+        g.find("Saint Petersburg").expect("spb"),
+    );
+    let mut sched = Scheduler::new(
+        e,
+        ScheduleConfig {
+            start_s: 10.0,
+            ..ScheduleConfig::default()
+        },
+    );
+    let first = sched.tick(0).expect("tick").expect("epoch 0 at t = 0");
+    let before = walk(&first.tables, a, b);
+    let isl = before
+        .windows(2)
+        .map(|w| link(w[0], w[1]))
+        .find(|&(x, y)| (y as usize) < first.tables.n_sats && (x as usize) < first.tables.n_sats)
+        .expect("path uses an ISL");
+    let p = sched
+        .fail(30_000_000, FailureEvent::IslDown(isl.0, isl.1))
+        .expect("recompute")
+        .expect("published at once");
+    assert_eq!(p.activate_at_ns, 30_000_000);
+    assert_eq!(p.epoch, 1);
+    let after = walk(&p.tables, a, b);
+    assert!(
+        after.windows(2).all(|w| link(w[0], w[1]) != isl),
+        "{after:?}"
+    );
+    assert_eq!(after.last(), before.last());
+    // Packets already labelled under epoch 0 still arrive, avoiding the failed link.
+    let old = LabelPlan::default().label(0, b).expect("label");
+    let mut cur = before[1];
+    let mut label = old;
+    let mut hops = 0;
+    loop {
+        let r = p
+            .tables
+            .node(cur)
+            .and_then(|t| t.lfib.iter().find(|r| r.label == label))
+            .expect("old label still forwarded");
+        match r.action {
+            LfibAction::Pop => break,
+            LfibAction::Swap { out_label } => {
+                assert_ne!(link(cur, r.next_hop), isl);
+                label = out_label;
+                cur = r.next_hop;
+            }
+        }
+        hops += 1;
+        assert!(hops < 200, "loop");
+    }
+    assert_eq!(cur, *before.last().expect("egress"));
+}
+
+#[test]
+fn schedule_alternates_label_blocks_and_keeps_the_previous_one() {
+    let (e, g) = engine();
+    let dst = g.find("Dalian").expect("dalian");
+    let mut sched = Scheduler::new(e, ScheduleConfig::default());
+    let plan = LabelPlan::default();
+    assert_eq!(sched.next_wakeup_ns(), 0);
+    let p0 = sched.tick(0).expect("tick").expect("epoch 0");
+    // Tables for 100 ms are computed at 0 (lead) and published at 100 ms.
+    assert!(sched.tick(50_000_000).expect("tick").is_none());
+    assert_eq!(sched.next_wakeup_ns(), 100_000_000);
+    let p1 = sched.tick(100_000_000).expect("tick").expect("epoch 1");
+    assert_eq!((p0.epoch, p1.epoch), (0, 1));
+    assert!((p1.tables.t_s - 0.1).abs() < 1e-9);
+    let sat_lfib = &p1.tables.nodes[0].lfib;
+    let has = |l: u32| sat_lfib.iter().any(|r| r.label == l);
+    assert!(has(plan.label(1, dst).expect("l")) && has(plan.label(0, dst).expect("l")));
+    let p2 = sched.tick(200_000_000).expect("tick").expect("epoch 2");
+    let sat_lfib = &p2.tables.nodes[0].lfib;
+    // Epoch 2 reuses block 0 for its own labels: exactly one entry per label.
+    let l0 = plan.label(2, dst).expect("l");
+    assert_eq!(sat_lfib.iter().filter(|r| r.label == l0).count(), 1);
+    assert!(sat_lfib
+        .iter()
+        .any(|r| r.label == plan.label(1, dst).expect("l")));
+}
+
+/// Hypatia's formulation, done the slow way: sat-to-sat shortest distances
+/// (a plain heap Dijkstra from every satellite in view of the source), then
+/// the best `gsl(src, a) + d(a, b) + gsl(b, dst)`.
+fn reference_rtt_ms(
+    topo: &meshplane_control::topology::Topology,
+    src: u32,
+    dst: u32,
+) -> Option<f64> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = topo.n_sats();
+    let (src_sats, src_len) = topo.gsl_of(src as usize);
+    let (dst_sats, dst_len) = topo.gsl_of(dst as usize);
+    let mut best = f64::INFINITY;
+    for (&a, &la) in src_sats.iter().zip(src_len) {
+        let mut dist = vec![f64::INFINITY; n];
+        let mut heap = BinaryHeap::new();
+        dist[a as usize] = 0.0;
+        heap.push(Reverse((0u64, a)));
+        while let Some(Reverse((bits, u))) = heap.pop() {
+            let du = f64::from_bits(bits);
+            if du > dist[u as usize] {
+                continue;
+            }
+            let (nb, len) = topo.isl_neighbors(u as usize);
+            for (&v, &l) in nb.iter().zip(len) {
+                if du + l < dist[v as usize] {
+                    dist[v as usize] = du + l;
+                    heap.push(Reverse(((du + l).to_bits(), v)));
+                }
+            }
+        }
+        for (&b, &lb) in dst_sats.iter().zip(dst_len) {
+            best = best.min(la + dist[b as usize] + lb);
+        }
+    }
+    best.is_finite()
+        .then(|| 2.0 * best / meshplane_control::routing::SPEED_OF_LIGHT_M_S * 1e3)
+}
+
+#[test]
+fn trees_agree_with_pairwise_reference_on_starlink() {
+    let g = GroundStations::top100();
+    let mut e = Engine::new(Constellation::preset(Preset::Starlink550), g).expect("engine");
+    let snap = e.routes(47.3, &Failures::new()).expect("routes");
+    let mut compared = 0;
+    for src in (0..100u32).step_by(9) {
+        for dst in (3..100u32).step_by(11) {
+            if src == dst {
+                continue;
+            }
+            let want = reference_rtt_ms(&snap.topology, src, dst);
+            let got = snap.rtt_ms(src, dst);
+            match (want, got) {
+                (Some(w), Some(g)) => assert!((w - g).abs() < 1e-6, "{src}->{dst}: {g} vs {w}"),
+                (None, None) => {}
+                other => panic!("{src}->{dst}: {other:?}"),
+            }
+            let p = snap.path(src, dst);
+            assert_eq!(p.map(|p| p.rtt_ms()).is_some(), got.is_some());
+            compared += 1;
+        }
+    }
+    assert!(compared > 50);
+}

@@ -1,0 +1,3 @@
+//! Command-line subcommands of the `meshplane` binary.
+
+pub mod routes;

@@ -1,0 +1,782 @@
+//! Static node configuration (TOML): ports, SAs, FECs, LFIB and delivery
+//! prefixes. A node configured this way runs without the control plane.
+//!
+//! Errors name the file, the line and what is wrong.
+
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use zeroize::Zeroizing;
+
+/// A configuration error with its location.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {msg}")]
+pub struct ConfigError {
+    /// The file (or `<inline>`).
+    pub file: String,
+    /// 1-based line number (0 when unknown).
+    pub line: usize,
+    /// What is wrong.
+    pub msg: String,
+}
+
+/// Role of a node in the mesh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Ground gateway: encrypts and labels LAN traffic, terminates tunnels.
+    Gateway,
+    /// Satellite: label-switches transit traffic.
+    Satellite,
+}
+
+/// SA direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaDir {
+    /// Encrypt (outbound).
+    Out,
+    /// Decrypt (inbound).
+    In,
+}
+
+/// AEAD algorithm of an SA (RFC 4106).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum AeadAlg {
+    /// AES-128-GCM with a 16-byte ICV.
+    #[serde(rename = "aes-128-gcm")]
+    Aes128Gcm,
+    /// AES-256-GCM with a 16-byte ICV.
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+}
+
+impl AeadAlg {
+    /// Key length in bytes (without the 4-byte salt).
+    pub fn key_len(self) -> usize {
+        match self {
+            AeadAlg::Aes128Gcm => 16,
+            AeadAlg::Aes256Gcm => 32,
+        }
+    }
+}
+
+/// LFIB action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LfibAction {
+    /// Replace the top label and forward.
+    Swap,
+    /// Remove the top label; forward if a port is given, else terminate locally.
+    Pop,
+}
+
+/// Polling policy of the workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Idle {
+    /// Spin on the RX queues (lowest latency, one full core per worker).
+    #[default]
+    Busy,
+    /// Back off to short sleeps after empty polls.
+    Adaptive,
+}
+
+/// A MAC address.
+pub type Mac = [u8; 6];
+
+/// One port of the node.
+#[derive(Clone, Debug)]
+pub struct PortConfig {
+    /// Port name (referenced by FEC/LFIB/deliver entries).
+    pub name: String,
+    /// The port's own MAC (source of frames it sends).
+    pub mac: Mac,
+    /// DPDK device string (`net_ring0`, `net_pcap0,rx_pcap=..`, a PCI address).
+    pub dpdk: Option<String>,
+    /// Kernel interface for AF_XDP.
+    pub iface: Option<String>,
+}
+
+/// One security association.
+#[derive(Clone)]
+pub struct SaConfig {
+    /// Security parameter index.
+    pub spi: u32,
+    /// Direction.
+    pub dir: SaDir,
+    /// Algorithm.
+    pub aead: AeadAlg,
+    /// Key bytes followed by the 4-byte salt; zeroized on drop.
+    pub key: Zeroizing<Vec<u8>>,
+    /// Outer source address (this gateway for `out`).
+    pub tunnel_src: Ipv4Addr,
+    /// Outer destination address.
+    pub tunnel_dst: Ipv4Addr,
+    /// 64-bit extended sequence numbers.
+    pub esn: bool,
+}
+
+impl std::fmt::Debug for SaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaConfig")
+            .field("spi", &self.spi)
+            .field("dir", &self.dir)
+            .field("aead", &self.aead)
+            .field("key", &"<redacted>")
+            .field("tunnel_src", &self.tunnel_src)
+            .field("tunnel_dst", &self.tunnel_dst)
+            .field("esn", &self.esn)
+            .finish()
+    }
+}
+
+/// An IP prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    /// Network address (host bits cleared).
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("prefix {s:?} needs a length, e.g. 10.2.0.0/16"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("prefix {s:?}: {a:?} is not an IP address"))?;
+        let len: u8 = l
+            .parse()
+            .map_err(|_| format!("prefix {s:?}: {l:?} is not a prefix length"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if len > max {
+            return Err(format!("prefix {s:?}: length {len} exceeds {max}"));
+        }
+        let addr = match addr {
+            IpAddr::V4(v) => {
+                let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                IpAddr::V4(Ipv4Addr::from(u32::from(v) & m))
+            }
+            IpAddr::V6(v) => {
+                let m = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
+                IpAddr::V6((u128::from(v) & m).into())
+            }
+        };
+        Ok(Prefix { addr, len })
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// A FEC: LAN traffic to `prefix` is encrypted under `sa` and labelled.
+#[derive(Clone, Debug)]
+pub struct FecConfig {
+    /// Inner destination prefix.
+    pub prefix: Prefix,
+    /// SPI of the outbound SA.
+    pub sa: u32,
+    /// Label to push.
+    pub label: u32,
+    /// Port name to send on.
+    pub port: String,
+    /// Next hop's MAC.
+    pub next_hop_mac: Mac,
+}
+
+/// An LFIB entry.
+#[derive(Clone, Debug)]
+pub struct LfibConfig {
+    /// Incoming label.
+    pub label: u32,
+    /// Action.
+    pub action: LfibAction,
+    /// Outgoing label (swap).
+    pub out_label: Option<u32>,
+    /// Port (swap, or pop towards a next hop); `None` with pop = local termination.
+    pub port: Option<String>,
+    /// Next hop's MAC.
+    pub next_hop_mac: Option<Mac>,
+}
+
+/// A delivery prefix: decrypted traffic to `prefix` leaves on `port`.
+#[derive(Clone, Debug)]
+pub struct DeliverConfig {
+    /// Inner destination prefix.
+    pub prefix: Prefix,
+    /// Port name.
+    pub port: String,
+    /// Next hop's MAC.
+    pub next_hop_mac: Mac,
+}
+
+/// I/O backend selection.
+#[derive(Clone, Debug, Default)]
+pub struct IoConfig {
+    /// `pcap` (files), `memory`, `dpdk`, `afxdp` or `auto`.
+    pub backend: String,
+    /// Extra EAL arguments for the DPDK backend.
+    pub eal_args: Vec<String>,
+}
+
+/// A whole node's configuration, validated.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Node name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Worker cores (empty: one worker on the current core).
+    pub cores: Vec<usize>,
+    /// Polling policy.
+    pub idle: Idle,
+    /// I/O backend.
+    pub io: IoConfig,
+    /// Ports in index order.
+    pub ports: Vec<PortConfig>,
+    /// Security associations.
+    pub sa: Vec<SaConfig>,
+    /// FEC entries.
+    pub fec: Vec<FecConfig>,
+    /// LFIB entries.
+    pub lfib: Vec<LfibConfig>,
+    /// Delivery prefixes.
+    pub deliver: Vec<DeliverConfig>,
+}
+
+// ---- raw (as written) ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    node: RawNode,
+    #[serde(default)]
+    io: Option<Spanned<RawIo>>,
+    #[serde(default)]
+    ports: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    sa: Vec<Spanned<RawSa>>,
+    #[serde(default)]
+    fec: Vec<Spanned<RawFec>>,
+    #[serde(default)]
+    lfib: Vec<Spanned<RawLfib>>,
+    #[serde(default)]
+    deliver: Vec<Spanned<RawDeliver>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    role: Role,
+    #[serde(default)]
+    cores: Vec<usize>,
+    #[serde(default)]
+    idle: Idle,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIo {
+    #[serde(default)]
+    backend: Option<Spanned<String>>,
+    #[serde(default)]
+    eal_args: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: Spanned<String>,
+    mac: Spanned<String>,
+    #[serde(default)]
+    dpdk: Option<String>,
+    #[serde(default)]
+    iface: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSa {
+    spi: Spanned<u32>,
+    dir: SaDir,
+    aead: AeadAlg,
+    key: Spanned<String>,
+    tunnel_src: Ipv4Addr,
+    tunnel_dst: Ipv4Addr,
+    #[serde(default)]
+    esn: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFec {
+    prefix: Spanned<String>,
+    sa: Spanned<u32>,
+    label: Spanned<u32>,
+    port: Spanned<String>,
+    next_hop_mac: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLfib {
+    label: Spanned<u32>,
+    action: LfibAction,
+    #[serde(default)]
+    out_label: Option<Spanned<u32>>,
+    #[serde(default)]
+    port: Option<Spanned<String>>,
+    #[serde(default)]
+    next_hop_mac: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeliver {
+    prefix: Spanned<String>,
+    port: Spanned<String>,
+    next_hop_mac: Spanned<String>,
+}
+
+/// Smallest label a FEC or LFIB may use (0..=15 are reserved, RFC 3032).
+pub const MIN_LABEL: u32 = 16;
+/// Largest 20-bit label.
+pub const MAX_LABEL: u32 = (1 << 20) - 1;
+
+/// Parses a MAC written as `02:00:00:00:00:01` (or with `-`).
+pub fn parse_mac(s: &str) -> Result<Mac, String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(format!(
+            "{s:?} is not a MAC address (want 02:00:00:00:00:01)"
+        ));
+    }
+    let mut m = [0u8; 6];
+    for (o, p) in m.iter_mut().zip(parts) {
+        *o = u8::from_str_radix(p, 16)
+            .map_err(|_| format!("{s:?} is not a MAC address (bad byte {p:?})"))?;
+    }
+    Ok(m)
+}
+
+/// Formats a MAC as `02:00:00:00:00:01`.
+pub fn format_mac(m: &Mac) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: self.line(span),
+            msg: msg.into(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads and validates a node configuration file.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            msg: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<NodeConfig, ConfigError> {
+        let cx = Ctx { file, text };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| cx.line(s)).unwrap_or(0);
+            ConfigError {
+                file: file.to_string(),
+                line,
+                msg: e.message().to_string(),
+            }
+        })?;
+
+        let mut io = IoConfig {
+            backend: "pcap".into(),
+            eal_args: vec![],
+        };
+        if let Some(rio) = raw.io {
+            let rio = rio.into_inner();
+            if let Some(b) = rio.backend {
+                let known = ["pcap", "memory", "dpdk", "afxdp", "auto"];
+                if !known.contains(&b.get_ref().as_str()) {
+                    return Err(cx.err(
+                        b.span(),
+                        format!(
+                            "unknown io backend {:?} (one of: {})",
+                            b.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                io.backend = b.into_inner();
+            }
+            io.eal_args = rio.eal_args;
+        }
+
+        let mut ports: Vec<PortConfig> = Vec::new();
+        for p in &raw.ports {
+            let p = p.get_ref();
+            if ports.iter().any(|q| q.name == *p.name.get_ref()) {
+                return Err(cx.err(
+                    p.name.span(),
+                    format!("duplicate port name {:?}", p.name.get_ref()),
+                ));
+            }
+            let mac = parse_mac(p.mac.get_ref()).map_err(|m| cx.err(p.mac.span(), m))?;
+            ports.push(PortConfig {
+                name: p.name.get_ref().clone(),
+                mac,
+                dpdk: p.dpdk.clone(),
+                iface: p.iface.clone(),
+            });
+        }
+        if ports.len() > usize::from(u16::MAX) {
+            return Err(cx.err(0..0, "too many ports"));
+        }
+        let port_ref = |s: &Spanned<String>| -> Result<String, ConfigError> {
+            if ports.iter().any(|p| p.name == *s.get_ref()) {
+                Ok(s.get_ref().clone())
+            } else {
+                let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+                Err(cx.err(
+                    s.span(),
+                    format!(
+                        "unknown port {:?} (ports: {})",
+                        s.get_ref(),
+                        if names.is_empty() {
+                            "none defined".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                ))
+            }
+        };
+        let mac_ref = |s: &Spanned<String>| parse_mac(s.get_ref()).map_err(|m| cx.err(s.span(), m));
+        let label_ref = |s: &Spanned<u32>| {
+            let l = *s.get_ref();
+            if (MIN_LABEL..=MAX_LABEL).contains(&l) {
+                Ok(l)
+            } else {
+                Err(cx.err(
+                    s.span(),
+                    format!("label {l} outside {MIN_LABEL}..={MAX_LABEL} (0-15 are reserved)"),
+                ))
+            }
+        };
+        let prefix_ref = |s: &Spanned<String>| {
+            s.get_ref()
+                .parse::<Prefix>()
+                .map_err(|m| cx.err(s.span(), m))
+        };
+
+        let mut sa = Vec::new();
+        for s in &raw.sa {
+            let r = s.get_ref();
+            let spi = *r.spi.get_ref();
+            if spi < 256 {
+                return Err(cx.err(
+                    r.spi.span(),
+                    format!("SPI {spi} is reserved (RFC 4303: 1-255 are reserved, 0 is invalid)"),
+                ));
+            }
+            if sa.iter().any(|o: &SaConfig| o.spi == spi && o.dir == r.dir) {
+                return Err(cx.err(
+                    r.spi.span(),
+                    format!("duplicate SA with SPI {spi} in the same direction"),
+                ));
+            }
+            // Whitespace may separate the key from the salt for readability.
+            let compact: Zeroizing<String> = Zeroizing::new(
+                r.key
+                    .get_ref()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect(),
+            );
+            let key = Zeroizing::new(hex::decode(compact.as_str()).map_err(|_| {
+                cx.err(
+                    r.key.span(),
+                    "SA key is not hex (key bytes then 4 salt bytes)",
+                )
+            })?);
+            let want = r.aead.key_len() + 4;
+            if key.len() != want {
+                return Err(cx.err(
+                    r.key.span(),
+                    format!(
+                        "SA {spi}: key has {} bytes, {:?} needs {} key bytes + 4 salt bytes = {want}",
+                        key.len(),
+                        r.aead,
+                        r.aead.key_len()
+                    ),
+                ));
+            }
+            sa.push(SaConfig {
+                spi,
+                dir: r.dir,
+                aead: r.aead,
+                key,
+                tunnel_src: r.tunnel_src,
+                tunnel_dst: r.tunnel_dst,
+                esn: r.esn,
+            });
+        }
+
+        let mut fec = Vec::new();
+        for f in &raw.fec {
+            let r = f.get_ref();
+            let spi = *r.sa.get_ref();
+            if !sa.iter().any(|s| s.spi == spi && s.dir == SaDir::Out) {
+                return Err(cx.err(
+                    r.sa.span(),
+                    format!(
+                        "fec refers to SA {spi}, but no [[sa]] with dir = \"out\" has that SPI"
+                    ),
+                ));
+            }
+            fec.push(FecConfig {
+                prefix: prefix_ref(&r.prefix)?,
+                sa: spi,
+                label: label_ref(&r.label)?,
+                port: port_ref(&r.port)?,
+                next_hop_mac: mac_ref(&r.next_hop_mac)?,
+            });
+        }
+
+        let mut lfib: Vec<LfibConfig> = Vec::new();
+        for l in &raw.lfib {
+            let r = l.get_ref();
+            let label = label_ref(&r.label)?;
+            if lfib.iter().any(|o| o.label == label) {
+                return Err(cx.err(r.label.span(), format!("duplicate LFIB label {label}")));
+            }
+            let port = r.port.as_ref().map(port_ref).transpose()?;
+            let next_hop_mac = r.next_hop_mac.as_ref().map(mac_ref).transpose()?;
+            let out_label = r.out_label.as_ref().map(label_ref).transpose()?;
+            match r.action {
+                LfibAction::Swap => {
+                    if out_label.is_none() || port.is_none() || next_hop_mac.is_none() {
+                        return Err(cx.err(
+                            l.span(),
+                            format!(
+                                "LFIB label {label}: swap needs out_label, port and next_hop_mac"
+                            ),
+                        ));
+                    }
+                }
+                LfibAction::Pop => {
+                    if out_label.is_some() {
+                        return Err(cx.err(
+                            l.span(),
+                            format!("LFIB label {label}: pop takes no out_label"),
+                        ));
+                    }
+                    if port.is_some() != next_hop_mac.is_some() {
+                        return Err(cx.err(
+                            l.span(),
+                            format!(
+                                "LFIB label {label}: pop towards a next hop needs both port and next_hop_mac (neither = local termination)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            lfib.push(LfibConfig {
+                label,
+                action: r.action,
+                out_label,
+                port,
+                next_hop_mac,
+            });
+        }
+
+        let mut deliver = Vec::new();
+        for d in &raw.deliver {
+            let r = d.get_ref();
+            deliver.push(DeliverConfig {
+                prefix: prefix_ref(&r.prefix)?,
+                port: port_ref(&r.port)?,
+                next_hop_mac: mac_ref(&r.next_hop_mac)?,
+            });
+        }
+
+        Ok(NodeConfig {
+            name: raw.node.name,
+            role: raw.node.role,
+            cores: raw.node.cores,
+            idle: raw.node.idle,
+            io,
+            ports,
+            sa,
+            fec,
+            lfib,
+            deliver,
+        })
+    }
+
+    /// Index of the port called `name`.
+    pub fn port_index(&self, name: &str) -> Option<u16> {
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as u16)
+    }
+}
+
+/// Where a config came from, for messages.
+pub fn describe(path: Option<&PathBuf>) -> String {
+    path.map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<embedded>".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+name = "gw-a"
+role = "gateway"
+
+[[ports]]
+name = "lan0"
+mac = "02:00:00:00:00:01"
+
+[[ports]]
+name = "up0"
+mac = "02:00:00:00:00:02"
+
+[[sa]]
+spi = 4097
+dir = "out"
+aead = "aes-128-gcm"
+key = "000102030405060708090a0b0c0d0e0f01020304"
+tunnel_src = "192.0.2.1"
+tunnel_dst = "192.0.2.2"
+esn = false
+
+[[fec]]
+prefix = "10.2.0.0/16"
+sa = 4097
+label = 1002
+port = "up0"
+next_hop_mac = "02:00:00:00:00:10"
+
+[[lfib]]
+label = 1002
+action = "swap"
+out_label = 1003
+port = "up0"
+next_hop_mac = "02:00:00:00:00:20"
+
+[[lfib]]
+label = 1005
+action = "pop"
+
+[[deliver]]
+prefix = "10.1.0.0/16"
+port = "lan0"
+next_hop_mac = "02:00:00:00:00:30"
+"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let c = NodeConfig::parse(GOOD, "gw-a.toml").unwrap();
+        assert_eq!(c.name, "gw-a");
+        assert_eq!(c.role, Role::Gateway);
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.sa[0].key.len(), 20);
+        assert_eq!(c.fec[0].prefix.to_string(), "10.2.0.0/16");
+        assert_eq!(c.lfib[1].action, LfibAction::Pop);
+        assert_eq!(c.port_index("up0"), Some(1));
+        assert!(!format!("{:?}", c.sa[0]).contains("0001020304"));
+    }
+
+    fn err_of(text: &str) -> ConfigError {
+        NodeConfig::parse(text, "n.toml").unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let e = err_of(&GOOD.replace(
+            "port = \"up0\"\nnext_hop_mac = \"02:00:00:00:00:10\"",
+            "port = \"up9\"\nnext_hop_mac = \"02:00:00:00:00:10\"",
+        ));
+        assert_eq!(e.file, "n.toml");
+        assert_eq!(e.line, 27, "{e}");
+        assert!(e.msg.contains("unknown port \"up9\""), "{e}");
+
+        let e = err_of(&GOOD.replace("02:00:00:00:00:30", "02:00:00:00:30"));
+        assert!(e.msg.contains("not a MAC"), "{e}");
+        assert_eq!(e.line, 44);
+
+        let e = err_of(&GOOD.replace("0c0d0e0f01020304", "0c0d0e0f0102"));
+        assert!(e.msg.contains("needs 16 key bytes + 4 salt bytes"), "{e}");
+
+        let e = err_of(&GOOD.replace("label = 1005", "label = 3"));
+        assert!(e.msg.contains("reserved"), "{e}");
+
+        let e = err_of(&GOOD.replace("role = \"gateway\"", "role = \"moon\""));
+        assert!(e.msg.contains("unknown variant"), "{e}");
+        assert_eq!(e.line, 4);
+
+        let e = err_of(&GOOD.replace("esn = false", "esn = false\nwindow_size = 3"));
+        assert!(e.msg.contains("window_size"), "{e}");
+
+        let e = err_of(&GOOD.replace("10.2.0.0/16", "10.2.0.0/40"));
+        assert!(e.msg.contains("exceeds 32"), "{e}");
+
+        let e = err_of(&GOOD.replace("sa = 4097", "sa = 4098"));
+        assert!(e.msg.contains("no [[sa]]"), "{e}");
+
+        let e = err_of(&GOOD.replace("action = \"pop\"", "action = \"pop\"\nport = \"up0\""));
+        assert!(e.msg.contains("both port and next_hop_mac"), "{e}");
+    }
+
+    #[test]
+    fn prefix_clears_host_bits() {
+        let p: Prefix = "10.2.3.4/16".parse().unwrap();
+        assert_eq!(p.to_string(), "10.2.0.0/16");
+        let p: Prefix = "2001:db8::1/32".parse().unwrap();
+        assert_eq!(p.to_string(), "2001:db8::/32");
+        assert!("10.0.0.0".parse::<Prefix>().is_err());
+    }
+}

@@ -1,0 +1,40 @@
+//! Deliver: decrypted inner packets are looked up by destination in the
+//! delivery table and leave with a fresh Ethernet header.
+
+use crate::drop_reason::DropReason;
+use crate::frame::{Batch, Frame, Verdict};
+use crate::packet::ethernet;
+use crate::tables::Tables;
+
+/// Sends frames with verdict `Deliver` towards their LAN next hop.
+pub fn run<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
+    for (f, v) in batch.iter_mut() {
+        if *v == Verdict::Deliver {
+            *v = deliver_one(f, t);
+        }
+    }
+}
+
+#[inline]
+fn deliver_one<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+    let idx = match super::classify::lookup_ip(f, &t.deliver4, &t.deliver6) {
+        Ok(Some(i)) => i,
+        Ok(None) => return Verdict::Drop(DropReason::NoRoute),
+        Err(r) => return Verdict::Drop(r),
+    };
+    let Some(d) = t.delivers.get(idx as usize) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let et = if f.data()[0] >> 4 == 4 {
+        ethernet::ethertype::IPV4
+    } else {
+        ethernet::ethertype::IPV6
+    };
+    if !f.prepend(ethernet::HEADER_LEN) {
+        return Verdict::Drop(DropReason::NoRoom);
+    }
+    if ethernet::write_header(f.data_mut(), d.dst_mac, d.src_mac, et).is_err() {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    Verdict::Tx(d.port)
+}

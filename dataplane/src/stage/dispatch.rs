@@ -1,0 +1,49 @@
+//! First stage: sorts received frames by ethertype into the label path,
+//! the tunnel-termination path and the LAN (classify) path.
+
+use crate::drop_reason::DropReason;
+use crate::frame::{Batch, Frame, Verdict};
+use crate::packet::{ethernet::ethertype, ipv4, vlan};
+use crate::tables::Tables;
+
+/// Dispatches frames with verdict `Input`.
+pub fn run<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
+    for (f, v) in batch.iter_mut() {
+        if *v == Verdict::Input {
+            *v = dispatch_one(f, t);
+        }
+    }
+}
+
+#[inline]
+fn dispatch_one<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+    let Ok(l2) = vlan::parse_l2(f.data()) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    match l2.ethertype {
+        ethertype::MPLS => Verdict::Lfib,
+        ethertype::IPV4 => {
+            let tunnel = match ipv4::Ipv4Packet::new_checked(&f.data()[l2.header_len..]) {
+                Ok(ip) => {
+                    ip.protocol() == ipv4::protocol::ESP && t.is_local(ip.dst_addr().octets())
+                }
+                Err(_) => return Verdict::Drop(DropReason::Malformed),
+            };
+            if !f.adj(l2.header_len) {
+                return Verdict::Drop(DropReason::Malformed);
+            }
+            if tunnel {
+                Verdict::Decrypt
+            } else {
+                Verdict::Classify
+            }
+        }
+        ethertype::IPV6 => {
+            if !f.adj(l2.header_len) {
+                return Verdict::Drop(DropReason::Malformed);
+            }
+            Verdict::Classify
+        }
+        _ => Verdict::Drop(DropReason::Unsupported),
+    }
+}

@@ -1,0 +1,171 @@
+//! ESP tunnel mode (RFC 4303) with AES-GCM (RFC 4106), in place.
+//!
+//! Outbound, the frame holds the inner IP packet; the stage prepends the
+//! outer IPv4 header, the ESP header and the IV into the headroom, appends
+//! padding, the trailer and the ICV into the tailroom, and encrypts the
+//! payload where it lies. Inbound is the mirror image plus the anti-replay
+//! check. No payload byte is ever copied.
+
+use crate::drop_reason::DropReason;
+use crate::frame::{Batch, Frame, Verdict};
+use crate::packet::{esp, ipv4};
+use crate::sa::aad;
+use crate::tables::Tables;
+
+/// Outer IPv4 + ESP header + IV.
+pub const ENCAP_HEAD: usize = ipv4::MIN_HEADER_LEN + esp::HEADER_LEN + esp::IV_LEN;
+/// Outer TTL of tunnel packets.
+pub const OUTER_TTL: u8 = 64;
+/// ESP next-header value of a dummy packet (RFC 4303 §2.6), dropped silently.
+const NEXT_HEADER_NONE: u8 = 59;
+
+/// Encrypts frames with verdict `Encrypt(fec)`; they become `Push(fec)`.
+pub fn encrypt<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
+    for (f, v) in batch.iter_mut() {
+        if let Verdict::Encrypt(fec) = *v {
+            *v = match encrypt_one(f, t, fec) {
+                Ok(()) => Verdict::Push(fec),
+                Err(r) => Verdict::Drop(r),
+            };
+        }
+    }
+}
+
+#[inline]
+fn encrypt_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Result<(), DropReason> {
+    let fec_entry = t.fecs.get(fec as usize).ok_or(DropReason::NoRoute)?;
+    let sa = t
+        .sa_out
+        .get(fec_entry.sa as usize)
+        .ok_or(DropReason::NoRoute)?;
+    let inner_len = f.len();
+    let (next_header, tos) = match f.data().first().map(|b| b >> 4) {
+        Some(4) => (ipv4::protocol::IPV4, f.data().get(1).copied().unwrap_or(0)),
+        Some(6) => {
+            let d = f.data();
+            let tc = d.get(..2).map(|b| (b[0] << 4) | (b[1] >> 4)).unwrap_or(0);
+            (ipv4::protocol::IPV6, tc)
+        }
+        _ => return Err(DropReason::Malformed),
+    };
+    let pad = esp::pad_len(inner_len);
+    let body_len = inner_len + pad + esp::TRAILER_LEN;
+    let tail = pad + esp::TRAILER_LEN + esp::ICV_LEN;
+    let esp_len = esp::HEADER_LEN + esp::IV_LEN + body_len + esp::ICV_LEN;
+    if ipv4::MIN_HEADER_LEN + esp_len > usize::from(u16::MAX) {
+        return Err(DropReason::NoRoom);
+    }
+    if f.headroom() < ENCAP_HEAD || f.tailroom() < tail {
+        return Err(DropReason::NoRoom);
+    }
+    let seq = sa.next_seq().ok_or(DropReason::SeqExhausted)?;
+    if !f.append(tail) || !f.prepend(ENCAP_HEAD) {
+        return Err(DropReason::NoRoom);
+    }
+    let d = f.data_mut();
+    let (hdr, rest) = d.split_at_mut(ENCAP_HEAD);
+    // DSCP/ECN of the inner packet is copied to the outer header (RFC 4301 §5.1.2.1).
+    ipv4::write_header(
+        hdr,
+        sa.tunnel_src,
+        sa.tunnel_dst,
+        ipv4::protocol::ESP,
+        esp_len,
+        OUTER_TTL,
+        seq as u16,
+        tos,
+    )
+    .map_err(|_| DropReason::NoRoom)?;
+    let esp_hdr = &mut hdr[ipv4::MIN_HEADER_LEN..];
+    esp::write_header(esp_hdr, sa.spi, seq as u32).map_err(|_| DropReason::NoRoom)?;
+    let iv = seq.to_be_bytes();
+    esp_hdr[esp::HEADER_LEN..esp::HEADER_LEN + esp::IV_LEN].copy_from_slice(&iv);
+
+    let (body, icv) = rest.split_at_mut(body_len);
+    for (i, b) in body[inner_len..inner_len + pad].iter_mut().enumerate() {
+        *b = (i + 1) as u8; // RFC 4303 §2.4 default padding 1, 2, 3, ...
+    }
+    body[inner_len + pad] = pad as u8;
+    body[inner_len + pad + 1] = next_header;
+    let (a, n) = aad(sa.spi, seq, sa.esn);
+    let tag = sa.gcm.seal(iv, &a[..n], body);
+    icv[..esp::ICV_LEN].copy_from_slice(&tag);
+    Ok(())
+}
+
+/// Decrypts frames with verdict `Decrypt` (frame starts at the outer IPv4
+/// header); they become `Deliver` holding the inner packet.
+pub fn decrypt<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
+    for (f, v) in batch.iter_mut() {
+        if *v == Verdict::Decrypt {
+            *v = match decrypt_one(f, t) {
+                Ok(()) => Verdict::Deliver,
+                Err(r) => Verdict::Drop(r),
+            };
+        }
+    }
+}
+
+#[inline]
+fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
+    let d = f.data_mut();
+    let (ihl, total) = {
+        let ip = ipv4::Ipv4Packet::new_checked(&*d).map_err(|_| DropReason::Malformed)?;
+        if ip.protocol() != ipv4::protocol::ESP {
+            return Err(DropReason::Unsupported);
+        }
+        if ip.more_frags() || ip.frag_offset() != 0 {
+            // Tunnel packets are never fragmented on this backbone.
+            return Err(DropReason::Unsupported);
+        }
+        (ip.header_len(), usize::from(ip.total_len()))
+    };
+    let pkt = &mut d[ihl..total];
+    let (spi, seq_lo, iv) = {
+        let e = esp::EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Malformed)?;
+        (e.spi(), e.seq(), e.iv())
+    };
+    let sa = t.sa_in.get(&spi).ok_or(DropReason::UnknownSpi)?;
+    let seq = if sa.esn {
+        sa.window.infer_esn(seq_lo)
+    } else {
+        u64::from(seq_lo)
+    };
+    if !sa.window.check(seq) {
+        return Err(DropReason::Replay);
+    }
+    let head = esp::HEADER_LEN + esp::IV_LEN;
+    if pkt.len() < head + esp::TRAILER_LEN + esp::ICV_LEN {
+        return Err(DropReason::Malformed);
+    }
+    let body_end = pkt.len() - esp::ICV_LEN;
+    let (body, icv) = pkt[head..].split_at_mut(body_end - head);
+    let mut tag = [0u8; esp::ICV_LEN];
+    tag.copy_from_slice(icv);
+    let (a, n) = aad(spi, seq, sa.esn);
+    if !sa.gcm.open(iv, &a[..n], body, &tag) {
+        return Err(DropReason::AuthFailed);
+    }
+    if !sa.window.accept(seq) {
+        return Err(DropReason::Replay);
+    }
+    let blen = body.len();
+    let pad = usize::from(body[blen - 2]);
+    let next_header = body[blen - 1];
+    if pad + esp::TRAILER_LEN > blen {
+        return Err(DropReason::Malformed);
+    }
+    match next_header {
+        ipv4::protocol::IPV4 | ipv4::protocol::IPV6 => {}
+        NEXT_HEADER_NONE => return Err(DropReason::Unsupported),
+        _ => return Err(DropReason::Unsupported),
+    }
+    let inner_len = blen - pad - esp::TRAILER_LEN;
+    if !f.adj(ihl + head) {
+        return Err(DropReason::Malformed);
+    }
+    if !f.trim(f.len() - inner_len) {
+        return Err(DropReason::Malformed);
+    }
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! The forwarding tables a worker reads: FEC LPM, LFIB, SA database and
+//! delivery LPM, published together as one immutable snapshot.
+
+pub mod lfib;
+pub mod lpm;
+
+use crate::config::{LfibAction, Mac, NodeConfig, Prefix};
+use crate::frame::PortId;
+use crate::sa::{Sa, SaError, SaIn, SaOut};
+use lfib::{Lfib, LfibEntry, LfibOp};
+use lpm::{Lpm4, Lpm6};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+/// A FEC: how LAN traffic to one prefix leaves the ingress gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct Fec {
+    /// Index into `Tables::sa_out`.
+    pub sa: u32,
+    /// Label to push.
+    pub label: u32,
+    /// Port to send on.
+    pub port: PortId,
+    /// Next hop's MAC.
+    pub dst_mac: Mac,
+    /// The port's MAC.
+    pub src_mac: Mac,
+}
+
+/// Where decrypted traffic to one prefix leaves the egress gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct Deliver {
+    /// Port to send on.
+    pub port: PortId,
+    /// Next hop's MAC.
+    pub dst_mac: Mac,
+    /// The port's MAC.
+    pub src_mac: Mac,
+}
+
+/// A table could not be built from its description.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// An SA's key was unusable.
+    #[error(transparent)]
+    Sa(#[from] SaError),
+    /// A reference to something that does not exist.
+    #[error("{0}")]
+    Reference(String),
+}
+
+/// One immutable snapshot of everything a worker looks up.
+pub struct Tables {
+    /// Increases with every publication.
+    pub epoch: u64,
+    /// Port names, in index order.
+    pub port_names: Vec<String>,
+    /// Port MACs, in index order.
+    pub port_macs: Vec<Mac>,
+    /// IPv4 FEC prefixes -> index into `fecs`.
+    pub fec4: Lpm4,
+    /// IPv6 FEC prefixes -> index into `fecs`.
+    pub fec6: Lpm6,
+    /// FECs.
+    pub fecs: Vec<Fec>,
+    /// Label forwarding table.
+    pub lfib: Lfib,
+    /// Outbound SAs.
+    pub sa_out: Vec<Arc<SaOut>>,
+    /// Inbound SAs by SPI.
+    pub sa_in: HashMap<u32, Arc<SaIn>>,
+    /// Tunnel endpoint addresses of this node (outer destinations to decrypt).
+    pub local_addrs: Vec<Ipv4Addr>,
+    /// IPv4 delivery prefixes -> index into `delivers`.
+    pub deliver4: Lpm4,
+    /// IPv6 delivery prefixes -> index into `delivers`.
+    pub deliver6: Lpm6,
+    /// Delivery entries.
+    pub delivers: Vec<Deliver>,
+}
+
+fn key_fingerprint(c: &crate::config::SaConfig) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        c.spi,
+        c.dir as u8,
+        c.aead as u8,
+        c.esn,
+        c.tunnel_src,
+        c.tunnel_dst,
+    )
+        .hash(&mut h);
+    c.key.as_slice().hash(&mut h);
+    h.finish()
+}
+
+/// SA state that survives table publications: an SA whose SPI, direction
+/// and key are unchanged keeps its sequence counter and replay window.
+#[derive(Default)]
+pub struct SaStore {
+    out: HashMap<u64, Arc<SaOut>>,
+    inb: HashMap<u64, Arc<SaIn>>,
+}
+
+impl Tables {
+    /// Builds a snapshot from a node configuration, creating fresh SAs.
+    pub fn from_config(cfg: &NodeConfig, epoch: u64) -> Result<Tables, TableError> {
+        Self::from_config_with(cfg, epoch, &mut SaStore::default())
+    }
+
+    /// Builds a snapshot, reusing SA state from `store` where the SA is
+    /// unchanged and recording the SAs used in it.
+    pub fn from_config_with(
+        cfg: &NodeConfig,
+        epoch: u64,
+        store: &mut SaStore,
+    ) -> Result<Tables, TableError> {
+        let port = |name: &str| -> Result<PortId, TableError> {
+            cfg.port_index(name)
+                .ok_or_else(|| TableError::Reference(format!("unknown port {name:?}")))
+        };
+        let port_macs: Vec<Mac> = cfg.ports.iter().map(|p| p.mac).collect();
+
+        let mut sa_out = Vec::new();
+        let mut out_index = HashMap::new();
+        let mut sa_in = HashMap::new();
+        let mut local_addrs = Vec::new();
+        let mut new_store = SaStore::default();
+        for c in &cfg.sa {
+            let fp = key_fingerprint(c);
+            match c.dir {
+                crate::config::SaDir::Out => {
+                    let sa = match store.out.get(&fp) {
+                        Some(s) => s.clone(),
+                        None => match Sa::from_config(c)? {
+                            Sa::Out(s) => Arc::new(s),
+                            Sa::In(_) => unreachable!("dir is out"),
+                        },
+                    };
+                    new_store.out.insert(fp, sa.clone());
+                    out_index.insert(c.spi, sa_out.len() as u32);
+                    sa_out.push(sa);
+                }
+                crate::config::SaDir::In => {
+                    let sa = match store.inb.get(&fp) {
+                        Some(s) => s.clone(),
+                        None => match Sa::from_config(c)? {
+                            Sa::In(s) => Arc::new(s),
+                            Sa::Out(_) => unreachable!("dir is in"),
+                        },
+                    };
+                    new_store.inb.insert(fp, sa.clone());
+                    if !local_addrs.contains(&c.tunnel_dst) {
+                        local_addrs.push(c.tunnel_dst);
+                    }
+                    sa_in.insert(c.spi, sa);
+                }
+            }
+        }
+        *store = new_store;
+
+        let mut fec4 = Lpm4::new();
+        let mut fec6 = Lpm6::new();
+        let mut fecs = Vec::new();
+        for f in &cfg.fec {
+            let sa = *out_index.get(&f.sa).ok_or_else(|| {
+                TableError::Reference(format!("FEC {}: no outbound SA {}", f.prefix, f.sa))
+            })?;
+            let p = port(&f.port)?;
+            let idx = fecs.len() as u32;
+            fecs.push(Fec {
+                sa,
+                label: f.label,
+                port: p,
+                dst_mac: f.next_hop_mac,
+                src_mac: port_macs[usize::from(p)],
+            });
+            insert_prefix(&mut fec4, &mut fec6, f.prefix, idx);
+        }
+
+        let mut lfib = Lfib::new();
+        for l in &cfg.lfib {
+            let (port_id, dst_mac) = match (&l.port, l.next_hop_mac) {
+                (Some(p), Some(m)) => (port(p)?, m),
+                _ => (0, [0; 6]),
+            };
+            let op = match (l.action, l.out_label, &l.port) {
+                (LfibAction::Swap, Some(out), Some(_)) => LfibOp::Swap(out),
+                (LfibAction::Swap, _, _) => {
+                    return Err(TableError::Reference(format!(
+                        "LFIB {}: swap needs out_label and port",
+                        l.label
+                    )))
+                }
+                (LfibAction::Pop, _, Some(_)) => LfibOp::Pop,
+                (LfibAction::Pop, _, None) => LfibOp::PopLocal,
+            };
+            lfib.insert(
+                l.label,
+                LfibEntry {
+                    op,
+                    port: port_id,
+                    dst_mac,
+                    src_mac: port_macs
+                        .get(usize::from(port_id))
+                        .copied()
+                        .unwrap_or([0; 6]),
+                },
+            );
+        }
+
+        let mut deliver4 = Lpm4::new();
+        let mut deliver6 = Lpm6::new();
+        let mut delivers = Vec::new();
+        for d in &cfg.deliver {
+            let p = port(&d.port)?;
+            let idx = delivers.len() as u32;
+            delivers.push(Deliver {
+                port: p,
+                dst_mac: d.next_hop_mac,
+                src_mac: port_macs[usize::from(p)],
+            });
+            insert_prefix(&mut deliver4, &mut deliver6, d.prefix, idx);
+        }
+
+        Ok(Tables {
+            epoch,
+            port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            port_macs,
+            fec4,
+            fec6,
+            fecs,
+            lfib,
+            sa_out,
+            sa_in,
+            local_addrs,
+            deliver4,
+            deliver6,
+            delivers,
+        })
+    }
+
+    /// True when `addr` is one of this node's tunnel endpoints.
+    #[inline]
+    pub fn is_local(&self, addr: [u8; 4]) -> bool {
+        let a = Ipv4Addr::from(addr);
+        self.local_addrs.contains(&a)
+    }
+}
+
+fn insert_prefix(v4: &mut Lpm4, v6: &mut Lpm6, p: Prefix, idx: u32) {
+    match p.addr {
+        IpAddr::V4(a) => v4.insert_v4(a, p.len, idx),
+        IpAddr::V6(a) => v6.insert_v6(a, p.len, idx),
+    }
+}
