@@ -82,9 +82,11 @@ struct ReplayArgs {
     /// Also write one file per transmitting port.
     #[arg(long)]
     per_port: bool,
-    /// I/O backend: pcap (files through the heap backend).
-    #[arg(long, default_value = "pcap")]
-    io: String,
+    /// I/O backend: `pcap` (the heap backend) or `dpdk` (the capture
+    /// enters through DPDK's net_pcap and runs over mbufs). Default: the
+    /// config's `[io] backend` when it is `dpdk`, else `pcap`.
+    #[arg(long)]
+    io: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -185,13 +187,15 @@ fn demo(a: DemoArgs) -> Result<()> {
 }
 
 fn replay_cmd(a: ReplayArgs) -> Result<()> {
-    if a.io != "pcap" {
-        bail!(
-            "--io {}: this build replays through the pcap backend only (use --io pcap)",
-            a.io
-        );
-    }
     let cfg = NodeConfig::load(&a.config)?;
+    let io = match a.io.as_deref() {
+        Some(io) => io,
+        None if cfg.io.backend == "dpdk" => "dpdk",
+        None => "pcap",
+    };
+    if io != "pcap" && io != "dpdk" {
+        bail!("--io {io}: replay runs over pcap (the heap backend) or dpdk");
+    }
     let rx_port = match &a.rx_port {
         Some(n) => usize::from(cfg.port_index(n).with_context(|| {
             format!("--rx-port {n:?}: {} has no such port", a.config.display())
@@ -212,32 +216,59 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         loops: a.loops,
         rx_port,
     };
-    let report = replay(
-        &cfg,
-        Arc::<[_]>::from(input),
-        &opts,
-        |p, ts, d| -> Result<()> {
-            out.write(ts, d)?;
-            if a.per_port {
-                if per_port[p].is_none() {
-                    let stem = a.out.with_extension("");
-                    let path =
-                        PathBuf::from(format!("{}-{}.pcap", stem.display(), cfg.ports[p].name));
-                    per_port[p] = Some(CaptureWriter::create(&path)?);
-                }
-                if let Some(w) = per_port[p].as_mut() {
-                    w.write(ts, d)?;
-                }
+    let mut sink = |p: usize, ts, d: &[u8]| -> Result<()> {
+        out.write(ts, d)?;
+        if a.per_port {
+            if per_port[p].is_none() {
+                let stem = a.out.with_extension("");
+                let path = PathBuf::from(format!("{}-{}.pcap", stem.display(), cfg.ports[p].name));
+                per_port[p] = Some(CaptureWriter::create(&path)?);
             }
-            Ok(())
-        },
-    )?;
+            if let Some(w) = per_port[p].as_mut() {
+                w.write(ts, d)?;
+            }
+        }
+        Ok(())
+    };
+    let report = if io == "dpdk" {
+        replay_over_dpdk(&cfg, &a.pcap, input.len() as u64, &opts, &mut sink)?
+    } else {
+        replay(&cfg, Arc::<[_]>::from(input), &opts, &mut sink)?
+    };
     out.finish()?;
     for w in per_port.into_iter().flatten() {
         w.finish()?;
     }
     print!("{}", report.render());
     Ok(())
+}
+
+/// Replays through DPDK: EAL for the node (its cores, `eal_args`,
+/// hugepages or `--no-huge`), the capture through net_pcap.
+#[cfg(feature = "dpdk")]
+fn replay_over_dpdk(
+    cfg: &NodeConfig,
+    pcap: &std::path::Path,
+    packets: u64,
+    opts: &ReplayOptions,
+    sink: impl FnMut(usize, std::time::Duration, &[u8]) -> Result<()>,
+) -> Result<meshplane::replay::ReplayReport> {
+    use meshplane::io::dpdk::{replay_dpdk, EalBuilder};
+    let eal = EalBuilder::for_node(cfg, false)
+        .init()
+        .context("initialising DPDK")?;
+    Ok(replay_dpdk(&eal, cfg, pcap, packets, opts, sink)?)
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn replay_over_dpdk(
+    _cfg: &NodeConfig,
+    _pcap: &std::path::Path,
+    _packets: u64,
+    _opts: &ReplayOptions,
+    _sink: impl FnMut(usize, std::time::Duration, &[u8]) -> Result<()>,
+) -> Result<meshplane::replay::ReplayReport> {
+    bail!("--io dpdk: this meshplane was built without the `dpdk` feature")
 }
 
 fn gen_cmd(a: GenArgs) -> Result<()> {

@@ -270,10 +270,51 @@ impl Eal {
         (id != dpdk_sys::LCORE_ID_ANY).then_some(id)
     }
 
+    /// Probes a virtual device after initialisation (EAL hotplug), e.g.
+    /// `net_pcap3,rx_pcap=in.pcap`: the same string `--vdev` takes. The
+    /// device goes away when the returned guard is dropped, which only the
+    /// `EthDev` owning it does, after closing the port.
+    pub(crate) fn add_vdev(&self, spec: &str) -> Result<Vdev, DpdkError> {
+        let (name, args) = match spec.split_once(',') {
+            Some((n, a)) => (n.trim(), a),
+            None => (spec.trim(), ""),
+        };
+        let bus = c"vdev";
+        let cname = CString::new(name).map_err(|_| DpdkError::Nul(name.into()))?;
+        let cargs = CString::new(args).map_err(|_| DpdkError::Nul(args.into()))?;
+        // SAFETY: EAL is initialised; three valid C strings that DPDK copies.
+        let ret =
+            unsafe { dpdk_sys::rte_eal_hotplug_add(bus.as_ptr(), cname.as_ptr(), cargs.as_ptr()) };
+        super::error::check(|| format!("probing vdev {spec:?}"), ret)?;
+        Ok(Vdev {
+            name: name.to_string(),
+        })
+    }
+
     /// Number of ethdevs EAL probed.
     pub fn port_count(&self) -> u16 {
         // SAFETY: EAL is initialised; plain getter.
         unsafe { dpdk_sys::rte_eth_dev_count_avail() }
+    }
+}
+
+/// A virtual device probed after EAL initialisation; removed on drop.
+#[derive(Debug)]
+pub(crate) struct Vdev {
+    name: String,
+}
+
+impl Drop for Vdev {
+    fn drop(&mut self) {
+        let Ok(cname) = CString::new(self.name.as_str()) else {
+            return;
+        };
+        // SAFETY: valid C strings; only EthDev's Inner owns a Vdev and drops
+        // it after stopping and closing the port, when no queue is polled.
+        let ret = unsafe { dpdk_sys::rte_eal_hotplug_remove(c"vdev".as_ptr(), cname.as_ptr()) };
+        if ret < 0 {
+            tracing::debug!(vdev = %self.name, errno = -ret, "vdev removal failed");
+        }
     }
 }
 

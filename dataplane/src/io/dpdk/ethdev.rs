@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::eal::Eal;
+use super::eal::{Eal, Vdev};
 use super::error::{check, DpdkError};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
@@ -86,6 +86,9 @@ struct Inner {
     tx_queues: u16,
     taken: Vec<AtomicBool>,
     _pool: Mempool,
+    /// A hotplugged device, removed after the port is closed (field drops
+    /// run after `Drop::drop`).
+    _vdev: Option<Vdev>,
 }
 
 impl Drop for Inner {
@@ -138,6 +141,29 @@ impl EthDev {
         spec: &str,
         cfg: &EthDevConfig,
         pool: &Mempool,
+    ) -> Result<Self, DpdkError> {
+        Self::open_with(eal, spec, cfg, pool, None)
+    }
+
+    /// Probes the virtual device `spec` now (EAL hotplug; the same string
+    /// `--vdev` takes, e.g. `net_pcap3,rx_pcap=in.pcap`) and opens it as
+    /// `open` does. The device is removed again when the port is closed.
+    pub fn hotplug(
+        eal: &Eal,
+        spec: &str,
+        cfg: &EthDevConfig,
+        pool: &Mempool,
+    ) -> Result<Self, DpdkError> {
+        let vdev = eal.add_vdev(spec)?;
+        Self::open_with(eal, spec, cfg, pool, Some(vdev))
+    }
+
+    fn open_with(
+        eal: &Eal,
+        spec: &str,
+        cfg: &EthDevConfig,
+        pool: &Mempool,
+        vdev: Option<Vdev>,
     ) -> Result<Self, DpdkError> {
         let name = device_name(spec);
         let port = port_by_name(eal, name)?;
@@ -233,6 +259,7 @@ impl EthDev {
                     .map(|_| AtomicBool::new(false))
                     .collect(),
                 _pool: pool.clone(),
+                _vdev: vdev,
             }),
         };
         if cfg.promiscuous {
@@ -406,12 +433,11 @@ impl DpdkPort {
     }
 }
 
-impl Port for DpdkPort {
-    type Frame = Mbuf;
-
+impl DpdkPort {
+    /// `rx_burst` taking at most `max` frames.
     #[inline]
-    fn rx_burst(&mut self, batch: &mut Batch<Mbuf>) -> usize {
-        let room = batch.room();
+    pub fn rx_burst_max(&mut self, batch: &mut Batch<Mbuf>, max: usize) -> usize {
+        let room = batch.room().min(max);
         let v = batch.frames_vec_mut();
         let old = v.len();
         let spare = v.spare_capacity_mut();
@@ -442,6 +468,15 @@ impl Port for DpdkPort {
             }
         }
         got
+    }
+}
+
+impl Port for DpdkPort {
+    type Frame = Mbuf;
+
+    #[inline]
+    fn rx_burst(&mut self, batch: &mut Batch<Mbuf>) -> usize {
+        self.rx_burst_max(batch, BURST)
     }
 
     #[inline]

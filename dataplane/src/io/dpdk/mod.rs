@@ -16,9 +16,11 @@ mod error;
 mod ethdev;
 mod mbuf;
 mod mempool;
+mod replay;
 
 pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
 pub use error::DpdkError;
 pub use ethdev::{device_name, DpdkPort, EthDev, EthDevConfig, LinkStatus, PortStats};
 pub use mbuf::{free_batch, Mbuf};
 pub use mempool::Mempool;
+pub use replay::{replay_dpdk, DpdkReplayError};
