@@ -16,6 +16,7 @@ mod error;
 mod ethdev;
 mod mbuf;
 mod mempool;
+mod node;
 mod replay;
 
 pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
@@ -23,4 +24,5 @@ pub use error::DpdkError;
 pub use ethdev::{device_name, DpdkPort, EthDev, EthDevConfig, LinkStatus, PortStats};
 pub use mbuf::{free_batch, Mbuf};
 pub use mempool::Mempool;
+pub use node::NodePorts;
 pub use replay::{replay_dpdk, DpdkReplayError};

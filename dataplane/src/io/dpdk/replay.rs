@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::eal::{Eal, EalBuilder};
+use super::eal::Eal;
 use super::error::DpdkError;
 use super::ethdev::{DpdkPort, EthDev, EthDevConfig};
 use super::mbuf::{free_batch, Mbuf};
@@ -25,31 +25,6 @@ static REPLAY_ID: AtomicU32 = AtomicU32::new(0);
 
 /// Mbufs per replay pool besides a looped capture's own frames.
 const POOL_BASE: u32 = 8191;
-
-impl EalBuilder {
-    /// EAL for one node: its worker cores, its `[io] eal_args` and a
-    /// `--file-prefix` named after it. With `with_ports`, every port's
-    /// `dpdk` device joins: vdev strings (`net_...`) as `--vdev`, anything
-    /// else (a PCI address) as `-a`.
-    pub fn for_node(cfg: &NodeConfig, with_ports: bool) -> Self {
-        let mut b = EalBuilder::new()
-            .cores(&cfg.cores)
-            .file_prefix(format!("meshplane-{}", cfg.name))
-            .args(cfg.io.eal_args.iter().cloned());
-        if with_ports {
-            for p in &cfg.ports {
-                match &p.dpdk {
-                    Some(d) if d.starts_with("net_") || d.starts_with("eth_") => {
-                        b = b.vdev(d.clone())
-                    }
-                    Some(d) => b = b.pci(d.clone()),
-                    None => {}
-                }
-            }
-        }
-        b
-    }
-}
 
 /// Why a DPDK replay failed.
 #[derive(Debug, thiserror::Error)]
