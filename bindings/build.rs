@@ -10,8 +10,14 @@ const MIN_VERSION: &str = "22.11";
 
 fn missing(detail: &str) -> ! {
     // One line: cargo prints it verbatim under "failed to run custom build command".
+    let detail = detail.trim();
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    };
     eprintln!(
-        "error: DPDK >= {MIN_VERSION} not found through pkg-config `libdpdk` ({detail}); \
+        "error: DPDK >= {MIN_VERSION} not found through pkg-config `libdpdk`{detail}; \
          install `libdpdk-dev` (run scripts/setup)"
     );
     std::process::exit(1);
@@ -58,9 +64,9 @@ fn main() {
     {
         Ok(lib) => lib,
         Err(e) => {
-            let first = e.to_string();
-            let first = first.lines().next().unwrap_or("not found").to_string();
-            missing(&first)
+            let text = e.to_string();
+            let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+            missing(first.unwrap_or("not found"))
         }
     };
     let flags = cflags();
