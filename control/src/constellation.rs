@@ -327,3 +327,28 @@ mod tests {
             .contains("   5.0000 0000001   0.0000   8.1818 15.19000000"));
     }
 }
+
+#[cfg(test)]
+mod tle_file_tests {
+    use super::*;
+
+    #[test]
+    fn hypatia_tles_file_round_trips() {
+        let p = Preset::Telesat1015.params();
+        let c = Constellation::preset(Preset::Telesat1015);
+        let mut text = format!("{} {}\n", p.planes, p.sats_per_plane);
+        for t in &c.tles {
+            text.push_str(&format!("{}\n{}\n{}\n", t.name, t.line1, t.line2));
+        }
+        let set = tle::parse(&text).expect("parses");
+        let back = Constellation::from_tles(set, None, p.max_gsl_length_m).expect("builds");
+        assert_eq!(back.tles, c.tles);
+        assert_eq!(back.isls, c.isls);
+        assert_eq!(back.epoch, c.epoch);
+        let wrong = tle::parse(&text).expect("parses");
+        assert!(matches!(
+            Constellation::from_tles(wrong, Some((5, 5)), 1.0),
+            Err(ConstellationError::GridMismatch { .. })
+        ));
+    }
+}

@@ -18,6 +18,8 @@
 //! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
 //! RTTs are `2 * path length / c`, as in Hypatia.
 
+#![warn(missing_docs)]
+
 pub mod constellation;
 pub mod ground;
 pub mod labels;

@@ -188,3 +188,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn right_spi_between_wrong_endpoints_is_unknown_spi() {
+    let h = hops();
+    let (_, arriving) = at_gw_b(2);
+    let mut spoofed = arriving[0].data.clone();
+    // Outer source 192.0.2.1 -> 192.0.2.9 (checksum fixed up as a sender would).
+    let ip = 14 + 4;
+    spoofed[ip + 15] = 9;
+    spoofed[ip + 10] = 0;
+    spoofed[ip + 11] = 0;
+    let c = meshplane::packet::checksum::internet_checksum(&spoofed[ip..ip + 20]);
+    spoofed[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+    let (r, out) = run(&h[2], vec![pkt(spoofed), arriving[1].clone()]);
+    assert_eq!(r.drops().get(DropReason::UnknownSpi), 1, "{}", r.render());
+    assert_eq!(out.len(), 1);
+}

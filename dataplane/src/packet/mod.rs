@@ -15,6 +15,7 @@
 //! Nothing here allocates and nothing here uses `unsafe`.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod checksum;
 pub mod esp;

@@ -109,7 +109,7 @@ pub fn decrypt<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 #[inline]
 fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
     let d = f.data_mut();
-    let (ihl, total) = {
+    let (ihl, total, outer_src, outer_dst) = {
         let ip = ipv4::Ipv4Packet::new_checked(&*d).map_err(|_| DropReason::Malformed)?;
         if ip.protocol() != ipv4::protocol::ESP {
             return Err(DropReason::Unsupported);
@@ -118,7 +118,12 @@ fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
             // Tunnel packets are never fragmented on this backbone.
             return Err(DropReason::Unsupported);
         }
-        (ip.header_len(), usize::from(ip.total_len()))
+        (
+            ip.header_len(),
+            usize::from(ip.total_len()),
+            ip.src_addr(),
+            ip.dst_addr(),
+        )
     };
     let pkt = &mut d[ihl..total];
     let (spi, seq_lo, iv) = {
@@ -126,6 +131,11 @@ fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
         (e.spi(), e.seq(), e.iv())
     };
     let sa = t.sa_in.get(&spi).ok_or(DropReason::UnknownSpi)?;
+    // A tunnel-mode SA is bound to its endpoints (RFC 4301 §4.1): the same
+    // SPI arriving between other addresses belongs to no SA of ours.
+    if outer_dst != sa.tunnel_dst || outer_src != sa.tunnel_src {
+        return Err(DropReason::UnknownSpi);
+    }
     let seq = if sa.esn {
         sa.window.infer_esn(seq_lo)
     } else {
