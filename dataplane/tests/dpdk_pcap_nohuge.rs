@@ -8,7 +8,8 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
-use meshplane::frame::{Batch, Frame};
+use meshplane::drop_reason::DropReason;
+use meshplane::frame::{Batch, Frame, Verdict};
 use meshplane::io::dpdk::{EalBuilder, EthDev, EthDevConfig, MemoryMode, Mempool};
 use meshplane::io::Port;
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
@@ -109,6 +110,36 @@ fn pcap_round_trip_is_byte_identical_without_hugepages() {
         assert_eq!(a, b, "frame {i} differs");
     }
     assert_eq!(pool.available(), POOL, "pcap scenario leaked");
+
+    // A frame larger than one mbuf arrives chained over several; stages
+    // only see one segment, so it is marked dropped (never truncated).
+    {
+        let jumbo_in = dir.join("jumbo.pcap");
+        let frames = vec![vec![1u8; 100], vec![2u8; 5000], vec![3u8; 200]];
+        write_pcap(&jumbo_in, &frames);
+        let spec = format!("net_pcap_jumbo,rx_pcap={}", jumbo_in.display());
+        let dev = EthDev::hotplug(&eal, &spec, &EthDevConfig::default(), &pool).expect("hotplug");
+        let mut port = dev.queue(0).expect("queue");
+        let mut batch = Batch::new();
+        let mut got = 0;
+        for _ in 0..100 {
+            got += port.rx_burst(&mut batch);
+        }
+        assert_eq!(got, 3);
+        assert!(batch.frames().iter().any(|f| f.segments() > 1));
+        let lens: Vec<usize> = batch.frames().iter().map(|f| f.len()).collect();
+        for (f, v) in batch.frames().iter().zip(batch.verdicts()) {
+            if f.segments() > 1 {
+                assert_eq!(*v, Verdict::Drop(DropReason::Unsupported));
+            } else {
+                assert_eq!(*v, Verdict::Input, "{lens:?}");
+            }
+        }
+        batch.clear();
+        drop(port);
+        dev.close().expect("close");
+    }
+    assert_eq!(pool.available(), POOL, "jumbo scenario leaked");
 
     // Several queues with RSS on IP/UDP where the device offers it
     // (net_null advertises the hash types); every queue receives.

@@ -9,6 +9,7 @@ use super::eal::{Eal, Vdev};
 use super::error::{check, DpdkError};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
+use crate::drop_reason::DropReason;
 use crate::frame::{Batch, Verdict, BURST};
 use crate::io::Port;
 
@@ -459,13 +460,16 @@ impl DpdkPort {
         } as usize;
         // SAFETY: the PMD initialised `got` <= n slots with owned mbufs.
         unsafe { v.set_len(old + got) };
-        if old == 0 {
-            // The common case: one fill over the new frames' verdicts.
-            batch.set_all(Verdict::Input);
-        } else {
-            for (_, verdict) in batch.iter_mut().skip(old) {
-                *verdict = Verdict::Input;
-            }
+        // Stages see one contiguous segment (`Frame::data`); a PMD that
+        // chains a frame over several mbufs (net_pcap with a jumbo frame)
+        // would hand them a truncated packet, so such frames are dropped
+        // and counted instead.
+        for (f, verdict) in batch.iter_mut().skip(old) {
+            *verdict = if f.segments() == 1 {
+                Verdict::Input
+            } else {
+                Verdict::Drop(DropReason::Unsupported)
+            };
         }
         got
     }
