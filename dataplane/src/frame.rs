@@ -304,19 +304,35 @@ impl<F> Batch<F> {
     /// Moves every frame whose verdict is `Tx(port)` into `out` (up to its
     /// room), together with its stamp. Order within the port is preserved.
     pub fn take_tx(&mut self, port: PortId, out: &mut Batch<F>) {
-        let mut i = 0;
-        while i < self.frames.len() && out.room() > 0 {
-            if self.verdicts[i] == Verdict::Tx(port) {
-                let f = self.frames.remove(i);
-                let stamp = self.stamps[i];
-                let len = self.frames.len();
-                self.verdicts.copy_within(i + 1..len + 1, i);
-                self.stamps.copy_within(i + 1..len + 1, i);
-                let _ = out.push_with(f, Verdict::Tx(port), stamp);
+        // One stable pass: matching frames leave in order, the rest (with
+        // their verdicts and stamps) close ranks behind them. No per-frame
+        // memmove, unlike removing frames one at a time.
+        let mut room = out.room();
+        let mut taken = [0u64; BURST];
+        let mut n_taken = 0;
+        let (mut read, mut write) = (0usize, 0usize);
+        let verdicts = &mut self.verdicts;
+        let stamps = &mut self.stamps;
+        let moved = self.frames.extract_if(.., |_| {
+            let take = room > 0 && verdicts[read] == Verdict::Tx(port);
+            if take {
+                room -= 1;
+                taken[n_taken] = stamps[read];
+                n_taken += 1;
             } else {
-                i += 1;
+                verdicts[write] = verdicts[read];
+                stamps[write] = stamps[read];
+                write += 1;
             }
+            read += 1;
+            take
+        });
+        let base = out.len();
+        for f in moved {
+            let _ = out.push_with(f, Verdict::Tx(port), 0);
         }
+        let end = out.len();
+        out.stamps[base..end].copy_from_slice(&taken[..end - base]);
     }
 }
 

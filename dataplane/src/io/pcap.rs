@@ -313,8 +313,3 @@ impl Port for ReplayPort {
         n
     }
 }
-
-/// Frames' bytes in a capture (handy for comparisons in tests).
-pub fn payloads(p: &[CapturedPacket]) -> Vec<&[u8]> {
-    p.iter().map(|c| c.data.as_slice()).collect()
-}
