@@ -111,7 +111,7 @@ impl ReplayWindow {
                 let mut s = top + 1;
                 while s <= seq {
                     let (w, _) = Self::bit(s);
-                    if s % 64 == 0 && seq - s >= 63 {
+                    if s.is_multiple_of(64) && seq - s >= 63 {
                         self.bits[w].store(0, Relaxed);
                         s += 64;
                     } else {
