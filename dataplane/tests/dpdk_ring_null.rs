@@ -62,6 +62,9 @@ fn ring_and_null_forwarding_without_leaks() {
     null_forwarding(&eal, &pool);
     assert_eq!(pool.available(), POOL, "null scenario leaked");
 
+    worker_thread(&eal, &pool);
+    assert_eq!(pool.available(), POOL, "worker thread scenario leaked");
+
     // Unknown devices and taken queues are errors, not panics.
     assert!(matches!(
         EthDev::open(&eal, "net_nonexistent0", &EthDevConfig::default(), &pool),
@@ -173,6 +176,35 @@ fn ring_forwarding(eal: &Eal, pool: &Mempool) {
     drop(p0);
     drop(p1);
     dev1.close().expect("close ring1");
+}
+
+/// A thread spawned outside EAL registers as an lcore (getting a mempool
+/// cache), and mbufs move between threads (`Mbuf: Send`).
+fn worker_thread(eal: &Eal, pool: &Mempool) {
+    assert_eq!(eal.lcore_id(), Some(eal.main_lcore()));
+    let (eal2, pool2) = (*eal, pool.clone());
+    let mbufs = std::thread::spawn(move || {
+        assert_eq!(eal2.lcore_id(), None, "a plain thread has no lcore");
+        let id = eal2.register_thread().expect("register");
+        assert_ne!(id, eal2.main_lcore());
+        assert_eq!(eal2.register_thread().expect("again"), id);
+        let mut v = Vec::new();
+        pool2.alloc_bulk(&mut v, 64).expect("alloc");
+        for (i, m) in v.iter_mut().enumerate() {
+            assert!(m.append(1));
+            m.data_mut()[0] = i as u8;
+        }
+        // Freed here, through this lcore's cache.
+        v.truncate(32);
+        eal2.unregister_thread();
+        assert_eq!(eal2.lcore_id(), None);
+        v
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(mbufs.len(), 32);
+    assert!(mbufs.iter().enumerate().all(|(i, m)| m.data() == [i as u8]));
+    drop(mbufs);
 }
 
 /// `net_null` RX allocates 64-byte frames from the queue's pool; TX frees
