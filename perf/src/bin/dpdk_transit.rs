@@ -51,6 +51,10 @@ struct Args {
     /// Force running without hugepages.
     #[arg(long)]
     no_huge: bool,
+    /// Run only this loop (bare, touch, min-swap or transit) for --seconds
+    /// and print its rate: for profilers such as `perf record`.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// Ethernet (14) + MPLS (4) + IPv4 (20) + UDP (8) + 14 bytes payload: a
@@ -276,6 +280,16 @@ fn fix_up(batch: &mut Batch<Mbuf>, r: &mut Round) {
     std::mem::swap(batch, &mut keep);
 }
 
+fn mode_by_name(name: &str) -> Option<Mode> {
+    match name {
+        "bare" => Some(Mode::Bare),
+        "touch" => Some(Mode::Touch),
+        "min-swap" => Some(Mode::MinSwap),
+        "transit" => Some(Mode::Transit),
+        _ => None,
+    }
+}
+
 fn median(mut v: Vec<Round>) -> Round {
     v.sort_by(|a, b| a.mpps().total_cmp(&b.mpps()));
     v[v.len() / 2]
@@ -297,6 +311,21 @@ fn measure<P: Port<Frame = Mbuf>>(
     a: &Args,
 ) -> Row {
     let dur = Duration::from_secs_f64(a.seconds);
+    if let Some(m) = a.only.as_deref().and_then(mode_by_name) {
+        let r = run(port, m, lfib, tables, dur);
+        println!(
+            "{backend} {}: {:.2} Mpps",
+            a.only.as_deref().unwrap_or(""),
+            r.mpps()
+        );
+        return Row {
+            backend,
+            bare: r,
+            touch: r,
+            min_swap: r,
+            transit: r,
+        };
+    }
     let modes = [Mode::Bare, Mode::Touch, Mode::MinSwap, Mode::Transit];
     // Warm-up: caches, TLB, branch predictors.
     for m in modes {
@@ -339,6 +368,11 @@ fn main() -> Result<()> {
     }
     if a.no_huge {
         eal = eal.memory(MemoryMode::NoHuge);
+    }
+    if let Some(m) = a.only.as_deref() {
+        if mode_by_name(m).is_none() {
+            bail!("--only {m}: want bare, touch, min-swap or transit");
+        }
     }
     let eal = eal.init().context("EAL")?;
     let lfib = InlineLfib::ping_pong();
@@ -402,6 +436,9 @@ fn main() -> Result<()> {
         }
     }
 
+    if a.only.is_some() {
+        return Ok(());
+    }
     println!(
         "DPDK transit on one core (lcore {}), {FRAME_LEN}+4 B frames, memory {:?}, median of {} x {:.1} s",
         eal.main_lcore(),

@@ -464,14 +464,32 @@ impl DpdkPort {
         // chains a frame over several mbufs (net_pcap with a jumbo frame)
         // would hand them a truncated packet, so such frames are dropped
         // and counted instead.
-        for (f, verdict) in batch.iter_mut().skip(old) {
-            *verdict = if f.segments() == 1 {
-                Verdict::Input
-            } else {
-                Verdict::Drop(DropReason::Unsupported)
-            };
+        let mut chained = false;
+        for f in &batch.frames()[old..] {
+            chained |= f.segments() != 1;
+        }
+        if old == 0 {
+            // The common case: one fill over the new frames' verdicts.
+            batch.set_all(Verdict::Input);
+        } else {
+            for (_, verdict) in batch.iter_mut().skip(old) {
+                *verdict = Verdict::Input;
+            }
+        }
+        if chained {
+            drop_chained(batch, old);
         }
         got
+    }
+}
+
+/// Marks the frames from `from` on that span several mbufs as dropped.
+#[cold]
+fn drop_chained(batch: &mut Batch<Mbuf>, from: usize) {
+    for (f, verdict) in batch.iter_mut().skip(from) {
+        if f.segments() != 1 {
+            *verdict = Verdict::Drop(DropReason::Unsupported);
+        }
     }
 }
 
