@@ -18,6 +18,7 @@ mod mbuf;
 mod mempool;
 mod node;
 mod replay;
+mod run;
 
 pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
 pub use error::DpdkError;
@@ -26,3 +27,4 @@ pub use mbuf::{free_batch, Mbuf};
 pub use mempool::Mempool;
 pub use node::NodePorts;
 pub use replay::{replay_dpdk, DpdkReplayError};
+pub use run::{run_node, RunError, RunOptions, RunReport};
