@@ -170,6 +170,27 @@ fn ring_forwarding(eal: &Eal, pool: &Mempool) {
     assert_eq!(s1.ipackets, N as u64);
     assert_eq!(s0.imissed + s0.ierrors + s0.rx_nombuf, 0);
 
+    // Stop needs the queues back; a stopped port hands out none; frames
+    // queued in the ring wait for the restart.
+    let mut dev1 = dev1;
+    assert!(matches!(dev1.stop(), Err(DpdkError::Config(_))));
+    drop(p1);
+    let inject = pool.mbuf_from_bytes(&frame_bytes(7, 64)).expect("mbuf");
+    let mut b1 = dev1.queue(0).expect("queue");
+    batch.push(inject).expect("room");
+    assert_eq!(b1.tx_burst(&mut batch), 1);
+    drop(b1);
+    dev1.stop().expect("stop");
+    assert!(!dev1.is_started());
+    assert!(!dev1.link().expect("link").up);
+    assert!(matches!(dev1.queue(0), Err(DpdkError::Config(_))));
+    dev1.start().expect("start");
+    assert!(dev1.link().expect("link").up);
+    let mut p1 = dev1.queue(0).expect("queue after restart");
+    assert_eq!(p1.rx_burst(&mut batch), 1);
+    assert_eq!(batch.frames()[0].data(), frame_bytes(7, 64).as_slice());
+    batch.clear();
+
     // A port with a live queue refuses to close now; it closes when its
     // last queue goes.
     assert!(matches!(dev0.close(), Err(DpdkError::Config(_))));
