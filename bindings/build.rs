@@ -106,6 +106,7 @@ fn main() {
         .allowlist_function("rte_ring_(create|free|lookup)")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_lcore_.*")
+        .allowlist_function("rte_thread_(un)?register")
         .allowlist_function("rte_socket_id")
         .allowlist_function("rte_get_main_lcore")
         .allowlist_function("rte_log_set_global_level")

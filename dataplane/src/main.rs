@@ -40,6 +40,23 @@ enum Cmd {
     },
     /// Routes over a constellation: one path, all pairs, or a time series.
     Routes(meshplane::cli::routes::RoutesArgs),
+    /// Run a node on the devices its configuration names (backend `dpdk`):
+    /// one worker per configured core, until the time is up or input stops.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The node's TOML file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Stop once nothing has been received for this many milliseconds
+    /// (counted from the first frame).
+    #[arg(long)]
+    until_idle_ms: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -132,6 +149,7 @@ fn main() {
         Cmd::Gen(a) => gen_cmd(a),
         Cmd::CheckConfig { config } => check_config(config),
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
+        Cmd::Run(a) => run_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("meshplane: error: {e:#}");
@@ -241,6 +259,58 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     }
     print!("{}", report.render());
     Ok(())
+}
+
+fn run_cmd(a: RunArgs) -> Result<()> {
+    let cfg = NodeConfig::load(&a.config)?;
+    if cfg.io.backend != "dpdk" {
+        bail!(
+            "{}: `run` drives the node's own devices, which needs [io] backend = \"dpdk\" \
+             (this node says {:?}); use `replay` for captures",
+            a.config.display(),
+            cfg.io.backend
+        );
+    }
+    if a.seconds.is_none() && a.until_idle_ms.is_none() {
+        tracing::info!("running until killed (--seconds or --until-idle-ms end the run)");
+    }
+    let duration = match a.seconds {
+        Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+        Some(s) => bail!("--seconds {s}: want a non-negative number"),
+        None => None,
+    };
+    let opts = RunOpts {
+        duration,
+        until_idle: a.until_idle_ms.map(std::time::Duration::from_millis),
+    };
+    print!("{}", run_over_dpdk(&cfg, &opts)?);
+    Ok(())
+}
+
+/// When `run` ends.
+struct RunOpts {
+    duration: Option<std::time::Duration>,
+    until_idle: Option<std::time::Duration>,
+}
+
+#[cfg(feature = "dpdk")]
+fn run_over_dpdk(cfg: &NodeConfig, o: &RunOpts) -> Result<String> {
+    use meshplane::io::dpdk::{run_node, EalBuilder, RunOptions};
+    let eal = EalBuilder::for_node(cfg, true)
+        .init()
+        .context("initialising DPDK")?;
+    let opts = RunOptions {
+        duration: o.duration,
+        until_idle: o.until_idle,
+        pool_size: 0,
+    };
+    let report = run_node(&eal, cfg, &opts).with_context(|| format!("node {}", cfg.name))?;
+    Ok(report.render())
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn run_over_dpdk(_cfg: &NodeConfig, _o: &RunOpts) -> Result<String> {
+    bail!("`run` with backend dpdk: this meshplane was built without the `dpdk` feature")
 }
 
 /// Replays through DPDK: EAL for the node (its cores, `eal_args`,

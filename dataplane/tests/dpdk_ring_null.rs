@@ -62,6 +62,9 @@ fn ring_and_null_forwarding_without_leaks() {
     null_forwarding(&eal, &pool);
     assert_eq!(pool.available(), POOL, "null scenario leaked");
 
+    worker_thread(&eal, &pool);
+    assert_eq!(pool.available(), POOL, "worker thread scenario leaked");
+
     // Unknown devices and taken queues are errors, not panics.
     assert!(matches!(
         EthDev::open(&eal, "net_nonexistent0", &EthDevConfig::default(), &pool),
@@ -167,12 +170,62 @@ fn ring_forwarding(eal: &Eal, pool: &Mempool) {
     assert_eq!(s1.ipackets, N as u64);
     assert_eq!(s0.imissed + s0.ierrors + s0.rx_nombuf, 0);
 
+    // Stop needs the queues back; a stopped port hands out none; frames
+    // queued in the ring wait for the restart.
+    let mut dev1 = dev1;
+    assert!(matches!(dev1.stop(), Err(DpdkError::Config(_))));
+    drop(p1);
+    let inject = pool.mbuf_from_bytes(&frame_bytes(7, 64)).expect("mbuf");
+    let mut b1 = dev1.queue(0).expect("queue");
+    batch.push(inject).expect("room");
+    assert_eq!(b1.tx_burst(&mut batch), 1);
+    drop(b1);
+    dev1.stop().expect("stop");
+    assert!(!dev1.is_started());
+    assert!(!dev1.link().expect("link").up);
+    assert!(matches!(dev1.queue(0), Err(DpdkError::Config(_))));
+    dev1.start().expect("start");
+    assert!(dev1.link().expect("link").up);
+    let mut p1 = dev1.queue(0).expect("queue after restart");
+    assert_eq!(p1.rx_burst(&mut batch), 1);
+    assert_eq!(batch.frames()[0].data(), frame_bytes(7, 64).as_slice());
+    batch.clear();
+
     // A port with a live queue refuses to close now; it closes when its
     // last queue goes.
     assert!(matches!(dev0.close(), Err(DpdkError::Config(_))));
     drop(p0);
     drop(p1);
     dev1.close().expect("close ring1");
+}
+
+/// A thread spawned outside EAL registers as an lcore (getting a mempool
+/// cache), and mbufs move between threads (`Mbuf: Send`).
+fn worker_thread(eal: &Eal, pool: &Mempool) {
+    assert_eq!(eal.lcore_id(), Some(eal.main_lcore()));
+    let (eal2, pool2) = (*eal, pool.clone());
+    let mbufs = std::thread::spawn(move || {
+        assert_eq!(eal2.lcore_id(), None, "a plain thread has no lcore");
+        let id = eal2.register_thread().expect("register");
+        assert_ne!(id, eal2.main_lcore());
+        assert_eq!(eal2.register_thread().expect("again"), id);
+        let mut v = Vec::new();
+        pool2.alloc_bulk(&mut v, 64).expect("alloc");
+        for (i, m) in v.iter_mut().enumerate() {
+            assert!(m.append(1));
+            m.data_mut()[0] = i as u8;
+        }
+        // Freed here, through this lcore's cache.
+        v.truncate(32);
+        eal2.unregister_thread();
+        assert_eq!(eal2.lcore_id(), None);
+        v
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(mbufs.len(), 32);
+    assert!(mbufs.iter().enumerate().all(|(i, m)| m.data() == [i as u8]));
+    drop(mbufs);
 }
 
 /// `net_null` RX allocates 64-byte frames from the queue's pool; TX frees

@@ -13,6 +13,9 @@
 //!   by Ethernet type, VLAN-aware parse, LFIB swap) against a satellite's
 //!   tables, as a worker runs it.
 //!
+//! - `worker` (net_ring only): the production loop, `Worker::poll` (the
+//!   same stages plus counters, latency stamps and per-port TX batching).
+//!
 //! Prints Mpps of each, per backend, and the ratios transit / bare and
 //! transit / touch (the figures that matter on a shared, noisy machine). The frames circulate, so
 //! their TTL runs out every 254 hops; the bench then re-injects them with a
@@ -25,10 +28,11 @@ use clap::Parser;
 use meshplane::config::NodeConfig;
 use meshplane::drop_reason::DropReason;
 use meshplane::frame::{Batch, Frame, PortId, Verdict};
-use meshplane::io::dpdk::{EalBuilder, EthDev, EthDevConfig, Mbuf, MemoryMode, Mempool};
+use meshplane::io::dpdk::{DpdkPort, EalBuilder, EthDev, EthDevConfig, Mbuf, MemoryMode, Mempool};
 use meshplane::io::Port;
 use meshplane::stage;
 use meshplane::tables::Tables;
+use meshplane::worker::Worker;
 
 #[derive(Parser)]
 #[command(about = "DPDK transit label swap vs bare RX->TX loop (net_ring, net_null)")]
@@ -51,6 +55,10 @@ struct Args {
     /// Force running without hugepages.
     #[arg(long)]
     no_huge: bool,
+    /// Run only this loop (bare, touch, min-swap or transit) for --seconds
+    /// and print its rate: for profilers such as `perf record`.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// Ethernet (14) + MPLS (4) + IPv4 (20) + UDP (8) + 14 bytes payload: a
@@ -276,6 +284,59 @@ fn fix_up(batch: &mut Batch<Mbuf>, r: &mut Round) {
     std::mem::swap(batch, &mut keep);
 }
 
+/// The production loop over net_ring for `dur`: `Worker::poll`. The worker
+/// drops frames whose TTL ran out (and frees them); fresh frames from the
+/// generator replace them so the ring stays full.
+fn run_worker(
+    w: &mut Worker<DpdkPort>,
+    tables: &Tables,
+    pool: &Mempool,
+    frame: &[u8],
+    dur: Duration,
+) -> Result<Round> {
+    let rx0 = w.stats.rx_packets();
+    let mut drops_seen = w.stats.drops.total();
+    let mut refill: Batch<Mbuf> = Batch::new();
+    let mut r = Round::default();
+    let start = Instant::now();
+    let mut iter = 0u32;
+    loop {
+        iter = iter.wrapping_add(1);
+        if iter & 1023 == 0 && start.elapsed() >= dur {
+            break;
+        }
+        w.poll(tables);
+        let d = w.stats.drops.total();
+        if d != drops_seen {
+            for _ in drops_seen..d {
+                if refill.push(pool.mbuf_from_bytes(frame)?).is_err() {
+                    break;
+                }
+            }
+            r.reinjected += refill.len() as u64;
+            drops_seen = d;
+            if let Some(p) = w.ports_mut().first_mut() {
+                p.tx_burst(&mut refill);
+            }
+            r.dropped += refill.len() as u64;
+            refill.clear();
+        }
+    }
+    r.secs = start.elapsed().as_secs_f64();
+    r.packets = w.stats.rx_packets() - rx0;
+    Ok(r)
+}
+
+fn mode_by_name(name: &str) -> Option<Mode> {
+    match name {
+        "bare" => Some(Mode::Bare),
+        "touch" => Some(Mode::Touch),
+        "min-swap" => Some(Mode::MinSwap),
+        "transit" => Some(Mode::Transit),
+        _ => None,
+    }
+}
+
 fn median(mut v: Vec<Round>) -> Round {
     v.sort_by(|a, b| a.mpps().total_cmp(&b.mpps()));
     v[v.len() / 2]
@@ -287,6 +348,7 @@ struct Row {
     touch: Round,
     min_swap: Round,
     transit: Round,
+    worker: Option<Round>,
 }
 
 fn measure<P: Port<Frame = Mbuf>>(
@@ -297,6 +359,22 @@ fn measure<P: Port<Frame = Mbuf>>(
     a: &Args,
 ) -> Row {
     let dur = Duration::from_secs_f64(a.seconds);
+    if let Some(m) = a.only.as_deref().and_then(mode_by_name) {
+        let r = run(port, m, lfib, tables, dur);
+        println!(
+            "{backend} {}: {:.2} Mpps",
+            a.only.as_deref().unwrap_or(""),
+            r.mpps()
+        );
+        return Row {
+            backend,
+            bare: r,
+            touch: r,
+            min_swap: r,
+            transit: r,
+            worker: None,
+        };
+    }
     let modes = [Mode::Bare, Mode::Touch, Mode::MinSwap, Mode::Transit];
     // Warm-up: caches, TLB, branch predictors.
     for m in modes {
@@ -316,6 +394,7 @@ fn measure<P: Port<Frame = Mbuf>>(
         touch,
         min_swap,
         transit,
+        worker: None,
     }
 }
 
@@ -339,6 +418,11 @@ fn main() -> Result<()> {
     }
     if a.no_huge {
         eal = eal.memory(MemoryMode::NoHuge);
+    }
+    if let Some(m) = a.only.as_deref() {
+        if mode_by_name(m).is_none() {
+            bail!("--only {m}: want bare, touch, min-swap or transit");
+        }
     }
     let eal = eal.init().context("EAL")?;
     let lfib = InlineLfib::ping_pong();
@@ -365,7 +449,22 @@ fn main() -> Result<()> {
             }
             filled += sent;
         }
-        rows.push(measure("net_ring", &mut port, &lfib, &tables, &a));
+        let mut row = measure("net_ring", &mut port, &lfib, &tables, &a);
+        if a.only.is_none() {
+            let dur = Duration::from_secs_f64(a.seconds);
+            let mut w = Worker::new(vec![port]);
+            run_worker(&mut w, &tables, &pool, &frame, dur / 4)?;
+            let mut rounds = Vec::new();
+            for _ in 0..a.rounds.max(1) {
+                rounds.push(run_worker(&mut w, &tables, &pool, &frame, dur)?);
+            }
+            row.worker = Some(median(rounds));
+            port = w
+                .into_ports()
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
+        }
+        rows.push(row);
         // Drain and check that every mbuf came back.
         while port.rx_burst(&mut b) > 0 {
             b.clear();
@@ -402,6 +501,9 @@ fn main() -> Result<()> {
         }
     }
 
+    if a.only.is_some() {
+        return Ok(());
+    }
     println!(
         "DPDK transit on one core (lcore {}), {FRAME_LEN}+4 B frames, memory {:?}, median of {} x {:.1} s",
         eal.main_lcore(),
@@ -410,12 +512,13 @@ fn main() -> Result<()> {
         a.seconds
     );
     println!(
-        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>13} {:>14} {:>11} {:>7}",
+        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>8} {:>13} {:>14} {:>11} {:>7}",
         "backend",
         "bare Mpps",
         "touch Mpps",
         "min swap",
         "transit",
+        "worker",
         "transit/bare",
         "transit/touch",
         "reinjected",
@@ -424,15 +527,21 @@ fn main() -> Result<()> {
     for r in &rows {
         let dropped: u64 = [r.bare, r.touch, r.min_swap, r.transit]
             .iter()
+            .chain(r.worker.iter())
             .map(|x| x.dropped)
             .sum();
+        let worker = r
+            .worker
+            .map(|w| format!("{:.2}", w.mpps()))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>13.3} {:>14.3} {:>11} {:>7}",
+            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>8} {:>13.3} {:>14.3} {:>11} {:>7}",
             r.backend,
             r.bare.mpps(),
             r.touch.mpps(),
             r.min_swap.mpps(),
             r.transit.mpps(),
+            worker,
             r.transit.mpps() / r.bare.mpps(),
             r.transit.mpps() / r.touch.mpps(),
             r.transit.reinjected,

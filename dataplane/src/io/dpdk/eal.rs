@@ -291,6 +291,35 @@ impl Eal {
         })
     }
 
+    /// Makes the calling thread (spawned outside EAL, e.g. a worker the
+    /// runtime pins itself) an EAL lcore, so that it gets an lcore id and
+    /// its own mempool cache. Returns the lcore id; registering an already
+    /// registered thread returns its id. The thread stays registered until
+    /// it ends or calls `unregister_thread`.
+    pub fn register_thread(&self) -> Result<u32, DpdkError> {
+        if let Some(id) = self.lcore_id() {
+            return Ok(id);
+        }
+        // SAFETY: EAL is initialised; registers the calling thread only.
+        let ret = unsafe { dpdk_sys::rte_thread_register() };
+        if ret != 0 {
+            return Err(super::error::from_errno("rte_thread_register".into()));
+        }
+        self.lcore_id()
+            .ok_or_else(|| DpdkError::Config("thread registered without an lcore id".into()))
+    }
+
+    /// Releases the calling thread's lcore (see `register_thread`). Call it
+    /// only after the thread's last mempool operation: its lcore id, and
+    /// the mempool caches that go with it, may pass to another thread.
+    pub fn unregister_thread(&self) {
+        if self.lcore_id().is_some() && self.lcore_id() != Some(self.main_lcore) {
+            // SAFETY: EAL is initialised; the calling thread is a registered
+            // non-main lcore.
+            unsafe { dpdk_sys::rte_thread_unregister() };
+        }
+    }
+
     /// Number of ethdevs EAL probed.
     pub fn port_count(&self) -> u16 {
         // SAFETY: EAL is initialised; plain getter.

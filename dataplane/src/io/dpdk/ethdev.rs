@@ -86,6 +86,8 @@ struct Inner {
     rx_queues: u16,
     tx_queues: u16,
     taken: Vec<AtomicBool>,
+    /// Started (queues may be taken) or stopped.
+    started: AtomicBool,
     _pool: Mempool,
     /// A hotplugged device, removed after the port is closed (field drops
     /// run after `Drop::drop`).
@@ -256,6 +258,7 @@ impl EthDev {
                 name: name.into(),
                 rx_queues: cfg.rx_queues,
                 tx_queues: cfg.tx_queues,
+                started: AtomicBool::new(true),
                 taken: (0..cfg.rx_queues.max(cfg.tx_queues))
                     .map(|_| AtomicBool::new(false))
                     .collect(),
@@ -358,6 +361,12 @@ impl EthDev {
                 count: i.rx_queues.min(i.tx_queues),
             });
         }
+        if !i.started.load(Ordering::Acquire) {
+            return Err(DpdkError::Config(format!(
+                "port {}: stopped; start it before taking queues",
+                i.name
+            )));
+        }
         if i.taken[queue as usize].swap(true, Ordering::AcqRel) {
             return Err(DpdkError::QueueTaken {
                 port: i.port,
@@ -370,6 +379,44 @@ impl EthDev {
             dev: Arc::clone(&self.inner),
             _not_sync: PhantomData,
         })
+    }
+
+    /// Stops the device (frames stop flowing, the link goes down). Needs
+    /// every queue back: a PMD must not be polled while it stops.
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
+        let i = &self.inner;
+        if i.taken.iter().any(|t| t.load(Ordering::Acquire)) {
+            return Err(DpdkError::Config(format!(
+                "port {}: cannot stop while its queues are in use",
+                i.name
+            )));
+        }
+        if i.started.swap(false, Ordering::AcqRel) {
+            // SAFETY: valid port id; no queue is polled (checked above, and
+            // &mut self keeps new ones from being taken meanwhile).
+            check(|| format!("port {}: stop", i.name), unsafe {
+                dpdk_sys::rte_eth_dev_stop(i.port)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Starts the device again after `stop`.
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        let i = &self.inner;
+        if !i.started.load(Ordering::Acquire) {
+            // SAFETY: valid, configured, stopped port.
+            check(|| format!("port {}: start", i.name), unsafe {
+                dpdk_sys::rte_eth_dev_start(i.port)
+            })?;
+            i.started.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Whether the device is started.
+    pub fn is_started(&self) -> bool {
+        self.inner.started.load(Ordering::Acquire)
     }
 
     /// Stops and closes the device now (also done on drop). Fails if a
@@ -464,14 +511,32 @@ impl DpdkPort {
         // chains a frame over several mbufs (net_pcap with a jumbo frame)
         // would hand them a truncated packet, so such frames are dropped
         // and counted instead.
-        for (f, verdict) in batch.iter_mut().skip(old) {
-            *verdict = if f.segments() == 1 {
-                Verdict::Input
-            } else {
-                Verdict::Drop(DropReason::Unsupported)
-            };
+        let mut chained = false;
+        for f in &batch.frames()[old..] {
+            chained |= f.segments() != 1;
+        }
+        if old == 0 {
+            // The common case: one fill over the new frames' verdicts.
+            batch.set_all(Verdict::Input);
+        } else {
+            for (_, verdict) in batch.iter_mut().skip(old) {
+                *verdict = Verdict::Input;
+            }
+        }
+        if chained {
+            drop_chained(batch, old);
         }
         got
+    }
+}
+
+/// Marks the frames from `from` on that span several mbufs as dropped.
+#[cold]
+fn drop_chained(batch: &mut Batch<Mbuf>, from: usize) {
+    for (f, verdict) in batch.iter_mut().skip(from) {
+        if f.segments() != 1 {
+            *verdict = Verdict::Drop(DropReason::Unsupported);
+        }
     }
 }
 

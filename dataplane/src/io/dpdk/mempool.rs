@@ -127,6 +127,9 @@ impl Mempool {
     /// Appends `n` empty mbufs to `out`, all or nothing
     /// (`rte_pktmbuf_alloc_bulk`).
     pub fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize) -> Result<(), DpdkError> {
+        let Ok(count) = u32::try_from(n) else {
+            return Err(DpdkError::NoMbuf(self.name.clone()));
+        };
         out.reserve(n);
         let len = out.len();
         let spare = out.spare_capacity_mut();
@@ -138,7 +141,7 @@ impl Mempool {
             dpdk_sys::shim_rte_pktmbuf_alloc_bulk(
                 self.ptr.as_ptr(),
                 spare.as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
-                n as u32,
+                count,
             )
         };
         if ret != 0 {

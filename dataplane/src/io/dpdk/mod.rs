@@ -18,11 +18,15 @@ mod mbuf;
 mod mempool;
 mod node;
 mod replay;
+mod run;
 
 pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
 pub use error::DpdkError;
-pub use ethdev::{device_name, DpdkPort, EthDev, EthDevConfig, LinkStatus, PortStats};
+pub use ethdev::{
+    device_name, port_by_name, DpdkPort, EthDev, EthDevConfig, LinkStatus, PortStats,
+};
 pub use mbuf::{free_batch, Mbuf};
 pub use mempool::Mempool;
 pub use node::NodePorts;
 pub use replay::{replay_dpdk, DpdkReplayError};
+pub use run::{run_node, RunError, RunOptions, RunReport};
