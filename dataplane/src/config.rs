@@ -98,6 +98,48 @@ pub struct PortConfig {
     pub dpdk: Option<String>,
     /// Kernel interface for AF_XDP.
     pub iface: Option<String>,
+    /// AF_XDP settings (used with `iface`).
+    pub afxdp: AfXdpPortConfig,
+}
+
+/// How a port's AF_XDP sockets bind (`mode` of a port).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Zero-copy where the driver supports it, else copy.
+    #[default]
+    Auto,
+    /// Zero-copy or fail (needs native XDP and driver support).
+    Zerocopy,
+    /// Kernel copies (any interface, generic XDP allowed).
+    Copy,
+}
+
+/// Default entries of an AF_XDP RX or TX ring.
+pub const DEFAULT_XDP_RING: u32 = 4096;
+
+/// A port's AF_XDP settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AfXdpPortConfig {
+    /// Interface queues, one per worker (default `0..workers`).
+    pub queues: Option<Vec<u32>>,
+    /// Bind mode.
+    pub mode: XdpMode,
+    /// RX (and fill) ring entries, a power of two.
+    pub rx_ring: u32,
+    /// TX (and completion) ring entries, a power of two.
+    pub tx_ring: u32,
+}
+
+impl Default for AfXdpPortConfig {
+    fn default() -> Self {
+        AfXdpPortConfig {
+            queues: None,
+            mode: XdpMode::Auto,
+            rx_ring: DEFAULT_XDP_RING,
+            tx_ring: DEFAULT_XDP_RING,
+        }
+    }
 }
 
 /// One security association.
@@ -230,6 +272,8 @@ pub struct IoConfig {
     pub backend: String,
     /// Extra EAL arguments for the DPDK backend.
     pub eal_args: Vec<String>,
+    /// AF_XDP: put the UMEM on 2 MiB hugepages when some are free.
+    pub hugepages: bool,
 }
 
 /// A whole node's configuration, validated.
@@ -295,6 +339,8 @@ struct RawIo {
     backend: Option<Spanned<String>>,
     #[serde(default)]
     eal_args: Vec<String>,
+    #[serde(default)]
+    hugepages: bool,
 }
 
 #[derive(Deserialize)]
@@ -306,6 +352,14 @@ struct RawPort {
     dpdk: Option<String>,
     #[serde(default)]
     iface: Option<String>,
+    #[serde(default)]
+    queues: Option<Spanned<Vec<u32>>>,
+    #[serde(default)]
+    mode: Option<XdpMode>,
+    #[serde(default)]
+    rx_ring: Option<Spanned<u32>>,
+    #[serde(default)]
+    tx_ring: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -430,6 +484,7 @@ impl NodeConfig {
         let mut io = IoConfig {
             backend: "pcap".into(),
             eal_args: vec![],
+            hugepages: false,
         };
         if let Some(rio) = raw.io {
             let rio = rio.into_inner();
@@ -448,6 +503,7 @@ impl NodeConfig {
                 io.backend = b.into_inner();
             }
             io.eal_args = rio.eal_args;
+            io.hugepages = rio.hugepages;
         }
 
         let mut ports: Vec<PortConfig> = Vec::new();
@@ -460,11 +516,71 @@ impl NodeConfig {
                 ));
             }
             let mac = parse_mac(p.mac.get_ref()).map_err(|m| cx.err(p.mac.span(), m))?;
+            if io.backend == "afxdp" && p.iface.is_none() {
+                return Err(cx.err(
+                    p.name.span(),
+                    format!(
+                        "port {:?}: [io] backend = \"afxdp\" needs the port's interface, e.g. iface = \"eth1\"",
+                        p.name.get_ref()
+                    ),
+                ));
+            }
+            let ring = |r: &Option<Spanned<u32>>, what: &str| -> Result<u32, ConfigError> {
+                let Some(r) = r else {
+                    return Ok(DEFAULT_XDP_RING);
+                };
+                let v = *r.get_ref();
+                if !(64..=32768).contains(&v) || !v.is_power_of_two() {
+                    return Err(cx.err(
+                        r.span(),
+                        format!("{what} = {v}: want a power of two from 64 to 32768"),
+                    ));
+                }
+                Ok(v)
+            };
+            let queues = match &p.queues {
+                Some(q) if q.get_ref().is_empty() => {
+                    return Err(cx.err(q.span(), "queues is empty: list one queue per worker"))
+                }
+                Some(q) => {
+                    let v = q.get_ref();
+                    if let Some(d) = v.iter().enumerate().find(|(i, x)| v[..*i].contains(x)) {
+                        return Err(cx.err(
+                            q.span(),
+                            format!("queue {} listed twice: each worker needs its own", d.1),
+                        ));
+                    }
+                    Some(v.clone())
+                }
+                None => None,
+            };
+            let afxdp = AfXdpPortConfig {
+                queues,
+                mode: p.mode.unwrap_or_default(),
+                rx_ring: ring(&p.rx_ring, "rx_ring")?,
+                tx_ring: ring(&p.tx_ring, "tx_ring")?,
+            };
+            if let Some(other) = p
+                .iface
+                .as_ref()
+                .and_then(|i| ports.iter().find(|q| q.iface.as_ref() == Some(i)))
+            {
+                return Err(cx.err(
+                    p.name.span(),
+                    format!(
+                        "port {:?}: interface {:?} is already port {:?}",
+                        p.name.get_ref(),
+                        other.iface.as_deref().unwrap_or_default(),
+                        other.name
+                    ),
+                ));
+            }
             ports.push(PortConfig {
                 name: p.name.get_ref().clone(),
                 mac,
                 dpdk: p.dpdk.clone(),
                 iface: p.iface.clone(),
+                afxdp,
             });
         }
         if ports.len() > usize::from(u16::MAX) {

@@ -40,8 +40,9 @@ enum Cmd {
     },
     /// Routes over a constellation: one path, all pairs, or a time series.
     Routes(meshplane::cli::routes::RoutesArgs),
-    /// Run a node on the devices its configuration names (backend `dpdk`):
-    /// one worker per configured core, until the time is up or input stops.
+    /// Run a node on the devices its configuration names (backend `dpdk`,
+    /// `afxdp`, or `auto`: DPDK, else AF_XDP): one worker per configured
+    /// core, until the time is up or input stops.
     Run(RunArgs),
 }
 
@@ -263,10 +264,11 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
 
 fn run_cmd(a: RunArgs) -> Result<()> {
     let cfg = NodeConfig::load(&a.config)?;
-    if cfg.io.backend != "dpdk" {
+    let backend = cfg.io.backend.as_str();
+    if !matches!(backend, "dpdk" | "afxdp" | "auto") {
         bail!(
-            "{}: `run` drives the node's own devices, which needs [io] backend = \"dpdk\" \
-             (this node says {:?}); use `replay` for captures",
+            "{}: `run` drives the node's own devices, which needs [io] backend = \"dpdk\", \
+             \"afxdp\" or \"auto\" (this node says {:?}); use `replay` for captures",
             a.config.display(),
             cfg.io.backend
         );
@@ -283,8 +285,46 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         duration,
         until_idle: a.until_idle_ms.map(std::time::Duration::from_millis),
     };
-    print!("{}", run_over_dpdk(&cfg, &opts)?);
+    let report = match backend {
+        "dpdk" => run_over_dpdk(&cfg, &opts)?,
+        "afxdp" => run_over_afxdp(&cfg, &opts)?,
+        _ => match dpdk_unusable(&cfg) {
+            Some(why) => {
+                tracing::warn!("backend auto: {why}; falling back to AF_XDP");
+                run_over_afxdp(&cfg, &opts)?
+            }
+            None => match run_over_dpdk(&cfg, &opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("backend auto: DPDK failed ({e:#}); falling back to AF_XDP");
+                    run_over_afxdp(&cfg, &opts)?
+                }
+            },
+        },
+    };
+    print!("{report}");
     Ok(())
+}
+
+/// Why `backend = "auto"` cannot even try DPDK, if it cannot.
+fn dpdk_unusable(cfg: &NodeConfig) -> Option<String> {
+    if !cfg!(feature = "dpdk") {
+        return Some("this meshplane was built without DPDK".into());
+    }
+    cfg.ports
+        .iter()
+        .find(|p| p.dpdk.is_none())
+        .map(|p| format!("port {:?} names no `dpdk` device", p.name))
+}
+
+fn run_over_afxdp(cfg: &NodeConfig, o: &RunOpts) -> Result<String> {
+    use meshplane::io::afxdp::{run_node, RunOptions};
+    let opts = RunOptions {
+        duration: o.duration,
+        until_idle: o.until_idle,
+    };
+    let report = run_node(cfg, &opts).with_context(|| format!("node {} over AF_XDP", cfg.name))?;
+    Ok(report.render())
 }
 
 /// When `run` ends.
