@@ -102,6 +102,7 @@ pub fn run_node(eal: &Eal, cfg: &NodeConfig, opts: &RunOptions) -> Result<RunRep
     let tables = &tables;
     let (stop, last_rx) = (&stop, &last_rx);
 
+    tracing::info!(node = %cfg.name, workers, "DPDK workers polling");
     let stats: Vec<Result<WorkerStats, RunError>> = std::thread::scope(|scope| {
         let mut queues = per_worker.into_iter();
         let mine = queues.next().unwrap_or_default();
