@@ -888,6 +888,46 @@ next_hop_mac = "02:00:00:00:00:30"
     }
 
     #[test]
+    fn afxdp_port_keys_parse_and_are_checked() {
+        let text = GOOD
+            .replace(
+                "role = \"gateway\"",
+                "role = \"gateway\"\n[io]\nbackend = \"afxdp\"\nhugepages = true",
+            )
+            .replace(
+                "mac = \"02:00:00:00:00:01\"",
+                "mac = \"02:00:00:00:00:01\"\niface = \"veth0\"\nqueues = [0, 2]\nmode = \"copy\"\nrx_ring = 1024",
+            )
+            .replace(
+                "mac = \"02:00:00:00:00:02\"",
+                "mac = \"02:00:00:00:00:02\"\niface = \"veth1\"",
+            );
+        let c = NodeConfig::parse(&text, "n.toml").unwrap();
+        assert!(c.io.hugepages);
+        let a = &c.ports[0].afxdp;
+        assert_eq!(a.queues.as_deref(), Some(&[0, 2][..]));
+        assert_eq!(a.mode, XdpMode::Copy);
+        assert_eq!((a.rx_ring, a.tx_ring), (1024, DEFAULT_XDP_RING));
+        assert_eq!(c.ports[1].afxdp, AfXdpPortConfig::default());
+
+        let e = err_of(&text.replace("rx_ring = 1024", "rx_ring = 1000"));
+        assert!(e.msg.contains("rx_ring = 1000: want a power of two"), "{e}");
+        let e = err_of(&text.replace("queues = [0, 2]", "queues = [1, 1]"));
+        assert!(e.msg.contains("queue 1 listed twice"), "{e}");
+        let e = err_of(&text.replace("mode = \"copy\"", "mode = \"fast\""));
+        assert!(e.msg.contains("unknown variant"), "{e}");
+        let e = err_of(&text.replace("iface = \"veth1\"", "iface = \"veth0\""));
+        assert!(
+            e.msg
+                .contains("interface \"veth0\" is already port \"lan0\""),
+            "{e}"
+        );
+        let e = err_of(&text.replace("iface = \"veth1\"\n", ""));
+        assert!(e.msg.contains("needs the port's interface"), "{e}");
+        assert_eq!(e.line, 18, "{e}");
+    }
+
+    #[test]
     fn prefix_clears_host_bits() {
         let p: Prefix = "10.2.3.4/16".parse().unwrap();
         assert_eq!(p.to_string(), "10.2.0.0/16");

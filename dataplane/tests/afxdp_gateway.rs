@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{capture, esp_sa, has_xdp, replay_into, stop_capture, tshark, Lab, Proc};
+use common::{capture, esp_sa, replay_into, stop_capture, tshark, xdp_stays, Lab, Proc};
 use meshplane::chain::inner_ip;
 use meshplane::io::pcap::read_file;
 use std::path::{Path, PathBuf};
@@ -222,7 +222,7 @@ fn run_gateway(
     stop_capture(cap_lan);
     for l in &lab.links {
         assert!(
-            !has_xdp(&l.inner),
+            !xdp_stays(&l.inner),
             "{label}: an XDP program is left on {}",
             l.inner
         );

@@ -42,6 +42,20 @@ pub fn has_xdp(iface: &str) -> bool {
     s.contains(" xdp") || s.contains("prog/xdp")
 }
 
+/// Whether an XDP program stays on `iface` for 2 s: a link closed in this
+/// process may live on a moment longer in a child forked meanwhile (until
+/// its exec closes the descriptor).
+pub fn xdp_stays(iface: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while has_xdp(iface) {
+        if Instant::now() > deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 /// One veth pair: `inner` in this namespace, `outer` in namespace `ns`.
 #[derive(Clone, Debug)]
 pub struct Link {

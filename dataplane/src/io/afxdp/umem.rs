@@ -207,6 +207,12 @@ impl Umem {
         self.shared().hugepages
     }
 
+    /// Handles to this area plus frames outside the kernel's rings (in
+    /// batches, stashes being built, ...): what a leak would raise.
+    pub fn references(&self) -> usize {
+        self.shared().refs.load(Ordering::Acquire)
+    }
+
     /// Frames in the shared free queue (not in a ring, a stash or a batch).
     pub fn free_frames(&self) -> usize {
         self.shared().free.len()
