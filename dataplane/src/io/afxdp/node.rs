@@ -137,13 +137,17 @@ impl AfXdpNode {
     }
 }
 
-/// Frames a UMEM needs for the given ports: their fill and TX rings full,
-/// plus bursts in flight in the worker.
+/// Frames a UMEM needs for the given ports so that no fill ring runs dry
+/// while others hold frames: each port's fill and RX rings full (a
+/// receiving port), its TX ring full (a sending port), plus bursts in
+/// flight in the worker.
 fn frames_for(sizes: impl Iterator<Item = RingSizes>) -> u32 {
     let mut n = 0u32;
     let mut ports = 0u32;
     for s in sizes {
-        n = n.saturating_add(s.rx).saturating_add(s.tx);
+        n = n
+            .saturating_add(s.rx.saturating_mul(2))
+            .saturating_add(s.tx);
         ports += 1;
     }
     n.saturating_add(ports * 8 * BURST as u32)
