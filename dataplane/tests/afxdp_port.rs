@@ -272,3 +272,56 @@ fn misconfigurations_say_what_to_do() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn auto_backend_falls_back_to_af_xdp_and_says_why() {
+    let Some((_guard, pairs)) = veths("xa", 1) else {
+        return;
+    };
+    let (a, _) = &pairs[0];
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("afxdp-auto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let run = |port: &str| {
+        let cfg = dir.join("auto.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[node]\nname = \"auto-{}\"\nrole = \"satellite\"\n[io]\nbackend = \"auto\"\neal_args = [\"--no-telemetry\"]\n[[ports]]\nname = \"p\"\nmac = \"02:00:00:00:0f:0f\"\n{port}\n",
+                std::process::id()
+            ),
+        )
+        .expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--seconds", "0.3"])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("AF_XDP workers polling"), "{err}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("1 worker(s)"),
+            "{err}"
+        );
+        assert!(!xdp_stays(a));
+        err
+    };
+    let err = run(&format!("iface = \"{a}\""));
+    assert!(
+        err.contains("backend auto: port \"p\" names no `dpdk` device; falling back to AF_XDP"),
+        "{err}"
+    );
+    if cfg!(feature = "dpdk") {
+        let err = run(&format!(
+            "iface = \"{a}\"\ndpdk = \"net_af_xdp0,iface=nosuch0\""
+        ));
+        let line = err
+            .lines()
+            .find(|l| l.contains("backend auto: DPDK failed"))
+            .unwrap_or_else(|| panic!("no reason given:\n{err}"));
+        assert!(line.ends_with("falling back to AF_XDP"), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
