@@ -31,12 +31,35 @@ impl Drop for Veths {
 /// `n` pairs `{tag}{pid}{i}a <-> {tag}{pid}{i}b`, up, IPv6 off; None (with
 /// a loud message) where veths cannot be made.
 fn veths(tag: &str, n: usize) -> Option<(Veths, Vec<(String, String)>)> {
+    veths_with_queues(tag, n, 1)
+}
+
+/// As `veths`, each end with `q` RX and TX queues.
+fn veths_with_queues(tag: &str, n: usize, q: u32) -> Option<(Veths, Vec<(String, String)>)> {
     let pid = std::process::id() % 100_000;
     let mut guard = Veths(vec![]);
     let mut pairs = vec![];
     for i in 0..n {
         let (a, b) = (format!("{tag}{pid}{i}a"), format!("{tag}{pid}{i}b"));
-        if !ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]) {
+        let q = q.to_string();
+        if !ip(&[
+            "link",
+            "add",
+            &a,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+        ]) {
             eprintln!("SKIPPED: cannot create veth pair {a} (needs root and iproute2)");
             return None;
         }
@@ -324,4 +347,115 @@ fn auto_backend_falls_back_to_af_xdp_and_says_why() {
         assert!(line.ends_with("falling back to AF_XDP"), "{line}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn each_worker_polls_its_own_queue_with_its_own_umem() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let Some((_guard, pairs)) = veths_with_queues("xq", 2, 2) else {
+        return;
+    };
+    let ((a_node, a_far), (b_node, b_far)) = (&pairs[0], &pairs[1]);
+    let sat = node(&format!(
+        r#"
+[node]
+name = "sat"
+role = "satellite"
+[[ports]]
+name = "gsl-a"
+mac = "02:00:00:00:01:01"
+iface = "{a_node}"
+rx_ring = 512
+tx_ring = 512
+[[ports]]
+name = "gsl-b"
+mac = "02:00:00:00:01:02"
+iface = "{b_node}"
+queues = [1, 0]
+rx_ring = 512
+tx_ring = 512
+[[lfib]]
+label = 1002
+action = "swap"
+out_label = 1003
+port = "gsl-b"
+next_hop_mac = "02:00:00:00:0b:02"
+"#
+    ));
+    let far = |name: &str, iface: &str| {
+        node(&format!(
+            "[node]\nname = \"{name}\"\nrole = \"satellite\"\n[[ports]]\nname = \"p\"\nmac = \"02:00:00:00:0f:0f\"\niface = \"{iface}\"\nrx_ring = 512\ntx_ring = 512\n"
+        ))
+    };
+    let tables = Tables::from_config(&sat, 1).expect("tables");
+    let node = AfXdpNode::open(&sat, 2).expect("open the satellite");
+    let w = node.workers();
+    assert_eq!(w.len(), 2);
+    assert_eq!(
+        (w[0][0].queue(), w[0][1].queue()),
+        (0, 1),
+        "worker 0's queues"
+    );
+    assert_eq!(
+        (w[1][0].queue(), w[1][1].queue()),
+        (1, 0),
+        "worker 1's queues"
+    );
+    assert!(w[0][0].umem().same(w[0][1].umem()) && !w[0][0].umem().same(w[1][0].umem()));
+    let mut workers: Vec<Worker<AfXdpPort>> =
+        node.into_workers().into_iter().map(Worker::new).collect();
+    // One sender per queue of the far end: a veth delivers what leaves on
+    // TX queue q on the peer's RX queue q.
+    let mut gens: Vec<AfXdpPort> = AfXdpNode::open(&far("gen", a_far), 2)
+        .expect("senders")
+        .into_workers()
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut sinks: Vec<AfXdpPort> = AfXdpNode::open(&far("sink", b_far), 2)
+        .expect("receivers")
+        .into_workers()
+        .into_iter()
+        .flatten()
+        .collect();
+    const N: u32 = 500;
+    let mut sent = [0u32; 2];
+    let mut got = 0u32;
+    let mut b = Batch::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got < 2 * N && Instant::now() < deadline {
+        for (q, g) in gens.iter_mut().enumerate() {
+            while sent[q] < N && b.room() > 0 {
+                let Some(mut f) = g.alloc() else { break };
+                labelled(&mut f, 1002, sent[q]);
+                let _ = b.push(f);
+                sent[q] += 1;
+            }
+            let _ = g.tx_burst(&mut b);
+            sent[q] -= b.len() as u32;
+            b.clear();
+            g.rx_burst(&mut b);
+            b.clear();
+        }
+        for w in workers.iter_mut() {
+            w.poll(&tables);
+        }
+        for s in sinks.iter_mut() {
+            got += s.rx_burst(&mut b) as u32;
+            b.clear();
+        }
+    }
+    assert_eq!(got, 2 * N, "frames through both workers");
+    for (i, w) in workers.iter().enumerate() {
+        assert_eq!(
+            w.stats.ports[0].rx_packets,
+            u64::from(N),
+            "worker {i} received its queue's frames"
+        );
+        assert_eq!(
+            w.stats.ports[1].tx_packets,
+            u64::from(N),
+            "worker {i} sent them"
+        );
+    }
 }

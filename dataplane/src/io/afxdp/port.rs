@@ -222,6 +222,16 @@ impl AfXdpPort {
     }
 }
 
+impl Drop for AfXdpPort {
+    fn drop(&mut self) {
+        // The stash goes back to the UMEM for the sockets that remain
+        // (frames in this socket's rings go with it).
+        for c in self.stash.drain(..) {
+            self.umem.push_free(c);
+        }
+    }
+}
+
 impl Port for AfXdpPort {
     type Frame = UmemFrame;
 

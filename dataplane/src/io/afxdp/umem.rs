@@ -423,6 +423,18 @@ mod tests {
     }
 
     #[test]
+    fn hugepages_are_used_when_free_and_optional_otherwise() {
+        let u = Umem::new(1024, true).unwrap();
+        assert_eq!(u.len() % if u.hugepages() { HUGEPAGE } else { 1 }, 0);
+        assert!(u.len() >= 1024 * FRAME_SIZE);
+        let mut f = u.alloc().unwrap();
+        assert!(f.append(100));
+        f.data_mut().fill(1);
+        drop(f);
+        assert_eq!(u.free_frames(), 1024);
+    }
+
+    #[test]
     fn frames_keep_the_area_alive_after_the_handle_goes() {
         let u = Umem::new(4, false).unwrap();
         let mut f = u.alloc().unwrap();
