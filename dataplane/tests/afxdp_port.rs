@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use common::{has_xdp, ip, xdp_stays};
 use meshplane::config::NodeConfig;
 use meshplane::frame::{Batch, Frame};
-use meshplane::io::afxdp::{AfXdpError, AfXdpNode, AfXdpPort, BindMode};
+use meshplane::io::afxdp::{AfXdpError, AfXdpNode, AfXdpPort, BindMode, XdpAttachMode};
 use meshplane::io::Port;
 use meshplane::tables::Tables;
 use meshplane::worker::Worker;
 
-/// Veth pairs in this namespace, deleted on drop.
-struct Veths(Vec<String>);
+/// Interfaces (veth pairs, a bridge) in this namespace, deleted on drop.
+struct Links(Vec<String>);
 
-impl Drop for Veths {
+impl Drop for Links {
     fn drop(&mut self) {
         for v in &self.0 {
             let _ = ip(&["link", "del", v]);
@@ -30,14 +30,14 @@ impl Drop for Veths {
 
 /// `n` pairs `{tag}{pid}{i}a <-> {tag}{pid}{i}b`, up, IPv6 off; None (with
 /// a loud message) where veths cannot be made.
-fn veths(tag: &str, n: usize) -> Option<(Veths, Vec<(String, String)>)> {
+fn veths(tag: &str, n: usize) -> Option<(Links, Vec<(String, String)>)> {
     veths_with_queues(tag, n, 1)
 }
 
 /// As `veths`, each end with `q` RX and TX queues.
-fn veths_with_queues(tag: &str, n: usize, q: u32) -> Option<(Veths, Vec<(String, String)>)> {
+fn veths_with_queues(tag: &str, n: usize, q: u32) -> Option<(Links, Vec<(String, String)>)> {
     let pid = std::process::id() % 100_000;
-    let mut guard = Veths(vec![]);
+    let mut guard = Links(vec![]);
     let mut pairs = vec![];
     for i in 0..n {
         let (a, b) = (format!("{tag}{pid}{i}a"), format!("{tag}{pid}{i}b"));
@@ -264,6 +264,32 @@ fn misconfigurations_say_what_to_do() {
     drop(held);
     assert!(!xdp_stays(a));
 
+    // A driver without native XDP (a bridge): generic XDP and copy mode,
+    // unless zero-copy was demanded.
+    let bridge = format!("xe{}d", std::process::id() % 100_000);
+    assert!(ip(&["link", "add", &bridge, "type", "bridge"]));
+    let _bridge = Links(vec![bridge.clone()]);
+    assert!(ip(&["link", "set", &bridge, "up"]));
+    let e = open_err(&port(&format!("iface = \"{bridge}\"\nmode = \"zerocopy\"")));
+    assert!(
+        e.to_string()
+            .contains("the driver has no native XDP support"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("use mode = \"auto\" or \"copy\""),
+        "{e}"
+    );
+    let n =
+        AfXdpNode::open(&node(&port(&format!("iface = \"{bridge}\""))), 1).expect("generic XDP");
+    let p = &n.workers()[0][0];
+    assert_eq!(
+        (p.xdp_mode(), p.mode()),
+        (XdpAttachMode::Generic, BindMode::Copy)
+    );
+    drop(n);
+    assert!(!xdp_stays(&bridge));
+
     // The command line names the problem and the file.
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("afxdp-err-{}", std::process::id()));
@@ -282,6 +308,34 @@ fn misconfigurations_say_what_to_do() {
         err.contains("node n over AF_XDP: no network interface \"nosuch0\""),
         "{err}"
     );
+    // Without privileges, and without the right to lock the UMEM: the
+    // same binary under util-linux's setpriv/prlimit.
+    std::fs::write(&cfg, port(&format!("iface = \"{a}\""))).expect("write");
+    let limited = |pre: &[&str]| {
+        let out = Command::new(pre[0])
+            .args(&pre[1..])
+            .arg(env!("CARGO_BIN_EXE_meshplane"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--seconds", "0.2"])
+            .output()
+            .expect("setpriv and prlimit come with util-linux");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = limited(&["setpriv", "--inh-caps=-all", "--bounding-set=-all"]);
+    assert!(
+        err.contains("permission denied; AF_XDP needs root, or CAP_NET_ADMIN"),
+        "{err}"
+    );
+    let err = limited(&[
+        "prlimit",
+        "--memlock=65536:65536",
+        "setpriv",
+        "--bounding-set=-all,+net_admin,+net_raw,+bpf,+sys_admin",
+    ]);
+    assert!(err.contains("RLIMIT_MEMLOCK is 65536 bytes and could not be raised; raise it (`ulimit -l unlimited`"), "{err}");
+    assert!(!xdp_stays(a), "a failed run leaves nothing attached");
     std::fs::write(&cfg, port("")).expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_meshplane"))
         .args(["check-config", "--config"])
