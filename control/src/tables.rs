@@ -7,9 +7,11 @@
 //! * Satellites get an LFIB: for every reachable egress gateway, its label
 //!   -> swap to the same label, send toward the next hop.
 //! * Gateways get an LFIB entry popping their own label (the packet then
-//!   goes to ESP decryption and the LAN; `out_port` is `None`).
+//!   goes to ESP decryption and the LAN; `next_hop` is the gateway itself).
 //!
-//! Port naming: a node's port toward neighbour node `X` is `"isl{X}"` when
+//! Entries name the neighbour node, not a port string (a million strings
+//! per snapshot with 1000 gateways). Port naming: a node's port toward
+//! neighbour node `X` is `"isl{X}"` when
 //! `X` is a satellite (`X < N`) and `"gsl{X}"` when `X` is a ground station
 //! (`X >= N`, the node id, not the gid). So a satellite reaches gateway
 //! node 1590 via `"gsl1590"`, and that gateway reaches satellite 12 via
@@ -83,9 +85,7 @@ pub struct FecRoute {
     pub egress_gid: u32,
     /// The MPLS label to push (the egress gateway's node label).
     pub label: u32,
-    /// Port to send out of.
-    pub out_port: String,
-    /// Neighbour node on that port.
+    /// Neighbour node to send to (the port is [`port_name`] of it).
     pub next_hop: NodeId,
 }
 
@@ -108,9 +108,8 @@ pub struct LfibRoute {
     pub label: u32,
     /// Swap or pop.
     pub action: LfibAction,
-    /// Port to send out of; `None` for a pop to the local LAN.
-    pub out_port: Option<String>,
-    /// Neighbour node on that port (the node itself for a pop).
+    /// Neighbour node to send to (the port is [`port_name`] of it); the
+    /// node itself for a pop to the local LAN.
     pub next_hop: NodeId,
 }
 
@@ -191,14 +190,12 @@ pub fn compile(
             tables.lfib.push(LfibRoute {
                 label,
                 action: LfibAction::Swap { out_label: label },
-                out_port: Some(port_name(n, nh)),
                 next_hop: nh,
             });
         }
         nodes[root as usize].lfib.push(LfibRoute {
             label,
             action: LfibAction::Pop,
-            out_port: None,
             next_hop: root,
         });
         let prefix = prefix_of(spt.gid);
@@ -211,7 +208,6 @@ pub fn compile(
                 prefix,
                 egress_gid: spt.gid,
                 label,
-                out_port: port_name(n, nh),
                 next_hop: nh,
             });
         }
@@ -264,7 +260,6 @@ fn carry_previous(
                         action: LfibAction::Swap {
                             out_label: plan.label(epoch, gid)?,
                         },
-                        out_port: Some(port_name(n, nh)),
                         next_hop: nh,
                     });
                 }
