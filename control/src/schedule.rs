@@ -127,6 +127,13 @@ impl Scheduler {
         &self.failures
     }
 
+    /// Tables computed ahead and waiting for their activation time. A node
+    /// that only switches labels (a satellite) may install them early: they
+    /// carry the active epoch's entries unchanged.
+    pub fn pending(&self) -> Option<&Publication> {
+        self.pending.as_ref()
+    }
+
     /// The tables currently active.
     pub fn active(&self) -> Option<&Arc<TableSet>> {
         self.active.as_ref()

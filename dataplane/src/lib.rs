@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod drop_reason;
 pub mod frame;
 pub mod gen;
