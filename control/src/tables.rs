@@ -20,12 +20,15 @@
 //! Make-before-break: the tables of epoch `e` carry the node labels of
 //! epoch `e` and, unchanged, the entries of epoch `e - 1` (the other label
 //! block), so packets labelled under `e - 1` keep following the old tree
-//! while they drain. Where an old entry's link no longer exists (a failure),
-//! it swaps to the new label and follows the new tree instead.
+//! while they drain. An old entry keeps its link even when the geometry at
+//! `e` no longer lists it (a link fading out of range between two samples
+//! still carries the last packets for the few milliseconds they drain);
+//! only where the link or its satellite is administratively down (a
+//! failure) does the entry swap to the new label and follow the new tree.
 
 use crate::labels::{LabelError, LabelPlan};
 use crate::routing::{Spt, NO_HOP};
-use crate::topology::{NodeId, Topology};
+use crate::topology::{Failures, NodeId, Topology};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -154,7 +157,8 @@ impl TableSet {
 
 /// Compiles every node's tables for `epoch` from the trees toward each egress
 /// gateway. `prefix_of(gid)` gives gateway LANs; `prev` (the tables of the
-/// previous epoch) supplies the entries kept for make-before-break.
+/// previous epoch) supplies the entries kept for make-before-break, except
+/// over links `failures` takes down.
 pub fn compile(
     topo: &Topology,
     spts: &[Spt],
@@ -162,6 +166,7 @@ pub fn compile(
     plan: &LabelPlan,
     prefix_of: &dyn Fn(u32) -> Prefix,
     prev: Option<&TableSet>,
+    failures: &Failures,
 ) -> Result<TableSet, LabelError> {
     plan.validate()?;
     let n = topo.n_sats();
@@ -213,7 +218,7 @@ pub fn compile(
         }
     }
     if let Some(prev) = prev {
-        carry_previous(topo, spts, epoch, plan, prev, &mut nodes)?;
+        carry_previous(topo, spts, epoch, plan, prev, failures, &mut nodes)?;
     }
     Ok(TableSet {
         epoch,
@@ -230,6 +235,7 @@ fn carry_previous(
     epoch: u64,
     plan: &LabelPlan,
     prev: &TableSet,
+    failures: &Failures,
     nodes: &mut [NodeTables],
 ) -> Result<(), LabelError> {
     let n = topo.n_sats();
@@ -248,7 +254,7 @@ fn carry_previous(
             }
             let keep = match r.action {
                 LfibAction::Pop => true,
-                LfibAction::Swap { .. } => topo.link_length(id as NodeId, r.next_hop).is_some(),
+                LfibAction::Swap { .. } => !link_failed(n, failures, id as NodeId, r.next_hop),
             };
             if keep {
                 nodes[id].lfib.push(r.clone());
@@ -267,6 +273,15 @@ fn carry_previous(
         }
     }
     Ok(())
+}
+
+/// True when the link `a`-`b` is administratively down: a failed ISL or
+/// a failed satellite at either end.
+fn link_failed(n_sats: usize, failures: &Failures, a: NodeId, b: NodeId) -> bool {
+    let sat = |x: NodeId| (x as usize) < n_sats;
+    (sat(a) && failures.satellite_down(a))
+        || (sat(b) && failures.satellite_down(b))
+        || (sat(a) && sat(b) && failures.isl_down(a, b))
 }
 
 #[cfg(test)]

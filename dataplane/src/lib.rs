@@ -12,6 +12,7 @@ pub mod drop_reason;
 pub mod frame;
 pub mod gen;
 pub mod io;
+pub mod mesh;
 pub mod packet;
 pub mod replay;
 pub mod sa;
