@@ -1,7 +1,7 @@
 //! The part of a constellation a gateway pair's traffic crosses over a
 //! window: every satellite on the shortest path in either direction at
-//! every control step, plus link-disjoint backups at the start, and every
-//! link among them that exists at some step.
+//! every control step, plus link-disjoint backups wherever the path
+//! changes, and every link among them that exists at some step.
 //!
 //! Nodes route only over this subset (the rest is administratively down in
 //! their `[control]`), so every route they compute has a link to use. At the
@@ -27,7 +27,7 @@ pub struct MeshSpec {
     pub window_s: f64,
     /// Control step, milliseconds (the routes are sampled at every step).
     pub step_ms: u64,
-    /// Link-disjoint paths kept at the start of the window (1 = no backup).
+    /// Link-disjoint paths kept wherever the path changes (1 = no backup).
     pub disjoint_paths: usize,
 }
 
@@ -133,10 +133,6 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
         to: names[1].clone(),
         t_s,
     };
-    let start = engine.topology(time(0), &none)?;
-    for p in engine.disjoint_paths(&start, a, b, spec.disjoint_paths.max(1)) {
-        add_path(&p, &mut sats, n_sats);
-    }
     for k in 0..=steps {
         let t = time(k);
         let topo = engine.topology(t, &none)?;
@@ -152,6 +148,11 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
         add_path(&back, &mut sats, n_sats);
         if changes.last().is_none_or(|(_, p)| *p != fwd.nodes) {
             changes.push((t, fwd.nodes));
+            if spec.disjoint_paths > 1 {
+                for p in engine.disjoint_paths(&topo, a, b, spec.disjoint_paths) {
+                    add_path(&p, &mut sats, n_sats);
+                }
+            }
         }
     }
 
