@@ -98,6 +98,10 @@ pub struct PortConfig {
     pub dpdk: Option<String>,
     /// Kernel interface for AF_XDP.
     pub iface: Option<String>,
+    /// MAC of the node at the other end of this (point-to-point) link, the
+    /// destination of frames sent on routes the control plane installs;
+    /// broadcast when not given.
+    pub peer_mac: Option<Mac>,
     /// AF_XDP settings (used with `iface`).
     pub afxdp: AfXdpPortConfig,
 }
@@ -159,6 +163,9 @@ pub struct SaConfig {
     pub tunnel_dst: Ipv4Addr,
     /// 64-bit extended sequence numbers.
     pub esn: bool,
+    /// For an outbound SA on a node with `[control]`: the egress gateway
+    /// (ground-station name or id) whose traffic it protects.
+    pub peer: Option<String>,
 }
 
 impl std::fmt::Debug for SaConfig {
@@ -171,6 +178,7 @@ impl std::fmt::Debug for SaConfig {
             .field("tunnel_src", &self.tunnel_src)
             .field("tunnel_dst", &self.tunnel_dst)
             .field("esn", &self.esn)
+            .field("peer", &self.peer)
             .finish()
     }
 }
@@ -276,6 +284,60 @@ pub struct IoConfig {
     pub hugepages: bool,
 }
 
+/// Which node of the constellation this is (`[control] node`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeRef {
+    /// Satellite by id (`"sat:17"`).
+    Satellite(u32),
+    /// Ground station by name or id (`"gs:London"`, `"gs:12"`).
+    Gateway(String),
+}
+
+impl std::str::FromStr for NodeRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("sat", id)) => id
+                .parse()
+                .map(NodeRef::Satellite)
+                .map_err(|_| format!("node {s:?}: {id:?} is not a satellite id")),
+            Some(("gs", name)) if !name.is_empty() => Ok(NodeRef::Gateway(name.to_string())),
+            _ => Err(format!(
+                "node {s:?}: want \"sat:ID\" or \"gs:NAME\" (or \"gs:ID\")"
+            )),
+        }
+    }
+}
+
+/// Routes computed on the node from the constellation's geometry
+/// (`[control]`): the control thread installs them next to the static
+/// FEC/LFIB entries.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// Constellation preset (`starlink-550`, `kuiper-630`, `telesat-1015`).
+    pub constellation: String,
+    /// Ground stations CSV (`None`: the embedded 100 most populous cities).
+    pub ground_stations: Option<PathBuf>,
+    /// This node.
+    pub node: NodeRef,
+    /// Geometry time at the clock anchor, seconds after the constellation epoch.
+    pub start_s: f64,
+    /// Geometry seconds per wall-clock second.
+    pub time_scale: f64,
+    /// Wall-clock instant (Unix ms) at which geometry time is `start_s`;
+    /// nodes sharing it share one clock. `None`: when the node starts.
+    pub anchor_unix_ms: Option<u64>,
+    /// Interval between table epochs, geometry milliseconds.
+    pub step_ms: u64,
+    /// How long before activation tables are computed, geometry milliseconds.
+    pub lead_ms: u64,
+    /// Route only over these satellites (an emulated subset); `None`: all.
+    pub satellites: Option<Vec<u32>>,
+    /// A file of failure events (`isl-down A B`, `isl-up A B`,
+    /// `sat-down S`, `sat-up S`, one per line) the control thread follows.
+    pub failures_file: Option<PathBuf>,
+}
+
 /// A whole node's configuration, validated.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -299,6 +361,8 @@ pub struct NodeConfig {
     pub lfib: Vec<LfibConfig>,
     /// Delivery prefixes.
     pub deliver: Vec<DeliverConfig>,
+    /// Routes from the constellation (`None`: static tables only).
+    pub control: Option<ControlConfig>,
 }
 
 // ---- raw (as written) ----
@@ -319,6 +383,31 @@ struct RawFile {
     lfib: Vec<Spanned<RawLfib>>,
     #[serde(default)]
     deliver: Vec<Spanned<RawDeliver>>,
+    #[serde(default)]
+    control: Option<Spanned<RawControl>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    constellation: Spanned<String>,
+    #[serde(default)]
+    ground_stations: Option<PathBuf>,
+    node: Spanned<String>,
+    #[serde(default)]
+    start_s: f64,
+    #[serde(default)]
+    time_scale: Option<Spanned<f64>>,
+    #[serde(default)]
+    anchor_unix_ms: Option<u64>,
+    #[serde(default)]
+    step_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    lead_ms: Option<u64>,
+    #[serde(default)]
+    satellites: Option<Vec<u32>>,
+    #[serde(default)]
+    failures_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -360,6 +449,8 @@ struct RawPort {
     rx_ring: Option<Spanned<u32>>,
     #[serde(default)]
     tx_ring: Option<Spanned<u32>>,
+    #[serde(default)]
+    peer_mac: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -373,6 +464,8 @@ struct RawSa {
     tunnel_dst: Ipv4Addr,
     #[serde(default)]
     esn: bool,
+    #[serde(default)]
+    peer: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -575,12 +668,18 @@ impl NodeConfig {
                     ),
                 ));
             }
+            let peer_mac = p
+                .peer_mac
+                .as_ref()
+                .map(|m| parse_mac(m.get_ref()).map_err(|e| cx.err(m.span(), e)))
+                .transpose()?;
             ports.push(PortConfig {
                 name: p.name.get_ref().clone(),
                 mac,
                 dpdk: p.dpdk.clone(),
                 iface: p.iface.clone(),
                 afxdp,
+                peer_mac,
             });
         }
         if ports.len() > usize::from(u16::MAX) {
@@ -673,6 +772,7 @@ impl NodeConfig {
                 tunnel_src: r.tunnel_src,
                 tunnel_dst: r.tunnel_dst,
                 esn: r.esn,
+                peer: r.peer.clone(),
             });
         }
 
@@ -754,6 +854,12 @@ impl NodeConfig {
             });
         }
 
+        let control = raw
+            .control
+            .as_ref()
+            .map(|c| parse_control(&cx, c))
+            .transpose()?;
+
         Ok(NodeConfig {
             name: raw.node.name,
             role: raw.node.role,
@@ -765,6 +871,7 @@ impl NodeConfig {
             fec,
             lfib,
             deliver,
+            control,
         })
     }
 
@@ -775,6 +882,53 @@ impl NodeConfig {
             .position(|p| p.name == name)
             .map(|i| i as u16)
     }
+}
+
+fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig, ConfigError> {
+    let r = c.get_ref();
+    let presets = ["starlink-550", "kuiper-630", "telesat-1015"];
+    if !presets.contains(&r.constellation.get_ref().as_str()) {
+        return Err(cx.err(
+            r.constellation.span(),
+            format!(
+                "unknown constellation {:?} (one of: {})",
+                r.constellation.get_ref(),
+                presets.join(", ")
+            ),
+        ));
+    }
+    let node = r
+        .node
+        .get_ref()
+        .parse::<NodeRef>()
+        .map_err(|m| cx.err(r.node.span(), m))?;
+    let time_scale = match &r.time_scale {
+        Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
+            return Err(cx.err(t.span(), "time_scale must be a positive number"))
+        }
+        Some(t) => *t.get_ref(),
+        None => 1.0,
+    };
+    let step_ms = match &r.step_ms {
+        Some(s) if *s.get_ref() == 0 => return Err(cx.err(s.span(), "step_ms must be at least 1")),
+        Some(s) => *s.get_ref(),
+        None => 100,
+    };
+    if !r.start_s.is_finite() || r.start_s < 0.0 {
+        return Err(cx.err(c.span(), "start_s must be a non-negative number of seconds"));
+    }
+    Ok(ControlConfig {
+        constellation: r.constellation.get_ref().clone(),
+        ground_stations: r.ground_stations.clone(),
+        node,
+        start_s: r.start_s,
+        time_scale,
+        anchor_unix_ms: r.anchor_unix_ms,
+        step_ms,
+        lead_ms: r.lead_ms.unwrap_or(100),
+        satellites: r.satellites.clone(),
+        failures_file: r.failures_file.clone(),
+    })
 }
 
 /// Where a config came from, for messages.

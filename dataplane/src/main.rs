@@ -40,6 +40,9 @@ enum Cmd {
     },
     /// Routes over a constellation: one path, all pairs, or a time series.
     Routes(meshplane::cli::routes::RoutesArgs),
+    /// Plan an emulated mesh: the nodes, links and configurations that
+    /// carry one gateway pair's routes over a window (for scripts/mesh).
+    MeshPlan(meshplane::cli::mesh::MeshPlanArgs),
     /// Run a node on the devices its configuration names (backend `dpdk`,
     /// `afxdp`, or `auto`: DPDK, else AF_XDP): one worker per configured
     /// core, until the time is up or input stops.
@@ -150,6 +153,7 @@ fn main() {
         Cmd::Gen(a) => gen_cmd(a),
         Cmd::CheckConfig { config } => check_config(config),
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
+        Cmd::MeshPlan(a) => meshplane::cli::mesh::run(&a),
         Cmd::Run(a) => run_cmd(a),
     };
     if let Err(e) = r {
