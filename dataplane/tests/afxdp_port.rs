@@ -513,3 +513,32 @@ next_hop_mac = "02:00:00:00:0b:02"
         );
     }
 }
+
+#[test]
+fn a_killed_node_leaves_no_xdp_program_behind() {
+    let Some((_guard, pairs)) = veths("xk", 1) else {
+        return;
+    };
+    let (a, _) = &pairs[0];
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("afxdp-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let cfg = dir.join("k.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nname = \"k\"\nrole = \"satellite\"\n[io]\nbackend = \"afxdp\"\n[[ports]]\nname = \"p\"\nmac = \"02:00:00:00:0f:0f\"\niface = \"{a}\"\n"
+        ),
+    )
+    .expect("write");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshplane"));
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let mut node = common::Proc::spawn(cmd);
+    node.wait_for("workers polling", Duration::from_secs(30));
+    assert!(has_xdp(a));
+    // SIGKILL: no destructor runs; the kernel closes the BPF link.
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    assert!(!xdp_stays(a), "the XDP program outlived its process");
+    let _ = std::fs::remove_dir_all(&dir);
+}

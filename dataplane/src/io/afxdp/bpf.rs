@@ -94,7 +94,8 @@ pub struct BpfInsn {
 }
 
 impl BpfInsn {
-    const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
+    /// An instruction from its opcode, registers, offset and immediate.
+    pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
         BpfInsn {
             code,
             regs: (dst & 0xf) | (src << 4),
@@ -199,7 +200,12 @@ pub fn xskmap_clear(map: &OwnedFd, queue: u32) -> io::Result<()> {
 /// Loads the redirect program over `map`; on refusal the error carries the
 /// verifier's log.
 pub fn load_redirect_program(map: &OwnedFd) -> Result<OwnedFd, AfXdpError> {
-    let insns = redirect_program(map.as_raw_fd());
+    load_xdp_program(&redirect_program(map.as_raw_fd()))
+}
+
+/// Loads `insns` as an XDP program; on refusal the error carries the
+/// verifier's log.
+pub fn load_xdp_program(insns: &[BpfInsn]) -> Result<OwnedFd, AfXdpError> {
     let license = CString::new("Dual MIT/GPL").expect("no NUL in a literal");
     let attr = |log: &mut [u8]| ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_XDP,
@@ -389,6 +395,26 @@ impl XdpAttachment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_program_shows_the_verifier_log() {
+        // `return r0` with r0 never written: the verifier must refuse it.
+        let bad = [BpfInsn::new(0x95, 0, 0, 0, 0)];
+        match load_xdp_program(&bad) {
+            Err(AfXdpError::Permission { .. }) => {
+                eprintln!("SKIPPED: loading BPF programs needs root or CAP_BPF + CAP_NET_ADMIN")
+            }
+            Err(e @ AfXdpError::ProgLoad { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("verifier log:") && msg.contains("R0 !read_ok"),
+                    "{msg}"
+                );
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("the verifier accepted a program returning an unset register"),
+        }
+    }
 
     #[test]
     fn redirect_program_encodes_as_the_kernel_expects() {

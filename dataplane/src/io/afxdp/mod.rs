@@ -25,7 +25,7 @@ mod run;
 mod socket;
 mod umem;
 
-pub use bpf::{redirect_program, BpfInsn, XdpAttachMode, XdpAttachment};
+pub use bpf::{load_xdp_program, redirect_program, BpfInsn, XdpAttachMode, XdpAttachment};
 pub use error::AfXdpError;
 pub use node::{ifindex, rx_queues, AfXdpNode};
 pub use port::AfXdpPort;
