@@ -13,6 +13,7 @@ pub mod gen;
 pub mod io;
 pub mod packet;
 pub mod replay;
+pub mod runtime;
 pub mod sa;
 pub mod stage;
 pub mod tables;
