@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Batches circulating between one I/O thread and its crypto thread.
-pub const IN_FLIGHT: usize = 64;
+pub const IN_FLIGHT: usize = 32;
 
 /// A batch on its way through the crypto thread, with the snapshot its
 /// verdicts refer to.
