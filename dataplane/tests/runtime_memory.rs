@@ -8,7 +8,7 @@
 //! - pipeline mode (I/O core + crypto core) encrypts and decrypts exactly
 //!   what run-to-completion does, byte for byte and in order.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -99,14 +99,17 @@ const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
 
 /// A labelled frame: Ethernet (MPLS) | label, S=1, TTL 64 | sequence number.
 fn mpls_frame(label: u32, seq: u64) -> HeapFrame {
-    let mut b = Vec::with_capacity(64);
-    b.extend_from_slice(&PORT_MAC);
-    b.extend_from_slice(&[2, 0, 0, 0, 0xaa, 0xaa]);
-    b.extend_from_slice(&0x8847u16.to_be_bytes());
-    b.extend_from_slice(&((label << 12) | (1 << 8) | 64).to_be_bytes());
-    b.extend_from_slice(&seq.to_be_bytes());
-    b.resize(60, 0);
-    HeapFrame::from_bytes(&b)
+    HeapFrame::from_bytes(&mpls_frame_bytes(label, seq))
+}
+
+fn mpls_frame_bytes(label: u32, seq: u64) -> [u8; 60] {
+    let mut b = [0u8; 60];
+    b[..6].copy_from_slice(&PORT_MAC);
+    b[6..12].copy_from_slice(&[2, 0, 0, 0, 0xaa, 0xaa]);
+    b[12..14].copy_from_slice(&0x8847u16.to_be_bytes());
+    b[14..18].copy_from_slice(&((label << 12) | (1 << 8) | 64).to_be_bytes());
+    b[18..26].copy_from_slice(&seq.to_be_bytes());
+    b
 }
 
 /// (label, sequence number) of a frame `mpls_frame` built, after a swap.
@@ -139,98 +142,82 @@ fn satellite(name: &str, base: u32, port: &str) -> NodeConfig {
 fn thousand_publications_under_load_lose_and_misroute_nothing() {
     let set_a = satellite("sat", 10_000, "a");
     let set_b = satellite("sat", 20_000, "b");
-    // Rings large enough for the feeder's window: a sink thread that the
-    // scheduler pauses must not turn into TX drops.
-    let node = start(&set_a, &[], Mode::RunToCompletion, Idle::Busy, 1 << 17);
-    let fed = Arc::new(AtomicU64::new(0));
-    let sunk = Arc::new(AtomicU64::new(0));
-    let publishing_done = Arc::new(AtomicBool::new(false));
-
-    // Feeds at full speed until the publisher is done (and at least 100k).
-    let feeder = {
-        let ring = node.rx[0][0].clone();
-        let (fed, done, sunk) = (fed.clone(), publishing_done.clone(), sunk.clone());
-        thread::spawn(move || {
-            let mut seq = 0u64;
-            while seq < 100_000 || !done.load(Ordering::Relaxed) {
-                // At most 4k frames in flight between feeder and sink.
-                while seq - sunk.load(Ordering::Relaxed) > 4096 {
-                    thread::yield_now();
-                }
-                push(&ring, mpls_frame(100 + (seq % 16) as u32, seq));
-                seq += 1;
-                fed.store(seq, Ordering::Relaxed);
-            }
-            seq
-        })
-    };
-    // Collects (port, label, seq) from both output ports.
-    let sink_stop = Arc::new(AtomicBool::new(false));
-    // Per output port, 1 + the highest sequence number the sink saw there.
-    let newest: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
-    let sink = {
-        let (a, b) = (node.tx[0][1].clone(), node.tx[0][2].clone());
-        let (stop, sunk, last) = (sink_stop.clone(), sunk.clone(), newest.clone());
-        thread::spawn(move || {
-            let mut got: Vec<(u8, u32, u64)> = Vec::new();
-            loop {
-                let mut idle = true;
-                for (port, ring) in [(1u8, &a), (2u8, &b)] {
-                    while let Some(f) = ring.pop() {
-                        let (label, seq) = parse(f.data());
-                        got.push((port, label, seq));
-                        sunk.fetch_add(1, Ordering::Relaxed);
-                        last[usize::from(port)].fetch_max(seq + 1, Ordering::Relaxed);
-                        idle = false;
-                    }
-                }
-                if idle {
-                    if stop.load(Ordering::Relaxed) && a.is_empty() && b.is_empty() {
-                        return got;
-                    }
-                    thread::yield_now();
-                }
-            }
-        })
-    };
-    // 1000 publications, alternating the two route sets, while frames flow.
-    while fed.load(Ordering::Relaxed) < 1000 {
-        thread::yield_now();
-    }
-    // Each publication waits until traffic has taken the new route, so
-    // every one of them is crossed by frames.
+    let node = start(&set_a, &[], Mode::RunToCompletion, Idle::Busy, 8192);
+    // This thread is the traffic generator, the sink and the publisher in
+    // one loop (two busy threads in all, the worker and this one): it keeps
+    // up to WINDOW frames in flight, collects what comes out, and publishes
+    // the next route set as soon as a frame fed after the previous
+    // publication has left on that set's port, so that every one of the
+    // 1000 publications is crossed by traffic.
+    const WINDOW: u64 = 256;
+    let rx = node.rx[0][0].clone();
+    let outs = [(1u8, node.tx[0][1].clone()), (2u8, node.tx[0][2].clone())];
+    let mut got: Vec<(u8, u32, u64)> = Vec::new();
+    // Per output port, 1 + the highest sequence number seen there.
+    let mut newest = [0u64; 3];
+    let mut seq = 0u64;
+    let mut published = 0u32;
+    let mut waiting: Option<(usize, u64)> = None;
+    let mut recycled: Vec<HeapFrame> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    for i in 0..1000u32 {
-        let (cfg, port) = if i % 2 == 0 { (&set_b, 2) } else { (&set_a, 1) };
-        let mark = fed.load(Ordering::Relaxed);
-        node.store
-            .publish(Tables::from_config(cfg, 0).expect("tables"));
-        // A frame fed after `mark` left on the new route's port.
-        while newest[port].load(Ordering::Relaxed) <= mark {
-            assert!(
-                Instant::now() < deadline,
-                "publication {i} never took effect"
-            );
-            thread::yield_now();
-        }
-    }
-    publishing_done.store(true, Ordering::Relaxed);
-    let sent = feeder.join().expect("feeder");
-    // Everything fed comes out (or is counted), then stop.
-    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let s = node.hub.snapshot();
-        let w = &s.workers[0].stats;
-        if w.tx_packets() + w.drops.total() >= sent || Instant::now() > deadline {
-            break;
+        while seq - (got.len() as u64) < WINDOW {
+            let f = recycled.pop().map_or_else(
+                || mpls_frame(100 + (seq % 16) as u32, seq),
+                |mut f| {
+                    f.reset_from(mpls_frame_bytes(100 + (seq % 16) as u32, seq).as_slice());
+                    f
+                },
+            );
+            if rx.push(f).is_err() {
+                break;
+            }
+            seq += 1;
         }
-        thread::sleep(Duration::from_millis(20));
+        for (port, ring) in &outs {
+            while let Some(f) = ring.pop() {
+                let (label, s) = parse(f.data());
+                got.push((*port, label, s));
+                let n = &mut newest[usize::from(*port)];
+                *n = (*n).max(s + 1);
+                recycled.push(f);
+            }
+        }
+        match waiting {
+            Some((port, mark)) if newest[port] > mark => {
+                waiting = None;
+                published += 1;
+            }
+            Some(_) => {}
+            None if published < 1000 => {
+                let (cfg, port) = if published % 2 == 0 {
+                    (&set_b, 2)
+                } else {
+                    (&set_a, 1)
+                };
+                node.store
+                    .publish(Tables::from_config(cfg, 0).expect("tables"));
+                waiting = Some((port, seq));
+            }
+            None => break,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stuck after {published} publications"
+        );
+    }
+    // Everything fed comes out.
+    let sent = seq;
+    while (got.len() as u64) < sent && Instant::now() < deadline {
+        for (port, ring) in &outs {
+            while let Some(f) = ring.pop() {
+                let (label, s) = parse(f.data());
+                got.push((*port, label, s));
+            }
+        }
     }
     let final_epoch = node.store.epoch();
     let summary = node.stop();
-    sink_stop.store(true, Ordering::Relaxed);
-    let got = sink.join().expect("sink");
-
     let total = &summary.snapshot.total;
     assert_eq!(final_epoch, 1001, "1000 publications after epoch 1");
     assert_eq!(summary.snapshot.table_epoch, 1001);
