@@ -190,7 +190,7 @@ fn thousand_publications_under_load_lose_and_misroute_nothing() {
             }
             Some(_) => {}
             None if published < 1000 => {
-                let (cfg, port) = if published % 2 == 0 {
+                let (cfg, port) = if published.is_multiple_of(2) {
                     (&set_b, 2)
                 } else {
                     (&set_a, 1)
