@@ -405,3 +405,64 @@ fn pipeline_mode_matches_run_to_completion_byte_for_byte() {
         assert_eq!(snap.total.drops.total(), 0);
     }
 }
+
+/// A backend whose crypto thread (index 1) cannot start.
+struct CryptoCannotStart(MemoryBackend);
+
+#[derive(Debug, thiserror::Error)]
+#[error("thread {0} refused")]
+struct Refused(usize);
+
+impl meshplane::runtime::Backend for CryptoCannotStart {
+    type Port = meshplane::io::memory::MemoryPort;
+    type Error = Refused;
+    fn name(&self) -> &'static str {
+        "memory-refusing"
+    }
+    fn port_count(&self) -> usize {
+        self.0.port_count()
+    }
+    fn worker_ports(&self, w: usize) -> Result<Vec<Self::Port>, Refused> {
+        self.0.worker_ports(w).map_err(|_| Refused(w))
+    }
+    fn thread_start(&self, w: usize) -> Result<(), Refused> {
+        if w == 1 {
+            Err(Refused(w))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn a_crypto_thread_that_cannot_start_fails_the_run_without_hanging() {
+    use meshplane::runtime::Backend;
+    let hops = default_chain().expect("chain");
+    let cfg = &hops[0].node;
+    let layout = Layout::new(&[], Mode::Pipeline).expect("layout");
+    let inner = MemoryBackend::new(cfg.ports.len(), 1, 1024);
+    let rx = inner.rx_ring(0, 0);
+    for p in generate(&GenSpec {
+        count: 200,
+        ..GenSpec::default()
+    })
+    .expect("traffic")
+    {
+        let _ = rx.push(HeapFrame::from_bytes(&p.data));
+    }
+    let mut backend = CryptoCannotStart(inner);
+    assert_eq!(backend.name(), "memory-refusing");
+    let store = TableStore::new(Tables::from_config(cfg, 1).expect("tables"));
+    let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let hub = StatsHub::new(&cfg.name, Mode::Pipeline, names, layout.threads().to_vec());
+    let stop = AtomicBool::new(false);
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(10)),
+        ..RunOptions::default()
+    };
+    let t0 = Instant::now();
+    let err =
+        run(&mut backend, &layout, &store, &hub, &stop, &opts, |_| {}).expect_err("the run fails");
+    assert!(err.to_string().contains("thread 1 refused"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "stopped promptly");
+}

@@ -8,6 +8,7 @@ use super::snapshot::{NodeSnapshot, WorkerSnapshot};
 use super::stats_slot::StatsSlot;
 use crate::config::Mode;
 use crate::worker::WorkerStats;
+use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -42,7 +43,8 @@ pub struct StatsHub {
     mode: Mode,
     port_names: Vec<String>,
     workers: Vec<WorkerInfo>,
-    slots: Vec<StatsSlot>,
+    /// Cache-line padded: each is written by a different core.
+    slots: Vec<CachePadded<StatsSlot>>,
     start: Instant,
     table_epoch: AtomicU64,
     devices: Mutex<(Vec<DeviceCounters>, Option<BufferPool>)>,
@@ -53,7 +55,7 @@ impl StatsHub {
     pub fn new(node: &str, mode: Mode, port_names: Vec<String>, workers: Vec<WorkerInfo>) -> Self {
         let slots = workers
             .iter()
-            .map(|_| StatsSlot::new(port_names.len()))
+            .map(|_| CachePadded::new(StatsSlot::new(port_names.len())))
             .collect();
         StatsHub {
             node: node.to_string(),

@@ -54,12 +54,30 @@ pub struct PipeQueues<F> {
     /// Raised by the I/O thread once it has stopped receiving and every
     /// batch is back: the crypto thread may end.
     io_done: AtomicBool,
+    /// Raised when the crypto thread has ended (or never started, or
+    /// panicked): the I/O thread then finishes batches itself.
+    crypto_gone: AtomicBool,
+}
+
+/// Raises a flag when a thread's loop ends, however it ends (a panic
+/// included), so that its partner never waits for it forever.
+struct RaiseOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for RaiseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl<F> PipeQueues<F> {
     /// Lets the crypto thread end now (its I/O thread failed to start).
     pub fn io_done_now(&self) {
         self.io_done.store(true, Ordering::Release);
+    }
+
+    /// Tells the I/O thread it has no crypto thread (it failed to start).
+    pub fn crypto_gone_now(&self) {
+        self.crypto_gone.store(true, Ordering::Release);
     }
 }
 
@@ -69,6 +87,7 @@ impl<F> Default for PipeQueues<F> {
             to_crypto: ArrayQueue::new(IN_FLIGHT),
             back: ArrayQueue::new(IN_FLIGHT),
             io_done: AtomicBool::new(false),
+            crypto_gone: AtomicBool::new(false),
         }
     }
 }
@@ -88,6 +107,7 @@ pub fn io_loop<P: Port>(
     idle: Idle,
     stop: &AtomicBool,
 ) -> WorkerStats {
+    let _done = RaiseOnDrop(&q.io_done);
     let mut w = Worker::new(ports);
     let nports = w.ports().len();
     let mut free: Vec<Batch<P::Frame>> = (0..IN_FLIGHT).map(|_| Batch::new()).collect();
@@ -104,8 +124,26 @@ pub fn io_loop<P: Port>(
             out -= 1;
             moved += 1;
         }
+        if q.crypto_gone.load(Ordering::Acquire) {
+            // No crypto thread (any more): finish what it left here.
+            while let Some(mut f) = q.to_crypto.pop() {
+                stage::process_crypto(&mut f.batch, &f.tables);
+                w.transmit(&mut f.batch);
+                free.push(f.batch);
+                out -= 1;
+                moved += 1;
+            }
+        }
         let stopping = stop.load(Ordering::Relaxed);
-        if stopping && out == 0 {
+        // Done when every batch is back, or when the crypto thread is gone
+        // and nothing is left in the queues (a batch it was holding when it
+        // panicked is lost with it; its frames were freed).
+        if stopping
+            && (out == 0
+                || (q.crypto_gone.load(Ordering::Acquire)
+                    && q.to_crypto.is_empty()
+                    && q.back.is_empty()))
+        {
             break;
         }
         let mut received = 0;
@@ -121,7 +159,11 @@ pub fn io_loop<P: Port>(
                 }
                 received += n;
                 stage::process_front(&mut b, &tables);
-                if out == 0 && !b.verdicts().iter().any(needs_crypto) {
+                if (out == 0 && !b.verdicts().iter().any(needs_crypto))
+                    || q.crypto_gone.load(Ordering::Relaxed)
+                {
+                    // Nothing for the crypto core (or no crypto core).
+                    stage::process_crypto(&mut b, &tables);
                     w.transmit(&mut b);
                     free.push(b);
                 } else {
@@ -151,7 +193,6 @@ pub fn io_loop<P: Port>(
         }
         writer.maybe_publish(&w.stats, epoch, now);
     }
-    q.io_done.store(true, Ordering::Release);
     writer.publish_final(&w.stats, epoch);
     w.stats
 }
@@ -165,6 +206,7 @@ pub fn crypto_loop<F: crate::frame::Frame>(
     idle: Idle,
     ports: usize,
 ) -> WorkerStats {
+    let _gone = RaiseOnDrop(&q.crypto_gone);
     let mut backoff = Backoff::new(idle);
     let mut writer = SlotWriter::new(hub.slot(index));
     // Counts nothing itself (the I/O thread counts every frame); its slot

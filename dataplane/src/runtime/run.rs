@@ -151,9 +151,11 @@ pub fn run<B: Backend>(
                     pin(core, index);
                     if let Err(e) = b.thread_start(index) {
                         stop.store(true, Ordering::Relaxed);
-                        // Let a pipeline partner end.
-                        if role == WorkerRole::Io {
-                            pipes[index / 2].io_done_now();
+                        // Do not leave a pipeline partner waiting.
+                        match role {
+                            WorkerRole::Io => pipes[index / 2].io_done_now(),
+                            WorkerRole::Crypto => pipes[index / 2].crypto_gone_now(),
+                            WorkerRole::RunToCompletion => {}
                         }
                         return Err(backend_err(b, e));
                     }
@@ -175,6 +177,7 @@ pub fn run<B: Backend>(
                     stop.store(true, Ordering::Relaxed);
                     for p in pipes {
                         p.io_done_now();
+                        p.crypto_gone_now();
                     }
                     let mut out: Vec<_> = handles
                         .into_iter()
