@@ -44,13 +44,14 @@ enum Cmd {
     /// carry one gateway pair's routes over a window (for scripts/mesh).
     MeshPlan(meshplane::cli::mesh::MeshPlanArgs),
     /// Run a node on the devices its configuration names (backend `dpdk`):
-    /// one worker per configured core, until the time is up or input stops.
+    /// pinned workers on the configured cores, a stats table each second,
+    /// SIGHUP reloads the tables, SIGINT/SIGTERM stop cleanly.
     Run(RunArgs),
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The node's TOML file.
+    /// The node's TOML file (re-read on SIGHUP: tables only).
     #[arg(long)]
     config: PathBuf,
     /// Stop after this many seconds.
@@ -60,6 +61,24 @@ struct RunArgs {
     /// (counted from the first frame).
     #[arg(long)]
     until_idle_ms: Option<u64>,
+    /// Keep FILE up to date with the node's statistics as JSON: rewritten
+    /// (atomically) with every stats table, a last time at exit with
+    /// `"final": true`.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a loopback
+    /// address, e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on a non-loopback address (no authentication).
+    #[arg(long)]
+    metrics_public: bool,
+    /// Print no stats table while running (the final report still goes to stdout).
+    #[arg(long)]
+    quiet: bool,
+    /// Interval of the stats table (stderr) and the JSON file, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    stats_every_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -266,7 +285,11 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
 }
 
 fn run_cmd(a: RunArgs) -> Result<()> {
-    let cfg = NodeConfig::load(&a.config)?;
+    use meshplane::runtime::{ConfigReloader, Layout, Signals};
+    // First, so that a SIGINT during start-up still ends in a clean stop.
+    let signals = Signals::install().context("installing signal handlers")?;
+    let (reloader, tables) = ConfigReloader::load(&a.config)?;
+    let cfg = reloader.config().clone();
     if cfg.io.backend != "dpdk" {
         bail!(
             "{}: `run` drives the node's own devices, which needs [io] backend = \"dpdk\" \
@@ -275,45 +298,149 @@ fn run_cmd(a: RunArgs) -> Result<()> {
             cfg.io.backend
         );
     }
+    let layout =
+        Layout::new(&cfg.cores, cfg.mode).with_context(|| format!("{}", a.config.display()))?;
     if a.seconds.is_none() && a.until_idle_ms.is_none() {
-        tracing::info!("running until killed (--seconds or --until-idle-ms end the run)");
+        tracing::info!("running until SIGINT/SIGTERM (--seconds or --until-idle-ms end the run)");
     }
     let duration = match a.seconds {
         Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
         Some(s) => bail!("--seconds {s}: want a non-negative number"),
         None => None,
     };
-    let opts = RunOpts {
-        duration,
-        until_idle: a.until_idle_ms.map(std::time::Duration::from_millis),
+    let node = NodeRun {
+        args: &a,
+        cfg: &cfg,
+        layout: &layout,
+        signals: &signals,
+        opts: meshplane::runtime::RunOptions {
+            idle: cfg.idle,
+            duration,
+            until_idle: a.until_idle_ms.map(std::time::Duration::from_millis),
+            tick_every: std::time::Duration::from_millis(50),
+        },
     };
-    print!("{}", run_over_dpdk(&cfg, &opts)?);
+    run_over_dpdk(node, reloader, tables)
+}
+
+/// Everything `run` needs besides the backend.
+struct NodeRun<'a> {
+    args: &'a RunArgs,
+    cfg: &'a NodeConfig,
+    layout: &'a meshplane::runtime::Layout,
+    signals: &'a meshplane::runtime::Signals,
+    opts: meshplane::runtime::RunOptions,
+}
+
+/// Runs the node over an opened backend: tables, stats, metrics, reload,
+/// and the final report on stdout.
+fn serve<B: meshplane::runtime::Backend>(
+    backend: &mut B,
+    n: NodeRun<'_>,
+    mut reloader: meshplane::runtime::ConfigReloader,
+    tables: meshplane::tables::Tables,
+) -> Result<()> {
+    use meshplane::runtime::{run, MetricsServer, StatsHub, StatsReporter, TableStore};
+    use std::time::Duration;
+    let a = n.args;
+    let store = TableStore::new(tables);
+    let port_names: Vec<String> = n.cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let hub = Arc::new(StatsHub::new(
+        &n.cfg.name,
+        n.layout.mode(),
+        port_names.clone(),
+        n.layout.threads().to_vec(),
+    ));
+    let _metrics = match a.metrics {
+        Some(addr) => Some(MetricsServer::start(addr, a.metrics_public, hub.clone())?),
+        None => None,
+    };
+    let mut reporter = StatsReporter::new(
+        Duration::from_millis(a.stats_every_ms.max(10)),
+        a.quiet,
+        a.stats_json.clone(),
+    );
+    tracing::info!(
+        node = %n.cfg.name,
+        backend = backend.name(),
+        mode = n.layout.mode().name(),
+        threads = n.layout.threads().len(),
+        "running"
+    );
+    let summary = run(
+        backend,
+        n.layout,
+        &store,
+        &hub,
+        n.signals.stop_flag(),
+        &n.opts,
+        |hub| {
+            if n.signals.take_reload() {
+                let old = store.epoch();
+                match reloader.reload(&store) {
+                    Ok(epoch) => tracing::info!(
+                        "SIGHUP: tables reloaded from {} (epoch {old} -> {epoch})",
+                        a.config.display()
+                    ),
+                    Err(e) => tracing::error!("SIGHUP: reload refused, keeping epoch {old}: {e}"),
+                }
+            }
+            reporter.tick(hub);
+        },
+    )
+    .with_context(|| format!("node {}", n.cfg.name))?;
+    let snap = &summary.snapshot;
+    let totals = meshplane::replay::ReplayReport {
+        node: n.cfg.name.clone(),
+        port_names,
+        stats: snap.total.clone(),
+        elapsed: summary.elapsed,
+    };
+    let mut out = format!("{} worker(s)\n{}", snap.workers.len(), totals.render());
+    for (name, d) in totals.port_names.iter().zip(&snap.devices) {
+        out.push_str(&format!(
+            "  dev  {name:<8} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}\n",
+            d.rx_packets, d.tx_packets, d.rx_missed, d.rx_errors, d.tx_errors, d.rx_nombuf
+        ));
+    }
+    out.push_str(&snap.render_table(None));
+    print!("{out}");
+    reporter
+        .finish(snap)
+        .with_context(|| format!("writing {:?}", a.stats_json))?;
+    if let Some(b) = snap.buffers {
+        if !b.is_full() {
+            tracing::warn!(
+                "{} of {} buffers did not come back",
+                b.size - b.available,
+                b.size
+            );
+        }
+    }
     Ok(())
 }
 
-/// When `run` ends.
-struct RunOpts {
-    duration: Option<std::time::Duration>,
-    until_idle: Option<std::time::Duration>,
-}
-
 #[cfg(feature = "dpdk")]
-fn run_over_dpdk(cfg: &NodeConfig, o: &RunOpts) -> Result<String> {
-    use meshplane::io::dpdk::{run_node, EalBuilder, RunOptions};
-    let eal = EalBuilder::for_node(cfg, true)
+fn run_over_dpdk(
+    n: NodeRun<'_>,
+    reloader: meshplane::runtime::ConfigReloader,
+    tables: meshplane::tables::Tables,
+) -> Result<()> {
+    use meshplane::io::dpdk::{DpdkBackend, EalBuilder};
+    let eal = EalBuilder::for_node(n.cfg, true)
         .init()
         .context("initialising DPDK")?;
-    let opts = RunOptions {
-        duration: o.duration,
-        until_idle: o.until_idle,
-        pool_size: 0,
-    };
-    let report = run_node(&eal, cfg, &opts).with_context(|| format!("node {}", cfg.name))?;
-    Ok(report.render())
+    let mut backend = DpdkBackend::open(&eal, n.cfg, n.layout.queues(), 0)
+        .with_context(|| format!("node {}: opening ports", n.cfg.name))?;
+    serve(&mut backend, n, reloader, tables)
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn run_over_dpdk(_cfg: &NodeConfig, _o: &RunOpts) -> Result<String> {
+fn run_over_dpdk(
+    _n: NodeRun<'_>,
+    _reloader: meshplane::runtime::ConfigReloader,
+    _tables: meshplane::tables::Tables,
+) -> Result<()> {
     bail!("`run` with backend dpdk: this meshplane was built without the `dpdk` feature")
 }
 
