@@ -340,7 +340,7 @@ fn serve<B: meshplane::runtime::Backend>(
     mut reloader: meshplane::runtime::ConfigReloader,
     tables: meshplane::tables::Tables,
 ) -> Result<()> {
-    use meshplane::runtime::{run, MetricsServer, StatsHub, StatsReporter, TableStore};
+    use meshplane::runtime::{control_thread, MetricsServer, StatsHub, StatsReporter, TableStore};
     use std::time::Duration;
     let a = n.args;
     let store = TableStore::new(tables);
@@ -367,28 +367,37 @@ fn serve<B: meshplane::runtime::Backend>(
         threads = n.layout.threads().len(),
         "running"
     );
-    let summary = run(
-        backend,
-        n.layout,
-        &store,
-        &hub,
-        n.signals.stop_flag(),
-        &n.opts,
-        |hub| {
-            if n.signals.take_reload() {
-                let old = store.epoch();
-                match reloader.reload(&store) {
-                    Ok(epoch) => tracing::info!(
-                        "SIGHUP: tables reloaded from {} (epoch {old} -> {epoch})",
-                        a.config.display()
-                    ),
-                    Err(e) => tracing::error!("SIGHUP: reload refused, keeping epoch {old}: {e}"),
-                }
-            }
-            reporter.tick(hub);
-        },
-    )
-    .with_context(|| format!("node {}", n.cfg.name))?;
+    let mut agent = match &n.cfg.control {
+        Some(_) => {
+            let mut agent = meshplane::control::ControlAgent::new(n.cfg)
+                .with_context(|| format!("{}: [control]", a.config.display()))?;
+            tracing::info!(
+                node_id = agent.node(),
+                time_scale = agent.clock().scale(),
+                "control plane: routes from the constellation"
+            );
+            control_thread::install_initial(&mut agent, &store);
+            Some(agent)
+        }
+        None => None,
+    };
+    let control_stop = std::sync::atomic::AtomicBool::new(false);
+    let summary = std::thread::scope(|scope| {
+        let control = agent.take().map(|agent| {
+            let (store, stop) = (&store, &control_stop);
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn_scoped(scope, move || {
+                    control_thread::control_loop(agent, store, stop)
+                })
+        });
+        let summary = serve_workers(backend, &n, &store, &hub, &mut reloader, &mut reporter);
+        control_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(Err(e)) = control {
+            tracing::error!("control thread did not start: {e}");
+        }
+        summary
+    })?;
     let snap = &summary.snapshot;
     let totals = meshplane::replay::ReplayReport {
         node: n.cfg.name.clone(),
@@ -418,6 +427,52 @@ fn serve<B: meshplane::runtime::Backend>(
         }
     }
     Ok(())
+}
+
+/// The workers' part of `serve`: runs them, applying `SIGHUP` reloads and
+/// printing stats on the supervisor's ticks.
+fn serve_workers<B: meshplane::runtime::Backend>(
+    backend: &mut B,
+    n: &NodeRun<'_>,
+    store: &meshplane::runtime::TableStore,
+    hub: &meshplane::runtime::StatsHub,
+    reloader: &mut meshplane::runtime::ConfigReloader,
+    reporter: &mut meshplane::runtime::StatsReporter,
+) -> Result<meshplane::runtime::RunSummary> {
+    let a = n.args;
+    let controlled = n.cfg.control.is_some();
+    meshplane::runtime::run(
+        backend,
+        n.layout,
+        store,
+        hub,
+        n.signals.stop_flag(),
+        &n.opts,
+        |hub| {
+            if n.signals.take_reload() {
+                let old = store.epoch();
+                if controlled {
+                    // Static tables alone would drop the computed routes.
+                    tracing::warn!(
+                        "SIGHUP ignored: {} has [control]; restart the node to change its configuration",
+                        a.config.display()
+                    );
+                } else {
+                    match reloader.reload(store) {
+                        Ok(epoch) => tracing::info!(
+                            "SIGHUP: tables reloaded from {} (epoch {old} -> {epoch})",
+                            a.config.display()
+                        ),
+                        Err(e) => {
+                            tracing::error!("SIGHUP: reload refused, keeping epoch {old}: {e}")
+                        }
+                    }
+                }
+            }
+            reporter.tick(hub);
+        },
+    )
+    .with_context(|| format!("node {}", n.cfg.name))
 }
 
 #[cfg(feature = "dpdk")]

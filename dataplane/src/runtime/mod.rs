@@ -12,9 +12,12 @@
 //!   path; [`NodeSnapshot`] renders them as a table or JSON, [`metrics`]
 //!   as Prometheus text.
 //! - [`Signals`]: `SIGINT`/`SIGTERM` stop, `SIGHUP` reload.
+//! - [`control_thread`]: a node with `[control]` computes its own routes
+//!   on a thread of its own and publishes them into the same store.
 //! - [`run`]: starts the threads, supervises, stops, drains, reports.
 
 mod backend;
+pub mod control_thread;
 mod hub;
 pub mod idle;
 mod layout;
