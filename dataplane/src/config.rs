@@ -84,6 +84,29 @@ pub enum Idle {
     Adaptive,
 }
 
+/// How a node's cores share the work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Every worker runs RX -> all stages -> TX on its own core.
+    #[default]
+    RunToCompletion,
+    /// Cores work in pairs: one polls the ports, classifies, labels and
+    /// transmits; the other runs the ESP AEAD. For when crypto, not I/O,
+    /// is the bottleneck.
+    Pipeline,
+}
+
+impl Mode {
+    /// The name the configuration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::RunToCompletion => "run-to-completion",
+            Mode::Pipeline => "pipeline",
+        }
+    }
+}
+
 /// A MAC address.
 pub type Mac = [u8; 6];
 
@@ -349,6 +372,8 @@ pub struct NodeConfig {
     pub cores: Vec<usize>,
     /// Polling policy.
     pub idle: Idle,
+    /// How the cores share the work.
+    pub mode: Mode,
     /// I/O backend.
     pub io: IoConfig,
     /// Ports in index order.
@@ -419,6 +444,8 @@ struct RawNode {
     cores: Vec<usize>,
     #[serde(default)]
     idle: Idle,
+    #[serde(default)]
+    mode: Mode,
 }
 
 #[derive(Deserialize)]
@@ -865,6 +892,7 @@ impl NodeConfig {
             role: raw.node.role,
             cores: raw.node.cores,
             idle: raw.node.idle,
+            mode: raw.node.mode,
             io,
             ports,
             sa,

@@ -15,6 +15,7 @@ pub mod io;
 pub mod mesh;
 pub mod packet;
 pub mod replay;
+pub mod runtime;
 pub mod sa;
 pub mod stage;
 pub mod tables;

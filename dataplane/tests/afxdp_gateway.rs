@@ -214,7 +214,7 @@ fn run_gateway(
         "60",
     ]);
     let mut node = Proc::spawn(cmd);
-    node.wait_for("workers polling", Duration::from_secs(60));
+    node.wait_for("running node=", Duration::from_secs(60));
     replay_into(&lan.ns, &lan.outer, &t.fwd);
     replay_into(&up.ns, &up.outer, &t.rev);
     let (report, log) = node.finish(Duration::from_secs(90));
@@ -258,6 +258,16 @@ fn gateway_on_af_xdp_encrypts_uplink_traffic_and_decrypts_lan_traffic() {
         report.contains(&format!("{total} packets in, {total} out, 0 dropped")),
         "{report}"
     );
+    assert!(
+        report.contains("(all returned)"),
+        "UMEM frames lost:\n{report}"
+    );
+    for (port, rx, tx) in [("lan0", FWD, REV), ("up0", REV, FWD)] {
+        let dev = format!(
+            "dev  {port:<8} ipackets {rx} opackets {tx} imissed 0 ierrors 0 oerrors 0 rx_nombuf 0"
+        );
+        assert!(report.contains(&dev), "{dev}:\n{report}");
+    }
     assert!(
         report.contains("copy mode"),
         "the log says how sockets bound:\n{report}"

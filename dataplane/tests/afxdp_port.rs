@@ -370,6 +370,7 @@ fn auto_backend_falls_back_to_af_xdp_and_says_why() {
         )
         .expect("write");
         let out = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .env("NO_COLOR", "1")
             .args(["run", "--config"])
             .arg(&cfg)
             .args(["--seconds", "0.3"])
@@ -377,7 +378,7 @@ fn auto_backend_falls_back_to_af_xdp_and_says_why() {
             .expect("run");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
-        assert!(err.contains("AF_XDP workers polling"), "{err}");
+        assert!(err.contains("backend=\"afxdp\""), "{err}");
         assert!(
             String::from_utf8_lossy(&out.stdout).starts_with("1 worker(s)"),
             "{err}"
@@ -534,7 +535,7 @@ fn a_killed_node_leaves_no_xdp_program_behind() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshplane"));
     cmd.args(["run", "--config"]).arg(&cfg);
     let mut node = common::Proc::spawn(cmd);
-    node.wait_for("workers polling", Duration::from_secs(30));
+    node.wait_for("running node=", Duration::from_secs(30));
     assert!(has_xdp(a));
     // SIGKILL: no destructor runs; the kernel closes the BPF link.
     node.child.kill().expect("kill");

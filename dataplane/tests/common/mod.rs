@@ -155,9 +155,11 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    /// Spawns `cmd` with stdout piped and stderr read line by line.
+    /// Spawns `cmd` with stdout piped and stderr read line by line (logs
+    /// without colour codes, so that lines match as printed).
     pub fn spawn(mut cmd: Command) -> Proc {
         let mut child = cmd
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -11,24 +11,27 @@
 //!   detaches it when closed or when the process exits.
 //! - [`AfXdpPort`]: a socket as a worker's [`Port`](crate::io::Port);
 //!   [`AfXdpNode`]: every port of a node, one socket per worker and port.
-//! - [`run_node`]: a node's workers polling their sockets.
+//! - [`AfXdpBackend`]: the node's sockets as a runtime
+//!   [`Backend`](crate::runtime::Backend) for `meshplane run`.
 //!
 //! This module (with `io::dpdk`) is the only place in the data plane with
 //! `unsafe`; every block states why it is sound.
 
+mod backend;
 mod bpf;
 mod error;
 mod node;
 mod port;
 mod ring;
-mod run;
 mod socket;
 mod umem;
 
+pub use backend::AfXdpBackend;
 pub use bpf::{load_xdp_program, redirect_program, BpfInsn, XdpAttachMode, XdpAttachment};
 pub use error::AfXdpError;
 pub use node::{ifindex, rx_queues, AfXdpNode};
 pub use port::AfXdpPort;
-pub use run::{run_node, RunError, RunOptions, RunReport, SocketReport};
-pub use socket::{memlock_limit, raise_memlock, BindMode, RingSizes, Xsk, XskStats};
+pub use socket::{
+    memlock_limit, raise_memlock, BindMode, RingSizes, Xsk, XskStats, XskStatsHandle,
+};
 pub use umem::{Umem, UmemFrame, FRAME_SIZE, RX_HEADROOM};

@@ -108,6 +108,11 @@ impl AfXdpPort {
         self.xsk.stats()
     }
 
+    /// A handle that reads this socket's counters from any thread.
+    pub fn stats_handle(&self) -> Result<super::socket::XskStatsHandle, super::AfXdpError> {
+        self.xsk.stats_handle()
+    }
+
     /// Frames sent that the kernel has not yet consumed from the TX ring.
     pub fn tx_pending(&self) -> u32 {
         self.xsk.tx.pending()

@@ -141,6 +141,46 @@ pub fn raise_memlock(need: u64) {
     }
 }
 
+/// Reads the counters of the AF_XDP socket `fd` (zero if it cannot).
+fn stats_of(fd: RawFd) -> XskStats {
+    // SAFETY: all-zero is a valid xdp_statistics (plain integers).
+    let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: s/len are valid out-parameters of the size given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            &mut s as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return XskStats::default();
+    }
+    XskStats {
+        rx_dropped: s.rx_dropped,
+        rx_invalid_descs: s.rx_invalid_descs,
+        tx_invalid_descs: s.tx_invalid_descs,
+        rx_ring_full: s.rx_ring_full,
+        rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+        tx_ring_empty_descs: s.tx_ring_empty_descs,
+    }
+}
+
+/// A descriptor of an AF_XDP socket kept to read its counters from any
+/// thread while a worker owns the socket.
+#[derive(Debug)]
+pub struct XskStatsHandle(OwnedFd);
+
+impl XskStatsHandle {
+    /// The kernel's counters for the socket.
+    pub fn stats(&self) -> XskStats {
+        stats_of(self.0.as_raw_fd())
+    }
+}
+
 impl Xsk {
     /// Opens a socket on `ifindex` queue `queue`. The first socket of a
     /// UMEM (`share_with` = None) registers it and binds in `mode`; the
@@ -308,30 +348,16 @@ impl Xsk {
 
     /// The kernel's counters for this socket.
     pub fn stats(&self) -> XskStats {
-        // SAFETY: all-zero is a valid xdp_statistics (plain integers).
-        let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: s/len are valid out-parameters of the size given.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                &mut s as *mut _ as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        if r != 0 {
-            return XskStats::default();
-        }
-        XskStats {
-            rx_dropped: s.rx_dropped,
-            rx_invalid_descs: s.rx_invalid_descs,
-            tx_invalid_descs: s.tx_invalid_descs,
-            rx_ring_full: s.rx_ring_full,
-            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
-            tx_ring_empty_descs: s.tx_ring_empty_descs,
-        }
+        stats_of(self.fd())
+    }
+
+    /// A second descriptor of this socket, to read its counters from
+    /// another thread (the socket stays open until both are closed).
+    pub fn stats_handle(&self) -> Result<XskStatsHandle, AfXdpError> {
+        self.fd
+            .try_clone()
+            .map(XskStatsHandle)
+            .map_err(|e| AfXdpError::from_io("duplicating an AF_XDP socket", e))
     }
 
     /// Tells the kernel to process the TX ring (copy mode sends from here).

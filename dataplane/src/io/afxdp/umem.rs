@@ -72,6 +72,9 @@ pub struct Umem(NonNull<UmemShared>);
 
 // SAFETY: see UmemShared; the handle is a counted reference to it.
 unsafe impl Send for Umem {}
+// SAFETY: through &Umem only the thread-safe queue and counter change;
+// handing out chunks (`frame`) is unsafe and up to the single owner.
+unsafe impl Sync for Umem {}
 
 impl Clone for Umem {
     fn clone(&self) -> Self {
