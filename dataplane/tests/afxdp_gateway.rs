@@ -6,7 +6,8 @@
 //! end, and tshark decodes and decrypts the uplink capture.
 //!
 //! The same node with `backend = "dpdk"` over DPDK's `net_af_xdp` on the
-//! same veths puts the same frames on the wire. After each run no XDP
+//! same veths, and in pipeline mode (frames of the UMEM crossing to the
+//! crypto core and back), puts the same frames on the wire. After each run no XDP
 //! program is left on the interfaces; the namespaces and veths go on drop.
 
 mod common;
@@ -385,5 +386,55 @@ fn dpdk_net_af_xdp_on_the_same_veths_sends_the_same_frames() {
         frames(&lan_d),
         "LAN frames: AF_XDP vs DPDK net_af_xdp"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gateway_in_pipeline_mode_on_af_xdp_sends_the_same_frames() {
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .take(2)
+        .collect();
+    if cores.len() < 2 {
+        eprintln!("SKIPPED: pipeline mode needs two cores, this process may use {cores:?}");
+        return;
+    }
+    let Some(lab) = lab("xp") else { return };
+    let dir = tmpdir("afxdp-pipe");
+    let t = traffic(&dir);
+    let (lan, up) = (&lab.links[0], &lab.links[1]);
+    let cfg = config(
+        &dir,
+        &format!("gw-a-xp{}", std::process::id()),
+        "backend = \"afxdp\"",
+        &format!("iface = \"{}\"", lan.inner),
+        &format!("iface = \"{}\"", up.inner),
+    );
+    // The I/O core polls the sockets, the other runs the AEAD: frames of
+    // the UMEM cross threads and come back to be sent.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let text = text.replacen(
+        "role = \"gateway\"\n",
+        &format!(
+            "role = \"gateway\"\nmode = \"pipeline\"\ncores = [{}, {}]\n",
+            cores[0], cores[1]
+        ),
+        1,
+    );
+    std::fs::write(&cfg, text).expect("write config");
+    let (up_cap, lan_cap, report) = run_gateway(&lab, &cfg, &t, &dir, "pipeline");
+    let total = FWD + REV;
+    assert!(
+        report.contains(&format!("{total} packets in, {total} out, 0 dropped")),
+        "{report}"
+    );
+    assert!(
+        report.contains("(all returned)"),
+        "UMEM frames lost:\n{report}"
+    );
+    assert_eq!(frames(&up_cap), frames(&t.fwd_ref), "uplink frames");
+    assert_eq!(frames(&lan_cap), frames(&t.rev_ref), "LAN frames");
     let _ = std::fs::remove_dir_all(&dir);
 }
