@@ -406,6 +406,11 @@ fn serve<B: meshplane::runtime::Backend>(
         Some(addr) => Some(MetricsServer::start(addr, a.metrics_public, hub.clone())?),
         None => None,
     };
+    // A stats file that cannot be written fails now, not after the run.
+    if let Some(path) = &a.stats_json {
+        meshplane::runtime::write_json(path, &hub.snapshot(), false)
+            .with_context(|| format!("--stats-json {}", path.display()))?;
+    }
     let mut reporter = StatsReporter::new(
         Duration::from_millis(a.stats_every_ms.max(10)),
         a.quiet,

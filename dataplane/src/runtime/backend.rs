@@ -52,6 +52,12 @@ impl BufferPool {
 /// [`device_counters`](Backend::device_counters) and
 /// [`buffers`](Backend::buffers) from the stats thread at any time; and
 /// [`finish`](Backend::finish) once every worker has ended.
+///
+/// A backend whose queues are opened up front (one socket per port and
+/// queue, say) can keep each worker's `Vec` in a
+/// `Mutex<Vec<Option<Vec<Port>>>>` and hand it out once, as
+/// [`MemoryBackend`](super::MemoryBackend) does; only `Port` needs to be
+/// `Send`, and the backend itself `Sync` for the thread hooks.
 pub trait Backend: Sync {
     /// One queue pair of one port, owned by one worker.
     type Port: Port + Send;

@@ -16,12 +16,18 @@
 //! left, and while any batch is out even batches that need no crypto take
 //! the same path, so frames leave in arrival order.
 //!
-//! When it wins: when the AEAD costs more per frame than RX + classify +
-//! TX (large frames on a gateway, ~1 us per 1400 B frame without VAES), two
-//! cores in a pipeline approach twice one core's rate while keeping one
-//! queue (and one flow order) per pair. When crypto is cheap (64 B frames,
-//! transit satellites that never encrypt) the hand-off costs more than it
-//! saves and run-to-completion on both cores, with RSS, is faster.
+//! When it wins: a pair's rate is bounded by its slower side, so pipeline
+//! beats one run-to-completion core by at most (I/O + classify + AEAD) /
+//! max(I/O + classify, AEAD). At 1420 B through a gateway the AEAD is most
+//! of the cost (~1.1 of ~1.3-1.7 us per frame here), so the bound is only
+//! ~1.15-1.3x, while two run-to-completion cores with RSS approach 2x.
+//! Pipeline is for traffic RSS cannot spread (one elephant flow, one SA
+//! whose packets must stay in order on one queue) with large frames. It
+//! loses whenever the cores are not dedicated: a pair stalls whenever
+//! either side is preempted. `perf/src/bin/runtime_modes.rs` measures all
+//! three; on the shared two-vCPU development host (other jobs running)
+//! it gave rtc x2 ~1.0x, pipeline 0.15-0.6x with millisecond p99 latency
+//! (adaptive idle, which yields while waiting, doing better than busy).
 
 use super::hub::StatsHub;
 use super::idle::Backoff;

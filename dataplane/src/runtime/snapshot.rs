@@ -110,9 +110,10 @@ impl NodeSnapshot {
         );
         let _ = writeln!(
             s,
-            "  {:<7} {:>4} {:>12} {:>12} {:>8} {:>7} {:>10}  {:<30} drops",
+            "  {:<7} {:>4} {:>5} {:>12} {:>12} {:>8} {:>7} {:>10}  {:<30} drops",
             "worker",
             "core",
+            "busy%",
             "rx pps",
             "tx pps",
             "rx Mpps",
@@ -123,6 +124,7 @@ impl NodeSnapshot {
         let row = |s: &mut String,
                    name: &str,
                    core: String,
+                   busy: String,
                    cur: &WorkerStats,
                    old: Option<&WorkerStats>,
                    epoch: String| {
@@ -134,9 +136,10 @@ impl NodeSnapshot {
             let gbps = cur.rx_bytes().saturating_sub(b0) as f64 * 8.0 / dt / 1e9;
             let _ = writeln!(
                 s,
-                "  {:<7} {:>4} {:>12.0} {:>12.0} {:>8.3} {:>7.3} {:>10}  {:<30} {}",
+                "  {:<7} {:>4} {:>5} {:>12.0} {:>12.0} {:>8.3} {:>7.3} {:>10}  {:<30} {}",
                 name,
                 core,
+                busy,
                 rx,
                 tx,
                 rx / 1e6,
@@ -153,11 +156,31 @@ impl NodeSnapshot {
                 _ => format!("w{}", w.info.index),
             };
             let core = w.info.core.map_or("-".into(), |c| c.to_string());
-            row(&mut s, &name, core, &w.stats, old, w.epoch.to_string());
+            // Share of polls that found work since the previous table.
+            let (p0, e0) = prev
+                .and_then(|p| p.workers.get(i))
+                .map_or((0, 0), |o| (o.polls, o.empty_polls));
+            let polls = w.polls.saturating_sub(p0);
+            let busy = if polls == 0 {
+                "-".to_string()
+            } else {
+                let full = polls.saturating_sub(w.empty_polls.saturating_sub(e0));
+                format!("{:.1}", full as f64 * 100.0 / polls as f64)
+            };
+            row(
+                &mut s,
+                &name,
+                core,
+                busy,
+                &w.stats,
+                old,
+                w.epoch.to_string(),
+            );
         }
         row(
             &mut s,
             "total",
+            String::new(),
             String::new(),
             &self.total,
             prev.map(|p| &p.total),

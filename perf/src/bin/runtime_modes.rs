@@ -37,6 +37,9 @@ struct Args {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
+    /// Idle policy of the workers: busy or adaptive.
+    #[arg(long, default_value = "busy")]
+    idle: String,
 }
 
 /// Frames in circulation per queue.
@@ -126,7 +129,13 @@ impl Backend for LoopBackend {
     }
 }
 
-fn measure(cores: &[usize], mode: Mode, size: usize, seconds: f64) -> Result<(f64, f64)> {
+fn measure(
+    cores: &[usize],
+    mode: Mode,
+    idle: Idle,
+    size: usize,
+    seconds: f64,
+) -> Result<(f64, f64)> {
     let hops = default_chain().context("embedded chain")?;
     let cfg = &hops[0].node;
     let spec = GenSpec {
@@ -141,7 +150,7 @@ fn measure(cores: &[usize], mode: Mode, size: usize, seconds: f64) -> Result<(f6
     let hub = StatsHub::new(&cfg.name, mode, names, layout.threads().to_vec());
     let stop = std::sync::atomic::AtomicBool::new(false);
     let opts = RunOptions {
-        idle: Idle::Busy,
+        idle,
         duration: Some(Duration::from_secs_f64(seconds)),
         ..RunOptions::default()
     };
@@ -179,16 +188,21 @@ fn main() -> Result<()> {
     if cores.len() != 2 {
         bail!("needs two cores, have {cores:?}");
     }
+    let idle = match args.idle.as_str() {
+        "busy" => Idle::Busy,
+        "adaptive" => Idle::Adaptive,
+        other => bail!("--idle {other}: busy or adaptive"),
+    };
     println!(
-        "gateway A encrypt through the runtime, {:.1} s each, cores {cores:?}",
-        args.seconds
+        "gateway A encrypt through the runtime, {:.1} s each, cores {cores:?}, idle {}",
+        args.seconds, args.idle
     );
     println!(
         "{:>6}  {:<10} {:>8} {:>9} {:>12}",
         "size", "mode", "Mpps", "x rtc1", "p99 lat us"
     );
     for size in [64usize, 1420] {
-        let (base, p99) = measure(&cores[..1], Mode::RunToCompletion, size, args.seconds)?;
+        let (base, p99) = measure(&cores[..1], Mode::RunToCompletion, idle, size, args.seconds)?;
         println!(
             "{size:>6}  {:<10} {base:>8.3} {:>9.2} {p99:>12.1}",
             "rtc x1", 1.0
@@ -197,7 +211,7 @@ fn main() -> Result<()> {
             ("rtc x2", &cores[..], Mode::RunToCompletion),
             ("pipeline", &cores[..], Mode::Pipeline),
         ] {
-            let (mpps, p99) = measure(c, mode, size, args.seconds)?;
+            let (mpps, p99) = measure(c, mode, idle, size, args.seconds)?;
             println!(
                 "{size:>6}  {name:<10} {mpps:>8.3} {:>9.2} {p99:>12.1}",
                 mpps / base.max(1e-9)
