@@ -2,11 +2,11 @@
 //! and inbound anti-replay state. Key material is zeroized on drop and never
 //! printed.
 
+pub mod aead;
 pub mod replay;
 
 use crate::config::{AeadAlg, SaConfig, SaDir};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit, Nonce, Tag};
+use aead::{Aead, SizedGcm};
 use replay::ReplayWindow;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,15 +29,11 @@ pub enum SaError {
     },
 }
 
-enum Cipher {
-    A128(Box<Aes128Gcm>),
-    A256(Box<Aes256Gcm>),
-}
-
 /// AES-GCM as RFC 4106 uses it: a key, a 4-byte salt, the 8-byte IV carried
-/// in the packet, nonce = salt || IV, 16-byte ICV.
+/// in the packet, nonce = salt || IV, 16-byte ICV. The implementation is
+/// chosen per packet size (`aead::SizedGcm`).
 pub struct Gcm {
-    cipher: Cipher,
+    aead: SizedGcm,
     salt: Zeroizing<[u8; 4]>,
 }
 
@@ -45,37 +41,25 @@ impl Gcm {
     /// Builds the cipher from key bytes followed by the 4-byte salt.
     pub fn new(alg: AeadAlg, spi: u32, key_and_salt: &[u8]) -> Result<Gcm, SaError> {
         let want = alg.key_len() + 4;
-        if key_and_salt.len() != want {
-            return Err(SaError::KeyLength {
-                spi,
-                alg,
-                got: key_and_salt.len(),
-                want,
-            });
-        }
-        let (key, salt) = key_and_salt.split_at(alg.key_len());
         let err = || SaError::KeyLength {
             spi,
             alg,
             got: key_and_salt.len(),
             want,
         };
-        let cipher = match alg {
-            AeadAlg::Aes128Gcm => {
-                Cipher::A128(Box::new(Aes128Gcm::new_from_slice(key).map_err(|_| err())?))
-            }
-            AeadAlg::Aes256Gcm => {
-                Cipher::A256(Box::new(Aes256Gcm::new_from_slice(key).map_err(|_| err())?))
-            }
-        };
+        if key_and_salt.len() != want {
+            return Err(err());
+        }
+        let (key, salt) = key_and_salt.split_at(alg.key_len());
+        let aead = SizedGcm::new(alg, key).map_err(|_| err())?;
         let mut s = Zeroizing::new([0u8; 4]);
         s.copy_from_slice(salt);
-        Ok(Gcm { cipher, salt: s })
+        Ok(Gcm { aead, salt: s })
     }
 
     #[inline]
-    fn nonce(&self, iv: [u8; 8]) -> [u8; 12] {
-        let mut n = [0u8; 12];
+    fn nonce(&self, iv: [u8; 8]) -> [u8; aead::NONCE_LEN] {
+        let mut n = [0u8; aead::NONCE_LEN];
         n[..4].copy_from_slice(&*self.salt);
         n[4..].copy_from_slice(&iv);
         n
@@ -84,28 +68,17 @@ impl Gcm {
     /// Encrypts `buf` in place and returns the ICV.
     #[inline]
     pub fn seal(&self, iv: [u8; 8], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        let n = self.nonce(iv);
-        let nonce = Nonce::from_slice(&n);
         // Encryption only fails for inputs beyond GCM's 64 GiB limit, which
         // a frame cannot reach; a zero tag would then fail verification.
-        let tag = match &self.cipher {
-            Cipher::A128(c) => c.encrypt_in_place_detached(nonce, aad, buf),
-            Cipher::A256(c) => c.encrypt_in_place_detached(nonce, aad, buf),
-        };
-        tag.map(|t| t.into()).unwrap_or([0u8; 16])
+        self.aead
+            .seal(&self.nonce(iv), aad, buf)
+            .unwrap_or([0u8; 16])
     }
 
     /// Verifies the ICV and decrypts `buf` in place; false if forged.
     #[inline]
     pub fn open(&self, iv: [u8; 8], aad: &[u8], buf: &mut [u8], icv: &[u8; 16]) -> bool {
-        let n = self.nonce(iv);
-        let nonce = Nonce::from_slice(&n);
-        let tag = Tag::from_slice(icv);
-        match &self.cipher {
-            Cipher::A128(c) => c.decrypt_in_place_detached(nonce, aad, buf, tag),
-            Cipher::A256(c) => c.decrypt_in_place_detached(nonce, aad, buf, tag),
-        }
-        .is_ok()
+        self.aead.open(&self.nonce(iv), aad, buf, icv)
     }
 }
 
