@@ -7,7 +7,7 @@
 //! check. No payload byte is ever copied.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, Frame, Verdict};
+use crate::frame::{Frame, Verdict};
 use crate::packet::{esp, ipv4};
 use crate::sa::aad;
 use crate::tables::Tables;
@@ -19,15 +19,13 @@ pub const OUTER_TTL: u8 = 64;
 /// ESP next-header value of a dummy packet (RFC 4303 §2.6), dropped silently.
 const NEXT_HEADER_NONE: u8 = 59;
 
-/// Encrypts frames with verdict `Encrypt(fec)`; they become `Push(fec)`.
-pub fn encrypt<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if let Verdict::Encrypt(fec) = *v {
-            *v = match encrypt_one(f, t, fec) {
-                Ok(()) => Verdict::Push(fec),
-                Err(r) => Verdict::Drop(r),
-            };
-        }
+/// Encrypts a frame with verdict `Encrypt(fec)` (the inner IP packet) into
+/// an outer IPv4 + ESP packet; it becomes `Push(fec)`.
+#[inline]
+pub fn encrypt<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Verdict {
+    match encrypt_one(f, t, fec) {
+        Ok(()) => Verdict::Push(fec),
+        Err(r) => Verdict::Drop(r),
     }
 }
 
@@ -93,16 +91,13 @@ fn encrypt_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Result<(), DropReas
     Ok(())
 }
 
-/// Decrypts frames with verdict `Decrypt` (frame starts at the outer IPv4
-/// header); they become `Deliver` holding the inner packet.
-pub fn decrypt<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if *v == Verdict::Decrypt {
-            *v = match decrypt_one(f, t) {
-                Ok(()) => Verdict::Deliver,
-                Err(r) => Verdict::Drop(r),
-            };
-        }
+/// Verifies and decrypts a frame with verdict `Decrypt` (it starts at the
+/// outer IPv4 header); it becomes `Deliver` holding the inner packet.
+#[inline]
+pub fn decrypt<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+    match decrypt_one(f, t) {
+        Ok(()) => Verdict::Deliver,
+        Err(r) => Verdict::Drop(r),
     }
 }
 
