@@ -13,7 +13,7 @@
 //!   by Ethernet type, VLAN-aware parse, LFIB swap) against a satellite's
 //!   tables, as a worker runs it.
 //!
-//! - `worker` (net_ring only): the production loop, `Worker::poll` (the
+//! - `worker`: the production loop, `Worker::poll` (the
 //!   same stages plus counters, latency stamps and per-port TX batching).
 //!
 //! Prints Mpps of each, per backend, and the ratios transit / bare and
@@ -264,17 +264,25 @@ fn touch(batch: &Batch<Mbuf>) {
     std::hint::black_box(acc);
 }
 
-/// Re-injects TTL-expired frames with a fresh TTL (as the generator would
-/// send new ones); anything else that was not switched is dropped.
+/// Re-injects TTL-expired frames as fresh ones (as the generator would
+/// send new ones): the whole test frame is written again, wherever the
+/// stage left the frame's start. Anything else not switched is dropped.
 #[cold]
 fn fix_up(batch: &mut Batch<Mbuf>, r: &mut Round) {
+    let fresh = test_frame(LABEL_A, INITIAL_TTL);
     for (f, v) in batch.iter_mut() {
         if *v == Verdict::Drop(DropReason::TtlExpired) {
-            if let Some(ttl) = f.data_mut().get_mut(17) {
-                *ttl = INITIAL_TTL;
+            let len = f.len();
+            let ok = if len < FRAME_LEN {
+                f.prepend(FRAME_LEN - len)
+            } else {
+                f.trim(len - FRAME_LEN)
+            };
+            if ok {
+                f.data_mut().copy_from_slice(&fresh);
+                *v = Verdict::Tx(0);
+                r.reinjected += 1;
             }
-            *v = Verdict::Tx(0);
-            r.reinjected += 1;
         }
     }
     let mut keep = Batch::new();
@@ -284,7 +292,7 @@ fn fix_up(batch: &mut Batch<Mbuf>, r: &mut Round) {
     std::mem::swap(batch, &mut keep);
 }
 
-/// The production loop over net_ring for `dur`: `Worker::poll`. The worker
+/// The production loop for `dur`: `Worker::poll`. The worker
 /// drops frames whose TTL ran out (and frees them); fresh frames from the
 /// generator replace them so the ring stays full.
 fn run_worker(
@@ -325,6 +333,32 @@ fn run_worker(
     r.secs = start.elapsed().as_secs_f64();
     r.packets = w.stats.rx_packets() - rx0;
     Ok(r)
+}
+
+fn port_worker(port: DpdkPort) -> Worker<DpdkPort> {
+    Worker::new(vec![port])
+}
+
+/// Warm-up plus `--rounds` rounds of `run_worker`; the median round and
+/// the port back.
+fn worker_rounds(
+    mut w: Worker<DpdkPort>,
+    tables: &Tables,
+    pool: &Mempool,
+    frame: &[u8],
+    a: &Args,
+) -> Result<(Round, DpdkPort)> {
+    let dur = Duration::from_secs_f64(a.seconds);
+    run_worker(&mut w, tables, pool, frame, dur / 4)?;
+    let mut rounds = Vec::new();
+    for _ in 0..a.rounds.max(1) {
+        rounds.push(run_worker(&mut w, tables, pool, frame, dur)?);
+    }
+    let port = w
+        .into_ports()
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
+    Ok((median(rounds), port))
 }
 
 fn mode_by_name(name: &str) -> Option<Mode> {
@@ -451,18 +485,9 @@ fn main() -> Result<()> {
         }
         let mut row = measure("net_ring", &mut port, &lfib, &tables, &a);
         if a.only.is_none() {
-            let dur = Duration::from_secs_f64(a.seconds);
-            let mut w = Worker::new(vec![port]);
-            run_worker(&mut w, &tables, &pool, &frame, dur / 4)?;
-            let mut rounds = Vec::new();
-            for _ in 0..a.rounds.max(1) {
-                rounds.push(run_worker(&mut w, &tables, &pool, &frame, dur)?);
-            }
-            row.worker = Some(median(rounds));
-            port = w
-                .into_ports()
-                .pop()
-                .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
+            let (r, p) = worker_rounds(port_worker(port), &tables, &pool, &frame, &a)?;
+            row.worker = Some(r);
+            port = p;
         }
         rows.push(row);
         // Drain and check that every mbuf came back.
@@ -493,7 +518,13 @@ fn main() -> Result<()> {
         drop(all);
         let dev = EthDev::open(&eal, "net_null0", &EthDevConfig::default(), &pool)?;
         let mut port = dev.queue(0)?;
-        rows.push(measure("net_null", &mut port, &lfib, &tables, &a));
+        let mut row = measure("net_null", &mut port, &lfib, &tables, &a);
+        if a.only.is_none() {
+            let (r, p) = worker_rounds(port_worker(port), &tables, &pool, &frame, &a)?;
+            row.worker = Some(r);
+            port = p;
+        }
+        rows.push(row);
         drop(port);
         drop(dev);
         if pool.available() != pool.size() {
@@ -512,7 +543,7 @@ fn main() -> Result<()> {
         a.seconds
     );
     println!(
-        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>8} {:>13} {:>14} {:>11} {:>7}",
+        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>8} {:>13} {:>14} {:>13} {:>12} {:>11} {:>7}",
         "backend",
         "bare Mpps",
         "touch Mpps",
@@ -521,6 +552,8 @@ fn main() -> Result<()> {
         "worker",
         "transit/bare",
         "transit/touch",
+        "transit/swap",
+        "worker/bare",
         "reinjected",
         "dropped"
     );
@@ -530,12 +563,17 @@ fn main() -> Result<()> {
             .chain(r.worker.iter())
             .map(|x| x.dropped)
             .sum();
-        let worker = r
+        let (worker, worker_ratio) = r
             .worker
-            .map(|w| format!("{:.2}", w.mpps()))
-            .unwrap_or_else(|| "-".into());
+            .map(|w| {
+                (
+                    format!("{:.2}", w.mpps()),
+                    format!("{:.3}", w.mpps() / r.bare.mpps()),
+                )
+            })
+            .unwrap_or_else(|| ("-".into(), "-".into()));
         println!(
-            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>8} {:>13.3} {:>14.3} {:>11} {:>7}",
+            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>8} {:>13.3} {:>14.3} {:>13.3} {:>12} {:>11} {:>7}",
             r.backend,
             r.bare.mpps(),
             r.touch.mpps(),
@@ -544,6 +582,8 @@ fn main() -> Result<()> {
             worker,
             r.transit.mpps() / r.bare.mpps(),
             r.transit.mpps() / r.touch.mpps(),
+            r.transit.mpps() / r.min_swap.mpps(),
+            worker_ratio,
             r.transit.reinjected,
             dropped
         );
