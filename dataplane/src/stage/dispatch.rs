@@ -12,6 +12,10 @@ use crate::tables::Tables;
 /// which rewrites it in place.
 #[inline]
 pub fn dispatch<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+    // An untagged label stack (the transit case) needs no VLAN parse.
+    if f.data().get(12..14) == Some(&ethertype::MPLS.to_be_bytes()[..]) {
+        return Verdict::Lfib;
+    }
     let Ok(l2) = vlan::parse_l2(f.data()) else {
         return Verdict::Drop(DropReason::Malformed);
     };

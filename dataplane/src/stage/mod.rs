@@ -36,15 +36,19 @@ pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
     let mut later: Mask = 0;
     for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-        let mut next = *v;
-        if matches!(next, Verdict::Input) {
-            next = dispatch::dispatch(f, t);
+        // Only the tag is read unless a stage runs: a frame that entered at
+        // a later stage is left as it is.
+        if matches!(*v, Verdict::Input) {
+            let next = dispatch::dispatch(f, t);
+            *v = if matches!(next, Verdict::Lfib) {
+                mpls::switch(f, t)
+            } else {
+                next
+            };
+        } else if matches!(*v, Verdict::Lfib) {
+            *v = mpls::switch(f, t);
         }
-        if matches!(next, Verdict::Lfib) {
-            next = mpls::switch(f, t);
-        }
-        *v = next;
-        later |= Mask::from(!next.is_final()) << i;
+        later |= Mask::from(!v.is_final()) << i;
     }
     if later == 0 {
         return;
