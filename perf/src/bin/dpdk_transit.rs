@@ -55,7 +55,7 @@ struct Args {
     /// Force running without hugepages.
     #[arg(long)]
     no_huge: bool,
-    /// Run only this loop (bare, touch, min-swap or transit) for --seconds
+    /// Run only this loop (bare, touch, min-swap, transit or worker) for --seconds
     /// and print its rate: for profilers such as `perf record`.
     #[arg(long)]
     only: Option<String>,
@@ -335,32 +335,6 @@ fn run_worker(
     Ok(r)
 }
 
-fn port_worker(port: DpdkPort) -> Worker<DpdkPort> {
-    Worker::new(vec![port])
-}
-
-/// Warm-up plus `--rounds` rounds of `run_worker`; the median round and
-/// the port back.
-fn worker_rounds(
-    mut w: Worker<DpdkPort>,
-    tables: &Tables,
-    pool: &Mempool,
-    frame: &[u8],
-    a: &Args,
-) -> Result<(Round, DpdkPort)> {
-    let dur = Duration::from_secs_f64(a.seconds);
-    run_worker(&mut w, tables, pool, frame, dur / 4)?;
-    let mut rounds = Vec::new();
-    for _ in 0..a.rounds.max(1) {
-        rounds.push(run_worker(&mut w, tables, pool, frame, dur)?);
-    }
-    let port = w
-        .into_ports()
-        .pop()
-        .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
-    Ok((median(rounds), port))
-}
-
 fn mode_by_name(name: &str) -> Option<Mode> {
     match name {
         "bare" => Some(Mode::Bare),
@@ -385,51 +359,74 @@ struct Row {
     worker: Option<Round>,
 }
 
-fn measure<P: Port<Frame = Mbuf>>(
+/// All loops over one port, interleaved round by round; the worker loop
+/// owns the port, the others borrow it from the worker.
+fn measure(
     backend: &'static str,
-    port: &mut P,
+    w: &mut Worker<DpdkPort>,
+    pool: &Mempool,
+    frame: &[u8],
     lfib: &InlineLfib,
     tables: &Tables,
     a: &Args,
-) -> Row {
+) -> Result<Row> {
     let dur = Duration::from_secs_f64(a.seconds);
-    if let Some(m) = a.only.as_deref().and_then(mode_by_name) {
-        let r = run(port, m, lfib, tables, dur);
+    let one = |w: &mut Worker<DpdkPort>, m: Option<Mode>, dur| -> Result<Round> {
+        match m {
+            Some(m) => {
+                let port = w
+                    .ports_mut()
+                    .first_mut()
+                    .ok_or_else(|| anyhow::anyhow!("worker has no port"))?;
+                Ok(run(port, m, lfib, tables, dur))
+            }
+            None => run_worker(w, tables, pool, frame, dur),
+        }
+    };
+    if let Some(name) = a.only.as_deref() {
+        let r = one(w, mode_by_name(name), dur)?;
         println!(
-            "{backend} {}: {:.2} Mpps",
-            a.only.as_deref().unwrap_or(""),
-            r.mpps()
+            "{backend} {name}: {:.2} Mpps ({} frames)",
+            r.mpps(),
+            r.packets
         );
-        return Row {
+        return Ok(Row {
             backend,
             bare: r,
             touch: r,
             min_swap: r,
             transit: r,
-            worker: None,
-        };
+            worker: Some(r),
+        });
     }
-    let modes = [Mode::Bare, Mode::Touch, Mode::MinSwap, Mode::Transit];
+    // None = the worker loop.
+    let modes = [
+        Some(Mode::Bare),
+        Some(Mode::Touch),
+        Some(Mode::MinSwap),
+        Some(Mode::Transit),
+        None,
+    ];
     // Warm-up: caches, TLB, branch predictors.
     for m in modes {
-        run(port, m, lfib, tables, dur / 4);
+        one(w, m, dur / 4)?;
     }
     // Interleaved rounds, so that a noisy neighbour hits every loop alike.
-    let mut rounds: [Vec<Round>; 4] = Default::default();
+    let mut rounds: [Vec<Round>; 5] = Default::default();
     for _ in 0..a.rounds.max(1) {
         for (i, m) in modes.iter().enumerate() {
-            rounds[i].push(run(port, *m, lfib, tables, dur));
+            rounds[i].push(one(w, *m, dur)?);
         }
     }
-    let [bare, touch, min_swap, transit] = rounds.map(median);
-    Row {
+    let [bare, touch, min_swap, transit, worker] = rounds.map(median);
+    Ok(Row {
         backend,
         bare,
         touch,
         min_swap,
         transit,
-        worker: None,
-    }
+        worker: Some(worker),
+    })
 }
 
 fn main() -> Result<()> {
@@ -454,8 +451,8 @@ fn main() -> Result<()> {
         eal = eal.memory(MemoryMode::NoHuge);
     }
     if let Some(m) = a.only.as_deref() {
-        if mode_by_name(m).is_none() {
-            bail!("--only {m}: want bare, touch, min-swap or transit");
+        if mode_by_name(m).is_none() && m != "worker" {
+            bail!("--only {m}: want bare, touch, min-swap, transit or worker");
         }
     }
     let eal = eal.init().context("EAL")?;
@@ -483,12 +480,12 @@ fn main() -> Result<()> {
             }
             filled += sent;
         }
-        let mut row = measure("net_ring", &mut port, &lfib, &tables, &a);
-        if a.only.is_none() {
-            let (r, p) = worker_rounds(port_worker(port), &tables, &pool, &frame, &a)?;
-            row.worker = Some(r);
-            port = p;
-        }
+        let mut w = Worker::new(vec![port]);
+        let row = measure("net_ring", &mut w, &pool, &frame, &lfib, &tables, &a)?;
+        let mut port = w
+            .into_ports()
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
         rows.push(row);
         // Drain and check that every mbuf came back.
         while port.rx_burst(&mut b) > 0 {
@@ -517,15 +514,12 @@ fn main() -> Result<()> {
         }
         drop(all);
         let dev = EthDev::open(&eal, "net_null0", &EthDevConfig::default(), &pool)?;
-        let mut port = dev.queue(0)?;
-        let mut row = measure("net_null", &mut port, &lfib, &tables, &a);
-        if a.only.is_none() {
-            let (r, p) = worker_rounds(port_worker(port), &tables, &pool, &frame, &a)?;
-            row.worker = Some(r);
-            port = p;
-        }
-        rows.push(row);
-        drop(port);
+        let port = dev.queue(0)?;
+        let mut w = Worker::new(vec![port]);
+        rows.push(measure(
+            "net_null", &mut w, &pool, &frame, &lfib, &tables, &a,
+        )?);
+        drop(w);
         drop(dev);
         if pool.available() != pool.size() {
             bail!("net_null: mbufs missing");
