@@ -37,15 +37,21 @@ pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     let mut later: Mask = 0;
     for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
         // Only the tag is read unless a stage runs: a frame that entered at
-        // a later stage is left as it is.
-        if matches!(*v, Verdict::Input) {
-            let next = dispatch::dispatch(f, t);
-            *v = if matches!(next, Verdict::Lfib) {
-                mpls::switch(f, t)
-            } else {
-                next
-            };
-        } else if matches!(*v, Verdict::Lfib) {
+        // a later stage is left as it is. One call site for the switch, so
+        // it inlines.
+        let label = match *v {
+            Verdict::Input => {
+                let next = dispatch::dispatch(f, t);
+                let label = matches!(next, Verdict::Lfib);
+                if !label {
+                    *v = next;
+                }
+                label
+            }
+            Verdict::Lfib => true,
+            _ => false,
+        };
+        if label {
             *v = mpls::switch(f, t);
         }
         later |= Mask::from(!v.is_final()) << i;

@@ -50,7 +50,7 @@ fn write_head(
 /// Looks up the top label of a frame with verdict `Lfib` (it starts at its
 /// Ethernet header) and swaps or pops it; the frame becomes `Tx(port)` with
 /// the next hop's Ethernet header, or `Decrypt` when the tunnel ends here.
-#[inline]
+#[inline(always)]
 pub fn switch<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
     match switch_one(f, t) {
         Ok(v) => v,
@@ -98,8 +98,20 @@ fn rewrite_l2<F: Frame>(
 #[inline(always)]
 fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
     let d = f.data_mut();
-    let l2 = l2_len(d)?;
-    let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
+    // An untagged frame (the transit case) is recognised with one bounds
+    // check; tagged ones take the VLAN parse.
+    let (l2, top) = match d.get(..HEAD) {
+        Some(h) if h[12..14] == ethertype::MPLS.to_be_bytes() => (
+            ethernet::HEADER_LEN,
+            MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]),
+        ),
+        _ => {
+            let l2 = l2_len(d)?;
+            let top =
+                MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
+            (l2, top)
+        }
+    };
     let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
     match e.op {
         LfibOp::Swap(out) => {
@@ -108,8 +120,12 @@ fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
             }
             let new = top.with_label(out).with_ttl(top.ttl() - 1);
             if l2 == ethernet::HEADER_LEN {
-                // Untagged: both headers are rewritten where they lie.
-                write_head(d, e.dst_mac, e.src_mac, new)?;
+                // Untagged: both headers are rewritten where they lie (the
+                // ethertype stays).
+                let h = d.get_mut(..HEAD).ok_or(DropReason::Malformed)?;
+                h[..6].copy_from_slice(&e.dst_mac);
+                h[6..12].copy_from_slice(&e.src_mac);
+                h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
             } else {
                 // VLAN tags are dropped: the new header ends at the label.
                 if !f.adj(l2 - ethernet::HEADER_LEN) {
