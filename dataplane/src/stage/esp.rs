@@ -9,7 +9,7 @@
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, Verdict};
 use crate::packet::{esp, ipv4};
-use crate::sa::aad;
+use crate::sa::{aad, SaOut, SeqBlock};
 use crate::tables::Tables;
 
 /// Outer IPv4 + ESP header + IV.
@@ -19,18 +19,57 @@ pub const OUTER_TTL: u8 = 64;
 /// ESP next-header value of a dummy packet (RFC 4303 §2.6), dropped silently.
 const NEXT_HEADER_NONE: u8 = 59;
 
-/// Encrypts a frame with verdict `Encrypt(fec)` (the inner IP packet) into
-/// an outer IPv4 + ESP packet; it becomes `Push(fec)`.
-#[inline]
-pub fn encrypt<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Verdict {
-    match encrypt_one(f, t, fec) {
-        Ok(()) => Verdict::Push(fec),
-        Err(r) => Verdict::Drop(r),
+/// Sequence numbers for the frames a batch encrypts: reserved per run of
+/// frames on one SA with a single atomic add, sized to the frames still to
+/// encrypt. Numbers left over when a frame fails or the SA changes are
+/// skipped, which receivers accept (the sequence only has to grow).
+#[derive(Debug)]
+pub struct SeqCache {
+    sa: u32,
+    block: SeqBlock,
+    pending: u64,
+}
+
+impl SeqCache {
+    /// A cache for a batch with `pending` frames to encrypt.
+    pub fn new(pending: u64) -> Self {
+        SeqCache {
+            sa: u32::MAX,
+            block: SeqBlock::default(),
+            pending,
+        }
+    }
+
+    #[inline]
+    fn next(&mut self, idx: u32, sa: &SaOut) -> Option<u64> {
+        if self.sa != idx || self.block.is_empty() {
+            self.block = sa.reserve_seq(self.pending);
+            self.sa = idx;
+        }
+        self.block.take()
     }
 }
 
+/// Encrypts a frame with verdict `Encrypt(fec)` (the inner IP packet) into
+/// an outer IPv4 + ESP packet; it becomes `Push(fec)`. Its sequence number
+/// comes from `seqs`.
 #[inline]
-fn encrypt_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Result<(), DropReason> {
+pub fn encrypt<F: Frame>(f: &mut F, t: &Tables, fec: u32, seqs: &mut SeqCache) -> Verdict {
+    let v = match encrypt_one(f, t, fec, seqs) {
+        Ok(()) => Verdict::Push(fec),
+        Err(r) => Verdict::Drop(r),
+    };
+    seqs.pending = seqs.pending.saturating_sub(1);
+    v
+}
+
+#[inline]
+fn encrypt_one<F: Frame>(
+    f: &mut F,
+    t: &Tables,
+    fec: u32,
+    seqs: &mut SeqCache,
+) -> Result<(), DropReason> {
     let fec_entry = t.fecs.get(fec as usize).ok_or(DropReason::NoRoute)?;
     let sa = t
         .sa_out
@@ -56,7 +95,9 @@ fn encrypt_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Result<(), DropReas
     if f.headroom() < ENCAP_HEAD || f.tailroom() < tail {
         return Err(DropReason::NoRoom);
     }
-    let seq = sa.next_seq().ok_or(DropReason::SeqExhausted)?;
+    let seq = seqs
+        .next(fec_entry.sa, sa)
+        .ok_or(DropReason::SeqExhausted)?;
     if !f.append(tail) || !f.prepend(ENCAP_HEAD) {
         return Err(DropReason::NoRoom);
     }

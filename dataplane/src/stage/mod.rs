@@ -63,10 +63,14 @@ pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     visit(frames, verdicts, &mut later, |f, v| {
         (v == Verdict::Classify).then(|| classify::classify(f, t))
     });
-    visit(frames, verdicts, &mut later, |f, v| match v {
-        Verdict::Encrypt(fec) => Some(esp::encrypt(f, t, fec)),
-        _ => None,
-    });
+    let to_encrypt = count(verdicts, later, |v| matches!(v, Verdict::Encrypt(_)));
+    if to_encrypt > 0 {
+        let mut seqs = esp::SeqCache::new(to_encrypt);
+        visit(frames, verdicts, &mut later, |f, v| match v {
+            Verdict::Encrypt(fec) => Some(esp::encrypt(f, t, fec, &mut seqs)),
+            _ => None,
+        });
+    }
     visit(frames, verdicts, &mut later, |f, v| match v {
         Verdict::Push(fec) => Some(mpls::push(f, t, fec)),
         _ => None,
@@ -80,6 +84,19 @@ pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     });
     // Anything still pending named a stage out of order (e.g. `Lfib` after
     // decryption cannot happen); the worker counts such verdicts.
+}
+
+/// How many frames whose bit is set in `mask` have a verdict `want` accepts.
+#[inline]
+fn count(verdicts: &[Verdict], mask: Mask, want: impl Fn(Verdict) -> bool) -> u64 {
+    let mut m = mask;
+    let mut n = 0;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        n += u64::from(verdicts.get(i).is_some_and(|v| want(*v)));
+    }
+    n
 }
 
 /// Applies `step` to the frames whose bit is set in `pending`; `step`
@@ -105,5 +122,63 @@ fn visit<F: Frame>(
                 *pending &= !(1 << i);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::default_chain;
+    use crate::drop_reason::DropReason;
+    use crate::frame::HeapFrame;
+    use crate::gen::{generate, FrameSize, GenSpec};
+
+    /// ESP sequence numbers, reserved per batch, still count up in frame
+    /// order across batches; a frame that cannot be encrypted (no tailroom)
+    /// is dropped and costs at most one number.
+    #[test]
+    fn ingress_sequence_numbers_follow_frame_order_across_batches() {
+        let hops = default_chain().expect("embedded configs");
+        let t = Tables::from_config(&hops[0].node, 1).expect("tables");
+        let input = generate(&GenSpec {
+            count: 40,
+            size: FrameSize::Fixed(64),
+            ..GenSpec::default()
+        })
+        .expect("generate");
+        let mut seqs = Vec::new();
+        for (n, chunk) in input.chunks(BURST).enumerate() {
+            let mut b: Batch<HeapFrame> = Batch::new();
+            for (i, p) in chunk.iter().enumerate() {
+                let f = if n == 1 && i == 2 {
+                    // No tailroom for padding, trailer and ICV.
+                    let mut f = HeapFrame::with_room(p.data.len());
+                    f.reset_from(&p.data);
+                    f
+                } else {
+                    HeapFrame::from_bytes(&p.data)
+                };
+                b.push(f).expect("room");
+            }
+            process(&mut b, &t);
+            for (f, v) in b.frames().iter().zip(b.verdicts()) {
+                match v {
+                    Verdict::Tx(_) => {
+                        // Ethernet 14 + MPLS 4 + IPv4 20 + SPI 4 = sequence number.
+                        let d = f.data();
+                        seqs.push(u32::from_be_bytes([d[42], d[43], d[44], d[45]]));
+                    }
+                    v => assert_eq!(*v, Verdict::Drop(DropReason::NoRoom)),
+                }
+            }
+        }
+        assert_eq!(seqs.len(), 39);
+        let first: Vec<u32> = (1..=BURST as u32).collect();
+        assert_eq!(seqs[..BURST], first[..], "one batch: 1, 2, 3, ...");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "frame order: {seqs:?}"
+        );
+        assert!(seqs[38] <= 40, "at most the failed frame's number skipped");
     }
 }
