@@ -9,7 +9,7 @@
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, Verdict};
 use crate::packet::{esp, ipv4};
-use crate::sa::{aad, SaOut, SeqBlock};
+use crate::sa::{aad, SaIn, SaOut, SeqBlock};
 use crate::tables::Tables;
 
 /// Outer IPv4 + ESP header + IV.
@@ -132,18 +132,43 @@ fn encrypt_one<F: Frame>(
     Ok(())
 }
 
+/// The inbound SA of the previous frame: a batch usually carries one
+/// tunnel, so the SPI table is searched once per SPI change, not per frame.
+#[derive(Default)]
+pub struct InboundCache<'t> {
+    last: Option<(u32, &'t SaIn)>,
+}
+
+impl<'t> InboundCache<'t> {
+    #[inline]
+    fn get(&mut self, t: &'t Tables, spi: u32) -> Option<&'t SaIn> {
+        match self.last {
+            Some((s, sa)) if s == spi => Some(sa),
+            _ => {
+                let sa: &'t SaIn = t.sa_in.get(&spi)?;
+                self.last = Some((spi, sa));
+                Some(sa)
+            }
+        }
+    }
+}
+
 /// Verifies and decrypts a frame with verdict `Decrypt` (it starts at the
 /// outer IPv4 header); it becomes `Deliver` holding the inner packet.
 #[inline]
-pub fn decrypt<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    match decrypt_one(f, t) {
+pub fn decrypt<'t, F: Frame>(f: &mut F, t: &'t Tables, sas: &mut InboundCache<'t>) -> Verdict {
+    match decrypt_one(f, t, sas) {
         Ok(()) => Verdict::Deliver,
         Err(r) => Verdict::Drop(r),
     }
 }
 
 #[inline]
-fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
+fn decrypt_one<'t, F: Frame>(
+    f: &mut F,
+    t: &'t Tables,
+    sas: &mut InboundCache<'t>,
+) -> Result<(), DropReason> {
     let d = f.data_mut();
     let (ihl, total, outer_src, outer_dst) = {
         let ip = ipv4::Ipv4Packet::new_checked(&*d).map_err(|_| DropReason::Malformed)?;
@@ -166,7 +191,7 @@ fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
         let e = esp::EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Malformed)?;
         (e.spi(), e.seq(), e.iv())
     };
-    let sa = t.sa_in.get(&spi).ok_or(DropReason::UnknownSpi)?;
+    let sa = sas.get(t, spi).ok_or(DropReason::UnknownSpi)?;
     // A tunnel-mode SA is bound to its endpoints (RFC 4301 §4.1): the same
     // SPI arriving between other addresses belongs to no SA of ours.
     if outer_dst != sa.tunnel_dst || outer_src != sa.tunnel_src {

@@ -76,8 +76,9 @@ pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
         _ => None,
     });
     // Egress: decrypt -> deliver.
+    let mut sas = esp::InboundCache::default();
     visit(frames, verdicts, &mut later, |f, v| {
-        (v == Verdict::Decrypt).then(|| esp::decrypt(f, t))
+        (v == Verdict::Decrypt).then(|| esp::decrypt(f, t, &mut sas))
     });
     visit(frames, verdicts, &mut later, |f, v| {
         (v == Verdict::Deliver).then(|| deliver::deliver(f, t))
