@@ -7,7 +7,7 @@ use crate::frame::{Frame, Verdict};
 use crate::packet::ethernet::{self, ethertype};
 use crate::packet::mpls::{MplsEntry, ENTRY_LEN};
 use crate::packet::vlan;
-use crate::tables::lfib::LfibOp;
+use crate::tables::lfib::{LfibEntry, LfibOp};
 use crate::tables::Tables;
 
 /// TTL of a pushed label.
@@ -98,41 +98,53 @@ fn rewrite_l2<F: Frame>(
 #[inline(always)]
 fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
     let d = f.data_mut();
-    // An untagged frame (the transit case) is recognised with one bounds
-    // check; tagged ones take the VLAN parse.
-    let (l2, top) = match d.get(..HEAD) {
-        Some(h) if h[12..14] == ethertype::MPLS.to_be_bytes() => (
-            ethernet::HEADER_LEN,
-            MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]),
-        ),
-        _ => {
-            let l2 = l2_len(d)?;
-            let top =
-                MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
-            (l2, top)
+    // The transit case, an untagged frame whose label is swapped: one
+    // bounds check, both headers rewritten where they lie (the ethertype
+    // stays). Other operations go on with the entry already found.
+    if let Some(h) = d.get_mut(..HEAD) {
+        if h[12..14] == ethertype::MPLS.to_be_bytes() {
+            let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
+            let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
+            if let LfibOp::Swap(out) = e.op {
+                if top.ttl() <= 1 {
+                    return Err(DropReason::TtlExpired);
+                }
+                let new = top.with_label(out).with_ttl(top.ttl() - 1);
+                h[..6].copy_from_slice(&e.dst_mac);
+                h[6..12].copy_from_slice(&e.src_mac);
+                h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
+                return Ok(Verdict::Tx(e.port));
+            }
+            return apply(f, ethernet::HEADER_LEN, top, e);
         }
-    };
+    }
+    let l2 = l2_len(d)?;
+    let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
     let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
+    apply(f, l2, top, e)
+}
+
+/// Carries out `e`'s operation on a frame whose top label `top` follows
+/// `l2` bytes of L2 header.
+#[inline]
+fn apply<F: Frame>(
+    f: &mut F,
+    l2: usize,
+    top: MplsEntry,
+    e: &LfibEntry,
+) -> Result<Verdict, DropReason> {
+    let d = f.data_mut();
     match e.op {
         LfibOp::Swap(out) => {
             if top.ttl() <= 1 {
                 return Err(DropReason::TtlExpired);
             }
             let new = top.with_label(out).with_ttl(top.ttl() - 1);
-            if l2 == ethernet::HEADER_LEN {
-                // Untagged: both headers are rewritten where they lie (the
-                // ethertype stays).
-                let h = d.get_mut(..HEAD).ok_or(DropReason::Malformed)?;
-                h[..6].copy_from_slice(&e.dst_mac);
-                h[6..12].copy_from_slice(&e.src_mac);
-                h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
-            } else {
-                // VLAN tags are dropped: the new header ends at the label.
-                if !f.adj(l2 - ethernet::HEADER_LEN) {
-                    return Err(DropReason::Malformed);
-                }
-                write_head(f.data_mut(), e.dst_mac, e.src_mac, new)?;
+            // Any VLAN tags are dropped: the new header ends at the label.
+            if !f.adj(l2 - ethernet::HEADER_LEN) {
+                return Err(DropReason::Malformed);
             }
+            write_head(f.data_mut(), e.dst_mac, e.src_mac, new)?;
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::Pop => {
