@@ -153,7 +153,8 @@ impl Frame for HeapFrame {
 pub type PortId = u16;
 
 /// Where a frame goes next. Stages act on the frames whose verdict names
-/// them and leave the others untouched (VPP's next-node, flattened).
+/// them and leave the others untouched (VPP's next-node, flattened). A
+/// stage's verdict also says where the frame's data starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Just received, not yet dispatched by ethertype.
@@ -164,7 +165,7 @@ pub enum Verdict {
     Encrypt(u32),
     /// Push the FEC's label and send (index into the FEC table).
     Push(u32),
-    /// Labelled frame: look up the LFIB.
+    /// Labelled frame (still with its L2 header): look up the LFIB.
     Lfib,
     /// Outer IPv4 with ESP addressed to this node: decrypt.
     Decrypt,
@@ -174,6 +175,14 @@ pub enum Verdict {
     Tx(PortId),
     /// Dropped for this reason (counted by the worker).
     Drop(DropReason),
+}
+
+impl Verdict {
+    /// True for `Tx` and `Drop`: no stage acts on the frame any more.
+    #[inline]
+    pub fn is_final(self) -> bool {
+        matches!(self, Verdict::Tx(_) | Verdict::Drop(_))
+    }
 }
 
 /// A burst of up to `BURST` frames with one verdict each.
@@ -272,6 +281,14 @@ impl<F> Batch<F> {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&mut F, &mut Verdict)> {
         let n = self.frames.len();
         self.frames.iter_mut().zip(self.verdicts[..n].iter_mut())
+    }
+
+    /// Frames and verdicts as two slices of equal length, for a pipeline
+    /// that visits frames by index.
+    #[inline]
+    pub fn frames_verdicts_mut(&mut self) -> (&mut [F], &mut [Verdict]) {
+        let n = self.frames.len();
+        (&mut self.frames, &mut self.verdicts[..n])
     }
 
     /// Direct access to the frame vector for backends that fill it in bulk

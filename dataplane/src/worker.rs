@@ -114,7 +114,9 @@ fn rx_counted<P: Port>(
     if n > 0 {
         let c = &mut stats.ports[port];
         c.rx_packets += n as u64;
-        c.rx_bytes += batch.frames().iter().map(|f| f.len() as u64).sum::<u64>();
+        c.rx_bytes += frame_bytes(batch.frames());
+        // The frames may be processed and sent on another thread: the stamp
+        // travels with them.
         batch.stamp_all(now_ns());
     }
     n
@@ -161,13 +163,18 @@ impl<P: Port> Worker<P> {
     pub fn poll(&mut self, tables: &Tables) -> usize {
         let mut total = 0;
         for rx_port in 0..self.ports.len() {
-            let n = rx_counted(&mut self.ports, &mut self.stats, rx_port, &mut self.rx);
+            let n = self.ports[rx_port].rx_burst(&mut self.rx);
             if n == 0 {
                 continue;
             }
+            // One clock read per burst: every frame of it arrived together.
+            let rx_ns = now_ns();
             total += n;
+            let c = &mut self.stats.ports[rx_port];
+            c.rx_packets += n as u64;
+            c.rx_bytes += frame_bytes(self.rx.frames());
             stage::process(&mut self.rx, tables);
-            self.send_batch();
+            self.send_batch(rx_ns);
         }
         total
     }
@@ -184,20 +191,84 @@ impl<P: Port> Worker<P> {
     /// Sends a batch whose stages have run: `Tx(port)` frames go out per
     /// port, drops are counted by reason, frames a port could not take are
     /// counted as `TxFull` and freed. Leaves `batch` empty.
+    /// Latency counts from the first frame's stamp (`receive`,
+    /// `Batch::push_with`), or from now if it has none.
     pub fn transmit(&mut self, batch: &mut Batch<P::Frame>) {
+        let rx_ns = match batch.stamps().first() {
+            Some(&s) if s != 0 => s,
+            _ => now_ns(),
+        };
         std::mem::swap(&mut self.rx, batch);
-        self.send_batch();
+        self.send_batch(rx_ns);
         std::mem::swap(&mut self.rx, batch);
     }
 
     /// Processes frames that are already in `batch` (for drivers that fill
-    /// batches themselves) and sends them.
+    /// batches themselves) and sends them. Latency counts from the first
+    /// frame's stamp (`Batch::push_with`), or from now if it has none.
     pub fn process_batch(&mut self, batch: &mut Batch<P::Frame>, tables: &Tables) {
         stage::process(batch, tables);
         self.transmit(batch);
     }
 
-    fn send_batch(&mut self) {
+    /// Sends the processed `rx` batch and counts what happened to it.
+    #[inline]
+    fn send_batch(&mut self, rx_ns: u64) {
+        // The common case, every frame to one port (a transit hop, a gateway
+        // direction): the batch goes to the port as it is.
+        if let Some(port) = self.single_tx_port() {
+            self.send_whole(port, rx_ns);
+            return;
+        }
+        self.send_mixed(rx_ns);
+    }
+
+    /// The port every frame of `rx` is sent on, if there is one such port
+    /// and this worker has it.
+    #[inline]
+    fn single_tx_port(&self) -> Option<usize> {
+        let v = self.rx.verdicts();
+        let Some(&Verdict::Tx(p)) = v.first() else {
+            return None;
+        };
+        let same = v.iter().fold(true, |all, x| all & (*x == Verdict::Tx(p)));
+        let p = usize::from(p);
+        (same && p < self.ports.len()).then_some(p)
+    }
+
+    /// Sends all of `rx` on `port`.
+    #[inline]
+    fn send_whole(&mut self, port: usize, rx_ns: u64) {
+        let bytes = frame_bytes(self.rx.frames());
+        let want = self.rx.len();
+        let now = now_ns();
+        let sent = self.ports[port].tx_burst(&mut self.rx);
+        let c = &mut self.stats.ports[port];
+        c.tx_packets += sent as u64;
+        if sent == want {
+            c.tx_bytes += bytes;
+        } else {
+            c.tx_bytes += bytes - frame_bytes(self.rx.frames());
+            self.drop_unsent();
+        }
+        if sent > 0 {
+            let _ = self
+                .stats
+                .latency
+                .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
+        }
+    }
+
+    /// Counts what is left in `rx` after a TX burst as `TxFull` and frees it.
+    #[cold]
+    fn drop_unsent(&mut self) {
+        self.stats.drops.0[DropReason::TxFull.index()] += self.rx.len() as u64;
+        self.rx.clear();
+    }
+
+    /// Frames for several ports, or drops among them: count the drops, then
+    /// send each port's frames in order.
+    fn send_mixed(&mut self, rx_ns: u64) {
         // Count drops and note which ports have traffic.
         let mut ports_mask: u64 = 0;
         let mut many_ports = false;
@@ -219,12 +290,12 @@ impl<P: Port> Worker<P> {
                 many_ports
             };
             if wanted {
-                // A TX verdict naming a port this worker lacks is a table error.
-                self.flush_port(p as PortId);
+                self.flush_port(p as PortId, rx_ns);
             }
             p += 1;
         }
-        // Whatever is left was dropped (or names a port that does not exist).
+        // Whatever is left was dropped (or names a port that does not exist:
+        // a table error).
         for v in self.rx.verdicts() {
             if let Verdict::Tx(_) = v {
                 self.stats.drops.bump(DropReason::NoRoute);
@@ -233,15 +304,14 @@ impl<P: Port> Worker<P> {
         self.rx.clear();
     }
 
-    fn flush_port(&mut self, port: PortId) {
+    fn flush_port(&mut self, port: PortId, rx_ns: u64) {
         let now = now_ns();
         loop {
             self.rx.take_tx(port, &mut self.tx);
             if self.tx.is_empty() {
                 break;
             }
-            let stamp = self.tx.stamps()[0];
-            let bytes: u64 = self.tx.frames().iter().map(|f| f.len() as u64).sum();
+            let bytes = frame_bytes(self.tx.frames());
             let want = self.tx.len();
             let sent = self.ports[usize::from(port)].tx_burst(&mut self.tx);
             let c = &mut self.stats.ports[usize::from(port)];
@@ -249,19 +319,132 @@ impl<P: Port> Worker<P> {
             if sent == want {
                 c.tx_bytes += bytes;
             } else {
-                let unsent: u64 = self.tx.frames().iter().map(|f| f.len() as u64).sum();
-                c.tx_bytes += bytes - unsent;
-                for _ in 0..self.tx.len() {
-                    self.stats.drops.bump(DropReason::TxFull);
-                }
+                c.tx_bytes += bytes - frame_bytes(self.tx.frames());
+                self.stats.drops.0[DropReason::TxFull.index()] += self.tx.len() as u64;
                 self.tx.clear();
             }
             if sent > 0 {
                 let _ = self
                     .stats
                     .latency
-                    .record_n(now.saturating_sub(stamp).max(1), sent as u64);
+                    .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
             }
         }
+    }
+}
+
+/// Bytes in `frames` (L2, without FCS).
+#[inline]
+fn frame_bytes<F: Frame>(frames: &[F]) -> u64 {
+    frames.iter().map(|f| f.len() as u64).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::frame::HeapFrame;
+    use crate::io::memory::{ring, MemoryPort};
+
+    /// Label 100 -> port p1, label 101 -> port p0 (both swap).
+    const NODE: &str = r#"
+[node]
+name = "w"
+role = "satellite"
+
+[[ports]]
+name = "p0"
+mac = "02:00:00:00:00:01"
+
+[[ports]]
+name = "p1"
+mac = "02:00:00:00:00:02"
+
+[[lfib]]
+label = 100
+action = "swap"
+out_label = 200
+port = "p1"
+next_hop_mac = "02:00:00:00:00:0b"
+
+[[lfib]]
+label = 101
+action = "swap"
+out_label = 201
+port = "p0"
+next_hop_mac = "02:00:00:00:00:0c"
+"#;
+
+    fn labelled(label: u32, ttl: u8) -> HeapFrame {
+        let mut f = vec![0xaa; 12];
+        f.extend(0x8847u16.to_be_bytes());
+        f.extend(((label << 12) | (1 << 8) | u32::from(ttl)).to_be_bytes());
+        f.extend([0x45u8; 42]);
+        HeapFrame::from_bytes(&f)
+    }
+
+    /// A worker over two memory ports; port 1 can take `cap1` frames.
+    fn worker(cap1: usize) -> (Worker<MemoryPort>, Tables) {
+        let node = NodeConfig::parse(NODE, "w.toml").expect("config");
+        let t = Tables::from_config(&node, 1).expect("tables");
+        let p0 = MemoryPort::new(ring(64), ring(64));
+        let p1 = MemoryPort::new(ring(64), ring(cap1));
+        (Worker::new(vec![p0, p1]), t)
+    }
+
+    #[test]
+    fn one_port_burst_is_sent_whole_and_counted() {
+        let (mut w, t) = worker(64);
+        for _ in 0..32 {
+            w.ports()[0].rx_ring().push(labelled(100, 9)).expect("room");
+        }
+        assert_eq!(w.poll(&t), 32);
+        assert_eq!(w.ports()[1].tx_ring().len(), 32);
+        assert_eq!(w.stats.ports[0].rx_packets, 32);
+        assert_eq!(w.stats.ports[0].rx_bytes, 32 * 60);
+        assert_eq!(w.stats.ports[1].tx_packets, 32);
+        assert_eq!(w.stats.ports[1].tx_bytes, 32 * 60);
+        assert_eq!(w.stats.drops.total(), 0);
+        assert_eq!(w.stats.latency.len(), 32);
+    }
+
+    #[test]
+    fn a_full_tx_ring_counts_the_rest_as_tx_full() {
+        let (mut w, t) = worker(5);
+        for _ in 0..20 {
+            w.ports()[0].rx_ring().push(labelled(100, 9)).expect("room");
+        }
+        w.poll(&t);
+        assert_eq!(w.stats.ports[1].tx_packets, 5);
+        assert_eq!(w.stats.ports[1].tx_bytes, 5 * 60);
+        assert_eq!(w.stats.drops.get(DropReason::TxFull), 15);
+        assert_eq!(w.stats.latency.len(), 5);
+    }
+
+    #[test]
+    fn mixed_ports_and_drops_keep_order_per_port() {
+        let (mut w, t) = worker(64);
+        let rx = w.ports()[0].rx_ring().clone();
+        // 100 -> p1, 101 -> p0, TTL 1 expires, 999 has no route.
+        for (i, (label, ttl)) in [(100, 9), (101, 9), (100, 1), (999, 9), (100, 8), (101, 7)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut f = labelled(label, ttl);
+            f.data_mut()[30] = i as u8;
+            rx.push(f).expect("room");
+        }
+        w.poll(&t);
+        let tags = |p: usize| -> Vec<u8> {
+            let r = w.ports()[p].tx_ring();
+            std::iter::from_fn(|| r.pop())
+                .map(|f| f.data()[30])
+                .collect()
+        };
+        assert_eq!(tags(1), [0, 4]);
+        assert_eq!(tags(0), [1, 5]);
+        assert_eq!(w.stats.drops.get(DropReason::TtlExpired), 1);
+        assert_eq!(w.stats.drops.get(DropReason::NoRoute), 1);
+        assert_eq!(w.stats.ports[0].tx_packets + w.stats.ports[1].tx_packets, 4);
     }
 }

@@ -2,11 +2,11 @@
 //! and inbound anti-replay state. Key material is zeroized on drop and never
 //! printed.
 
+pub mod aead;
 pub mod replay;
 
 use crate::config::{AeadAlg, SaConfig, SaDir};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit, Nonce, Tag};
+use aead::{Aead, SizedGcm};
 use replay::ReplayWindow;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,15 +29,11 @@ pub enum SaError {
     },
 }
 
-enum Cipher {
-    A128(Box<Aes128Gcm>),
-    A256(Box<Aes256Gcm>),
-}
-
 /// AES-GCM as RFC 4106 uses it: a key, a 4-byte salt, the 8-byte IV carried
-/// in the packet, nonce = salt || IV, 16-byte ICV.
+/// in the packet, nonce = salt || IV, 16-byte ICV. The implementation is
+/// chosen per packet size (`aead::SizedGcm`).
 pub struct Gcm {
-    cipher: Cipher,
+    aead: SizedGcm,
     salt: Zeroizing<[u8; 4]>,
 }
 
@@ -45,37 +41,25 @@ impl Gcm {
     /// Builds the cipher from key bytes followed by the 4-byte salt.
     pub fn new(alg: AeadAlg, spi: u32, key_and_salt: &[u8]) -> Result<Gcm, SaError> {
         let want = alg.key_len() + 4;
-        if key_and_salt.len() != want {
-            return Err(SaError::KeyLength {
-                spi,
-                alg,
-                got: key_and_salt.len(),
-                want,
-            });
-        }
-        let (key, salt) = key_and_salt.split_at(alg.key_len());
         let err = || SaError::KeyLength {
             spi,
             alg,
             got: key_and_salt.len(),
             want,
         };
-        let cipher = match alg {
-            AeadAlg::Aes128Gcm => {
-                Cipher::A128(Box::new(Aes128Gcm::new_from_slice(key).map_err(|_| err())?))
-            }
-            AeadAlg::Aes256Gcm => {
-                Cipher::A256(Box::new(Aes256Gcm::new_from_slice(key).map_err(|_| err())?))
-            }
-        };
+        if key_and_salt.len() != want {
+            return Err(err());
+        }
+        let (key, salt) = key_and_salt.split_at(alg.key_len());
+        let aead = SizedGcm::new(alg, key).map_err(|_| err())?;
         let mut s = Zeroizing::new([0u8; 4]);
         s.copy_from_slice(salt);
-        Ok(Gcm { cipher, salt: s })
+        Ok(Gcm { aead, salt: s })
     }
 
     #[inline]
-    fn nonce(&self, iv: [u8; 8]) -> [u8; 12] {
-        let mut n = [0u8; 12];
+    fn nonce(&self, iv: [u8; 8]) -> [u8; aead::NONCE_LEN] {
+        let mut n = [0u8; aead::NONCE_LEN];
         n[..4].copy_from_slice(&*self.salt);
         n[4..].copy_from_slice(&iv);
         n
@@ -84,28 +68,17 @@ impl Gcm {
     /// Encrypts `buf` in place and returns the ICV.
     #[inline]
     pub fn seal(&self, iv: [u8; 8], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        let n = self.nonce(iv);
-        let nonce = Nonce::from_slice(&n);
         // Encryption only fails for inputs beyond GCM's 64 GiB limit, which
         // a frame cannot reach; a zero tag would then fail verification.
-        let tag = match &self.cipher {
-            Cipher::A128(c) => c.encrypt_in_place_detached(nonce, aad, buf),
-            Cipher::A256(c) => c.encrypt_in_place_detached(nonce, aad, buf),
-        };
-        tag.map(|t| t.into()).unwrap_or([0u8; 16])
+        self.aead
+            .seal(&self.nonce(iv), aad, buf)
+            .unwrap_or([0u8; 16])
     }
 
     /// Verifies the ICV and decrypts `buf` in place; false if forged.
     #[inline]
     pub fn open(&self, iv: [u8; 8], aad: &[u8], buf: &mut [u8], icv: &[u8; 16]) -> bool {
-        let n = self.nonce(iv);
-        let nonce = Nonce::from_slice(&n);
-        let tag = Tag::from_slice(icv);
-        match &self.cipher {
-            Cipher::A128(c) => c.decrypt_in_place_detached(nonce, aad, buf, tag),
-            Cipher::A256(c) => c.decrypt_in_place_detached(nonce, aad, buf, tag),
-        }
-        .is_ok()
+        self.aead.open(&self.nonce(iv), aad, buf, icv)
     }
 }
 
@@ -138,7 +111,20 @@ impl SaOut {
         (s != 0 && s <= limit).then_some(s)
     }
 
-    /// Sequence numbers used so far.
+    /// Reserves `n` consecutive sequence numbers with one atomic add (a
+    /// batch's worth, instead of one locked add per packet). Numbers past
+    /// the SA's space come out of the block as `None`, as from `next_seq`.
+    #[inline]
+    pub fn reserve_seq(&self, n: u64) -> SeqBlock {
+        let n = n.max(1);
+        SeqBlock {
+            next: self.seq.fetch_add(n, Relaxed).wrapping_add(1),
+            left: n,
+            esn: self.esn,
+        }
+    }
+
+    /// Sequence numbers used (or reserved) so far.
     pub fn sent(&self) -> u64 {
         self.seq.load(Relaxed)
     }
@@ -146,6 +132,40 @@ impl SaOut {
     /// Starts numbering after `last` (for tests and rekey hand-over).
     pub fn set_last_seq(&self, last: u64) {
         self.seq.store(last, Relaxed);
+    }
+}
+
+/// Consecutive sequence numbers reserved from one outbound SA.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeqBlock {
+    next: u64,
+    left: u64,
+    esn: bool,
+}
+
+impl SeqBlock {
+    /// True when every reserved number has been handed out.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    /// The next reserved number: `None` when the block is used up, or for a
+    /// number beyond the SA's space (2^32-1 without ESN; never 0).
+    #[inline]
+    pub fn take(&mut self) -> Option<u64> {
+        if self.left == 0 {
+            return None;
+        }
+        let s = self.next;
+        self.next = s.wrapping_add(1);
+        self.left -= 1;
+        let limit = if self.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        (s != 0 && s <= limit).then_some(s)
     }
 }
 
@@ -212,5 +232,56 @@ pub fn aad(spi: u32, seq: u64, esn: bool) -> ([u8; 12], usize) {
     } else {
         a[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
         (a, 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AeadAlg;
+
+    fn sa_out(esn: bool) -> SaOut {
+        SaOut {
+            spi: 1,
+            tunnel_src: Ipv4Addr::LOCALHOST,
+            tunnel_dst: Ipv4Addr::LOCALHOST,
+            esn,
+            gcm: Gcm::new(AeadAlg::Aes128Gcm, 1, &[7; 20]).expect("key"),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn reserved_blocks_count_on_and_stop_at_the_end_of_the_space() {
+        let sa = sa_out(false);
+        let mut a = sa.reserve_seq(3);
+        let mut b = sa.reserve_seq(2);
+        assert_eq!(
+            [a.take(), a.take(), a.take(), a.take()],
+            [Some(1), Some(2), Some(3), None]
+        );
+        assert_eq!([b.take(), b.take()], [Some(4), Some(5)]);
+        assert_eq!(sa.next_seq(), Some(6));
+        sa.set_last_seq(u64::from(u32::MAX) - 2);
+        let mut c = sa.reserve_seq(4);
+        assert_eq!(
+            [c.take(), c.take(), c.take(), c.take()],
+            [
+                Some(u64::from(u32::MAX) - 1),
+                Some(u64::from(u32::MAX)),
+                None,
+                None
+            ]
+        );
+        let esn = sa_out(true);
+        esn.set_last_seq(u64::from(u32::MAX));
+        assert_eq!(esn.reserve_seq(1).take(), Some(1 << 32));
+        esn.set_last_seq(u64::MAX - 1);
+        let mut d = esn.reserve_seq(2);
+        assert_eq!(
+            [d.take(), d.take()],
+            [Some(u64::MAX), None],
+            "0 is never used"
+        );
     }
 }

@@ -116,15 +116,19 @@ impl ReplayWindow {
                         s += 64;
                     } else {
                         let (w, m) = Self::bit(s);
-                        self.bits[w].fetch_and(!m, Relaxed);
+                        let b = &self.bits[w];
+                        b.store(b.load(Relaxed) & !m, Relaxed);
                         s += 1;
                     }
                 }
             }
             self.top.store(seq, Relaxed);
         }
+        // One writer (see the type's doc): a plain load and store, no
+        // locked read-modify-write on the per-packet path.
         let (w, m) = Self::bit(seq);
-        self.bits[w].fetch_or(m, Relaxed);
+        let b = &self.bits[w];
+        b.store(b.load(Relaxed) | m, Relaxed);
         true
     }
 }

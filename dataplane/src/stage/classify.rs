@@ -2,18 +2,9 @@
 //! to a FEC. The frame starts at the IP header (L2 already removed).
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, Frame, Verdict};
+use crate::frame::{Frame, Verdict};
 use crate::packet::{ipv4::Ipv4Packet, ipv6::Ipv6Packet};
 use crate::tables::Tables;
-
-/// Classifies frames with verdict `Classify` into `Encrypt(fec)`.
-pub fn run<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if *v == Verdict::Classify {
-            *v = classify_one(f, t);
-        }
-    }
-}
 
 /// Parses the IP packet at the start of `f`, trims any link-layer padding
 /// behind it, and returns its destination's LPM match in the given tables.
@@ -47,8 +38,10 @@ pub(crate) fn lookup_ip<F: Frame>(
     Ok(hit)
 }
 
+/// Classifies a frame with verdict `Classify` (an IP packet from the LAN)
+/// into `Encrypt(fec)`.
 #[inline]
-fn classify_one<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+pub fn classify<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
     match lookup_ip(f, &t.fec4, &t.fec6) {
         Ok(Some(fec)) => Verdict::Encrypt(fec),
         Ok(None) => Verdict::Drop(DropReason::NoRoute),

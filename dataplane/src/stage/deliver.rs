@@ -2,21 +2,14 @@
 //! delivery table and leave with a fresh Ethernet header.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, Frame, Verdict};
+use crate::frame::{Frame, Verdict};
 use crate::packet::ethernet;
 use crate::tables::Tables;
 
-/// Sends frames with verdict `Deliver` towards their LAN next hop.
-pub fn run<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if *v == Verdict::Deliver {
-            *v = deliver_one(f, t);
-        }
-    }
-}
-
+/// Sends a frame with verdict `Deliver` (a decrypted inner IP packet)
+/// towards its LAN next hop: `Tx(port)` with a fresh Ethernet header.
 #[inline]
-fn deliver_one<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+pub fn deliver<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
     let idx = match super::classify::lookup_ip(f, &t.deliver4, &t.deliver6) {
         Ok(Some(i)) => i,
         Ok(None) => return Verdict::Drop(DropReason::NoRoute),

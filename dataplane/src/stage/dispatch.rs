@@ -2,21 +2,20 @@
 //! the tunnel-termination path and the LAN (classify) path.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, Frame, Verdict};
+use crate::frame::{Frame, Verdict};
 use crate::packet::{ethernet::ethertype, ipv4, vlan};
 use crate::tables::Tables;
 
-/// Dispatches frames with verdict `Input`.
-pub fn run<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if *v == Verdict::Input {
-            *v = dispatch_one(f, t);
-        }
-    }
-}
-
+/// The next stage of a just-received frame (verdict `Input`), by its
+/// ethertype after any VLAN tags. An IP frame loses its L2 header (it then
+/// starts at the IP header); a labelled frame keeps it for the LFIB stage,
+/// which rewrites it in place.
 #[inline]
-fn dispatch_one<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+pub fn dispatch<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+    // An untagged label stack (the transit case) needs no VLAN parse.
+    if f.data().get(12..14) == Some(&ethertype::MPLS.to_be_bytes()[..]) {
+        return Verdict::Lfib;
+    }
     let Ok(l2) = vlan::parse_l2(f.data()) else {
         return Verdict::Drop(DropReason::Malformed);
     };

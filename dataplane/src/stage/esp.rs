@@ -7,9 +7,9 @@
 //! check. No payload byte is ever copied.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, Frame, Verdict};
+use crate::frame::{Frame, Verdict};
 use crate::packet::{esp, ipv4};
-use crate::sa::aad;
+use crate::sa::{aad, SaIn, SaOut, SeqBlock};
 use crate::tables::Tables;
 
 /// Outer IPv4 + ESP header + IV.
@@ -19,20 +19,57 @@ pub const OUTER_TTL: u8 = 64;
 /// ESP next-header value of a dummy packet (RFC 4303 §2.6), dropped silently.
 const NEXT_HEADER_NONE: u8 = 59;
 
-/// Encrypts frames with verdict `Encrypt(fec)`; they become `Push(fec)`.
-pub fn encrypt<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if let Verdict::Encrypt(fec) = *v {
-            *v = match encrypt_one(f, t, fec) {
-                Ok(()) => Verdict::Push(fec),
-                Err(r) => Verdict::Drop(r),
-            };
+/// Sequence numbers for the frames a batch encrypts: reserved per run of
+/// frames on one SA with a single atomic add, sized to the frames still to
+/// encrypt. Numbers left over when a frame fails or the SA changes are
+/// skipped, which receivers accept (the sequence only has to grow).
+#[derive(Debug)]
+pub struct SeqCache {
+    sa: u32,
+    block: SeqBlock,
+    pending: u64,
+}
+
+impl SeqCache {
+    /// A cache for a batch with `pending` frames to encrypt.
+    pub fn new(pending: u64) -> Self {
+        SeqCache {
+            sa: u32::MAX,
+            block: SeqBlock::default(),
+            pending,
         }
+    }
+
+    #[inline]
+    fn next(&mut self, idx: u32, sa: &SaOut) -> Option<u64> {
+        if self.sa != idx || self.block.is_empty() {
+            self.block = sa.reserve_seq(self.pending);
+            self.sa = idx;
+        }
+        self.block.take()
     }
 }
 
+/// Encrypts a frame with verdict `Encrypt(fec)` (the inner IP packet) into
+/// an outer IPv4 + ESP packet; it becomes `Push(fec)`. Its sequence number
+/// comes from `seqs`.
 #[inline]
-fn encrypt_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Result<(), DropReason> {
+pub fn encrypt<F: Frame>(f: &mut F, t: &Tables, fec: u32, seqs: &mut SeqCache) -> Verdict {
+    let v = match encrypt_one(f, t, fec, seqs) {
+        Ok(()) => Verdict::Push(fec),
+        Err(r) => Verdict::Drop(r),
+    };
+    seqs.pending = seqs.pending.saturating_sub(1);
+    v
+}
+
+#[inline]
+fn encrypt_one<F: Frame>(
+    f: &mut F,
+    t: &Tables,
+    fec: u32,
+    seqs: &mut SeqCache,
+) -> Result<(), DropReason> {
     let fec_entry = t.fecs.get(fec as usize).ok_or(DropReason::NoRoute)?;
     let sa = t
         .sa_out
@@ -58,7 +95,9 @@ fn encrypt_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Result<(), DropReas
     if f.headroom() < ENCAP_HEAD || f.tailroom() < tail {
         return Err(DropReason::NoRoom);
     }
-    let seq = sa.next_seq().ok_or(DropReason::SeqExhausted)?;
+    let seq = seqs
+        .next(fec_entry.sa, sa)
+        .ok_or(DropReason::SeqExhausted)?;
     if !f.append(tail) || !f.prepend(ENCAP_HEAD) {
         return Err(DropReason::NoRoom);
     }
@@ -93,21 +132,43 @@ fn encrypt_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Result<(), DropReas
     Ok(())
 }
 
-/// Decrypts frames with verdict `Decrypt` (frame starts at the outer IPv4
-/// header); they become `Deliver` holding the inner packet.
-pub fn decrypt<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if *v == Verdict::Decrypt {
-            *v = match decrypt_one(f, t) {
-                Ok(()) => Verdict::Deliver,
-                Err(r) => Verdict::Drop(r),
-            };
+/// The inbound SA of the previous frame: a batch usually carries one
+/// tunnel, so the SPI table is searched once per SPI change, not per frame.
+#[derive(Default)]
+pub struct InboundCache<'t> {
+    last: Option<(u32, &'t SaIn)>,
+}
+
+impl<'t> InboundCache<'t> {
+    #[inline]
+    fn get(&mut self, t: &'t Tables, spi: u32) -> Option<&'t SaIn> {
+        match self.last {
+            Some((s, sa)) if s == spi => Some(sa),
+            _ => {
+                let sa: &'t SaIn = t.sa_in.get(&spi)?;
+                self.last = Some((spi, sa));
+                Some(sa)
+            }
         }
     }
 }
 
+/// Verifies and decrypts a frame with verdict `Decrypt` (it starts at the
+/// outer IPv4 header); it becomes `Deliver` holding the inner packet.
 #[inline]
-fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
+pub fn decrypt<'t, F: Frame>(f: &mut F, t: &'t Tables, sas: &mut InboundCache<'t>) -> Verdict {
+    match decrypt_one(f, t, sas) {
+        Ok(()) => Verdict::Deliver,
+        Err(r) => Verdict::Drop(r),
+    }
+}
+
+#[inline]
+fn decrypt_one<'t, F: Frame>(
+    f: &mut F,
+    t: &'t Tables,
+    sas: &mut InboundCache<'t>,
+) -> Result<(), DropReason> {
     let d = f.data_mut();
     let (ihl, total, outer_src, outer_dst) = {
         let ip = ipv4::Ipv4Packet::new_checked(&*d).map_err(|_| DropReason::Malformed)?;
@@ -130,7 +191,7 @@ fn decrypt_one<F: Frame>(f: &mut F, t: &Tables) -> Result<(), DropReason> {
         let e = esp::EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Malformed)?;
         (e.spi(), e.seq(), e.iv())
     };
-    let sa = t.sa_in.get(&spi).ok_or(DropReason::UnknownSpi)?;
+    let sa = sas.get(t, spi).ok_or(DropReason::UnknownSpi)?;
     // A tunnel-mode SA is bound to its endpoints (RFC 4301 §4.1): the same
     // SPI arriving between other addresses belongs to no SA of ours.
     if outer_dst != sa.tunnel_dst || outer_src != sa.tunnel_src {

@@ -3,56 +3,73 @@
 //! with TTL decrement and the Ethernet rewrite to the next hop.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, Frame, Verdict};
+use crate::frame::{Frame, Verdict};
 use crate::packet::ethernet::{self, ethertype};
 use crate::packet::mpls::{MplsEntry, ENTRY_LEN};
 use crate::packet::vlan;
-use crate::tables::lfib::LfibOp;
+use crate::tables::lfib::{LfibEntry, LfibOp};
 use crate::tables::Tables;
 
 /// TTL of a pushed label.
 pub const PUSH_TTL: u8 = 64;
 
-/// Pushes the FEC's label and Ethernet header on frames with verdict
-/// `Push(fec)` (the frame holds the outer IPv4 packet); they become `Tx`.
-pub fn push<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if let Verdict::Push(fec) = *v {
-            *v = push_one(f, t, fec);
-        }
-    }
-}
-
+/// Pushes the FEC's label and Ethernet header on a frame with verdict
+/// `Push(fec)` (it holds the outer IPv4 packet); it becomes `Tx(port)`.
 #[inline]
-fn push_one<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Verdict {
+pub fn push<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Verdict {
     let Some(e) = t.fecs.get(fec as usize) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    if !f.prepend(ethernet::HEADER_LEN + ENTRY_LEN) {
+    if !f.prepend(HEAD) {
         return Verdict::Drop(DropReason::NoRoom);
     }
-    let d = f.data_mut();
-    if ethernet::write_header(d, e.dst_mac, e.src_mac, ethertype::MPLS).is_err()
-        || MplsEntry::new(e.label, 0, true, PUSH_TTL)
-            .write(&mut d[ethernet::HEADER_LEN..])
-            .is_err()
-    {
-        return Verdict::Drop(DropReason::Malformed);
+    let label = MplsEntry::new(e.label, 0, true, PUSH_TTL);
+    match write_head(f.data_mut(), e.dst_mac, e.src_mac, label) {
+        Ok(()) => Verdict::Tx(e.port),
+        Err(r) => Verdict::Drop(r),
     }
-    Verdict::Tx(e.port)
 }
 
-/// Looks up the top label of frames with verdict `Lfib` and swaps or pops
-/// it; they become `Tx(port)`, or `Decrypt` when the tunnel ends here.
-pub fn lfib<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    for (f, v) in batch.iter_mut() {
-        if *v == Verdict::Lfib {
-            *v = match lfib_one(f, t) {
-                Ok(v) => v,
-                Err(r) => Verdict::Drop(r),
-            };
-        }
+/// Ethernet header plus one label entry.
+const HEAD: usize = ethernet::HEADER_LEN + ENTRY_LEN;
+
+/// Writes an Ethernet header (type MPLS) and `label` at the start of `d`.
+#[inline(always)]
+fn write_head(
+    d: &mut [u8],
+    dst: [u8; 6],
+    src: [u8; 6],
+    label: MplsEntry,
+) -> Result<(), DropReason> {
+    let h = d.get_mut(..HEAD).ok_or(DropReason::Malformed)?;
+    let (eth, entry) = h.split_at_mut(ethernet::HEADER_LEN);
+    ethernet::write_header(eth, dst, src, ethertype::MPLS).map_err(|_| DropReason::Malformed)?;
+    label.write(entry).map_err(|_| DropReason::Malformed)
+}
+
+/// Looks up the top label of a frame with verdict `Lfib` (it starts at its
+/// Ethernet header) and swaps or pops it; the frame becomes `Tx(port)` with
+/// the next hop's Ethernet header, or `Decrypt` when the tunnel ends here.
+#[inline(always)]
+pub fn switch<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+    match switch_one(f, t) {
+        Ok(v) => v,
+        Err(r) => Verdict::Drop(r),
     }
+}
+
+/// Length of the L2 header in front of the label stack: an untagged frame
+/// (the transit case) is recognised without the general VLAN parse.
+#[inline(always)]
+fn l2_len(d: &[u8]) -> Result<usize, DropReason> {
+    if d.get(12..14) == Some(&ethertype::MPLS.to_be_bytes()[..]) {
+        return Ok(ethernet::HEADER_LEN);
+    }
+    let l2 = vlan::parse_l2(d).map_err(|_| DropReason::Malformed)?;
+    if l2.ethertype != ethertype::MPLS {
+        return Err(DropReason::Unsupported);
+    }
+    Ok(l2.header_len)
 }
 
 /// Replaces the L2 header (`l2_len` bytes, possibly VLAN-tagged) plus
@@ -78,28 +95,63 @@ fn rewrite_l2<F: Frame>(
     ethernet::write_header(f.data_mut(), dst, src, et).map_err(|_| DropReason::Malformed)
 }
 
-#[inline]
-fn lfib_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
-    let l2 = vlan::parse_l2(f.data()).map_err(|_| DropReason::Malformed)?;
-    let d = f.data();
-    let top = MplsEntry::read(&d[l2.header_len..]).map_err(|_| DropReason::Malformed)?;
+#[inline(always)]
+fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
+    let d = f.data_mut();
+    // The transit case, an untagged frame whose label is swapped: one
+    // bounds check, both headers rewritten where they lie (the ethertype
+    // stays). Other operations go on with the entry already found.
+    if let Some(h) = d.get_mut(..HEAD) {
+        if h[12..14] == ethertype::MPLS.to_be_bytes() {
+            let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
+            let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
+            if let LfibOp::Swap(out) = e.op {
+                if top.ttl() <= 1 {
+                    return Err(DropReason::TtlExpired);
+                }
+                let new = top.with_label(out).with_ttl(top.ttl() - 1);
+                h[..6].copy_from_slice(&e.dst_mac);
+                h[6..12].copy_from_slice(&e.src_mac);
+                h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
+                return Ok(Verdict::Tx(e.port));
+            }
+            return apply(f, ethernet::HEADER_LEN, top, e);
+        }
+    }
+    let l2 = l2_len(d)?;
+    let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
     let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
+    apply(f, l2, top, e)
+}
+
+/// Carries out `e`'s operation on a frame whose top label `top` follows
+/// `l2` bytes of L2 header.
+#[inline]
+fn apply<F: Frame>(
+    f: &mut F,
+    l2: usize,
+    top: MplsEntry,
+    e: &LfibEntry,
+) -> Result<Verdict, DropReason> {
+    let d = f.data_mut();
     match e.op {
         LfibOp::Swap(out) => {
             if top.ttl() <= 1 {
                 return Err(DropReason::TtlExpired);
             }
             let new = top.with_label(out).with_ttl(top.ttl() - 1);
-            rewrite_l2(f, l2.header_len, 0, e.dst_mac, e.src_mac, ethertype::MPLS)?;
-            new.write(&mut f.data_mut()[ethernet::HEADER_LEN..])
-                .map_err(|_| DropReason::Malformed)?;
+            // Any VLAN tags are dropped: the new header ends at the label.
+            if !f.adj(l2 - ethernet::HEADER_LEN) {
+                return Err(DropReason::Malformed);
+            }
+            write_head(f.data_mut(), e.dst_mac, e.src_mac, new)?;
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::Pop => {
             if top.ttl() <= 1 {
                 return Err(DropReason::TtlExpired);
             }
-            let below = l2.header_len + ENTRY_LEN;
+            let below = l2 + ENTRY_LEN;
             let et = if top.bos() {
                 match d.get(below).map(|b| b >> 4) {
                     Some(4) => ethertype::IPV4,
@@ -108,15 +160,14 @@ fn lfib_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
                 }
             } else {
                 // Uniform TTL: the next entry inherits the lower TTL.
-                let next = MplsEntry::read(&d[below..]).map_err(|_| DropReason::Malformed)?;
-                let ttl = next.ttl().min(top.ttl() - 1);
-                let f_data = f.data_mut();
-                next.with_ttl(ttl)
-                    .write(&mut f_data[below..])
+                let next = d.get_mut(below..).unwrap_or(&mut []);
+                let e2 = MplsEntry::read(next).map_err(|_| DropReason::Malformed)?;
+                e2.with_ttl(e2.ttl().min(top.ttl() - 1))
+                    .write(next)
                     .map_err(|_| DropReason::Malformed)?;
                 ethertype::MPLS
             };
-            rewrite_l2(f, l2.header_len, ENTRY_LEN, e.dst_mac, e.src_mac, et)?;
+            rewrite_l2(f, l2, ENTRY_LEN, e.dst_mac, e.src_mac, et)?;
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::PopLocal => {
@@ -124,10 +175,135 @@ fn lfib_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
                 // Only a single tunnel label terminates here.
                 return Err(DropReason::Unsupported);
             }
-            if !f.adj(l2.header_len + ENTRY_LEN) {
+            if !f.adj(l2 + ENTRY_LEN) {
                 return Err(DropReason::Malformed);
             }
             Ok(Verdict::Decrypt)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::NodeConfig;
+    use crate::drop_reason::DropReason;
+    use crate::frame::{Batch, HeapFrame, Verdict};
+    use crate::stage::process;
+    use crate::tables::Tables;
+
+    const NODE: &str = r#"
+[node]
+name = "t"
+role = "satellite"
+
+[[ports]]
+name = "p0"
+mac = "02:00:00:00:00:01"
+
+[[ports]]
+name = "p1"
+mac = "02:00:00:00:00:02"
+
+[[lfib]]
+label = 100
+action = "swap"
+out_label = 200
+port = "p1"
+next_hop_mac = "02:00:00:00:00:0b"
+
+[[lfib]]
+label = 101
+action = "pop"
+port = "p0"
+next_hop_mac = "02:00:00:00:00:0c"
+"#;
+
+    const DST: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
+    const SRC1: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn entry(label: u32, bos: bool, ttl: u8) -> [u8; 4] {
+        ((label << 12) | (u32::from(bos) << 8) | u32::from(ttl)).to_be_bytes()
+    }
+
+    /// Ethernet (with the given VLAN tags) + `labels` + a 20-byte IPv4 stub.
+    fn frame(vlans: &[u16], labels: &[[u8; 4]]) -> Vec<u8> {
+        let mut f = vec![0xaa; 12];
+        for v in vlans {
+            f.extend(0x8100u16.to_be_bytes());
+            f.extend(v.to_be_bytes());
+        }
+        f.extend(0x8847u16.to_be_bytes());
+        for l in labels {
+            f.extend(l);
+        }
+        f.push(0x45);
+        f.extend([0u8; 19]);
+        f
+    }
+
+    fn run(frames: &[Vec<u8>]) -> Vec<(Vec<u8>, Verdict)> {
+        let node = NodeConfig::parse(NODE, "t.toml").expect("config");
+        let t = Tables::from_config(&node, 1).expect("tables");
+        let mut b: Batch<HeapFrame> = Batch::new();
+        for f in frames {
+            b.push(HeapFrame::from_bytes(f)).expect("room");
+        }
+        process(&mut b, &t);
+        let v = b.verdicts().to_vec();
+        b.frames()
+            .iter()
+            .zip(v)
+            .map(|(f, v)| (crate::frame::Frame::data(f).to_vec(), v))
+            .collect()
+    }
+
+    #[test]
+    fn swap_rewrites_l2_and_label_and_drops_vlan_tags() {
+        for vlans in [&[][..], &[7], &[7, 8]] {
+            let out = run(&[frame(vlans, &[entry(100, true, 10)])]);
+            let (d, v) = &out[0];
+            assert_eq!(*v, Verdict::Tx(1), "vlans {vlans:?}");
+            assert_eq!(d, &{
+                let mut want = frame(&[], &[entry(200, true, 9)]);
+                want[..6].copy_from_slice(&DST);
+                want[6..12].copy_from_slice(&SRC1);
+                want
+            });
+        }
+    }
+
+    #[test]
+    fn pop_reveals_ip_or_the_next_label_with_the_lower_ttl() {
+        let out = run(&[
+            frame(&[5], &[entry(101, true, 10)]),
+            frame(&[], &[entry(101, false, 10), entry(300, true, 50)]),
+        ]);
+        assert_eq!(out[0].1, Verdict::Tx(0));
+        assert_eq!(&out[0].0[12..14], &[0x08, 0x00], "IPv4 after the pop");
+        assert_eq!(out[0].0[14], 0x45);
+        assert_eq!(out[0].0.len(), 14 + 20);
+        assert_eq!(out[1].1, Verdict::Tx(0));
+        assert_eq!(&out[1].0[12..14], &[0x88, 0x47]);
+        assert_eq!(&out[1].0[14..18], &entry(300, true, 9));
+    }
+
+    #[test]
+    fn bad_label_frames_are_counted_drops() {
+        let out = run(&[
+            frame(&[], &[entry(100, true, 1)]),
+            frame(&[], &[entry(999, true, 10)]),
+            frame(&[], &[])[..14].to_vec(),
+            frame(&[], &[entry(101, false, 0)]),
+        ]);
+        let v: Vec<Verdict> = out.iter().map(|o| o.1).collect();
+        assert_eq!(
+            v,
+            [
+                Verdict::Drop(DropReason::TtlExpired),
+                Verdict::Drop(DropReason::NoRoute),
+                Verdict::Drop(DropReason::Malformed),
+                Verdict::Drop(DropReason::TtlExpired),
+            ]
+        );
     }
 }

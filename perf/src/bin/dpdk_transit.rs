@@ -13,11 +13,17 @@
 //!   by Ethernet type, VLAN-aware parse, LFIB swap) against a satellite's
 //!   tables, as a worker runs it.
 //!
-//! - `worker` (net_ring only): the production loop, `Worker::poll` (the
+//! - `worker`: the production loop, `Worker::poll` (the
 //!   same stages plus counters, latency stamps and per-port TX batching).
 //!
-//! Prints Mpps of each, per backend, and the ratios transit / bare and
-//! transit / touch (the figures that matter on a shared, noisy machine). The frames circulate, so
+//! Prints Mpps of each, per backend, and the ratios transit / bare,
+//! transit / touch, transit / min swap and worker / bare (the figures that
+//! matter on a shared, noisy machine). Reading them: on `net_ring` the bare
+//! loop only moves mbuf pointers between two rings and never touches a
+//! frame, so even `touch` (one byte read per frame) runs at about half its
+//! rate; there transit / touch and transit / min swap say how close the
+//! stages come to what any forwarder must do. `net_null` allocates and
+//! frees an mbuf per frame, a per-frame cost closer to a NIC's. The frames circulate, so
 //! their TTL runs out every 254 hops; the bench then re-injects them with a
 //! fresh TTL as a traffic generator would (counted, about 0.4 % of frames).
 
@@ -55,7 +61,7 @@ struct Args {
     /// Force running without hugepages.
     #[arg(long)]
     no_huge: bool,
-    /// Run only this loop (bare, touch, min-swap or transit) for --seconds
+    /// Run only this loop (bare, touch, min-swap, transit or worker) for --seconds
     /// and print its rate: for profilers such as `perf record`.
     #[arg(long)]
     only: Option<String>,
@@ -264,17 +270,25 @@ fn touch(batch: &Batch<Mbuf>) {
     std::hint::black_box(acc);
 }
 
-/// Re-injects TTL-expired frames with a fresh TTL (as the generator would
-/// send new ones); anything else that was not switched is dropped.
+/// Re-injects TTL-expired frames as fresh ones (as the generator would
+/// send new ones): the whole test frame is written again, wherever the
+/// stage left the frame's start. Anything else not switched is dropped.
 #[cold]
 fn fix_up(batch: &mut Batch<Mbuf>, r: &mut Round) {
+    let fresh = test_frame(LABEL_A, INITIAL_TTL);
     for (f, v) in batch.iter_mut() {
         if *v == Verdict::Drop(DropReason::TtlExpired) {
-            if let Some(ttl) = f.data_mut().get_mut(17) {
-                *ttl = INITIAL_TTL;
+            let len = f.len();
+            let ok = if len < FRAME_LEN {
+                f.prepend(FRAME_LEN - len)
+            } else {
+                f.trim(len - FRAME_LEN)
+            };
+            if ok {
+                f.data_mut().copy_from_slice(&fresh);
+                *v = Verdict::Tx(0);
+                r.reinjected += 1;
             }
-            *v = Verdict::Tx(0);
-            r.reinjected += 1;
         }
     }
     let mut keep = Batch::new();
@@ -284,7 +298,7 @@ fn fix_up(batch: &mut Batch<Mbuf>, r: &mut Round) {
     std::mem::swap(batch, &mut keep);
 }
 
-/// The production loop over net_ring for `dur`: `Worker::poll`. The worker
+/// The production loop for `dur`: `Worker::poll`. The worker
 /// drops frames whose TTL ran out (and frees them); fresh frames from the
 /// generator replace them so the ring stays full.
 fn run_worker(
@@ -351,51 +365,74 @@ struct Row {
     worker: Option<Round>,
 }
 
-fn measure<P: Port<Frame = Mbuf>>(
+/// All loops over one port, interleaved round by round; the worker loop
+/// owns the port, the others borrow it from the worker.
+fn measure(
     backend: &'static str,
-    port: &mut P,
+    w: &mut Worker<DpdkPort>,
+    pool: &Mempool,
+    frame: &[u8],
     lfib: &InlineLfib,
     tables: &Tables,
     a: &Args,
-) -> Row {
+) -> Result<Row> {
     let dur = Duration::from_secs_f64(a.seconds);
-    if let Some(m) = a.only.as_deref().and_then(mode_by_name) {
-        let r = run(port, m, lfib, tables, dur);
+    let one = |w: &mut Worker<DpdkPort>, m: Option<Mode>, dur| -> Result<Round> {
+        match m {
+            Some(m) => {
+                let port = w
+                    .ports_mut()
+                    .first_mut()
+                    .ok_or_else(|| anyhow::anyhow!("worker has no port"))?;
+                Ok(run(port, m, lfib, tables, dur))
+            }
+            None => run_worker(w, tables, pool, frame, dur),
+        }
+    };
+    if let Some(name) = a.only.as_deref() {
+        let r = one(w, mode_by_name(name), dur)?;
         println!(
-            "{backend} {}: {:.2} Mpps",
-            a.only.as_deref().unwrap_or(""),
-            r.mpps()
+            "{backend} {name}: {:.2} Mpps ({} frames)",
+            r.mpps(),
+            r.packets
         );
-        return Row {
+        return Ok(Row {
             backend,
             bare: r,
             touch: r,
             min_swap: r,
             transit: r,
-            worker: None,
-        };
+            worker: Some(r),
+        });
     }
-    let modes = [Mode::Bare, Mode::Touch, Mode::MinSwap, Mode::Transit];
+    // None = the worker loop.
+    let modes = [
+        Some(Mode::Bare),
+        Some(Mode::Touch),
+        Some(Mode::MinSwap),
+        Some(Mode::Transit),
+        None,
+    ];
     // Warm-up: caches, TLB, branch predictors.
     for m in modes {
-        run(port, m, lfib, tables, dur / 4);
+        one(w, m, dur / 4)?;
     }
     // Interleaved rounds, so that a noisy neighbour hits every loop alike.
-    let mut rounds: [Vec<Round>; 4] = Default::default();
+    let mut rounds: [Vec<Round>; 5] = Default::default();
     for _ in 0..a.rounds.max(1) {
         for (i, m) in modes.iter().enumerate() {
-            rounds[i].push(run(port, *m, lfib, tables, dur));
+            rounds[i].push(one(w, *m, dur)?);
         }
     }
-    let [bare, touch, min_swap, transit] = rounds.map(median);
-    Row {
+    let [bare, touch, min_swap, transit, worker] = rounds.map(median);
+    Ok(Row {
         backend,
         bare,
         touch,
         min_swap,
         transit,
-        worker: None,
-    }
+        worker: Some(worker),
+    })
 }
 
 fn main() -> Result<()> {
@@ -420,8 +457,8 @@ fn main() -> Result<()> {
         eal = eal.memory(MemoryMode::NoHuge);
     }
     if let Some(m) = a.only.as_deref() {
-        if mode_by_name(m).is_none() {
-            bail!("--only {m}: want bare, touch, min-swap or transit");
+        if mode_by_name(m).is_none() && m != "worker" {
+            bail!("--only {m}: want bare, touch, min-swap, transit or worker");
         }
     }
     let eal = eal.init().context("EAL")?;
@@ -449,21 +486,12 @@ fn main() -> Result<()> {
             }
             filled += sent;
         }
-        let mut row = measure("net_ring", &mut port, &lfib, &tables, &a);
-        if a.only.is_none() {
-            let dur = Duration::from_secs_f64(a.seconds);
-            let mut w = Worker::new(vec![port]);
-            run_worker(&mut w, &tables, &pool, &frame, dur / 4)?;
-            let mut rounds = Vec::new();
-            for _ in 0..a.rounds.max(1) {
-                rounds.push(run_worker(&mut w, &tables, &pool, &frame, dur)?);
-            }
-            row.worker = Some(median(rounds));
-            port = w
-                .into_ports()
-                .pop()
-                .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
-        }
+        let mut w = Worker::new(vec![port]);
+        let row = measure("net_ring", &mut w, &pool, &frame, &lfib, &tables, &a)?;
+        let mut port = w
+            .into_ports()
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
         rows.push(row);
         // Drain and check that every mbuf came back.
         while port.rx_burst(&mut b) > 0 {
@@ -492,9 +520,12 @@ fn main() -> Result<()> {
         }
         drop(all);
         let dev = EthDev::open(&eal, "net_null0", &EthDevConfig::default(), &pool)?;
-        let mut port = dev.queue(0)?;
-        rows.push(measure("net_null", &mut port, &lfib, &tables, &a));
-        drop(port);
+        let port = dev.queue(0)?;
+        let mut w = Worker::new(vec![port]);
+        rows.push(measure(
+            "net_null", &mut w, &pool, &frame, &lfib, &tables, &a,
+        )?);
+        drop(w);
         drop(dev);
         if pool.available() != pool.size() {
             bail!("net_null: mbufs missing");
@@ -512,7 +543,7 @@ fn main() -> Result<()> {
         a.seconds
     );
     println!(
-        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>8} {:>13} {:>14} {:>11} {:>7}",
+        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>8} {:>13} {:>14} {:>13} {:>12} {:>11} {:>7}",
         "backend",
         "bare Mpps",
         "touch Mpps",
@@ -521,6 +552,8 @@ fn main() -> Result<()> {
         "worker",
         "transit/bare",
         "transit/touch",
+        "transit/swap",
+        "worker/bare",
         "reinjected",
         "dropped"
     );
@@ -530,12 +563,17 @@ fn main() -> Result<()> {
             .chain(r.worker.iter())
             .map(|x| x.dropped)
             .sum();
-        let worker = r
+        let (worker, worker_ratio) = r
             .worker
-            .map(|w| format!("{:.2}", w.mpps()))
-            .unwrap_or_else(|| "-".into());
+            .map(|w| {
+                (
+                    format!("{:.2}", w.mpps()),
+                    format!("{:.3}", w.mpps() / r.bare.mpps()),
+                )
+            })
+            .unwrap_or_else(|| ("-".into(), "-".into()));
         println!(
-            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>8} {:>13.3} {:>14.3} {:>11} {:>7}",
+            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>8} {:>13.3} {:>14.3} {:>13.3} {:>12} {:>11} {:>7}",
             r.backend,
             r.bare.mpps(),
             r.touch.mpps(),
@@ -544,6 +582,8 @@ fn main() -> Result<()> {
             worker,
             r.transit.mpps() / r.bare.mpps(),
             r.transit.mpps() / r.touch.mpps(),
+            r.transit.mpps() / r.min_swap.mpps(),
+            worker_ratio,
             r.transit.reinjected,
             dropped
         );

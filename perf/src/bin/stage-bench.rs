@@ -6,6 +6,10 @@
 //! and run through the stages. Usage: `stage-bench [--packets N] [--rounds R]`.
 //! Reading: the stage's ns/packet and its ratio to the AEAD alone; the
 //! crypto stages cannot go below 1.0x.
+//!
+//! A second table times each AES-GCM implementation (`aes-gcm`, AWS-LC and
+//! `Gcm`, which picks one per size) on the same buffers, seal and open, so
+//! the size threshold in `sa::aead` can be re-measured on any host.
 
 use meshplane::chain::default_chain;
 use meshplane::config::AeadAlg;
@@ -13,6 +17,7 @@ use meshplane::frame::{Batch, HeapFrame};
 use meshplane::gen::{generate, FrameSize, GenSpec};
 use meshplane::io::pcap::CapturedPacket;
 use meshplane::replay::{replay_to_memory, ReplayOptions};
+use meshplane::sa::aead::{self, Aead, AwsLcGcm, RustCryptoGcm, SizedGcm};
 use meshplane::sa::{aad, Gcm};
 use meshplane::stage;
 use meshplane::tables::Tables;
@@ -131,6 +136,65 @@ fn main() {
             copy,
             ingress / aead,
             egress / aead
+        );
+    }
+    aead_table(rounds.min(20), n);
+}
+
+/// ns per seal and per open of `a` over 32 buffers of `len` bytes.
+fn aead_ns(a: &dyn Aead, len: usize, rounds: usize, n: usize) -> (f64, f64) {
+    let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| vec![0xabu8; len]).collect();
+    let nonce = |i: usize| {
+        let mut x = [0u8; aead::NONCE_LEN];
+        x[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        x
+    };
+    let seal = time_ns(rounds, n, || {
+        for i in 0..n {
+            let (ad, l) = aad(4097, i as u64, false);
+            black_box(a.seal(&nonce(i), &ad[..l], &mut bufs[i % 32]));
+        }
+    });
+    // Open needs a genuine packet: time seal + open, subtract the seal.
+    let both = time_ns(rounds, n, || {
+        for i in 0..n {
+            let (ad, l) = aad(4097, i as u64, false);
+            let b = &mut bufs[i % 32];
+            let tag = a.seal(&nonce(i), &ad[..l], b).unwrap_or([0; 16]);
+            black_box(a.open(&nonce(i), &ad[..l], b, &tag));
+        }
+    });
+    (seal, both - seal)
+}
+
+fn aead_table(rounds: usize, n: usize) {
+    let key = hex_key("4c80cdefbb5d10da906ac73c3613a634");
+    let rc = RustCryptoGcm::new(AeadAlg::Aes128Gcm, &key).expect("key");
+    let lc = AwsLcGcm::new(AeadAlg::Aes128Gcm, &key).expect("key");
+    let sized = SizedGcm::new(AeadAlg::Aes128Gcm, &key).expect("key");
+    println!(
+        "\nAES-128-GCM, ns/call (best of {rounds} rounds over {n} calls); Gcm uses aws-lc from {} B (seal) / {} B (open)",
+        aead::SEAL_LARGE_FROM,
+        aead::OPEN_LARGE_FROM
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>11}",
+        "bytes",
+        "aes-gcm seal",
+        "aws-lc seal",
+        "aes-gcm open",
+        "aws-lc open",
+        "Gcm seal",
+        "Gcm open",
+        "rc/lc seal"
+    );
+    for len in [48usize, 64, 80, 96, 104, 112, 128, 256, 512, 1024, 1408] {
+        let (rs, ro) = aead_ns(&rc, len, rounds, n);
+        let (ls, lo) = aead_ns(&lc, len, rounds, n);
+        let (ss, so) = aead_ns(&sized, len, rounds, n);
+        println!(
+            "{len:>6} {rs:>12.1} {ls:>12.1} {ro:>12.1} {lo:>12.1} {ss:>10.1} {so:>10.1} {:>10.2}x",
+            rs / ls
         );
     }
 }

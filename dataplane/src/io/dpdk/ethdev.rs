@@ -10,7 +10,7 @@ use super::error::{check, DpdkError};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, Verdict, BURST};
+use crate::frame::{Batch, Frame, Verdict, BURST};
 use crate::io::Port;
 
 /// The device name in a device string: `net_pcap0,rx_pcap=a.pcap` -> `net_pcap0`.
@@ -510,10 +510,14 @@ impl DpdkPort {
         // Stages see one contiguous segment (`Frame::data`); a PMD that
         // chains a frame over several mbufs (net_pcap with a jumbo frame)
         // would hand them a truncated packet, so such frames are dropped
-        // and counted instead.
+        // and counted instead. The same walk, which reads each mbuf header
+        // anyway, asks for each frame's first data line: a NIC wrote it by
+        // DMA, and the stages read it right after this burst (as DPDK's
+        // l3fwd prefetches ahead of processing). No branch per frame.
         let mut chained = false;
         for f in &batch.frames()[old..] {
             chained |= f.segments() != 1;
+            prefetch(f.data().as_ptr());
         }
         if old == 0 {
             // The common case: one fill over the new frames' verdicts.
@@ -528,6 +532,19 @@ impl DpdkPort {
         }
         got
     }
+}
+
+/// Hints the CPU to bring the cache line at `p` into L1 (`rte_prefetch0`).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, even on a bad address,
+    // and SSE is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Marks the frames from `from` on that span several mbufs as dropped.
