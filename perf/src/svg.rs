@@ -6,14 +6,12 @@ use crate::report::{Report, ScenarioResult};
 use crate::scenario::Role;
 use std::fmt::Write;
 
-const W: f64 = 1100.0;
+const W: f64 = 1200.0;
 const LEFT: f64 = 300.0;
-const RIGHT: f64 = 200.0;
+const RIGHT: f64 = 250.0;
 const ROW: f64 = 34.0;
-const PALETTE: [&str; 10] = [
-    "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
-    "#4b5563", "#65a30d",
-];
+/// Dash patterns telling apart the traffic (frame sizes) of one role.
+const DASHES: [&str; 5] = ["", "8 4", "2 3", "12 3 2 3", "4 2"];
 
 fn role_color(r: Role) -> &'static str {
     match r {
@@ -266,15 +264,25 @@ pub fn render(rep: &Report) -> String {
         s,
         r##"<rect x="{lx:.1}" y="{lat_top:.1}" width="{lw:.1}" height="{lat_h:.1}" fill="none" stroke="#9ca3af"/>"##
     );
+    // Colour by role (as the bars), dash by traffic.
+    let mut traffics: Vec<&str> = Vec::new();
+    for r in rs {
+        if !traffics.contains(&r.traffic.as_str()) {
+            traffics.push(&r.traffic);
+        }
+    }
     for (n, (i, v)) in pts.iter().enumerate() {
-        let c = PALETTE[n % PALETTE.len()];
+        let r = &rs[*i];
+        let c = role_color(r.role);
+        let t = traffics.iter().position(|t| *t == r.traffic).unwrap_or(0);
+        let dash = DASHES[t % DASHES.len()];
         let path: Vec<String> = v
             .iter()
             .map(|&(a, b)| format!("{:.1},{:.1}", px(a), py(b)))
             .collect();
         let _ = writeln!(
             s,
-            r##"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2.2" stroke-linejoin="round"/>"##,
+            r##"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2.2" stroke-linejoin="round" stroke-dasharray="{dash}"/>"##,
             path.join(" ")
         );
         for &(a, b) in v {
@@ -286,11 +294,10 @@ pub fn render(rep: &Report) -> String {
             );
         }
         let ly = lat_top + lat_h + 60.0 + 18.0 * n as f64;
-        let r = &rs[*i];
         let l = r.latency_ns.as_ref();
         let _ = writeln!(
             s,
-            r##"<line x1="{lx:.1}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="{c}" stroke-width="3"/><text x="{2:.1}" y="{3:.1}" fill="#111827" font-size="12">{4} — p50 {5} · p99 {6} · p99.9 {7} · max {8}</text>"##,
+            r##"<line x1="{lx:.1}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="{c}" stroke-width="3" stroke-dasharray="{dash}"/><text x="{2:.1}" y="{3:.1}" fill="#111827" font-size="12">{4} — p50 {5} · p99 {6} · p99.9 {7} · max {8}</text>"##,
             ly,
             lx + 24.0,
             lx + 32.0,
