@@ -242,9 +242,12 @@ impl DpdkBench {
         if hop.rx_port == 1 {
             ports.swap(0, 1);
         }
-        // Nothing is left in the rings from an earlier scenario (a capture
-        // replayed without end is never empty: left alone).
-        for p in ports.iter_mut().filter(|p| !p.self_fed) {
+        // Nothing is left in the rings from an earlier scenario (net_null
+        // and a capture replayed without end are never empty: left alone).
+        let rings = ports
+            .iter_mut()
+            .filter(|p| p.drain || (p.role == LinkRole::Source && !p.self_fed));
+        for p in rings {
             let mut b = Batch::new();
             while p.port.rx_burst(&mut b) > 0 {
                 b.clear();

@@ -223,9 +223,11 @@ impl Host {
             .unwrap_or_else(|_| "unknown".into());
         Host {
             cpu,
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            // Online CPUs, not this thread's affinity (EAL pins it to one).
+            cpus: std::fs::read_to_string("/proc/cpuinfo")
+                .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+                .unwrap_or(0)
+                .max(1),
             kernel,
         }
     }
