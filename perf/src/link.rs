@@ -192,9 +192,13 @@ pub fn memory_links(
     depth: usize,
     room: usize,
 ) -> Vec<Vec<MemLink>> {
-    let free: FreeList = Rc::new(RefCell::new(Vec::with_capacity(
-        depth * (nodes.len() + 1) + 4 * BURST,
-    )));
+    // Frames for a full receive ring and a few bursts per node, allocated
+    // (and so faulted in) now rather than during a trial; more are made on
+    // demand if the rings between chained nodes fill as well.
+    let prealloc = depth + 8 * BURST * nodes.len();
+    let mut frames = Vec::with_capacity(depth * (nodes.len() + 1) + 8 * BURST);
+    frames.extend((0..prealloc).map(|_| HeapFrame::with_room(room)));
+    let free: FreeList = Rc::new(RefCell::new(frames));
     let rings: Vec<Ring> = (0..=nodes.len()).map(|_| ring(depth)).collect();
     let last = nodes.len().saturating_sub(1);
     nodes
