@@ -89,7 +89,7 @@ fn run_stages(p: &Prepared, n: usize) -> Result<u64> {
             .iter()
             .filter(|v| matches!(v, meshplane::frame::Verdict::Tx(_)))
             .count() as u64;
-        pool.extend(batch.frames_vec_mut().drain(..));
+        pool.append(batch.frames_vec_mut());
     }
     Ok(sent)
 }
