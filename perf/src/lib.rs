@@ -7,6 +7,7 @@
 //! [`crypto`] the AEAD-alone baseline, [`measure`] puts a scenario's
 //! measurements together, [`report`] and [`svg`] present them.
 
+pub mod cputime;
 pub mod crypto;
 pub mod link;
 #[cfg(feature = "dpdk")]

@@ -49,7 +49,7 @@ impl Settings {
 
 fn median(mut v: Vec<TrialOutcome>) -> TrialOutcome {
     v.sort_by(|a, b| {
-        let r = |t: &TrialOutcome| t.tx as f64 / t.secs.max(1e-12);
+        let r = |t: &TrialOutcome| t.tx as f64 / t.cpu_secs.unwrap_or(t.secs).max(1e-12);
         r(a).total_cmp(&r(b))
     });
     v.swap_remove(v.len() / 2)
@@ -108,8 +108,8 @@ pub fn measure<L: Link>(
     }
     let dp = median(dp_runs);
     let io = (!io_runs.is_empty()).then(|| median(io_runs));
-    let pipeline = Figures::new(dp.offered, dp.tx, dp.secs, bytes);
-    let io_ceiling = io.map(|o| Figures::new(o.offered, o.tx, o.secs, bytes));
+    let pipeline = Figures::new(dp.offered, dp.tx, dp.secs, bytes).on_cpu(dp.cpu_secs);
+    let io_ceiling = io.map(|o| Figures::new(o.offered, o.tx, o.secs, bytes).on_cpu(o.cpu_secs));
 
     let crypto_ceiling = match (&prep.crypto, s.baselines) {
         (Some(w), true) => {
@@ -118,13 +118,15 @@ pub fn measure<L: Link>(
             for _ in 0..s.rounds.max(1) {
                 runs.push(crypto_ceiling(w, s.trial_time())?);
             }
-            runs.sort_by(|a, b| (a.frames as f64 / a.secs).total_cmp(&(b.frames as f64 / b.secs)));
+            let t = |c: &crate::crypto::CryptoOutcome| c.cpu_secs.unwrap_or(c.secs).max(1e-12);
+            runs.sort_by(|a, b| (a.frames as f64 / t(a)).total_cmp(&(b.frames as f64 / t(b))));
             let c = runs[runs.len() / 2];
-            let mpps = c.frames as f64 / c.secs / 1e6;
+            let mpps = c.frames as f64 / t(&c) / 1e6;
             Some(CryptoFigures {
                 ops_per_frame: w.ops_per_frame,
                 mpps,
-                ns_per_frame: c.secs * 1e9 / c.frames.max(1) as f64,
+                mpps_wall: c.frames as f64 / c.secs.max(1e-12) / 1e6,
+                ns_per_frame: t(&c) * 1e9 / c.frames.max(1) as f64,
                 gbps_l2: mpps * bytes * 8.0 / 1e3,
             })
         }
@@ -133,13 +135,13 @@ pub fn measure<L: Link>(
 
     let ndr = match s.ndr {
         Some(n) => {
-            // Upper bound: what the DUT forwards at top speed, plus margin.
+            // Upper bound: what the DUT forwards per core at top speed, plus margin.
             let top = if s.rate_pps.is_none() {
-                pipeline.mpps
+                pipeline.rate()
             } else {
                 step("NDR: top speed");
                 let t = trial(Mode::Pipeline, None, Stop::Duration(n.trial), links)?;
-                t.tx as f64 / t.secs / 1e6
+                t.tx as f64 / t.cpu_secs.unwrap_or(t.secs).max(1e-12) / 1e6
             };
             Some(ndr_search(top * 1.1, &n, bytes, &mut |mpps| {
                 step(&format!("NDR: trial at {mpps:.3} Mpps"));
@@ -165,10 +167,15 @@ pub fn measure<L: Link>(
         offered_pps: s.rate_pps,
         ratio_io: io_ceiling
             .as_ref()
-            .map(|c| pipeline.mpps / c.mpps.max(1e-12)),
+            .map(|c| pipeline.rate() / c.rate().max(1e-12)),
         ratio_crypto: crypto_ceiling
             .as_ref()
-            .map(|c| pipeline.mpps / c.mpps.max(1e-12)),
+            .map(|c| pipeline.rate() / c.mpps.max(1e-12)),
+        ratio_basis: if pipeline.mpps_on_cpu.is_some() {
+            "on-cpu"
+        } else {
+            "wall"
+        },
         pipeline,
         missed: dp.missed,
         drops: drop_map(&dp.drops),
@@ -192,7 +199,7 @@ pub fn ndr_search(
     let mut rate = hi;
     loop {
         let t = trial(rate)?;
-        let f = Figures::new(t.offered, t.tx, t.secs, frame_bytes);
+        let f = Figures::new(t.offered, t.tx, t.secs, frame_bytes).on_cpu(t.cpu_secs);
         let pass = t.offered > 0 && f.loss_pct <= n.max_loss_pct;
         trials.push(NdrTrial {
             offered_mpps: rate,

@@ -30,6 +30,12 @@ pub struct Figures {
     /// `mpps * (frame_bytes + 20) * 8`, in Gbit/s (on the wire: preamble,
     /// SFD and inter-frame gap included).
     pub gbps_l1: f64,
+    /// Seconds of `secs` the thread ran on a CPU (the rest it was
+    /// preempted), when the kernel reports it.
+    pub cpu_secs: Option<f64>,
+    /// `tx / cpu_secs`, in millions: frames per second of one core, the
+    /// figure that holds on a shared machine.
+    pub mpps_on_cpu: Option<f64>,
 }
 
 impl Figures {
@@ -54,7 +60,30 @@ impl Figures {
             mpps,
             gbps_l2: mpps * frame_bytes * 8.0 / 1e3,
             gbps_l1: mpps * (frame_bytes + L1_OVERHEAD as f64) * 8.0 / 1e3,
+            cpu_secs: None,
+            mpps_on_cpu: None,
         }
+    }
+
+    /// Adds the on-CPU time of the measurement.
+    pub fn on_cpu(mut self, cpu_secs: Option<f64>) -> Figures {
+        if let Some(c) = cpu_secs.filter(|c| *c > 0.0) {
+            // The CPU clock is read just outside the wall-clock window.
+            let c = c.min(self.secs);
+            self.cpu_secs = Some(c);
+            self.mpps_on_cpu = Some(self.tx as f64 / c / 1e6);
+        }
+        self
+    }
+
+    /// The per-core rate ratios are taken on: on-CPU when known, else wall.
+    pub fn rate(&self) -> f64 {
+        self.mpps_on_cpu.unwrap_or(self.mpps)
+    }
+
+    /// Share of the measured time the thread was on a CPU, percent.
+    pub fn cpu_share_pct(&self) -> Option<f64> {
+        self.cpu_secs.map(|c| c * 100.0 / self.secs.max(1e-12))
     }
 }
 
@@ -111,9 +140,11 @@ impl Latency {
 pub struct CryptoFigures {
     /// AEAD operations per frame.
     pub ops_per_frame: usize,
-    /// Frames per second, in millions.
+    /// Frames per on-CPU second (wall second without schedstat), in millions.
     pub mpps: f64,
-    /// Nanoseconds per frame.
+    /// Frames per wall-clock second, in millions.
+    pub mpps_wall: f64,
+    /// Nanoseconds (on a CPU) per frame.
     pub ns_per_frame: f64,
     /// Gbit/s at layer 2 of the scenario's input frames.
     pub gbps_l2: f64,
@@ -178,10 +209,12 @@ pub struct ScenarioResult {
     pub io_ceiling: Option<Figures>,
     /// The crypto ceiling: the AEAD alone over the same frames.
     pub crypto_ceiling: Option<CryptoFigures>,
-    /// `pipeline.mpps / io_ceiling.mpps`.
+    /// `pipeline.rate() / io_ceiling.rate()` (on-CPU rates when known).
     pub ratio_io: Option<f64>,
-    /// `pipeline.mpps / crypto_ceiling.mpps`.
+    /// `pipeline.rate() / crypto_ceiling.mpps`.
     pub ratio_crypto: Option<f64>,
+    /// What the ratios compare: "on-cpu" or "wall" rates.
+    pub ratio_basis: &'static str,
     /// NDR search, when asked for.
     pub ndr: Option<Ndr>,
 }
@@ -271,7 +304,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<18} {:<8} {:<10} {:>7} {:>11} {:>11} {:>9} {:>7} {:>8} {:>8} {:>8} {:>6} {:>8} {:>6} {:>8}",
+            "{:<18} {:<8} {:<10} {:>7} {:>11} {:>11} {:>8} {:>7} {:>8} {:>8} {:>5} {:>8} {:>8} {:>5} {:>9} {:>6} {:>8}",
             "scenario",
             "traffic",
             "backend",
@@ -282,6 +315,8 @@ impl Report {
             "Mpps",
             "Gbps L2",
             "Gbps L1",
+            "CPU%",
+            "Mpps/CPU",
             "I/O Mpps",
             "xI/O",
             "AEAD Mpps",
@@ -292,7 +327,7 @@ impl Report {
             let p = &r.pipeline;
             let _ = writeln!(
                 s,
-                "{:<18} {:<8} {:<10} {:>7.1} {:>11} {:>11} {:>9.4} {:>7.3} {:>8.3} {:>8.3} {:>8} {:>6} {:>8} {:>6} {:>8}",
+                "{:<18} {:<8} {:<10} {:>7.1} {:>11} {:>11} {:>8.4} {:>7.3} {:>8.3} {:>8.3} {:>5} {:>8} {:>8} {:>5} {:>9} {:>6} {:>8}",
                 r.scenario,
                 r.traffic,
                 r.backend,
@@ -303,7 +338,9 @@ impl Report {
                 p.mpps,
                 p.gbps_l2,
                 p.gbps_l1,
-                opt(r.io_ceiling.as_ref().map(|f| f.mpps), 3),
+                opt(p.cpu_share_pct(), 0),
+                opt(p.mpps_on_cpu, 3),
+                opt(r.io_ceiling.as_ref().map(|f| f.rate()), 3),
                 opt(r.ratio_io, 2),
                 opt(r.crypto_ceiling.as_ref().map(|c| c.mpps), 3),
                 opt(r.ratio_crypto, 2),
@@ -352,10 +389,12 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nMpps/Gbps: frames forwarded per second at the size the DUT receives them (L2 with FCS; \
-             L1 adds 20 B preamble + gap).\nxI/O: ratio to the same backend forwarding the same frames \
-             without stages; xAEAD: ratio to the AEAD alone over the same frames.\nLatency: from the DUT's \
-             RX burst to its TX burst, per frame."
+            "\nMpps/Gbps: frames forwarded per wall-clock second at the size the DUT receives them \
+             (L2 with FCS; L1 adds 20 B preamble + gap).\nCPU%: share of the time the thread ran \
+             (the rest the scheduler gave to others); Mpps/CPU: frames per on-CPU second, one core.\n\
+             I/O, AEAD: ceilings in frames per on-CPU second; xI/O, xAEAD: Mpps/CPU over them (same \
+             backend and frames without stages; the AEAD alone over the same frames).\nLatency: from \
+             the DUT's RX burst to its TX burst, per frame."
         );
         s
     }

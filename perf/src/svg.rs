@@ -93,8 +93,8 @@ pub fn render(rep: &Report) -> String {
         .iter()
         .flat_map(|r| {
             [
-                Some(r.pipeline.mpps),
-                r.io_ceiling.as_ref().map(|f| f.mpps),
+                Some(r.pipeline.rate()),
+                r.io_ceiling.as_ref().map(|f| f.rate()),
                 r.crypto_ceiling.as_ref().map(|c| c.mpps),
                 r.ndr.as_ref().map(|n| n.mpps),
             ]
@@ -121,7 +121,7 @@ pub fn render(rep: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#374151">million frames per second (Mpps)</text>"##,
+        r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#374151">million frames per second of one core (Mpps per on-CPU second)</text>"##,
         LEFT + pw / 2.0,
         bars_top + bars_h + 36.0
     );
@@ -140,7 +140,7 @@ pub fn render(rep: &Report) -> String {
                 s,
                 r##"<rect x="{LEFT}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#e5e7eb" stroke="#9ca3af" rx="2"/>"##,
                 y + 4.0,
-                x(io.mpps) - LEFT,
+                x(io.rate()) - LEFT,
                 ROW - 8.0
             );
         }
@@ -148,10 +148,10 @@ pub fn render(rep: &Report) -> String {
             s,
             r##"<rect x="{LEFT}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{c}" rx="2"><title>{}: {:.3} Mpps</title></rect>"##,
             y + 9.0,
-            (x(r.pipeline.mpps) - LEFT).max(1.0),
+            (x(r.pipeline.rate()) - LEFT).max(1.0),
             ROW - 18.0,
             esc(&label(r)),
-            r.pipeline.mpps
+            r.pipeline.rate()
         );
         if let Some(cc) = &r.crypto_ceiling {
             let _ = writeln!(
@@ -170,7 +170,7 @@ pub fn render(rep: &Report) -> String {
                 y + ROW / 2.0 - 6.0
             );
         }
-        let mut note = format!("{:.2} Mpps", r.pipeline.mpps);
+        let mut note = format!("{:.2} Mpps", r.pipeline.rate());
         if let Some(v) = r.ratio_io {
             let _ = write!(note, " · {v:.2}× I/O");
         }

@@ -8,6 +8,7 @@
 //! or for the I/O ceiling a bare RX -> TX forward of the same ports), and
 //! the sink port hands what it sent to the tester.
 
+use crate::cputime::CpuClock;
 use crate::link::{Cursor, Link};
 use crate::traffic::Traffic;
 use anyhow::{Context, Result};
@@ -63,6 +64,8 @@ pub struct TrialOutcome {
     pub drops: DropCounters,
     /// Measured time in seconds (offering and draining, resets excluded).
     pub secs: f64,
+    /// Of which the thread ran on a CPU (resets included), if known.
+    pub cpu_secs: Option<f64>,
     /// DUT latency in ns (RX burst to TX burst), merged over the nodes;
     /// empty for the I/O ceiling.
     pub latency: Histogram<u64>,
@@ -109,6 +112,7 @@ pub fn run_trial<L: Link>(
     // real port whose poller stalls. The bound only keeps one call finite.
     let catch_up = 1u64 << 24;
 
+    let cpu = CpuClock::start();
     let t0 = Instant::now();
     let mut paused = Duration::ZERO;
     let mut iter = 0u64;
@@ -169,6 +173,10 @@ pub fn run_trial<L: Link>(
     }
     drain(&mut workers, &tables, hops, spec.mode, &mut bare);
     let secs = t0.elapsed().saturating_sub(paused).as_secs_f64();
+    // The untimed resets ran on the CPU too: take them out in proportion.
+    let cpu_secs = cpu
+        .secs()
+        .map(|c| c * secs / (secs + paused.as_secs_f64()).max(1e-12));
 
     if self_fed {
         offered = bare.rx[0] + workers[0].stats.ports[src].rx_packets;
@@ -188,6 +196,7 @@ pub fn run_trial<L: Link>(
         missed,
         drops: stats.drops,
         secs,
+        cpu_secs,
         latency: stats.latency,
         passes: cursor.passes,
     })
