@@ -93,6 +93,9 @@ pub trait Link: Port {
     /// Frames waiting in this port's receive ring.
     fn rx_pending(&self) -> usize;
 
+    /// Free slots in this port's receive ring, when the tester can tell.
+    fn rx_room(&self) -> Option<usize>;
+
     /// True when the port's device makes its own traffic (a PMD replaying
     /// a file): the tester then cannot offer or pace, and what the DUT
     /// received is what was offered.
@@ -179,6 +182,11 @@ impl Link for MemLink {
 
     fn rx_pending(&self) -> usize {
         self.port.rx_ring().len()
+    }
+
+    fn rx_room(&self) -> Option<usize> {
+        let r = self.port.rx_ring();
+        Some(r.capacity() - r.len())
     }
 }
 

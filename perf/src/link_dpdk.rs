@@ -121,6 +121,10 @@ impl Link for DpdkLink {
         0
     }
 
+    fn rx_room(&self) -> Option<usize> {
+        None
+    }
+
     fn self_fed(&self) -> bool {
         self.self_fed
     }
@@ -137,6 +141,21 @@ pub struct DpdkBench {
     ring_out: EthDev,
     null_out: EthDev,
     pcaps: u32,
+}
+
+/// Why `kind` cannot run `prep`, if it cannot.
+pub fn unsupported(prep: &Prepared, kind: DpdkKind) -> Option<String> {
+    if prep.hops.len() != 1 {
+        return Some("the DPDK backends run one node; the chain runs over memory".into());
+    }
+    if kind == DpdkKind::Pcap && prep.fresh_sa_per_pass {
+        return Some(
+            "net_pcap replays the same encrypted frames without end, which the anti-replay \
+             window rightly drops from the second pass on; egress runs over dpdk-ring and dpdk-null"
+                .into(),
+        );
+    }
+    None
 }
 
 impl DpdkBench {

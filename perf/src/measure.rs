@@ -70,7 +70,28 @@ pub fn measure<L: Link>(
         .first()
         .and_then(|n| n.get(prep.hops[0].rx_port))
         .is_some_and(|l| l.self_fed());
-    if self_fed && (s.rate_pps.is_some() || s.ndr.is_some()) {
+    if self_fed && prep.fresh_sa_per_pass {
+        anyhow::bail!(
+            "{backend}: the device replays the same encrypted frames without end, which \
+             {}'s anti-replay window rightly drops from the second pass on; measure it over \
+             memory, dpdk-ring or dpdk-null",
+            prep.role.name()
+        );
+    }
+    let paced = s.rate_pps.is_some() || s.ndr.is_some();
+    let ring_known = links
+        .first()
+        .and_then(|n| n.get(prep.hops[0].rx_port))
+        .is_some_and(|l| l.rx_room().is_some());
+    if paced && prep.fresh_sa_per_pass && !ring_known {
+        anyhow::bail!(
+            "{backend}: pacing {} needs to know the receive ring's room to account for the \
+             frames due while the anti-replay window is reset between passes; use the memory \
+             backend (or top speed)",
+            prep.role.name()
+        );
+    }
+    if self_fed && paced {
         anyhow::bail!(
             "{backend}: the device replays the capture itself, so the tester cannot pace it \
              (--rate and --ndr need the memory, dpdk-ring or dpdk-null backend)"

@@ -162,8 +162,21 @@ pub fn run_trial<L: Link>(
         }
         if cursor.at_wrap() {
             // The same encrypted frames come again: let the pipeline empty,
-            // then give the node a fresh anti-replay window (untimed).
+            // then give the node a fresh anti-replay window (untimed). When
+            // paced, the frames that fall due meanwhile would queue in the
+            // receive ring; what it could not hold is lost.
+            let spill = |workers: &[Worker<L>], offered: &mut u64, missed: &mut u64| {
+                let Some(pps) = spec.rate_pps else { return };
+                let active = t0.elapsed().saturating_sub(paused).as_secs_f64();
+                let due = ((active * pps) as u64).min(limit);
+                let room = workers[0].ports()[src].rx_room().unwrap_or(0) as u64;
+                let lost = due.saturating_sub(*offered).saturating_sub(room);
+                *offered += lost;
+                *missed += lost;
+            };
+            spill(&workers, &mut offered, &mut missed);
             drain(&mut workers, &tables, hops, spec.mode, &mut bare);
+            spill(&workers, &mut offered, &mut missed);
             let p0 = Instant::now();
             tables[0] = Tables::from_config(&hops[0].node, 1)?;
             cursor.next_pass();

@@ -331,12 +331,8 @@ fn main() -> Result<()> {
                         )?);
                     }
                     let d = dpdk.as_mut().context("DPDK")?;
-                    if prep.hops.len() != 1 {
-                        pb.suspend(|| {
-                            eprintln!(
-                                "skipping {what}: the DPDK backends run one node; the chain runs over memory"
-                            )
-                        });
+                    if let Some(why) = meshplane_perf::link_dpdk::unsupported(prep, kind) {
+                        pb.suspend(|| eprintln!("skipping {what}: {why}"));
                         pb.inc(1);
                         continue;
                     }
