@@ -186,11 +186,15 @@ pub fn measure<L: Link>(
         frame_bytes: bytes,
         lan_frame_bytes: prep.lan_mean_wire_bytes,
         offered_pps: s.rate_pps,
+        // A paced trial forwards the offered rate: a ratio to a ceiling
+        // would say nothing about the stages.
         ratio_io: io_ceiling
             .as_ref()
+            .filter(|_| s.rate_pps.is_none())
             .map(|c| pipeline.rate() / c.rate().max(1e-12)),
         ratio_crypto: crypto_ceiling
             .as_ref()
+            .filter(|_| s.rate_pps.is_none())
             .map(|c| pipeline.rate() / c.mpps.max(1e-12)),
         ratio_basis: if pipeline.mpps_on_cpu.is_some() {
             "on-cpu"

@@ -179,3 +179,44 @@ fn ndr_search_brackets_the_rate() {
         }
     }
 }
+
+#[test]
+fn a_user_capture_is_replayed_in_a_loop() {
+    use meshplane::gen::{generate, FrameSize, GenSpec};
+    use meshplane::io::pcap::CaptureWriter;
+    // 50 IPv6 frames of 512 B from gateway A's LAN, replayed 12 times over.
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lan6.pcap");
+    let spec = GenSpec {
+        count: 50,
+        size: FrameSize::Fixed(512),
+        dst: "fd00:2::/32".parse().expect("prefix"),
+        src: "fd00:1::/32".parse().expect("prefix"),
+        ..GenSpec::default()
+    };
+    let mut w = CaptureWriter::create(&path).expect("create pcap");
+    for p in generate(&spec).expect("generate") {
+        w.write(p.ts, &p.data).expect("write");
+    }
+    w.finish().expect("finish");
+    let r = bench(
+        &[
+            "--pcap",
+            path.to_str().expect("utf-8 path"),
+            "--scenario",
+            "chain,egress",
+            "--count",
+            "600",
+            "--warmup",
+            "0",
+        ],
+        "pcap",
+    );
+    for res in r["results"].as_array().expect("results") {
+        assert_eq!(res["traffic"], "lan6.pcap");
+        assert_eq!(u(res, "frames_per_pass"), 50);
+        assert!(close(f(res, "lan_frame_bytes"), 512.0));
+        let p = &res["pipeline"];
+        check_figures(p, f(res, "frame_bytes"));
+        assert_eq!((u(p, "offered"), u(p, "lost")), (600, 0), "{res}");
+    }
+}
