@@ -54,6 +54,7 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
             &plan,
             &tables::default_gateway_prefix,
             None,
+            &none,
         );
         let t3 = Instant::now();
         entries = tb.as_ref().map(|t| t.entry_count()).unwrap_or_default();

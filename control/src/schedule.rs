@@ -10,8 +10,14 @@
 //! previous epoch for a whole step after the switch: far longer than any
 //! packet stays in flight.
 //!
+//! Scheduled epochs are numbered by their activation time, `epoch =
+//! activation / step`, so that nodes driven by one shared clock agree on
+//! every epoch's label block whenever each of them started.
+//!
 //! A failure event recomputes at once, for the current geometry, and
-//! publishes immediately under the next epoch.
+//! publishes immediately under the *active* epoch: its labels stay, only
+//! next hops change (the failed link is gone, so there is nothing to make
+//! before breaking), and the previous epoch's entries are carried again.
 //!
 //! ```text
 //! loop {
@@ -80,6 +86,7 @@ pub struct Scheduler {
     next_activation_ns: u64,
     pending: Option<Publication>,
     active: Option<Arc<TableSet>>,
+    previous: Option<Arc<TableSet>>,
 }
 
 impl Scheduler {
@@ -93,6 +100,7 @@ impl Scheduler {
             next_activation_ns: 0,
             pending: None,
             active: None,
+            previous: None,
         }
     }
 
@@ -106,9 +114,24 @@ impl Scheduler {
         &mut self.engine
     }
 
+    /// Starts from these administrative failures (e.g. every satellite
+    /// outside an emulated subset) without computing anything now; the
+    /// next epoch takes them into account.
+    pub fn set_failures(&mut self, failures: Failures) {
+        self.failures = failures;
+        self.pending = None;
+    }
+
     /// Current administrative failures.
     pub fn failures(&self) -> &Failures {
         &self.failures
+    }
+
+    /// Tables computed ahead and waiting for their activation time. A node
+    /// that only switches labels (a satellite) may install them early: they
+    /// carry the active epoch's entries unchanged.
+    pub fn pending(&self) -> Option<&Publication> {
+        self.pending.as_ref()
     }
 
     /// The tables currently active.
@@ -129,9 +152,13 @@ impl Scheduler {
         self.cfg.start_s + ns as f64 / 1e9
     }
 
-    fn compute(&mut self, epoch: u64, at_ns: u64) -> Result<Publication, Error> {
+    fn compute(
+        &mut self,
+        epoch: u64,
+        at_ns: u64,
+        prev: Option<Arc<TableSet>>,
+    ) -> Result<Publication, Error> {
         let t = self.geometry_s(at_ns);
-        let prev = self.active.clone();
         let snap = self
             .engine
             .snapshot(t, &self.failures, epoch, prev.as_deref())?;
@@ -143,7 +170,7 @@ impl Scheduler {
     }
 
     fn activate(&mut self, p: &Publication) {
-        self.active = Some(Arc::clone(&p.tables));
+        self.previous = self.active.replace(Arc::clone(&p.tables));
         self.next_epoch = p.epoch + 1;
     }
 
@@ -156,11 +183,13 @@ impl Scheduler {
         if self.pending.is_none() && now_ns > self.next_activation_ns.saturating_add(step) {
             let behind = (now_ns - self.next_activation_ns) / step;
             self.next_activation_ns += behind * step;
+            self.next_epoch += behind;
         }
         if self.pending.is_none()
             && now_ns.saturating_add(self.cfg.lead_ns) >= self.next_activation_ns
         {
-            let p = self.compute(self.next_epoch, self.next_activation_ns)?;
+            let prev = self.active.clone();
+            let p = self.compute(self.next_epoch, self.next_activation_ns, prev)?;
             self.pending = Some(p);
         }
         match &self.pending {
@@ -202,11 +231,24 @@ impl Scheduler {
         if !urgent {
             return Ok(None);
         }
-        let p = self.compute(self.next_epoch, now_ns)?;
-        self.activate(&p);
+        let p = match &self.active {
+            Some(active) => {
+                let epoch = active.epoch;
+                let prev = self.previous.clone();
+                let p = self.compute(epoch, now_ns, prev)?;
+                self.active = Some(Arc::clone(&p.tables));
+                p
+            }
+            None => {
+                let p = self.compute(self.next_epoch, now_ns, None)?;
+                self.activate(&p);
+                p
+            }
+        };
         if self.next_activation_ns <= now_ns {
             let step = self.cfg.step_ns.max(1);
             self.next_activation_ns = (now_ns / step + 1) * step;
+            self.next_epoch = self.next_activation_ns / step;
         }
         Ok(Some(p))
     }

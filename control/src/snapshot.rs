@@ -173,7 +173,15 @@ impl Engine {
                 .copied()
                 .unwrap_or_else(|| default_gateway_prefix(gid))
         };
-        s.tables = tables::compile(&s.topology, &s.spts, epoch, &self.plan, &prefix_of, prev)?;
+        s.tables = tables::compile(
+            &s.topology,
+            &s.spts,
+            epoch,
+            &self.plan,
+            &prefix_of,
+            prev,
+            failures,
+        )?;
         Ok(s)
     }
 }

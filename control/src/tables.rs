@@ -7,9 +7,11 @@
 //! * Satellites get an LFIB: for every reachable egress gateway, its label
 //!   -> swap to the same label, send toward the next hop.
 //! * Gateways get an LFIB entry popping their own label (the packet then
-//!   goes to ESP decryption and the LAN; `out_port` is `None`).
+//!   goes to ESP decryption and the LAN; `next_hop` is the gateway itself).
 //!
-//! Port naming: a node's port toward neighbour node `X` is `"isl{X}"` when
+//! Entries name the neighbour node, not a port string (a million strings
+//! per snapshot with 1000 gateways). Port naming: a node's port toward
+//! neighbour node `X` is `"isl{X}"` when
 //! `X` is a satellite (`X < N`) and `"gsl{X}"` when `X` is a ground station
 //! (`X >= N`, the node id, not the gid). So a satellite reaches gateway
 //! node 1590 via `"gsl1590"`, and that gateway reaches satellite 12 via
@@ -18,12 +20,15 @@
 //! Make-before-break: the tables of epoch `e` carry the node labels of
 //! epoch `e` and, unchanged, the entries of epoch `e - 1` (the other label
 //! block), so packets labelled under `e - 1` keep following the old tree
-//! while they drain. Where an old entry's link no longer exists (a failure),
-//! it swaps to the new label and follows the new tree instead.
+//! while they drain. An old entry keeps its link even when the geometry at
+//! `e` no longer lists it (a link fading out of range between two samples
+//! still carries the last packets for the few milliseconds they drain);
+//! only where the link or its satellite is administratively down (a
+//! failure) does the entry swap to the new label and follow the new tree.
 
 use crate::labels::{LabelError, LabelPlan};
 use crate::routing::{Spt, NO_HOP};
-use crate::topology::{NodeId, Topology};
+use crate::topology::{Failures, NodeId, Topology};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -83,9 +88,7 @@ pub struct FecRoute {
     pub egress_gid: u32,
     /// The MPLS label to push (the egress gateway's node label).
     pub label: u32,
-    /// Port to send out of.
-    pub out_port: String,
-    /// Neighbour node on that port.
+    /// Neighbour node to send to (the port is [`port_name`] of it).
     pub next_hop: NodeId,
 }
 
@@ -108,9 +111,8 @@ pub struct LfibRoute {
     pub label: u32,
     /// Swap or pop.
     pub action: LfibAction,
-    /// Port to send out of; `None` for a pop to the local LAN.
-    pub out_port: Option<String>,
-    /// Neighbour node on that port (the node itself for a pop).
+    /// Neighbour node to send to (the port is [`port_name`] of it); the
+    /// node itself for a pop to the local LAN.
     pub next_hop: NodeId,
 }
 
@@ -155,7 +157,8 @@ impl TableSet {
 
 /// Compiles every node's tables for `epoch` from the trees toward each egress
 /// gateway. `prefix_of(gid)` gives gateway LANs; `prev` (the tables of the
-/// previous epoch) supplies the entries kept for make-before-break.
+/// previous epoch) supplies the entries kept for make-before-break, except
+/// over links `failures` takes down.
 pub fn compile(
     topo: &Topology,
     spts: &[Spt],
@@ -163,6 +166,7 @@ pub fn compile(
     plan: &LabelPlan,
     prefix_of: &dyn Fn(u32) -> Prefix,
     prev: Option<&TableSet>,
+    failures: &Failures,
 ) -> Result<TableSet, LabelError> {
     plan.validate()?;
     let n = topo.n_sats();
@@ -191,14 +195,12 @@ pub fn compile(
             tables.lfib.push(LfibRoute {
                 label,
                 action: LfibAction::Swap { out_label: label },
-                out_port: Some(port_name(n, nh)),
                 next_hop: nh,
             });
         }
         nodes[root as usize].lfib.push(LfibRoute {
             label,
             action: LfibAction::Pop,
-            out_port: None,
             next_hop: root,
         });
         let prefix = prefix_of(spt.gid);
@@ -211,13 +213,12 @@ pub fn compile(
                 prefix,
                 egress_gid: spt.gid,
                 label,
-                out_port: port_name(n, nh),
                 next_hop: nh,
             });
         }
     }
     if let Some(prev) = prev {
-        carry_previous(topo, spts, epoch, plan, prev, &mut nodes)?;
+        carry_previous(topo, spts, epoch, plan, prev, failures, &mut nodes)?;
     }
     Ok(TableSet {
         epoch,
@@ -234,6 +235,7 @@ fn carry_previous(
     epoch: u64,
     plan: &LabelPlan,
     prev: &TableSet,
+    failures: &Failures,
     nodes: &mut [NodeTables],
 ) -> Result<(), LabelError> {
     let n = topo.n_sats();
@@ -252,7 +254,7 @@ fn carry_previous(
             }
             let keep = match r.action {
                 LfibAction::Pop => true,
-                LfibAction::Swap { .. } => topo.link_length(id as NodeId, r.next_hop).is_some(),
+                LfibAction::Swap { .. } => !link_failed(n, failures, id as NodeId, r.next_hop),
             };
             if keep {
                 nodes[id].lfib.push(r.clone());
@@ -264,7 +266,6 @@ fn carry_previous(
                         action: LfibAction::Swap {
                             out_label: plan.label(epoch, gid)?,
                         },
-                        out_port: Some(port_name(n, nh)),
                         next_hop: nh,
                     });
                 }
@@ -272,6 +273,15 @@ fn carry_previous(
         }
     }
     Ok(())
+}
+
+/// True when the link `a`-`b` is administratively down: a failed ISL or
+/// a failed satellite at either end.
+fn link_failed(n_sats: usize, failures: &Failures, a: NodeId, b: NodeId) -> bool {
+    let sat = |x: NodeId| (x as usize) < n_sats;
+    (sat(a) && failures.satellite_down(a))
+        || (sat(b) && failures.satellite_down(b))
+        || (sat(a) && sat(b) && failures.isl_down(a, b))
 }
 
 #[cfg(test)]

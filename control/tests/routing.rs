@@ -116,7 +116,8 @@ fn failed_isl_on_the_active_path_reroutes_at_once() {
         .expect("recompute")
         .expect("published at once");
     assert_eq!(p.activate_at_ns, 30_000_000);
-    assert_eq!(p.epoch, 1);
+    // Same label epoch as the active tables: only next hops change.
+    assert_eq!(p.epoch, 0);
     let after = walk(&p.tables, a, b);
     assert!(
         after.windows(2).all(|w| link(w[0], w[1]) != isl),
@@ -239,4 +240,31 @@ fn trees_agree_with_pairwise_reference_on_starlink() {
         }
     }
     assert!(compared > 50);
+}
+
+#[test]
+fn epochs_follow_the_clock_whenever_a_node_starts() {
+    // Two nodes on one clock: one started at 0, one 1.05 s later. Both must
+    // put the same epoch (and so the same label block) on the air.
+    let (e1, _) = engine();
+    let (e2, _) = engine();
+    let mut early = Scheduler::new(e1, ScheduleConfig::default());
+    let mut late = Scheduler::new(e2, ScheduleConfig::default());
+    let mut last = None;
+    let mut t = 0;
+    while t <= 1_050_000_000 {
+        if let Some(p) = early.tick(t).expect("tick") {
+            last = Some(p.epoch);
+        }
+        t += 10_000_000;
+    }
+    let p = late
+        .tick(1_050_000_000)
+        .expect("tick")
+        .expect("publishes at once");
+    assert_eq!(p.activate_at_ns, 1_000_000_000);
+    assert_eq!(Some(p.epoch), last);
+    assert_eq!(p.epoch, 10);
+    let next = late.tick(1_100_000_000).expect("tick").expect("next epoch");
+    assert_eq!(next.epoch, 11);
 }

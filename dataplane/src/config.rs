@@ -84,6 +84,29 @@ pub enum Idle {
     Adaptive,
 }
 
+/// How a node's cores share the work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Every worker runs RX -> all stages -> TX on its own core.
+    #[default]
+    RunToCompletion,
+    /// Cores work in pairs: one polls the ports, classifies, labels and
+    /// transmits; the other runs the ESP AEAD. For when crypto, not I/O,
+    /// is the bottleneck.
+    Pipeline,
+}
+
+impl Mode {
+    /// The name the configuration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::RunToCompletion => "run-to-completion",
+            Mode::Pipeline => "pipeline",
+        }
+    }
+}
+
 /// A MAC address.
 pub type Mac = [u8; 6];
 
@@ -98,6 +121,52 @@ pub struct PortConfig {
     pub dpdk: Option<String>,
     /// Kernel interface for AF_XDP.
     pub iface: Option<String>,
+    /// MAC of the node at the other end of this (point-to-point) link, the
+    /// destination of frames sent on routes the control plane installs;
+    /// broadcast when not given.
+    pub peer_mac: Option<Mac>,
+    /// AF_XDP settings (used with `iface`).
+    pub afxdp: AfXdpPortConfig,
+}
+
+/// How a port's AF_XDP sockets bind (`mode` of a port).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Zero-copy where the driver supports it, else copy.
+    #[default]
+    Auto,
+    /// Zero-copy or fail (needs native XDP and driver support).
+    Zerocopy,
+    /// Kernel copies (any interface, generic XDP allowed).
+    Copy,
+}
+
+/// Default entries of an AF_XDP RX or TX ring.
+pub const DEFAULT_XDP_RING: u32 = 4096;
+
+/// A port's AF_XDP settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AfXdpPortConfig {
+    /// Interface queues, one per worker (default `0..workers`).
+    pub queues: Option<Vec<u32>>,
+    /// Bind mode.
+    pub mode: XdpMode,
+    /// RX (and fill) ring entries, a power of two.
+    pub rx_ring: u32,
+    /// TX (and completion) ring entries, a power of two.
+    pub tx_ring: u32,
+}
+
+impl Default for AfXdpPortConfig {
+    fn default() -> Self {
+        AfXdpPortConfig {
+            queues: None,
+            mode: XdpMode::Auto,
+            rx_ring: DEFAULT_XDP_RING,
+            tx_ring: DEFAULT_XDP_RING,
+        }
+    }
 }
 
 /// One security association.
@@ -117,6 +186,9 @@ pub struct SaConfig {
     pub tunnel_dst: Ipv4Addr,
     /// 64-bit extended sequence numbers.
     pub esn: bool,
+    /// For an outbound SA on a node with `[control]`: the egress gateway
+    /// (ground-station name or id) whose traffic it protects.
+    pub peer: Option<String>,
 }
 
 impl std::fmt::Debug for SaConfig {
@@ -129,6 +201,7 @@ impl std::fmt::Debug for SaConfig {
             .field("tunnel_src", &self.tunnel_src)
             .field("tunnel_dst", &self.tunnel_dst)
             .field("esn", &self.esn)
+            .field("peer", &self.peer)
             .finish()
     }
 }
@@ -230,6 +303,62 @@ pub struct IoConfig {
     pub backend: String,
     /// Extra EAL arguments for the DPDK backend.
     pub eal_args: Vec<String>,
+    /// AF_XDP: put the UMEM on 2 MiB hugepages when some are free.
+    pub hugepages: bool,
+}
+
+/// Which node of the constellation this is (`[control] node`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeRef {
+    /// Satellite by id (`"sat:17"`).
+    Satellite(u32),
+    /// Ground station by name or id (`"gs:London"`, `"gs:12"`).
+    Gateway(String),
+}
+
+impl std::str::FromStr for NodeRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("sat", id)) => id
+                .parse()
+                .map(NodeRef::Satellite)
+                .map_err(|_| format!("node {s:?}: {id:?} is not a satellite id")),
+            Some(("gs", name)) if !name.is_empty() => Ok(NodeRef::Gateway(name.to_string())),
+            _ => Err(format!(
+                "node {s:?}: want \"sat:ID\" or \"gs:NAME\" (or \"gs:ID\")"
+            )),
+        }
+    }
+}
+
+/// Routes computed on the node from the constellation's geometry
+/// (`[control]`): the control thread installs them next to the static
+/// FEC/LFIB entries.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// Constellation preset (`starlink-550`, `kuiper-630`, `telesat-1015`).
+    pub constellation: String,
+    /// Ground stations CSV (`None`: the embedded 100 most populous cities).
+    pub ground_stations: Option<PathBuf>,
+    /// This node.
+    pub node: NodeRef,
+    /// Geometry time at the clock anchor, seconds after the constellation epoch.
+    pub start_s: f64,
+    /// Geometry seconds per wall-clock second.
+    pub time_scale: f64,
+    /// Wall-clock instant (Unix ms) at which geometry time is `start_s`;
+    /// nodes sharing it share one clock. `None`: when the node starts.
+    pub anchor_unix_ms: Option<u64>,
+    /// Interval between table epochs, geometry milliseconds.
+    pub step_ms: u64,
+    /// How long before activation tables are computed, geometry milliseconds.
+    pub lead_ms: u64,
+    /// Route only over these satellites (an emulated subset); `None`: all.
+    pub satellites: Option<Vec<u32>>,
+    /// A file of failure events (`isl-down A B`, `isl-up A B`,
+    /// `sat-down S`, `sat-up S`, one per line) the control thread follows.
+    pub failures_file: Option<PathBuf>,
 }
 
 /// A whole node's configuration, validated.
@@ -243,6 +372,8 @@ pub struct NodeConfig {
     pub cores: Vec<usize>,
     /// Polling policy.
     pub idle: Idle,
+    /// How the cores share the work.
+    pub mode: Mode,
     /// I/O backend.
     pub io: IoConfig,
     /// Ports in index order.
@@ -255,6 +386,8 @@ pub struct NodeConfig {
     pub lfib: Vec<LfibConfig>,
     /// Delivery prefixes.
     pub deliver: Vec<DeliverConfig>,
+    /// Routes from the constellation (`None`: static tables only).
+    pub control: Option<ControlConfig>,
 }
 
 // ---- raw (as written) ----
@@ -275,6 +408,31 @@ struct RawFile {
     lfib: Vec<Spanned<RawLfib>>,
     #[serde(default)]
     deliver: Vec<Spanned<RawDeliver>>,
+    #[serde(default)]
+    control: Option<Spanned<RawControl>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    constellation: Spanned<String>,
+    #[serde(default)]
+    ground_stations: Option<PathBuf>,
+    node: Spanned<String>,
+    #[serde(default)]
+    start_s: f64,
+    #[serde(default)]
+    time_scale: Option<Spanned<f64>>,
+    #[serde(default)]
+    anchor_unix_ms: Option<u64>,
+    #[serde(default)]
+    step_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    lead_ms: Option<u64>,
+    #[serde(default)]
+    satellites: Option<Vec<u32>>,
+    #[serde(default)]
+    failures_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +444,8 @@ struct RawNode {
     cores: Vec<usize>,
     #[serde(default)]
     idle: Idle,
+    #[serde(default)]
+    mode: Mode,
 }
 
 #[derive(Deserialize)]
@@ -295,6 +455,8 @@ struct RawIo {
     backend: Option<Spanned<String>>,
     #[serde(default)]
     eal_args: Vec<String>,
+    #[serde(default)]
+    hugepages: bool,
 }
 
 #[derive(Deserialize)]
@@ -306,6 +468,16 @@ struct RawPort {
     dpdk: Option<String>,
     #[serde(default)]
     iface: Option<String>,
+    #[serde(default)]
+    queues: Option<Spanned<Vec<u32>>>,
+    #[serde(default)]
+    mode: Option<XdpMode>,
+    #[serde(default)]
+    rx_ring: Option<Spanned<u32>>,
+    #[serde(default)]
+    tx_ring: Option<Spanned<u32>>,
+    #[serde(default)]
+    peer_mac: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -319,6 +491,8 @@ struct RawSa {
     tunnel_dst: Ipv4Addr,
     #[serde(default)]
     esn: bool,
+    #[serde(default)]
+    peer: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -430,6 +604,7 @@ impl NodeConfig {
         let mut io = IoConfig {
             backend: "pcap".into(),
             eal_args: vec![],
+            hugepages: false,
         };
         if let Some(rio) = raw.io {
             let rio = rio.into_inner();
@@ -448,6 +623,7 @@ impl NodeConfig {
                 io.backend = b.into_inner();
             }
             io.eal_args = rio.eal_args;
+            io.hugepages = rio.hugepages;
         }
 
         let mut ports: Vec<PortConfig> = Vec::new();
@@ -460,11 +636,77 @@ impl NodeConfig {
                 ));
             }
             let mac = parse_mac(p.mac.get_ref()).map_err(|m| cx.err(p.mac.span(), m))?;
+            if io.backend == "afxdp" && p.iface.is_none() {
+                return Err(cx.err(
+                    p.name.span(),
+                    format!(
+                        "port {:?}: [io] backend = \"afxdp\" needs the port's interface, e.g. iface = \"eth1\"",
+                        p.name.get_ref()
+                    ),
+                ));
+            }
+            let ring = |r: &Option<Spanned<u32>>, what: &str| -> Result<u32, ConfigError> {
+                let Some(r) = r else {
+                    return Ok(DEFAULT_XDP_RING);
+                };
+                let v = *r.get_ref();
+                if !(64..=32768).contains(&v) || !v.is_power_of_two() {
+                    return Err(cx.err(
+                        r.span(),
+                        format!("{what} = {v}: want a power of two from 64 to 32768"),
+                    ));
+                }
+                Ok(v)
+            };
+            let queues = match &p.queues {
+                Some(q) if q.get_ref().is_empty() => {
+                    return Err(cx.err(q.span(), "queues is empty: list one queue per worker"))
+                }
+                Some(q) => {
+                    let v = q.get_ref();
+                    if let Some(d) = v.iter().enumerate().find(|(i, x)| v[..*i].contains(x)) {
+                        return Err(cx.err(
+                            q.span(),
+                            format!("queue {} listed twice: each worker needs its own", d.1),
+                        ));
+                    }
+                    Some(v.clone())
+                }
+                None => None,
+            };
+            let afxdp = AfXdpPortConfig {
+                queues,
+                mode: p.mode.unwrap_or_default(),
+                rx_ring: ring(&p.rx_ring, "rx_ring")?,
+                tx_ring: ring(&p.tx_ring, "tx_ring")?,
+            };
+            if let Some(other) = p
+                .iface
+                .as_ref()
+                .and_then(|i| ports.iter().find(|q| q.iface.as_ref() == Some(i)))
+            {
+                return Err(cx.err(
+                    p.name.span(),
+                    format!(
+                        "port {:?}: interface {:?} is already port {:?}",
+                        p.name.get_ref(),
+                        other.iface.as_deref().unwrap_or_default(),
+                        other.name
+                    ),
+                ));
+            }
+            let peer_mac = p
+                .peer_mac
+                .as_ref()
+                .map(|m| parse_mac(m.get_ref()).map_err(|e| cx.err(m.span(), e)))
+                .transpose()?;
             ports.push(PortConfig {
                 name: p.name.get_ref().clone(),
                 mac,
                 dpdk: p.dpdk.clone(),
                 iface: p.iface.clone(),
+                afxdp,
+                peer_mac,
             });
         }
         if ports.len() > usize::from(u16::MAX) {
@@ -557,6 +799,7 @@ impl NodeConfig {
                 tunnel_src: r.tunnel_src,
                 tunnel_dst: r.tunnel_dst,
                 esn: r.esn,
+                peer: r.peer.clone(),
             });
         }
 
@@ -638,17 +881,25 @@ impl NodeConfig {
             });
         }
 
+        let control = raw
+            .control
+            .as_ref()
+            .map(|c| parse_control(&cx, c))
+            .transpose()?;
+
         Ok(NodeConfig {
             name: raw.node.name,
             role: raw.node.role,
             cores: raw.node.cores,
             idle: raw.node.idle,
+            mode: raw.node.mode,
             io,
             ports,
             sa,
             fec,
             lfib,
             deliver,
+            control,
         })
     }
 
@@ -659,6 +910,53 @@ impl NodeConfig {
             .position(|p| p.name == name)
             .map(|i| i as u16)
     }
+}
+
+fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig, ConfigError> {
+    let r = c.get_ref();
+    let presets = ["starlink-550", "kuiper-630", "telesat-1015"];
+    if !presets.contains(&r.constellation.get_ref().as_str()) {
+        return Err(cx.err(
+            r.constellation.span(),
+            format!(
+                "unknown constellation {:?} (one of: {})",
+                r.constellation.get_ref(),
+                presets.join(", ")
+            ),
+        ));
+    }
+    let node = r
+        .node
+        .get_ref()
+        .parse::<NodeRef>()
+        .map_err(|m| cx.err(r.node.span(), m))?;
+    let time_scale = match &r.time_scale {
+        Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
+            return Err(cx.err(t.span(), "time_scale must be a positive number"))
+        }
+        Some(t) => *t.get_ref(),
+        None => 1.0,
+    };
+    let step_ms = match &r.step_ms {
+        Some(s) if *s.get_ref() == 0 => return Err(cx.err(s.span(), "step_ms must be at least 1")),
+        Some(s) => *s.get_ref(),
+        None => 100,
+    };
+    if !r.start_s.is_finite() || r.start_s < 0.0 {
+        return Err(cx.err(c.span(), "start_s must be a non-negative number of seconds"));
+    }
+    Ok(ControlConfig {
+        constellation: r.constellation.get_ref().clone(),
+        ground_stations: r.ground_stations.clone(),
+        node,
+        start_s: r.start_s,
+        time_scale,
+        anchor_unix_ms: r.anchor_unix_ms,
+        step_ms,
+        lead_ms: r.lead_ms.unwrap_or(100),
+        satellites: r.satellites.clone(),
+        failures_file: r.failures_file.clone(),
+    })
 }
 
 /// Where a config came from, for messages.
@@ -769,6 +1067,46 @@ next_hop_mac = "02:00:00:00:00:30"
 
         let e = err_of(&GOOD.replace("action = \"pop\"", "action = \"pop\"\nport = \"up0\""));
         assert!(e.msg.contains("both port and next_hop_mac"), "{e}");
+    }
+
+    #[test]
+    fn afxdp_port_keys_parse_and_are_checked() {
+        let text = GOOD
+            .replace(
+                "role = \"gateway\"",
+                "role = \"gateway\"\n[io]\nbackend = \"afxdp\"\nhugepages = true",
+            )
+            .replace(
+                "mac = \"02:00:00:00:00:01\"",
+                "mac = \"02:00:00:00:00:01\"\niface = \"veth0\"\nqueues = [0, 2]\nmode = \"copy\"\nrx_ring = 1024",
+            )
+            .replace(
+                "mac = \"02:00:00:00:00:02\"",
+                "mac = \"02:00:00:00:00:02\"\niface = \"veth1\"",
+            );
+        let c = NodeConfig::parse(&text, "n.toml").unwrap();
+        assert!(c.io.hugepages);
+        let a = &c.ports[0].afxdp;
+        assert_eq!(a.queues.as_deref(), Some(&[0, 2][..]));
+        assert_eq!(a.mode, XdpMode::Copy);
+        assert_eq!((a.rx_ring, a.tx_ring), (1024, DEFAULT_XDP_RING));
+        assert_eq!(c.ports[1].afxdp, AfXdpPortConfig::default());
+
+        let e = err_of(&text.replace("rx_ring = 1024", "rx_ring = 1000"));
+        assert!(e.msg.contains("rx_ring = 1000: want a power of two"), "{e}");
+        let e = err_of(&text.replace("queues = [0, 2]", "queues = [1, 1]"));
+        assert!(e.msg.contains("queue 1 listed twice"), "{e}");
+        let e = err_of(&text.replace("mode = \"copy\"", "mode = \"fast\""));
+        assert!(e.msg.contains("unknown variant"), "{e}");
+        let e = err_of(&text.replace("iface = \"veth1\"", "iface = \"veth0\""));
+        assert!(
+            e.msg
+                .contains("interface \"veth0\" is already port \"lan0\""),
+            "{e}"
+        );
+        let e = err_of(&text.replace("iface = \"veth1\"\n", ""));
+        assert!(e.msg.contains("needs the port's interface"), "{e}");
+        assert_eq!(e.line, 18, "{e}");
     }
 
     #[test]

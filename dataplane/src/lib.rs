@@ -7,12 +7,15 @@
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod drop_reason;
 pub mod frame;
 pub mod gen;
 pub mod io;
+pub mod mesh;
 pub mod packet;
 pub mod replay;
+pub mod runtime;
 pub mod sa;
 pub mod stage;
 pub mod tables;

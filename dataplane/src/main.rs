@@ -40,14 +40,19 @@ enum Cmd {
     },
     /// Routes over a constellation: one path, all pairs, or a time series.
     Routes(meshplane::cli::routes::RoutesArgs),
-    /// Run a node on the devices its configuration names (backend `dpdk`):
-    /// one worker per configured core, until the time is up or input stops.
+    /// Plan an emulated mesh: the nodes, links and configurations that
+    /// carry one gateway pair's routes over a window (for scripts/mesh).
+    MeshPlan(meshplane::cli::mesh::MeshPlanArgs),
+    /// Run a node on the devices its configuration names (backend `dpdk`,
+    /// `afxdp`, or `auto`: DPDK, else AF_XDP): pinned workers on the
+    /// configured cores, a stats table each second, SIGHUP reloads the
+    /// tables, SIGINT/SIGTERM stop cleanly.
     Run(RunArgs),
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The node's TOML file.
+    /// The node's TOML file (re-read on SIGHUP: tables only).
     #[arg(long)]
     config: PathBuf,
     /// Stop after this many seconds.
@@ -57,6 +62,24 @@ struct RunArgs {
     /// (counted from the first frame).
     #[arg(long)]
     until_idle_ms: Option<u64>,
+    /// Keep FILE up to date with the node's statistics as JSON: rewritten
+    /// (atomically) with every stats table, a last time at exit with
+    /// `"final": true`.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a loopback
+    /// address, e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on a non-loopback address (no authentication).
+    #[arg(long)]
+    metrics_public: bool,
+    /// Print no stats table while running (the final report still goes to stdout).
+    #[arg(long)]
+    quiet: bool,
+    /// Interval of the stats table (stderr) and the JSON file, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    stats_every_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -149,6 +172,7 @@ fn main() {
         Cmd::Gen(a) => gen_cmd(a),
         Cmd::CheckConfig { config } => check_config(config),
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
+        Cmd::MeshPlan(a) => meshplane::cli::mesh::run(&a),
         Cmd::Run(a) => run_cmd(a),
     };
     if let Err(e) = r {
@@ -262,54 +286,278 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
 }
 
 fn run_cmd(a: RunArgs) -> Result<()> {
-    let cfg = NodeConfig::load(&a.config)?;
-    if cfg.io.backend != "dpdk" {
+    use meshplane::runtime::{ConfigReloader, Layout, Signals};
+    // First, so that a SIGINT during start-up still ends in a clean stop.
+    let signals = Signals::install().context("installing signal handlers")?;
+    let (reloader, tables) = ConfigReloader::load(&a.config)?;
+    let cfg = reloader.config().clone();
+    if !matches!(cfg.io.backend.as_str(), "dpdk" | "afxdp" | "auto") {
         bail!(
-            "{}: `run` drives the node's own devices, which needs [io] backend = \"dpdk\" \
-             (this node says {:?}); use `replay` for captures",
+            "{}: `run` drives the node's own devices, which needs [io] backend = \"dpdk\", \
+             \"afxdp\" or \"auto\" (this node says {:?}); use `replay` for captures",
             a.config.display(),
             cfg.io.backend
         );
     }
+    let layout =
+        Layout::new(&cfg.cores, cfg.mode).with_context(|| format!("{}", a.config.display()))?;
     if a.seconds.is_none() && a.until_idle_ms.is_none() {
-        tracing::info!("running until killed (--seconds or --until-idle-ms end the run)");
+        tracing::info!("running until SIGINT/SIGTERM (--seconds or --until-idle-ms end the run)");
     }
     let duration = match a.seconds {
         Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
         Some(s) => bail!("--seconds {s}: want a non-negative number"),
         None => None,
     };
-    let opts = RunOpts {
-        duration,
-        until_idle: a.until_idle_ms.map(std::time::Duration::from_millis),
+    let node = NodeRun {
+        args: &a,
+        cfg: &cfg,
+        layout: &layout,
+        signals: &signals,
+        opts: meshplane::runtime::RunOptions {
+            idle: cfg.idle,
+            duration,
+            until_idle: a.until_idle_ms.map(std::time::Duration::from_millis),
+            tick_every: std::time::Duration::from_millis(50),
+        },
     };
-    print!("{}", run_over_dpdk(&cfg, &opts)?);
+    match cfg.io.backend.as_str() {
+        "dpdk" => run_over_dpdk(node, reloader, tables),
+        "afxdp" => run_over_afxdp(node, reloader, tables),
+        _ => run_auto(node, reloader, tables),
+    }
+}
+
+/// Opens the node's AF_XDP sockets and serves.
+fn run_over_afxdp(
+    n: NodeRun<'_>,
+    reloader: meshplane::runtime::ConfigReloader,
+    tables: meshplane::tables::Tables,
+) -> Result<()> {
+    let mut backend = meshplane::io::afxdp::AfXdpBackend::open(n.cfg, n.layout.queues())
+        .with_context(|| format!("node {} over AF_XDP", n.cfg.name))?;
+    serve(&mut backend, n, reloader, tables)
+}
+
+/// `backend = "auto"`: DPDK when every port names a device and it opens,
+/// else AF_XDP, saying why in one line.
+#[cfg(feature = "dpdk")]
+fn run_auto(
+    n: NodeRun<'_>,
+    reloader: meshplane::runtime::ConfigReloader,
+    tables: meshplane::tables::Tables,
+) -> Result<()> {
+    if let Some(p) = n.cfg.ports.iter().find(|p| p.dpdk.is_none()) {
+        tracing::warn!(
+            "backend auto: port {:?} names no `dpdk` device; falling back to AF_XDP",
+            p.name
+        );
+        return run_over_afxdp(n, reloader, tables);
+    }
+    match open_dpdk(n.cfg, n.layout.queues()) {
+        Ok(mut backend) => serve(&mut backend, n, reloader, tables),
+        Err(e) => {
+            tracing::warn!("backend auto: DPDK failed ({e:#}); falling back to AF_XDP");
+            run_over_afxdp(n, reloader, tables)
+        }
+    }
+}
+
+/// `backend = "auto"` without DPDK compiled in: AF_XDP.
+#[cfg(not(feature = "dpdk"))]
+fn run_auto(
+    n: NodeRun<'_>,
+    reloader: meshplane::runtime::ConfigReloader,
+    tables: meshplane::tables::Tables,
+) -> Result<()> {
+    tracing::warn!("backend auto: this meshplane was built without DPDK; falling back to AF_XDP");
+    run_over_afxdp(n, reloader, tables)
+}
+
+/// Everything `run` needs besides the backend.
+struct NodeRun<'a> {
+    args: &'a RunArgs,
+    cfg: &'a NodeConfig,
+    layout: &'a meshplane::runtime::Layout,
+    signals: &'a meshplane::runtime::Signals,
+    opts: meshplane::runtime::RunOptions,
+}
+
+/// Runs the node over an opened backend: tables, stats, metrics, reload,
+/// and the final report on stdout.
+fn serve<B: meshplane::runtime::Backend>(
+    backend: &mut B,
+    n: NodeRun<'_>,
+    mut reloader: meshplane::runtime::ConfigReloader,
+    tables: meshplane::tables::Tables,
+) -> Result<()> {
+    use meshplane::runtime::{control_thread, MetricsServer, StatsHub, StatsReporter, TableStore};
+    use std::time::Duration;
+    let a = n.args;
+    let store = TableStore::new(tables);
+    let port_names: Vec<String> = n.cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let hub = Arc::new(StatsHub::new(
+        &n.cfg.name,
+        n.layout.mode(),
+        port_names.clone(),
+        n.layout.threads().to_vec(),
+    ));
+    let _metrics = match a.metrics {
+        Some(addr) => Some(MetricsServer::start(addr, a.metrics_public, hub.clone())?),
+        None => None,
+    };
+    // A stats file that cannot be written fails now, not after the run.
+    if let Some(path) = &a.stats_json {
+        meshplane::runtime::write_json(path, &hub.snapshot(), false)
+            .with_context(|| format!("--stats-json {}", path.display()))?;
+    }
+    let mut reporter = StatsReporter::new(
+        Duration::from_millis(a.stats_every_ms.max(10)),
+        a.quiet,
+        a.stats_json.clone(),
+    );
+    tracing::info!(
+        node = %n.cfg.name,
+        backend = backend.name(),
+        mode = n.layout.mode().name(),
+        threads = n.layout.threads().len(),
+        "running"
+    );
+    let mut agent = match &n.cfg.control {
+        Some(_) => {
+            let mut agent = meshplane::control::ControlAgent::new(n.cfg)
+                .with_context(|| format!("{}: [control]", a.config.display()))?;
+            tracing::info!(
+                node_id = agent.node(),
+                time_scale = agent.clock().scale(),
+                "control plane: routes from the constellation"
+            );
+            control_thread::install_initial(&mut agent, &store);
+            Some(agent)
+        }
+        None => None,
+    };
+    let control_stop = std::sync::atomic::AtomicBool::new(false);
+    let summary = std::thread::scope(|scope| {
+        let control = agent.take().map(|agent| {
+            let (store, stop) = (&store, &control_stop);
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn_scoped(scope, move || {
+                    control_thread::control_loop(agent, store, stop)
+                })
+        });
+        let summary = serve_workers(backend, &n, &store, &hub, &mut reloader, &mut reporter);
+        control_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(Err(e)) = control {
+            tracing::error!("control thread did not start: {e}");
+        }
+        summary
+    })?;
+    let snap = &summary.snapshot;
+    let totals = meshplane::replay::ReplayReport {
+        node: n.cfg.name.clone(),
+        port_names,
+        stats: snap.total.clone(),
+        elapsed: summary.elapsed,
+    };
+    let mut out = format!("{} worker(s)\n{}", snap.workers.len(), totals.render());
+    for (name, d) in totals.port_names.iter().zip(&snap.devices) {
+        out.push_str(&format!(
+            "  dev  {name:<8} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}\n",
+            d.rx_packets, d.tx_packets, d.rx_missed, d.rx_errors, d.tx_errors, d.rx_nombuf
+        ));
+    }
+    out.push_str(&snap.render_table(None));
+    print!("{out}");
+    reporter
+        .finish(snap)
+        .with_context(|| format!("writing {:?}", a.stats_json))?;
+    if let Some(b) = snap.buffers {
+        if !b.is_full() {
+            tracing::warn!(
+                "{} of {} buffers did not come back",
+                b.size - b.available,
+                b.size
+            );
+        }
+    }
     Ok(())
 }
 
-/// When `run` ends.
-struct RunOpts {
-    duration: Option<std::time::Duration>,
-    until_idle: Option<std::time::Duration>,
+/// The workers' part of `serve`: runs them, applying `SIGHUP` reloads and
+/// printing stats on the supervisor's ticks.
+fn serve_workers<B: meshplane::runtime::Backend>(
+    backend: &mut B,
+    n: &NodeRun<'_>,
+    store: &meshplane::runtime::TableStore,
+    hub: &meshplane::runtime::StatsHub,
+    reloader: &mut meshplane::runtime::ConfigReloader,
+    reporter: &mut meshplane::runtime::StatsReporter,
+) -> Result<meshplane::runtime::RunSummary> {
+    let a = n.args;
+    let controlled = n.cfg.control.is_some();
+    meshplane::runtime::run(
+        backend,
+        n.layout,
+        store,
+        hub,
+        n.signals.stop_flag(),
+        &n.opts,
+        |hub| {
+            if n.signals.take_reload() {
+                let old = store.epoch();
+                if controlled {
+                    // Static tables alone would drop the computed routes.
+                    tracing::warn!(
+                        "SIGHUP ignored: {} has [control]; restart the node to change its configuration",
+                        a.config.display()
+                    );
+                } else {
+                    match reloader.reload(store) {
+                        Ok(epoch) => tracing::info!(
+                            "SIGHUP: tables reloaded from {} (epoch {old} -> {epoch})",
+                            a.config.display()
+                        ),
+                        Err(e) => {
+                            tracing::error!("SIGHUP: reload refused, keeping epoch {old}: {e}")
+                        }
+                    }
+                }
+            }
+            reporter.tick(hub);
+        },
+    )
+    .with_context(|| format!("node {}", n.cfg.name))
 }
 
 #[cfg(feature = "dpdk")]
-fn run_over_dpdk(cfg: &NodeConfig, o: &RunOpts) -> Result<String> {
-    use meshplane::io::dpdk::{run_node, EalBuilder, RunOptions};
+fn run_over_dpdk(
+    n: NodeRun<'_>,
+    reloader: meshplane::runtime::ConfigReloader,
+    tables: meshplane::tables::Tables,
+) -> Result<()> {
+    let mut backend = open_dpdk(n.cfg, n.layout.queues())?;
+    serve(&mut backend, n, reloader, tables)
+}
+
+/// EAL for the node and its devices, `queues` queue pairs each.
+#[cfg(feature = "dpdk")]
+fn open_dpdk(cfg: &NodeConfig, queues: usize) -> Result<meshplane::io::dpdk::DpdkBackend> {
+    use meshplane::io::dpdk::{DpdkBackend, EalBuilder};
     let eal = EalBuilder::for_node(cfg, true)
         .init()
         .context("initialising DPDK")?;
-    let opts = RunOptions {
-        duration: o.duration,
-        until_idle: o.until_idle,
-        pool_size: 0,
-    };
-    let report = run_node(&eal, cfg, &opts).with_context(|| format!("node {}", cfg.name))?;
-    Ok(report.render())
+    DpdkBackend::open(&eal, cfg, queues, 0)
+        .with_context(|| format!("node {}: opening ports", cfg.name))
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn run_over_dpdk(_cfg: &NodeConfig, _o: &RunOpts) -> Result<String> {
+fn run_over_dpdk(
+    _n: NodeRun<'_>,
+    _reloader: meshplane::runtime::ConfigReloader,
+    _tables: meshplane::tables::Tables,
+) -> Result<()> {
     bail!("`run` with backend dpdk: this meshplane was built without the `dpdk` feature")
 }
 

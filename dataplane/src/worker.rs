@@ -71,6 +71,19 @@ impl WorkerStats {
         self.ports.iter().map(|p| p.tx_bytes).sum()
     }
 
+    /// Overwrites these stats with `o`'s without allocating (both must
+    /// count the same ports), so a worker can publish a copy from its loop.
+    pub fn copy_from(&mut self, o: &WorkerStats) {
+        if self.ports.len() == o.ports.len() {
+            self.ports.copy_from_slice(&o.ports);
+        } else {
+            self.ports.clone_from(&o.ports);
+        }
+        self.drops = o.drops;
+        self.latency.reset();
+        let _ = self.latency.add(&o.latency);
+    }
+
     /// Adds another worker's stats.
     pub fn merge(&mut self, o: &WorkerStats) {
         if self.ports.len() < o.ports.len() {
@@ -85,6 +98,26 @@ impl WorkerStats {
         self.drops.add(&o.drops);
         let _ = self.latency.add(&o.latency);
     }
+}
+
+#[inline]
+fn rx_counted<P: Port>(
+    ports: &mut [P],
+    stats: &mut WorkerStats,
+    port: usize,
+    batch: &mut Batch<P::Frame>,
+) -> usize {
+    let Some(p) = ports.get_mut(port) else {
+        return 0;
+    };
+    let n = p.rx_burst(batch);
+    if n > 0 {
+        let c = &mut stats.ports[port];
+        c.rx_packets += n as u64;
+        c.rx_bytes += batch.frames().iter().map(|f| f.len() as u64).sum::<u64>();
+        batch.stamp_all(now_ns());
+    }
+    n
 }
 
 /// One worker: its ports (one queue each) and its batches.
@@ -128,28 +161,40 @@ impl<P: Port> Worker<P> {
     pub fn poll(&mut self, tables: &Tables) -> usize {
         let mut total = 0;
         for rx_port in 0..self.ports.len() {
-            let n = self.ports[rx_port].rx_burst(&mut self.rx);
+            let n = rx_counted(&mut self.ports, &mut self.stats, rx_port, &mut self.rx);
             if n == 0 {
                 continue;
             }
             total += n;
-            let c = &mut self.stats.ports[rx_port];
-            c.rx_packets += n as u64;
-            c.rx_bytes += self.rx.frames().iter().map(|f| f.len() as u64).sum::<u64>();
-            self.rx.stamp_all(now_ns());
             stage::process(&mut self.rx, tables);
             self.send_batch();
         }
         total
     }
 
+    /// Receives one burst from port `port` into `batch` (which should be
+    /// empty), counts it and stamps each frame with the RX time. Returns
+    /// the number of frames received. For drivers that run the stages
+    /// elsewhere (the runtime's pipeline mode).
+    #[inline]
+    pub fn receive(&mut self, port: usize, batch: &mut Batch<P::Frame>) -> usize {
+        rx_counted(&mut self.ports, &mut self.stats, port, batch)
+    }
+
+    /// Sends a batch whose stages have run: `Tx(port)` frames go out per
+    /// port, drops are counted by reason, frames a port could not take are
+    /// counted as `TxFull` and freed. Leaves `batch` empty.
+    pub fn transmit(&mut self, batch: &mut Batch<P::Frame>) {
+        std::mem::swap(&mut self.rx, batch);
+        self.send_batch();
+        std::mem::swap(&mut self.rx, batch);
+    }
+
     /// Processes frames that are already in `batch` (for drivers that fill
     /// batches themselves) and sends them.
     pub fn process_batch(&mut self, batch: &mut Batch<P::Frame>, tables: &Tables) {
-        std::mem::swap(&mut self.rx, batch);
-        stage::process(&mut self.rx, tables);
-        self.send_batch();
-        std::mem::swap(&mut self.rx, batch);
+        stage::process(batch, tables);
+        self.transmit(batch);
     }
 
     fn send_batch(&mut self) {

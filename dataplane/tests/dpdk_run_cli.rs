@@ -164,7 +164,12 @@ dpdk = "net_null1,copy=1"
         ),
     )
     .expect("write config");
-    let report = run(&config2, &["--seconds", "0.5"]);
+    let json = dir.join("null-stats.json");
+    let json_arg = json.display().to_string();
+    let report = run(
+        &config2,
+        &["--seconds", "0.5", "--quiet", "--stats-json", &json_arg],
+    );
     assert!(report.starts_with("2 worker(s)"), "{report}");
     let first = report.lines().nth(1).unwrap_or_default();
     // "node X: N packets in, 0 out, N dropped ..."
@@ -175,5 +180,31 @@ dpdk = "net_null1,copy=1"
         first.contains(&format!("{rx} packets in, 0 out, {rx} dropped")),
         "{report}"
     );
+    // Both workers carried traffic, and per worker, per port and per
+    // device the counters add up exactly.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("stats json")).expect("json");
+    let n = |v: &serde_json::Value| v.as_u64().expect("a count");
+    let workers = v["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2);
+    let mut sum = 0;
+    for w in workers {
+        let got = n(&w["stats"]["rx_packets"]);
+        assert!(got > 0, "worker {} carried nothing", w["index"]);
+        assert_eq!(n(&w["stats"]["drops_total"]), got);
+        sum += got;
+    }
+    assert_eq!(sum, rx);
+    for port in 0..2 {
+        let workers_rx: u64 = workers
+            .iter()
+            .map(|w| n(&w["stats"]["ports"][port]["rx_packets"]))
+            .sum();
+        assert_eq!(
+            n(&v["devices"][port]["rx_packets"]),
+            workers_rx,
+            "port {port}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

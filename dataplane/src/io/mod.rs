@@ -3,6 +3,7 @@
 
 use crate::frame::{Batch, Frame};
 
+pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod memory;

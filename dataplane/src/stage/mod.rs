@@ -19,9 +19,25 @@ use crate::tables::Tables;
 /// each frame's verdict is `Tx(port)` or `Drop(reason)`.
 #[inline]
 pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
+    process_front(batch, t);
+    process_crypto(batch, t);
+}
+
+/// The stages before the AEAD: dispatch, LFIB, classify. Frames leave with
+/// `Tx`, `Drop`, `Encrypt(fec)` or `Decrypt`. With [`process_crypto`]
+/// under the same snapshot this equals [`process`] (the runtime's pipeline
+/// mode runs the two halves on different cores).
+#[inline]
+pub fn process_front<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     dispatch::run(batch, t);
     mpls::lfib(batch, t);
     classify::run(batch, t);
+}
+
+/// The AEAD stages and what follows them: encrypt, push, decrypt, deliver.
+/// Must see the snapshot [`process_front`] used: verdicts carry its indices.
+#[inline]
+pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     esp::encrypt(batch, t);
     mpls::push(batch, t);
     esp::decrypt(batch, t);

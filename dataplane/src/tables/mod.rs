@@ -98,7 +98,7 @@ fn key_fingerprint(c: &crate::config::SaConfig) -> u64 {
 
 /// SA state that survives table publications: an SA whose SPI, direction
 /// and key are unchanged keeps its sequence counter and replay window.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct SaStore {
     out: HashMap<u64, Arc<SaOut>>,
     inb: HashMap<u64, Arc<SaIn>>,

@@ -7,10 +7,13 @@
 //! - [`EthDev`]: one configured ethdev (queues, RSS, promiscuous mode, link,
 //!   stats); [`DpdkPort`]: one of its RX/TX queue pairs, implementing
 //!   [`Port`](crate::io::Port) for a worker.
+//! - [`DpdkBackend`]: a node's devices for the runtime
+//!   ([`Backend`](crate::runtime::Backend)).
 //!
 //! This module (with `io::afxdp`) is the only place in the data plane with
 //! `unsafe`; every block states why it is sound.
 
+mod backend;
 mod eal;
 mod error;
 mod ethdev;
@@ -18,8 +21,8 @@ mod mbuf;
 mod mempool;
 mod node;
 mod replay;
-mod run;
 
+pub use backend::{DpdkBackend, MBUFS_PER_QUEUE};
 pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
 pub use error::DpdkError;
 pub use ethdev::{
@@ -29,4 +32,3 @@ pub use mbuf::{free_batch, Mbuf};
 pub use mempool::Mempool;
 pub use node::NodePorts;
 pub use replay::{replay_dpdk, DpdkReplayError};
-pub use run::{run_node, RunError, RunOptions, RunReport};

@@ -1,0 +1,186 @@
+//! `meshplane mesh-plan`: the nodes, links and configurations that emulate
+//! the part of a constellation a gateway pair's traffic crosses, written
+//! to a directory for `scripts/mesh up`.
+//!
+//! ```text
+//! meshplane mesh-plan --constellation starlink-550 --from London --to New-York-Newark \
+//!     --at 9 --window 60 --out-dir /run/meshplane/mesh
+//! ```
+//!
+//! Writes `stations.csv` (the two gateways, renumbered 0 and 1), one
+//! `nodes/NAME.toml` per node, `links.tsv` (`node_a node_b iface_a iface_b
+//! mac_a mac_b`), `hosts.tsv` (`host gateway iface mac addr gw_iface gw_mac
+//! gw_addr`) and `plan.txt` (the path at the start and at every change).
+
+use crate::mesh::{plan, render, MeshSpec, RenderOptions};
+use anyhow::{bail, Context};
+use meshplane_control::{GroundStations, Preset};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Arguments of `meshplane mesh-plan`.
+#[derive(clap::Args, Debug)]
+pub struct MeshPlanArgs {
+    /// Constellation preset: starlink-550, kuiper-630 or telesat-1015.
+    #[arg(long, default_value = "starlink-550")]
+    pub constellation: String,
+    /// Ground stations CSV to pick the gateways from (default: the embedded top 100).
+    #[arg(long, value_name = "FILE")]
+    pub ground_stations: Option<PathBuf>,
+    /// First gateway (name or gid): the host behind it pings the other.
+    #[arg(long, value_name = "NAME|ID")]
+    pub from: String,
+    /// Second gateway.
+    #[arg(long, value_name = "NAME|ID")]
+    pub to: String,
+    /// Start of the window, seconds after the constellation epoch.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub at: f64,
+    /// Length of the window whose routes the mesh must carry, seconds.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub window: f64,
+    /// Control step, milliseconds of constellation time.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub step_ms: u64,
+    /// Constellation seconds per wall-clock second.
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub time_scale: f64,
+    /// Shared clock anchor (Unix ms): constellation time `--at` happens then
+    /// on every node (default: now).
+    #[arg(long, value_name = "MS")]
+    pub anchor_unix_ms: Option<u64>,
+    /// Link-disjoint paths wherever the path changes (1: no backups).
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub disjoint_paths: usize,
+    /// I/O backend of every node.
+    #[arg(long, default_value = "afxdp")]
+    pub backend: String,
+    /// Failure-event file every node follows (default: OUT_DIR/failures).
+    #[arg(long, value_name = "FILE")]
+    pub failures_file: Option<PathBuf>,
+    /// Where to write the plan.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+}
+
+fn random_key() -> anyhow::Result<[u8; 20]> {
+    use std::io::Read;
+    let mut k = [0u8; 20];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut k))
+        .context("reading /dev/urandom for the tunnel keys")?;
+    Ok(k)
+}
+
+/// Runs `meshplane mesh-plan`.
+pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
+    let preset: Preset = a
+        .constellation
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--constellation: {e}"))?;
+    let all = match &a.ground_stations {
+        Some(p) => GroundStations::parse_csv(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| p.display().to_string())?,
+        None => GroundStations::top100(),
+    };
+    let mut csv = String::new();
+    for (gid, q) in [&a.from, &a.to].into_iter().enumerate() {
+        let s = &all.stations[all.find(q).with_context(|| format!("{q:?}"))? as usize];
+        let _ = writeln!(
+            csv,
+            "{gid},{},{},{},{}",
+            s.name, s.latitude_deg, s.longitude_deg, s.elevation_m
+        );
+    }
+    if !(a.time_scale.is_finite() && a.time_scale > 0.0) {
+        bail!("--time-scale must be a positive number");
+    }
+    let two = GroundStations::parse_csv(&csv)?;
+    let p = plan(
+        &MeshSpec {
+            preset,
+            from: "0".into(),
+            to: "1".into(),
+            at_s: a.at,
+            window_s: a.window,
+            step_ms: a.step_ms,
+            disjoint_paths: a.disjoint_paths,
+        },
+        two,
+    )?;
+    let out = &a.out_dir;
+    std::fs::create_dir_all(out.join("nodes"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    let out = std::fs::canonicalize(out)?;
+    let stations = out.join("stations.csv");
+    std::fs::write(&stations, &csv)?;
+    let anchor = match a.anchor_unix_ms {
+        Some(ms) => ms,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64,
+    };
+    let r = render(
+        &p,
+        &RenderOptions {
+            backend: a.backend.clone(),
+            idle: "adaptive".into(),
+            start_s: a.at,
+            time_scale: a.time_scale,
+            anchor_unix_ms: Some(anchor),
+            step_ms: a.step_ms,
+            failures_file: Some(a.failures_file.clone().unwrap_or(out.join("failures"))),
+            ground_stations: Some(stations),
+            keys: [random_key()?, random_key()?],
+        },
+    );
+    for n in &r.nodes {
+        std::fs::write(
+            out.join("nodes").join(format!("{}.toml", n.name)),
+            &n.config,
+        )?;
+    }
+    let mut links = String::new();
+    for l in &r.links {
+        let _ = writeln!(
+            links,
+            "{} {} {} {} {} {}",
+            l.nodes[0], l.nodes[1], l.ifaces[0], l.ifaces[1], l.macs[0], l.macs[1]
+        );
+    }
+    std::fs::write(out.join("links.tsv"), links)?;
+    let mut hosts = String::new();
+    for h in &r.hosts {
+        let _ = writeln!(
+            hosts,
+            "{} {} {} {} {} {} {} {}",
+            h.name, h.gateway, h.iface, h.mac, h.addr, h.gw_iface, h.gw_mac, h.gw_addr
+        );
+    }
+    std::fs::write(out.join("hosts.tsv"), hosts)?;
+    let mut summary = format!(
+        "{} from {} to {}, t = {} s for {} s (step {} ms, x{}): {} satellites, {} links\n",
+        preset.name(),
+        p.gateways[0].1,
+        p.gateways[1].1,
+        a.at,
+        a.window,
+        a.step_ms,
+        a.time_scale,
+        p.satellites.len(),
+        p.links.len()
+    );
+    for (t, path) in &p.path_changes {
+        let names: Vec<String> = path
+            .iter()
+            .map(|&n| crate::mesh::render::node_name(&p, n))
+            .collect();
+        let _ = writeln!(summary, "  t = {t:8.1} s  {}", names.join(" -> "));
+    }
+    std::fs::write(out.join("plan.txt"), &summary)?;
+    print!("{summary}");
+    println!("wrote {}", out.display());
+    Ok(())
+}

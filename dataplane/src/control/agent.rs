@@ -1,0 +1,244 @@
+//! The control agent of one node: runs the constellation's schedule on the
+//! node's clock and turns each publication into this node's tables.
+//!
+//! Timing, for make-before-break: every epoch's tables carry the previous
+//! epoch's label block unchanged, so a node that only switches labels
+//! (a satellite) installs the next epoch's tables half a step *before*
+//! their activation; gateways switch their FEC (the labels they push) at
+//! the activation instant. By the time any ingress pushes a new label,
+//! every transit node already forwards it; packets labelled under the
+//! previous epoch keep their old path until they have drained.
+
+use super::clock::GeometryClock;
+use super::failures::FailureFeed;
+use super::install::{InstallCounts, RouteInstaller};
+use super::ControlError;
+use crate::config::{NodeConfig, NodeRef, Role};
+use crate::tables::{SaStore, Tables};
+use meshplane_control::schedule::{FailureEvent, Publication, ScheduleConfig, Scheduler};
+use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Tables to publish, and why.
+pub struct Install {
+    /// The node's new snapshot.
+    pub tables: Tables,
+    /// Label epoch of the computed routes.
+    pub epoch: u64,
+    /// Geometry time they were computed for (s after the constellation epoch).
+    pub t_s: f64,
+    /// What went in and what was left out.
+    pub counts: InstallCounts,
+    /// `"scheduled"`, `"early"` (ahead of activation) or `"failure"`.
+    pub reason: &'static str,
+}
+
+/// One node's control plane.
+pub struct ControlAgent {
+    cfg: NodeConfig,
+    installer: RouteInstaller,
+    sched: Scheduler,
+    store: SaStore,
+    early: bool,
+    early_done: Option<(u64, u64)>,
+    version: u64,
+    feed: Option<FailureFeed>,
+    step_ns: u64,
+    clock: GeometryClock,
+}
+
+/// Loads the ground stations a `[control]` section names.
+fn stations_of(path: Option<&std::path::Path>) -> Result<GroundStations, ControlError> {
+    match path {
+        None => Ok(GroundStations::top100()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ControlError::File {
+                path: p.display().to_string(),
+                msg: e.to_string(),
+            })?;
+            GroundStations::parse_csv(&text).map_err(|e| ControlError::File {
+                path: p.display().to_string(),
+                msg: e.to_string(),
+            })
+        }
+    }
+}
+
+impl ControlAgent {
+    /// The agent of the node `cfg` describes (it must have `[control]`).
+    pub fn new(cfg: &NodeConfig) -> Result<Self, ControlError> {
+        let c = cfg
+            .control
+            .as_ref()
+            .ok_or_else(|| ControlError::NotConfigured(cfg.name.clone()))?;
+        let preset: Preset = c
+            .constellation
+            .parse()
+            .map_err(|e| ControlError::Config(format!("constellation: {e}")))?;
+        let constellation = Constellation::preset(preset);
+        let n_sats = constellation.len();
+        let stations = stations_of(c.ground_stations.as_deref())?;
+        let node: NodeId = match (&c.node, cfg.role) {
+            (NodeRef::Satellite(s), Role::Satellite) if (*s as usize) < n_sats => *s,
+            (NodeRef::Satellite(s), Role::Satellite) => {
+                return Err(ControlError::Config(format!(
+                    "node sat:{s}: {} has satellites 0..{}",
+                    c.constellation,
+                    n_sats - 1
+                )))
+            }
+            (NodeRef::Gateway(name), Role::Gateway) => {
+                let gid = stations
+                    .find(name)
+                    .map_err(|e| ControlError::Config(format!("node gs:{name}: {e}")))?;
+                (n_sats as u32) + gid
+            }
+            (r, role) => {
+                return Err(ControlError::Config(format!(
+                    "node {r:?} does not fit role {role:?} (a gateway is \"gs:NAME\", a satellite \"sat:ID\")"
+                )))
+            }
+        };
+        let installer = RouteInstaller::new(cfg, node, n_sats, &stations)?;
+        let mut failures = Failures::new();
+        if let Some(subset) = &c.satellites {
+            if let Some(bad) = subset.iter().find(|&&s| s as usize >= n_sats) {
+                return Err(ControlError::Config(format!(
+                    "satellites: {bad} is not a satellite of {}",
+                    c.constellation
+                )));
+            }
+            let mut keep = vec![false; n_sats];
+            for &s in subset {
+                keep[s as usize] = true;
+            }
+            for (s, k) in keep.iter().enumerate() {
+                if !k {
+                    failures.fail_satellite(s as u32);
+                }
+            }
+        }
+        let engine = Engine::new(constellation, stations)?;
+        let step_ns = c.step_ms.max(1) * 1_000_000;
+        let mut sched = Scheduler::new(
+            engine,
+            ScheduleConfig {
+                lead_ns: c.lead_ms * 1_000_000,
+                step_ns,
+                start_s: c.start_s,
+            },
+        );
+        sched.set_failures(failures);
+        Ok(ControlAgent {
+            cfg: cfg.clone(),
+            installer,
+            sched,
+            store: SaStore::default(),
+            early: cfg.role == Role::Satellite,
+            early_done: None,
+            version: 0,
+            feed: c.failures_file.as_deref().map(FailureFeed::new),
+            step_ns,
+            clock: GeometryClock::new(c.anchor_unix_ms, c.time_scale),
+        })
+    }
+
+    /// The node id this agent installs tables for.
+    pub fn node(&self) -> NodeId {
+        self.installer.node()
+    }
+
+    /// The node's geometry clock.
+    pub fn clock(&self) -> GeometryClock {
+        self.clock
+    }
+
+    fn install(&mut self, p: &Publication, reason: &'static str) -> Result<Install, ControlError> {
+        let (cfg, counts) = self.installer.node_config(&self.cfg, &p.tables);
+        self.version += 1;
+        let tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        Ok(Install {
+            tables,
+            epoch: p.epoch,
+            t_s: p.tables.t_s,
+            counts,
+            reason,
+        })
+    }
+
+    /// Applies a failure event at geometry time `now_ns`.
+    pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Install>, ControlError> {
+        match self.sched.fail(now_ns, ev)? {
+            Some(p) => Ok(Some(self.install(&p, "failure")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Everything due at geometry time `now_ns`, in the order to publish.
+    pub fn poll(&mut self, now_ns: u64) -> Result<Vec<Install>, ControlError> {
+        let mut out = Vec::new();
+        let events = self.feed.as_mut().map(|f| f.poll()).unwrap_or_default();
+        for ev in events {
+            tracing::info!(?ev, "failure event");
+            if let Some(i) = self.fail(now_ns, ev)? {
+                out.push(i);
+            }
+        }
+        if let Some(p) = self.sched.tick(now_ns)? {
+            if self.early_done != Some((p.epoch, p.activate_at_ns)) {
+                out.push(self.install(&p, "scheduled")?);
+            }
+        }
+        if self.early {
+            if let Some(p) = self.sched.pending() {
+                let key = (p.epoch, p.activate_at_ns);
+                if self.early_done != Some(key)
+                    && now_ns.saturating_add(self.step_ns / 2) >= p.activate_at_ns
+                {
+                    let p = p.clone();
+                    out.push(self.install(&p, "early")?);
+                    self.early_done = Some(key);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// When [`ControlAgent::poll`] next has something to do (geometry ns).
+    pub fn next_wakeup_ns(&self, now_ns: u64) -> u64 {
+        let mut at = self.sched.next_wakeup_ns();
+        if self.early {
+            if let Some(p) = self.sched.pending() {
+                if self.early_done != Some((p.epoch, p.activate_at_ns)) {
+                    at = at.min(p.activate_at_ns.saturating_sub(self.step_ns / 2));
+                }
+            }
+        }
+        if self.feed.is_some() {
+            // The failure file is read at least once a step.
+            at = at.min(now_ns.saturating_add(self.step_ns));
+        }
+        at
+    }
+
+    /// Runs on the node's clock until `stop`, handing every install to
+    /// `publish`. Errors in one computation are logged and retried at the
+    /// next wakeup; the tables in force stay.
+    pub fn run(&mut self, stop: &AtomicBool, mut publish: impl FnMut(Install)) {
+        while !stop.load(Ordering::Relaxed) {
+            let now = self.clock.now_ns();
+            match self.poll(now) {
+                Ok(installs) => installs.into_iter().for_each(&mut publish),
+                Err(e) => tracing::error!("control: {e}; keeping the tables in force"),
+            }
+            let wake = self.next_wakeup_ns(now).max(now + 1);
+            let wait = self
+                .clock
+                .wall_until(wake)
+                .min(Duration::from_millis(50))
+                .max(Duration::from_micros(100));
+            std::thread::sleep(wait);
+        }
+    }
+}

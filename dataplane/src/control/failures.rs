@@ -1,0 +1,112 @@
+//! Failure events from a plain text file that an operator (or
+//! `scripts/mesh fail-isl`) appends to; every node follows the same file.
+//!
+//! One event per line: `isl-down A B`, `isl-up A B`, `sat-down S`,
+//! `sat-up S` (satellite ids); `#` starts a comment.
+
+use meshplane_control::schedule::FailureEvent;
+use std::path::{Path, PathBuf};
+
+/// Parses one line; `Ok(None)` for blank lines and comments.
+pub fn parse_line(line: &str) -> Result<Option<FailureEvent>, String> {
+    let line = line.split('#').next().unwrap_or("").trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let id = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| format!("{s:?} is not a satellite id"))
+    };
+    match words.as_slice() {
+        ["isl-down", a, b] => Ok(Some(FailureEvent::IslDown(id(a)?, id(b)?))),
+        ["isl-up", a, b] => Ok(Some(FailureEvent::IslUp(id(a)?, id(b)?))),
+        ["sat-down", s] => Ok(Some(FailureEvent::SatelliteDown(id(s)?))),
+        ["sat-up", s] => Ok(Some(FailureEvent::SatelliteUp(id(s)?))),
+        _ => Err(format!(
+            "{line:?}: want `isl-down A B`, `isl-up A B`, `sat-down S` or `sat-up S`"
+        )),
+    }
+}
+
+/// Follows a failure file: each call to [`FailureFeed::poll`] returns the
+/// events appended since the last one. A missing file means no events; a
+/// bad line is reported once and skipped.
+#[derive(Debug)]
+pub struct FailureFeed {
+    path: PathBuf,
+    lines_seen: usize,
+}
+
+impl FailureFeed {
+    /// Follows `path` from its beginning.
+    pub fn new(path: &Path) -> Self {
+        FailureFeed {
+            path: path.to_path_buf(),
+            lines_seen: 0,
+        }
+    }
+
+    /// New events, in file order.
+    pub fn poll(&mut self) -> Vec<FailureEvent> {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // Only complete lines: a writer may be half-way through the last one.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        for (i, line) in complete.lines().enumerate().skip(self.lines_seen) {
+            self.lines_seen = i + 1;
+            match parse_line(line) {
+                Ok(Some(ev)) => out.push(ev),
+                Ok(None) => {}
+                Err(msg) => tracing::warn!(
+                    file = %self.path.display(),
+                    line = i + 1,
+                    "ignoring failure event: {msg}"
+                ),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn parses_events_and_names_bad_lines() {
+        assert_eq!(
+            parse_line("isl-down 3 25 # planned"),
+            Ok(Some(FailureEvent::IslDown(3, 25)))
+        );
+        assert_eq!(parse_line("  # note"), Ok(None));
+        assert_eq!(
+            parse_line("sat-up 7"),
+            Ok(Some(FailureEvent::SatelliteUp(7)))
+        );
+        assert!(parse_line("isl-down 3")
+            .unwrap_err()
+            .contains("isl-down A B"));
+        assert!(parse_line("sat-down x").unwrap_err().contains("\"x\""));
+    }
+
+    #[test]
+    fn feed_returns_only_new_complete_lines() {
+        let dir = std::env::temp_dir().join(format!("mp-fail-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("failures");
+        let _ = std::fs::remove_file(&path);
+        let mut feed = FailureFeed::new(&path);
+        assert!(feed.poll().is_empty());
+        let mut f = std::fs::File::create(&path).unwrap();
+        write!(f, "isl-down 1 2\nbogus\nsat-down").unwrap();
+        assert_eq!(feed.poll(), vec![FailureEvent::IslDown(1, 2)]);
+        writeln!(f, " 9").unwrap();
+        assert_eq!(feed.poll(), vec![FailureEvent::SatelliteDown(9)]);
+        assert!(feed.poll().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

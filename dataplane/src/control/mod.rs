@@ -1,0 +1,42 @@
+//! The node's side of the control plane: which constellation node it is,
+//! how computed routes become its tables, the clock they follow, the
+//! failure events it hears of, and the agent that decides when to install.
+//!
+//! Every node computes the routes of the whole constellation itself (from
+//! the same ephemeris and clock as every other node) and installs only its
+//! own tables: there is no central process.
+
+pub mod agent;
+pub mod clock;
+pub mod failures;
+pub mod install;
+
+pub use agent::{ControlAgent, Install};
+pub use clock::GeometryClock;
+pub use failures::FailureFeed;
+pub use install::{InstallCounts, RouteInstaller};
+
+/// Why the control plane of a node could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The node has no `[control]` section.
+    #[error("node {0:?} has no [control] section")]
+    NotConfigured(String),
+    /// The geometry library refused its input.
+    #[error(transparent)]
+    Geometry(#[from] meshplane_control::Error),
+    /// A ground-station file could not be read.
+    #[error("{path}: {msg}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// Something in the node's configuration does not fit the constellation.
+    #[error("{0}")]
+    Config(String),
+    /// The computed tables could not be built.
+    #[error("building tables: {0}")]
+    Tables(#[from] crate::tables::TableError),
+}

@@ -1,0 +1,261 @@
+//! A node's ports over AF_XDP, as its configuration names them: each
+//! port's `iface`, `queues`, `mode` and ring sizes.
+//!
+//! Per interface: one redirect program with its XSKMAP. Per worker: one
+//! UMEM shared by that worker's sockets on every port (`XDP_SHARED_UMEM`),
+//! so a frame received on one port is sent on another without a copy. A
+//! port whose socket cannot share it (a mode that differs from the first
+//! socket's) gets its own UMEM, and frames crossing over to it are copied.
+
+use std::ffi::CString;
+use std::sync::Arc;
+
+use super::bpf::{XdpAttachMode, XdpAttachment};
+use super::error::AfXdpError;
+use super::port::AfXdpPort;
+use super::socket::{BindMode, RingSizes, Xsk};
+use super::umem::Umem;
+use crate::config::{NodeConfig, PortConfig, XdpMode};
+use crate::frame::BURST;
+
+/// The index of interface `iface` in this network namespace.
+pub fn ifindex(iface: &str) -> Result<u32, AfXdpError> {
+    let c = CString::new(iface).map_err(|_| AfXdpError::NoSuchInterface(iface.into()))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        return Err(AfXdpError::NoSuchInterface(iface.into()));
+    }
+    Ok(i)
+}
+
+/// RX queues of `iface` as sysfs lists them (None if it cannot tell).
+pub fn rx_queues(iface: &str) -> Option<u32> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{iface}/queues")).ok()?;
+    let n = dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    (n > 0).then_some(n as u32)
+}
+
+/// What one port resolves to before sockets open.
+struct PortPlan<'a> {
+    cfg: &'a PortConfig,
+    iface: String,
+    ifindex: u32,
+    queues: Vec<u32>,
+    sizes: RingSizes,
+    xdp: Arc<XdpAttachment>,
+}
+
+/// The AF_XDP sockets of one node: for each worker, one socket per port.
+#[derive(Debug)]
+pub struct AfXdpNode {
+    workers: Vec<Vec<AfXdpPort>>,
+}
+
+impl AfXdpNode {
+    /// Attaches the redirect program to every port's interface and opens
+    /// `workers` sockets per port (worker `w` on the port's `w`-th queue),
+    /// each worker's sockets sharing one UMEM.
+    pub fn open(cfg: &NodeConfig, workers: usize) -> Result<Self, AfXdpError> {
+        let workers = workers.max(1);
+        let mut plans = Vec::with_capacity(cfg.ports.len());
+        for p in &cfg.ports {
+            let iface = p.iface.clone().ok_or_else(|| {
+                AfXdpError::Config(format!(
+                    "node {}: port {:?} has no `iface` (the interface AF_XDP binds to)",
+                    cfg.name, p.name
+                ))
+            })?;
+            let ifindex = ifindex(&iface)?;
+            let queues: Vec<u32> = match &p.afxdp.queues {
+                Some(q) => q.clone(),
+                None => (0..workers as u32).collect(),
+            };
+            if queues.len() < workers {
+                return Err(AfXdpError::Config(format!(
+                    "port {:?}: {workers} workers need {workers} queues, `queues` lists {}",
+                    p.name,
+                    queues.len()
+                )));
+            }
+            let count = rx_queues(&iface);
+            if let Some(count) = count {
+                if let Some(&q) = queues[..workers].iter().find(|&&q| q >= count) {
+                    return Err(AfXdpError::BadQueue {
+                        iface,
+                        queue: q,
+                        count,
+                    });
+                }
+            }
+            let slots = count
+                .unwrap_or(0)
+                .max(queues.iter().max().map_or(1, |m| m + 1));
+            let xdp = Arc::new(XdpAttachment::attach(
+                &iface,
+                ifindex,
+                slots,
+                p.afxdp.mode == XdpMode::Zerocopy,
+            )?);
+            tracing::info!(
+                port = %p.name,
+                iface = %iface,
+                "XDP redirect program attached in {} mode",
+                xdp.mode()
+            );
+            plans.push(PortPlan {
+                cfg: p,
+                iface,
+                ifindex,
+                queues,
+                sizes: RingSizes {
+                    rx: p.afxdp.rx_ring,
+                    tx: p.afxdp.tx_ring,
+                },
+                xdp,
+            });
+        }
+
+        let mut all = Vec::with_capacity(workers);
+        for w in 0..workers {
+            all.push(open_worker(&plans, w, cfg.io.hugepages)?);
+        }
+        Ok(AfXdpNode { workers: all })
+    }
+
+    /// The sockets of every worker (index = worker, then `PortId`).
+    pub fn workers(&self) -> &[Vec<AfXdpPort>] {
+        &self.workers
+    }
+
+    /// Hands out the ports: one `Vec` per worker, in port order.
+    pub fn into_workers(self) -> Vec<Vec<AfXdpPort>> {
+        self.workers
+    }
+}
+
+/// Frames a UMEM needs for the given ports so that no fill ring runs dry
+/// while others hold frames: each port's fill and RX rings full (a
+/// receiving port), its TX ring full (a sending port), plus bursts in
+/// flight in the worker.
+fn frames_for(sizes: impl Iterator<Item = RingSizes>) -> u32 {
+    let mut n = 0u32;
+    let mut ports = 0u32;
+    for s in sizes {
+        n = n
+            .saturating_add(s.rx.saturating_mul(2))
+            .saturating_add(s.tx);
+        ports += 1;
+    }
+    n.saturating_add(ports * 8 * BURST as u32)
+}
+
+/// Opens worker `w`'s socket on every port.
+fn open_worker(
+    plans: &[PortPlan<'_>],
+    w: usize,
+    hugepages: bool,
+) -> Result<Vec<AfXdpPort>, AfXdpError> {
+    let umem = Umem::new(frames_for(plans.iter().map(|p| p.sizes)), hugepages)?;
+    // The socket that registered `umem`, its descriptor and bind mode.
+    let mut owner: Option<(i32, BindMode)> = None;
+    let mut ports = Vec::with_capacity(plans.len());
+    for p in plans {
+        let queue = p.queues[w];
+        let wanted = p.cfg.afxdp.mode;
+        let shared = match owner {
+            Some((fd, mode)) if compatible(wanted, mode) => {
+                match Xsk::open(&umem, Some(fd), &p.iface, p.ifindex, queue, p.sizes, mode) {
+                    Ok(x) => Some((x, mode)),
+                    Err(e) => {
+                        tracing::warn!(
+                            port = %p.cfg.name,
+                            "cannot share worker {w}'s UMEM ({e}); the port gets its own and \
+                             frames crossing to it are copied"
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let (xsk, mode, port_umem) = match shared {
+            Some((x, mode)) => (x, mode, umem.clone()),
+            None if owner.is_none() => {
+                let (x, mode) = bind_first(&umem, p, queue)?;
+                owner = Some((x.fd(), mode));
+                (x, mode, umem.clone())
+            }
+            None => {
+                let own = Umem::new(frames_for(std::iter::once(p.sizes)), hugepages)?;
+                let (x, mode) = bind_first(&own, p, queue)?;
+                (x, mode, own)
+            }
+        };
+        tracing::info!(
+            port = %p.cfg.name,
+            iface = %p.iface,
+            queue,
+            worker = w,
+            "AF_XDP socket bound in {mode} mode (XDP {}, UMEM {} frames{})",
+            p.xdp.mode(),
+            port_umem.frames(),
+            if port_umem.hugepages() { " on hugepages" } else { "" }
+        );
+        ports.push(AfXdpPort::new(
+            xsk,
+            port_umem,
+            mode,
+            p.cfg.name.clone(),
+            queue,
+            p.xdp.clone(),
+        )?);
+    }
+    Ok(ports)
+}
+
+/// Whether a port asking for `wanted` can share a UMEM bound in `mode`.
+fn compatible(wanted: XdpMode, mode: BindMode) -> bool {
+    match wanted {
+        XdpMode::Auto => true,
+        XdpMode::Zerocopy => mode == BindMode::ZeroCopy,
+        XdpMode::Copy => mode == BindMode::Copy,
+    }
+}
+
+/// Registers `umem` with a new socket for `p` and binds it: zero-copy
+/// when asked for or (auto) when the program runs natively and the driver
+/// takes it, else copy.
+fn bind_first(umem: &Umem, p: &PortPlan<'_>, queue: u32) -> Result<(Xsk, BindMode), AfXdpError> {
+    let open = |mode| Xsk::open(umem, None, &p.iface, p.ifindex, queue, p.sizes, mode);
+    match p.cfg.afxdp.mode {
+        XdpMode::Copy => Ok((open(BindMode::Copy)?, BindMode::Copy)),
+        XdpMode::Zerocopy => match open(BindMode::ZeroCopy) {
+            Ok(x) => Ok((x, BindMode::ZeroCopy)),
+            Err(AfXdpError::Sys { source, .. }) => Err(AfXdpError::NoZeroCopy {
+                iface: p.iface.clone(),
+                queue,
+                msg: source.to_string(),
+            }),
+            Err(e) => Err(e),
+        },
+        XdpMode::Auto if p.xdp.mode() == XdpAttachMode::Generic => {
+            Ok((open(BindMode::Copy)?, BindMode::Copy))
+        }
+        XdpMode::Auto => match open(BindMode::ZeroCopy) {
+            Ok(x) => Ok((x, BindMode::ZeroCopy)),
+            Err(AfXdpError::Sys { source, .. }) => {
+                tracing::info!(
+                    iface = %p.iface,
+                    queue,
+                    "no zero-copy on this driver ({source}): binding in copy mode"
+                );
+                Ok((open(BindMode::Copy)?, BindMode::Copy))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}

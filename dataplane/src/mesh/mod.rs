@@ -1,0 +1,9 @@
+//! Mesh emulation support: which nodes and links a gateway pair's routes
+//! use over a time window ([`plan`]), and the node configurations and link
+//! table that bring them up as real meshplane processes ([`render`]).
+
+pub mod plan;
+pub mod render;
+
+pub use plan::{plan, MeshPlan, MeshSpec};
+pub use render::{render, LinkSpec, NodeSpec, RenderOptions, Rendered};

@@ -1,0 +1,184 @@
+//! The part of a constellation a gateway pair's traffic crosses over a
+//! window: every satellite on the shortest path in either direction at
+//! every control step, plus link-disjoint backups wherever the path
+//! changes, and every link among them that exists at some step.
+//!
+//! Nodes route only over this subset (the rest is administratively down in
+//! their `[control]`), so every route they compute has a link to use. At the
+//! control steps the subset contains the global shortest path, so the
+//! routes are the constellation's own.
+
+use meshplane_control::routing::Path;
+use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
+use std::collections::BTreeSet;
+
+/// What to plan.
+#[derive(Clone, Debug)]
+pub struct MeshSpec {
+    /// Constellation preset.
+    pub preset: Preset,
+    /// First gateway (ground-station name or id).
+    pub from: String,
+    /// Second gateway.
+    pub to: String,
+    /// Start of the window, seconds after the constellation epoch.
+    pub at_s: f64,
+    /// Length of the window, seconds.
+    pub window_s: f64,
+    /// Control step, milliseconds (the routes are sampled at every step).
+    pub step_ms: u64,
+    /// Link-disjoint paths kept wherever the path changes (1 = no backup).
+    pub disjoint_paths: usize,
+}
+
+/// The nodes and links to emulate.
+#[derive(Clone, Debug)]
+pub struct MeshPlan {
+    /// The preset.
+    pub preset: Preset,
+    /// Satellites in the constellation.
+    pub n_sats: usize,
+    /// The two gateways: (gid, name).
+    pub gateways: [(u32, String); 2],
+    /// Satellites to emulate, ascending.
+    pub satellites: Vec<u32>,
+    /// Links `(a, b)` with `a < b` (node ids), ascending.
+    pub links: Vec<(NodeId, NodeId)>,
+    /// The forward path at the start and at every change: (t_s, nodes).
+    pub path_changes: Vec<(f64, Vec<NodeId>)>,
+}
+
+impl MeshPlan {
+    /// Node id of gateway `i` (0 or 1).
+    pub fn gateway_node(&self, i: usize) -> NodeId {
+        self.n_sats as NodeId + self.gateways[i].0
+    }
+}
+
+/// Why a mesh cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Geometry failed.
+    #[error(transparent)]
+    Geometry(#[from] meshplane_control::Error),
+    /// A gateway name did not resolve.
+    #[error("{0}")]
+    Station(String),
+    /// The gateways are not connected at some instant of the window.
+    #[error("{from} and {to} are not connected at t = {t_s:.1} s (pick another window)")]
+    Unreachable {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+        /// When.
+        t_s: f64,
+    },
+    /// Bad parameters.
+    #[error("{0}")]
+    Spec(String),
+}
+
+fn add_path(path: &Path, sats: &mut BTreeSet<u32>, n_sats: usize) {
+    for &n in &path.nodes {
+        if (n as usize) < n_sats {
+            sats.insert(n);
+        }
+    }
+}
+
+/// Plans the mesh for `spec` over `stations`.
+pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanError> {
+    if !(spec.window_s.is_finite() && spec.window_s >= 0.0 && spec.at_s >= 0.0) {
+        return Err(PlanError::Spec(
+            "window and start must be non-negative".into(),
+        ));
+    }
+    if spec.step_ms == 0 {
+        return Err(PlanError::Spec("step must be at least 1 ms".into()));
+    }
+    let find = |q: &str| {
+        stations
+            .find(q)
+            .map_err(|e| PlanError::Station(format!("{q:?}: {e}")))
+    };
+    let (a, b) = (find(&spec.from)?, find(&spec.to)?);
+    if a == b {
+        return Err(PlanError::Spec(
+            "the two gateways are the same station".into(),
+        ));
+    }
+    let names = [
+        stations
+            .stations
+            .get(a as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+        stations
+            .stations
+            .get(b as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+    ];
+    let mut engine = Engine::new(Constellation::preset(spec.preset), stations)?;
+    let none = Failures::new();
+    let n_sats = engine.constellation().len();
+    let steps = (spec.window_s * 1000.0 / spec.step_ms as f64).floor() as u64;
+    let time = |k: u64| spec.at_s + (k * spec.step_ms) as f64 / 1000.0;
+
+    let mut sats = BTreeSet::new();
+    let mut changes: Vec<(f64, Vec<NodeId>)> = Vec::new();
+    let unreachable = |t_s| PlanError::Unreachable {
+        from: names[0].clone(),
+        to: names[1].clone(),
+        t_s,
+    };
+    for k in 0..=steps {
+        let t = time(k);
+        let topo = engine.topology(t, &none)?;
+        let fwd = engine
+            .tree(&topo, b)
+            .path_from(topo.gs_node(a))
+            .ok_or_else(|| unreachable(t))?;
+        let back = engine
+            .tree(&topo, a)
+            .path_from(topo.gs_node(b))
+            .ok_or_else(|| unreachable(t))?;
+        add_path(&fwd, &mut sats, n_sats);
+        add_path(&back, &mut sats, n_sats);
+        if changes.last().is_none_or(|(_, p)| *p != fwd.nodes) {
+            changes.push((t, fwd.nodes));
+            if spec.disjoint_paths > 1 {
+                for p in engine.disjoint_paths(&topo, a, b, spec.disjoint_paths) {
+                    add_path(&p, &mut sats, n_sats);
+                }
+            }
+        }
+    }
+
+    // Every link among the chosen nodes that exists at some step.
+    let gw = [n_sats as NodeId + a, n_sats as NodeId + b];
+    let nodes: Vec<NodeId> = sats.iter().copied().chain(gw).collect();
+    let mut links = BTreeSet::new();
+    for k in 0..=steps {
+        let topo = engine.topology(time(k), &none)?;
+        for (i, &x) in nodes.iter().enumerate() {
+            for &y in &nodes[i + 1..] {
+                if x >= gw[0] && y >= gw[0] {
+                    continue;
+                }
+                if topo.link_length(x, y).is_some() {
+                    links.insert((x.min(y), x.max(y)));
+                }
+            }
+        }
+    }
+    Ok(MeshPlan {
+        preset: spec.preset,
+        n_sats,
+        gateways: [(a, names[0].clone()), (b, names[1].clone())],
+        satellites: sats.into_iter().collect(),
+        links: links.into_iter().collect(),
+        path_changes: changes,
+    })
+}

@@ -1,0 +1,38 @@
+//! The control thread of a node with `[control]`: runs the node's
+//! [`ControlAgent`] on its own (unpinned) thread and publishes each of its
+//! installs into the [`TableStore`] the workers read.
+
+use super::table_store::TableStore;
+use crate::control::{ControlAgent, Install};
+use std::sync::atomic::AtomicBool;
+
+fn publish(store: &TableStore, i: Install) {
+    let c = i.counts;
+    let epoch = store.publish(i.tables);
+    tracing::info!(
+        table_epoch = epoch,
+        label_epoch = i.epoch,
+        t_s = format_args!("{:.3}", i.t_s),
+        why = i.reason,
+        fec = c.fec,
+        lfib = c.lfib,
+        no_port = c.no_port,
+        no_sa = c.no_sa,
+        "routes installed"
+    );
+}
+
+/// Computes and publishes the tables due now, before any worker starts,
+/// so that the node forwards from its first frame.
+pub fn install_initial(agent: &mut ControlAgent, store: &TableStore) {
+    let now = agent.clock().now_ns();
+    match agent.poll(now) {
+        Ok(installs) => installs.into_iter().for_each(|i| publish(store, i)),
+        Err(e) => tracing::error!("control: first routes: {e}"),
+    }
+}
+
+/// The control thread's body: follows the schedule until `stop`.
+pub fn control_loop(mut agent: ControlAgent, store: &TableStore, stop: &AtomicBool) {
+    agent.run(stop, |i| publish(store, i));
+}

@@ -1,0 +1,307 @@
+//! The Prometheus endpoint of `--metrics ADDR`: a tiny HTTP/1.0 server on
+//! std::net that answers `GET /metrics` with the text exposition format
+//! (counters labelled by worker, port and drop reason; latency quantiles as
+//! a summary). It reads the stats hub only, never a worker.
+//!
+//! It binds loopback addresses only unless told otherwise: the counters
+//! reveal traffic volumes and the server has no authentication.
+
+use super::hub::StatsHub;
+use super::snapshot::{NodeSnapshot, QUANTILES};
+use crate::drop_reason::DropReason;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The metrics server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address is not a loopback address and public binding was not asked for.
+    #[error(
+        "--metrics {0}: not a loopback address; the endpoint has no authentication \
+         (use 127.0.0.1:PORT or [::1]:PORT, or allow it explicitly)"
+    )]
+    NotLoopback(SocketAddr),
+    /// Binding failed.
+    #[error("--metrics {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// A running metrics server; stops when dropped.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Serves `hub` on `addr` (port 0 picks a free one). Refuses a
+    /// non-loopback address unless `allow_public`, and then warns.
+    pub fn start(
+        addr: SocketAddr,
+        allow_public: bool,
+        hub: Arc<StatsHub>,
+    ) -> Result<Self, MetricsError> {
+        if !addr.ip().is_loopback() {
+            if !allow_public {
+                return Err(MetricsError::NotLoopback(addr));
+            }
+            tracing::warn!(%addr, "metrics endpoint on a non-loopback address, without authentication");
+        }
+        let listener = TcpListener::bind(addr).map_err(|e| MetricsError::Bind(addr, e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| MetricsError::Bind(addr, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| MetricsError::Bind(addr, e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || serve(listener, &hub, &stop2))
+            .map_err(|e| MetricsError::Bind(addr, e))?;
+        tracing::info!(addr = %local, "serving Prometheus metrics at /metrics");
+        Ok(MetricsServer {
+            addr: local,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(listener: TcpListener, hub: &StatsHub, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = answer(stream, hub) {
+                    tracing::debug!("metrics request: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                tracing::warn!("metrics accept: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn answer(stream: TcpStream, hub: &StatsHub) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    // Skip the headers.
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 0 && line.trim_end() != "" {
+        line.clear();
+    }
+    let mut parts = request.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, ctype, body) = match (method, path) {
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            render(&hub.snapshot()),
+        ),
+        ("GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".into()),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+    };
+    let mut w = stream;
+    write!(
+        w,
+        "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    w.flush()
+}
+
+fn label_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The snapshot in the Prometheus text exposition format.
+pub fn render(snap: &NodeSnapshot) -> String {
+    let mut s = String::new();
+    let node = label_escape(&snap.node);
+    let family = |s: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    type PortField = fn(&crate::worker::PortCounters) -> u64;
+    let port_counters: [(&str, &str, PortField); 4] = [
+        (
+            "meshplane_rx_packets_total",
+            "Frames received by a worker on a port.",
+            |p| p.rx_packets,
+        ),
+        (
+            "meshplane_rx_bytes_total",
+            "Bytes received by a worker on a port.",
+            |p| p.rx_bytes,
+        ),
+        (
+            "meshplane_tx_packets_total",
+            "Frames sent by a worker on a port.",
+            |p| p.tx_packets,
+        ),
+        (
+            "meshplane_tx_bytes_total",
+            "Bytes sent by a worker on a port.",
+            |p| p.tx_bytes,
+        ),
+    ];
+    for (name, help, get) in port_counters {
+        family(&mut s, name, "counter", help);
+        for w in &snap.workers {
+            for (i, p) in w.stats.ports.iter().enumerate() {
+                let port = label_escape(snap.port_names.get(i).map_or("?", String::as_str));
+                let _ = writeln!(
+                    s,
+                    "{name}{{node=\"{node}\",worker=\"{}\",port=\"{port}\"}} {}",
+                    w.info.index,
+                    get(p)
+                );
+            }
+        }
+    }
+    family(
+        &mut s,
+        "meshplane_drops_total",
+        "counter",
+        "Frames dropped, by worker and reason.",
+    );
+    for w in &snap.workers {
+        for r in DropReason::ALL {
+            let _ = writeln!(
+                s,
+                "meshplane_drops_total{{node=\"{node}\",worker=\"{}\",reason=\"{}\"}} {}",
+                w.info.index,
+                r.name(),
+                w.stats.drops.get(r)
+            );
+        }
+    }
+    type DevField = fn(&super::backend::DeviceCounters) -> u64;
+    let dev: [(&str, &str, DevField); 4] = [
+        (
+            "meshplane_device_rx_missed_total",
+            "Frames the device dropped for a full RX queue.",
+            |d| d.rx_missed,
+        ),
+        (
+            "meshplane_device_rx_errors_total",
+            "Erroneous frames the device received.",
+            |d| d.rx_errors,
+        ),
+        (
+            "meshplane_device_rx_nombuf_total",
+            "RX failures for lack of buffers.",
+            |d| d.rx_nombuf,
+        ),
+        (
+            "meshplane_device_tx_errors_total",
+            "Failed transmissions.",
+            |d| d.tx_errors,
+        ),
+    ];
+    if !snap.devices.is_empty() {
+        for (name, help, get) in dev {
+            family(&mut s, name, "counter", help);
+            for (i, d) in snap.devices.iter().enumerate() {
+                let port = label_escape(snap.port_names.get(i).map_or("?", String::as_str));
+                let _ = writeln!(s, "{name}{{node=\"{node}\",port=\"{port}\"}} {}", get(d));
+            }
+        }
+    }
+    family(
+        &mut s,
+        "meshplane_latency_seconds",
+        "summary",
+        "RX-to-TX latency per frame, since start.",
+    );
+    for w in &snap.workers {
+        let h = &w.stats.latency;
+        for (q, _) in QUANTILES.iter().chain([(1.0, "max")].iter()) {
+            let v = if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(*q)
+            };
+            let _ = writeln!(
+                s,
+                "meshplane_latency_seconds{{node=\"{node}\",worker=\"{}\",quantile=\"{q}\"}} {:e}",
+                w.info.index,
+                v as f64 / 1e9
+            );
+        }
+        let _ = writeln!(
+            s,
+            "meshplane_latency_seconds_count{{node=\"{node}\",worker=\"{}\"}} {}",
+            w.info.index,
+            h.len()
+        );
+        let sum = h.mean() * h.len() as f64 / 1e9;
+        let _ = writeln!(
+            s,
+            "meshplane_latency_seconds_sum{{node=\"{node}\",worker=\"{}\"}} {sum:e}",
+            w.info.index
+        );
+    }
+    family(
+        &mut s,
+        "meshplane_table_epoch",
+        "gauge",
+        "Epoch of the installed forwarding tables.",
+    );
+    let _ = writeln!(
+        s,
+        "meshplane_table_epoch{{node=\"{node}\"}} {}",
+        snap.table_epoch
+    );
+    if let Some(b) = snap.buffers {
+        family(
+            &mut s,
+            "meshplane_buffers_free",
+            "gauge",
+            "Free buffers in the pool.",
+        );
+        let _ = writeln!(
+            s,
+            "meshplane_buffers_free{{node=\"{node}\"}} {}",
+            b.available
+        );
+        family(
+            &mut s,
+            "meshplane_buffers_size",
+            "gauge",
+            "Buffers in the pool.",
+        );
+        let _ = writeln!(s, "meshplane_buffers_size{{node=\"{node}\"}} {}", b.size);
+    }
+    s
+}

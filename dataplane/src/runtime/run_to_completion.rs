@@ -1,0 +1,47 @@
+//! The run-to-completion worker loop: load the table snapshot, poll every
+//! port (RX burst -> all stages -> TX), note the poll, back off when idle,
+//! publish counters now and then. Nothing is held between polls, so when
+//! `stop` is seen there is nothing in flight to drain.
+
+use super::hub::StatsHub;
+use super::idle::Backoff;
+use super::stats_slot::SlotWriter;
+use super::table_store::TableStore;
+use crate::config::Idle;
+use crate::io::Port;
+use crate::worker::{now_ns, Worker, WorkerStats};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Polls `ports` until `stop`; returns the worker's counters.
+pub fn worker_loop<P: Port>(
+    ports: Vec<P>,
+    store: &TableStore,
+    hub: &StatsHub,
+    index: usize,
+    idle: Idle,
+    stop: &AtomicBool,
+) -> WorkerStats {
+    let mut w = Worker::new(ports);
+    let mut backoff = Backoff::new(idle);
+    let mut writer = SlotWriter::new(hub.slot(index));
+    let mut epoch = store.epoch();
+    while !stop.load(Ordering::Relaxed) {
+        let n = {
+            // One snapshot per round, no lock: a concurrent publish takes
+            // effect at the next round.
+            let tables = store.load();
+            epoch = tables.epoch;
+            w.poll(&tables)
+        };
+        let now = now_ns();
+        writer.poll_done(n, now);
+        if n > 0 {
+            backoff.traffic();
+        } else {
+            backoff.idle();
+        }
+        writer.maybe_publish(&w.stats, epoch, now);
+    }
+    writer.publish_final(&w.stats, epoch);
+    w.stats
+}

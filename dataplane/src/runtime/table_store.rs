@@ -1,0 +1,109 @@
+//! Publication of the forwarding tables: one immutable snapshot that
+//! workers load once per burst without a lock, replaced whole by
+//! `publish` from any thread (the control thread, a `SIGHUP` reload).
+
+use crate::tables::Tables;
+use arc_swap::{ArcSwap, Guard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The current table snapshot of a node, shared by its workers and the
+/// threads that publish new tables.
+///
+/// Readers call [`TableStore::load`] once per burst: an `arc-swap` load is
+/// a few atomic operations on thread-local debt slots, no lock, no
+/// system call. A publisher builds a complete `Tables` off the hot path
+/// and swaps it in; the old snapshot is freed when the last burst still
+/// using it finishes.
+pub struct TableStore {
+    current: ArcSwap<Tables>,
+    /// Next epoch to hand out; epochs only grow.
+    next_epoch: AtomicU64,
+    /// Serialises publishers so epochs are installed in order.
+    publishing: Mutex<()>,
+}
+
+impl std::fmt::Debug for TableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableStore")
+            .field("epoch", &self.epoch())
+            .finish()
+    }
+}
+
+impl TableStore {
+    /// A store whose first snapshot is `tables` (its epoch is kept).
+    pub fn new(tables: Tables) -> Self {
+        let next = tables.epoch.saturating_add(1);
+        TableStore {
+            current: ArcSwap::from_pointee(tables),
+            next_epoch: AtomicU64::new(next),
+            publishing: Mutex::new(()),
+        }
+    }
+
+    /// The current snapshot, for one burst (hot path: no lock).
+    #[inline]
+    pub fn load(&self) -> Guard<Arc<Tables>> {
+        self.current.load()
+    }
+
+    /// The current snapshot as an owned `Arc`, for work that outlives a
+    /// burst on one thread (a batch handed to another core).
+    #[inline]
+    pub fn load_full(&self) -> Arc<Tables> {
+        self.current.load_full()
+    }
+
+    /// Epoch of the current snapshot.
+    pub fn epoch(&self) -> u64 {
+        self.current.load().epoch
+    }
+
+    /// Installs `tables` as the current snapshot under the next epoch
+    /// (whatever epoch it was built with) and returns that epoch. Workers
+    /// pick it up at their next burst; bursts in flight finish on the old
+    /// snapshot.
+    pub fn publish(&self, mut tables: Tables) -> u64 {
+        // A poisoned lock only means another publisher panicked; the
+        // store itself is always consistent.
+        let _g = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
+        tables.epoch = epoch;
+        self.current.store(Arc::new(tables));
+        epoch
+    }
+
+    /// The epoch the next `publish` will install (for building tables whose
+    /// label block depends on it).
+    pub fn next_epoch(&self) -> u64 {
+        self.next_epoch.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+
+    fn tables() -> Tables {
+        let cfg = NodeConfig::parse(
+            "[node]\nname = \"t\"\nrole = \"satellite\"\n[[ports]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\n",
+            "<t>",
+        )
+        .expect("config");
+        Tables::from_config(&cfg, 7).expect("tables")
+    }
+
+    #[test]
+    fn publish_installs_increasing_epochs() {
+        let store = TableStore::new(tables());
+        assert_eq!(store.epoch(), 7);
+        let held = store.load_full();
+        assert_eq!(store.publish(tables()), 8);
+        assert_eq!(store.publish(tables()), 9);
+        assert_eq!(store.load().epoch, 9);
+        // A reader holding the old snapshot keeps it intact.
+        assert_eq!(held.epoch, 7);
+    }
+}
