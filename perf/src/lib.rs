@@ -10,6 +10,7 @@
 pub mod cputime;
 pub mod crypto;
 pub mod link;
+pub mod link_afxdp;
 #[cfg(feature = "dpdk")]
 pub mod link_dpdk;
 pub mod measure;

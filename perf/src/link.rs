@@ -96,6 +96,13 @@ pub trait Link: Port {
     /// Free slots in this port's receive ring, when the tester can tell.
     fn rx_room(&self) -> Option<usize>;
 
+    /// How long frames may still be on their way after the last one moved
+    /// (a kernel path delivers after the send returns): draining waits
+    /// this long without progress before it calls the pipeline empty.
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// True when the port's device makes its own traffic (a PMD replaying
     /// a file): the tester then cannot offer or pace, and what the DUT
     /// received is what was offered.

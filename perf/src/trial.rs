@@ -165,18 +165,19 @@ pub fn run_trial<L: Link>(
             // then give the node a fresh anti-replay window (untimed). When
             // paced, the frames that fall due meanwhile would queue in the
             // receive ring; what it could not hold is lost.
-            let spill = |workers: &[Worker<L>], offered: &mut u64, missed: &mut u64| {
-                let Some(pps) = spec.rate_pps else { return };
-                let active = t0.elapsed().saturating_sub(paused).as_secs_f64();
-                let due = ((active * pps) as u64).min(limit);
-                let room = workers[0].ports()[src].rx_room().unwrap_or(0) as u64;
-                let lost = due.saturating_sub(*offered).saturating_sub(room);
-                *offered += lost;
-                *missed += lost;
-            };
-            spill(&workers, &mut offered, &mut missed);
-            drain(&mut workers, &tables, hops, spec.mode, &mut bare);
-            spill(&workers, &mut offered, &mut missed);
+            let spill =
+                |workers: &[Worker<L>], paused: Duration, offered: &mut u64, missed: &mut u64| {
+                    let Some(pps) = spec.rate_pps else { return };
+                    let active = t0.elapsed().saturating_sub(paused).as_secs_f64();
+                    let due = ((active * pps) as u64).min(limit);
+                    let room = workers[0].ports()[src].rx_room().unwrap_or(0) as u64;
+                    let lost = due.saturating_sub(*offered).saturating_sub(room);
+                    *offered += lost;
+                    *missed += lost;
+                };
+            spill(&workers, paused, &mut offered, &mut missed);
+            paused += drain(&mut workers, &tables, hops, spec.mode, &mut bare);
+            spill(&workers, paused, &mut offered, &mut missed);
             let p0 = Instant::now();
             tables[0] = Tables::from_config(&hops[0].node, 1)?;
             cursor.next_pass();
@@ -184,7 +185,7 @@ pub fn run_trial<L: Link>(
         }
         step(&mut workers, &tables, hops, spec.mode, &mut bare);
     }
-    drain(&mut workers, &tables, hops, spec.mode, &mut bare);
+    paused += drain(&mut workers, &tables, hops, spec.mode, &mut bare);
     let secs = t0.elapsed().saturating_sub(paused).as_secs_f64();
     // The untimed resets ran on the CPU too: take them out in proportion.
     let cpu_secs = cpu
@@ -263,27 +264,38 @@ fn step<L: Link>(
     n
 }
 
-/// Polls until no node has anything left to receive.
+/// Polls until no node has anything left to receive. Returns the time
+/// spent waiting, after the last frame moved, for the link to settle (the
+/// harness's time, not the data plane's: it is left out of the figures).
 fn drain<L: Link>(
     workers: &mut [Worker<L>],
     tables: &[Tables],
     hops: &[Hop],
     mode: Mode,
     bare: &mut Bare<L::Frame>,
-) {
+) -> Duration {
     // A self-fed port never runs dry: nothing is in flight beyond one poll.
     if workers[0].ports()[hops[0].rx_port].self_fed() {
-        return;
+        return Duration::ZERO;
     }
+    let settle = workers[0].ports()[hops[0].rx_port].settle();
+    let (last, sink) = (hops.len() - 1, hops[hops.len() - 1].tx_port);
+    let mut quiet: Option<Instant> = None;
     loop {
+        let before = workers[last].ports()[sink].received();
         let n = step(workers, tables, hops, mode, bare);
         let pending: usize = workers
             .iter()
             .zip(hops)
             .map(|(w, h)| w.ports()[h.rx_port].rx_pending())
             .sum();
-        if n == 0 && pending == 0 {
-            break;
+        if n > 0 || pending > 0 || workers[last].ports()[sink].received() != before {
+            quiet = None;
+            continue;
+        }
+        let idle = quiet.get_or_insert_with(Instant::now).elapsed();
+        if idle >= settle {
+            return idle;
         }
     }
 }

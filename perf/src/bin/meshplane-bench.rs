@@ -150,6 +150,7 @@ impl Rate {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Memory,
+    AfXdp,
     #[cfg(feature = "dpdk")]
     Dpdk(meshplane_perf::link_dpdk::DpdkKind),
 }
@@ -158,6 +159,7 @@ impl Backend {
     fn name(self) -> &'static str {
         match self {
             Backend::Memory => "memory",
+            Backend::AfXdp => "afxdp",
             #[cfg(feature = "dpdk")]
             Backend::Dpdk(k) => k.name(),
         }
@@ -179,13 +181,7 @@ fn parse_backend(s: &str) -> Result<Backend> {
         "dpdk-ring" | "dpdk-null" | "dpdk-pcap" => {
             bail!("backend {s}: this build has no DPDK (feature `dpdk`)")
         }
-        // The AF_XDP port (veth in network namespaces) plugs in as one more
-        // `Link` once the data plane has the backend; on veth it is kernel-copy
-        // bound (well under 1 Mpps), a functional target rather than a speed one.
-        "afxdp" => bail!(
-            "backend afxdp: the data plane in this build has no AF_XDP backend yet (io::afxdp); \
-             use memory or dpdk-*"
-        ),
+        "afxdp" | "af_xdp" => Backend::AfXdp,
         _ => bail!("backend {s:?}: want memory, dpdk-ring, dpdk-null, dpdk-pcap or afxdp"),
     })
 }
@@ -286,6 +282,7 @@ fn main() -> Result<()> {
     };
 
     let mut results: Vec<ScenarioResult> = Vec::new();
+    let mut afxdp_runs = 0u32;
     #[cfg(feature = "dpdk")]
     let mut dpdk: Option<meshplane_perf::link_dpdk::DpdkBench> = None;
     for &backend in &backends {
@@ -322,6 +319,30 @@ fn main() -> Result<()> {
                         &settings,
                         &mut step,
                     )
+                }
+                Backend::AfXdp => {
+                    if prep.hops.len() != 1 {
+                        pb.suspend(|| {
+                            eprintln!(
+                                "skipping {what}: AF_XDP runs one node; the chain runs over memory"
+                            )
+                        });
+                        pb.inc(1);
+                        continue;
+                    }
+                    afxdp_runs += 1;
+                    let (mut links, veths) = meshplane_perf::link_afxdp::links(prep, afxdp_runs)?;
+                    let r = measure(
+                        prep,
+                        &mut links,
+                        backend.name(),
+                        label,
+                        &settings,
+                        &mut step,
+                    );
+                    drop(links);
+                    drop(veths);
+                    r
                 }
                 #[cfg(feature = "dpdk")]
                 Backend::Dpdk(kind) => {
