@@ -220,3 +220,35 @@ fn a_user_capture_is_replayed_in_a_loop() {
         assert_eq!((u(p, "offered"), u(p, "lost")), (600, 0), "{res}");
     }
 }
+
+#[test]
+fn af_xdp_over_veth_adds_up() {
+    // Two veth pairs made and deleted by the run (root, as on the project's
+    // machines); copy mode, so a few thousand frames take well under a second.
+    let r = bench(
+        &[
+            "--backend",
+            "afxdp",
+            "--scenario",
+            "transit,egress",
+            "--size",
+            "64",
+            "--frames",
+            "256",
+            "--count",
+            "1500",
+            "--warmup",
+            "0",
+        ],
+        "afxdp",
+    );
+    let results = r["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2);
+    for res in results {
+        assert_eq!(res["backend"], "afxdp");
+        let p = &res["pipeline"];
+        check_figures(p, f(res, "frame_bytes"));
+        assert_eq!((u(p, "offered"), u(p, "lost")), (1500, 0), "{res}");
+        check_figures(&res["io_ceiling"], f(res, "frame_bytes"));
+    }
+}
