@@ -120,11 +120,12 @@ impl ControlAgent {
             }
         }
         let engine = Engine::new(constellation, stations)?;
-        let step_ns = c.step_ms.max(1) * 1_000_000;
+        // The config caps both at a day; saturate for configs built in code.
+        let step_ns = c.step_ms.max(1).saturating_mul(1_000_000);
         let mut sched = Scheduler::new(
             engine,
             ScheduleConfig {
-                lead_ns: c.lead_ms * 1_000_000,
+                lead_ns: c.lead_ms.saturating_mul(1_000_000),
                 step_ns,
                 start_s: c.start_s,
             },
@@ -170,7 +171,13 @@ impl ControlAgent {
     /// Applies a failure event at geometry time `now_ns`.
     pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Install>, ControlError> {
         match self.sched.fail(now_ns, ev)? {
-            Some(p) => Ok(Some(self.install(&p, "failure")?)),
+            Some(p) => {
+                // These tables replace whatever was installed ahead of its
+                // activation; the next epoch, recomputed without the failed
+                // element, must be installed again (early or on time).
+                self.early_done = None;
+                Ok(Some(self.install(&p, "failure")?))
+            }
             None => Ok(None),
         }
     }
@@ -232,7 +239,7 @@ impl ControlAgent {
                 Ok(installs) => installs.into_iter().for_each(&mut publish),
                 Err(e) => tracing::error!("control: {e}; keeping the tables in force"),
             }
-            let wake = self.next_wakeup_ns(now).max(now + 1);
+            let wake = self.next_wakeup_ns(now).max(now.saturating_add(1));
             let wait = self
                 .clock
                 .wall_until(wake)
@@ -240,5 +247,50 @@ impl ControlAgent {
                 .max(Duration::from_micros(100));
             std::thread::sleep(wait);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SATELLITE: &str = r#"
+[node]
+name = "sat5"
+role = "satellite"
+
+[[ports]]
+name = "isl6"
+mac = "02:00:00:00:00:01"
+
+[control]
+constellation = "kuiper-630"
+node = "sat:5"
+"#;
+
+    fn epochs(installs: &[Install]) -> Vec<(u64, &'static str)> {
+        installs.iter().map(|i| (i.epoch, i.reason)).collect()
+    }
+
+    #[test]
+    fn a_failure_after_an_early_install_does_not_skip_the_next_epoch() {
+        let cfg = NodeConfig::parse(SATELLITE, "sat5.toml").expect("config");
+        let mut agent = ControlAgent::new(&cfg).expect("agent");
+        let ms = 1_000_000;
+        assert_eq!(epochs(&agent.poll(0).expect("poll")), [(0, "scheduled")]);
+        // Half a step before activation, the satellite installs epoch 1.
+        assert_eq!(epochs(&agent.poll(60 * ms).expect("poll")), [(1, "early")]);
+        // A failure replaces it with the active epoch's tables, rerouted.
+        let f = agent
+            .fail(70 * ms, FailureEvent::IslDown(5, 6))
+            .expect("fail")
+            .expect("installs at once");
+        assert_eq!((f.epoch, f.reason), (0, "failure"));
+        // Epoch 1, recomputed without the link, must come back before or
+        // at its activation.
+        let mut again = epochs(&agent.poll(75 * ms).expect("poll"));
+        again.extend(epochs(&agent.poll(100 * ms).expect("poll")));
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[0].0, 1, "{again:?}");
     }
 }
