@@ -384,7 +384,7 @@ struct RawControl {
     #[serde(default)]
     step_ms: Option<Spanned<u64>>,
     #[serde(default)]
-    lead_ms: Option<u64>,
+    lead_ms: Option<Spanned<u64>>,
     #[serde(default)]
     satellites: Option<Vec<u32>>,
     #[serde(default)]
@@ -796,6 +796,10 @@ impl NodeConfig {
     }
 }
 
+/// Largest `step_ms` / `lead_ms` (one day of geometry time): the control
+/// thread works in nanoseconds, and a step longer than a day is no schedule.
+pub const MAX_CONTROL_MS: u64 = 86_400_000;
+
 fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig, ConfigError> {
     let r = c.get_ref();
     let presets = ["starlink-550", "kuiper-630", "telesat-1015"];
@@ -823,7 +827,23 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
     };
     let step_ms = match &r.step_ms {
         Some(s) if *s.get_ref() == 0 => return Err(cx.err(s.span(), "step_ms must be at least 1")),
+        Some(s) if *s.get_ref() > MAX_CONTROL_MS => {
+            return Err(cx.err(
+                s.span(),
+                format!("step_ms must be at most {MAX_CONTROL_MS} (one day)"),
+            ))
+        }
         Some(s) => *s.get_ref(),
+        None => 100,
+    };
+    let lead_ms = match &r.lead_ms {
+        Some(l) if *l.get_ref() > MAX_CONTROL_MS => {
+            return Err(cx.err(
+                l.span(),
+                format!("lead_ms must be at most {MAX_CONTROL_MS} (one day)"),
+            ))
+        }
+        Some(l) => *l.get_ref(),
         None => 100,
     };
     if !r.start_s.is_finite() || r.start_s < 0.0 {
@@ -837,7 +857,7 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         time_scale,
         anchor_unix_ms: r.anchor_unix_ms,
         step_ms,
-        lead_ms: r.lead_ms.unwrap_or(100),
+        lead_ms,
         satellites: r.satellites.clone(),
         failures_file: r.failures_file.clone(),
     })
@@ -951,6 +971,29 @@ next_hop_mac = "02:00:00:00:00:30"
 
         let e = err_of(&GOOD.replace("action = \"pop\"", "action = \"pop\"\nport = \"up0\""));
         assert!(e.msg.contains("both port and next_hop_mac"), "{e}");
+    }
+
+    #[test]
+    fn control_step_and_lead_beyond_a_day_are_refused_with_their_line() {
+        let with = |extra: &str| {
+            format!(
+                "{GOOD}\n[control]\nconstellation = \"kuiper-630\"\nnode = \"gs:Tokyo\"\n{extra}\n"
+            )
+        };
+        let ok = NodeConfig::parse(&with("step_ms = 86400000\nlead_ms = 50"), "n.toml")
+            .expect("a day is allowed");
+        let c = ok.control.expect("control");
+        assert_eq!((c.step_ms, c.lead_ms), (86_400_000, 50));
+
+        let text = with("step_ms = 20000000000000");
+        let e = err_of(&text);
+        assert!(e.msg.contains("step_ms must be at most 86400000"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
+
+        let text = with("lead_ms = 9000000000000000000");
+        let e = err_of(&text);
+        assert!(e.msg.contains("lead_ms must be at most 86400000"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
     }
 
     #[test]
