@@ -60,10 +60,9 @@ pub struct Ipv4Header {
     pub dst: [u8; 4],
 }
 
-/// A view of an IPv4 packet over a byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ipv4Packet<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of an IPv4 packet over a byte buffer.
+    Ipv4Packet => Ipv4Header
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
@@ -90,26 +89,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros
-    /// or empty slices.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&Ipv4Header> {
-        Ipv4Header::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     /// Version field (4 for a checked view).
@@ -228,13 +207,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut Ipv4Header> {
-        Ipv4Header::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     /// Sets the TTL (the checksum is not updated; see `fill_checksum` and
     /// `decrement_ttl_incremental`).
     #[inline]

@@ -26,10 +26,9 @@ pub struct UdpHeader {
     pub checksum: U16,
 }
 
-/// A view of a UDP datagram over a byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UdpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of a UDP datagram over a byte buffer.
+    UdpPacket => UdpHeader
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
@@ -47,26 +46,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros
-    /// or empty slices.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&UdpHeader> {
-        UdpHeader::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     /// Source port.
@@ -159,13 +138,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut UdpHeader> {
-        UdpHeader::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     /// Sets the source port (checksum not updated).
     #[inline]
     pub fn set_src_port(&mut self, port: u16) {
