@@ -313,3 +313,75 @@ impl Port for ReplayPort {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le32(v: u32) -> [u8; 4] {
+        v.to_le_bytes()
+    }
+
+    /// A little-endian pcapng file: section header, an Ethernet interface
+    /// with `if_tsresol` = 9 (ns), one 14-byte enhanced packet.
+    fn small_pcapng() -> Vec<u8> {
+        let mut b = Vec::new();
+        // Section header block.
+        for w in [0x0a0d_0d0a, 28, 0x1a2b_3c4d, 1] {
+            b.extend_from_slice(&le32(w));
+        }
+        b.extend_from_slice(&u64::MAX.to_le_bytes());
+        b.extend_from_slice(&le32(28));
+        // Interface description block with one option and end-of-options.
+        for w in [1, 32, 1, 0] {
+            b.extend_from_slice(&le32(w));
+        }
+        b.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(&le32(32));
+        // Enhanced packet block: 14 bytes of data padded to 16.
+        for w in [6, 48, 0, 0, 1_000, 14, 14] {
+            b.extend_from_slice(&le32(w));
+        }
+        b.extend_from_slice(&[0xff; 6]);
+        b.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x00, 0, 0]);
+        b.extend_from_slice(&le32(48));
+        b
+    }
+
+    fn small_pcap(dir: &Path) -> Vec<u8> {
+        let path = dir.join("small.pcap");
+        let mut w = CaptureWriter::create(&path).expect("create");
+        w.write(Duration::from_nanos(1_500), &[0xab; 60])
+            .expect("write");
+        w.finish().expect("finish");
+        std::fs::read(&path).expect("read back")
+    }
+
+    #[test]
+    fn corrupt_and_truncated_captures_are_errors_not_panics() {
+        let dir = std::env::temp_dir().join(format!("mp-pcap-corrupt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("in");
+        let ng = small_pcapng();
+        std::fs::write(&path, &ng).expect("write");
+        let (pkts, info) = read_file(&path).expect("the intact pcapng reads");
+        assert!(info.pcapng);
+        assert_eq!((pkts.len(), pkts[0].data.len()), (1, 14));
+        let pcap = small_pcap(&dir);
+        for good in [ng, pcap] {
+            for cut in 0..good.len() {
+                std::fs::write(&path, &good[..cut]).expect("write");
+                let _ = read_file(&path);
+            }
+            for i in 0..good.len() {
+                for v in [0x00, 0xff, 0x7f, 0x80, good[i] ^ 0x01, good[i] ^ 0x40] {
+                    let mut bad = good.clone();
+                    bad[i] = v;
+                    std::fs::write(&path, &bad).expect("write");
+                    let _ = read_file(&path);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
