@@ -487,8 +487,12 @@ pub fn parse_mac(s: &str) -> Result<Mac, String> {
     }
     let mut m = [0u8; 6];
     for (o, p) in m.iter_mut().zip(parts) {
+        // from_str_radix alone would take a sign ("+f").
+        let hex = (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit());
         *o = u8::from_str_radix(p, 16)
-            .map_err(|_| format!("{s:?} is not a MAC address (bad byte {p:?})"))?;
+            .ok()
+            .filter(|_| hex)
+            .ok_or_else(|| format!("{s:?} is not a MAC address (bad byte {p:?})"))?;
     }
     Ok(m)
 }
@@ -994,6 +998,21 @@ next_hop_mac = "02:00:00:00:00:30"
         let e = err_of(&text);
         assert!(e.msg.contains("lead_ms must be at most 86400000"), "{e}");
         assert_eq!(e.line, text.lines().count(), "{e}");
+    }
+
+    #[test]
+    fn mac_bytes_are_one_or_two_hex_digits() {
+        assert_eq!(parse_mac("02:00:00:00:00:0a"), Ok([2, 0, 0, 0, 0, 10]));
+        assert_eq!(parse_mac("2-0-0-0-0-A"), Ok([2, 0, 0, 0, 0, 10]));
+        for bad in [
+            "02:00:00:00:00:+a",
+            "02:00:00:00:00:",
+            "02:00:00:00:00:0a0",
+            "02:00:00:00:00:0g",
+        ] {
+            let e = parse_mac(bad).expect_err(bad);
+            assert!(e.contains("bad byte"), "{e}");
+        }
     }
 
     #[test]
