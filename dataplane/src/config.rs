@@ -3,6 +3,8 @@
 //!
 //! Errors name the file, the line and what is wrong.
 
+#![warn(missing_docs)]
+
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
@@ -703,8 +705,12 @@ impl NodeConfig {
                     ),
                 ));
             }
+            let prefix = prefix_ref(&r.prefix)?;
+            if fec.iter().any(|o: &FecConfig| o.prefix == prefix) {
+                return Err(cx.err(r.prefix.span(), format!("duplicate FEC prefix {prefix}")));
+            }
             fec.push(FecConfig {
-                prefix: prefix_ref(&r.prefix)?,
+                prefix,
                 sa: spi,
                 label: label_ref(&r.label)?,
                 port: port_ref(&r.port)?,
@@ -762,8 +768,15 @@ impl NodeConfig {
         let mut deliver = Vec::new();
         for d in &raw.deliver {
             let r = d.get_ref();
+            let prefix = prefix_ref(&r.prefix)?;
+            if deliver.iter().any(|o: &DeliverConfig| o.prefix == prefix) {
+                return Err(cx.err(
+                    r.prefix.span(),
+                    format!("duplicate deliver prefix {prefix}"),
+                ));
+            }
             deliver.push(DeliverConfig {
-                prefix: prefix_ref(&r.prefix)?,
+                prefix,
                 port: port_ref(&r.port)?,
                 next_hop_mac: mac_ref(&r.next_hop_mac)?,
             });
@@ -972,6 +985,15 @@ next_hop_mac = "02:00:00:00:00:30"
 
         let e = err_of(&GOOD.replace("sa = 4097", "sa = 4098"));
         assert!(e.msg.contains("no [[sa]]"), "{e}");
+
+        let dup = GOOD.to_string()
+            + "\n[[deliver]]\nprefix = \"10.1.9.9/16\"\nport = \"lan0\"\nnext_hop_mac = \"02:00:00:00:00:31\"\n";
+        let e = err_of(&dup);
+        assert!(
+            e.msg.contains("duplicate deliver prefix 10.1.0.0/16"),
+            "{e}"
+        );
+        assert_eq!(e.line, dup.lines().count() - 2, "{e}");
 
         let e = err_of(&GOOD.replace("action = \"pop\"", "action = \"pop\"\nport = \"up0\""));
         assert!(e.msg.contains("both port and next_hop_mac"), "{e}");
