@@ -2,6 +2,8 @@
 //! type) once into memory, replay it through a node's ports, and write what
 //! the node transmits with nanosecond timestamps.
 
+#![warn(missing_docs)]
+
 use crate::frame::{Batch, HeapFrame};
 use crate::io::Port;
 use crossbeam::queue::ArrayQueue;
@@ -9,7 +11,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{BufReader, BufWriter, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,13 +77,18 @@ pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFil
     };
     let mut f = File::open(path).map_err(io)?;
     let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).map_err(io)?;
-    if n < 4 {
-        return Err(fmt(
-            "file too short to be a capture (no pcap/pcapng header)".into(),
-        ));
+    match f.read_exact(&mut magic) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(fmt(
+                "file too short to be a capture (no pcap/pcapng header)".into(),
+            ))
+        }
+        Err(e) => return Err(io(e)),
     }
-    let f = File::open(path).map_err(io)?;
+    // The same open file from its start: never a different file that
+    // replaced the path in between.
+    f.rewind().map_err(io)?;
     let r = BufReader::with_capacity(1 << 20, f);
     let mut out = Vec::new();
     let mut info = ReadInfo::default();
@@ -367,6 +374,9 @@ mod tests {
         let (pkts, info) = read_file(&path).expect("the intact pcapng reads");
         assert!(info.pcapng);
         assert_eq!((pkts.len(), pkts[0].data.len()), (1, 14));
+        std::fs::write(&path, &ng[..3]).expect("write");
+        let e = read_file(&path).expect_err("3 bytes");
+        assert!(e.to_string().contains("file too short"), "{e}");
         let pcap = small_pcap(&dir);
         for good in [ng, pcap] {
             for cut in 0..good.len() {
