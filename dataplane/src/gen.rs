@@ -1,6 +1,8 @@
 //! Test traffic: UDP flows inside Ethernet, as the LAN behind a gateway
 //! would send them, at the frame sizes throughput tests use.
 
+#![warn(missing_docs)]
+
 use crate::config::{Mac, Prefix};
 use crate::io::pcap::CapturedPacket;
 use crate::packet::{ethernet, ipv4, ipv6, udp};

@@ -6,6 +6,8 @@
 //! the same ephemeris and clock as every other node) and installs only its
 //! own tables: there is no central process.
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod clock;
 pub mod failures;
