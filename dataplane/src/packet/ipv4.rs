@@ -281,11 +281,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         }
     }
 
-    /// Computes the header checksum (options included) and stores it.
+    /// Computes the header checksum (options included) and stores it; does
+    /// nothing if the buffer is shorter than the header length.
     #[inline]
     pub fn fill_checksum(&mut self) {
         let hl = self.header_len();
-        if hl < MIN_HEADER_LEN {
+        if hl < MIN_HEADER_LEN || self.buffer.as_ref().len() < hl {
             return;
         }
         self.set_checksum(0);
@@ -402,6 +403,16 @@ mod tests {
         assert!(p.options().is_empty());
         assert_eq!(p.payload().len(), 40);
         assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn fill_checksum_leaves_a_header_longer_than_its_buffer_alone() {
+        // IHL 15 (60 bytes of header) over a 20-byte buffer.
+        let mut buf = CAPTURED;
+        buf[0] = 0x4f;
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        p.fill_checksum();
+        assert_eq!(p.checksum(), 0xb1e6);
     }
 
     #[test]

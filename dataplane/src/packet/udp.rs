@@ -182,6 +182,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 
     #[inline]
     fn fill_with(&mut self, pseudo: u32) {
+        if self.datagram().is_none() {
+            return;
+        }
         self.set_checksum(0);
         let Some(d) = self.datagram() else {
             return;
@@ -238,6 +241,17 @@ pub fn write_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_checksum_leaves_a_datagram_longer_than_its_buffer_alone() {
+        // Length field 100 over a 12-byte buffer, checksum 0x1234.
+        let mut buf = [0, 1, 0, 2, 0, 100, 0x12, 0x34, 9, 9, 9, 9];
+        let mut u = UdpPacket::new_unchecked(&mut buf[..]);
+        u.fill_checksum_v4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST);
+        assert_eq!(u.checksum(), 0x1234);
+        u.fill_checksum_v6(Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST);
+        assert_eq!(u.checksum(), 0x1234);
+    }
     use proptest::prelude::*;
 
     // DNS query 192.168.1.10:53000 -> 192.168.1.1:53 for "example.com" A;
