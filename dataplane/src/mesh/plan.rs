@@ -104,6 +104,12 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
     if spec.step_ms == 0 {
         return Err(PlanError::Spec("step must be at least 1 ms".into()));
     }
+    if spec.step_ms > crate::config::MAX_CONTROL_MS {
+        return Err(PlanError::Spec(format!(
+            "step must be at most {} ms (what a node's [control] accepts)",
+            crate::config::MAX_CONTROL_MS
+        )));
+    }
     let steps = (spec.window_s * 1000.0 / spec.step_ms as f64).floor();
     if steps > MAX_PLAN_STEPS as f64 {
         return Err(PlanError::Spec(format!(
@@ -226,5 +232,6 @@ mod tests {
         assert!(spec_error(&spec(f64::INFINITY, 60.0, 100)).contains("non-negative numbers"));
         assert!(spec_error(&spec(f64::NAN, 60.0, 100)).contains("non-negative numbers"));
         assert!(spec_error(&spec(0.0, 60.0, 0)).contains("at least 1 ms"));
+        assert!(spec_error(&spec(0.0, 60.0, 86_400_001)).contains("at most 86400000 ms"));
     }
 }
