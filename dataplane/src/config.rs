@@ -378,7 +378,7 @@ struct RawControl {
     ground_stations: Option<PathBuf>,
     node: Spanned<String>,
     #[serde(default)]
-    start_s: f64,
+    start_s: Option<Spanned<f64>>,
     #[serde(default)]
     time_scale: Option<Spanned<f64>>,
     #[serde(default)]
@@ -863,14 +863,18 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         Some(l) => *l.get_ref(),
         None => 100,
     };
-    if !r.start_s.is_finite() || r.start_s < 0.0 {
-        return Err(cx.err(c.span(), "start_s must be a non-negative number of seconds"));
-    }
+    let start_s = match &r.start_s {
+        Some(t) if !(t.get_ref().is_finite() && *t.get_ref() >= 0.0) => {
+            return Err(cx.err(t.span(), "start_s must be a non-negative number of seconds"))
+        }
+        Some(t) => *t.get_ref(),
+        None => 0.0,
+    };
     Ok(ControlConfig {
         constellation: r.constellation.get_ref().clone(),
         ground_stations: r.ground_stations.clone(),
         node,
-        start_s: r.start_s,
+        start_s,
         time_scale,
         anchor_unix_ms: r.anchor_unix_ms,
         step_ms,
@@ -1010,6 +1014,11 @@ next_hop_mac = "02:00:00:00:00:30"
             .expect("a day is allowed");
         let c = ok.control.expect("control");
         assert_eq!((c.step_ms, c.lead_ms), (86_400_000, 50));
+
+        let text = with("start_s = -1.0");
+        let e = err_of(&text);
+        assert!(e.msg.contains("start_s must be a non-negative"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
 
         let text = with("step_ms = 20000000000000");
         let e = err_of(&text);
