@@ -854,6 +854,13 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         None => 100,
     };
     let lead_ms = match &r.lead_ms {
+        Some(l) if *l.get_ref() == 0 => {
+            return Err(cx.err(
+                l.span(),
+                "lead_ms must be at least 1: satellites install the next tables up to \
+                 lead_ms (at most step_ms / 2) before gateways switch to them",
+            ))
+        }
         Some(l) if *l.get_ref() > MAX_CONTROL_MS => {
             return Err(cx.err(
                 l.span(),
@@ -1014,6 +1021,11 @@ next_hop_mac = "02:00:00:00:00:30"
             .expect("a day is allowed");
         let c = ok.control.expect("control");
         assert_eq!((c.step_ms, c.lead_ms), (86_400_000, 50));
+
+        let text = with("lead_ms = 0");
+        let e = err_of(&text);
+        assert!(e.msg.contains("lead_ms must be at least 1"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
 
         let text = with("start_s = -1.0");
         let e = err_of(&text);
