@@ -13,7 +13,7 @@ pub mod clock;
 pub mod failures;
 pub mod install;
 
-pub use agent::{ControlAgent, Install};
+pub use agent::{ControlAgent, Install, InstallReason};
 pub use clock::GeometryClock;
 pub use failures::FailureFeed;
 pub use install::{InstallCounts, RouteInstaller};
