@@ -238,7 +238,7 @@ impl Constellation {
         }
         let isls = match grid {
             Some((planes, per_plane)) => {
-                if planes * per_plane != set.tles.len() {
+                if planes.checked_mul(per_plane) != Some(set.tles.len()) {
                     return Err(ConstellationError::GridMismatch {
                         planes,
                         per_plane,
@@ -349,6 +349,19 @@ mod tle_file_tests {
         assert!(matches!(
             Constellation::from_tles(wrong, Some((5, 5)), 1.0),
             Err(ConstellationError::GridMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn grid_header_too_large_to_multiply_is_a_mismatch() {
+        let c = Constellation::preset(Preset::Telesat1015);
+        let t = &c.tles[0];
+        let text = format!("{} 2\n{}\n{}\n{}\n", usize::MAX, t.name, t.line1, t.line2);
+        let set = tle::parse(&text).expect("parses");
+        assert_eq!(set.grid, Some((usize::MAX, 2)));
+        assert!(matches!(
+            Constellation::from_tles(set, None, 1.0),
+            Err(ConstellationError::GridMismatch { count: 1, .. })
         ));
     }
 }

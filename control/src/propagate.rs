@@ -28,6 +28,17 @@ pub enum PropagateError {
         /// SGP4's complaint.
         source: sgp4::Error,
     },
+    /// SGP4 gave no finite position: the time lies far outside what the
+    /// elements describe.
+    #[error(
+        "satellite {sat} at t = {t_s} s: no finite position (time far outside the elements' range)"
+    )]
+    NotFinite {
+        /// Satellite id.
+        sat: u32,
+        /// Seconds since the constellation epoch.
+        t_s: f64,
+    },
 }
 
 /// A position in metres in the Earth-fixed (ECEF) frame.
@@ -88,11 +99,14 @@ impl Propagator {
                 t_s,
                 source,
             })?;
-        Ok([
-            p.position[0] * 1000.0,
-            p.position[1] * 1000.0,
-            p.position[2] * 1000.0,
-        ])
+        let m = p.position.map(|km| km * 1000.0);
+        if !m.iter().all(|v| v.is_finite()) {
+            return Err(PropagateError::NotFinite {
+                sat: sat as u32,
+                t_s,
+            });
+        }
+        Ok(m)
     }
 
     /// Earth-fixed positions of all satellites in metres at `t_s` seconds
@@ -140,6 +154,23 @@ mod tests {
             let r = dist(q, &[0.0; 3]);
             let alt = r - crate::constellation::EARTH_RADIUS_M;
             assert!((500_000.0..600_000.0).contains(&alt), "{alt}");
+        }
+    }
+
+    #[test]
+    fn a_time_beyond_the_elements_is_an_error_not_nan_positions() {
+        let c = Constellation::preset(Preset::Kuiper630);
+        let p = Propagator::new(&c).expect("constants");
+        let mut pos = Vec::new();
+        for t in [1e300, -1e300] {
+            match p.ecef_all(t, &mut pos) {
+                Err(
+                    e @ (PropagateError::NotFinite { .. } | PropagateError::Propagation { .. }),
+                ) => {
+                    assert!(e.to_string().contains("satellite 0"), "{e}")
+                }
+                other => panic!("t = {t}: {other:?}"),
+            }
         }
     }
 }

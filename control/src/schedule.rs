@@ -180,7 +180,7 @@ impl Scheduler {
     /// publishing stale tables.
     pub fn tick(&mut self, now_ns: u64) -> Result<Option<Publication>, Error> {
         let step = self.cfg.step_ns.max(1);
-        if self.pending.is_none() && now_ns > self.next_activation_ns.saturating_add(step) {
+        if self.pending.is_none() && now_ns >= self.next_activation_ns.saturating_add(step) {
             let behind = (now_ns - self.next_activation_ns) / step;
             self.next_activation_ns += behind * step;
             self.next_epoch += behind;

@@ -134,10 +134,12 @@ pub fn parse(text: &str) -> Result<TleSet, TleError> {
             });
         };
         for (ln, text, first) in [(n1, line1, '1'), (n2, line2, '2')] {
-            if !text.starts_with(first) || text.len() != 69 {
+            if !text.starts_with(first) || text.len() != 69 || !text.is_ascii() {
                 return Err(TleError::Format {
                     line: ln,
-                    reason: format!("expected TLE line {first} of 69 characters, found {text:?}"),
+                    reason: format!(
+                        "expected TLE line {first} of 69 ASCII characters, found {text:?}"
+                    ),
                 });
             }
             if checksum(&text[..68]) != text.as_bytes()[68].wrapping_sub(b'0') {
@@ -237,6 +239,22 @@ mod tests {
     fn rejects_bad_checksum() {
         let bad = ISS.replace("2927", "2928");
         assert!(matches!(parse(&bad), Err(TleError::Format { line: 2, .. })));
+    }
+
+    #[test]
+    fn rejects_non_ascii_line_of_69_bytes() {
+        // 67 ASCII characters and a two-byte one: 69 bytes, and byte 68
+        // falls inside the last character.
+        let l1 = ISS.lines().nth(1).expect("line 1");
+        let bad_l1 = format!("{}é", &l1[..67]);
+        assert_eq!(bad_l1.len(), 69);
+        let text = ISS.replace(l1, &bad_l1);
+        match parse(&text) {
+            Err(TleError::Format { line: 2, reason }) => {
+                assert!(reason.contains("69 ASCII characters"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

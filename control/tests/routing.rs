@@ -268,3 +268,19 @@ fn epochs_follow_the_clock_whenever_a_node_starts() {
     let next = late.tick(1_100_000_000).expect("tick").expect("next epoch");
     assert_eq!(next.epoch, 11);
 }
+
+#[test]
+fn a_driver_one_step_late_publishes_the_current_epoch_not_the_missed_one() {
+    // Woken exactly one step after the missed activation (100 ms), the
+    // epoch in force is 2 (activates at 200 ms): epoch 1 is already stale.
+    let (e, _) = engine();
+    let mut sched = Scheduler::new(e, ScheduleConfig::default());
+    assert_eq!(sched.tick(0).expect("tick").expect("epoch 0").epoch, 0);
+    let p = sched
+        .tick(200_000_000)
+        .expect("tick")
+        .expect("publishes at once");
+    assert_eq!((p.epoch, p.activate_at_ns), (2, 200_000_000));
+    let next = sched.tick(300_000_000).expect("tick").expect("next epoch");
+    assert_eq!((next.epoch, next.activate_at_ns), (3, 300_000_000));
+}

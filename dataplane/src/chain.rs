@@ -2,6 +2,8 @@
 //! satellites -> gateway egress, each node's transmitted frames fed to the
 //! next. The embedded default chain is meshplane's main job.
 
+#![warn(missing_docs)]
+
 use crate::config::{ConfigError, NodeConfig};
 use crate::io::pcap::CapturedPacket;
 use crate::packet::vlan;
@@ -76,7 +78,17 @@ pub fn run_chain(
         };
         let (report, mut per_port) = replay_to_memory(&hop.node, current.clone(), &opts)
             .map_err(|e| format!("node {}: {e}", hop.node.name))?;
-        let out = std::mem::take(&mut per_port[hop.tx_port]);
+        let out = per_port
+            .get_mut(hop.tx_port)
+            .map(std::mem::take)
+            .ok_or_else(|| {
+                format!(
+                    "node {}: tx port {} does not exist (node has {} ports)",
+                    hop.node.name,
+                    hop.tx_port,
+                    per_port.len()
+                )
+            })?;
         current = out.clone().into();
         outputs.push(out);
         reports.push(report);
@@ -103,12 +115,18 @@ pub fn inner_ip(frame: &[u8]) -> Option<&[u8]> {
 }
 
 /// Compares the inner IP packets of the chain's output with its input
-/// replayed `loops` times, in order: returns (matching, mismatching or missing).
+/// replayed `loops` times, in order: returns (matching, mismatching,
+/// missing or extra).
 pub fn verify_inner(input: &[CapturedPacket], loops: u64, output: &[CapturedPacket]) -> (u64, u64) {
-    let expected = input.len() as u64 * loops;
+    let expected = (input.len() as u64).saturating_mul(loops);
     let mut ok = 0;
     let mut bad = 0;
     for (i, o) in output.iter().enumerate() {
+        if i as u64 >= expected {
+            // More out than went in: a duplicate is a failure too.
+            bad += 1;
+            continue;
+        }
         let Some(p) = input.get(i % input.len().max(1)) else {
             bad += 1;
             continue;
@@ -120,4 +138,29 @@ pub fn verify_inner(input: &[CapturedPacket], loops: u64, output: &[CapturedPack
     }
     bad += expected.saturating_sub(output.len() as u64);
     (ok, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{generate, GenSpec};
+
+    #[test]
+    fn extra_output_counts_as_bad_and_a_missing_tx_port_is_an_error() {
+        let input = generate(&GenSpec {
+            count: 3,
+            ..GenSpec::default()
+        })
+        .expect("gen");
+        assert_eq!(verify_inner(&input, 1, &input), (3, 0));
+        let mut dup = input.clone();
+        dup.push(input[0].clone());
+        assert_eq!(verify_inner(&input, 1, &dup), (3, 1));
+        assert_eq!(verify_inner(&input, 2, &input), (3, 3));
+
+        let mut hops = default_chain().expect("chain");
+        hops[0].tx_port = 99;
+        let e = run_chain(&hops, input, 1).err().expect("no port 99");
+        assert!(e.contains("tx port 99 does not exist"), "{e}");
+    }
 }

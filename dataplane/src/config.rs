@@ -3,6 +3,8 @@
 //!
 //! Errors name the file, the line and what is wrong.
 
+#![warn(missing_docs)]
+
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
@@ -420,7 +422,7 @@ struct RawControl {
     ground_stations: Option<PathBuf>,
     node: Spanned<String>,
     #[serde(default)]
-    start_s: f64,
+    start_s: Option<Spanned<f64>>,
     #[serde(default)]
     time_scale: Option<Spanned<f64>>,
     #[serde(default)]
@@ -428,7 +430,7 @@ struct RawControl {
     #[serde(default)]
     step_ms: Option<Spanned<u64>>,
     #[serde(default)]
-    lead_ms: Option<u64>,
+    lead_ms: Option<Spanned<u64>>,
     #[serde(default)]
     satellites: Option<Vec<u32>>,
     #[serde(default)]
@@ -541,8 +543,12 @@ pub fn parse_mac(s: &str) -> Result<Mac, String> {
     }
     let mut m = [0u8; 6];
     for (o, p) in m.iter_mut().zip(parts) {
+        // from_str_radix alone would take a sign ("+f").
+        let hex = (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit());
         *o = u8::from_str_radix(p, 16)
-            .map_err(|_| format!("{s:?} is not a MAC address (bad byte {p:?})"))?;
+            .ok()
+            .filter(|_| hex)
+            .ok_or_else(|| format!("{s:?} is not a MAC address (bad byte {p:?})"))?;
     }
     Ok(m)
 }
@@ -815,8 +821,12 @@ impl NodeConfig {
                     ),
                 ));
             }
+            let prefix = prefix_ref(&r.prefix)?;
+            if fec.iter().any(|o: &FecConfig| o.prefix == prefix) {
+                return Err(cx.err(r.prefix.span(), format!("duplicate FEC prefix {prefix}")));
+            }
             fec.push(FecConfig {
-                prefix: prefix_ref(&r.prefix)?,
+                prefix,
                 sa: spi,
                 label: label_ref(&r.label)?,
                 port: port_ref(&r.port)?,
@@ -874,8 +884,15 @@ impl NodeConfig {
         let mut deliver = Vec::new();
         for d in &raw.deliver {
             let r = d.get_ref();
+            let prefix = prefix_ref(&r.prefix)?;
+            if deliver.iter().any(|o: &DeliverConfig| o.prefix == prefix) {
+                return Err(cx.err(
+                    r.prefix.span(),
+                    format!("duplicate deliver prefix {prefix}"),
+                ));
+            }
             deliver.push(DeliverConfig {
-                prefix: prefix_ref(&r.prefix)?,
+                prefix,
                 port: port_ref(&r.port)?,
                 next_hop_mac: mac_ref(&r.next_hop_mac)?,
             });
@@ -912,6 +929,10 @@ impl NodeConfig {
     }
 }
 
+/// Largest `step_ms` / `lead_ms` (one day of geometry time): the control
+/// thread works in nanoseconds, and a step longer than a day is no schedule.
+pub const MAX_CONTROL_MS: u64 = 86_400_000;
+
 fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig, ConfigError> {
     let r = c.get_ref();
     let presets = ["starlink-550", "kuiper-630", "telesat-1015"];
@@ -939,21 +960,48 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
     };
     let step_ms = match &r.step_ms {
         Some(s) if *s.get_ref() == 0 => return Err(cx.err(s.span(), "step_ms must be at least 1")),
+        Some(s) if *s.get_ref() > MAX_CONTROL_MS => {
+            return Err(cx.err(
+                s.span(),
+                format!("step_ms must be at most {MAX_CONTROL_MS} (one day)"),
+            ))
+        }
         Some(s) => *s.get_ref(),
         None => 100,
     };
-    if !r.start_s.is_finite() || r.start_s < 0.0 {
-        return Err(cx.err(c.span(), "start_s must be a non-negative number of seconds"));
-    }
+    let lead_ms = match &r.lead_ms {
+        Some(l) if *l.get_ref() == 0 => {
+            return Err(cx.err(
+                l.span(),
+                "lead_ms must be at least 1: satellites install the next tables up to \
+                 lead_ms (at most step_ms / 2) before gateways switch to them",
+            ))
+        }
+        Some(l) if *l.get_ref() > MAX_CONTROL_MS => {
+            return Err(cx.err(
+                l.span(),
+                format!("lead_ms must be at most {MAX_CONTROL_MS} (one day)"),
+            ))
+        }
+        Some(l) => *l.get_ref(),
+        None => 100,
+    };
+    let start_s = match &r.start_s {
+        Some(t) if !(t.get_ref().is_finite() && *t.get_ref() >= 0.0) => {
+            return Err(cx.err(t.span(), "start_s must be a non-negative number of seconds"))
+        }
+        Some(t) => *t.get_ref(),
+        None => 0.0,
+    };
     Ok(ControlConfig {
         constellation: r.constellation.get_ref().clone(),
         ground_stations: r.ground_stations.clone(),
         node,
-        start_s: r.start_s,
+        start_s,
         time_scale,
         anchor_unix_ms: r.anchor_unix_ms,
         step_ms,
-        lead_ms: r.lead_ms.unwrap_or(100),
+        lead_ms,
         satellites: r.satellites.clone(),
         failures_file: r.failures_file.clone(),
     })
@@ -1065,6 +1113,15 @@ next_hop_mac = "02:00:00:00:00:30"
         let e = err_of(&GOOD.replace("sa = 4097", "sa = 4098"));
         assert!(e.msg.contains("no [[sa]]"), "{e}");
 
+        let dup = GOOD.to_string()
+            + "\n[[deliver]]\nprefix = \"10.1.9.9/16\"\nport = \"lan0\"\nnext_hop_mac = \"02:00:00:00:00:31\"\n";
+        let e = err_of(&dup);
+        assert!(
+            e.msg.contains("duplicate deliver prefix 10.1.0.0/16"),
+            "{e}"
+        );
+        assert_eq!(e.line, dup.lines().count() - 2, "{e}");
+
         let e = err_of(&GOOD.replace("action = \"pop\"", "action = \"pop\"\nport = \"up0\""));
         assert!(e.msg.contains("both port and next_hop_mac"), "{e}");
     }
@@ -1107,6 +1164,54 @@ next_hop_mac = "02:00:00:00:00:30"
         let e = err_of(&text.replace("iface = \"veth1\"\n", ""));
         assert!(e.msg.contains("needs the port's interface"), "{e}");
         assert_eq!(e.line, 18, "{e}");
+    }
+
+    #[test]
+    fn control_step_and_lead_beyond_a_day_are_refused_with_their_line() {
+        let with = |extra: &str| {
+            format!(
+                "{GOOD}\n[control]\nconstellation = \"kuiper-630\"\nnode = \"gs:Tokyo\"\n{extra}\n"
+            )
+        };
+        let ok = NodeConfig::parse(&with("step_ms = 86400000\nlead_ms = 50"), "n.toml")
+            .expect("a day is allowed");
+        let c = ok.control.expect("control");
+        assert_eq!((c.step_ms, c.lead_ms), (86_400_000, 50));
+
+        let text = with("lead_ms = 0");
+        let e = err_of(&text);
+        assert!(e.msg.contains("lead_ms must be at least 1"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
+
+        let text = with("start_s = -1.0");
+        let e = err_of(&text);
+        assert!(e.msg.contains("start_s must be a non-negative"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
+
+        let text = with("step_ms = 20000000000000");
+        let e = err_of(&text);
+        assert!(e.msg.contains("step_ms must be at most 86400000"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
+
+        let text = with("lead_ms = 9000000000000000000");
+        let e = err_of(&text);
+        assert!(e.msg.contains("lead_ms must be at most 86400000"), "{e}");
+        assert_eq!(e.line, text.lines().count(), "{e}");
+    }
+
+    #[test]
+    fn mac_bytes_are_one_or_two_hex_digits() {
+        assert_eq!(parse_mac("02:00:00:00:00:0a"), Ok([2, 0, 0, 0, 0, 10]));
+        assert_eq!(parse_mac("2-0-0-0-0-A"), Ok([2, 0, 0, 0, 0, 10]));
+        for bad in [
+            "02:00:00:00:00:+a",
+            "02:00:00:00:00:",
+            "02:00:00:00:00:0a0",
+            "02:00:00:00:00:0g",
+        ] {
+            let e = parse_mac(bad).expect_err(bad);
+            assert!(e.contains("bad byte"), "{e}");
+        }
     }
 
     #[test]

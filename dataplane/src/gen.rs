@@ -1,6 +1,8 @@
 //! Test traffic: UDP flows inside Ethernet, as the LAN behind a gateway
 //! would send them, at the frame sizes throughput tests use.
 
+#![warn(missing_docs)]
+
 use crate::config::{Mac, Prefix};
 use crate::io::pcap::CapturedPacket;
 use crate::packet::{ethernet, ipv4, ipv6, udp};
@@ -103,28 +105,25 @@ impl Default for GenSpec {
 /// Start of generated timestamps: 2026-01-01T00:00:00Z.
 const T0: Duration = Duration::from_secs(1_767_225_600);
 
+/// Host number `n` (wrapping) inside prefix `p`. IPv4 skips the network
+/// and broadcast addresses where the prefix has them (not in a /31, RFC 3021,
+/// nor a /32); IPv6 skips the subnet-router anycast address. Lengths beyond
+/// the family's width count as a host route.
 fn host_in(p: Prefix, n: u32) -> IpAddr {
     match p.addr {
         IpAddr::V4(a) => {
-            let host_bits = 32 - u32::from(p.len);
-            let span: u64 = if host_bits >= 32 {
-                u64::from(u32::MAX)
-            } else {
-                (1u64 << host_bits) - 2
+            let host_bits = 32u32.saturating_sub(u32::from(p.len));
+            let off = match host_bits {
+                0 | 1 => u64::from(n) % (1u64 << host_bits),
+                _ => 1 + u64::from(n) % ((1u64 << host_bits) - 2),
             };
-            let off = if span == 0 {
-                0
-            } else {
-                1 + (u64::from(n) % span) as u32
-            };
-            IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(off)))
+            IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(off as u32)))
         }
         IpAddr::V6(a) => {
-            let host_bits = 128 - u32::from(p.len);
-            let off = if host_bits == 0 {
-                0
-            } else {
-                1 + u128::from(n) % ((1u128 << host_bits.min(127)) - 1)
+            let host_bits = 128u32.saturating_sub(u32::from(p.len));
+            let off = match host_bits {
+                0 => 0,
+                _ => 1 + u128::from(n) % ((1u128 << host_bits.min(127)) - 1),
             };
             IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_add(off)))
         }
@@ -148,8 +147,8 @@ pub fn build_packet(spec: &GenSpec, i: u64) -> Result<Vec<u8>, String> {
         ipv4::MIN_HEADER_LEN
     };
     let min_payload = 16;
-    let len =
-        (spec.size.wire_size(i) - 4).max(ethernet::HEADER_LEN + l3 + udp::HEADER_LEN + min_payload);
+    let len = (spec.size.wire_size(i).saturating_sub(4))
+        .max(ethernet::HEADER_LEN + l3 + udp::HEADER_LEN + min_payload);
     let mut buf = vec![0u8; len];
     let payload_len = len - ethernet::HEADER_LEN - l3 - udp::HEADER_LEN;
     let et = if v6 {
@@ -208,14 +207,111 @@ pub fn build_packet(spec: &GenSpec, i: u64) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
+/// Timestamp of packet `i`: `T0 + i * gap`, or an error if that does not
+/// fit a `Duration`.
+fn timestamp(gap: Duration, i: u64) -> Result<Duration, String> {
+    const NS_PER_S: u128 = 1_000_000_000;
+    let ns = gap
+        .as_nanos()
+        .checked_mul(u128::from(i))
+        .ok_or_else(|| format!("timestamp of packet {i} overflows (gap {gap:?})"))?;
+    u64::try_from(ns / NS_PER_S)
+        .ok()
+        .and_then(|secs| T0.checked_add(Duration::new(secs, (ns % NS_PER_S) as u32)))
+        .ok_or_else(|| format!("timestamp of packet {i} overflows (gap {gap:?})"))
+}
+
 /// Generates the whole capture.
 pub fn generate(spec: &GenSpec) -> Result<Vec<CapturedPacket>, String> {
     (0..spec.count)
         .map(|i| {
             Ok(CapturedPacket {
-                ts: T0 + spec.gap * (i.min(u64::from(u32::MAX)) as u32),
+                ts: timestamp(spec.gap, i)?,
                 data: build_packet(spec, i)?,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix(s: &str) -> Prefix {
+        s.parse().expect("prefix")
+    }
+
+    #[test]
+    fn host_routes_and_point_to_point_prefixes_stay_inside_the_prefix() {
+        for flow in [0, 1, 2, 7, u32::MAX] {
+            assert_eq!(
+                host_in(prefix("10.2.3.4/32"), flow),
+                "10.2.3.4".parse::<IpAddr>().unwrap()
+            );
+            let a = host_in(prefix("10.2.3.4/31"), flow);
+            assert!(
+                a == "10.2.3.4".parse::<IpAddr>().unwrap()
+                    || a == "10.2.3.5".parse::<IpAddr>().unwrap(),
+                "{a}"
+            );
+            assert_eq!(
+                host_in(prefix("2001:db8::1/128"), flow),
+                "2001:db8::1".parse::<IpAddr>().unwrap()
+            );
+        }
+        // A /30 has two hosts: .1 and .2, never the network or broadcast.
+        let hosts: Vec<_> = (0..4).map(|f| host_in(prefix("10.0.0.0/30"), f)).collect();
+        assert_eq!(
+            hosts,
+            ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2"].map(|a| a.parse::<IpAddr>().unwrap())
+        );
+        // A /0 and an out-of-range length built by hand do not panic either.
+        let _ = host_in(prefix("0.0.0.0/0"), u32::MAX);
+        let _ = host_in(
+            Prefix {
+                addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                len: 40,
+            },
+            3,
+        );
+    }
+
+    #[test]
+    fn generates_to_a_single_host_with_valid_packets() {
+        let spec = GenSpec {
+            count: 4,
+            dst: prefix("10.2.3.4/32"),
+            src: prefix("10.1.0.1/32"),
+            ..GenSpec::default()
+        };
+        for p in generate(&spec).expect("generates") {
+            let l2 = ethernet::EthernetFrame::new_checked(&p.data[..]).expect("eth");
+            let ip = ipv4::Ipv4Packet::new_checked(l2.payload()).expect("ipv4");
+            assert_eq!(ip.dst_addr(), Ipv4Addr::new(10, 2, 3, 4));
+            assert_eq!(ip.src_addr(), Ipv4Addr::new(10, 1, 0, 1));
+            assert!(ip.verify_checksum());
+        }
+    }
+
+    #[test]
+    fn tiny_fixed_size_and_huge_gap_are_errors_or_clamped_not_panics() {
+        let spec = GenSpec {
+            count: 2,
+            size: FrameSize::Fixed(0),
+            ..GenSpec::default()
+        };
+        let pkts = generate(&spec).expect("clamped to the minimum frame");
+        assert_eq!(pkts[0].data.len(), 14 + 20 + 8 + 16);
+        let spec = GenSpec {
+            count: 2,
+            gap: Duration::MAX,
+            ..GenSpec::default()
+        };
+        let e = generate(&spec).expect_err("overflowing timestamps");
+        assert!(e.contains("timestamp of packet 1 overflows"), "{e}");
+        assert_eq!(
+            timestamp(Duration::from_micros(1), 5_000_000_000).expect("fits"),
+            T0 + Duration::from_secs(5_000)
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! collect what the node transmits, per port, with the figures a
 //! throughput test reports.
 
+#![warn(missing_docs)]
+
 use crate::config::NodeConfig;
 use crate::drop_reason::DropCounters;
 use crate::frame::Frame;

@@ -158,3 +158,41 @@ fn metrics_endpoint_serves_the_counters_a_scraper_expects() {
     stop.store(true, Ordering::Relaxed);
     node.join().expect("node");
 }
+
+#[test]
+fn endless_or_stalled_requests_do_not_hold_the_metrics_server() {
+    let hops = default_chain().expect("chain");
+    let cfg = &hops[1].node;
+    let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let layout = Layout::new(&[], Mode::RunToCompletion).expect("layout");
+    let hub = Arc::new(StatsHub::new(
+        &cfg.name,
+        Mode::RunToCompletion,
+        names,
+        layout.threads().to_vec(),
+    ));
+    let server =
+        MetricsServer::start("127.0.0.1:0".parse().expect("addr"), false, hub).expect("bind");
+
+    // A request line that does not end: refused once the head limit is
+    // reached, while the client is still connected (and would send more).
+    let mut endless = TcpStream::connect(server.addr()).expect("connect");
+    let junk = vec![b'a'; meshplane::runtime::metrics::MAX_REQUEST_BYTES];
+    endless.write_all(&junk).expect("send");
+    endless
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut resp = Vec::new();
+    let _ = endless.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.0 431"), "{resp:?}");
+
+    // A client that sends half a request and stalls is cut off, and the
+    // next scraper is served.
+    let mut stalled = TcpStream::connect(server.addr()).expect("connect");
+    write!(stalled, "GET /metr").expect("partial request");
+    let (head, body) = get(server.addr(), "/metrics");
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(body.contains("meshplane_rx_packets_total"), "{body}");
+    drop(stalled);
+}

@@ -72,6 +72,23 @@ fn random_key() -> anyhow::Result<[u8; 20]> {
     Ok(k)
 }
 
+/// Writes a file only its owner can read: node files hold the tunnel keys.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    // A file left from an earlier plan keeps its mode: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs `meshplane mesh-plan`.
 pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
     let preset: Preset = a
@@ -137,8 +154,8 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         },
     );
     for n in &r.nodes {
-        std::fs::write(
-            out.join("nodes").join(format!("{}.toml", n.name)),
+        write_private(
+            &out.join("nodes").join(format!("{}.toml", n.name)),
             &n.config,
         )?;
     }
@@ -183,4 +200,54 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
     print!("{summary}");
     println!("wrote {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        plan: MeshPlanArgs,
+    }
+
+    #[test]
+    fn node_files_with_keys_are_readable_by_their_owner_only() {
+        let dir = std::env::temp_dir().join(format!("mp-mesh-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("nodes")).expect("dir");
+        // A world-readable file from an earlier plan is tightened too.
+        let stale = dir.join("nodes").join("gw0.toml");
+        std::fs::write(&stale, "old").expect("stale");
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let out = dir.to_str().expect("utf-8 path");
+        let args = Cli::parse_from([
+            "mesh-plan",
+            "--constellation",
+            "kuiper-630",
+            "--from",
+            "London",
+            "--to",
+            "Paris",
+            "--window",
+            "0",
+            "--out-dir",
+            out,
+        ])
+        .plan;
+        run(&args).expect("plan");
+        let mut seen = 0;
+        for e in std::fs::read_dir(dir.join("nodes")).expect("nodes") {
+            let e = e.expect("entry");
+            let mode = e.metadata().expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", e.path().display());
+            seen += 1;
+        }
+        assert!(seen >= 3, "{seen} node files");
+        assert_ne!(std::fs::read_to_string(&stale).expect("read"), "old");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,4 +1,6 @@
 //! Command-line subcommands of the `meshplane` binary.
 
+#![warn(missing_docs)]
+
 pub mod mesh;
 pub mod routes;

@@ -79,6 +79,9 @@ pub fn run(args: &RoutesArgs) -> anyhow::Result<()> {
     if !args.at.is_finite() {
         bail!("--at must be a number of seconds, got {}", args.at);
     }
+    if args.series {
+        series_steps(args)?;
+    }
     let mut engine = build_engine(args)?;
     if args.all {
         return all_pairs(&mut engine, args);
@@ -280,17 +283,35 @@ struct Sample {
     path: Option<Path>,
 }
 
-fn series(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Result<()> {
+/// Most samples one `--series` computes (a million: a day at 100 ms steps).
+pub const MAX_SERIES_STEPS: u64 = 1_000_000;
+
+/// The number of samples `--series` takes, or why the arguments are refused.
+fn series_steps(args: &RoutesArgs) -> anyhow::Result<u64> {
     if args.step_ms == 0 {
         bail!("--step-ms must be positive");
     }
     if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
         bail!("--duration-s must be a positive number of seconds");
     }
-    let steps = (args.duration_s * 1000.0 / args.step_ms as f64).round() as u64;
+    let steps = (args.duration_s * 1000.0 / args.step_ms as f64)
+        .round()
+        .max(1.0);
+    if steps > MAX_SERIES_STEPS as f64 {
+        bail!(
+            "--duration-s {} at --step-ms {} is {steps} samples; at most {MAX_SERIES_STEPS}",
+            args.duration_s,
+            args.step_ms
+        );
+    }
+    Ok(steps as u64)
+}
+
+fn series(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Result<()> {
+    let steps = series_steps(args)?;
     let mut samples = Vec::with_capacity(steps as usize);
     for i in 0..steps {
-        let t = args.at + (i * args.step_ms) as f64 / 1000.0;
+        let t = args.at + i as f64 * args.step_ms as f64 / 1000.0;
         let topo = e.topology(t, &Failures::new())?;
         let spt = e.tree(&topo, dst);
         samples.push(Sample {
@@ -609,4 +630,40 @@ fn series_svg(e: &Engine, samples: &[Sample], src: u32, dst: u32) -> String {
     );
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        routes: RoutesArgs,
+    }
+
+    fn args(extra: &[&str]) -> RoutesArgs {
+        let mut argv = vec!["routes", "--series", "--from", "London", "--to", "Paris"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).routes
+    }
+
+    #[test]
+    fn series_longer_than_the_limit_is_refused_before_any_work() {
+        let e =
+            run(&args(&["--duration-s", "1e300", "--step-ms", "1"])).expect_err("too many samples");
+        assert!(e.to_string().contains("at most 1000000"), "{e}");
+        let e = run(&args(&[
+            "--step-ms",
+            "18446744073709551615",
+            "--duration-s",
+            "1e30",
+        ]))
+        .expect_err("too many samples");
+        assert!(e.to_string().contains("at most 1000000"), "{e}");
+        let e = run(&args(&["--step-ms", "0"])).expect_err("zero step");
+        assert!(e.to_string().contains("--step-ms must be positive"), "{e}");
+        assert_eq!(series_steps(&args(&[])).expect("defaults"), 2000);
+    }
 }

@@ -30,8 +30,36 @@ pub struct Install {
     pub t_s: f64,
     /// What went in and what was left out.
     pub counts: InstallCounts,
-    /// `"scheduled"`, `"early"` (ahead of activation) or `"failure"`.
-    pub reason: &'static str,
+    /// Why they are published now.
+    pub reason: InstallReason,
+}
+
+/// Why an [`Install`] is published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallReason {
+    /// The next epoch, at its activation time.
+    Scheduled,
+    /// The next epoch, half a step ahead of its activation (satellites).
+    Early,
+    /// The active epoch recomputed after a link or satellite failed.
+    Failure,
+}
+
+impl InstallReason {
+    /// The name used in logs: `scheduled`, `early` or `failure`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InstallReason::Scheduled => "scheduled",
+            InstallReason::Early => "early",
+            InstallReason::Failure => "failure",
+        }
+    }
+}
+
+impl std::fmt::Display for InstallReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One node's control plane.
@@ -120,11 +148,12 @@ impl ControlAgent {
             }
         }
         let engine = Engine::new(constellation, stations)?;
-        let step_ns = c.step_ms.max(1) * 1_000_000;
+        // The config caps both at a day; saturate for configs built in code.
+        let step_ns = c.step_ms.max(1).saturating_mul(1_000_000);
         let mut sched = Scheduler::new(
             engine,
             ScheduleConfig {
-                lead_ns: c.lead_ms * 1_000_000,
+                lead_ns: c.lead_ms.saturating_mul(1_000_000),
                 step_ns,
                 start_s: c.start_s,
             },
@@ -154,7 +183,7 @@ impl ControlAgent {
         self.clock
     }
 
-    fn install(&mut self, p: &Publication, reason: &'static str) -> Result<Install, ControlError> {
+    fn install(&mut self, p: &Publication, reason: InstallReason) -> Result<Install, ControlError> {
         let (cfg, counts) = self.installer.node_config(&self.cfg, &p.tables);
         self.version += 1;
         let tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
@@ -170,7 +199,13 @@ impl ControlAgent {
     /// Applies a failure event at geometry time `now_ns`.
     pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Install>, ControlError> {
         match self.sched.fail(now_ns, ev)? {
-            Some(p) => Ok(Some(self.install(&p, "failure")?)),
+            Some(p) => {
+                // These tables replace whatever was installed ahead of its
+                // activation; the next epoch, recomputed without the failed
+                // element, must be installed again (early or on time).
+                self.early_done = None;
+                Ok(Some(self.install(&p, InstallReason::Failure)?))
+            }
             None => Ok(None),
         }
     }
@@ -187,7 +222,7 @@ impl ControlAgent {
         }
         if let Some(p) = self.sched.tick(now_ns)? {
             if self.early_done != Some((p.epoch, p.activate_at_ns)) {
-                out.push(self.install(&p, "scheduled")?);
+                out.push(self.install(&p, InstallReason::Scheduled)?);
             }
         }
         if self.early {
@@ -197,7 +232,7 @@ impl ControlAgent {
                     && now_ns.saturating_add(self.step_ns / 2) >= p.activate_at_ns
                 {
                     let p = p.clone();
-                    out.push(self.install(&p, "early")?);
+                    out.push(self.install(&p, InstallReason::Early)?);
                     self.early_done = Some(key);
                 }
             }
@@ -232,7 +267,7 @@ impl ControlAgent {
                 Ok(installs) => installs.into_iter().for_each(&mut publish),
                 Err(e) => tracing::error!("control: {e}; keeping the tables in force"),
             }
-            let wake = self.next_wakeup_ns(now).max(now + 1);
+            let wake = self.next_wakeup_ns(now).max(now.saturating_add(1));
             let wait = self
                 .clock
                 .wall_until(wake)
@@ -240,5 +275,56 @@ impl ControlAgent {
                 .max(Duration::from_micros(100));
             std::thread::sleep(wait);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SATELLITE: &str = r#"
+[node]
+name = "sat5"
+role = "satellite"
+
+[[ports]]
+name = "isl6"
+mac = "02:00:00:00:00:01"
+
+[control]
+constellation = "kuiper-630"
+node = "sat:5"
+"#;
+
+    fn epochs(installs: &[Install]) -> Vec<(u64, InstallReason)> {
+        installs.iter().map(|i| (i.epoch, i.reason)).collect()
+    }
+
+    #[test]
+    fn a_failure_after_an_early_install_does_not_skip_the_next_epoch() {
+        let cfg = NodeConfig::parse(SATELLITE, "sat5.toml").expect("config");
+        let mut agent = ControlAgent::new(&cfg).expect("agent");
+        let ms = 1_000_000;
+        assert_eq!(
+            epochs(&agent.poll(0).expect("poll")),
+            [(0, InstallReason::Scheduled)]
+        );
+        // Half a step before activation, the satellite installs epoch 1.
+        assert_eq!(
+            epochs(&agent.poll(60 * ms).expect("poll")),
+            [(1, InstallReason::Early)]
+        );
+        // A failure replaces it with the active epoch's tables, rerouted.
+        let f = agent
+            .fail(70 * ms, FailureEvent::IslDown(5, 6))
+            .expect("fail")
+            .expect("installs at once");
+        assert_eq!((f.epoch, f.reason), (0, InstallReason::Failure));
+        // Epoch 1, recomputed without the link, must come back before or
+        // at its activation.
+        let mut again = epochs(&agent.poll(75 * ms).expect("poll"));
+        again.extend(epochs(&agent.poll(100 * ms).expect("poll")));
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[0].0, 1, "{again:?}");
     }
 }

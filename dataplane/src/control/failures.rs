@@ -31,11 +31,15 @@ pub fn parse_line(line: &str) -> Result<Option<FailureEvent>, String> {
 
 /// Follows a failure file: each call to [`FailureFeed::poll`] returns the
 /// events appended since the last one. A missing file means no events; a
-/// bad line is reported once and skipped.
+/// bad line is reported once and skipped. A file rewritten rather than
+/// appended to (truncated, or replaced by another) is read again from its
+/// first line.
 #[derive(Debug)]
 pub struct FailureFeed {
     path: PathBuf,
     lines_seen: usize,
+    /// The complete lines read so far, to notice a rewrite.
+    consumed: String,
 }
 
 impl FailureFeed {
@@ -44,6 +48,7 @@ impl FailureFeed {
         FailureFeed {
             path: path.to_path_buf(),
             lines_seen: 0,
+            consumed: String::new(),
         }
     }
 
@@ -55,6 +60,15 @@ impl FailureFeed {
         let mut out = Vec::new();
         // Only complete lines: a writer may be half-way through the last one.
         let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        if !complete.starts_with(&self.consumed) {
+            tracing::warn!(
+                file = %self.path.display(),
+                "failure file was rewritten; reading it again from the start"
+            );
+            self.lines_seen = 0;
+        }
+        self.consumed.clear();
+        self.consumed.push_str(complete);
         for (i, line) in complete.lines().enumerate().skip(self.lines_seen) {
             self.lines_seen = i + 1;
             match parse_line(line) {
@@ -106,6 +120,16 @@ mod tests {
         assert_eq!(feed.poll(), vec![FailureEvent::IslDown(1, 2)]);
         writeln!(f, " 9").unwrap();
         assert_eq!(feed.poll(), vec![FailureEvent::SatelliteDown(9)]);
+        assert!(feed.poll().is_empty());
+        // Rewritten with fewer lines: the new lines are events too.
+        std::fs::write(&path, "sat-up 9\n").unwrap();
+        assert_eq!(feed.poll(), vec![FailureEvent::SatelliteUp(9)]);
+        // Replaced by a file as long as what was read: read again.
+        std::fs::write(&path, "sat-up 8\nisl-up 1 2\n").unwrap();
+        assert_eq!(
+            feed.poll(),
+            vec![FailureEvent::SatelliteUp(8), FailureEvent::IslUp(1, 2)]
+        );
         assert!(feed.poll().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -6,12 +6,14 @@
 //! the same ephemeris and clock as every other node) and installs only its
 //! own tables: there is no central process.
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod clock;
 pub mod failures;
 pub mod install;
 
-pub use agent::{ControlAgent, Install};
+pub use agent::{ControlAgent, Install, InstallReason};
 pub use clock::GeometryClock;
 pub use failures::FailureFeed;
 pub use install::{InstallCounts, RouteInstaller};

@@ -2,6 +2,8 @@
 //! type) once into memory, replay it through a node's ports, and write what
 //! the node transmits with nanosecond timestamps.
 
+#![warn(missing_docs)]
+
 use crate::frame::{Batch, HeapFrame};
 use crate::io::Port;
 use crossbeam::queue::ArrayQueue;
@@ -9,7 +11,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{BufReader, BufWriter, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,13 +77,18 @@ pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFil
     };
     let mut f = File::open(path).map_err(io)?;
     let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).map_err(io)?;
-    if n < 4 {
-        return Err(fmt(
-            "file too short to be a capture (no pcap/pcapng header)".into(),
-        ));
+    match f.read_exact(&mut magic) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(fmt(
+                "file too short to be a capture (no pcap/pcapng header)".into(),
+            ))
+        }
+        Err(e) => return Err(io(e)),
     }
-    let f = File::open(path).map_err(io)?;
+    // The same open file from its start: never a different file that
+    // replaced the path in between.
+    f.rewind().map_err(io)?;
     let r = BufReader::with_capacity(1 << 20, f);
     let mut out = Vec::new();
     let mut info = ReadInfo::default();
@@ -311,5 +318,80 @@ impl Port for ReplayPort {
             self.sent.push((now, f));
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le32(v: u32) -> [u8; 4] {
+        v.to_le_bytes()
+    }
+
+    /// A little-endian pcapng file: section header, an Ethernet interface
+    /// with `if_tsresol` = 9 (ns), one 14-byte enhanced packet.
+    fn small_pcapng() -> Vec<u8> {
+        let mut b = Vec::new();
+        // Section header block.
+        for w in [0x0a0d_0d0a, 28, 0x1a2b_3c4d, 1] {
+            b.extend_from_slice(&le32(w));
+        }
+        b.extend_from_slice(&u64::MAX.to_le_bytes());
+        b.extend_from_slice(&le32(28));
+        // Interface description block with one option and end-of-options.
+        for w in [1, 32, 1, 0] {
+            b.extend_from_slice(&le32(w));
+        }
+        b.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(&le32(32));
+        // Enhanced packet block: 14 bytes of data padded to 16.
+        for w in [6, 48, 0, 0, 1_000, 14, 14] {
+            b.extend_from_slice(&le32(w));
+        }
+        b.extend_from_slice(&[0xff; 6]);
+        b.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x00, 0, 0]);
+        b.extend_from_slice(&le32(48));
+        b
+    }
+
+    fn small_pcap(dir: &Path) -> Vec<u8> {
+        let path = dir.join("small.pcap");
+        let mut w = CaptureWriter::create(&path).expect("create");
+        w.write(Duration::from_nanos(1_500), &[0xab; 60])
+            .expect("write");
+        w.finish().expect("finish");
+        std::fs::read(&path).expect("read back")
+    }
+
+    #[test]
+    fn corrupt_and_truncated_captures_are_errors_not_panics() {
+        let dir = std::env::temp_dir().join(format!("mp-pcap-corrupt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("in");
+        let ng = small_pcapng();
+        std::fs::write(&path, &ng).expect("write");
+        let (pkts, info) = read_file(&path).expect("the intact pcapng reads");
+        assert!(info.pcapng);
+        assert_eq!((pkts.len(), pkts[0].data.len()), (1, 14));
+        std::fs::write(&path, &ng[..3]).expect("write");
+        let e = read_file(&path).expect_err("3 bytes");
+        assert!(e.to_string().contains("file too short"), "{e}");
+        let pcap = small_pcap(&dir);
+        for good in [ng, pcap] {
+            for cut in 0..good.len() {
+                std::fs::write(&path, &good[..cut]).expect("write");
+                let _ = read_file(&path);
+            }
+            for i in 0..good.len() {
+                for v in [0x00, 0xff, 0x7f, 0x80, good[i] ^ 0x01, good[i] ^ 0x40] {
+                    let mut bad = good.clone();
+                    bad[i] = v;
+                    std::fs::write(&path, &bad).expect("write");
+                    let _ = read_file(&path);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -2,6 +2,8 @@
 //! use over a time window ([`plan`]), and the node configurations and link
 //! table that bring them up as real meshplane processes ([`render`]).
 
+#![warn(missing_docs)]
+
 pub mod plan;
 pub mod render;
 

@@ -87,16 +87,37 @@ fn add_path(path: &Path, sats: &mut BTreeSet<u32>, n_sats: usize) {
     }
 }
 
+/// Most control steps one plan walks (a day at 100 ms steps).
+pub const MAX_PLAN_STEPS: u64 = 1_000_000;
+
 /// Plans the mesh for `spec` over `stations`.
 pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanError> {
-    if !(spec.window_s.is_finite() && spec.window_s >= 0.0 && spec.at_s >= 0.0) {
+    if !(spec.window_s.is_finite()
+        && spec.window_s >= 0.0
+        && spec.at_s.is_finite()
+        && spec.at_s >= 0.0)
+    {
         return Err(PlanError::Spec(
-            "window and start must be non-negative".into(),
+            "window and start must be non-negative numbers of seconds".into(),
         ));
     }
     if spec.step_ms == 0 {
         return Err(PlanError::Spec("step must be at least 1 ms".into()));
     }
+    if spec.step_ms > crate::config::MAX_CONTROL_MS {
+        return Err(PlanError::Spec(format!(
+            "step must be at most {} ms (what a node's [control] accepts)",
+            crate::config::MAX_CONTROL_MS
+        )));
+    }
+    let steps = (spec.window_s * 1000.0 / spec.step_ms as f64).floor();
+    if steps > MAX_PLAN_STEPS as f64 {
+        return Err(PlanError::Spec(format!(
+            "a {} s window at {} ms steps is {steps} steps; at most {MAX_PLAN_STEPS}",
+            spec.window_s, spec.step_ms
+        )));
+    }
+    let steps = steps as u64;
     let find = |q: &str| {
         stations
             .find(q)
@@ -123,8 +144,7 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
     let mut engine = Engine::new(Constellation::preset(spec.preset), stations)?;
     let none = Failures::new();
     let n_sats = engine.constellation().len();
-    let steps = (spec.window_s * 1000.0 / spec.step_ms as f64).floor() as u64;
-    let time = |k: u64| spec.at_s + (k * spec.step_ms) as f64 / 1000.0;
+    let time = |k: u64| spec.at_s + k as f64 * spec.step_ms as f64 / 1000.0;
 
     let mut sats = BTreeSet::new();
     let mut changes: Vec<(f64, Vec<NodeId>)> = Vec::new();
@@ -181,4 +201,37 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
         links: links.into_iter().collect(),
         path_changes: changes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(at_s: f64, window_s: f64, step_ms: u64) -> MeshSpec {
+        MeshSpec {
+            preset: Preset::Kuiper630,
+            from: "London".into(),
+            to: "Paris".into(),
+            at_s,
+            window_s,
+            step_ms,
+            disjoint_paths: 1,
+        }
+    }
+
+    fn spec_error(s: &MeshSpec) -> String {
+        match plan(s, GroundStations::top100()) {
+            Err(PlanError::Spec(m)) => m,
+            other => panic!("want a spec error, got {:?}", other.map(|p| p.satellites)),
+        }
+    }
+
+    #[test]
+    fn endless_or_infinite_windows_are_refused_before_any_geometry() {
+        assert!(spec_error(&spec(0.0, 1e300, 1)).contains("at most 1000000"));
+        assert!(spec_error(&spec(f64::INFINITY, 60.0, 100)).contains("non-negative numbers"));
+        assert!(spec_error(&spec(f64::NAN, 60.0, 100)).contains("non-negative numbers"));
+        assert!(spec_error(&spec(0.0, 60.0, 0)).contains("at least 1 ms"));
+        assert!(spec_error(&spec(0.0, 60.0, 86_400_001)).contains("at most 86400000 ms"));
+    }
 }

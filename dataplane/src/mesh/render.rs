@@ -138,6 +138,12 @@ fn tunnel_addr(gid: u32) -> Ipv4Addr {
 
 const LAN: u32 = 0xffff;
 
+/// `s` as a TOML basic string, quoted and escaped (paths and option values
+/// may hold quotes or backslashes).
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
 /// Renders every node's configuration, the links and the hosts.
 pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
     let gw_nodes = [plan.gateway_node(0), plan.gateway_node(1)];
@@ -157,11 +163,11 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
         let _ = writeln!(t, "[node]\nname = \"{name}\"");
         let _ = writeln!(
             t,
-            "role = \"{}\"\nidle = \"{}\"\n",
+            "role = \"{}\"\nidle = {}\n",
             if gw.is_some() { "gateway" } else { "satellite" },
-            o.idle
+            toml_str(&o.idle)
         );
-        let _ = writeln!(t, "[io]\nbackend = \"{}\"\n", o.backend);
+        let _ = writeln!(t, "[io]\nbackend = {}\n", toml_str(&o.backend));
         if gw.is_some() {
             let _ = writeln!(
                 t,
@@ -230,10 +236,14 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
         }
         let _ = writeln!(t, "satellites = [{sats}]");
         if let Some(f) = &o.failures_file {
-            let _ = writeln!(t, "failures_file = \"{}\"", f.display());
+            let _ = writeln!(t, "failures_file = {}", toml_str(&f.display().to_string()));
         }
         if let Some(g) = &o.ground_stations {
-            let _ = writeln!(t, "ground_stations = \"{}\"", g.display());
+            let _ = writeln!(
+                t,
+                "ground_stations = {}",
+                toml_str(&g.display().to_string())
+            );
         }
         nodes.push(NodeSpec {
             node: id,
@@ -268,5 +278,52 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
         nodes,
         links,
         hosts: [host(0), host(1)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use meshplane_control::Preset;
+
+    #[test]
+    fn paths_with_quotes_and_backslashes_survive_into_the_node_files() {
+        let n_sats = Preset::Kuiper630.params().planes * Preset::Kuiper630.params().sats_per_plane;
+        let (g0, g1) = (n_sats as NodeId, n_sats as NodeId + 1);
+        let plan = MeshPlan {
+            preset: Preset::Kuiper630,
+            n_sats,
+            gateways: [(0, "A".into()), (1, "B".into())],
+            satellites: vec![5],
+            links: vec![(5, g0), (5, g1)],
+            path_changes: vec![(0.0, vec![g0, 5, g1])],
+        };
+        let weird = PathBuf::from("/tmp/a \"quoted\" dir\\x/failures");
+        let r = render(
+            &plan,
+            &RenderOptions {
+                backend: "memory".into(),
+                idle: "adaptive".into(),
+                start_s: 9.0,
+                time_scale: 1.0,
+                anchor_unix_ms: Some(1),
+                step_ms: 100,
+                failures_file: Some(weird.clone()),
+                ground_stations: Some(PathBuf::from("/tmp/st\"ations.csv")),
+                keys: [[1; 20], [2; 20]],
+            },
+        );
+        assert_eq!(r.nodes.len(), 3);
+        for n in &r.nodes {
+            let cfg = NodeConfig::parse(&n.config, &n.name)
+                .unwrap_or_else(|e| panic!("{e}\n{}", n.config));
+            let c = cfg.control.expect("control");
+            assert_eq!(c.failures_file.as_deref(), Some(weird.as_path()));
+            assert_eq!(
+                c.ground_stations.as_deref(),
+                Some(std::path::Path::new("/tmp/st\"ations.csv"))
+            );
+        }
     }
 }

@@ -33,11 +33,10 @@ pub struct EspHeader {
     pub seq: U32,
 }
 
-/// A view of an ESP packet (from the SPI to the end of the ICV) over a
-/// byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EspPacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of an ESP packet (from the SPI to the end of the ICV) over a
+    /// byte buffer.
+    EspPacket => EspHeader
 }
 
 /// The parts of an ESP packet borrowed at once, as an in-place AEAD needs
@@ -63,26 +62,6 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros
-    /// or empty slices.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&EspHeader> {
-        EspHeader::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     /// Security parameters index.
@@ -133,13 +112,6 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EspPacket<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut EspHeader> {
-        EspHeader::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     /// Sets the security parameters index.
     #[inline]
     pub fn set_spi(&mut self, spi: u32) {

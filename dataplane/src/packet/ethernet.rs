@@ -37,10 +37,9 @@ pub struct EthernetHeader {
     pub ethertype: U16,
 }
 
-/// A view of an Ethernet frame over a byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EthernetFrame<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of an Ethernet frame over a byte buffer.
+    EthernetFrame => EthernetHeader
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
@@ -51,25 +50,6 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&EthernetHeader> {
-        EthernetHeader::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     /// Destination MAC address.
@@ -98,13 +78,6 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut EthernetHeader> {
-        EthernetHeader::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     /// Sets the destination MAC address.
     #[inline]
     pub fn set_dst(&mut self, dst: [u8; 6]) {

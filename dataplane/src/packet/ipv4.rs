@@ -60,10 +60,9 @@ pub struct Ipv4Header {
     pub dst: [u8; 4],
 }
 
-/// A view of an IPv4 packet over a byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ipv4Packet<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of an IPv4 packet over a byte buffer.
+    Ipv4Packet => Ipv4Header
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
@@ -90,26 +89,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros
-    /// or empty slices.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&Ipv4Header> {
-        Ipv4Header::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     /// Version field (4 for a checked view).
@@ -228,13 +207,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut Ipv4Header> {
-        Ipv4Header::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     /// Sets the TTL (the checksum is not updated; see `fill_checksum` and
     /// `decrement_ttl_incremental`).
     #[inline]
@@ -309,11 +281,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         }
     }
 
-    /// Computes the header checksum (options included) and stores it.
+    /// Computes the header checksum (options included) and stores it; does
+    /// nothing if the buffer is shorter than the header length.
     #[inline]
     pub fn fill_checksum(&mut self) {
         let hl = self.header_len();
-        if hl < MIN_HEADER_LEN {
+        if hl < MIN_HEADER_LEN || self.buffer.as_ref().len() < hl {
             return;
         }
         self.set_checksum(0);
@@ -430,6 +403,16 @@ mod tests {
         assert!(p.options().is_empty());
         assert_eq!(p.payload().len(), 40);
         assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn fill_checksum_leaves_a_header_longer_than_its_buffer_alone() {
+        // IHL 15 (60 bytes of header) over a 20-byte buffer.
+        let mut buf = CAPTURED;
+        buf[0] = 0x4f;
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        p.fill_checksum();
+        assert_eq!(p.checksum(), 0xb1e6);
     }
 
     #[test]

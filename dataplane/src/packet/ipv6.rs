@@ -33,10 +33,9 @@ pub struct Ipv6Header {
     pub dst: [u8; 16],
 }
 
-/// A view of an IPv6 packet over a byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ipv6Packet<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of an IPv6 packet over a byte buffer.
+    Ipv6Packet => Ipv6Header
 }
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
@@ -54,26 +53,6 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros
-    /// or empty slices.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&Ipv6Header> {
-        Ipv6Header::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     #[inline]
@@ -138,13 +117,6 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut Ipv6Header> {
-        Ipv6Header::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     #[inline]
     fn update_ver_tc_flow(&mut self, mask: u32, bits: u32) {
         if let Some(h) = self.header_mut() {

@@ -17,6 +17,55 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Declares a header view `$view<T: AsRef<[u8]>>` over a buffer whose
+/// start holds the zerocopy struct `$header`, with what every view shares:
+/// `new_unchecked`, `into_inner`, and the private `header()` /
+/// `header_mut()`, which give the fixed header or `None` when the buffer is
+/// too short (so accessors built on them never panic). Each protocol module
+/// adds its own `new_checked` and accessors.
+macro_rules! header_view {
+    ($(#[$doc:meta])* $view:ident => $header:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $view<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $view<T> {
+            /// Wraps `buf` without checks; accessors on a short buffer
+            /// return zeros or empty slices, and setters do nothing.
+            #[inline]
+            pub fn new_unchecked(buf: T) -> Self {
+                Self { buffer: buf }
+            }
+
+            /// Gives the buffer back.
+            #[inline]
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+
+            /// The fixed header, if the buffer is long enough to hold it.
+            #[inline]
+            fn header(&self) -> Option<&$header> {
+                <$header as zerocopy::FromBytes>::ref_from_prefix(self.buffer.as_ref())
+                    .ok()
+                    .map(|(h, _)| h)
+            }
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            /// The fixed header, writable, if the buffer is long enough.
+            #[inline]
+            fn header_mut(&mut self) -> Option<&mut $header> {
+                <$header as zerocopy::FromBytes>::mut_from_prefix(self.buffer.as_mut())
+                    .ok()
+                    .map(|(h, _)| h)
+            }
+        }
+    };
+}
+
 pub mod checksum;
 pub mod esp;
 pub mod ethernet;

@@ -26,10 +26,9 @@ pub struct UdpHeader {
     pub checksum: U16,
 }
 
-/// A view of a UDP datagram over a byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UdpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of a UDP datagram over a byte buffer.
+    UdpPacket => UdpHeader
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
@@ -47,26 +46,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros
-    /// or empty slices.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&UdpHeader> {
-        UdpHeader::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     /// Source port.
@@ -159,13 +138,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut UdpHeader> {
-        UdpHeader::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     /// Sets the source port (checksum not updated).
     #[inline]
     pub fn set_src_port(&mut self, port: u16) {
@@ -210,6 +182,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 
     #[inline]
     fn fill_with(&mut self, pseudo: u32) {
+        if self.datagram().is_none() {
+            return;
+        }
         self.set_checksum(0);
         let Some(d) = self.datagram() else {
             return;
@@ -266,6 +241,17 @@ pub fn write_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_checksum_leaves_a_datagram_longer_than_its_buffer_alone() {
+        // Length field 100 over a 12-byte buffer, checksum 0x1234.
+        let mut buf = [0, 1, 0, 2, 0, 100, 0x12, 0x34, 9, 9, 9, 9];
+        let mut u = UdpPacket::new_unchecked(&mut buf[..]);
+        u.fill_checksum_v4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST);
+        assert_eq!(u.checksum(), 0x1234);
+        u.fill_checksum_v6(Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST);
+        assert_eq!(u.checksum(), 0x1234);
+    }
     use proptest::prelude::*;
 
     // DNS query 192.168.1.10:53000 -> 192.168.1.1:53 for "example.com" A;

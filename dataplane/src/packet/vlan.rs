@@ -27,10 +27,9 @@ pub struct VlanHeader {
     pub ethertype: U16,
 }
 
-/// A view of one VLAN tag (the 4 bytes after a TPID) over a byte buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VlanTag<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A view of one VLAN tag (the 4 bytes after a TPID) over a byte buffer.
+    VlanTag => VlanHeader
 }
 
 impl<T: AsRef<[u8]>> VlanTag<T> {
@@ -41,25 +40,6 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
             return Err(Error::Truncated);
         }
         Ok(Self { buffer: buf })
-    }
-
-    /// Wraps `buf` without checks; accessors on a short buffer return zeros.
-    #[inline]
-    pub fn new_unchecked(buf: T) -> Self {
-        Self { buffer: buf }
-    }
-
-    /// Gives the buffer back.
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    fn header(&self) -> Option<&VlanHeader> {
-        VlanHeader::ref_from_prefix(self.buffer.as_ref())
-            .ok()
-            .map(|(h, _)| h)
     }
 
     #[inline]
@@ -99,13 +79,6 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
-    #[inline]
-    fn header_mut(&mut self) -> Option<&mut VlanHeader> {
-        VlanHeader::mut_from_prefix(self.buffer.as_mut())
-            .ok()
-            .map(|(h, _)| h)
-    }
-
     #[inline]
     fn update_tci(&mut self, mask: u16, bits: u16) {
         if let Some(h) = self.header_mut() {

@@ -13,7 +13,7 @@ fn publish(store: &TableStore, i: Install) {
         table_epoch = epoch,
         label_epoch = i.epoch,
         t_s = format_args!("{:.3}", i.t_s),
-        why = i.reason,
+        why = i.reason.name(),
         fec = c.fec,
         lfib = c.lfib,
         no_port = c.no_port,

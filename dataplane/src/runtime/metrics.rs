@@ -10,11 +10,11 @@ use super::hub::StatsHub;
 use super::snapshot::{NodeSnapshot, QUANTILES};
 use crate::drop_reason::DropReason;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The metrics server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,18 +107,80 @@ fn serve(listener: TcpListener, hub: &StatsHub, stop: &AtomicBool) {
     }
 }
 
-fn answer(stream: TcpStream, hub: &StatsHub) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    // Skip the headers.
-    let mut line = String::new();
-    while reader.read_line(&mut line)? > 0 && line.trim_end() != "" {
-        line.clear();
+/// Most bytes of request line and headers the server reads.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// How long a client has to send its whole request head.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Why a request head could not be read.
+enum HeadError {
+    /// Longer than `MAX_REQUEST_BYTES`.
+    TooLarge,
+    /// The connection failed or the deadline passed.
+    Io(std::io::Error),
+}
+
+/// Reads the request head (up to the blank line) within
+/// [`REQUEST_DEADLINE`] and [`MAX_REQUEST_BYTES`]; returns its first line.
+/// The single serving thread must not be held by a client that sends
+/// slowly or without end.
+fn read_request_line(stream: &mut TcpStream) -> Result<String, HeadError> {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = head_end(&head) {
+            head.truncate(end);
+            break;
+        }
+        if head.len() >= MAX_REQUEST_BYTES {
+            return Err(HeadError::TooLarge);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Io(std::io::ErrorKind::TimedOut.into()));
+        }
+        stream.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
+        let want = chunk.len().min(MAX_REQUEST_BYTES - head.len());
+        match stream.read(&mut chunk[..want]) {
+            // The client closed its side: take what came.
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(HeadError::Io(e)),
+        }
     }
+    let text = String::from_utf8_lossy(&head);
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+/// Where the head ends (the blank line), if it has.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n");
+    let lf = buf.windows(2).position(|w| w == b"\n\n");
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn answer(mut stream: TcpStream, hub: &StatsHub) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let request = match read_request_line(&mut stream) {
+        Ok(r) => r,
+        Err(HeadError::TooLarge) => {
+            let body = "request head too large\n";
+            write!(
+                stream,
+                "HTTP/1.0 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
+            return stream.flush();
+        }
+        Err(HeadError::Io(e)) => return Err(e),
+    };
     let mut parts = request.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, ctype, body) = match (method, path) {

@@ -16,6 +16,8 @@
 //!   on a thread of its own and publishes them into the same store.
 //! - [`run`]: starts the threads, supervises, stops, drains, reports.
 
+#![warn(missing_docs)]
+
 mod backend;
 pub mod control_thread;
 mod hub;

@@ -207,6 +207,7 @@ pub fn run<B: Backend>(
             if Instant::now() >= next_tick {
                 hub.set_devices(b.device_counters(), b.buffers());
                 hub.set_table_epoch(store.epoch());
+                store.reclaim();
                 on_tick(hub);
                 next_tick += opts.tick_every.max(TICK);
             }

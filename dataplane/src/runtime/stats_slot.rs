@@ -7,7 +7,7 @@
 
 use crate::worker::WorkerStats;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 /// How often a worker publishes its counters.
@@ -102,7 +102,14 @@ impl<'a> SlotWriter<'a> {
         if now < self.next_ns {
             return;
         }
-        if let Ok(mut g) = self.slot.published.try_lock() {
+        // A reader that panicked while holding the slot leaves it poisoned:
+        // the counters in it are still whole copies, so keep publishing.
+        let guard = match self.slot.published.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut g) = guard {
             g.stats.copy_from(stats);
             g.epoch = epoch;
             g.polls = self.polls;
@@ -122,5 +129,30 @@ impl<'a> SlotWriter<'a> {
         g.epoch = epoch;
         g.polls = self.polls;
         g.empty_polls = self.empty_polls;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_that_panicked_holding_the_slot_does_not_stop_publishing() {
+        let slot = StatsSlot::new(1);
+        std::thread::scope(|s| {
+            let r = s.spawn(|| {
+                let _g = slot.published.lock().expect("first lock");
+                panic!("reader fails while holding the slot");
+            });
+            assert!(r.join().is_err());
+        });
+        assert!(slot.published.is_poisoned());
+        let mut w = SlotWriter::new(&slot);
+        let mut stats = WorkerStats::new(1);
+        stats.ports[0].rx_packets = 7;
+        w.poll_done(1, 10);
+        w.maybe_publish(&stats, 3, 10);
+        let p = slot.read();
+        assert_eq!((p.stats.ports[0].rx_packets, p.epoch, p.polls), (7, 3, 1));
     }
 }

@@ -13,14 +13,17 @@ use std::sync::{Arc, Mutex};
 /// Readers call [`TableStore::load`] once per burst: an `arc-swap` load is
 /// a few atomic operations on thread-local debt slots, no lock, no
 /// system call. A publisher builds a complete `Tables` off the hot path
-/// and swaps it in; the old snapshot is freed when the last burst still
-/// using it finishes.
+/// and swaps it in. The old snapshot is kept here until no burst (and no
+/// batch in a pipeline queue) uses it, and freed by a publisher or
+/// [`TableStore::reclaim`]: a worker never frees a table, so never pays
+/// for deallocating an LPM in the middle of a burst.
 pub struct TableStore {
     current: ArcSwap<Tables>,
     /// Next epoch to hand out; epochs only grow.
     next_epoch: AtomicU64,
-    /// Serialises publishers so epochs are installed in order.
-    publishing: Mutex<()>,
+    /// Serialises publishers so epochs are installed in order; holds the
+    /// replaced snapshots until only this store refers to them.
+    retired: Mutex<Vec<Arc<Tables>>>,
 }
 
 impl std::fmt::Debug for TableStore {
@@ -38,7 +41,7 @@ impl TableStore {
         TableStore {
             current: ArcSwap::from_pointee(tables),
             next_epoch: AtomicU64::new(next),
-            publishing: Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -67,11 +70,26 @@ impl TableStore {
     pub fn publish(&self, mut tables: Tables) -> u64 {
         // A poisoned lock only means another publisher panicked; the
         // store itself is always consistent.
-        let _g = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
         tables.epoch = epoch;
-        self.current.store(Arc::new(tables));
+        // `swap` returns once every reader's borrow of the old snapshot is
+        // a counted reference, so its strong count is exact from here on.
+        let old = self.current.swap(Arc::new(tables));
+        retired.push(old);
+        Self::free_unused(&mut retired);
         epoch
+    }
+
+    /// Frees replaced snapshots that no reader holds any more (the
+    /// supervising thread calls this on its tick).
+    pub fn reclaim(&self) {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        Self::free_unused(&mut retired);
+    }
+
+    fn free_unused(retired: &mut Vec<Arc<Tables>>) {
+        retired.retain(|t| Arc::strong_count(t) > 1);
     }
 
     /// The epoch the next `publish` will install (for building tables whose
@@ -105,5 +123,25 @@ mod tests {
         assert_eq!(store.load().epoch, 9);
         // A reader holding the old snapshot keeps it intact.
         assert_eq!(held.epoch, 7);
+    }
+
+    #[test]
+    fn the_last_reference_to_a_replaced_snapshot_is_the_stores() {
+        let store = TableStore::new(tables());
+        let held = store.load_full();
+        store.publish(tables());
+        store.publish(tables());
+        // The store still holds epoch 7 for the reader; epoch 8 nobody
+        // held, so the second publish freed it.
+        assert_eq!(Arc::strong_count(&held), 2);
+        assert_eq!(store.retired.lock().expect("lock").len(), 1);
+        // The reader lets go: dropping its Arc frees nothing ...
+        let weak = Arc::downgrade(&held);
+        drop(held);
+        assert!(weak.upgrade().is_some());
+        // ... the store frees it.
+        store.reclaim();
+        assert!(weak.upgrade().is_none());
+        assert!(store.retired.lock().expect("lock").is_empty());
     }
 }
