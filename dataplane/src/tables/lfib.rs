@@ -1,6 +1,8 @@
 //! The label forwarding table: a two-level array indexed by the 20-bit
 //! label, so a lookup is two loads and memory grows only with the label
-//! blocks actually used.
+//! blocks actually used. Both levels are fixed-size arrays indexed by bits
+//! of the label, so a lookup needs no bounds check beyond the label's own
+//! range.
 
 use crate::config::Mac;
 use crate::frame::PortId;
@@ -33,10 +35,16 @@ const PAGE_BITS: u32 = 10;
 const PAGE: usize = 1 << PAGE_BITS;
 const PAGES: usize = 1 << (20 - PAGE_BITS);
 
+/// One page of labels sharing their upper bits.
+type Page = [Option<LfibEntry>; PAGE];
+
+/// Largest label (20 bits, RFC 3032).
+const LABEL_MAX: u32 = (1 << 20) - 1;
+
 /// Label -> entry.
 #[derive(Clone)]
 pub struct Lfib {
-    pages: Vec<Option<Box<[Option<LfibEntry>]>>>,
+    pages: Box<[Option<Box<Page>>; PAGES]>,
     len: usize,
 }
 
@@ -50,7 +58,7 @@ impl Lfib {
     /// An empty LFIB.
     pub fn new() -> Self {
         Lfib {
-            pages: vec![None; PAGES],
+            pages: Box::new([const { None }; PAGES]),
             len: 0,
         }
     }
@@ -67,11 +75,14 @@ impl Lfib {
 
     /// Installs `label` (labels above 20 bits are ignored).
     pub fn insert(&mut self, label: u32, e: LfibEntry) {
+        if label > LABEL_MAX {
+            return;
+        }
         let (p, i) = ((label >> PAGE_BITS) as usize, label as usize & (PAGE - 1));
         let Some(page) = self.pages.get_mut(p) else {
             return;
         };
-        let page = page.get_or_insert_with(|| vec![None; PAGE].into_boxed_slice());
+        let page = page.get_or_insert_with(|| Box::new([None; PAGE]));
         if page[i].replace(e).is_none() {
             self.len += 1;
         }
@@ -80,7 +91,9 @@ impl Lfib {
     /// The entry for `label`.
     #[inline]
     pub fn get(&self, label: u32) -> Option<&LfibEntry> {
-        let page = self.pages.get((label >> PAGE_BITS) as usize)?.as_ref()?;
+        // A label read from a header is below 2^20, so the page index is
+        // below PAGES and the check folds away; larger values find nothing.
+        let page = self.pages.get((label >> PAGE_BITS) as usize)?.as_deref()?;
         page[label as usize & (PAGE - 1)].as_ref()
     }
 }
