@@ -68,6 +68,14 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Mask {
     let (frames, verdicts) = batch.frames_verdicts_mut();
     let mut later: Mask = 0;
     for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
+        // The transit case first: a received untagged frame whose label is
+        // swapped is finished here, with one look at its header.
+        if *v == Verdict::Input {
+            if let Some(port) = mpls::swap_untagged(f, t) {
+                *v = Verdict::Tx(port);
+                continue;
+            }
+        }
         // Only the tag is read unless a stage runs: a frame that entered at
         // a later stage is left as it is. One call site for the switch, so
         // it inlines.

@@ -3,7 +3,7 @@
 //! with TTL decrement and the Ethernet rewrite to the next hop.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Frame, Verdict};
+use crate::frame::{Frame, PortId, Verdict};
 use crate::packet::ethernet::{self, ethertype};
 use crate::packet::mpls::{MplsEntry, ENTRY_LEN};
 use crate::packet::vlan;
@@ -95,29 +95,39 @@ fn rewrite_l2<F: Frame>(
     ethernet::write_header(f.data_mut(), dst, src, et).map_err(|_| DropReason::Malformed)
 }
 
+/// The transit fast path: an untagged labelled frame (starting at its
+/// Ethernet header) whose top label is swapped, with TTL to spare, gets
+/// both headers rewritten where they lie (the ethertype stays) and its
+/// output port returned. Anything else (VLAN tags, a pop, no route, TTL
+/// expiry, a short frame) is left untouched and returns None: the general
+/// path gives it its verdict.
+#[inline(always)]
+pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables) -> Option<PortId> {
+    let h = f.data_mut().first_chunk_mut::<HEAD>()?;
+    if h[12..14] != ethertype::MPLS.to_be_bytes() {
+        return None;
+    }
+    let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
+    let e = t.lfib.get(top.label())?;
+    let LfibOp::Swap(out) = e.op else {
+        return None;
+    };
+    if top.ttl() <= 1 {
+        return None;
+    }
+    let new = top.with_label(out).with_ttl(top.ttl() - 1);
+    h[..6].copy_from_slice(&e.dst_mac);
+    h[6..12].copy_from_slice(&e.src_mac);
+    h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
+    Some(e.port)
+}
+
 #[inline(always)]
 fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
-    let d = f.data_mut();
-    // The transit case, an untagged frame whose label is swapped: one
-    // bounds check, both headers rewritten where they lie (the ethertype
-    // stays). Other operations go on with the entry already found.
-    if let Some(h) = d.get_mut(..HEAD) {
-        if h[12..14] == ethertype::MPLS.to_be_bytes() {
-            let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
-            let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
-            if let LfibOp::Swap(out) = e.op {
-                if top.ttl() <= 1 {
-                    return Err(DropReason::TtlExpired);
-                }
-                let new = top.with_label(out).with_ttl(top.ttl() - 1);
-                h[..6].copy_from_slice(&e.dst_mac);
-                h[6..12].copy_from_slice(&e.src_mac);
-                h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
-                return Ok(Verdict::Tx(e.port));
-            }
-            return apply(f, ethernet::HEADER_LEN, top, e);
-        }
+    if let Some(port) = swap_untagged(f, t) {
+        return Ok(Verdict::Tx(port));
     }
+    let d = f.data();
     let l2 = l2_len(d)?;
     let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
     let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
