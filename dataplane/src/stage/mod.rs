@@ -9,8 +9,9 @@
 //! `Verdict::Drop(reason)`. Each stage module exports its per-frame step;
 //! `process` owns the order.
 //!
-//! The first pass dispatches and label-switches in one walk (a transit
-//! frame is finished there, its header still in L1). It leaves a
+//! The first pass finishes transit frames (an untagged label swap) in one
+//! tight walk; the frames it leaves are dispatched and label-switched in
+//! a second walk over their bits only. That leaves a
 //! bitmask of the frames that still need a later stage; each later stage
 //! visits only those bits, so a stage with nothing to do costs one test and
 //! no stage compares verdicts it cannot act on.
@@ -61,21 +62,38 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     }
 }
 
-/// Dispatch and label switching in one walk, then classify; returns the
-/// frames that still need a later stage.
+/// Dispatch and label switching, then classify; returns the frames that
+/// still need a later stage.
+///
+/// A first tight walk finishes the transit case (a received untagged
+/// frame whose label is swapped) with one look at each header; the frames
+/// it leaves go through the general dispatch and label switch, visited by
+/// bit, so a batch of transit frames never runs that code.
 #[inline]
 fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Mask {
     let (frames, verdicts) = batch.frames_verdicts_mut();
-    let mut later: Mask = 0;
+    let mut rest: Mask = 0;
     for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-        // The transit case first: a received untagged frame whose label is
-        // swapped is finished here, with one look at its header.
-        if *v == Verdict::Input {
-            if let Some(port) = mpls::swap_untagged(f, t) {
-                *v = Verdict::Tx(port);
-                continue;
-            }
+        let swapped = match *v {
+            Verdict::Input => mpls::swap_untagged(f, t),
+            _ => None,
+        };
+        match swapped {
+            Some(port) => *v = Verdict::Tx(port),
+            None => rest |= 1 << i,
         }
+    }
+    if rest == 0 {
+        return 0;
+    }
+    let mut later: Mask = 0;
+    let mut m = rest;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
+            break;
+        };
         // Only the tag is read unless a stage runs: a frame that entered at
         // a later stage is left as it is. One call site for the switch, so
         // it inlines.
