@@ -173,8 +173,12 @@ impl<P: Port> Worker<P> {
             let c = &mut self.stats.ports[rx_port];
             c.rx_packets += n as u64;
             c.rx_bytes += bytes;
-            stage::process(&mut self.rx, tables);
-            self.send_batch(rx_ns);
+            match stage::process_one_port(&mut self.rx, tables).map(usize::from) {
+                // Transit swaps keep every frame's length: the bytes sent
+                // are the bytes received.
+                Some(port) if port < self.ports.len() => self.send_whole(port, bytes, rx_ns),
+                _ => self.send_batch(rx_ns),
+            }
         }
         total
     }

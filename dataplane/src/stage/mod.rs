@@ -22,7 +22,7 @@ pub mod dispatch;
 pub mod esp;
 pub mod mpls;
 
-use crate::frame::{Batch, Frame, Verdict, BURST};
+use crate::frame::{Batch, Frame, PortId, Verdict, BURST};
 use crate::tables::Tables;
 
 /// One bit per batch slot.
@@ -34,10 +34,22 @@ const _: () = assert!(BURST <= Mask::BITS as usize);
 /// at any stage (their verdict says which).
 #[inline]
 pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    let later = front(batch, t);
+    process_one_port(batch, t);
+}
+
+/// As [`process`], and when the first walk finished every frame as a
+/// transit swap out of one port (the common case at a satellite), returns
+/// that port: the caller can send the batch whole without reading its
+/// verdicts again. Such a swap rewrites headers in place, so each frame
+/// keeps the length it was received with. None says nothing about the
+/// batch (its verdicts tell).
+#[inline]
+pub fn process_one_port<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Option<PortId> {
+    let (later, one) = front(batch, t);
     if later != 0 {
         crypto(batch, t, later);
     }
+    one
 }
 
 /// The stages before the AEAD: dispatch, LFIB, classify. Frames leave with
@@ -68,23 +80,31 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 /// A first tight walk finishes the transit case (a received untagged
 /// frame whose label is swapped) with one look at each header; the frames
 /// it leaves go through the general dispatch and label switch, visited by
-/// bit, so a batch of transit frames never runs that code.
+/// bit, so a batch of transit frames never runs that code. When that walk
+/// finished every frame out of one port, that port comes back too.
 #[inline]
-fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Mask {
+fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
     let mut rest: Mask = 0;
+    // All ports equal <=> their OR equals their AND.
+    let (mut any_bits, mut all_bits): (PortId, PortId) = (0, PortId::MAX);
     for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
         let swapped = match *v {
             Verdict::Input => mpls::swap_untagged(f, t),
             _ => None,
         };
         match swapped {
-            Some(port) => *v = Verdict::Tx(port),
+            Some(port) => {
+                *v = Verdict::Tx(port);
+                any_bits |= port;
+                all_bits &= port;
+            }
             None => rest |= 1 << i,
         }
     }
     if rest == 0 {
-        return 0;
+        let one = (!frames.is_empty() && any_bits == all_bits).then_some(any_bits);
+        return (0, one);
     }
     let mut later: Mask = 0;
     let mut m = rest;
@@ -115,13 +135,13 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Mask {
         later |= Mask::from(!v.is_final()) << i;
     }
     if later == 0 {
-        return 0;
+        return (0, None);
     }
     // Ingress: classify (encrypt and push follow in `crypto`).
     visit(frames, verdicts, &mut later, |f, v| {
         (v == Verdict::Classify).then(|| classify::classify(f, t))
     });
-    later
+    (later, None)
 }
 
 /// Encrypt -> push (ingress) and decrypt -> deliver (egress) over the

@@ -297,6 +297,41 @@ next_hop_mac = "02:00:00:00:00:0c"
         assert_eq!(&out[1].0[14..18], &entry(300, true, 9));
     }
 
+    /// The one-port summary is given only when every frame was swapped out
+    /// of the same port, which leaves every length as it was; any other
+    /// batch gets none.
+    #[test]
+    fn one_port_summary_only_for_a_batch_of_swaps_to_one_port() {
+        let node = NodeConfig::parse(NODE, "t.toml").expect("config");
+        let t = Tables::from_config(&node, 1).expect("tables");
+        let summary = |frames: &[Vec<u8>]| {
+            let mut b: Batch<HeapFrame> = Batch::new();
+            for f in frames {
+                b.push(HeapFrame::from_bytes(f)).expect("room");
+            }
+            crate::stage::process_one_port(&mut b, &t)
+        };
+        let swap = frame(&[], &[entry(100, true, 10)]);
+        let mut b: Batch<HeapFrame> = Batch::new();
+        for _ in 0..3 {
+            b.push(HeapFrame::from_bytes(&swap)).expect("room");
+        }
+        assert_eq!(crate::stage::process_one_port(&mut b, &t), Some(1));
+        for f in b.frames() {
+            assert_eq!(crate::frame::Frame::len(f), swap.len());
+        }
+        // A pop to port 0 beside a swap to port 1, an expired TTL, no frame.
+        assert_eq!(
+            summary(&[swap.clone(), frame(&[], &[entry(101, true, 10)])]),
+            None
+        );
+        assert_eq!(
+            summary(&[swap.clone(), frame(&[], &[entry(100, true, 1)])]),
+            None
+        );
+        assert_eq!(summary(&[]), None);
+    }
+
     #[test]
     fn bad_label_frames_are_counted_drops() {
         let out = run(&[
