@@ -116,8 +116,7 @@ pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables) -> Option<PortId> {
         return None;
     }
     let new = top.with_label(out).with_ttl(top.ttl() - 1);
-    h[..6].copy_from_slice(&e.dst_mac);
-    h[6..12].copy_from_slice(&e.src_mac);
+    h[..12].copy_from_slice(&e.macs);
     h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
     Some(e.port)
 }
@@ -154,7 +153,7 @@ fn apply<F: Frame>(
             if !f.adj(l2 - ethernet::HEADER_LEN) {
                 return Err(DropReason::Malformed);
             }
-            write_head(f.data_mut(), e.dst_mac, e.src_mac, new)?;
+            write_head(f.data_mut(), e.dst_mac(), e.src_mac(), new)?;
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::Pop => {
@@ -177,7 +176,7 @@ fn apply<F: Frame>(
                     .map_err(|_| DropReason::Malformed)?;
                 ethertype::MPLS
             };
-            rewrite_l2(f, l2, ENTRY_LEN, e.dst_mac, e.src_mac, et)?;
+            rewrite_l2(f, l2, ENTRY_LEN, e.dst_mac(), e.src_mac(), et)?;
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::PopLocal => {

@@ -25,10 +25,35 @@ pub struct LfibEntry {
     pub op: LfibOp,
     /// Port to forward on (unused for `PopLocal`).
     pub port: PortId,
-    /// Next hop's MAC.
-    pub dst_mac: Mac,
+    /// The next hop's MAC then the port's: the first 12 bytes of the
+    /// Ethernet header the frame leaves with, written in one copy.
+    pub macs: [u8; 12],
+}
+
+impl LfibEntry {
+    /// An entry forwarding to `dst_mac` out of `port`, whose MAC is `src_mac`.
+    pub fn new(op: LfibOp, port: PortId, dst_mac: Mac, src_mac: Mac) -> Self {
+        let mut macs = [0; 12];
+        macs[..6].copy_from_slice(&dst_mac);
+        macs[6..].copy_from_slice(&src_mac);
+        LfibEntry { op, port, macs }
+    }
+
+    /// The next hop's MAC.
+    #[inline]
+    pub fn dst_mac(&self) -> Mac {
+        let mut m = [0; 6];
+        m.copy_from_slice(&self.macs[..6]);
+        m
+    }
+
     /// The port's MAC.
-    pub src_mac: Mac,
+    #[inline]
+    pub fn src_mac(&self) -> Mac {
+        let mut m = [0; 6];
+        m.copy_from_slice(&self.macs[6..]);
+        m
+    }
 }
 
 const PAGE_BITS: u32 = 10;
@@ -104,12 +129,8 @@ mod tests {
     #[test]
     fn insert_and_get() {
         let mut l = Lfib::new();
-        let e = LfibEntry {
-            op: LfibOp::Swap(2000),
-            port: 1,
-            dst_mac: [1; 6],
-            src_mac: [2; 6],
-        };
+        let e = LfibEntry::new(LfibOp::Swap(2000), 1, [1; 6], [2; 6]);
+        assert_eq!((e.dst_mac(), e.src_mac()), ([1; 6], [2; 6]));
         l.insert(1002, e);
         l.insert(0xFFFFF, e);
         l.insert(0x100000, e);
