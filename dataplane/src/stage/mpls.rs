@@ -121,11 +121,10 @@ pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables) -> Option<PortId> {
     Some(e.port)
 }
 
+/// The general path: any L2 header, any operation. A received frame gets
+/// here only when [`swap_untagged`] (run first by `stage::process`) left it.
 #[inline(always)]
 fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
-    if let Some(port) = swap_untagged(f, t) {
-        return Ok(Verdict::Tx(port));
-    }
     let d = f.data();
     let l2 = l2_len(d)?;
     let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
