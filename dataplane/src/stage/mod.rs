@@ -11,7 +11,7 @@
 //!
 //! The first pass finishes transit frames (an untagged label swap) in one
 //! tight walk; the frames it leaves are dispatched and label-switched in
-//! a second walk over their bits only. That leaves a
+//! a second walk, run only when there are any. That leaves a
 //! bitmask of the frames that still need a later stage; each later stage
 //! visits only those bits, so a stage with nothing to do costs one test and
 //! no stage compares verdicts it cannot act on.
@@ -79,16 +79,17 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 ///
 /// A first tight walk finishes the transit case (a received untagged
 /// frame whose label is swapped) with one look at each header; the frames
-/// it leaves go through the general dispatch and label switch, visited by
-/// bit, so a batch of transit frames never runs that code. When that walk
+/// it leaves go through the general dispatch and label switch in a second
+/// walk, which a batch of transit frames never runs. When that walk
 /// finished every frame out of one port, that port comes back too.
 #[inline]
 fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
-    let mut rest: Mask = 0;
+    // Some frame is left for the general path.
+    let mut rest = false;
     // All ports equal <=> their OR equals their AND.
     let (mut any_bits, mut all_bits): (PortId, PortId) = (0, PortId::MAX);
-    for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
+    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
         let swapped = match *v {
             Verdict::Input => mpls::swap_untagged(f, t),
             _ => None,
@@ -99,24 +100,18 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
                 any_bits |= port;
                 all_bits &= port;
             }
-            None => rest |= 1 << i,
+            None => rest = true,
         }
     }
-    if rest == 0 {
+    if !rest {
         let one = (!frames.is_empty() && any_bits == all_bits).then_some(any_bits);
         return (0, one);
     }
     let mut later: Mask = 0;
-    let mut m = rest;
-    while m != 0 {
-        let i = m.trailing_zeros() as usize;
-        m &= m - 1;
-        let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
-            break;
-        };
+    for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
         // Only the tag is read unless a stage runs: a frame that entered at
-        // a later stage is left as it is. One call site for the switch, so
-        // it inlines.
+        // a later stage, or that the first walk finished (`Tx`), is left as
+        // it is. One call site for the switch, so it inlines.
         let label = match *v {
             Verdict::Input => {
                 let next = dispatch::dispatch(f, t);
