@@ -110,11 +110,11 @@ fn rx_counted<P: Port>(
     let Some(p) = ports.get_mut(port) else {
         return 0;
     };
-    let n = p.rx_burst(batch);
+    let (n, bytes) = p.rx_burst_counted(batch);
     if n > 0 {
         let c = &mut stats.ports[port];
         c.rx_packets += n as u64;
-        c.rx_bytes += frame_bytes(batch.frames());
+        c.rx_bytes += bytes;
         // The frames may be processed and sent on another thread: the stamp
         // travels with them.
         batch.stamp_all(now_ns());
@@ -163,7 +163,7 @@ impl<P: Port> Worker<P> {
     pub fn poll(&mut self, tables: &Tables) -> usize {
         let mut total = 0;
         for rx_port in 0..self.ports.len() {
-            let n = self.ports[rx_port].rx_burst(&mut self.rx);
+            let (n, bytes) = self.ports[rx_port].rx_burst_counted(&mut self.rx);
             if n == 0 {
                 continue;
             }
@@ -172,9 +172,13 @@ impl<P: Port> Worker<P> {
             total += n;
             let c = &mut self.stats.ports[rx_port];
             c.rx_packets += n as u64;
-            c.rx_bytes += frame_bytes(self.rx.frames());
-            stage::process(&mut self.rx, tables);
-            self.send_batch(rx_ns);
+            c.rx_bytes += bytes;
+            match stage::process_one_port(&mut self.rx, tables).map(usize::from) {
+                // Transit swaps keep every frame's length: the bytes sent
+                // are the bytes received.
+                Some(port) if port < self.ports.len() => self.send_whole(port, bytes, rx_ns),
+                _ => self.send_batch(rx_ns),
+            }
         }
         total
     }
@@ -216,30 +220,35 @@ impl<P: Port> Worker<P> {
     fn send_batch(&mut self, rx_ns: u64) {
         // The common case, every frame to one port (a transit hop, a gateway
         // direction): the batch goes to the port as it is.
-        if let Some(port) = self.single_tx_port() {
-            self.send_whole(port, rx_ns);
+        if let Some((port, bytes)) = self.single_tx_port() {
+            self.send_whole(port, bytes, rx_ns);
             return;
         }
         self.send_mixed(rx_ns);
     }
 
     /// The port every frame of `rx` is sent on, if there is one such port
-    /// and this worker has it.
+    /// and this worker has it, with the frames' bytes (summed in the same
+    /// walk).
     #[inline]
-    fn single_tx_port(&self) -> Option<usize> {
+    fn single_tx_port(&self) -> Option<(usize, u64)> {
         let v = self.rx.verdicts();
         let Some(&Verdict::Tx(p)) = v.first() else {
             return None;
         };
-        let same = v.iter().fold(true, |all, x| all & (*x == Verdict::Tx(p)));
+        let mut same = true;
+        let mut bytes = 0u64;
+        for (f, x) in self.rx.frames().iter().zip(v) {
+            same &= *x == Verdict::Tx(p);
+            bytes += f.len() as u64;
+        }
         let p = usize::from(p);
-        (same && p < self.ports.len()).then_some(p)
+        (same && p < self.ports.len()).then_some((p, bytes))
     }
 
-    /// Sends all of `rx` on `port`.
+    /// Sends all of `rx` (`bytes` in all) on `port`.
     #[inline]
-    fn send_whole(&mut self, port: usize, rx_ns: u64) {
-        let bytes = frame_bytes(self.rx.frames());
+    fn send_whole(&mut self, port: usize, bytes: u64, rx_ns: u64) {
         let want = self.rx.len();
         let now = now_ns();
         let sent = self.ports[port].tx_burst(&mut self.rx);

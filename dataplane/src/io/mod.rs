@@ -18,6 +18,20 @@ pub trait Port {
     /// `Input`. Returns how many were added.
     fn rx_burst(&mut self, batch: &mut Batch<Self::Frame>) -> usize;
 
+    /// As [`Port::rx_burst`], also returning the bytes received (the new
+    /// frames' lengths summed). A backend that walks the new frames anyway
+    /// sums them there.
+    #[inline]
+    fn rx_burst_counted(&mut self, batch: &mut Batch<Self::Frame>) -> (usize, u64) {
+        let old = batch.len();
+        let n = self.rx_burst(batch);
+        let bytes = batch
+            .frames()
+            .get(old..)
+            .map_or(0, |new| new.iter().map(|f| f.len() as u64).sum());
+        (n, bytes)
+    }
+
     /// Sends frames from the front of `batch`, removing the ones sent; the
     /// unsent remain in `batch` for the caller (to retry or drop and count).
     /// Returns how many were sent.

@@ -9,8 +9,9 @@
 //! `Verdict::Drop(reason)`. Each stage module exports its per-frame step;
 //! `process` owns the order.
 //!
-//! The first pass dispatches and label-switches in one walk (a transit
-//! frame is finished there, its header still in L1). It leaves a
+//! The first pass finishes transit frames (an untagged label swap) in one
+//! tight walk; the frames it leaves are dispatched and label-switched in
+//! a second walk, run only when there are any. That leaves a
 //! bitmask of the frames that still need a later stage; each later stage
 //! visits only those bits, so a stage with nothing to do costs one test and
 //! no stage compares verdicts it cannot act on.
@@ -21,7 +22,7 @@ pub mod dispatch;
 pub mod esp;
 pub mod mpls;
 
-use crate::frame::{Batch, Frame, Verdict, BURST};
+use crate::frame::{Batch, Frame, PortId, Verdict, BURST};
 use crate::tables::Tables;
 
 /// One bit per batch slot.
@@ -33,10 +34,22 @@ const _: () = assert!(BURST <= Mask::BITS as usize);
 /// at any stage (their verdict says which).
 #[inline]
 pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    let later = front(batch, t);
+    process_one_port(batch, t);
+}
+
+/// As [`process`], and when the first walk finished every frame as a
+/// transit swap out of one port (the common case at a satellite), returns
+/// that port: the caller can send the batch whole without reading its
+/// verdicts again. Such a swap rewrites headers in place, so each frame
+/// keeps the length it was received with. None says nothing about the
+/// batch (its verdicts tell).
+#[inline]
+pub fn process_one_port<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Option<PortId> {
+    let (later, one) = front(batch, t);
     if later != 0 {
         crypto(batch, t, later);
     }
+    one
 }
 
 /// The stages before the AEAD: dispatch, LFIB, classify. Frames leave with
@@ -61,16 +74,44 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
     }
 }
 
-/// Dispatch and label switching in one walk, then classify; returns the
-/// frames that still need a later stage.
+/// Dispatch and label switching, then classify; returns the frames that
+/// still need a later stage.
+///
+/// A first tight walk finishes the transit case (a received untagged
+/// frame whose label is swapped) with one look at each header; the frames
+/// it leaves go through the general dispatch and label switch in a second
+/// walk, which a batch of transit frames never runs. When that walk
+/// finished every frame out of one port, that port comes back too.
 #[inline]
-fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Mask {
+fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
+    // Some frame is left for the general path.
+    let mut rest = false;
+    // All ports equal <=> their OR equals their AND.
+    let (mut any_bits, mut all_bits): (PortId, PortId) = (0, PortId::MAX);
+    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
+        let swapped = match *v {
+            Verdict::Input => mpls::swap_untagged(f, t),
+            _ => None,
+        };
+        match swapped {
+            Some(port) => {
+                *v = Verdict::Tx(port);
+                any_bits |= port;
+                all_bits &= port;
+            }
+            None => rest = true,
+        }
+    }
+    if !rest {
+        let one = (!frames.is_empty() && any_bits == all_bits).then_some(any_bits);
+        return (0, one);
+    }
     let mut later: Mask = 0;
     for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
         // Only the tag is read unless a stage runs: a frame that entered at
-        // a later stage is left as it is. One call site for the switch, so
-        // it inlines.
+        // a later stage, or that the first walk finished (`Tx`), is left as
+        // it is. One call site for the switch, so it inlines.
         let label = match *v {
             Verdict::Input => {
                 let next = dispatch::dispatch(f, t);
@@ -89,13 +130,13 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Mask {
         later |= Mask::from(!v.is_final()) << i;
     }
     if later == 0 {
-        return 0;
+        return (0, None);
     }
     // Ingress: classify (encrypt and push follow in `crypto`).
     visit(frames, verdicts, &mut later, |f, v| {
         (v == Verdict::Classify).then(|| classify::classify(f, t))
     });
-    later
+    (later, None)
 }
 
 /// Encrypt -> push (ingress) and decrypt -> deliver (egress) over the

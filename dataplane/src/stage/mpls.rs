@@ -3,7 +3,7 @@
 //! with TTL decrement and the Ethernet rewrite to the next hop.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Frame, Verdict};
+use crate::frame::{Frame, PortId, Verdict};
 use crate::packet::ethernet::{self, ethertype};
 use crate::packet::mpls::{MplsEntry, ENTRY_LEN};
 use crate::packet::vlan;
@@ -95,29 +95,37 @@ fn rewrite_l2<F: Frame>(
     ethernet::write_header(f.data_mut(), dst, src, et).map_err(|_| DropReason::Malformed)
 }
 
+/// The transit fast path: an untagged labelled frame (starting at its
+/// Ethernet header) whose top label is swapped, with TTL to spare, gets
+/// both headers rewritten where they lie (the ethertype stays) and its
+/// output port returned. Anything else (VLAN tags, a pop, no route, TTL
+/// expiry, a short frame) is left untouched and returns None: the general
+/// path gives it its verdict.
+#[inline(always)]
+pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables) -> Option<PortId> {
+    let h = f.data_mut().first_chunk_mut::<HEAD>()?;
+    if h[12..14] != ethertype::MPLS.to_be_bytes() {
+        return None;
+    }
+    let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
+    let e = t.lfib.get(top.label())?;
+    let LfibOp::Swap(out) = e.op else {
+        return None;
+    };
+    if top.ttl() <= 1 {
+        return None;
+    }
+    let new = top.with_label(out).with_ttl(top.ttl() - 1);
+    h[..12].copy_from_slice(&e.macs);
+    h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
+    Some(e.port)
+}
+
+/// The general path: any L2 header, any operation. A received frame gets
+/// here only when [`swap_untagged`] (run first by `stage::process`) left it.
 #[inline(always)]
 fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
-    let d = f.data_mut();
-    // The transit case, an untagged frame whose label is swapped: one
-    // bounds check, both headers rewritten where they lie (the ethertype
-    // stays). Other operations go on with the entry already found.
-    if let Some(h) = d.get_mut(..HEAD) {
-        if h[12..14] == ethertype::MPLS.to_be_bytes() {
-            let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
-            let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
-            if let LfibOp::Swap(out) = e.op {
-                if top.ttl() <= 1 {
-                    return Err(DropReason::TtlExpired);
-                }
-                let new = top.with_label(out).with_ttl(top.ttl() - 1);
-                h[..6].copy_from_slice(&e.dst_mac);
-                h[6..12].copy_from_slice(&e.src_mac);
-                h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
-                return Ok(Verdict::Tx(e.port));
-            }
-            return apply(f, ethernet::HEADER_LEN, top, e);
-        }
-    }
+    let d = f.data();
     let l2 = l2_len(d)?;
     let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
     let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
@@ -144,7 +152,7 @@ fn apply<F: Frame>(
             if !f.adj(l2 - ethernet::HEADER_LEN) {
                 return Err(DropReason::Malformed);
             }
-            write_head(f.data_mut(), e.dst_mac, e.src_mac, new)?;
+            write_head(f.data_mut(), e.dst_mac(), e.src_mac(), new)?;
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::Pop => {
@@ -167,7 +175,7 @@ fn apply<F: Frame>(
                     .map_err(|_| DropReason::Malformed)?;
                 ethertype::MPLS
             };
-            rewrite_l2(f, l2, ENTRY_LEN, e.dst_mac, e.src_mac, et)?;
+            rewrite_l2(f, l2, ENTRY_LEN, e.dst_mac(), e.src_mac(), et)?;
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::PopLocal => {
@@ -285,6 +293,41 @@ next_hop_mac = "02:00:00:00:00:0c"
         assert_eq!(out[1].1, Verdict::Tx(0));
         assert_eq!(&out[1].0[12..14], &[0x88, 0x47]);
         assert_eq!(&out[1].0[14..18], &entry(300, true, 9));
+    }
+
+    /// The one-port summary is given only when every frame was swapped out
+    /// of the same port, which leaves every length as it was; any other
+    /// batch gets none.
+    #[test]
+    fn one_port_summary_only_for_a_batch_of_swaps_to_one_port() {
+        let node = NodeConfig::parse(NODE, "t.toml").expect("config");
+        let t = Tables::from_config(&node, 1).expect("tables");
+        let summary = |frames: &[Vec<u8>]| {
+            let mut b: Batch<HeapFrame> = Batch::new();
+            for f in frames {
+                b.push(HeapFrame::from_bytes(f)).expect("room");
+            }
+            crate::stage::process_one_port(&mut b, &t)
+        };
+        let swap = frame(&[], &[entry(100, true, 10)]);
+        let mut b: Batch<HeapFrame> = Batch::new();
+        for _ in 0..3 {
+            b.push(HeapFrame::from_bytes(&swap)).expect("room");
+        }
+        assert_eq!(crate::stage::process_one_port(&mut b, &t), Some(1));
+        for f in b.frames() {
+            assert_eq!(crate::frame::Frame::len(f), swap.len());
+        }
+        // A pop to port 0 beside a swap to port 1, an expired TTL, no frame.
+        assert_eq!(
+            summary(&[swap.clone(), frame(&[], &[entry(101, true, 10)])]),
+            None
+        );
+        assert_eq!(
+            summary(&[swap.clone(), frame(&[], &[entry(100, true, 1)])]),
+            None
+        );
+        assert_eq!(summary(&[]), None);
     }
 
     #[test]

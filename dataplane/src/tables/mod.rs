@@ -199,15 +199,15 @@ impl Tables {
             };
             lfib.insert(
                 l.label,
-                LfibEntry {
+                LfibEntry::new(
                     op,
-                    port: port_id,
+                    port_id,
                     dst_mac,
-                    src_mac: port_macs
+                    port_macs
                         .get(usize::from(port_id))
                         .copied()
                         .unwrap_or([0; 6]),
-                },
+                ),
             );
         }
 

@@ -66,7 +66,10 @@ macro_rules! stages {
 
 stages! {
     dispatch => |f, v, t| (*v == Verdict::Input).then(|| stage::dispatch::dispatch(f, t)),
-    lfib => |f, v, t| (*v == Verdict::Lfib).then(|| stage::mpls::switch(f, t)),
+    // The transit swap first, then the general switch, as `stage::process`.
+    lfib => |f, v, t| (*v == Verdict::Lfib).then(|| {
+        stage::mpls::swap_untagged(f, t).map_or_else(|| stage::mpls::switch(f, t), Verdict::Tx)
+    }),
     classify => |f, v, t| (*v == Verdict::Classify).then(|| stage::classify::classify(f, t)),
     push => |f, v, t| match *v {
         Verdict::Push(fec) => Some(stage::mpls::push(f, t, fec)),

@@ -485,13 +485,20 @@ impl DpdkPort {
     /// `rx_burst` taking at most `max` frames.
     #[inline]
     pub fn rx_burst_max(&mut self, batch: &mut Batch<Mbuf>, max: usize) -> usize {
+        self.rx_into(batch, max).0
+    }
+
+    /// Receives at most `max` frames into `batch`; returns how many and
+    /// their bytes (the walk over the new mbufs reads their length anyway).
+    #[inline(always)]
+    fn rx_into(&mut self, batch: &mut Batch<Mbuf>, max: usize) -> (usize, u64) {
         let room = batch.room().min(max);
         let v = batch.frames_vec_mut();
         let old = v.len();
         let spare = v.spare_capacity_mut();
         let n = room.min(spare.len()).min(BURST);
         if n == 0 {
-            return 0;
+            return (0, 0);
         }
         // SAFETY: spare has at least n slots; Mbuf is repr(transparent) over
         // a non-null rte_mbuf pointer, the layout the PMD writes; this
@@ -515,9 +522,12 @@ impl DpdkPort {
         // DMA, and the stages read it right after this burst (as DPDK's
         // l3fwd prefetches ahead of processing). No branch per frame.
         let mut chained = false;
+        let mut bytes = 0u64;
         for f in &batch.frames()[old..] {
             chained |= f.segments() != 1;
-            prefetch(f.data().as_ptr());
+            let d = f.data();
+            bytes += d.len() as u64;
+            prefetch(d.as_ptr());
         }
         if old == 0 {
             // The common case: one fill over the new frames' verdicts.
@@ -530,7 +540,7 @@ impl DpdkPort {
         if chained {
             drop_chained(batch, old);
         }
-        got
+        (got, bytes)
     }
 }
 
@@ -563,6 +573,11 @@ impl Port for DpdkPort {
     #[inline]
     fn rx_burst(&mut self, batch: &mut Batch<Mbuf>) -> usize {
         self.rx_burst_max(batch, BURST)
+    }
+
+    #[inline]
+    fn rx_burst_counted(&mut self, batch: &mut Batch<Mbuf>) -> (usize, u64) {
+        self.rx_into(batch, BURST)
     }
 
     #[inline]
