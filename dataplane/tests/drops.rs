@@ -205,3 +205,41 @@ fn right_spi_between_wrong_endpoints_is_unknown_spi() {
     assert_eq!(r.drops().get(DropReason::UnknownSpi), 1, "{}", r.render());
     assert_eq!(out.len(), 1);
 }
+
+#[test]
+fn authentic_packet_with_wrong_padding_is_malformed() {
+    // RFC 4303 §2.4: the receiver checks the default padding 1, 2, 3, ...
+    // A sender with the key that gets it wrong is refused, and counted.
+    let h = hops();
+    // 130 B on the wire: a 112 B inner packet, so 2 bytes of padding.
+    let (_, a) = run(&h[0], traffic(4, FrameSize::Fixed(130)));
+    let (_, mut arriving) = run(&h[1], a);
+    let sa = h[2]
+        .node
+        .sa
+        .iter()
+        .find(|s| s.dir == meshplane::config::SaDir::In)
+        .expect("gw-b decrypts");
+    let gcm = meshplane::sa::Gcm::new(sa.aead, sa.spi, &sa.key).expect("key");
+    let esp = 14 + 4 + 20;
+    let d = &mut arriving[0].data;
+    let spi = u32::from_be_bytes(d[esp..esp + 4].try_into().expect("spi"));
+    let seq = u32::from_be_bytes(d[esp + 4..esp + 8].try_into().expect("seq"));
+    let iv: [u8; 8] = d[esp + 8..esp + 16].try_into().expect("iv");
+    let (aad, n) = meshplane::sa::aad(spi, u64::from(seq), false);
+    let end = d.len() - 16;
+    let icv: [u8; 16] = d[end..].try_into().expect("icv");
+    let (body, tag) = d[esp + 16..].split_at_mut(end - esp - 16);
+    assert!(gcm.open(iv, &aad[..n], body, &icv), "gw-a's packet opens");
+    let pad = usize::from(body[body.len() - 2]);
+    assert_eq!(pad, 2, "the inner packet length was chosen for 2 pad bytes");
+    let last_pad = body.len() - 3;
+    body[last_pad] = 0xee;
+    let new_tag = gcm.seal(iv, &aad[..n], body);
+    tag.copy_from_slice(&new_tag);
+
+    let (r, out) = run(&h[2], arriving);
+    assert_eq!(r.drops().get(DropReason::Malformed), 1, "{}", r.render());
+    assert_eq!(r.drops().total(), 1, "{}", r.render());
+    assert_eq!(out.len(), 3, "the other packets are delivered");
+}

@@ -220,18 +220,14 @@ fn decrypt_one<'t, F: Frame>(
     if !sa.window.accept(seq) {
         return Err(DropReason::Replay);
     }
-    let blen = body.len();
-    let pad = usize::from(body[blen - 2]);
-    let next_header = body[blen - 1];
-    if pad + esp::TRAILER_LEN > blen {
-        return Err(DropReason::Malformed);
-    }
-    match next_header {
+    // RFC 4303 §2.4: the padding must be the default 1, 2, 3, ...
+    let trailer = esp::read_trailer(body).map_err(|_| DropReason::Malformed)?;
+    match trailer.next_header {
         ipv4::protocol::IPV4 | ipv4::protocol::IPV6 => {}
         NEXT_HEADER_NONE => return Err(DropReason::Unsupported),
         _ => return Err(DropReason::Unsupported),
     }
-    let inner_len = blen - pad - esp::TRAILER_LEN;
+    let inner_len = trailer.payload_len;
     if !f.adj(ihl + head) {
         return Err(DropReason::Malformed);
     }
