@@ -198,14 +198,12 @@ impl ControlAgent {
 
     /// Applies a failure event at geometry time `now_ns`.
     pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Install>, ControlError> {
+        // Any event drops the tables computed ahead (they ignored it): the
+        // next epoch, recomputed, must be installed again (early or on
+        // time), even if this recompute fails or there is none (a repair).
+        self.early_done = None;
         match self.sched.fail(now_ns, ev)? {
-            Some(p) => {
-                // These tables replace whatever was installed ahead of its
-                // activation; the next epoch, recomputed without the failed
-                // element, must be installed again (early or on time).
-                self.early_done = None;
-                Ok(Some(self.install(&p, InstallReason::Failure)?))
-            }
+            Some(p) => Ok(Some(self.install(&p, InstallReason::Failure)?)),
             None => Ok(None),
         }
     }
@@ -216,8 +214,15 @@ impl ControlAgent {
         let events = self.feed.as_mut().map(|f| f.poll()).unwrap_or_default();
         for ev in events {
             tracing::info!(?ev, "failure event");
-            if let Some(i) = self.fail(now_ns, ev)? {
-                out.push(i);
+            // The schedule records the event before it recomputes, so a
+            // recompute that fails loses nothing: the next one includes it.
+            // The other events of the batch still apply.
+            match self.fail(now_ns, ev) {
+                Ok(Some(i)) => out.push(i),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(?ev, "rerouting after a failure: {e}; the next step retries")
+                }
             }
         }
         if let Some(p) = self.sched.tick(now_ns)? {
@@ -322,6 +327,28 @@ node = "sat:5"
         assert_eq!((f.epoch, f.reason), (0, InstallReason::Failure));
         // Epoch 1, recomputed without the link, must come back before or
         // at its activation.
+        let mut again = epochs(&agent.poll(75 * ms).expect("poll"));
+        again.extend(epochs(&agent.poll(100 * ms).expect("poll")));
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[0].0, 1, "{again:?}");
+    }
+
+    #[test]
+    fn a_repair_after_an_early_install_still_installs_the_next_epoch() {
+        let cfg = NodeConfig::parse(SATELLITE, "sat5.toml").expect("config");
+        let mut agent = ControlAgent::new(&cfg).expect("agent");
+        let ms = 1_000_000;
+        agent.poll(0).expect("poll");
+        assert_eq!(
+            epochs(&agent.poll(60 * ms).expect("poll")),
+            [(1, InstallReason::Early)]
+        );
+        // A repair publishes nothing at once but drops the precomputed
+        // epoch 1; its recomputation must still be installed.
+        assert!(agent
+            .fail(70 * ms, FailureEvent::IslUp(5, 6))
+            .expect("repair")
+            .is_none());
         let mut again = epochs(&agent.poll(75 * ms).expect("poll"));
         again.extend(epochs(&agent.poll(100 * ms).expect("poll")));
         assert_eq!(again.len(), 1, "{again:?}");
