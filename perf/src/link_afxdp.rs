@@ -106,7 +106,9 @@ impl Link for AfXdpLink {
     }
 }
 
-/// veth pairs made for a run, deleted when dropped.
+/// veth pairs made for a run, deleted when dropped (also when the run
+/// fails).
+#[derive(Default)]
 pub struct Veths(Vec<String>);
 
 impl Drop for Veths {
@@ -129,19 +131,23 @@ fn sh(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn veth_pair(g: &mut Veths, a: &str, b: &str) -> Result<()> {
-    sh(&["ip", "link", "add", a, "type", "veth", "peer", "name", b])
-        .context("creating a veth pair (needs root)")?;
-    g.0.push(a.to_string());
-    for d in [a, b] {
-        let _ = sh(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{d}.disable_ipv6=1"),
-        ]);
-        sh(&["ip", "link", "set", d, "mtu", "2000", "up"])?;
+impl Veths {
+    /// Makes the veth pair `a` <-> `b` (MTU 2000, IPv6 off so the kernel
+    /// sends nothing of its own on it), up, and deleted with `self`.
+    pub fn pair(&mut self, a: &str, b: &str) -> Result<()> {
+        sh(&["ip", "link", "add", a, "type", "veth", "peer", "name", b])
+            .context("creating a veth pair (needs root)")?;
+        self.0.push(a.to_string());
+        for d in [a, b] {
+            let _ = sh(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{d}.disable_ipv6=1"),
+            ]);
+            sh(&["ip", "link", "set", d, "mtu", "2000", "up"])?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Makes two veth pairs and the sockets on all four ends for `prep`'s
@@ -160,9 +166,9 @@ pub fn links(prep: &Prepared, run: u32) -> Result<(Vec<Vec<AfXdpLink>>, Veths)> 
     let id = format!("{}{run}", std::process::id() % 100_000);
     let (dut_in, gen_out) = (format!("mpx{id}di"), format!("mpx{id}go"));
     let (dut_out, gen_in) = (format!("mpx{id}do"), format!("mpx{id}gi"));
-    let mut guard = Veths(vec![]);
-    veth_pair(&mut guard, &dut_in, &gen_out)?;
-    veth_pair(&mut guard, &dut_out, &gen_in)?;
+    let mut guard = Veths::default();
+    guard.pair(&dut_in, &gen_out)?;
+    guard.pair(&dut_out, &gen_in)?;
 
     let mut node: NodeConfig = hop.node.clone();
     for (i, p) in node.ports.iter_mut().enumerate() {

@@ -17,12 +17,11 @@
 //! bound by the kernel's copies (copy mode): this is a functional figure,
 //! not a line-rate one.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use meshplane::config::NodeConfig;
 use meshplane::frame::{Batch, Frame};
@@ -30,6 +29,7 @@ use meshplane::io::afxdp::{AfXdpNode, AfXdpPort};
 use meshplane::io::Port;
 use meshplane::tables::Tables;
 use meshplane::worker::Worker;
+use meshplane_perf::link_afxdp::Veths;
 
 #[derive(Parser)]
 #[command(about = "AF_XDP transit on veth vs the simplest AF_XDP forward loop")]
@@ -77,44 +77,6 @@ out_label = 1003
 port = "gsl-b"
 next_hop_mac = "02:00:00:00:0b:02"
 "#;
-
-/// Veth pairs, deleted on drop (also when the run fails).
-struct Veths(Vec<String>);
-
-impl Drop for Veths {
-    fn drop(&mut self) {
-        for v in &self.0 {
-            let _ = Command::new("ip").args(["link", "del", v]).status();
-        }
-    }
-}
-
-fn sh(args: &[&str]) -> Result<()> {
-    let out = Command::new(args[0]).args(&args[1..]).output()?;
-    if !out.status.success() {
-        bail!(
-            "{}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn veth_pair(g: &mut Veths, a: &str, b: &str) -> Result<()> {
-    sh(&["ip", "link", "add", a, "type", "veth", "peer", "name", b])
-        .context("creating a veth pair (needs root)")?;
-    g.0.push(a.to_string());
-    for d in [a, b] {
-        let _ = sh(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{d}.disable_ipv6=1"),
-        ]);
-        sh(&["ip", "link", "set", d, "up"])?;
-    }
-    Ok(())
-}
 
 fn frame(len: usize) -> Vec<u8> {
     let mut f = vec![0u8; len.max(60)];
@@ -247,9 +209,9 @@ fn main() -> Result<()> {
     let pid = std::process::id() % 100_000;
     let (gen_a, gen_b) = (format!("mpb{pid}ga"), format!("mpb{pid}gb"));
     let (out_a, out_b) = (format!("mpb{pid}oa"), format!("mpb{pid}ob"));
-    let mut guard = Veths(vec![]);
-    veth_pair(&mut guard, &gen_a, &gen_b)?;
-    veth_pair(&mut guard, &out_a, &out_b)?;
+    let mut guard = Veths::default();
+    guard.pair(&gen_a, &gen_b)?;
+    guard.pair(&out_a, &out_b)?;
 
     let sat = NodeConfig::parse(&SAT.replace("{A}", &gen_b).replace("{B}", &out_a), "bench")?;
     let tables = Tables::from_config(&sat, 1)?;
