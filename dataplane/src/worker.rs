@@ -249,30 +249,16 @@ impl<P: Port> Worker<P> {
     /// Sends all of `rx` (`bytes` in all) on `port`.
     #[inline]
     fn send_whole(&mut self, port: usize, bytes: u64, rx_ns: u64) {
-        let want = self.rx.len();
         let now = now_ns();
-        let sent = self.ports[port].tx_burst(&mut self.rx);
-        let c = &mut self.stats.ports[port];
-        c.tx_packets += sent as u64;
-        if sent == want {
-            c.tx_bytes += bytes;
-        } else {
-            c.tx_bytes += bytes - frame_bytes(self.rx.frames());
-            self.drop_unsent();
-        }
-        if sent > 0 {
-            let _ = self
-                .stats
-                .latency
-                .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
-        }
-    }
-
-    /// Counts what is left in `rx` after a TX burst as `TxFull` and frees it.
-    #[cold]
-    fn drop_unsent(&mut self) {
-        self.stats.drops.0[DropReason::TxFull.index()] += self.rx.len() as u64;
-        self.rx.clear();
+        tx_counted(
+            &mut self.ports[port],
+            &mut self.stats,
+            port,
+            &mut self.rx,
+            bytes,
+            now,
+            rx_ns,
+        );
     }
 
     /// Frames for several ports, or drops among them: count the drops, then
@@ -321,25 +307,55 @@ impl<P: Port> Worker<P> {
                 break;
             }
             let bytes = frame_bytes(self.tx.frames());
-            let want = self.tx.len();
-            let sent = self.ports[usize::from(port)].tx_burst(&mut self.tx);
-            let c = &mut self.stats.ports[usize::from(port)];
-            c.tx_packets += sent as u64;
-            if sent == want {
-                c.tx_bytes += bytes;
-            } else {
-                c.tx_bytes += bytes - frame_bytes(self.tx.frames());
-                self.stats.drops.0[DropReason::TxFull.index()] += self.tx.len() as u64;
-                self.tx.clear();
-            }
-            if sent > 0 {
-                let _ = self
-                    .stats
-                    .latency
-                    .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
-            }
+            let p = usize::from(port);
+            tx_counted(
+                &mut self.ports[p],
+                &mut self.stats,
+                p,
+                &mut self.tx,
+                bytes,
+                now,
+                rx_ns,
+            );
         }
     }
+}
+
+/// Sends `batch` (`bytes` in all) on `port` (index `index`) and counts:
+/// packets and bytes sent, what the port refused as `TxFull` (freed, so
+/// `batch` ends empty), and the latency from `rx_ns` to `now`.
+#[inline]
+fn tx_counted<P: Port>(
+    port: &mut P,
+    stats: &mut WorkerStats,
+    index: usize,
+    batch: &mut Batch<P::Frame>,
+    bytes: u64,
+    now: u64,
+    rx_ns: u64,
+) {
+    let want = batch.len();
+    let sent = port.tx_burst(batch);
+    let c = &mut stats.ports[index];
+    c.tx_packets += sent as u64;
+    if sent == want {
+        c.tx_bytes += bytes;
+    } else {
+        c.tx_bytes += bytes - frame_bytes(batch.frames());
+        drop_unsent(stats, batch);
+    }
+    if sent > 0 {
+        let _ = stats
+            .latency
+            .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
+    }
+}
+
+/// Counts what is left in `batch` after a TX burst as `TxFull` and frees it.
+#[cold]
+fn drop_unsent<F: Frame>(stats: &mut WorkerStats, batch: &mut Batch<F>) {
+    stats.drops.0[DropReason::TxFull.index()] += batch.len() as u64;
+    batch.clear();
 }
 
 /// Bytes in `frames` (L2, without FCS).
