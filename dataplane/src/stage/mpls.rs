@@ -97,10 +97,9 @@ fn rewrite_l2<F: Frame>(
 
 /// The transit fast path: an untagged labelled frame (starting at its
 /// Ethernet header) whose top label is swapped, with TTL to spare, gets
-/// both headers rewritten where they lie (the ethertype stays) and its
-/// output port returned. Anything else (VLAN tags, a pop, no route, TTL
-/// expiry, a short frame) is left untouched and returns None: the general
-/// path gives it its verdict.
+/// both headers rewritten where they lie and its output port returned.
+/// Anything else (VLAN tags, a pop, no route, TTL expiry, a short frame) is
+/// left untouched and returns None: the general path gives it its verdict.
 #[inline(always)]
 pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables) -> Option<PortId> {
     let h = f.data_mut().first_chunk_mut::<HEAD>()?;
@@ -108,16 +107,14 @@ pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables) -> Option<PortId> {
         return None;
     }
     let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
-    let e = t.lfib.get(top.label())?;
-    let LfibOp::Swap(out) = e.op else {
-        return None;
-    };
+    let e = t.lfib.get_swap(top.label())?;
     if top.ttl() <= 1 {
         return None;
     }
-    let new = top.with_label(out).with_ttl(top.ttl() - 1);
-    h[..12].copy_from_slice(&e.macs);
-    h[ethernet::HEADER_LEN..].copy_from_slice(&new.to_bytes());
+    // MACs, ethertype and the label's upper half in one copy, then the
+    // whole label entry (its upper half again, equal).
+    h[..16].copy_from_slice(e.swap_head());
+    h[ethernet::HEADER_LEN..].copy_from_slice(&e.swapped_entry(top.0).to_be_bytes());
     Some(e.port)
 }
 

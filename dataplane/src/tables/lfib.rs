@@ -6,6 +6,7 @@
 
 use crate::config::Mac;
 use crate::frame::PortId;
+use std::sync::Arc;
 
 /// What to do with a labelled frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,25 +26,51 @@ pub struct LfibEntry {
     pub op: LfibOp,
     /// Port to forward on (unused for `PopLocal`).
     pub port: PortId,
-    /// The next hop's MAC then the port's: the first 12 bytes of the
-    /// Ethernet header the frame leaves with, written in one copy.
-    pub macs: [u8; 12],
+    /// The first 16 bytes of the header a swapped frame leaves with: the
+    /// next hop's MAC, the port's MAC, the MPLS ethertype and the top 16
+    /// bits of the new label entry (the out label's upper bits), written
+    /// in one copy.
+    head: [u8; 16],
+    /// For a swap, the out label in place in a label entry (`label << 12`);
+    /// [`NOT_SWAP`] for any other operation, and in a vacant slot.
+    swap: u32,
+    /// False only in the filler of a label that has no entry (kept here,
+    /// not beside the entry, so that a slot stays 32 bytes).
+    used: bool,
 }
+
+/// `LfibEntry::swap` of an entry that does not swap: no shifted 20-bit
+/// label has its low 12 bits set.
+const NOT_SWAP: u32 = u32::MAX;
 
 impl LfibEntry {
     /// An entry forwarding to `dst_mac` out of `port`, whose MAC is `src_mac`.
     pub fn new(op: LfibOp, port: PortId, dst_mac: Mac, src_mac: Mac) -> Self {
-        let mut macs = [0; 12];
-        macs[..6].copy_from_slice(&dst_mac);
-        macs[6..].copy_from_slice(&src_mac);
-        LfibEntry { op, port, macs }
+        let swap = match op {
+            LfibOp::Swap(out) => (out & LABEL_MAX) << 12,
+            LfibOp::Pop | LfibOp::PopLocal => NOT_SWAP,
+        };
+        let mut head = [0; 16];
+        head[..6].copy_from_slice(&dst_mac);
+        head[6..12].copy_from_slice(&src_mac);
+        head[12..14].copy_from_slice(&crate::packet::ethernet::ethertype::MPLS.to_be_bytes());
+        if swap != NOT_SWAP {
+            head[14..].copy_from_slice(&swap.to_be_bytes()[..2]);
+        }
+        LfibEntry {
+            op,
+            port,
+            head,
+            swap,
+            used: true,
+        }
     }
 
     /// The next hop's MAC.
     #[inline]
     pub fn dst_mac(&self) -> Mac {
         let mut m = [0; 6];
-        m.copy_from_slice(&self.macs[..6]);
+        m.copy_from_slice(&self.head[..6]);
         m
     }
 
@@ -51,9 +78,35 @@ impl LfibEntry {
     #[inline]
     pub fn src_mac(&self) -> Mac {
         let mut m = [0; 6];
-        m.copy_from_slice(&self.macs[6..]);
+        m.copy_from_slice(&self.head[6..12]);
         m
     }
+
+    /// For a swap: the Ethernet header and the upper half of the label
+    /// entry the frame leaves with (see [`LfibEntry::swapped_entry`] for
+    /// the rest).
+    #[inline(always)]
+    pub fn swap_head(&self) -> &[u8; 16] {
+        &self.head
+    }
+
+    /// For a swap: the label entry that replaces `top` (its TTL must be 2
+    /// or more): the out label, `top`'s traffic class and bottom-of-stack
+    /// bit, and its TTL less one.
+    #[inline(always)]
+    pub fn swapped_entry(&self, top: u32) -> u32 {
+        // TTL >= 2, so taking one off borrows nothing from the bits above.
+        self.swap | (top.wrapping_sub(1) & 0xfff)
+    }
+
+    /// The slot content of a label with no entry.
+    const VACANT: LfibEntry = LfibEntry {
+        op: LfibOp::PopLocal,
+        port: 0,
+        head: [0; 16],
+        swap: NOT_SWAP,
+        used: false,
+    };
 }
 
 const PAGE_BITS: u32 = 10;
@@ -61,15 +114,20 @@ const PAGE: usize = 1 << PAGE_BITS;
 const PAGES: usize = 1 << (20 - PAGE_BITS);
 
 /// One page of labels sharing their upper bits.
-type Page = [Option<LfibEntry>; PAGE];
+type Page = [LfibEntry; PAGE];
+const _: () = assert!(std::mem::size_of::<LfibEntry>() == 32);
 
 /// Largest label (20 bits, RFC 3032).
 const LABEL_MAX: u32 = (1 << 20) - 1;
 
 /// Label -> entry.
+///
+/// Pages without an entry all share one vacant page, so a lookup never
+/// tests for a missing page; a page is copied when it is first written
+/// (and when a clone shares it), so clones are cheap.
 #[derive(Clone)]
 pub struct Lfib {
-    pages: Box<[Option<Box<Page>>; PAGES]>,
+    pages: Box<[Arc<Page>; PAGES]>,
     len: usize,
 }
 
@@ -82,8 +140,9 @@ impl Default for Lfib {
 impl Lfib {
     /// An empty LFIB.
     pub fn new() -> Self {
+        let vacant = Arc::new([LfibEntry::VACANT; PAGE]);
         Lfib {
-            pages: Box::new([const { None }; PAGES]),
+            pages: Box::new(std::array::from_fn(|_| Arc::clone(&vacant))),
             len: 0,
         }
     }
@@ -107,19 +166,34 @@ impl Lfib {
         let Some(page) = self.pages.get_mut(p) else {
             return;
         };
-        let page = page.get_or_insert_with(|| Box::new([None; PAGE]));
-        if page[i].replace(e).is_none() {
+        let slot = &mut Arc::make_mut(page)[i];
+        if !slot.used {
             self.len += 1;
         }
+        *slot = e;
     }
 
     /// The entry for `label`.
     #[inline]
     pub fn get(&self, label: u32) -> Option<&LfibEntry> {
+        let e = self.slot(label)?;
+        e.used.then_some(e)
+    }
+
+    /// The entry for `label` if it swaps: one test covers both a vacant
+    /// label and another operation (the transit fast path).
+    #[inline(always)]
+    pub fn get_swap(&self, label: u32) -> Option<&LfibEntry> {
+        let e = self.slot(label)?;
+        (e.swap != NOT_SWAP).then_some(e)
+    }
+
+    #[inline(always)]
+    fn slot(&self, label: u32) -> Option<&LfibEntry> {
         // A label read from a header is below 2^20, so the page index is
         // below PAGES and the check folds away; larger values find nothing.
-        let page = self.pages.get((label >> PAGE_BITS) as usize)?.as_deref()?;
-        page[label as usize & (PAGE - 1)].as_ref()
+        let page = self.pages.get((label >> PAGE_BITS) as usize)?;
+        Some(&page[label as usize & (PAGE - 1)])
     }
 }
 
@@ -138,5 +212,26 @@ mod tests {
         assert_eq!(l.get(1002).unwrap().op, LfibOp::Swap(2000));
         assert!(l.get(1003).is_none());
         assert!(l.get(u32::MAX).is_none());
+        // A clone is a snapshot: writing one leaves the other as it was.
+        let snapshot = l.clone();
+        l.insert(1003, e);
+        assert!(snapshot.get(1003).is_none() && l.get(1003).is_some());
+        assert_eq!((snapshot.len(), l.len()), (2, 3));
+        // Vacant slots in a used page, other operations: no swap.
+        assert!(l.get_swap(1001).is_none());
+        l.insert(1004, LfibEntry::new(LfibOp::Pop, 1, [1; 6], [2; 6]));
+        assert!(l.get(1004).is_some() && l.get_swap(1004).is_none());
+        let s = l.get_swap(1002).unwrap();
+        // Label 1002 -> 2000 with TC 5, bottom of stack, TTL 64 -> 63.
+        let top = (1002 << 12) | (5 << 9) | (1 << 8) | 64;
+        assert_eq!(
+            s.swapped_entry(top),
+            (2000 << 12) | (5 << 9) | (1 << 8) | 63
+        );
+        let mut head = [1u8; 16];
+        head[6..12].fill(2);
+        head[12..14].copy_from_slice(&[0x88, 0x47]);
+        head[14..].copy_from_slice(&((2000u32 << 12).to_be_bytes()[..2]));
+        assert_eq!(s.swap_head(), &head);
     }
 }
