@@ -181,11 +181,17 @@ impl<P: Port> Worker<P> {
             let c = &mut self.stats.ports[rx_port];
             c.rx_packets += n as u64;
             c.rx_bytes += bytes;
-            match stage::process_one_port(&mut self.rx, tables).map(usize::from) {
+            match stage::process_one_port(&mut self.rx, tables) {
                 // Transit swaps keep every frame's length: the bytes sent
-                // are the bytes received.
-                Some(port) if port < self.ports.len() => self.send_whole(port, bytes, rx_ns),
-                _ => self.send_batch(rx_ns),
+                // are the bytes received. The verdicts were not written.
+                Some(port) if usize::from(port) < self.ports.len() => {
+                    self.send_whole(usize::from(port), bytes, rx_ns)
+                }
+                Some(port) => {
+                    self.rx.set_all(Verdict::Tx(port));
+                    self.send_batch(rx_ns)
+                }
+                None => self.send_batch(rx_ns),
             }
         }
         total

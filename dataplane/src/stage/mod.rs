@@ -10,8 +10,10 @@
 //! `process` owns the order.
 //!
 //! The first pass finishes transit frames (an untagged label swap) in one
-//! tight walk; the frames it leaves are dispatched and label-switched in
-//! a second walk, run only when there are any. That leaves a
+//! tight walk that, while every frame so far went out of the same port,
+//! writes no verdict at all; the frames it leaves are dispatched and
+//! label-switched in a second walk, run only when there are any. That
+//! leaves a
 //! bitmask of the frames that still need a later stage; each later stage
 //! visits only those bits, so a stage with nothing to do costs one test and
 //! no stage compares verdicts it cannot act on.
@@ -34,15 +36,17 @@ const _: () = assert!(BURST <= Mask::BITS as usize);
 /// at any stage (their verdict says which).
 #[inline]
 pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    process_one_port(batch, t);
+    if let Some(port) = process_one_port(batch, t) {
+        batch.set_all(Verdict::Tx(port));
+    }
 }
 
-/// As [`process`], and when the first walk finished every frame as a
-/// transit swap out of one port (the common case at a satellite), returns
-/// that port: the caller can send the batch whole without reading its
-/// verdicts again. Such a swap rewrites headers in place, so each frame
-/// keeps the length it was received with. None says nothing about the
-/// batch (its verdicts tell).
+/// As [`process`], except when the first walk finished every frame as a
+/// transit swap out of one port (the common case at a satellite): then it
+/// returns that port and leaves the verdicts as they were, and the caller
+/// sends the batch whole. Such a swap rewrites headers in place, so each
+/// frame keeps the length it was received with. With None every verdict
+/// is final, as after [`process`].
 #[inline]
 pub fn process_one_port<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Option<PortId> {
     let (later, one) = front(batch, t);
@@ -58,7 +62,9 @@ pub fn process_one_port<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Option<Po
 /// mode runs the two halves on different cores).
 #[inline]
 pub fn process_front<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    front(batch, t);
+    if let (_, Some(port)) = front(batch, t) {
+        batch.set_all(Verdict::Tx(port));
+    }
 }
 
 /// The AEAD stages and what follows them: encrypt, push, decrypt, deliver.
@@ -78,34 +84,63 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 /// still need a later stage.
 ///
 /// A first tight walk finishes the transit case (a received untagged
-/// frame whose label is swapped) with one look at each header; the frames
-/// it leaves go through the general dispatch and label switch in a second
-/// walk, which a batch of transit frames never runs. When that walk
-/// finished every frame out of one port, that port comes back too.
+/// frame whose label is swapped) with one look at each header. While
+/// every frame so far went out of the port the first one did, it writes
+/// no verdict; when the whole batch did, that port comes back and the
+/// verdicts are left as they were. Otherwise the frames it swapped get
+/// their `Tx` verdicts and those it left go through the general dispatch
+/// and label switch in a second walk, which a batch of transit frames
+/// never runs.
 #[inline]
 fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
-    // Some frame is left for the general path.
+    // Frames [0, done) were swapped out of `port`, their verdicts unwritten.
+    let (mut done, mut port) = (0, 0);
+    if let (Some(f), Some(Verdict::Input)) = (frames.first_mut(), verdicts.first()) {
+        if let Some(p) = mpls::swap_untagged(f, t) {
+            (done, port) = (1, p);
+        }
+    }
+    if let (1, Some(fs), Some(vs)) = (done, frames.get_mut(1..), verdicts.get_mut(1..)) {
+        // The first frame that did not go out of `port`, if any.
+        let stop = fs.iter_mut().zip(vs.iter_mut()).position(|(f, v)| {
+            let swapped = match *v {
+                Verdict::Input => mpls::swap_untagged(f, t),
+                _ => None,
+            };
+            match swapped {
+                Some(p) if p == port => false,
+                Some(p) => {
+                    // Another port: this frame is finished, with its verdict.
+                    *v = Verdict::Tx(p);
+                    true
+                }
+                None => true,
+            }
+        });
+        match stop {
+            None => return (0, Some(port)),
+            Some(i) => done += i,
+        }
+    }
+    if let Some(swapped) = verdicts.get_mut(..done) {
+        swapped.fill(Verdict::Tx(port));
+    }
+    // The frame that ended the walk above may be finished already (`Tx`);
+    // the rest take the transit swap first, now writing verdicts.
     let mut rest = false;
-    // All ports equal <=> their OR equals their AND.
-    let (mut any_bits, mut all_bits): (PortId, PortId) = (0, PortId::MAX);
-    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
+    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()).skip(done) {
         let swapped = match *v {
             Verdict::Input => mpls::swap_untagged(f, t),
             _ => None,
         };
         match swapped {
-            Some(port) => {
-                *v = Verdict::Tx(port);
-                any_bits |= port;
-                all_bits &= port;
-            }
-            None => rest = true,
+            Some(p) => *v = Verdict::Tx(p),
+            None => rest |= !v.is_final(),
         }
     }
     if !rest {
-        let one = (!frames.is_empty() && any_bits == all_bits).then_some(any_bits);
-        return (0, one);
+        return (0, None);
     }
     let mut later: Mask = 0;
     for (i, (f, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {

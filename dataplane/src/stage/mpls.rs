@@ -327,6 +327,53 @@ next_hop_mac = "02:00:00:00:00:0c"
         assert_eq!(summary(&[]), None);
     }
 
+    /// The fast walk writes no verdict while every frame goes out of the
+    /// first one's port; wherever that stops (another port, a pop, a frame
+    /// already finished, a drop), every frame still ends with its own
+    /// verdict and bytes, as if each had been switched alone.
+    #[test]
+    fn verdicts_are_right_wherever_the_one_port_walk_stops() {
+        let to1 = frame(&[], &[entry(100, true, 10)]);
+        let to0 = frame(&[], &[entry(101, true, 10)]);
+        let expired = frame(&[], &[entry(100, true, 1)]);
+        let alone = |f: &Vec<u8>| run(std::slice::from_ref(f)).remove(0);
+        let cases: [&[&Vec<u8>]; 5] = [
+            &[&to1, &to1, &to1, &to0, &to1],
+            &[&to1, &to1, &expired, &to1],
+            &[&to0, &to1, &to1],
+            &[&expired, &to1, &to1],
+            &[&to1; 32],
+        ];
+        for case in cases {
+            let frames: Vec<Vec<u8>> = case.iter().map(|f| (*f).clone()).collect();
+            let want: Vec<_> = case.iter().map(|f| alone(f)).collect();
+            assert_eq!(run(&frames), want, "batch of {} frames", case.len());
+        }
+        // A frame that entered finished keeps its verdict, even in the
+        // middle of one-port swaps.
+        let node = NodeConfig::parse(NODE, "t.toml").expect("config");
+        let t = Tables::from_config(&node, 1).expect("tables");
+        let mut b: Batch<HeapFrame> = Batch::new();
+        b.push(HeapFrame::from_bytes(&to1)).expect("room");
+        b.push_with(
+            HeapFrame::from_bytes(&to1),
+            Verdict::Drop(DropReason::Replay),
+            0,
+        )
+        .expect("room");
+        b.push(HeapFrame::from_bytes(&to1)).expect("room");
+        process(&mut b, &t);
+        assert_eq!(
+            b.verdicts(),
+            [
+                Verdict::Tx(1),
+                Verdict::Drop(DropReason::Replay),
+                Verdict::Tx(1)
+            ]
+        );
+        assert_eq!(crate::frame::Frame::data(&b.frames()[1]), &to1[..]);
+    }
+
     #[test]
     fn bad_label_frames_are_counted_drops() {
         let out = run(&[
