@@ -18,7 +18,11 @@
 //!
 //! Prints Mpps of each, per backend, and the ratios transit / bare,
 //! transit / touch, transit / min swap and worker / bare (the figures that
-//! matter on a shared, noisy machine). Reading them: on `net_ring` the bare
+//! matter on a shared, noisy machine). Rates count frames per second the
+//! thread spent on a CPU (the scheduler's pauses are the neighbours', not
+//! ours); every round runs each loop once, back to back, and a ratio is
+//! the median over rounds of the ratio within a round, with the lowest and
+//! highest beside it, so a noisy spell hits both sides of a ratio alike. Reading them: on `net_ring` the bare
 //! loop only moves mbuf pointers between two rings and never touches a
 //! frame, so even `touch` (one byte read per frame) runs at about half its
 //! rate; there transit / touch and transit / min swap say how close the
@@ -39,6 +43,7 @@ use meshplane::io::Port;
 use meshplane::stage;
 use meshplane::tables::Tables;
 use meshplane::worker::Worker;
+use meshplane_perf::cputime::CpuClock;
 
 #[derive(Parser)]
 #[command(about = "DPDK transit label swap vs bare RX->TX loop (net_ring, net_null)")]
@@ -46,11 +51,11 @@ struct Args {
     /// Core to run on (the EAL main lcore).
     #[arg(long)]
     core: Option<usize>,
-    /// Seconds per measurement round.
-    #[arg(long, default_value_t = 1.0)]
+    /// Seconds per loop and round.
+    #[arg(long, default_value_t = 0.5)]
     seconds: f64,
-    /// Rounds per loop and backend (alternating bare/swap); the median counts.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds per backend, each running every loop once; medians count.
+    #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// Frames circulating in the net_ring loop.
     #[arg(long, default_value_t = 512)]
@@ -206,12 +211,22 @@ struct Round {
     packets: u64,
     reinjected: u64,
     dropped: u64,
+    /// Wall-clock seconds.
     secs: f64,
+    /// Seconds on a CPU (None without a thread CPU clock).
+    cpu_secs: Option<f64>,
 }
 
 impl Round {
+    /// Million frames per on-CPU second (per wall second without a CPU clock).
     fn mpps(&self) -> f64 {
-        self.packets as f64 / self.secs / 1e6
+        self.packets as f64 / self.cpu_secs.unwrap_or(self.secs) / 1e6
+    }
+
+    /// Stops the clocks of a round that started at `wall` and `cpu`.
+    fn finish(&mut self, wall: Instant, cpu: CpuClock) {
+        self.secs = wall.elapsed().as_secs_f64();
+        self.cpu_secs = cpu.secs();
     }
 }
 
@@ -226,6 +241,7 @@ fn run<P: Port<Frame = Mbuf>>(
 ) -> Round {
     let mut batch: Batch<Mbuf> = Batch::new();
     let mut r = Round::default();
+    let cpu = CpuClock::start();
     let start = Instant::now();
     let mut iter = 0u32;
     loop {
@@ -238,15 +254,21 @@ fn run<P: Port<Frame = Mbuf>>(
             continue;
         }
         r.packets += n as u64;
-        match mode {
-            Mode::Bare => {}
-            Mode::Touch => touch(&batch),
-            Mode::MinSwap => mpls_swap_inline(&mut batch, lfib),
-            Mode::Transit => stage::process(&mut batch, tables),
-        }
-        if matches!(mode, Mode::MinSwap | Mode::Transit)
-            && batch.verdicts().iter().any(|v| *v != Verdict::Tx(0))
-        {
+        let all_out = match mode {
+            Mode::Bare => true,
+            Mode::Touch => {
+                touch(&batch);
+                true
+            }
+            Mode::MinSwap => {
+                mpls_swap_inline(&mut batch, lfib);
+                batch.verdicts().iter().all(|v| *v == Verdict::Tx(0))
+            }
+            // As the worker does: a batch the stages finished as swaps out
+            // of one port is sent whole, without reading its verdicts.
+            Mode::Transit => stage::process_one_port(&mut batch, tables) == Some(0),
+        };
+        if !all_out {
             fix_up(&mut batch, &mut r);
         }
         port.tx_burst(&mut batch);
@@ -255,7 +277,7 @@ fn run<P: Port<Frame = Mbuf>>(
             batch.clear();
         }
     }
-    r.secs = start.elapsed().as_secs_f64();
+    r.finish(start, cpu);
     r
 }
 
@@ -312,6 +334,7 @@ fn run_worker(
     let mut drops_seen = w.stats.drops.total();
     let mut refill: Batch<Mbuf> = Batch::new();
     let mut r = Round::default();
+    let cpu = CpuClock::start();
     let start = Instant::now();
     let mut iter = 0u32;
     loop {
@@ -336,7 +359,7 @@ fn run_worker(
             refill.clear();
         }
     }
-    r.secs = start.elapsed().as_secs_f64();
+    r.finish(start, cpu);
     r.packets = w.stats.rx_packets() - rx0;
     Ok(r)
 }
@@ -351,9 +374,42 @@ fn mode_by_name(name: &str) -> Option<Mode> {
     }
 }
 
-fn median(mut v: Vec<Round>) -> Round {
+fn median(v: &[Round]) -> Round {
+    let mut v = v.to_vec();
     v.sort_by(|a, b| a.mpps().total_cmp(&b.mpps()));
     v[v.len() / 2]
+}
+
+/// A ratio of two loops' rates over rounds: the median and the range.
+#[derive(Clone, Copy)]
+struct Ratio {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Ratio {
+    /// `num[i] / den[i]` for each round `i` (both ran in the same round).
+    fn of(num: &[Round], den: &[Round]) -> Ratio {
+        let mut r: Vec<f64> = num
+            .iter()
+            .zip(den)
+            .map(|(n, d)| n.mpps() / d.mpps())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        Ratio {
+            median: r.get(r.len() / 2).copied().unwrap_or(f64::NAN),
+            low: r.first().copied().unwrap_or(f64::NAN),
+            high: r.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = format!("{:.3} ({:.2}-{:.2})", self.median, self.low, self.high);
+        f.pad(&s)
+    }
 }
 
 struct Row {
@@ -362,7 +418,9 @@ struct Row {
     touch: Round,
     min_swap: Round,
     transit: Round,
-    worker: Option<Round>,
+    worker: Round,
+    /// transit / bare, transit / touch, transit / min swap, worker / bare.
+    ratios: [Ratio; 4],
 }
 
 /// All loops over one port, interleaved round by round; the worker loop
@@ -396,13 +454,15 @@ fn measure(
             r.mpps(),
             r.packets
         );
+        let one = Ratio::of(&[r], &[r]);
         return Ok(Row {
             backend,
             bare: r,
             touch: r,
             min_swap: r,
             transit: r,
-            worker: Some(r),
+            worker: r,
+            ratios: [one; 4],
         });
     }
     // None = the worker loop.
@@ -424,14 +484,20 @@ fn measure(
             rounds[i].push(one(w, *m, dur)?);
         }
     }
-    let [bare, touch, min_swap, transit, worker] = rounds.map(median);
+    let [bare, touch, min_swap, transit, worker] = &rounds;
     Ok(Row {
         backend,
-        bare,
-        touch,
-        min_swap,
-        transit,
-        worker: Some(worker),
+        bare: median(bare),
+        touch: median(touch),
+        min_swap: median(min_swap),
+        transit: median(transit),
+        worker: median(worker),
+        ratios: [
+            Ratio::of(transit, bare),
+            Ratio::of(transit, touch),
+            Ratio::of(transit, min_swap),
+            Ratio::of(worker, bare),
+        ],
     })
 }
 
@@ -536,14 +602,17 @@ fn main() -> Result<()> {
         return Ok(());
     }
     println!(
-        "DPDK transit on one core (lcore {}), {FRAME_LEN}+4 B frames, memory {:?}, median of {} x {:.1} s",
+        "DPDK transit on one core (lcore {}), {FRAME_LEN}+4 B frames, memory {:?}, {} rounds x {:.1} s per loop",
         eal.main_lcore(),
         eal.memory(),
         a.rounds,
         a.seconds
     );
     println!(
-        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>8} {:>13} {:>14} {:>13} {:>12} {:>11} {:>7}",
+        "Mpps per on-CPU second (median of rounds); ratios within a round: median (lowest-highest)"
+    );
+    println!(
+        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>8} {:>19} {:>19} {:>19} {:>19} {:>11} {:>7}",
         "backend",
         "bare Mpps",
         "touch Mpps",
@@ -558,32 +627,22 @@ fn main() -> Result<()> {
         "dropped"
     );
     for r in &rows {
-        let dropped: u64 = [r.bare, r.touch, r.min_swap, r.transit]
+        let dropped: u64 = [r.bare, r.touch, r.min_swap, r.transit, r.worker]
             .iter()
-            .chain(r.worker.iter())
             .map(|x| x.dropped)
             .sum();
-        let (worker, worker_ratio) = r
-            .worker
-            .map(|w| {
-                (
-                    format!("{:.2}", w.mpps()),
-                    format!("{:.3}", w.mpps() / r.bare.mpps()),
-                )
-            })
-            .unwrap_or_else(|| ("-".into(), "-".into()));
         println!(
-            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>8} {:>13.3} {:>14.3} {:>13.3} {:>12} {:>11} {:>7}",
+            "{:<9} {:>9.2} {:>10.2} {:>9.2} {:>9.2} {:>8.2} {:>19} {:>19} {:>19} {:>19} {:>11} {:>7}",
             r.backend,
             r.bare.mpps(),
             r.touch.mpps(),
             r.min_swap.mpps(),
             r.transit.mpps(),
-            worker,
-            r.transit.mpps() / r.bare.mpps(),
-            r.transit.mpps() / r.touch.mpps(),
-            r.transit.mpps() / r.min_swap.mpps(),
-            worker_ratio,
+            r.worker.mpps(),
+            r.ratios[0],
+            r.ratios[1],
+            r.ratios[2],
+            r.ratios[3],
             r.transit.reinjected,
             dropped
         );
