@@ -84,7 +84,8 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 /// still need a later stage.
 ///
 /// A first tight walk finishes the transit case (a received untagged
-/// frame whose label is swapped) with one look at each header. While
+/// frame whose label is swapped) with one look at each header; a frame
+/// with the label entry of the one before reuses its lookup. While
 /// every frame so far went out of the port the first one did, it writes
 /// no verdict; when the whole batch did, that port comes back and the
 /// verdicts are left as they were. Otherwise the frames it swapped get
@@ -94,10 +95,11 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 #[inline]
 fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
+    let mut memo = mpls::SwapMemo::default();
     // Frames [0, done) were swapped out of `port`, their verdicts unwritten.
     let (mut done, mut port) = (0, 0);
     if let (Some(f), Some(Verdict::Input)) = (frames.first_mut(), verdicts.first()) {
-        if let Some(p) = mpls::swap_untagged(f, t) {
+        if let Some(p) = mpls::swap_untagged(f, t, &mut memo) {
             (done, port) = (1, p);
         }
     }
@@ -105,7 +107,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
         // The first frame that did not go out of `port`, if any.
         let stop = fs.iter_mut().zip(vs.iter_mut()).position(|(f, v)| {
             let swapped = match *v {
-                Verdict::Input => mpls::swap_untagged(f, t),
+                Verdict::Input => mpls::swap_untagged(f, t, &mut memo),
                 _ => None,
             };
             match swapped {
@@ -131,7 +133,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let mut rest = false;
     for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()).skip(done) {
         let swapped = match *v {
-            Verdict::Input => mpls::swap_untagged(f, t),
+            Verdict::Input => mpls::swap_untagged(f, t, &mut memo),
             _ => None,
         };
         match swapped {

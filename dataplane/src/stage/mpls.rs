@@ -95,27 +95,54 @@ fn rewrite_l2<F: Frame>(
     ethernet::write_header(f.data_mut(), dst, src, et).map_err(|_| DropReason::Malformed)
 }
 
+/// The outcome of the last transit swap in a burst, kept so that the next
+/// frame with the same label entry (label, traffic class, bottom of
+/// stack and TTL: frames of one flow toward one gateway, the common case
+/// in a burst) is rewritten without another LFIB lookup. Valid for one
+/// table snapshot: make a new one per batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SwapMemo {
+    /// The label entry the frame arrived with (0: none yet; a TTL of 0 is
+    /// never swapped, so no frame matches it).
+    top: u32,
+    /// The label entry it leaves with.
+    new: [u8; ENTRY_LEN],
+    /// The first 16 bytes of the header it leaves with.
+    head: [u8; 16],
+    /// The port it leaves by.
+    port: PortId,
+}
+
 /// The transit fast path: an untagged labelled frame (starting at its
 /// Ethernet header) whose top label is swapped, with TTL to spare, gets
 /// both headers rewritten where they lie and its output port returned.
 /// Anything else (VLAN tags, a pop, no route, TTL expiry, a short frame) is
 /// left untouched and returns None: the general path gives it its verdict.
+/// A frame with the label entry of the one `memo` holds reuses its lookup.
 #[inline(always)]
-pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables) -> Option<PortId> {
+pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables, memo: &mut SwapMemo) -> Option<PortId> {
     let h = f.data_mut().first_chunk_mut::<HEAD>()?;
     if h[12..14] != ethertype::MPLS.to_be_bytes() {
         return None;
     }
     let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
-    let e = t.lfib.get_swap(top.label())?;
-    if top.ttl() <= 1 {
-        return None;
+    if top.0 != memo.top {
+        let e = t.lfib.get_swap(top.label())?;
+        if top.ttl() <= 1 {
+            return None;
+        }
+        *memo = SwapMemo {
+            top: top.0,
+            new: e.swapped_entry(top.0).to_be_bytes(),
+            head: *e.swap_head(),
+            port: e.port,
+        };
     }
     // MACs, ethertype and the label's upper half in one copy, then the
     // whole label entry (its upper half again, equal).
-    h[..16].copy_from_slice(e.swap_head());
-    h[ethernet::HEADER_LEN..].copy_from_slice(&e.swapped_entry(top.0).to_be_bytes());
-    Some(e.port)
+    h[..16].copy_from_slice(&memo.head);
+    h[ethernet::HEADER_LEN..].copy_from_slice(&memo.new);
+    Some(memo.port)
 }
 
 /// The general path: any L2 header, any operation. A received frame gets
@@ -336,13 +363,23 @@ next_hop_mac = "02:00:00:00:00:0c"
         let to1 = frame(&[], &[entry(100, true, 10)]);
         let to0 = frame(&[], &[entry(101, true, 10)]);
         let expired = frame(&[], &[entry(100, true, 1)]);
+        // The same label with another traffic class or TTL, or behind a
+        // VLAN tag: not the memo's frame, whatever came before.
+        let tc5 = frame(
+            &[],
+            &[((100 << 12) | (5 << 9) | (1 << 8) | 10u32).to_be_bytes()],
+        );
+        let ttl9 = frame(&[], &[entry(100, true, 9)]);
+        let tagged = frame(&[7], &[entry(100, true, 10)]);
         let alone = |f: &Vec<u8>| run(std::slice::from_ref(f)).remove(0);
-        let cases: [&[&Vec<u8>]; 5] = [
+        let cases: [&[&Vec<u8>]; 7] = [
             &[&to1, &to1, &to1, &to0, &to1],
             &[&to1, &to1, &expired, &to1],
             &[&to0, &to1, &to1],
             &[&expired, &to1, &to1],
             &[&to1; 32],
+            &[&to1, &tc5, &to1, &ttl9, &ttl9, &to1],
+            &[&to1, &tagged, &to1, &tagged],
         ];
         for case in cases {
             let frames: Vec<Vec<u8>> = case.iter().map(|f| (*f).clone()).collect();

@@ -66,9 +66,11 @@ macro_rules! stages {
 
 stages! {
     dispatch => |f, v, t| (*v == Verdict::Input).then(|| stage::dispatch::dispatch(f, t)),
-    // The transit swap first, then the general switch, as `stage::process`.
+    // The transit swap first, then the general switch, as `stage::process`;
+    // a fresh memo per frame counts a frame that needs its own lookup.
     lfib => |f, v, t| (*v == Verdict::Lfib).then(|| {
-        stage::mpls::swap_untagged(f, t).map_or_else(|| stage::mpls::switch(f, t), Verdict::Tx)
+        stage::mpls::swap_untagged(f, t, &mut stage::mpls::SwapMemo::default())
+            .map_or_else(|| stage::mpls::switch(f, t), Verdict::Tx)
     }),
     classify => |f, v, t| (*v == Verdict::Classify).then(|| stage::classify::classify(f, t)),
     push => |f, v, t| match *v {
