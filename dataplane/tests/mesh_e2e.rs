@@ -96,7 +96,9 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     let ping = m.run(&["ping", "-c", "5", "-i", "0.2", "-W", "2"]);
     assert!(ping.status.success(), "ping across the mesh failed");
 
-    // 2. On an ISL: ESP inside MPLS, never the inner plaintext.
+    // 2. On an ISL: ESP inside MPLS, never the inner plaintext. The
+    // capture and its pings take about two seconds: on one path.
+    wait_out_path_change(&m.dir, 2.5);
     let (a, b) = active_isl(&m.dir).expect("the active path crosses an ISL");
     let isl = [format!("sat{a}"), format!("sat{b}")];
     let cap = m.dir.join("isl.pcap");
@@ -165,6 +167,7 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     assert!(stream.status.success());
 
     // 4. Cut an ISL of the active path: traffic resumes within a step.
+    wait_out_path_change(&m.dir, 2.5);
     let isl = active_isl(&m.dir).expect("the active path crosses an ISL");
     let cut = m.run(&["fail-isl", &isl.0.to_string(), &isl.1.to_string()]);
     assert!(cut.status.success());
@@ -227,6 +230,22 @@ fn path_changes(dir: &Path) -> Vec<f64> {
                 .ok()
         })
         .collect()
+}
+
+/// If a planned path change falls within the next `secs` seconds, waits
+/// until just after it, so that one path carries what follows however
+/// long start-up took on a busy machine.
+fn wait_out_path_change(dir: &Path, secs: f64) {
+    let Some(now) = constellation_time(dir) else {
+        return;
+    };
+    if let Some(c) = path_changes(dir)
+        .into_iter()
+        .find(|&c| c > now && c < now + secs)
+    {
+        eprintln!("constellation time {now:.1} s: waiting out the path change at {c:.1} s");
+        std::thread::sleep(Duration::from_secs_f64(c - now + 0.3));
+    }
 }
 
 /// An ISL of the path active now, from the plan and the shared clock.
