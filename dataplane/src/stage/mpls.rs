@@ -411,6 +411,41 @@ next_hop_mac = "02:00:00:00:00:0c"
         assert_eq!(crate::frame::Frame::data(&b.frames()[1]), &to1[..]);
     }
 
+    proptest::proptest! {
+        /// Any batch of labelled frames (labels that swap to either port,
+        /// pop, or have no entry; any TC, TTL, bottom-of-stack bit; VLAN
+        /// tags or none) leaves as each frame would alone: the one-port
+        /// walk and the swap memo change no byte and no verdict.
+        #[test]
+        fn a_batch_switches_as_its_frames_would_alone(
+            kinds in proptest::collection::vec(
+                (
+                    0usize..4,
+                    0u32..8,
+                    proptest::bool::ANY,
+                    proptest::sample::select(vec![0u8, 1, 2, 9, 10, 255]),
+                    0usize..3,
+                ),
+                3,
+            ),
+            // A few kinds of frame, so that runs of equal label entries
+            // (the memo's case) are common.
+            order in proptest::collection::vec(0usize..3, 1..=crate::frame::BURST),
+        ) {
+            let labels = [100, 101, 999, 100];
+            let kinds: Vec<Vec<u8>> = kinds
+                .iter()
+                .map(|&(l, tc, bos, ttl, tags)| {
+                    let e = (labels[l] << 12) | (tc << 9) | (u32::from(bos) << 8) | u32::from(ttl);
+                    frame(&[7, 8][..tags], &[e.to_be_bytes()])
+                })
+                .collect();
+            let frames: Vec<Vec<u8>> = order.iter().map(|&k| kinds[k].clone()).collect();
+            let want: Vec<_> = frames.iter().map(|f| run(std::slice::from_ref(f)).remove(0)).collect();
+            proptest::prop_assert_eq!(run(&frames), want);
+        }
+    }
+
     #[test]
     fn bad_label_frames_are_counted_drops() {
         let out = run(&[
