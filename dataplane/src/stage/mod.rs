@@ -98,19 +98,15 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let mut memo = mpls::SwapMemo::default();
     // Frames [0, done) were swapped out of `port`, their verdicts unwritten.
     let (mut done, mut port) = (0, 0);
-    if let (Some(f), Some(Verdict::Input)) = (frames.first_mut(), verdicts.first()) {
-        if let Some(p) = mpls::swap_untagged(f, t, &mut memo) {
+    if let (Some(f), Some(&v)) = (frames.first_mut(), verdicts.first()) {
+        if let Some(p) = swap_received(f, v, t, &mut memo) {
             (done, port) = (1, p);
         }
     }
     if let (1, Some(fs), Some(vs)) = (done, frames.get_mut(1..), verdicts.get_mut(1..)) {
         // The first frame that did not go out of `port`, if any.
         let stop = fs.iter_mut().zip(vs.iter_mut()).position(|(f, v)| {
-            let swapped = match *v {
-                Verdict::Input => mpls::swap_untagged(f, t, &mut memo),
-                _ => None,
-            };
-            match swapped {
+            match swap_received(f, *v, t, &mut memo) {
                 Some(p) if p == port => false,
                 Some(p) => {
                     // Another port: this frame is finished, with its verdict.
@@ -132,11 +128,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     // the rest take the transit swap first, now writing verdicts.
     let mut rest = false;
     for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()).skip(done) {
-        let swapped = match *v {
-            Verdict::Input => mpls::swap_untagged(f, t, &mut memo),
-            _ => None,
-        };
-        match swapped {
+        match swap_received(f, *v, t, &mut memo) {
             Some(p) => *v = Verdict::Tx(p),
             None => rest |= !v.is_final(),
         }
@@ -174,6 +166,21 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
         (v == Verdict::Classify).then(|| classify::classify(f, t))
     });
     (later, None)
+}
+
+/// The transit swap of a frame just received (verdict `Input`); None for
+/// any other frame, and for one the swap leaves to the general path.
+#[inline(always)]
+fn swap_received<F: Frame>(
+    f: &mut F,
+    v: Verdict,
+    t: &Tables,
+    memo: &mut mpls::SwapMemo,
+) -> Option<PortId> {
+    match v {
+        Verdict::Input => mpls::swap_untagged(f, t, memo),
+        _ => None,
+    }
 }
 
 /// Encrypt -> push (ingress) and decrypt -> deliver (egress) over the
