@@ -124,10 +124,11 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     if let Some(swapped) = verdicts.get_mut(..done) {
         swapped.fill(Verdict::Tx(port));
     }
-    // The frame that ended the walk above may be finished already (`Tx`);
-    // the rest take the transit swap first, now writing verdicts.
-    let mut rest = false;
-    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()).skip(done) {
+    // Frame `done`, if any, ended the walk above: it has been tried, and is
+    // finished (`Tx` to another port) or left for the general path. The
+    // rest take the transit swap first, now writing verdicts.
+    let mut rest = verdicts.get(done).is_some_and(|v| !v.is_final());
+    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()).skip(done + 1) {
         match swap_received(f, *v, t, &mut memo) {
             Some(p) => *v = Verdict::Tx(p),
             None => rest |= !v.is_final(),
