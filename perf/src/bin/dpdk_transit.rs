@@ -4,17 +4,18 @@
 //! and `net_null` (RX allocates frames from a pool primed with the test
 //! frame, TX frees them), on one core at 64-byte frames:
 //!
-//! - `bare`: `rx_burst` -> `tx_burst`, the I/O ceiling;
+//! - `bare`: `rx_burst` -> `tx_burst`, the I/O ceiling (the RX walk
+//!   included: it reads each mbuf header for the segment count and
+//!   prefetches the frame's first line);
 //! - `touch`: `rx_burst` -> read each frame's Ethernet type -> `tx_burst`,
 //!   the least any forwarder does (brings every frame into the cache);
 //! - `min swap`: a minimal inline MPLS label swap (LFIB lookup, TTL - 1,
 //!   next-hop MAC rewrite), the least a transit hop can do;
-//! - `transit`: the data plane's own pipeline (`stage::process`: dispatch
-//!   by Ethernet type, VLAN-aware parse, LFIB swap) against a satellite's
-//!   tables, as a worker runs it.
-//!
-//! - `worker`: the production loop, `Worker::poll` (the
-//!   same stages plus counters, latency stamps and per-port TX batching).
+//! - `transit`: the data plane's own stages (`stage::process_one_port`)
+//!   against a satellite's tables, the batch sent whole when they say it
+//!   went out of one port, as a worker does;
+//! - `worker`: the production loop, `Worker::poll` (the same stages plus
+//!   counters, latency stamps and per-port TX batching).
 //!
 //! Prints Mpps of each, per backend, and the ratios transit / bare,
 //! transit / touch, transit / min swap and worker / bare (the figures that
@@ -22,14 +23,17 @@
 //! thread spent on a CPU (the scheduler's pauses are the neighbours', not
 //! ours); every round runs each loop once, back to back, and a ratio is
 //! the median over rounds of the ratio within a round, with the lowest and
-//! highest beside it, so a noisy spell hits both sides of a ratio alike. Reading them: on `net_ring` the bare
-//! loop only moves mbuf pointers between two rings and never touches a
-//! frame, so even `touch` (one byte read per frame) runs at about half its
-//! rate; there transit / touch and transit / min swap say how close the
-//! stages come to what any forwarder must do. `net_null` allocates and
-//! frees an mbuf per frame, a per-frame cost closer to a NIC's. The frames circulate, so
-//! their TTL runs out every 254 hops; the bench then re-injects them with a
-//! fresh TTL as a traffic generator would (counted, about 0.4 % of frames).
+//! highest beside it, so a noisy spell hits both sides of a ratio alike.
+//!
+//! Reading them: on `net_ring` the bare loop only moves mbuf pointers
+//! between two rings and reads their headers, about 26 instructions a
+//! frame, so even `touch` (one byte of each frame read) runs at about
+//! 0.7x of it; there transit / touch and transit / min swap say how close
+//! the stages come to what any forwarder must do. `net_null` allocates
+//! and frees an mbuf per frame, a per-frame cost closer to a NIC's. The
+//! frames circulate, so their TTL runs out every 254 hops; the bench then
+//! re-injects them with a fresh TTL as a traffic generator would
+//! (counted, about 0.4 % of frames).
 
 use std::time::{Duration, Instant};
 
@@ -424,7 +428,8 @@ struct Row {
 }
 
 /// All loops over one port, interleaved round by round; the worker loop
-/// owns the port, the others borrow it from the worker.
+/// owns the port, the others borrow it from the worker. With `--only`,
+/// runs that loop once, prints its rate and returns no row.
 fn measure(
     backend: &'static str,
     w: &mut Worker<DpdkPort>,
@@ -433,7 +438,7 @@ fn measure(
     lfib: &InlineLfib,
     tables: &Tables,
     a: &Args,
-) -> Result<Row> {
+) -> Result<Option<Row>> {
     let dur = Duration::from_secs_f64(a.seconds);
     let one = |w: &mut Worker<DpdkPort>, m: Option<Mode>, dur| -> Result<Round> {
         match m {
@@ -454,16 +459,7 @@ fn measure(
             r.mpps(),
             r.packets
         );
-        let one = Ratio::of(&[r], &[r]);
-        return Ok(Row {
-            backend,
-            bare: r,
-            touch: r,
-            min_swap: r,
-            transit: r,
-            worker: r,
-            ratios: [one; 4],
-        });
+        return Ok(None);
     }
     // None = the worker loop.
     let modes = [
@@ -485,7 +481,7 @@ fn measure(
         }
     }
     let [bare, touch, min_swap, transit, worker] = &rounds;
-    Ok(Row {
+    Ok(Some(Row {
         backend,
         bare: median(bare),
         touch: median(touch),
@@ -498,7 +494,7 @@ fn measure(
             Ratio::of(transit, min_swap),
             Ratio::of(worker, bare),
         ],
-    })
+    }))
 }
 
 fn main() -> Result<()> {
@@ -554,11 +550,11 @@ fn main() -> Result<()> {
         }
         let mut w = Worker::new(vec![port]);
         let row = measure("net_ring", &mut w, &pool, &frame, &lfib, &tables, &a)?;
+        rows.extend(row);
         let mut port = w
             .into_ports()
             .pop()
             .ok_or_else(|| anyhow::anyhow!("worker lost its port"))?;
-        rows.push(row);
         // Drain and check that every mbuf came back.
         while port.rx_burst(&mut b) > 0 {
             b.clear();
@@ -588,7 +584,7 @@ fn main() -> Result<()> {
         let dev = EthDev::open(&eal, "net_null0", &EthDevConfig::default(), &pool)?;
         let port = dev.queue(0)?;
         let mut w = Worker::new(vec![port]);
-        rows.push(measure(
+        rows.extend(measure(
             "net_null", &mut w, &pool, &frame, &lfib, &tables, &a,
         )?);
         drop(w);
