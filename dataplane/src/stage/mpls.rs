@@ -100,17 +100,35 @@ fn rewrite_l2<F: Frame>(
 /// stack and TTL: frames of one flow toward one gateway, the common case
 /// in a burst) is rewritten without another LFIB lookup. Valid for one
 /// table snapshot: make a new one per batch.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct SwapMemo {
-    /// The label entry the frame arrived with (0: none yet; a TTL of 0 is
-    /// never swapped, so no frame matches it).
-    top: u32,
+    /// The label entry the frame arrived with, widened: [`SwapMemo::EMPTY`]
+    /// until a swap has been looked up, a value no 32-bit entry read from
+    /// a frame can equal (every entry, `00 00 00 00` included, can arrive).
+    top: u64,
     /// The label entry it leaves with.
     new: [u8; ENTRY_LEN],
     /// The first 16 bytes of the header it leaves with.
     head: [u8; 16],
     /// The port it leaves by.
     port: PortId,
+}
+
+impl SwapMemo {
+    /// `top` of a memo that holds no lookup yet.
+    const EMPTY: u64 = u64::MAX;
+}
+
+impl Default for SwapMemo {
+    /// A memo that matches no frame.
+    fn default() -> Self {
+        SwapMemo {
+            top: Self::EMPTY,
+            new: [0; ENTRY_LEN],
+            head: [0; 16],
+            port: 0,
+        }
+    }
 }
 
 /// The transit fast path: an untagged labelled frame (starting at its
@@ -126,13 +144,13 @@ pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables, memo: &mut SwapMemo) -> Op
         return None;
     }
     let top = MplsEntry::from_bytes([h[14], h[15], h[16], h[17]]);
-    if top.0 != memo.top {
+    if u64::from(top.0) != memo.top {
         let e = t.lfib.get_swap(top.label())?;
         if top.ttl() <= 1 {
             return None;
         }
         *memo = SwapMemo {
-            top: top.0,
+            top: u64::from(top.0),
             new: e.swapped_entry(top.0).to_be_bytes(),
             head: *e.swap_head(),
             port: e.port,
@@ -443,6 +461,38 @@ next_hop_mac = "02:00:00:00:00:0c"
             let frames: Vec<Vec<u8>> = order.iter().map(|&k| kinds[k].clone()).collect();
             let want: Vec<_> = frames.iter().map(|f| run(std::slice::from_ref(f)).remove(0)).collect();
             proptest::prop_assert_eq!(run(&frames), want);
+        }
+    }
+
+    /// A frame whose top label entry is all zeros (label 0, TTL 0) has no
+    /// lookup to reuse at the start of a batch: every node drops it, alone,
+    /// first in a batch or after frames the swap left, and sends nothing.
+    #[test]
+    fn an_all_zero_label_entry_is_dropped_by_every_node() {
+        let hops = crate::chain::default_chain().expect("embedded configs");
+        let zero = frame(&[], &[[0, 0, 0, 0]]);
+        let pop = frame(&[], &[entry(1001, true, 10)]);
+        for hop in &hops {
+            let t = Tables::from_config(&hop.node, 1).expect("tables");
+            for batch in [
+                vec![zero.clone()],
+                vec![zero.clone(); 3],
+                vec![pop.clone(), zero.clone()],
+            ] {
+                let mut b: Batch<HeapFrame> = Batch::new();
+                for f in &batch {
+                    b.push(HeapFrame::from_bytes(f)).expect("room");
+                }
+                process(&mut b, &t);
+                for (f, v) in b.frames().iter().zip(b.verdicts()).skip(batch.len() - 1) {
+                    assert!(
+                        matches!(v, Verdict::Drop(_)),
+                        "{}: zero entry got {v:?}, leaving as {:02x?}",
+                        hop.node.name,
+                        &crate::frame::Frame::data(f)[..18]
+                    );
+                }
+            }
         }
     }
 
