@@ -114,10 +114,40 @@ pub fn inner_ip(frame: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// An IP packet as it leaves `ip_hops` routers that each decremented its
+/// TTL (IPv4, checksum recomputed) or hop limit (IPv6): what a host behind
+/// the egress gateway receives for `ip` sent by a host behind the ingress
+/// (two IP hops: both gateways forward it). None for a packet that would
+/// not survive them or is not IP.
+pub fn forwarded(ip: &[u8], ip_hops: u8) -> Option<Vec<u8>> {
+    let mut p = ip.to_vec();
+    match p.first()? >> 4 {
+        4 => {
+            let ttl = p.get(8)?.checked_sub(ip_hops).filter(|t| *t >= 1)?;
+            p[8] = ttl;
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            p.get_mut(10..12)?.fill(0);
+            let c = crate::packet::checksum::internet_checksum(p.get(..ihl)?);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        6 => {
+            let hl = p.get(7)?.checked_sub(ip_hops).filter(|t| *t >= 1)?;
+            p[7] = hl;
+        }
+        _ => return None,
+    }
+    Some(p)
+}
+
 /// Compares the inner IP packets of the chain's output with its input
-/// replayed `loops` times, in order: returns (matching, mismatching,
-/// missing or extra).
-pub fn verify_inner(input: &[CapturedPacket], loops: u64, output: &[CapturedPacket]) -> (u64, u64) {
+/// replayed `loops` times, in order, each as it leaves `ip_hops` routers
+/// (see [`forwarded`]): returns (matching, mismatching, missing or extra).
+pub fn verify_inner(
+    input: &[CapturedPacket],
+    loops: u64,
+    ip_hops: u8,
+    output: &[CapturedPacket],
+) -> (u64, u64) {
     let expected = (input.len() as u64).saturating_mul(loops);
     let mut ok = 0;
     let mut bad = 0;
@@ -131,7 +161,10 @@ pub fn verify_inner(input: &[CapturedPacket], loops: u64, output: &[CapturedPack
             bad += 1;
             continue;
         };
-        match (inner_ip(&p.data), inner_ip(&o.data)) {
+        match (
+            inner_ip(&p.data).and_then(|a| forwarded(a, ip_hops)),
+            inner_ip(&o.data),
+        ) {
             (Some(a), Some(b)) if a == b => ok += 1,
             _ => bad += 1,
         }
@@ -152,11 +185,16 @@ mod tests {
             ..GenSpec::default()
         })
         .expect("gen");
-        assert_eq!(verify_inner(&input, 1, &input), (3, 0));
+        assert_eq!(verify_inner(&input, 1, 0, &input), (3, 0));
+        assert_eq!(
+            verify_inner(&input, 1, 2, &input),
+            (0, 3),
+            "TTL not decremented"
+        );
         let mut dup = input.clone();
         dup.push(input[0].clone());
-        assert_eq!(verify_inner(&input, 1, &dup), (3, 1));
-        assert_eq!(verify_inner(&input, 2, &input), (3, 3));
+        assert_eq!(verify_inner(&input, 1, 0, &dup), (3, 1));
+        assert_eq!(verify_inner(&input, 2, 0, &input), (3, 3));
 
         let mut hops = default_chain().expect("chain");
         hops[0].tx_port = 99;

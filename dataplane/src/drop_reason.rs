@@ -24,11 +24,22 @@ pub enum DropReason {
     Unsupported,
     /// The outbound SA's sequence number space is exhausted.
     SeqExhausted,
+    /// The destination MAC is not the receiving port's (RFC 1812 §5.3.4:
+    /// a router forwards only what is addressed to it at the link layer).
+    NotForUs,
+    /// The source MAC is a group (multicast or broadcast) or zero address.
+    BadSourceMac,
+    /// An IPv4 header checksum is wrong (RFC 1812 §5.2.2).
+    BadChecksum,
+    /// An IP source or destination a router never forwards (RFC 1812
+    /// §5.3.7, RFC 4291 §2.5.6): loopback, unspecified, multicast,
+    /// broadcast, link-local, reserved.
+    Martian,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 14;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -41,6 +52,10 @@ impl DropReason {
         DropReason::NoRoom,
         DropReason::Unsupported,
         DropReason::SeqExhausted,
+        DropReason::NotForUs,
+        DropReason::BadSourceMac,
+        DropReason::BadChecksum,
+        DropReason::Martian,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -56,6 +71,10 @@ impl DropReason {
             DropReason::NoRoom => "no_room",
             DropReason::Unsupported => "unsupported",
             DropReason::SeqExhausted => "seq_exhausted",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::BadSourceMac => "bad_source_mac",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::Martian => "martian",
         }
     }
 

@@ -190,6 +190,8 @@ pub struct Batch<F> {
     frames: Vec<F>,
     verdicts: [Verdict; BURST],
     stamps: [u64; BURST],
+    /// The port every frame of the batch was received on.
+    rx_port: PortId,
 }
 
 impl<F> Default for Batch<F> {
@@ -205,7 +207,22 @@ impl<F> Batch<F> {
             frames: Vec::with_capacity(BURST),
             verdicts: [Verdict::Input; BURST],
             stamps: [0; BURST],
+            rx_port: 0,
         }
+    }
+
+    /// The port the frames were received on (0 until set): the stages
+    /// accept only frames addressed to its MAC.
+    #[inline]
+    pub fn rx_port(&self) -> PortId {
+        self.rx_port
+    }
+
+    /// Records the port the frames were received on; whoever fills a batch
+    /// from a port sets it before the stages run.
+    #[inline]
+    pub fn set_rx_port(&mut self, port: PortId) {
+        self.rx_port = port;
     }
 
     /// Number of frames held.

@@ -94,8 +94,10 @@ impl Default for GenSpec {
                 addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)),
                 len: 16,
             },
-            dst_mac: [0x02, 0, 0, 0, 0, 0x01],
-            src_mac: [0x02, 0, 0, 0, 0, 0xaa],
+            // The embedded gateway A's LAN port, and a host behind it (the
+            // defaults of `meshplane gen`).
+            dst_mac: [0x02, 0, 0, 0, 0x0a, 0x01],
+            src_mac: [0x02, 0, 0, 0, 0x0a, 0xaa],
             dst_port: 9,
             gap: Duration::from_micros(1),
         }

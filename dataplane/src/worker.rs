@@ -119,6 +119,7 @@ fn rx_counted<P: Port>(
         return 0;
     };
     let (n, bytes) = p.rx_burst_counted(batch);
+    batch.set_rx_port(port as PortId);
     if n > 0 {
         let c = &mut stats.ports[port];
         c.rx_packets += n as u64;
@@ -175,6 +176,7 @@ impl<P: Port> Worker<P> {
             if n == 0 {
                 continue;
             }
+            self.rx.set_rx_port(rx_port as PortId);
             // One clock read per burst: every frame of it arrived together.
             let rx_ns = now_ns();
             total += n;
@@ -439,8 +441,9 @@ port = "p0"
 next_hop_mac = "02:00:00:00:00:0c"
 "#;
 
+    /// A labelled frame sent to port p0.
     fn labelled(label: u32, ttl: u8) -> HeapFrame {
-        let mut f = vec![0xaa; 12];
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xaa];
         f.extend(0x8847u16.to_be_bytes());
         f.extend(((label << 12) | (1 << 8) | u32::from(ttl)).to_be_bytes());
         f.extend([0x45u8; 42]);

@@ -3,7 +3,7 @@
 //! with tshark (Wireshark's own RFC 4106 implementation) reading and
 //! decrypting what the gateways send.
 
-use meshplane::chain::inner_ip;
+use meshplane::chain::{forwarded, inner_ip};
 use meshplane::io::pcap::read_file;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -170,7 +170,9 @@ fn chain_over_pcap_files_decodes_in_tshark_and_returns_every_packet() {
     let (b, _) = read_file(&gw_b).unwrap();
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
-        assert_eq!(inner_ip(&x.data), inner_ip(&y.data));
+        // Each gateway forwarded it once: TTL less 2.
+        let sent = inner_ip(&x.data).and_then(|p| forwarded(p, 2));
+        assert_eq!(sent.as_deref(), inner_ip(&y.data));
         assert_eq!(&y.data[..6], &[2, 0, 0, 0, 0x0b, 0xaa], "to host B's MAC");
     }
     let rows = tshark(&gw_b, &[], &["ip.src", "ip.dst", "udp.checksum.status"]);
@@ -215,7 +217,17 @@ next_hop_mac = "02:00:00:00:00:10"
     .unwrap();
     let input = d.join("in.pcap");
     let ng = d.join("in.pcapng");
-    meshplane(&["gen", "--out", s(&input), "--count", "50", "--size", "1420"]);
+    meshplane(&[
+        "gen",
+        "--out",
+        s(&input),
+        "--count",
+        "50",
+        "--size",
+        "1420",
+        "--dst-mac",
+        "02:00:00:00:00:01",
+    ]);
     let st = Command::new("tshark")
         .arg("-r")
         .arg(&input)

@@ -92,7 +92,8 @@ fn chain_over_net_pcap_matches_heap_backend() {
         );
         current = out;
     }
-    let (ok, bad) = verify_inner(&input, 1, &current);
+    // Both gateways forward the inner packet: TTL less 2.
+    let (ok, bad) = verify_inner(&input, 1, 2, &current);
     assert_eq!((ok, bad), (input.len() as u64, 0));
 
     // A looped replay (net_pcap infinite_rx, bounded by the frame count)

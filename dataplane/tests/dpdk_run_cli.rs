@@ -132,7 +132,7 @@ dpdk = "net_pcap1,rx_pcap={empty},tx_pcap={out_b}"
         return;
     }
     // net_null hands out 64-byte frames of zeros, which the node drops as
-    // unsupported and counts; nothing may be lost without a count.
+    // not addressed to it and counts; nothing may be lost without a count.
     let config2 = dir.join("null.toml");
     std::fs::write(
         &config2,

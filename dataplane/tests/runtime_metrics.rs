@@ -71,6 +71,7 @@ fn metrics_endpoint_serves_the_counters_a_scraper_expects() {
     let frame = |label: u32| {
         let mut f = vec![0u8; 60];
         f[..6].copy_from_slice(&[2, 0, 0, 0, 1, 1]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0x0a, 2]);
         f[12..14].copy_from_slice(&0x8847u16.to_be_bytes());
         f[14..18].copy_from_slice(&((label << 12) | (1 << 8) | 64).to_be_bytes());
         HeapFrame::from_bytes(&f)

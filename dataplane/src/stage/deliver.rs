@@ -1,5 +1,7 @@
-//! Deliver: decrypted inner packets are looked up by destination in the
-//! delivery table and leave with a fresh Ethernet header.
+//! Deliver: decrypted inner packets pass the router checks of
+//! [`super::ip_forward`] (TTL decremented as it is forwarded onto the LAN),
+//! are looked up by destination in the delivery table and leave with a
+//! fresh Ethernet header.
 
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, Verdict};
@@ -10,7 +12,7 @@ use crate::tables::Tables;
 /// towards its LAN next hop: `Tx(port)` with a fresh Ethernet header.
 #[inline]
 pub fn deliver<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    let idx = match super::classify::lookup_ip(f, &t.deliver4, &t.deliver6) {
+    let idx = match super::ip_forward::route(f, &t.deliver4, &t.deliver6) {
         Ok(Some(i)) => i,
         Ok(None) => return Verdict::Drop(DropReason::NoRoute),
         Err(r) => return Verdict::Drop(r),

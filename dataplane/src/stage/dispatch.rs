@@ -1,17 +1,46 @@
-//! First stage: sorts received frames by ethertype into the label path,
-//! the tunnel-termination path and the LAN (classify) path.
+//! First stage: takes only frames addressed to the receiving port, then
+//! sorts them by ethertype into the label path, the tunnel-termination path
+//! and the LAN (classify) path.
 
+use crate::config::Mac;
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, Verdict};
-use crate::packet::{ethernet::ethertype, ipv4, vlan};
+use crate::packet::{ethernet, ethernet::ethertype, ipv4, vlan};
 use crate::tables::Tables;
 
-/// The next stage of a just-received frame (verdict `Input`), by its
-/// ethertype after any VLAN tags. An IP frame loses its L2 header (it then
-/// starts at the IP header); a labelled frame keeps it for the LFIB stage,
-/// which rewrites it in place.
+/// The link-layer checks of a router (RFC 1812 §5.3.4): a frame is taken
+/// only when it is sent to the receiving port's own MAC `rx_mac`, from an
+/// individual address (not a group address, not zero).
+#[inline(always)]
+pub fn check_l2(d: &[u8], rx_mac: &Mac) -> Result<(), DropReason> {
+    let Some(h) = d.first_chunk::<{ ethernet::HEADER_LEN }>() else {
+        return Err(DropReason::Malformed);
+    };
+    if h[..6] != rx_mac[..] {
+        return Err(DropReason::NotForUs);
+    }
+    if is_bad_source(h) {
+        return Err(DropReason::BadSourceMac);
+    }
+    Ok(())
+}
+
+/// True when the source MAC of the Ethernet header `h` is a group address
+/// or all zeros: no station sends from either.
+#[inline(always)]
+pub fn is_bad_source(h: &[u8; ethernet::HEADER_LEN]) -> bool {
+    h[6] & 1 != 0 || h[6..12] == [0; 6]
+}
+
+/// The next stage of a frame just received on the port whose MAC is
+/// `rx_mac` (verdict `Input`), by its ethertype after any VLAN tags. An IP
+/// frame loses its L2 header (it then starts at the IP header); a labelled
+/// frame keeps it for the LFIB stage, which rewrites it in place.
 #[inline]
-pub fn dispatch<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
+pub fn dispatch<F: Frame>(f: &mut F, t: &Tables, rx_mac: &Mac) -> Verdict {
+    if let Err(r) = check_l2(f.data(), rx_mac) {
+        return Verdict::Drop(r);
+    }
     // An untagged label stack (the transit case) needs no VLAN parse.
     if f.data().get(12..14) == Some(&ethertype::MPLS.to_be_bytes()[..]) {
         return Verdict::Lfib;
@@ -22,6 +51,8 @@ pub fn dispatch<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
     match l2.ethertype {
         ethertype::MPLS => Verdict::Lfib,
         ethertype::IPV4 => {
+            // The header is read here only to pick the path; the stage
+            // that consumes it (decrypt or classify) checks it whole.
             let tunnel = match ipv4::Ipv4Packet::new_checked(&f.data()[l2.header_len..]) {
                 Ok(ip) => {
                     ip.protocol() == ipv4::protocol::ESP && t.is_local(ip.dst_addr().octets())
@@ -38,6 +69,10 @@ pub fn dispatch<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
             }
         }
         ethertype::IPV6 => {
+            // The ethertype and the packet must agree on the version.
+            if f.data().get(l2.header_len).map(|b| b >> 4) != Some(6) {
+                return Verdict::Drop(DropReason::Malformed);
+            }
             if !f.adj(l2.header_len) {
                 return Verdict::Drop(DropReason::Malformed);
             }

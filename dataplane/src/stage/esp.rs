@@ -172,6 +172,9 @@ fn decrypt_one<'t, F: Frame>(
     let d = f.data_mut();
     let (ihl, total, outer_src, outer_dst) = {
         let ip = ipv4::Ipv4Packet::new_checked(&*d).map_err(|_| DropReason::Malformed)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::BadChecksum);
+        }
         if ip.protocol() != ipv4::protocol::ESP {
             return Err(DropReason::Unsupported);
         }
@@ -222,12 +225,19 @@ fn decrypt_one<'t, F: Frame>(
     }
     // RFC 4303 §2.4: the padding must be the default 1, 2, 3, ...
     let trailer = esp::read_trailer(body).map_err(|_| DropReason::Malformed)?;
-    match trailer.next_header {
-        ipv4::protocol::IPV4 | ipv4::protocol::IPV6 => {}
-        NEXT_HEADER_NONE => return Err(DropReason::Unsupported),
+    // The next header names the inner packet's version (RFC 4303 §2.6);
+    // a packet that is not what it claims is not delivered.
+    let version = body.first().map(|b| b >> 4);
+    match (trailer.next_header, version) {
+        (ipv4::protocol::IPV4, Some(4)) | (ipv4::protocol::IPV6, Some(6)) => {}
+        (ipv4::protocol::IPV4 | ipv4::protocol::IPV6, _) => return Err(DropReason::Malformed),
+        (NEXT_HEADER_NONE, _) => return Err(DropReason::Unsupported),
         _ => return Err(DropReason::Unsupported),
     }
     let inner_len = trailer.payload_len;
+    if inner_len == 0 {
+        return Err(DropReason::Malformed);
+    }
     if !f.adj(ihl + head) {
         return Err(DropReason::Malformed);
     }

@@ -22,6 +22,7 @@ pub mod classify;
 pub mod deliver;
 pub mod dispatch;
 pub mod esp;
+pub mod ip_forward;
 pub mod mpls;
 
 use crate::frame::{Batch, Frame, PortId, Verdict, BURST};
@@ -94,19 +95,26 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 /// never runs.
 #[inline]
 fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
+    // Frames are taken only when sent to the receiving port's MAC; a batch
+    // from a port the snapshot does not know is addressed to no port.
+    let Some(rx_mac) = t.port_macs.get(usize::from(batch.rx_port())).copied() else {
+        batch.set_all(Verdict::Drop(crate::drop_reason::DropReason::NotForUs));
+        return (0, None);
+    };
+    let rx_mac = &rx_mac;
     let (frames, verdicts) = batch.frames_verdicts_mut();
     let mut memo = mpls::SwapMemo::default();
     // Frames [0, done) were swapped out of `port`, their verdicts unwritten.
     let (mut done, mut port) = (0, 0);
     if let (Some(f), Some(&v)) = (frames.first_mut(), verdicts.first()) {
-        if let Some(p) = swap_received(f, v, t, &mut memo) {
+        if let Some(p) = swap_received(f, v, t, rx_mac, &mut memo) {
             (done, port) = (1, p);
         }
     }
     if let (1, Some(fs), Some(vs)) = (done, frames.get_mut(1..), verdicts.get_mut(1..)) {
         // The first frame that did not go out of `port`, if any.
         let stop = fs.iter_mut().zip(vs.iter_mut()).position(|(f, v)| {
-            match swap_received(f, *v, t, &mut memo) {
+            match swap_received(f, *v, t, rx_mac, &mut memo) {
                 Some(p) if p == port => false,
                 Some(p) => {
                     // Another port: this frame is finished, with its verdict.
@@ -129,7 +137,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     // rest take the transit swap first, now writing verdicts.
     let mut rest = verdicts.get(done).is_some_and(|v| !v.is_final());
     for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()).skip(done + 1) {
-        match swap_received(f, *v, t, &mut memo) {
+        match swap_received(f, *v, t, rx_mac, &mut memo) {
             Some(p) => *v = Verdict::Tx(p),
             None => rest |= !v.is_final(),
         }
@@ -144,7 +152,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
         // it is. One call site for the switch, so it inlines.
         let label = match *v {
             Verdict::Input => {
-                let next = dispatch::dispatch(f, t);
+                let next = dispatch::dispatch(f, t, rx_mac);
                 let label = matches!(next, Verdict::Lfib);
                 if !label {
                     *v = next;
@@ -176,10 +184,11 @@ fn swap_received<F: Frame>(
     f: &mut F,
     v: Verdict,
     t: &Tables,
+    rx_mac: &crate::config::Mac,
     memo: &mut mpls::SwapMemo,
 ) -> Option<PortId> {
     match v {
-        Verdict::Input => mpls::swap_untagged(f, t, memo),
+        Verdict::Input => mpls::swap_untagged(f, t, rx_mac, memo),
         _ => None,
     }
 }

@@ -2,6 +2,7 @@
 //! transit satellites, pop at the penultimate hop or for local termination,
 //! with TTL decrement and the Ethernet rewrite to the next hop.
 
+use crate::config::Mac;
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, PortId, Verdict};
 use crate::packet::ethernet::{self, ethertype};
@@ -137,9 +138,21 @@ impl Default for SwapMemo {
 /// Anything else (VLAN tags, a pop, no route, TTL expiry, a short frame) is
 /// left untouched and returns None: the general path gives it its verdict.
 /// A frame with the label entry of the one `memo` holds reuses its lookup.
+/// Only a frame sent to `rx_mac` (the receiving port's) from an individual
+/// source is taken.
 #[inline(always)]
-pub fn swap_untagged<F: Frame>(f: &mut F, t: &Tables, memo: &mut SwapMemo) -> Option<PortId> {
+pub fn swap_untagged<F: Frame>(
+    f: &mut F,
+    t: &Tables,
+    rx_mac: &Mac,
+    memo: &mut SwapMemo,
+) -> Option<PortId> {
     let h = f.data_mut().first_chunk_mut::<HEAD>()?;
+    // The link-layer checks of `dispatch::check_l2`: a frame they refuse
+    // is left for the general path, which drops it with the reason.
+    if h[..6] != rx_mac[..] || h[6] & 1 != 0 || h[6..12] == [0; 6] {
+        return None;
+    }
     if h[12..14] != ethertype::MPLS.to_be_bytes() {
         return None;
     }
@@ -221,6 +234,11 @@ fn apply<F: Frame>(
             Ok(Verdict::Tx(e.port))
         }
         LfibOp::PopLocal => {
+            // The tunnel ends here: any TTL that arrived is enough, but a
+            // TTL of 0 was never legally sent (RFC 3032 §2.4.1).
+            if top.ttl() == 0 {
+                return Err(DropReason::TtlExpired);
+            }
             if !top.bos() {
                 // Only a single tunnel label terminates here.
                 return Err(DropReason::Unsupported);
@@ -275,9 +293,10 @@ next_hop_mac = "02:00:00:00:00:0c"
         ((label << 12) | (u32::from(bos) << 8) | u32::from(ttl)).to_be_bytes()
     }
 
-    /// Ethernet (with the given VLAN tags) + `labels` + a 20-byte IPv4 stub.
+    /// Ethernet (to port p0, with the given VLAN tags) + `labels` + a
+    /// 20-byte IPv4 stub.
     fn frame(vlans: &[u16], labels: &[[u8; 4]]) -> Vec<u8> {
-        let mut f = vec![0xaa; 12];
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xaa];
         for v in vlans {
             f.extend(0x8100u16.to_be_bytes());
             f.extend(v.to_be_bytes());

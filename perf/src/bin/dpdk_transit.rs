@@ -82,10 +82,15 @@ const FRAME_LEN: usize = 60;
 const LABEL_A: u32 = 1002;
 const LABEL_B: u32 = 2001;
 const INITIAL_TTL: u8 = 255;
+/// The MAC of the bench satellite's one port (`SAT_CONFIG`). Frames go
+/// round through the port's loop back to it, so each swap addresses the
+/// next hop by that MAC again and the frame is taken the next time round.
+const PORT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
 
 fn test_frame(label: u32, ttl: u8) -> [u8; FRAME_LEN] {
     let mut f = [0u8; FRAME_LEN];
-    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0x01, 0x01]);
+    // To the bench satellite's one port, which takes only its own MAC.
+    f[0..6].copy_from_slice(&PORT_MAC);
     f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x0a, 0x02]);
     f[12..14].copy_from_slice(&0x8847u16.to_be_bytes());
     let entry = (label << 12) | (1 << 8) | ttl as u32;
@@ -131,14 +136,14 @@ impl InlineLfib {
     /// A <-> B, both out of port 0: circulating frames keep being swapped.
     fn ping_pong() -> Self {
         let mut entries = vec![None; 1 << 12];
-        let e = |out_label, last| SwapEntry {
+        let e = |out_label| SwapEntry {
             out_label,
-            dst_mac: [0x02, 0, 0, 0, 0x0b, last],
-            src_mac: [0x02, 0, 0, 0, 0x01, 0x02],
+            dst_mac: PORT_MAC,
+            src_mac: PORT_MAC,
             port: 0,
         };
-        entries[LABEL_A as usize] = Some(e(LABEL_B, 2));
-        entries[LABEL_B as usize] = Some(e(LABEL_A, 3));
+        entries[LABEL_A as usize] = Some(e(LABEL_B));
+        entries[LABEL_B as usize] = Some(e(LABEL_A));
         InlineLfib { entries }
     }
 }
@@ -158,14 +163,14 @@ label = 1002
 action = "swap"
 out_label = 2001
 port = "isl0"
-next_hop_mac = "02:00:00:00:0b:02"
+next_hop_mac = "02:00:00:00:01:02"
 
 [[lfib]]
 label = 2001
 action = "swap"
 out_label = 1002
 port = "isl0"
-next_hop_mac = "02:00:00:00:0b:03"
+next_hop_mac = "02:00:00:00:01:02"
 "#;
 
 /// A minimal MPLS label swap, the floor for what a transit hop costs: for

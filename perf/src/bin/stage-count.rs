@@ -50,10 +50,12 @@ fn refill(batch: &mut Batch<HeapFrame>, pool: &mut Vec<HeapFrame>, t: &Traffic, 
 /// through its per-frame step (as `stage::process` runs them, without the
 /// bitmask that lets it skip finished frames).
 macro_rules! stages {
-    ($($fn_name:ident => |$f:ident, $v:ident, $t:ident| $step:expr),* $(,)?) => {
+    ($($fn_name:ident => |$f:ident, $v:ident, $t:ident, $mac:ident| $step:expr),* $(,)?) => {
         $(
             #[inline(never)]
             fn $fn_name(b: &mut Batch<HeapFrame>, $t: &Tables) {
+                // The receiving port's MAC, as `stage::process` finds it.
+                let $mac = &$t.port_macs[usize::from(b.rx_port())];
                 for ($f, $v) in b.iter_mut() {
                     if let Some(next) = $step {
                         *$v = next;
@@ -65,19 +67,19 @@ macro_rules! stages {
 }
 
 stages! {
-    dispatch => |f, v, t| (*v == Verdict::Input).then(|| stage::dispatch::dispatch(f, t)),
+    dispatch => |f, v, t, mac| (*v == Verdict::Input).then(|| stage::dispatch::dispatch(f, t, mac)),
     // The transit swap first, then the general switch, as `stage::process`;
     // a fresh memo per frame counts a frame that needs its own lookup.
-    lfib => |f, v, t| (*v == Verdict::Lfib).then(|| {
-        stage::mpls::swap_untagged(f, t, &mut stage::mpls::SwapMemo::default())
+    lfib => |f, v, t, mac| (*v == Verdict::Lfib).then(|| {
+        stage::mpls::swap_untagged(f, t, mac, &mut stage::mpls::SwapMemo::default())
             .map_or_else(|| stage::mpls::switch(f, t), Verdict::Tx)
     }),
-    classify => |f, v, t| (*v == Verdict::Classify).then(|| stage::classify::classify(f, t)),
-    push => |f, v, t| match *v {
+    classify => |f, v, t, _mac| (*v == Verdict::Classify).then(|| stage::classify::classify(f, t)),
+    push => |f, v, t, _mac| match *v {
         Verdict::Push(fec) => Some(stage::mpls::push(f, t, fec)),
         _ => None,
     },
-    deliver => |f, v, t| (*v == Verdict::Deliver).then(|| stage::deliver::deliver(f, t)),
+    deliver => |f, v, t, _mac| (*v == Verdict::Deliver).then(|| stage::deliver::deliver(f, t)),
 }
 
 /// Encryption reserves the batch's sequence numbers once, as the pipeline does.
@@ -116,6 +118,7 @@ fn run_stages(p: &Prepared, n: usize) -> Result<u64> {
     let tables = Tables::from_config(&p.hops[0].node, 1)?;
     let mut pool: Vec<HeapFrame> = (0..BURST).map(|_| HeapFrame::with_room(4096)).collect();
     let mut batch = Batch::new();
+    batch.set_rx_port(p.hops[0].rx_port as u16);
     let mut sent = 0u64;
     for first in (0..n).step_by(BURST) {
         refill(&mut batch, &mut pool, &p.input, first);
