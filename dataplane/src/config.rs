@@ -587,11 +587,14 @@ impl Ctx<'_> {
 impl NodeConfig {
     /// Reads and validates a node configuration file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            line: 0,
-            msg: format!("cannot read: {e}"),
-        })?;
+        let text =
+            crate::file_read::read_text(path, crate::file_read::CONFIG_LIMIT).map_err(|e| {
+                ConfigError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    msg: e.to_string(),
+                }
+            })?;
         Self::parse(&text, &path.display().to_string())
     }
 

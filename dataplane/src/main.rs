@@ -1,6 +1,9 @@
 //! The `meshplane` command: run the embedded chain, replay captures through
 //! a node, generate traffic, check configurations, compute routes.
 
+// Operator files are read through `meshplane::file_read` (see clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use meshplane::chain::{default_chain, run_chain, verify_inner};
@@ -438,7 +441,17 @@ fn serve<B: meshplane::runtime::Backend>(
         None => None,
     };
     let control_stop = std::sync::atomic::AtomicBool::new(false);
+    let reload_stop = std::sync::atomic::AtomicBool::new(false);
     let summary = std::thread::scope(|scope| {
+        // SIGHUP re-reads the file here, off the thread that handles
+        // SIGINT and publishes stats.
+        let (store_r, stop_r, signals) = (&store, &reload_stop, n.signals);
+        let frozen = n.cfg.control.is_some();
+        let reload = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn_scoped(scope, move || {
+                meshplane::runtime::serve_reloads(&mut reloader, store_r, signals, stop_r, frozen)
+            });
         let control = agent.take().map(|agent| {
             let (store, stop) = (&store, &control_stop);
             std::thread::Builder::new()
@@ -447,8 +460,12 @@ fn serve<B: meshplane::runtime::Backend>(
                     control_thread::control_loop(agent, store, stop)
                 })
         });
-        let summary = serve_workers(backend, &n, &store, &hub, &mut reloader, &mut reporter);
+        let summary = serve_workers(backend, &n, &store, &hub, &mut reporter);
         control_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reload_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = reload {
+            tracing::error!("reload thread did not start (SIGHUP is ignored): {e}");
+        }
         if let Some(Err(e)) = control {
             tracing::error!("control thread did not start: {e}");
         }
@@ -485,18 +502,15 @@ fn serve<B: meshplane::runtime::Backend>(
     Ok(())
 }
 
-/// The workers' part of `serve`: runs them, applying `SIGHUP` reloads and
-/// printing stats on the supervisor's ticks.
+/// The workers' part of `serve`: runs them, printing stats on the
+/// supervisor's ticks (reloads run on their own thread).
 fn serve_workers<B: meshplane::runtime::Backend>(
     backend: &mut B,
     n: &NodeRun<'_>,
     store: &meshplane::runtime::TableStore,
     hub: &meshplane::runtime::StatsHub,
-    reloader: &mut meshplane::runtime::ConfigReloader,
     reporter: &mut meshplane::runtime::StatsReporter,
 ) -> Result<meshplane::runtime::RunSummary> {
-    let a = n.args;
-    let controlled = n.cfg.control.is_some();
     meshplane::runtime::run(
         backend,
         n.layout,
@@ -504,29 +518,7 @@ fn serve_workers<B: meshplane::runtime::Backend>(
         hub,
         n.signals.stop_flag(),
         &n.opts,
-        |hub| {
-            if n.signals.take_reload() {
-                let old = store.epoch();
-                if controlled {
-                    // Static tables alone would drop the computed routes.
-                    tracing::warn!(
-                        "SIGHUP ignored: {} has [control]; restart the node to change its configuration",
-                        a.config.display()
-                    );
-                } else {
-                    match reloader.reload(store) {
-                        Ok(epoch) => tracing::info!(
-                            "SIGHUP: tables reloaded from {} (epoch {old} -> {epoch})",
-                            a.config.display()
-                        ),
-                        Err(e) => {
-                            tracing::error!("SIGHUP: reload refused, keeping epoch {old}: {e}")
-                        }
-                    }
-                }
-            }
-            reporter.tick(hub);
-        },
+        |hub| reporter.tick(hub),
     )
     .with_context(|| format!("node {}", n.cfg.name))
 }

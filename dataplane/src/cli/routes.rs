@@ -11,6 +11,7 @@
 //! RTT is `2 * path length / c`. Ground stations default to the embedded
 //! 100 most populous cities (Hypatia's `top_100`).
 
+use crate::file_read;
 use anyhow::{bail, Context};
 use meshplane_control::constellation::Preset;
 use meshplane_control::propagate::Ecef;
@@ -110,7 +111,7 @@ fn build_engine(args: &RoutesArgs) -> anyhow::Result<Engine> {
     let constellation = match &args.tle {
         None => Constellation::preset(preset),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = file_read::read_text(path, file_read::DATA_LIMIT)
                 .with_context(|| format!("reading TLE file {}", path.display()))?;
             let set =
                 tle::parse(&text).with_context(|| format!("in TLE file {}", path.display()))?;
@@ -133,7 +134,7 @@ fn build_engine(args: &RoutesArgs) -> anyhow::Result<Engine> {
     let stations = match &args.ground_stations {
         None => GroundStations::top100(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = file_read::read_text(path, file_read::DATA_LIMIT)
                 .with_context(|| format!("reading ground stations {}", path.display()))?;
             GroundStations::parse_csv(&text)
                 .with_context(|| format!("in ground stations {}", path.display()))?
