@@ -22,6 +22,10 @@ use serde_json::json;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+/// Most backup paths `--backups` asks for (a ground station rarely has
+/// more disjoint ways out than satellites in view).
+pub const MAX_BACKUPS: usize = 64;
+
 /// Arguments of `meshplane routes`.
 #[derive(clap::Args, Debug)]
 pub struct RoutesArgs {
@@ -70,8 +74,10 @@ pub struct RoutesArgs {
     /// Use GSLs above this elevation angle instead of the preset's slant range.
     #[arg(long, value_name = "DEGREES")]
     pub min_elevation_deg: Option<f64>,
-    /// Also show up to this many link-disjoint backup paths (single path).
-    #[arg(long, default_value_t = 0, value_name = "K")]
+    /// Also show up to this many link-disjoint backup paths (single path),
+    /// 0 to [`MAX_BACKUPS`].
+    #[arg(long, default_value_t = 0, value_name = "K",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_BACKUPS as u64))]
     pub backups: usize,
 }
 
@@ -178,7 +184,7 @@ fn why_unreachable(topo: &Topology, e: &Engine, src: u32, dst: u32) -> String {
 
 fn single(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Result<()> {
     let topo = e.topology(args.at, &Failures::new())?;
-    let paths = e.disjoint_paths(&topo, src, dst, args.backups + 1);
+    let paths = e.disjoint_paths(&topo, src, dst, args.backups.saturating_add(1));
     let Some(path) = paths.first() else {
         bail!(
             "no path from {} to {} at t = {} s: {}",
