@@ -443,7 +443,7 @@ struct RawNode {
     name: String,
     role: Role,
     #[serde(default)]
-    cores: Vec<usize>,
+    cores: Option<Spanned<Vec<usize>>>,
     #[serde(default)]
     idle: Idle,
     #[serde(default)]
@@ -584,14 +584,56 @@ impl Ctx<'_> {
     }
 }
 
+/// The CPUs this host has, from `/sys/devices/system/cpu/present`
+/// (`0-3`, `0,2-5`): their count and the list as the kernel writes it.
+fn host_cpus() -> Option<(usize, String)> {
+    let text = crate::file_read::read_text(
+        Path::new("/sys/devices/system/cpu/present"),
+        crate::file_read::SYSTEM_LIMIT,
+    )
+    .ok()?;
+    let list = text.trim().to_string();
+    let mut count = 0usize;
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+        count = count.checked_add(b.checked_sub(a)?.checked_add(1)?)?;
+    }
+    Some((count, list))
+}
+
+/// A worker core must be one a thread can be pinned to: below
+/// `CPU_SETSIZE` (the affinity mask's size) and present on this host.
+fn check_core(core: usize) -> Result<(), String> {
+    let setsize = libc::CPU_SETSIZE as usize;
+    if core >= setsize {
+        return Err(format!(
+            "core {core}: cores must be below {setsize} (the CPU affinity mask's size)"
+        ));
+    }
+    if let Some((count, list)) = host_cpus() {
+        let present = list.split(',').any(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            matches!((a.parse::<usize>(), b.parse::<usize>()), (Ok(a), Ok(b)) if (a..=b).contains(&core))
+        });
+        if !present {
+            return Err(format!("core {core}: this host has {count} CPUs ({list})"));
+        }
+    }
+    Ok(())
+}
+
 impl NodeConfig {
     /// Reads and validates a node configuration file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            line: 0,
-            msg: format!("cannot read: {e}"),
-        })?;
+        let text =
+            crate::file_read::read_text(path, crate::file_read::CONFIG_LIMIT).map_err(|e| {
+                ConfigError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    msg: e.to_string(),
+                }
+            })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -904,10 +946,22 @@ impl NodeConfig {
             .map(|c| parse_control(&cx, c))
             .transpose()?;
 
+        let cores = match raw.node.cores {
+            Some(c) => {
+                let span = c.span();
+                let cores = c.into_inner();
+                for &core in &cores {
+                    check_core(core).map_err(|m| cx.err(span.clone(), m))?;
+                }
+                cores
+            }
+            None => Vec::new(),
+        };
+
         Ok(NodeConfig {
             name: raw.node.name,
             role: raw.node.role,
-            cores: raw.node.cores,
+            cores,
             idle: raw.node.idle,
             mode: raw.node.mode,
             io,

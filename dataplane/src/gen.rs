@@ -223,16 +223,31 @@ fn timestamp(gap: Duration, i: u64) -> Result<Duration, String> {
         .ok_or_else(|| format!("timestamp of packet {i} overflows (gap {gap:?})"))
 }
 
-/// Generates the whole capture.
-pub fn generate(spec: &GenSpec) -> Result<Vec<CapturedPacket>, String> {
-    (0..spec.count)
-        .map(|i| {
-            Ok(CapturedPacket {
-                ts: timestamp(spec.gap, i)?,
-                data: build_packet(spec, i)?,
-            })
+/// The capture's packets one at a time, for writing captures of any
+/// size with one packet in memory.
+pub fn packets(spec: &GenSpec) -> impl Iterator<Item = Result<CapturedPacket, String>> + '_ {
+    (0..spec.count).map(|i| {
+        Ok(CapturedPacket {
+            ts: timestamp(spec.gap, i)?,
+            data: build_packet(spec, i)?,
         })
-        .collect()
+    })
+}
+
+/// Most packets [`generate`] holds in memory; larger captures are
+/// written with [`packets`].
+pub const MAX_IN_MEMORY: u64 = 10_000_000;
+
+/// Generates the whole capture in memory (at most [`MAX_IN_MEMORY`]
+/// packets).
+pub fn generate(spec: &GenSpec) -> Result<Vec<CapturedPacket>, String> {
+    if spec.count > MAX_IN_MEMORY {
+        return Err(format!(
+            "{} packets: at most {MAX_IN_MEMORY} are generated in memory (stream them with `packets`)",
+            spec.count
+        ));
+    }
+    packets(spec).collect()
 }
 
 #[cfg(test)]

@@ -4,11 +4,15 @@
 //! (`frame::Batch`). Stages are generic over `frame::Frame`, implemented by
 //! every I/O backend's buffer, and never copy a payload.
 
+// Operator files are read through `file_read` only (see clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod drop_reason;
+pub mod file_read;
 pub mod frame;
 pub mod gen;
 pub mod io;

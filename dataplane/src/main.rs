@@ -1,11 +1,14 @@
 //! The `meshplane` command: run the embedded chain, replay captures through
 //! a node, generate traffic, check configurations, compute routes.
 
+// Operator files are read through `meshplane::file_read` (see clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use meshplane::chain::{default_chain, run_chain, verify_inner};
 use meshplane::config::{parse_mac, NodeConfig, Prefix};
-use meshplane::gen::{generate, FrameSize, GenSpec};
+use meshplane::gen::{generate, packets, FrameSize, GenSpec};
 use meshplane::io::pcap::{read_file, CaptureWriter};
 use meshplane::replay::{replay, ReplayOptions};
 use std::path::PathBuf;
@@ -55,12 +58,12 @@ struct RunArgs {
     /// The node's TOML file (re-read on SIGHUP: tables only).
     #[arg(long)]
     config: PathBuf,
-    /// Stop after this many seconds.
-    #[arg(long)]
-    seconds: Option<f64>,
+    /// Stop after this many seconds (0 to 1e9, fractions allowed).
+    #[arg(long, value_parser = parse_seconds)]
+    seconds: Option<std::time::Duration>,
     /// Stop once nothing has been received for this many milliseconds
-    /// (counted from the first frame).
-    #[arg(long)]
+    /// (counted from the first frame; 1 to 1e12).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     until_idle_ms: Option<u64>,
     /// Keep FILE up to date with the node's statistics as JSON: rewritten
     /// (atomically) with every stats table, a last time at exit with
@@ -77,15 +80,38 @@ struct RunArgs {
     /// Print no stats table while running (the final report still goes to stdout).
     #[arg(long)]
     quiet: bool,
-    /// Interval of the stats table (stderr) and the JSON file, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Interval of the stats table (stderr) and the JSON file, in
+    /// milliseconds (10 to 1e12).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=MAX_MS))]
     stats_every_ms: u64,
+}
+
+/// Longest `--seconds`: about 31 years.
+const MAX_SECONDS: f64 = 1e9;
+
+/// Longest interval in milliseconds a flag takes (also about 31 years).
+const MAX_MS: u64 = 1_000_000_000_000;
+
+/// Most packets `demo` generates (it holds every hop's capture in memory).
+const MAX_DEMO_PACKETS: u64 = 1_000_000;
+
+/// Most replays of `demo`'s traffic.
+const MAX_DEMO_LOOPS: u64 = 100;
+
+/// `--seconds`: a finite number from 0 to [`MAX_SECONDS`], as a duration.
+fn parse_seconds(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let want = || format!("want a number of seconds from 0 to {MAX_SECONDS:e}");
+    let v: f64 = s.trim().parse().map_err(|_| want())?;
+    if !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(want());
+    }
+    std::time::Duration::try_from_secs_f64(v).map_err(|_| want())
 }
 
 #[derive(clap::Args)]
 struct DemoArgs {
-    /// Packets to generate.
-    #[arg(long, default_value_t = 100_000)]
+    /// Packets to generate (1 to 1000000).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=MAX_DEMO_PACKETS))]
     count: u64,
     /// Frame size on the wire: 64, 512, 1420, imix or a number.
     #[arg(long, default_value = "imix")]
@@ -93,8 +119,8 @@ struct DemoArgs {
     /// Flows.
     #[arg(long, default_value_t = 64)]
     flows: u32,
-    /// Replays of the generated traffic into the first node.
-    #[arg(long, default_value_t = 1)]
+    /// Replays of the generated traffic into the first node (1 to 100).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_DEMO_LOOPS))]
     loops: u64,
     /// Directory for the captures of every hop (input.pcap, <node>.pcap).
     #[arg(long)]
@@ -312,11 +338,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     if a.seconds.is_none() && a.until_idle_ms.is_none() {
         tracing::info!("running until SIGINT/SIGTERM (--seconds or --until-idle-ms end the run)");
     }
-    let duration = match a.seconds {
-        Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
-        Some(s) => bail!("--seconds {s}: want a non-negative number"),
-        None => None,
-    };
+    let duration = a.seconds;
     let node = NodeRun {
         args: &a,
         cfg: &cfg,
@@ -420,7 +442,7 @@ fn serve<B: meshplane::runtime::Backend>(
             .with_context(|| format!("--stats-json {}", path.display()))?;
     }
     let mut reporter = StatsReporter::new(
-        Duration::from_millis(a.stats_every_ms.max(10)),
+        Duration::from_millis(a.stats_every_ms),
         a.quiet,
         a.stats_json.clone(),
     );
@@ -446,7 +468,17 @@ fn serve<B: meshplane::runtime::Backend>(
         None => None,
     };
     let control_stop = std::sync::atomic::AtomicBool::new(false);
+    let reload_stop = std::sync::atomic::AtomicBool::new(false);
     let summary = std::thread::scope(|scope| {
+        // SIGHUP re-reads the file here, off the thread that handles
+        // SIGINT and publishes stats.
+        let (store_r, stop_r, signals) = (&store, &reload_stop, n.signals);
+        let frozen = n.cfg.control.is_some();
+        let reload = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn_scoped(scope, move || {
+                meshplane::runtime::serve_reloads(&mut reloader, store_r, signals, stop_r, frozen)
+            });
         let control = agent.take().map(|agent| {
             let (store, stop) = (&store, &control_stop);
             std::thread::Builder::new()
@@ -455,8 +487,12 @@ fn serve<B: meshplane::runtime::Backend>(
                     control_thread::control_loop(agent, store, stop)
                 })
         });
-        let summary = serve_workers(backend, &n, &store, &hub, &mut reloader, &mut reporter);
+        let summary = serve_workers(backend, &n, &store, &hub, &mut reporter);
         control_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reload_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = reload {
+            tracing::error!("reload thread did not start (SIGHUP is ignored): {e}");
+        }
         if let Some(Err(e)) = control {
             tracing::error!("control thread did not start: {e}");
         }
@@ -493,18 +529,15 @@ fn serve<B: meshplane::runtime::Backend>(
     Ok(())
 }
 
-/// The workers' part of `serve`: runs them, applying `SIGHUP` reloads and
-/// printing stats on the supervisor's ticks.
+/// The workers' part of `serve`: runs them, printing stats on the
+/// supervisor's ticks (reloads run on their own thread).
 fn serve_workers<B: meshplane::runtime::Backend>(
     backend: &mut B,
     n: &NodeRun<'_>,
     store: &meshplane::runtime::TableStore,
     hub: &meshplane::runtime::StatsHub,
-    reloader: &mut meshplane::runtime::ConfigReloader,
     reporter: &mut meshplane::runtime::StatsReporter,
 ) -> Result<meshplane::runtime::RunSummary> {
-    let a = n.args;
-    let controlled = n.cfg.control.is_some();
     meshplane::runtime::run(
         backend,
         n.layout,
@@ -512,29 +545,7 @@ fn serve_workers<B: meshplane::runtime::Backend>(
         hub,
         n.signals.stop_flag(),
         &n.opts,
-        |hub| {
-            if n.signals.take_reload() {
-                let old = store.epoch();
-                if controlled {
-                    // Static tables alone would drop the computed routes.
-                    tracing::warn!(
-                        "SIGHUP ignored: {} has [control]; restart the node to change its configuration",
-                        a.config.display()
-                    );
-                } else {
-                    match reloader.reload(store) {
-                        Ok(epoch) => tracing::info!(
-                            "SIGHUP: tables reloaded from {} (epoch {old} -> {epoch})",
-                            a.config.display()
-                        ),
-                        Err(e) => {
-                            tracing::error!("SIGHUP: reload refused, keeping epoch {old}: {e}")
-                        }
-                    }
-                }
-            }
-            reporter.tick(hub);
-        },
+        |hub| reporter.tick(hub),
     )
     .with_context(|| format!("node {}", n.cfg.name))
 }
@@ -613,15 +624,18 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         src_mac: parse_mac(&a.src_mac).map_err(anyhow::Error::msg)?,
         ..GenSpec::default()
     };
-    let pkts = generate(&spec).map_err(anyhow::Error::msg)?;
+    // Streamed: the capture may be far larger than memory.
     let mut w = CaptureWriter::create(&a.out)?;
-    for p in &pkts {
+    let mut written = 0u64;
+    for p in packets(&spec) {
+        let p = p.map_err(anyhow::Error::msg)?;
         w.write(p.ts, &p.data)?;
+        written += 1;
     }
     w.finish()?;
     println!(
         "wrote {} packets ({} flows, size {}) to {}",
-        pkts.len(),
+        written,
         a.flows,
         a.size,
         a.out.display()

@@ -197,3 +197,81 @@ fn endless_or_stalled_requests_do_not_hold_the_metrics_server() {
     assert!(body.contains("meshplane_rx_packets_total"), "{body}");
     drop(stalled);
 }
+
+/// `GET /metrics` with a deadline; the head line and the time it took.
+fn timed_get(addr: std::net::SocketAddr) -> (String, Duration) {
+    let t = Instant::now();
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").expect("request");
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    (resp.lines().next().unwrap_or("").to_string(), t.elapsed())
+}
+
+#[test]
+fn idle_connections_do_not_delay_a_scrape_and_the_bound_refuses_the_rest() {
+    use meshplane::runtime::metrics::{MAX_CONNECTIONS, MAX_REQUEST_BYTES};
+    let hops = default_chain().expect("chain");
+    let cfg = &hops[1].node;
+    let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let layout = Layout::new(&[], Mode::RunToCompletion).expect("layout");
+    let hub = Arc::new(StatsHub::new(
+        &cfg.name,
+        Mode::RunToCompletion,
+        names,
+        layout.threads().to_vec(),
+    ));
+    let server =
+        MetricsServer::start("127.0.0.1:0".parse().expect("addr"), false, hub).expect("bind");
+    let addr = server.addr();
+
+    // Sixteen clients connect and send nothing: a scrape is still answered
+    // at once, not after their deadlines one by one.
+    let mut idle: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let (head, took) = timed_get(addr);
+    assert!(head.starts_with("HTTP/1.0 200"), "{head:?} after {took:?}");
+    assert!(took < Duration::from_millis(500), "scrape took {took:?}");
+
+    // Up to the bound they are all held; the next connection is refused
+    // at once instead of waiting in a queue.
+    thread::sleep(Duration::from_millis(100));
+    while idle.len() < MAX_CONNECTIONS {
+        idle.push(TcpStream::connect(addr).expect("connect"));
+    }
+    thread::sleep(Duration::from_millis(200));
+    let (head, took) = timed_get(addr);
+    assert!(head.starts_with("HTTP/1.0 503"), "{head:?} after {took:?}");
+    assert!(took < Duration::from_millis(500), "refusal took {took:?}");
+
+    // Once the idle clients go, scrapes are served again.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (head, _) = timed_get(addr);
+        if head.starts_with("HTTP/1.0 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {head:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    // A request line followed by an oversized header: 431.
+    let mut big = TcpStream::connect(addr).expect("connect");
+    big.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let header = format!(
+        "GET /metrics HTTP/1.1\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(MAX_REQUEST_BYTES)
+    );
+    let _ = big.write_all(header.as_bytes());
+    let mut resp = Vec::new();
+    let _ = big.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.0 431"), "{resp:?}");
+}

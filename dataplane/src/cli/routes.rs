@@ -11,6 +11,7 @@
 //! RTT is `2 * path length / c`. Ground stations default to the embedded
 //! 100 most populous cities (Hypatia's `top_100`).
 
+use crate::file_read;
 use anyhow::{bail, Context};
 use meshplane_control::constellation::Preset;
 use meshplane_control::propagate::Ecef;
@@ -20,6 +21,10 @@ use meshplane_control::{tle, Constellation, Engine, Failures, GroundStations};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+
+/// Most backup paths `--backups` asks for (a ground station rarely has
+/// more disjoint ways out than satellites in view).
+pub const MAX_BACKUPS: usize = 64;
 
 /// Arguments of `meshplane routes`.
 #[derive(clap::Args, Debug)]
@@ -69,8 +74,10 @@ pub struct RoutesArgs {
     /// Use GSLs above this elevation angle instead of the preset's slant range.
     #[arg(long, value_name = "DEGREES")]
     pub min_elevation_deg: Option<f64>,
-    /// Also show up to this many link-disjoint backup paths (single path).
-    #[arg(long, default_value_t = 0, value_name = "K")]
+    /// Also show up to this many link-disjoint backup paths (single path),
+    /// 0 to [`MAX_BACKUPS`].
+    #[arg(long, default_value_t = 0, value_name = "K",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_BACKUPS as u64))]
     pub backups: usize,
 }
 
@@ -110,7 +117,7 @@ fn build_engine(args: &RoutesArgs) -> anyhow::Result<Engine> {
     let constellation = match &args.tle {
         None => Constellation::preset(preset),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = file_read::read_text(path, file_read::DATA_LIMIT)
                 .with_context(|| format!("reading TLE file {}", path.display()))?;
             let set =
                 tle::parse(&text).with_context(|| format!("in TLE file {}", path.display()))?;
@@ -133,7 +140,7 @@ fn build_engine(args: &RoutesArgs) -> anyhow::Result<Engine> {
     let stations = match &args.ground_stations {
         None => GroundStations::top100(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = file_read::read_text(path, file_read::DATA_LIMIT)
                 .with_context(|| format!("reading ground stations {}", path.display()))?;
             GroundStations::parse_csv(&text)
                 .with_context(|| format!("in ground stations {}", path.display()))?
@@ -177,7 +184,7 @@ fn why_unreachable(topo: &Topology, e: &Engine, src: u32, dst: u32) -> String {
 
 fn single(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Result<()> {
     let topo = e.topology(args.at, &Failures::new())?;
-    let paths = e.disjoint_paths(&topo, src, dst, args.backups + 1);
+    let paths = e.disjoint_paths(&topo, src, dst, args.backups.saturating_add(1));
     let Some(path) = paths.first() else {
         bail!(
             "no path from {} to {} at t = {} s: {}",

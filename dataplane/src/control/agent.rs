@@ -81,10 +81,13 @@ fn stations_of(path: Option<&std::path::Path>) -> Result<GroundStations, Control
     match path {
         None => Ok(GroundStations::top100()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| ControlError::File {
-                path: p.display().to_string(),
-                msg: e.to_string(),
-            })?;
+            let text =
+                crate::file_read::read_text(p, crate::file_read::DATA_LIMIT).map_err(|e| {
+                    ControlError::File {
+                        path: p.display().to_string(),
+                        msg: e.to_string(),
+                    }
+                })?;
             GroundStations::parse_csv(&text).map_err(|e| ControlError::File {
                 path: p.display().to_string(),
                 msg: e.to_string(),

@@ -4,6 +4,7 @@
 //! One event per line: `isl-down A B`, `isl-up A B`, `sat-down S`,
 //! `sat-up S` (satellite ids); `#` starts a comment.
 
+use crate::file_read::{read_text, FileReadError, FAILURES_LIMIT};
 use meshplane_control::schedule::FailureEvent;
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,9 @@ pub fn parse_line(line: &str) -> Result<Option<FailureEvent>, String> {
 
 /// Follows a failure file: each call to [`FailureFeed::poll`] returns the
 /// events appended since the last one. A missing file means no events; a
-/// bad line is reported once and skipped. A file rewritten rather than
+/// bad line is reported once and skipped. A path that is not a regular
+/// file (a FIFO, a device) or a file over [`FAILURES_LIMIT`] is reported
+/// once and yields no events. A file rewritten rather than
 /// appended to (truncated, or replaced by another) is read again from its
 /// first line.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub struct FailureFeed {
     lines_seen: usize,
     /// The complete lines read so far, to notice a rewrite.
     consumed: String,
+    /// The last read error reported, so that it is reported once.
+    reported: Option<String>,
 }
 
 impl FailureFeed {
@@ -49,13 +54,28 @@ impl FailureFeed {
             path: path.to_path_buf(),
             lines_seen: 0,
             consumed: String::new(),
+            reported: None,
         }
     }
 
     /// New events, in file order.
     pub fn poll(&mut self) -> Vec<FailureEvent> {
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
-            return Vec::new();
+        let text = match read_text(&self.path, FAILURES_LIMIT) {
+            Ok(t) => {
+                self.reported = None;
+                t
+            }
+            Err(FileReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Vec::new()
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.reported.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!(file = %self.path.display(), "failure file not read: {msg}");
+                    self.reported = Some(msg);
+                }
+                return Vec::new();
+            }
         };
         let mut out = Vec::new();
         // Only complete lines: a writer may be half-way through the last one.
@@ -131,6 +151,31 @@ mod tests {
             vec![FailureEvent::SatelliteUp(8), FailureEvent::IslUp(1, 2)]
         );
         assert!(feed.poll().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn endless_or_huge_failure_files_are_refused_not_read() {
+        let mut feed = FailureFeed::new(Path::new("/dev/zero"));
+        let t = std::time::Instant::now();
+        assert!(feed.poll().is_empty());
+        assert!(feed.poll().is_empty());
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(
+            feed.reported.as_deref(),
+            Some("is a character device, not a regular file")
+        );
+        let dir = std::env::temp_dir().join(format!("mp-fail-big-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("failures");
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(FAILURES_LIMIT + 1).unwrap();
+        let mut feed = FailureFeed::new(&path);
+        assert!(feed.poll().is_empty());
+        assert!(feed
+            .reported
+            .as_deref()
+            .is_some_and(|m| m.contains("16 MiB")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -75,7 +75,8 @@ pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFil
         path: path.to_path_buf(),
         what,
     };
-    let mut f = File::open(path).map_err(io)?;
+    // Regular files only: a FIFO or device would be read without end.
+    let (mut f, _) = crate::file_read::open_regular(path).map_err(|e| fmt(e.to_string()))?;
     let mut magic = [0u8; 4];
     match f.read_exact(&mut magic) {
         Ok(()) => {}
@@ -322,6 +323,7 @@ impl Port for ReplayPort {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests read back their own files
 mod tests {
     use super::*;
 

@@ -12,7 +12,7 @@ use crate::drop_reason::DropReason;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,16 +88,63 @@ impl Drop for MetricsServer {
     }
 }
 
-fn serve(listener: TcpListener, hub: &StatsHub, stop: &AtomicBool) {
+/// Most connections served at once. Each one holds a thread for at most
+/// [`REQUEST_DEADLINE`] plus the write deadline; a connection beyond the
+/// bound is answered `503` and closed at once rather than queued.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// How long writing a response may take.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Counts a connection being served; the count drops when it ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot if fewer than [`MAX_CONNECTIONS`] are taken.
+    fn take(active: &Arc<AtomicUsize>) -> Option<Slot> {
+        active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_CONNECTIONS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(Arc::clone(active)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts connections and serves each on a thread of its own, at most
+/// [`MAX_CONNECTIONS`] at once: a client that connects and sends nothing
+/// holds only its own thread, never the next scraper.
+fn serve(listener: TcpListener, hub: &Arc<StatsHub>, stop: &AtomicBool) {
+    let active = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) => {
-                if let Err(e) = answer(stream, hub) {
-                    tracing::debug!("metrics request: {e}");
+            Ok((stream, peer)) => {
+                let Some(slot) = Slot::take(&active) else {
+                    tracing::debug!(%peer, "metrics: {MAX_CONNECTIONS} connections open; refusing one");
+                    refuse_busy(stream);
+                    continue;
+                };
+                let hub = Arc::clone(hub);
+                let spawned = std::thread::Builder::new()
+                    .name("metrics-conn".into())
+                    .spawn(move || {
+                        let _slot = slot;
+                        if let Err(e) = answer(stream, &hub) {
+                            tracing::debug!("metrics request: {e}");
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!("metrics: cannot start a connection thread: {e}");
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => {
                 tracing::warn!("metrics accept: {e}");
@@ -105,6 +152,18 @@ fn serve(listener: TcpListener, hub: &StatsHub, stop: &AtomicBool) {
             }
         }
     }
+}
+
+/// Answers `503` without reading the request, never blocking the accept
+/// loop (the response fits the socket buffer of a fresh connection).
+fn refuse_busy(mut stream: TcpStream) {
+    let body = "too many connections\n";
+    let _ = stream.set_nonblocking(true);
+    let _ = write!(
+        stream,
+        "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 /// Most bytes of request line and headers the server reads.
@@ -123,8 +182,8 @@ enum HeadError {
 
 /// Reads the request head (up to the blank line) within
 /// [`REQUEST_DEADLINE`] and [`MAX_REQUEST_BYTES`]; returns its first line.
-/// The single serving thread must not be held by a client that sends
-/// slowly or without end.
+/// A client that sends slowly or without end holds its own connection
+/// thread for at most the deadline.
 fn read_request_line(stream: &mut TcpStream) -> Result<String, HeadError> {
     let deadline = Instant::now() + REQUEST_DEADLINE;
     let mut head = Vec::with_capacity(512);
@@ -167,7 +226,7 @@ fn head_end(buf: &[u8]) -> Option<usize> {
 
 fn answer(mut stream: TcpStream, hub: &StatsHub) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(WRITE_DEADLINE))?;
     let request = match read_request_line(&mut stream) {
         Ok(r) => r,
         Err(HeadError::TooLarge) => {

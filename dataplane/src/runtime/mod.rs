@@ -40,7 +40,7 @@ pub use hub::{StatsHub, WorkerInfo, WorkerRole};
 pub use layout::{Layout, LayoutError};
 pub use memory::{MemoryBackend, MemoryBackendError};
 pub use metrics::MetricsServer;
-pub use reload::{ConfigReloader, ReloadError};
+pub use reload::{serve_reloads, ConfigReloader, ReloadError, RELOAD_POLL};
 pub use report::{write_json, StatsReporter};
 pub use run::{run, RunOptions, RunSummary, RuntimeError, TICK};
 pub use signals::Signals;

@@ -6,11 +6,21 @@
 //! restarts an outbound sequence, which under AES-GCM would reuse nonces.
 //! Only the tables are reloaded; ports, cores, mode and the backend are
 //! fixed for the life of the process (a change to them is reported).
+//!
+//! The file is read on a thread of its own ([`serve_reloads`]), never on
+//! the thread that watches the stop flag and publishes stats: however
+//! slow the read, `SIGINT` and the stats are not held up by it.
 
+use super::signals::Signals;
 use super::table_store::TableStore;
 use crate::config::{ConfigError, NodeConfig};
 use crate::tables::{SaStore, TableError, Tables};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often [`serve_reloads`] looks for a `SIGHUP`.
+pub const RELOAD_POLL: Duration = Duration::from_millis(20);
 
 /// A reload was refused; the old tables stay installed.
 #[derive(Debug, thiserror::Error)]
@@ -88,5 +98,38 @@ impl ConfigReloader {
         self.sas = sas;
         self.running = cfg;
         Ok(epoch)
+    }
+}
+
+/// Applies a reload after each `SIGHUP` until `done` is raised, logging
+/// the outcome; meant to run on a thread of its own. With `frozen` set
+/// (the node's routes come from its control plane), a `SIGHUP` is
+/// reported and ignored: static tables alone would drop the computed
+/// routes.
+pub fn serve_reloads(
+    reloader: &mut ConfigReloader,
+    store: &TableStore,
+    signals: &Signals,
+    done: &AtomicBool,
+    frozen: bool,
+) {
+    while !done.load(Ordering::Relaxed) {
+        if signals.take_reload() {
+            let file = reloader.path.display().to_string();
+            let old = store.epoch();
+            if frozen {
+                tracing::warn!(
+                    "SIGHUP ignored: {file} has [control]; restart the node to change its configuration"
+                );
+            } else {
+                match reloader.reload(store) {
+                    Ok(epoch) => tracing::info!(
+                        "SIGHUP: tables reloaded from {file} (epoch {old} -> {epoch})"
+                    ),
+                    Err(e) => tracing::error!("SIGHUP: reload refused, keeping epoch {old}: {e}"),
+                }
+            }
+        }
+        std::thread::sleep(RELOAD_POLL);
     }
 }

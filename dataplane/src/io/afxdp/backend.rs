@@ -14,7 +14,8 @@ use crate::runtime::{Backend, BufferPool, DeviceCounters};
 
 /// Reads `/sys/class/net/IFACE/statistics/NAME` (0 when it cannot).
 fn iface_counter(iface: &str, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{name}"))
+    let path = format!("/sys/class/net/{iface}/statistics/{name}");
+    crate::file_read::read_text(std::path::Path::new(&path), crate::file_read::SYSTEM_LIMIT)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)

@@ -350,7 +350,9 @@ impl Drop for Vdev {
 /// True when hugepages are reserved and free (`/proc/meminfo`
 /// `HugePages_Free` > 0) and a hugetlbfs is mounted.
 pub fn hugepages_available() -> bool {
-    let free = std::fs::read_to_string("/proc/meminfo")
+    use crate::file_read::{read_text, SYSTEM_LIMIT};
+    use std::path::Path;
+    let free = read_text(Path::new("/proc/meminfo"), SYSTEM_LIMIT)
         .ok()
         .and_then(|m| {
             m.lines()
@@ -358,7 +360,7 @@ pub fn hugepages_available() -> bool {
                 .and_then(|v| v.trim().parse::<u64>().ok())
         })
         .unwrap_or(0);
-    let mounted = std::fs::read_to_string("/proc/mounts")
+    let mounted = read_text(Path::new("/proc/mounts"), SYSTEM_LIMIT)
         .map(|m| {
             m.lines()
                 .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
