@@ -53,8 +53,9 @@ impl ReplayWindow {
         let th = (top >> 32) as u32;
         let w = WINDOW as u32;
         let seq_hi = if tl >= w - 1 {
-            // Case A: window within one subspace.
-            if seq_lo > tl - w {
+            // Case A: window within one subspace. Its bottom is
+            // Tl - W + 1, which is 0 (not -1) when Tl = W - 1.
+            if seq_lo >= tl - (w - 1) {
                 th
             } else {
                 th.wrapping_add(1)
@@ -136,6 +137,22 @@ impl ReplayWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With the window's top exactly W - 1 the window starts at 0: every
+    /// low half belongs to the same subspace (computing its bottom as
+    /// Tl - W wrapped below zero and put every packet in the next one).
+    #[test]
+    fn esn_inference_at_a_top_of_window_minus_one() {
+        let w = ReplayWindow::new();
+        assert!(w.accept(WINDOW - 1));
+        assert_eq!(w.infer_esn(0), 0);
+        assert_eq!(w.infer_esn(5), 5);
+        assert_eq!(w.infer_esn(WINDOW as u32 + 7), WINDOW + 7);
+        let w = ReplayWindow::new();
+        assert!(w.accept((3 << 32) | (WINDOW - 1)));
+        assert_eq!(w.infer_esn(1), (3 << 32) | 1);
+        assert_eq!(w.infer_esn(u32::MAX), (3 << 32) | u64::from(u32::MAX));
+    }
 
     #[test]
     fn rejects_duplicates_and_too_old() {
