@@ -18,6 +18,7 @@ pub mod gen;
 pub mod io;
 pub mod mesh;
 pub mod packet;
+pub mod reference;
 pub mod replay;
 pub mod runtime;
 pub mod sa;
