@@ -24,11 +24,14 @@ pub enum DropReason {
     Unsupported,
     /// The outbound SA's sequence number space is exhausted.
     SeqExhausted,
+    /// Longer than the largest frame the configured `[io] mtu` admits, or
+    /// received over several buffers (a chained mbuf).
+    Oversize,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -41,6 +44,7 @@ impl DropReason {
         DropReason::NoRoom,
         DropReason::Unsupported,
         DropReason::SeqExhausted,
+        DropReason::Oversize,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -56,6 +60,7 @@ impl DropReason {
             DropReason::NoRoom => "no_room",
             DropReason::Unsupported => "unsupported",
             DropReason::SeqExhausted => "seq_exhausted",
+            DropReason::Oversize => "oversize",
         }
     }
 

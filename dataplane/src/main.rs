@@ -282,6 +282,13 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         w.finish()?;
     }
     print!("{}", report.render());
+    if info.skipped_oversize > 0 {
+        println!(
+            "  skipped {} records longer than {} B (no backend carries such a frame)",
+            info.skipped_oversize,
+            meshplane::io::pcap::MAX_RECORD
+        );
+    }
     Ok(())
 }
 
