@@ -5,8 +5,8 @@
 #![warn(missing_docs)]
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Batch, HeapFrame, Verdict};
-use crate::io::Port;
+use crate::frame::{Batch, Frame, HeapFrame, Verdict};
+use crate::io::{Port, ENCAP_TAILROOM};
 use crossbeam::queue::ArrayQueue;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -334,12 +334,21 @@ impl Port for ReplayPort {
         let mut n = 0;
         while batch.room() > 0 && self.loops_left > 0 && !src.is_empty() {
             let p = &src[self.cursor];
-            let frame = match self.pool.pop() {
-                Some(mut f) => {
+            // A recycled buffer serves when it leaves the stages their
+            // tailroom behind this frame; a jumbo frame gets a larger one.
+            let recycled = self.pool.pop().map(|mut f| {
+                f.reset_from(&p.data);
+                f
+            });
+            let frame = match recycled {
+                Some(f) if f.tailroom() >= ENCAP_TAILROOM => f,
+                _ => {
+                    let mut f = HeapFrame::with_room(
+                        (p.data.len() + ENCAP_TAILROOM).max(crate::frame::DEFAULT_DATA_ROOM),
+                    );
                     f.reset_from(&p.data);
                     f
                 }
-                None => HeapFrame::from_bytes(&p.data),
             };
             if p.data.len() > self.max_frame {
                 let _ = batch.push_with(frame, Verdict::Drop(DropReason::Oversize), 0);
