@@ -299,7 +299,7 @@ pub struct DeliverConfig {
 }
 
 /// I/O backend selection.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct IoConfig {
     /// `pcap` (files), `memory`, `dpdk`, `afxdp` or `auto`.
     pub backend: String,
@@ -307,6 +307,41 @@ pub struct IoConfig {
     pub eal_args: Vec<String>,
     /// AF_XDP: put the UMEM on 2 MiB hugepages when some are free.
     pub hugepages: bool,
+    /// Largest IP packet a port carries (`[io] mtu`, `MIN_MTU..=MAX_MTU`,
+    /// default `DEFAULT_MTU`); see [`IoConfig::max_frame`].
+    pub mtu: u16,
+}
+
+impl IoConfig {
+    /// `[io] mtu` when the file does not say.
+    pub const DEFAULT_MTU: u16 = 1500;
+    /// Smallest `[io] mtu` (IPv4's minimum).
+    pub const MIN_MTU: u16 = 68;
+    /// Largest `[io] mtu`: jumbo frames.
+    pub const MAX_MTU: u16 = 9000;
+    /// Ethernet header and one 802.1Q tag around the IP packet.
+    pub const L2_OVERHEAD: usize = 18;
+    /// What the tunnel adds to a packet of `mtu` bytes on the backbone:
+    /// outer IPv4, ESP header and IV (36), padding, trailer and ICV (up to
+    /// 21) and up to five MPLS labels (20), rounded up.
+    pub const TUNNEL_OVERHEAD: usize = 80;
+
+    /// The largest frame a port receives: `mtu` plus Ethernet and the
+    /// tunnel's overhead. Longer frames are dropped as `oversize`.
+    pub fn max_frame(&self) -> usize {
+        usize::from(self.mtu) + Self::L2_OVERHEAD + Self::TUNNEL_OVERHEAD
+    }
+}
+
+impl Default for IoConfig {
+    fn default() -> Self {
+        IoConfig {
+            backend: String::new(),
+            eal_args: Vec::new(),
+            hugepages: false,
+            mtu: Self::DEFAULT_MTU,
+        }
+    }
 }
 
 /// Which node of the constellation this is (`[control] node`).
@@ -459,6 +494,8 @@ struct RawIo {
     eal_args: Vec<String>,
     #[serde(default)]
     hugepages: bool,
+    #[serde(default)]
+    mtu: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -653,6 +690,7 @@ impl NodeConfig {
             backend: "pcap".into(),
             eal_args: vec![],
             hugepages: false,
+            mtu: IoConfig::DEFAULT_MTU,
         };
         if let Some(rio) = raw.io {
             let rio = rio.into_inner();
@@ -672,6 +710,24 @@ impl NodeConfig {
             }
             io.eal_args = rio.eal_args;
             io.hugepages = rio.hugepages;
+            if let Some(m) = rio.mtu {
+                let range = i64::from(IoConfig::MIN_MTU)..=i64::from(IoConfig::MAX_MTU);
+                io.mtu = match u16::try_from(*m.get_ref()) {
+                    Ok(v) if range.contains(m.get_ref()) => v,
+                    _ => {
+                        return Err(cx.err(
+                            m.span(),
+                            format!(
+                                "[io] mtu {}: out of range (the largest IP packet a port \
+                                 carries, {}..={} bytes)",
+                                m.get_ref(),
+                                IoConfig::MIN_MTU,
+                                IoConfig::MAX_MTU
+                            ),
+                        ))
+                    }
+                };
+            }
         }
 
         let mut ports: Vec<PortConfig> = Vec::new();
@@ -1218,6 +1274,29 @@ next_hop_mac = "02:00:00:00:00:30"
         let e = err_of(&text.replace("iface = \"veth1\"\n", ""));
         assert!(e.msg.contains("needs the port's interface"), "{e}");
         assert_eq!(e.line, 18, "{e}");
+    }
+
+    #[test]
+    fn io_mtu_sets_the_largest_frame_and_is_range_checked() {
+        let c = NodeConfig::parse(GOOD, "n.toml").unwrap();
+        assert_eq!((c.io.mtu, c.io.max_frame()), (1500, 1598));
+        let with = |m: &str| {
+            GOOD.replace(
+                "role = \"gateway\"",
+                &format!("role = \"gateway\"\n[io]\nmtu = {m}"),
+            )
+        };
+        let c = NodeConfig::parse(&with("9000"), "n.toml").unwrap();
+        assert_eq!((c.io.mtu, c.io.max_frame()), (9000, 9098));
+        for bad in ["9001", "67", "-1", "70000"] {
+            let e = err_of(&with(bad));
+            assert!(
+                e.msg.contains(&format!("[io] mtu {bad}: out of range")),
+                "{e}"
+            );
+            assert!(e.msg.contains("68..=9000"), "{e}");
+            assert_eq!(e.line, 6, "{e}");
+        }
     }
 
     #[test]

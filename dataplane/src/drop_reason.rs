@@ -35,11 +35,14 @@ pub enum DropReason {
     /// §5.3.7, RFC 4291 §2.5.6): loopback, unspecified, multicast,
     /// broadcast, link-local, reserved.
     Martian,
+    /// Longer than the largest frame the configured `[io] mtu` admits, or
+    /// received over several buffers (a chained mbuf).
+    Oversize,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -56,6 +59,7 @@ impl DropReason {
         DropReason::BadSourceMac,
         DropReason::BadChecksum,
         DropReason::Martian,
+        DropReason::Oversize,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -75,6 +79,7 @@ impl DropReason {
             DropReason::BadSourceMac => "bad_source_mac",
             DropReason::BadChecksum => "bad_checksum",
             DropReason::Martian => "martian",
+            DropReason::Oversize => "oversize",
         }
     }
 

@@ -307,7 +307,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         Ok(())
     };
     let report = if io == "dpdk" {
-        replay_over_dpdk(&cfg, &a.pcap, input.len() as u64, &opts, &mut sink)?
+        replay_over_dpdk(&cfg, &input, &opts, &mut sink)?
     } else {
         replay(&cfg, Arc::<[_]>::from(input), &opts, &mut sink)?
     };
@@ -316,6 +316,13 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         w.finish()?;
     }
     print!("{}", report.render());
+    if info.skipped_oversize > 0 {
+        println!(
+            "  skipped {} records longer than {} B (no backend carries such a frame)",
+            info.skipped_oversize,
+            meshplane::io::pcap::MAX_RECORD
+        );
+    }
     Ok(())
 }
 
@@ -585,8 +592,7 @@ fn run_over_dpdk(
 #[cfg(feature = "dpdk")]
 fn replay_over_dpdk(
     cfg: &NodeConfig,
-    pcap: &std::path::Path,
-    packets: u64,
+    input: &[meshplane::io::pcap::CapturedPacket],
     opts: &ReplayOptions,
     sink: impl FnMut(usize, std::time::Duration, &[u8]) -> Result<()>,
 ) -> Result<meshplane::replay::ReplayReport> {
@@ -594,14 +600,13 @@ fn replay_over_dpdk(
     let eal = EalBuilder::for_node(cfg, false)
         .init()
         .context("initialising DPDK")?;
-    Ok(replay_dpdk(&eal, cfg, pcap, packets, opts, sink)?)
+    Ok(replay_dpdk(&eal, cfg, input, opts, sink)?)
 }
 
 #[cfg(not(feature = "dpdk"))]
 fn replay_over_dpdk(
     _cfg: &NodeConfig,
-    _pcap: &std::path::Path,
-    _packets: u64,
+    _input: &[meshplane::io::pcap::CapturedPacket],
     _opts: &ReplayOptions,
     _sink: impl FnMut(usize, std::time::Duration, &[u8]) -> Result<()>,
 ) -> Result<meshplane::replay::ReplayReport> {

@@ -118,7 +118,8 @@ impl ReplayReport {
 
 /// Replays `input` through the node `cfg` describes. `sink(port, ts,
 /// bytes)` receives every transmitted frame in order; an error from it
-/// stops the replay.
+/// stops the replay. Frames longer than `cfg.io.max_frame()` are counted
+/// as received and dropped as `oversize`, as on a device.
 pub fn replay<E>(
     cfg: &NodeConfig,
     input: Arc<[CapturedPacket]>,
@@ -134,6 +135,7 @@ pub fn replay<E>(
         .map(|i| {
             if i == opts.rx_port {
                 ReplayPort::source(input.clone(), opts.loops, pool.clone())
+                    .with_max_frame(cfg.io.max_frame())
             } else {
                 ReplayPort::sink(pool.clone())
             }

@@ -1,25 +1,15 @@
 //! The gateway A -> satellite -> gateway B chain over real DPDK: each hop
-//! receives its input capture through `net_pcap` and runs the same worker
+//! receives its input through `net_pcap` and runs the same worker
 //! and stages over mbufs. Every hop's output must be byte-identical to the
 //! heap/pcap backend's, and every mbuf must come back. One test: EAL
 //! initialises once per process.
 #![cfg(feature = "dpdk")]
 
-use std::path::{Path, PathBuf};
-
 use meshplane::chain::{default_chain, run_chain, verify_inner};
 use meshplane::gen::{generate, FrameSize, GenSpec};
 use meshplane::io::dpdk::{replay_dpdk, EalBuilder};
-use meshplane::io::pcap::{CaptureWriter, CapturedPacket};
+use meshplane::io::pcap::CapturedPacket;
 use meshplane::replay::{replay_to_memory, ReplayOptions};
-
-fn write(path: &Path, pkts: &[CapturedPacket]) {
-    let mut w = CaptureWriter::create(path).expect("create capture");
-    for p in pkts {
-        w.write(p.ts, &p.data).expect("write");
-    }
-    w.finish().expect("finish");
-}
 
 fn bytes(p: &[CapturedPacket]) -> Vec<&[u8]> {
     p.iter().map(|c| c.data.as_slice()).collect()
@@ -28,9 +18,6 @@ fn bytes(p: &[CapturedPacket]) -> Vec<&[u8]> {
 #[test]
 fn chain_over_net_pcap_matches_heap_backend() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let dir: PathBuf =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dpdk-chain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
 
     let hops = default_chain().expect("embedded chain");
     let input = generate(&GenSpec {
@@ -51,27 +38,18 @@ fn chain_over_net_pcap_matches_heap_backend() {
 
     let mut current = input.clone();
     for (i, hop) in hops.iter().enumerate() {
-        let file = dir.join(format!("hop{i}-in.pcap"));
-        write(&file, &current);
         let opts = ReplayOptions {
             loops: 1,
             rx_port: hop.rx_port,
         };
         let mut per_port: Vec<Vec<CapturedPacket>> = vec![Vec::new(); hop.node.ports.len()];
-        let report = replay_dpdk(
-            &eal,
-            &hop.node,
-            &file,
-            current.len() as u64,
-            &opts,
-            |p, ts, d| {
-                per_port[p].push(CapturedPacket {
-                    ts,
-                    data: d.to_vec(),
-                });
-                Ok::<(), std::convert::Infallible>(())
-            },
-        )
+        let report = replay_dpdk(&eal, &hop.node, &current, &opts, |p, ts, d| {
+            per_port[p].push(CapturedPacket {
+                ts,
+                data: d.to_vec(),
+            });
+            Ok::<(), std::convert::Infallible>(())
+        })
         .unwrap_or_else(|e| panic!("hop {}: {e}", hop.node.name));
         assert_eq!(
             report.packets_in(),
@@ -99,8 +77,6 @@ fn chain_over_net_pcap_matches_heap_backend() {
     // A looped replay (net_pcap infinite_rx, bounded by the frame count)
     // matches too: ESP sequence numbers keep counting across loops.
     let hop = &hops[0];
-    let file = dir.join("loop-in.pcap");
-    write(&file, &input[..500]);
     let opts = ReplayOptions {
         loops: 3,
         rx_port: hop.rx_port,
@@ -108,7 +84,7 @@ fn chain_over_net_pcap_matches_heap_backend() {
     let (_, heap_out) =
         replay_to_memory(&hop.node, input[..500].to_vec().into(), &opts).expect("heap replay");
     let mut dpdk_out = Vec::new();
-    let report = replay_dpdk(&eal, &hop.node, &file, 500, &opts, |p, _, d| {
+    let report = replay_dpdk(&eal, &hop.node, &input[..500], &opts, |p, _, d| {
         if p == hop.tx_port {
             dpdk_out.push(d.to_vec());
         }
@@ -121,5 +97,4 @@ fn chain_over_net_pcap_matches_heap_backend() {
         dpdk_out.iter().map(Vec::as_slice).collect::<Vec<_>>(),
         bytes(&heap_out[hop.tx_port])
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,10 @@ pub mod dpdk;
 pub mod memory;
 pub mod pcap;
 
+/// Tailroom every backend leaves behind a received frame: the ESP padding,
+/// trailer and ICV the stages append in place (at most 21 bytes), rounded up.
+pub const ENCAP_TAILROOM: usize = 32;
+
 /// One receive/transmit queue pair of a port, as a worker sees it.
 pub trait Port {
     /// The buffer type this backend receives into.

@@ -4,8 +4,9 @@
 
 #![warn(missing_docs)]
 
-use crate::frame::{Batch, HeapFrame};
-use crate::io::Port;
+use crate::drop_reason::DropReason;
+use crate::frame::{Batch, Frame, HeapFrame, Verdict};
+use crate::io::{Port, ENCAP_TAILROOM};
 use crossbeam::queue::ArrayQueue;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -57,11 +58,20 @@ pub struct CapturedPacket {
 /// Summary of what a file held besides the packets.
 #[derive(Clone, Debug, Default)]
 pub struct ReadInfo {
-    /// Packets whose capture was shorter than the packet on the wire.
+    /// Packets whose capture was shorter than the packet on the wire
+    /// (a snap-length capture such as `tcpdump -s 64`); they are kept as
+    /// captured.
     pub truncated: u64,
+    /// Records longer than [`MAX_RECORD`] bytes, skipped: no backend
+    /// carries such a frame (an mbuf segment holds at most 65535 bytes).
+    pub skipped_oversize: u64,
     /// `true` for pcapng.
     pub pcapng: bool,
 }
+
+/// The longest record replayed; longer ones are skipped and counted in
+/// [`ReadInfo::skipped_oversize`].
+pub const MAX_RECORD: usize = 65535;
 
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
@@ -131,6 +141,10 @@ pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFil
                     linktype: lt,
                 });
             }
+            if data.len() > MAX_RECORD {
+                info.skipped_oversize += 1;
+                continue;
+            }
             if (orig as usize) > data.len() {
                 info.truncated += 1;
             }
@@ -146,15 +160,40 @@ pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFil
                 linktype: h.datalink,
             });
         }
+        let nanos = h.ts_resolution == TsResolution::NanoSecond;
         let mut idx = 0u64;
-        while let Some(p) = rd.next_packet() {
+        // Raw records, checked here: pcap_file's own check refuses a record
+        // whose original length exceeds the file's snap length, which is
+        // what every snap-length capture (`tcpdump -s 64`) holds.
+        while let Some(p) = rd.next_raw_packet() {
             idx += 1;
             let p = p.map_err(|e| fmt(format!("packet {idx}: {e} (file truncated or corrupt)")))?;
-            if (p.orig_len as usize) > p.data.len() {
+            let ns = if nanos {
+                Some(p.ts_frac)
+            } else {
+                p.ts_frac.checked_mul(1000)
+            };
+            let ns = ns.filter(|&ns| ns < 1_000_000_000).ok_or_else(|| {
+                fmt(format!(
+                    "packet {idx}: timestamp fraction {} is not below one second (file corrupt)",
+                    p.ts_frac
+                ))
+            })?;
+            if p.incl_len > p.orig_len {
+                return Err(fmt(format!(
+                    "packet {idx}: captured length {} exceeds its length on the wire {} (file corrupt)",
+                    p.incl_len, p.orig_len
+                )));
+            }
+            if p.data.len() > MAX_RECORD {
+                info.skipped_oversize += 1;
+                continue;
+            }
+            if p.orig_len > p.incl_len {
                 info.truncated += 1;
             }
             out.push(CapturedPacket {
-                ts: p.timestamp,
+                ts: Duration::new(u64::from(p.ts_sec), ns),
                 data: p.data.into_owned(),
             });
         }
@@ -236,6 +275,7 @@ pub struct ReplayPort {
     cursor: usize,
     loops_left: u64,
     pool: FramePool,
+    max_frame: usize,
     /// Frames sent, with the capture timestamp they carry.
     pub sent: Vec<(Duration, HeapFrame)>,
     /// Frames received so far.
@@ -250,9 +290,18 @@ impl ReplayPort {
             cursor: 0,
             loops_left: 0,
             pool,
+            max_frame: usize::MAX,
             sent: Vec::new(),
             received: 0,
         }
+    }
+
+    /// Frames longer than `max_frame` bytes are received and counted, then
+    /// dropped as `oversize`, as a device configured for that MTU would
+    /// (see `IoConfig::max_frame`). No limit by default.
+    pub fn with_max_frame(mut self, max_frame: usize) -> ReplayPort {
+        self.max_frame = max_frame;
+        self
     }
 
     /// A port that receives `packets` `loops` times over, in order.
@@ -286,14 +335,27 @@ impl Port for ReplayPort {
         let mut n = 0;
         while batch.room() > 0 && self.loops_left > 0 && !src.is_empty() {
             let p = &src[self.cursor];
-            let frame = match self.pool.pop() {
-                Some(mut f) => {
+            // A recycled buffer serves when it leaves the stages their
+            // tailroom behind this frame; a jumbo frame gets a larger one.
+            let recycled = self.pool.pop().map(|mut f| {
+                f.reset_from(&p.data);
+                f
+            });
+            let frame = match recycled {
+                Some(f) if f.tailroom() >= ENCAP_TAILROOM => f,
+                _ => {
+                    let mut f = HeapFrame::with_room(
+                        (p.data.len() + ENCAP_TAILROOM).max(crate::frame::DEFAULT_DATA_ROOM),
+                    );
                     f.reset_from(&p.data);
                     f
                 }
-                None => HeapFrame::from_bytes(&p.data),
             };
-            let _ = batch.push(frame);
+            if p.data.len() > self.max_frame {
+                let _ = batch.push_with(frame, Verdict::Drop(DropReason::Oversize), 0);
+            } else {
+                let _ = batch.push(frame);
+            }
             n += 1;
             self.cursor += 1;
             if self.cursor == src.len() {
@@ -364,6 +426,84 @@ mod tests {
             .expect("write");
         w.finish().expect("finish");
         std::fs::read(&path).expect("read back")
+    }
+
+    /// A little-endian microsecond pcap with snap length `snaplen` and
+    /// records of (captured bytes, length on the wire).
+    fn raw_pcap(snaplen: u32, records: &[(usize, u32)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, snaplen, 1] {
+            b.extend_from_slice(&le32(w));
+        }
+        for (i, &(cap, orig)) in records.iter().enumerate() {
+            for w in [1_700_000_000, 250_000, cap as u32, orig] {
+                b.extend_from_slice(&le32(w));
+            }
+            b.extend((0..cap).map(|j| (i + j) as u8));
+        }
+        b
+    }
+
+    #[test]
+    fn a_snap_length_capture_is_read_as_captured() {
+        let dir = std::env::temp_dir().join(format!("mp-pcap-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("snap64.pcap");
+        // What `tcpdump -s 64` writes: snap length 64, each record cut to
+        // 64 bytes of a longer frame.
+        std::fs::write(&path, raw_pcap(64, &[(64, 1514), (60, 60), (64, 98)])).expect("write");
+        let (pkts, info) = read_file(&path).expect("a snap-length capture is valid pcap");
+        assert_eq!(
+            pkts.iter().map(|p| p.data.len()).collect::<Vec<_>>(),
+            [64, 60, 64]
+        );
+        assert_eq!((info.truncated, info.skipped_oversize), (2, 0));
+        assert_eq!(pkts[0].ts, Duration::new(1_700_000_000, 250_000_000));
+        // Captured longer than on the wire is still corrupt, and says so.
+        std::fs::write(&path, raw_pcap(64, &[(64, 60)])).expect("write");
+        let e = read_file(&path).expect_err("incl_len > orig_len");
+        assert!(
+            e.to_string()
+                .contains("packet 1: captured length 64 exceeds its length on the wire 60"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn records_over_65535_bytes_are_skipped_and_counted() {
+        let dir = std::env::temp_dir().join(format!("mp-pcap-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("big.pcap");
+        let recs = [(60, 60), (70_000, 70_000), (65_535, 65_535), (9018, 9018)];
+        std::fs::write(&path, raw_pcap(262_144, &recs)).expect("write");
+        let (pkts, info) = read_file(&path).expect("an oversize record is no reason to fail");
+        assert_eq!(
+            pkts.iter().map(|p| p.data.len()).collect::<Vec<_>>(),
+            [60, 65_535, 9018]
+        );
+        assert_eq!(info.skipped_oversize, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn replay_port_drops_frames_over_its_limit_as_oversize() {
+        let pkts: Arc<[CapturedPacket]> = [60usize, 1598, 1599, 9018]
+            .iter()
+            .map(|&n| CapturedPacket {
+                ts: Duration::ZERO,
+                data: vec![0x5a; n],
+            })
+            .collect();
+        let mut port = ReplayPort::source(pkts, 1, frame_pool(8)).with_max_frame(1598);
+        let mut batch = Batch::new();
+        let (n, bytes) = port.rx_burst_counted(&mut batch);
+        assert_eq!((n, bytes), (4, 60 + 1598 + 1599 + 9018));
+        let over = Verdict::Drop(DropReason::Oversize);
+        assert_eq!(
+            batch.verdicts()[..4],
+            [Verdict::Input, Verdict::Input, over, over]
+        );
     }
 
     #[test]

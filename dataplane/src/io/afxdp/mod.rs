@@ -29,7 +29,7 @@ mod umem;
 pub use backend::AfXdpBackend;
 pub use bpf::{load_xdp_program, redirect_program, BpfInsn, XdpAttachMode, XdpAttachment};
 pub use error::AfXdpError;
-pub use node::{ifindex, rx_queues, AfXdpNode};
+pub use node::{ifindex, rx_queues, AfXdpNode, MAX_FRAME};
 pub use port::AfXdpPort;
 pub use socket::{
     memlock_limit, raise_memlock, BindMode, RingSizes, Xsk, XskStats, XskStatsHandle,

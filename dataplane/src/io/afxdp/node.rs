@@ -14,7 +14,7 @@ use super::bpf::{XdpAttachMode, XdpAttachment};
 use super::error::AfXdpError;
 use super::port::AfXdpPort;
 use super::socket::{BindMode, RingSizes, Xsk};
-use super::umem::Umem;
+use super::umem::{Umem, FRAME_SIZE, RX_HEADROOM};
 use crate::config::{NodeConfig, PortConfig, XdpMode};
 use crate::frame::BURST;
 
@@ -60,6 +60,7 @@ impl AfXdpNode {
     /// `workers` sockets per port (worker `w` on the port's `w`-th queue),
     /// each worker's sockets sharing one UMEM.
     pub fn open(cfg: &NodeConfig, workers: usize) -> Result<Self, AfXdpError> {
+        check_mtu(cfg)?;
         let workers = workers.max(1);
         let mut plans = Vec::with_capacity(cfg.ports.len());
         for p in &cfg.ports {
@@ -257,5 +258,57 @@ fn bind_first(umem: &Umem, p: &PortPlan<'_>, queue: u32) -> Result<(Xsk, BindMod
             }
             Err(e) => Err(e),
         },
+    }
+}
+
+/// The largest frame an AF_XDP port takes: a UMEM chunk less the kernel's
+/// RX headroom and the tailroom the stages' encapsulation needs. The kernel
+/// drops longer frames before user space sees them (in copy mode it counts
+/// them in the socket's `rx_dropped`), so a configuration that admits
+/// longer ones is refused.
+pub const MAX_FRAME: usize = FRAME_SIZE - RX_HEADROOM - crate::io::ENCAP_TAILROOM;
+
+/// Refuses an `[io] mtu` whose frames do not fit a UMEM chunk.
+fn check_mtu(cfg: &NodeConfig) -> Result<(), AfXdpError> {
+    let need = cfg.io.max_frame();
+    if need <= MAX_FRAME {
+        return Ok(());
+    }
+    let overhead = need - usize::from(cfg.io.mtu);
+    Err(AfXdpError::Config(format!(
+        "node {}: [io] mtu {} means frames of up to {need} B, but AF_XDP frames hold at most \
+         {MAX_FRAME} B ({FRAME_SIZE} B UMEM chunks less {RX_HEADROOM} B of kernel headroom and \
+         {} B for the ESP tail); use mtu <= {} or the dpdk backend for jumbo frames",
+        cfg.name,
+        cfg.io.mtu,
+        crate::io::ENCAP_TAILROOM,
+        MAX_FRAME - overhead
+    )))
+}
+
+#[cfg(test)]
+mod mtu_tests {
+    use super::*;
+
+    #[test]
+    fn an_mtu_beyond_the_umem_chunk_is_refused_naming_the_limit() {
+        let mut cfg = crate::chain::default_chain().expect("chain")[0]
+            .node
+            .clone();
+        cfg.io.mtu = 9000;
+        let Err(e) = AfXdpNode::open(&cfg, 1) else {
+            panic!("mtu 9000 on AF_XDP was accepted");
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("[io] mtu 9000 means frames of up to 9098 B")
+                && msg.contains("at most 1760 B")
+                && msg.contains("use mtu <= 1662"),
+            "{msg}"
+        );
+        cfg.io.mtu = 1662;
+        assert!(check_mtu(&cfg).is_ok());
+        cfg.io.mtu = 1663;
+        assert!(check_mtu(&cfg).is_err());
     }
 }

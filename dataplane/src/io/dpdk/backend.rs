@@ -15,6 +15,18 @@ use crate::runtime::{Backend, BufferPool, DeviceCounters};
 /// ring, a TX ring, the pipeline's batches in flight and the per-lcore cache.
 pub const MBUFS_PER_QUEUE: u32 = 8191;
 
+/// The mbuf data room for a node: its `[io] mtu`'s largest frame in one
+/// segment, with room for the stages' in-place encapsulation.
+pub fn node_data_room(cfg: &NodeConfig) -> Result<u16, DpdkError> {
+    let max = cfg.io.max_frame();
+    Mempool::data_room_for(max).ok_or_else(|| {
+        DpdkError::Config(format!(
+            "node {}: frames of {max} B ([io] mtu {}) do not fit an mbuf",
+            cfg.name, cfg.io.mtu
+        ))
+    })
+}
+
 /// A node's DPDK devices, ready for the runtime.
 #[derive(Debug)]
 pub struct DpdkBackend {
@@ -41,7 +53,13 @@ impl DpdkBackend {
         } else {
             pool_size
         };
-        let pool = Mempool::new(eal, &format!("node_{}", cfg.name), size, 256)?;
+        let pool = Mempool::with_data_room(
+            eal,
+            &format!("node_{}", cfg.name),
+            size,
+            256,
+            node_data_room(cfg)?,
+        )?;
         let ports = NodePorts::open(eal, cfg, q, &pool)?;
         Ok(DpdkBackend {
             eal: *eal,

@@ -13,6 +13,9 @@ use crate::drop_reason::DropReason;
 use crate::frame::{Batch, Frame, Verdict, BURST};
 use crate::io::Port;
 
+/// Ethernet header without a VLAN tag: what DPDK's MTU leaves out.
+const ETHER_HDR_LEN: usize = 14;
+
 /// The device name in a device string: `net_pcap0,rx_pcap=a.pcap` -> `net_pcap0`.
 pub fn device_name(spec: &str) -> &str {
     spec.split(',').next().unwrap_or(spec).trim()
@@ -33,6 +36,10 @@ pub struct EthDevConfig {
     pub promiscuous: bool,
     /// Spread RX over the queues by IP/UDP hash when the device can.
     pub rss: bool,
+    /// Largest frame received (`IoConfig::max_frame`); longer frames, and
+    /// frames the device chained over several mbufs, are dropped as
+    /// `oversize`. Above the default, the device's MTU is raised to match.
+    pub max_frame: usize,
 }
 
 impl Default for EthDevConfig {
@@ -44,6 +51,7 @@ impl Default for EthDevConfig {
             tx_desc: 1024,
             promiscuous: true,
             rss: true,
+            max_frame: crate::config::IoConfig::default().max_frame(),
         }
     }
 }
@@ -92,6 +100,8 @@ struct Inner {
     /// A hotplugged device, removed after the port is closed (field drops
     /// run after `Drop::drop`).
     _vdev: Option<Vdev>,
+    /// Largest frame received before it counts as `oversize`.
+    max_frame: usize,
 }
 
 impl Drop for Inner {
@@ -210,6 +220,29 @@ impl EthDev {
                 );
             }
         }
+        // Jumbo frames: the device's MTU (the frame without its Ethernet
+        // header) must admit the largest frame; the default config keeps
+        // the device's own default.
+        if cfg.max_frame > EthDevConfig::default().max_frame {
+            let mtu = cfg.max_frame - ETHER_HDR_LEN;
+            if mtu > usize::from(info.max_mtu) || cfg.max_frame > info.max_rx_pktlen as usize {
+                return Err(DpdkError::Config(format!(
+                    "port {name}: frames of {} B ([io] mtu) need a device MTU of {mtu}; \
+                     this device takes at most MTU {} and {} B frames",
+                    cfg.max_frame, info.max_mtu, info.max_rx_pktlen
+                )));
+            }
+            let room = usize::from(pool.data_room());
+            if room < dpdk_sys::RTE_PKTMBUF_HEADROOM as usize + cfg.max_frame {
+                return Err(DpdkError::Config(format!(
+                    "port {name}: frames of {} B do not fit the {} B data room of pool {:?}",
+                    cfg.max_frame,
+                    pool.data_room(),
+                    pool.name()
+                )));
+            }
+            conf.rxmode.mtu = mtu as u32;
+        }
         // SAFETY: valid port id; conf is a fully initialised rte_eth_conf
         // that DPDK copies.
         check(|| ctx("configure"), unsafe {
@@ -264,6 +297,7 @@ impl EthDev {
                     .collect(),
                 _pool: pool.clone(),
                 _vdev: vdev,
+                max_frame: cfg.max_frame,
             }),
         };
         if cfg.promiscuous {
@@ -376,6 +410,7 @@ impl EthDev {
         Ok(DpdkPort {
             port: i.port,
             queue,
+            max_frame: i.max_frame,
             dev: Arc::clone(&self.inner),
             _not_sync: PhantomData,
         })
@@ -450,6 +485,7 @@ fn driver_name(info: &dpdk_sys::rte_eth_dev_info) -> String {
 pub struct DpdkPort {
     port: u16,
     queue: u16,
+    max_frame: usize,
     dev: Arc<Inner>,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -488,6 +524,13 @@ impl DpdkPort {
         self.rx_into(batch, max).0
     }
 
+    /// `rx_burst_counted` taking at most `max` frames: how many, and their
+    /// bytes (whole frames, every segment).
+    #[inline]
+    pub fn rx_burst_max_counted(&mut self, batch: &mut Batch<Mbuf>, max: usize) -> (usize, u64) {
+        self.rx_into(batch, max)
+    }
+
     /// Receives at most `max` frames into `batch`; returns how many and
     /// their bytes (the walk over the new mbufs reads their length anyway).
     #[inline(always)]
@@ -514,20 +557,20 @@ impl DpdkPort {
         } as usize;
         // SAFETY: the PMD initialised `got` <= n slots with owned mbufs.
         unsafe { v.set_len(old + got) };
-        // Stages see one contiguous segment (`Frame::data`); a PMD that
-        // chains a frame over several mbufs (net_pcap with a jumbo frame)
-        // would hand them a truncated packet, so such frames are dropped
-        // and counted instead. The same walk, which reads each mbuf header
-        // anyway, asks for each frame's first data line: a NIC wrote it by
-        // DMA, and the stages read it right after this burst (as DPDK's
-        // l3fwd prefetches ahead of processing). No branch per frame.
-        let mut chained = false;
+        // Stages see one contiguous segment (`Frame::data`). A frame longer
+        // than the configured MTU admits, or one a PMD chained over several
+        // mbufs (net_pcap with a frame beyond the data room), is dropped and
+        // counted as `oversize`; its bytes count whole (`pkt_len`). The same
+        // walk, which reads each mbuf header anyway, asks for each frame's
+        // first data line: a NIC wrote it by DMA, and the stages read it
+        // right after this burst (as DPDK's l3fwd prefetches ahead of
+        // processing). No branch per frame.
+        let mut over = false;
         let mut bytes = 0u64;
         for f in &batch.frames()[old..] {
-            chained |= f.segments() != 1;
-            let d = f.data();
-            bytes += d.len() as u64;
-            prefetch(d.as_ptr());
+            over |= oversize(f, self.max_frame);
+            bytes += f.pkt_len() as u64;
+            prefetch(f.data().as_ptr());
         }
         if old == 0 {
             // The common case: one fill over the new frames' verdicts.
@@ -537,8 +580,8 @@ impl DpdkPort {
                 *verdict = Verdict::Input;
             }
         }
-        if chained {
-            drop_chained(batch, old);
+        if over {
+            bytes += drop_oversize(batch, old, self.max_frame);
         }
         (got, bytes)
     }
@@ -557,14 +600,25 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
-/// Marks the frames from `from` on that span several mbufs as dropped.
+/// A frame the stages must not see: chained, or longer than `max_frame`.
+#[inline(always)]
+fn oversize(f: &Mbuf, max_frame: usize) -> bool {
+    (f.segments() != 1) | (f.pkt_len() > max_frame)
+}
+
+/// Marks the frames from `from` on that are `oversize` as dropped, and
+/// returns the bytes their chains hold beyond their `pkt_len` (the received
+/// bytes count whole frames).
 #[cold]
-fn drop_chained(batch: &mut Batch<Mbuf>, from: usize) {
+fn drop_oversize(batch: &mut Batch<Mbuf>, from: usize, max_frame: usize) -> u64 {
+    let mut extra = 0u64;
     for (f, verdict) in batch.iter_mut().skip(from) {
-        if f.segments() != 1 {
-            *verdict = Verdict::Drop(DropReason::Unsupported);
+        if oversize(f, max_frame) {
+            *verdict = Verdict::Drop(DropReason::Oversize);
+            extra += f.chain_len().saturating_sub(f.pkt_len()) as u64;
         }
     }
+    extra
 }
 
 impl Port for DpdkPort {

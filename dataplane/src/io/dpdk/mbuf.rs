@@ -14,8 +14,10 @@ use crate::frame::{Batch, Frame};
 /// conversion. `Send` (ownership moves between threads with the pointer)
 /// but not `Sync`.
 ///
-/// Ports are configured without scattered RX, so received mbufs are one
-/// segment; `data()` is the first segment (all of the packet for those).
+/// Ports are configured without scattered RX and with a data room that
+/// holds the configured MTU, so received mbufs are one segment; `data()` is
+/// the first segment (all of the packet for those). A PMD that chains a
+/// frame anyway has it dropped as `oversize` at RX.
 /// The window operations follow `rte_pktmbuf_{prepend,adj,trim,append}`
 /// and are done inline on the header fields for single-segment mbufs.
 #[repr(transparent)]
@@ -69,6 +71,23 @@ impl Mbuf {
     #[inline]
     pub fn pkt_len(&self) -> usize {
         self.raw().pkt_len as usize
+    }
+
+    /// Bytes over all segments, summed segment by segment: unlike
+    /// `pkt_len`, right even when a PMD filled a chain without updating the
+    /// first segment's `pkt_len` (22.11's net_pcap with a jumbo frame).
+    pub fn chain_len(&self) -> usize {
+        let mut n = 0usize;
+        let mut m: *const rte_mbuf = self.0.as_ptr();
+        while !m.is_null() {
+            // SAFETY: we own a valid chain; every `next` is a valid mbuf of
+            // it or null at the end.
+            unsafe {
+                n += usize::from((*m).data_len);
+                m = (*m).next;
+            }
+        }
+        n
     }
 
     /// Number of segments.

@@ -33,6 +33,19 @@ impl Mempool {
     /// Default data room per mbuf: 2048 bytes plus `RTE_PKTMBUF_HEADROOM` (128).
     pub const DEFAULT_DATA_ROOM: u16 = dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
 
+    /// The data room (headroom included) that holds a frame of
+    /// `max_frame` bytes in one segment with `io::ENCAP_TAILROOM` behind it;
+    /// never less than `DEFAULT_DATA_ROOM`. `None` when that exceeds what
+    /// an mbuf can hold (65535 bytes).
+    pub fn data_room_for(max_frame: usize) -> Option<u16> {
+        let need = (dpdk_sys::RTE_PKTMBUF_HEADROOM as usize)
+            .checked_add(max_frame)?
+            .checked_add(crate::io::ENCAP_TAILROOM)?;
+        u16::try_from(need)
+            .ok()
+            .map(|n| n.max(Self::DEFAULT_DATA_ROOM))
+    }
+
     /// Creates a pool of `size` mbufs with a per-lcore cache of `cache`
     /// (at most 512) and the default data room, on the caller's NUMA socket.
     /// `size` is best a power of two minus one.

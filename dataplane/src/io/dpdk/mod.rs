@@ -22,7 +22,7 @@ mod mempool;
 mod node;
 mod replay;
 
-pub use backend::{DpdkBackend, MBUFS_PER_QUEUE};
+pub use backend::{node_data_room, DpdkBackend, MBUFS_PER_QUEUE};
 pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
 pub use error::DpdkError;
 pub use ethdev::{

@@ -53,6 +53,7 @@ impl NodePorts {
         let dev_cfg = EthDevConfig {
             rx_queues: queues,
             tx_queues: queues,
+            max_frame: cfg.io.max_frame(),
             ..EthDevConfig::default()
         };
         let mut devs = Vec::with_capacity(cfg.ports.len());

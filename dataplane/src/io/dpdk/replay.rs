@@ -1,8 +1,13 @@
-//! Replay over DPDK: a capture file enters a node through `net_pcap`,
-//! runs through the same worker and stages as with the heap backend, over
-//! mbufs and without a copy from RX to TX, and what each port transmits is
+//! Replay over DPDK: a capture enters a node through `net_pcap`, runs
+//! through the same worker and stages as with the heap backend, over mbufs
+//! and without a copy from RX to TX, and what each port transmits is
 //! captured through a `net_ring` loopback and handed to a sink in the order
 //! the heap backend would hand it.
+//!
+//! The packets are those meshplane's own reader (`io::pcap::read_file`)
+//! found, written to a plain pcap file for `net_pcap`: libpcap alone would
+//! stop early on a pcapng it cannot follow (several sections or
+//! interfaces) and replay fewer packets than `--io pcap` does.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +20,7 @@ use super::mbuf::{free_batch, Mbuf};
 use super::mempool::Mempool;
 use crate::config::NodeConfig;
 use crate::frame::{Batch, Frame};
+use crate::io::pcap::{CaptureWriter, CapturedPacket, PcapFileError};
 use crate::io::Port;
 use crate::replay::{ReplayOptions, ReplayReport};
 use crate::tables::{TableError, Tables};
@@ -38,6 +44,12 @@ pub enum DpdkReplayError<E> {
     /// The capture path cannot be handed to DPDK's device arguments.
     #[error("capture path {0:?} cannot be a DPDK device argument (it holds ',' or '=')")]
     Path(String),
+    /// The capture handed to `net_pcap` could not be written.
+    #[error("writing the capture for net_pcap: {0}")]
+    Staging(PcapFileError),
+    /// The node's `[io] mtu` needs a larger mbuf than DPDK has.
+    #[error("[io] mtu {0}: frames of that size do not fit an mbuf")]
+    Mtu(u16),
     /// DPDK failed.
     #[error(transparent)]
     Dpdk(#[from] DpdkError),
@@ -62,13 +74,18 @@ impl Port for ReplayDpdkPort {
     type Frame = Mbuf;
 
     fn rx_burst(&mut self, batch: &mut Batch<Mbuf>) -> usize {
+        self.rx_burst_counted(batch).0
+    }
+
+    fn rx_burst_counted(&mut self, batch: &mut Batch<Mbuf>) -> (usize, u64) {
         let Some(rx) = self.rx.as_mut() else {
-            return 0;
+            return (0, 0);
         };
         let max = usize::try_from(self.rx_left).unwrap_or(usize::MAX);
-        let n = rx.rx_burst_max(batch, max);
+        // The device's own count: whole frames, every segment of a chain.
+        let (n, bytes) = rx.rx_burst_max_counted(batch, max);
         self.rx_left -= n as u64;
-        n
+        (n, bytes)
     }
 
     fn tx_burst(&mut self, batch: &mut Batch<Mbuf>) -> usize {
@@ -76,15 +93,36 @@ impl Port for ReplayDpdkPort {
     }
 }
 
-/// Replays the capture at `input` (`packets` frames; pcap, or pcapng as
-/// far as libpcap reads it) `opts.loops` times through the node `cfg`
-/// describes, over DPDK. `sink(port, ts, bytes)` receives every transmitted
-/// frame, per port in order, as with `crate::replay::replay`.
+/// A file that is removed when dropped.
+struct Staged(std::path::PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes `input` to a fresh pcap file under `dir` for `net_pcap`.
+fn stage(dir: &Path, id: u32, input: &[CapturedPacket]) -> Result<Staged, PcapFileError> {
+    let staged = Staged(dir.join(format!("meshplane-replay-{}-{id}.pcap", std::process::id())));
+    let mut w = CaptureWriter::create(&staged.0)?;
+    for p in input {
+        w.write(p.ts, &p.data)?;
+    }
+    w.finish()?;
+    Ok(staged)
+}
+
+/// Replays `input` (as `io::pcap::read_file` read it) `opts.loops` times
+/// through the node `cfg` describes, over DPDK: the packets enter through
+/// `net_pcap` from a pcap file written to the system's temporary directory
+/// for the run. `sink(port, ts, bytes)` receives every transmitted frame,
+/// per port in order, as with `crate::replay::replay`; frames longer than
+/// `cfg.io.max_frame()` are dropped as `oversize` there as here.
 pub fn replay_dpdk<E>(
     eal: &Eal,
     cfg: &NodeConfig,
-    input: &Path,
-    packets: u64,
+    input: &[CapturedPacket],
     opts: &ReplayOptions,
     mut sink: impl FnMut(usize, Duration, &[u8]) -> Result<(), E>,
 ) -> Result<ReplayReport, DpdkReplayError<E>> {
@@ -93,11 +131,17 @@ pub fn replay_dpdk<E>(
     if opts.rx_port >= nports {
         return Err(DpdkReplayError::NoPort(opts.rx_port, nports));
     }
-    let path = input.to_string_lossy().into_owned();
-    if path.contains(',') || path.contains('=') {
-        return Err(DpdkReplayError::Path(path));
-    }
+    let data_room =
+        Mempool::data_room_for(cfg.io.max_frame()).ok_or(DpdkReplayError::Mtu(cfg.io.mtu))?;
     let id = REPLAY_ID.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir();
+    let dir_s = dir.to_string_lossy();
+    if dir_s.contains(',') || dir_s.contains('=') {
+        return Err(DpdkReplayError::Path(dir_s.into_owned()));
+    }
+    let staged = stage(&dir, id, input).map_err(DpdkReplayError::Staging)?;
+    let path = staged.0.to_string_lossy().into_owned();
+    let packets = input.len() as u64;
     let looped = opts.loops > 1;
     // A looped capture is held in mbufs by the PMD for the whole run.
     let extra = if looped {
@@ -105,13 +149,17 @@ pub fn replay_dpdk<E>(
     } else {
         0
     };
-    let pool = Mempool::new(
+    let pool = Mempool::with_data_room(
         eal,
         &format!("replay{id}"),
         POOL_BASE.saturating_add(extra),
         256,
+        data_room,
     )?;
-    let dev_cfg = EthDevConfig::default();
+    let dev_cfg = EthDevConfig {
+        max_frame: cfg.io.max_frame(),
+        ..EthDevConfig::default()
+    };
 
     // Devices first, then the queues: dropping `ports` before `devs`
     // releases the queues, then the devices close and their vdevs go.
@@ -174,6 +222,7 @@ pub fn replay_dpdk<E>(
     let stats = w.stats.clone();
     drop(w);
     drop(devs);
+    drop(staged);
     result?;
     let leaked = pool.in_use();
     if leaked != 0 {
