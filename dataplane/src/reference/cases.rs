@@ -120,7 +120,7 @@ impl Traffic {
 
     fn batch(&mut self, c: &mut Choices<'_>) -> BatchCase {
         let ports = self.cfg.ports.len().max(1);
-        let rx_port = if c.one_in(16) {
+        let rx_port = if c.one_in(32) {
             // Now and then a port the node does not have.
             (ports + c.below(2)) as PortId
         } else {
@@ -131,6 +131,9 @@ impl Traffic {
         // A few kinds of frame repeated, so runs of one kind are common.
         let mut kinds: Vec<Vec<u8>> = Vec::new();
         for _ in 0..n {
+            if c.is_empty() && !frames.is_empty() {
+                break;
+            }
             let f = if !kinds.is_empty() && c.one_in(2) {
                 let k = c.below(kinds.len());
                 kinds[k].clone()
@@ -164,7 +167,12 @@ impl Traffic {
             6 => {
                 // A replayed frame of an earlier batch, as it was.
                 if let Some(h) = self.history.get(c.below(self.history.len().max(1))) {
-                    return h.clone();
+                    let mut h = h.clone();
+                    // Mostly re-addressed to this batch's port.
+                    if h.len() >= 6 && !c.one_in(4) {
+                        h[..6].copy_from_slice(&self.port_mac(rx));
+                    }
+                    return h;
                 }
                 (0x0800, self.tunnel(c))
             }
@@ -189,13 +197,13 @@ impl Traffic {
 
     /// An Ethernet header (and perhaps VLAN tags) for ethertype `et`.
     fn ethernet(&self, c: &mut Choices<'_>, rx: PortId, et: u16) -> Vec<u8> {
-        let dst = match c.below(16) {
+        let dst = match c.below(32) {
             0 => [0xff; 6],
             1 => self.port_mac(c.below(self.cfg.ports.len() + 1) as PortId),
             2 => [0x01, 0x00, 0x5e, 0, 0, 1],
             _ => self.port_mac(rx),
         };
-        let src = match c.below(24) {
+        let src = match c.below(48) {
             0 => [0xff; 6],
             1 => [0; 6],
             2 => [0x03, 0, 0, 0, 0, 1],
@@ -204,7 +212,7 @@ impl Traffic {
         let mut f = Vec::with_capacity(1600);
         f.extend(dst);
         f.extend(src);
-        for _ in 0..c.pick(&[0usize, 0, 0, 0, 0, 0, 1, 2, 3], 0) {
+        for _ in 0..c.pick(&[0usize, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3], 0) {
             f.extend(c.pick(&[0x8100u16, 0x88a8], 0x8100).to_be_bytes());
             f.extend((c.u16() & 0x0fff | 0x0100).to_be_bytes());
         }
@@ -305,12 +313,12 @@ impl Traffic {
         let last = self.sent[i];
         let w = super::WINDOW;
         let seq = match c.below(12) {
-            0 => last,                                               // replay of the last
-            1 => last.saturating_sub(1 + c.below(8) as u64),         // late, inside
-            2 => last.saturating_sub(w + c.below(8) as u64),         // too old
-            3 => last + w + c.below(4) as u64,                       // a jump
-            4 if self.inbound[i].esn => last.max((1 << 32) - 2) + 1, // across 2^32
-            5 => 0,
+            1 => last,                                               // replay of the last
+            2 => last.saturating_sub(1 + c.below(8) as u64),         // late, inside
+            3 => last.saturating_sub(w + c.below(8) as u64),         // too old
+            4 => last + w + c.below(4) as u64,                       // a jump
+            5 if self.inbound[i].esn => last.max((1 << 32) - 2) + 1, // across 2^32
+            6 => 0,
             _ => last + 1 + c.below(3) as u64,
         };
         self.sent[i] = self.sent[i].max(seq);
@@ -321,14 +329,14 @@ impl Traffic {
             4
         };
         match c.below(16) {
-            0 => nh = c.pick(&[4u8, 41, 59, 17, 0], 4),
-            1 => inner.truncate(c.below(inner.len() + 1)),
+            1 => nh = c.pick(&[4u8, 41, 59, 17, 0], 4),
+            2 => inner.truncate(c.below(inner.len() + 1)),
             _ => {}
         }
         let sa = &self.inbound[i];
         let mut p = tunnel_packet(sa, seq, &inner, nh);
         match c.below(24) {
-            0 => {
+            5 => {
                 // A forged ICV.
                 let n = p.len();
                 p[n - 1 - c.below(16)] ^= 1 << (c.u8() % 8);
@@ -358,8 +366,8 @@ impl Traffic {
 
     /// Now and then one byte changed, the frame cut short or lengthened.
     fn mutate(&self, c: &mut Choices<'_>, f: &mut Vec<u8>) {
-        match c.below(12) {
-            0 if !f.is_empty() => {
+        match c.below(24) {
+            4 if !f.is_empty() => {
                 let at = c.below(f.len());
                 f[at] ^= 1 << (c.u8() % 8);
             }
