@@ -1686,3 +1686,68 @@ next_hop_mac = "02:00:00:00:00:30"
         }
     }
 }
+
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A satellite with `n` LFIB entries, labels 16.. (the last one
+    /// repeats the first when `dup`).
+    fn many_labels(n: usize, dup: bool) -> String {
+        let mut t = String::from(
+            "[node]\nname = \"sat\"\nrole = \"satellite\"\n\n[[ports]]\nname = \"isl0\"\nmac = \"02:00:00:00:00:01\"\n",
+        );
+        for i in 0..n {
+            let label = if dup && i == n - 1 { 16 } else { 16 + i };
+            t.push_str(&format!(
+                "\n[[lfib]]\nlabel = {label}\naction = \"swap\"\nout_label = {}\nport = \"isl0\"\nnext_hop_mac = \"02:00:00:00:00:02\"\n",
+                label + 1
+            ));
+        }
+        t
+    }
+
+    fn best_of(runs: usize, text: &str) -> Duration {
+        (0..runs)
+            .map(|_| {
+                let t0 = Instant::now();
+                let c = NodeConfig::parse(text, "big.toml").expect("valid");
+                let d = t0.elapsed();
+                assert!(c.lfib.len() > 1000);
+                d
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn validation_is_linear_in_the_number_of_entries() {
+        let small = many_labels(10_001, false);
+        let large = many_labels(100_001, false);
+        // Best of several runs: the machine is shared, noise only adds.
+        let t_small = best_of(5, &small);
+        let t_large = best_of(2, &large);
+        // Ten times the entries: about ten times the time when linear, a
+        // hundred times when every entry is compared with every other.
+        let ratio = t_large.as_secs_f64() / t_small.as_secs_f64().max(1e-6);
+        assert!(
+            ratio < 30.0,
+            "10k entries {t_small:?}, 100k entries {t_large:?}: ratio {ratio:.1}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_among_many_names_both_lines() {
+        let text = many_labels(100_001, true);
+        let e = NodeConfig::parse(&text, "big.toml").expect_err("duplicate");
+        let last = text.rfind("label = 16\n").expect("dup");
+        assert_eq!(e.line, text[..last].lines().count() + 1, "{e}");
+        let first = text.find("label = 16\n").expect("first");
+        let first_line = text[..first].lines().count() + 1;
+        assert!(
+            e.msg == format!("duplicate LFIB label 16 (first defined at line {first_line})"),
+            "{e}"
+        );
+    }
+}
