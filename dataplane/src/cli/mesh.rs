@@ -112,7 +112,10 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         let _ = writeln!(
             csv,
             "{gid},{},{},{},{}",
-            s.name, s.latitude_deg, s.longitude_deg, s.elevation_m
+            meshplane_control::ground::csv_field(&s.name),
+            s.latitude_deg,
+            s.longitude_deg,
+            s.elevation_m
         );
     }
     if !(a.time_scale.is_finite() && a.time_scale > 0.0) {
