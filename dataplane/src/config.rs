@@ -1453,6 +1453,68 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
     })
 }
 
+/// What [`NodeConfig::parse_bytes`] promises about any input, checked on
+/// `bytes`: it returns (never panics, which the caller sees), an error has
+/// a reason, a bounded message and a line inside the text, and an accepted
+/// configuration holds only what validation admits (unicast, distinct port
+/// MACs; labels and SPIs outside the reserved ranges; distinct cores).
+/// `Some` describes the first broken promise. The fuzz target
+/// `parse_config` and the property tests run it.
+pub fn broken_promise(bytes: &[u8]) -> Option<String> {
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+    match NodeConfig::parse_bytes(bytes, "f.toml") {
+        Err(e) => {
+            let n = e.msg.chars().count();
+            if e.msg.trim().is_empty() {
+                Some(format!("error without a reason: {e}"))
+            } else if n > MAX_MESSAGE + 1 {
+                Some(format!("message of {n} characters"))
+            } else if e.line > lines {
+                Some(format!("line {} of a {lines}-line text: {e}", e.line))
+            } else {
+                None
+            }
+        }
+        Ok(c) => {
+            let mut macs = HashSet::new();
+            let mut cores = HashSet::new();
+            let labels = c.fec.iter().map(|f| f.label).chain(
+                c.lfib
+                    .iter()
+                    .flat_map(|l| [Some(l.label), l.out_label])
+                    .flatten(),
+            );
+            if let Some(p) = c
+                .ports
+                .iter()
+                .find(|p| not_unicast(&p.mac).is_some() || !macs.insert(p.mac))
+            {
+                Some(format!(
+                    "port {:?} accepted with mac {}",
+                    p.name,
+                    format_mac(&p.mac)
+                ))
+            } else if let Some(l) = labels
+                .into_iter()
+                .find(|l| !(MIN_LABEL..=MAX_LABEL).contains(l))
+            {
+                Some(format!("label {l} accepted"))
+            } else if let Some(s) =
+                c.sa.iter()
+                    .find(|s| s.spi < MIN_SPI || s.tunnel_src == s.tunnel_dst)
+            {
+                Some(format!("SA {} accepted", s.spi))
+            } else if let Some(k) = c.cores.iter().find(|k| !cores.insert(**k)) {
+                Some(format!("core {k} accepted twice"))
+            } else if c.name.is_empty() || c.ports.iter().any(|p| p.name.is_empty()) {
+                Some("empty name accepted".into())
+            } else {
+                None
+            }
+        }
+    }
+}
+
 /// Where a config came from, for messages.
 pub fn describe(path: Option<&PathBuf>) -> String {
     path.map(|p| p.display().to_string())
@@ -1749,5 +1811,78 @@ mod scale_tests {
             e.msg == format!("duplicate LFIB label 16 (first defined at line {first_line})"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const BASE: &str = include_str!("../configs/gw-a.toml");
+
+    /// Bytes TOML gives meaning to, and some it refuses.
+    const ALPHABET: &[u8] = b"\"'=[]{}#,.:-+_/ \n\t\r\\0123456789abcdefxyzAZ\x00\x01\x7f\xc3\xff";
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        match broken_promise(bytes) {
+            None => Ok(()),
+            Some(p) => Err(TestCaseError::fail(format!(
+                "{p}\ninput: {:?}",
+                String::from_utf8_lossy(bytes)
+            ))),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bytes_parse_or_are_refused(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&data)?;
+        }
+
+        #[test]
+        fn mutated_configs_parse_or_are_refused(
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0usize..3, prop::sample::select(ALPHABET), 1usize..4),
+                1..8,
+            ),
+        ) {
+            let mut t = BASE.as_bytes().to_vec();
+            for (at, op, b, n) in edits {
+                let i = at.index(t.len() + 1);
+                match op {
+                    0 => t.splice(i..i, std::iter::repeat_n(b, n)).for_each(drop),
+                    1 => t.drain(i..(i + n).min(t.len())).for_each(drop),
+                    _ => {
+                        if let Some(x) = t.get_mut(i) {
+                            *x = b;
+                        }
+                    }
+                }
+            }
+            check(&t)?;
+        }
+
+        #[test]
+        fn any_value_on_any_line_parses_or_is_refused(
+            line in any::<prop::sample::Index>(),
+            value in "\\PC{0,80}",
+        ) {
+            let lines: Vec<&str> = BASE.lines().collect();
+            let i = line.index(lines.len());
+            let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            if let Some((k, _)) = lines[i].split_once('=') {
+                out[i] = format!("{k}= {value}");
+            }
+            check(out.join("\n").as_bytes())?;
+        }
+    }
+
+    #[test]
+    fn the_base_config_keeps_its_promises() {
+        assert_eq!(broken_promise(BASE.as_bytes()), None);
+        assert!(NodeConfig::parse(BASE, "gw-a.toml").is_ok());
     }
 }
