@@ -226,12 +226,23 @@ pub struct Prefix {
     pub len: u8,
 }
 
-impl std::str::FromStr for Prefix {
-    type Err = String;
-    /// Parses `ADDR/LEN`. The length is decimal digits only, and the
-    /// address must be the network's: host bits set (`10.2.3.4/16`) are
-    /// refused rather than cleared, since they usually mean a typo.
-    fn from_str(s: &str) -> Result<Self, String> {
+impl Prefix {
+    /// Parses `ADDR/LEN` where ADDR is the network's own address: host bits
+    /// set (`10.2.3.4/16`) are refused rather than cleared, since in a
+    /// table entry they usually mean a typo. Configurations use this.
+    pub fn parse_network(s: &str) -> Result<Prefix, String> {
+        let (p, written) = Self::parse_any(s)?;
+        if p.addr != written {
+            return Err(format!(
+                "prefix {}: host bits are set (the network is {p})",
+                echo(s)
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The prefix with host bits cleared, and the address as written.
+    fn parse_any(s: &str) -> Result<(Prefix, IpAddr), String> {
         let (a, l) = s
             .split_once('/')
             .ok_or_else(|| format!("prefix {} needs a length, e.g. 10.2.0.0/16", echo(s)))?;
@@ -267,13 +278,17 @@ impl std::str::FromStr for Prefix {
                 IpAddr::V6((u128::from(v) & m).into())
             }
         };
-        if net != addr {
-            return Err(format!(
-                "prefix {}: host bits are set (the network is {net}/{len})",
-                echo(s)
-            ));
-        }
-        Ok(Prefix { addr, len })
+        Ok((Prefix { addr: net, len }, addr))
+    }
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+    /// Parses `ADDR/LEN` (decimal digits only), clearing host bits: the
+    /// prefix a host address lies in, as traffic generators take it.
+    /// Table entries use [`Prefix::parse_network`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse_any(s).map(|(p, _)| p)
     }
 }
 
@@ -1138,9 +1153,7 @@ impl NodeConfig {
             )
         };
         let prefix_ref = |s: &Spanned<String>| {
-            s.get_ref()
-                .parse::<Prefix>()
-                .map_err(|m| cx.err(s.span(), m))
+            Prefix::parse_network(s.get_ref()).map_err(|m| cx.err(s.span(), m))
         };
 
         let mut sa = Vec::with_capacity(raw.sa.len());
@@ -1729,12 +1742,15 @@ next_hop_mac = "02:00:00:00:00:30"
         let p: Prefix = "2001:db8::/32".parse().unwrap();
         assert_eq!(p.to_string(), "2001:db8::/32");
         assert!("10.0.0.0".parse::<Prefix>().is_err());
-        let e = "10.2.3.4/16".parse::<Prefix>().unwrap_err();
+        let e = Prefix::parse_network("10.2.3.4/16").unwrap_err();
         assert!(
             e.contains("host bits are set (the network is 10.2.0.0/16)"),
             "{e}"
         );
-        let e = "2001:db8::1/32".parse::<Prefix>().unwrap_err();
+        // The prefix a host lies in, as generators take it: bits cleared.
+        let p: Prefix = "10.2.3.4/16".parse().unwrap();
+        assert_eq!(p.to_string(), "10.2.0.0/16");
+        let e = Prefix::parse_network("2001:db8::1/32").unwrap_err();
         assert!(e.contains("the network is 2001:db8::/32"), "{e}");
         for bad in [
             "10.2.0.0/+16",
@@ -1745,6 +1761,7 @@ next_hop_mac = "02:00:00:00:00:30"
         ] {
             let e = bad.parse::<Prefix>().unwrap_err();
             assert!(e.contains("is not a prefix length (0 to 32)"), "{bad}: {e}");
+            assert!(Prefix::parse_network(bad).is_err(), "{bad}");
         }
     }
 }
