@@ -1,5 +1,7 @@
 //! Ground stations: CSV `id,name,latitude_deg,longitude_deg,elevation_m`
 //! (optionally with that header line), geodetic -> Earth-fixed on WGS72.
+//! A name holding a comma or a double quote is written in double quotes,
+//! quotes doubled (`"Washington, D.C."`); a row has exactly five fields.
 //!
 //! Ids must run `0..n` in order: ground station `gid` is node `N + gid` in a
 //! constellation of `N` satellites.
@@ -108,8 +110,8 @@ impl GroundStations {
         Self::parse_csv(TOP100_CSV).unwrap_or_default()
     }
 
-    /// Parses the CSV text. Names may contain commas (the last three fields
-    /// are always the coordinates).
+    /// Parses the CSV text: five fields a row, names with commas quoted
+    /// (see the module documentation).
     pub fn parse_csv(text: &str) -> Result<Self, GroundError> {
         let mut stations = Vec::new();
         for (i, raw) in text.lines().enumerate() {
@@ -118,16 +120,34 @@ impl GroundStations {
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            let fields: Vec<&str> = l.split(',').map(str::trim).collect();
+            let fields = split_csv_row(l).map_err(|reason| GroundError::Format { line, reason })?;
+            let fields: Vec<&str> = fields.iter().map(|f| f.trim()).collect();
             if stations.is_empty() && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("id")) {
                 continue;
             }
-            if fields.len() < 5 {
+            if fields.len() != 5 {
                 return Err(GroundError::Format {
                     line,
                     reason: format!(
-                        "expected id,name,latitude_deg,longitude_deg,elevation_m; found {} fields",
+                        "expected 5 fields id,name,latitude_deg,longitude_deg,elevation_m; found {} \
+                         (write a name that holds a comma in double quotes)",
                         fields.len()
+                    ),
+                });
+            }
+            let name = fields[1];
+            if name.is_empty() {
+                return Err(GroundError::Format {
+                    line,
+                    reason: "the name is empty".into(),
+                });
+            }
+            if let Some(c) = name.chars().find(|c| c.is_control()) {
+                return Err(GroundError::Format {
+                    line,
+                    reason: format!(
+                        "the name contains the control character U+{:04X}",
+                        u32::from(c)
                     ),
                 });
             }
@@ -166,7 +186,7 @@ impl GroundStations {
             }
             stations.push(GroundStation {
                 gid,
-                name: fields[1..n - 3].join(","),
+                name: name.to_string(),
                 latitude_deg: lat,
                 longitude_deg: lon,
                 elevation_m: ele,
@@ -257,6 +277,55 @@ impl GroundStations {
     }
 }
 
+/// The fields of one CSV row; a field in double quotes may hold commas,
+/// and `""` in it stands for one quote.
+fn split_csv_row(row: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = row.chars().peekable();
+    let mut quoted = false;
+    loop {
+        match chars.next() {
+            None if quoted => return Err("a quoted field is not closed".into()),
+            None => {
+                fields.push(cur);
+                return Ok(fields);
+            }
+            Some('"') if quoted => {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    cur.push('"');
+                } else {
+                    quoted = false;
+                    // Only spaces may follow the closing quote.
+                    while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+                        chars.next();
+                    }
+                    if !matches!(chars.peek(), None | Some(',')) {
+                        return Err("text after a closing quote".into());
+                    }
+                }
+            }
+            Some('"') if cur.trim().is_empty() => {
+                cur.clear();
+                quoted = true;
+            }
+            Some(',') if !quoted => fields.push(std::mem::take(&mut cur)),
+            Some(c) => cur.push(c),
+        }
+    }
+}
+
+/// `field` as one CSV field: quoted (quotes doubled) when it holds a
+/// comma or a double quote, as [`GroundStations::parse_csv`] reads it.
+pub fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.contains([',', '"']) {
+        format!("\"{}\"", field.replace('"', "\"\"")).into()
+    } else {
+        field.into()
+    }
+}
+
 fn normalize(s: &str) -> String {
     let mapped: String = s
         .chars()
@@ -312,5 +381,35 @@ mod tests {
         )
         .expect("header accepted");
         assert!((g.stations[0].ecef[0] - WGS72_A).abs() < 1e-6);
+    }
+
+    #[test]
+    fn extra_columns_are_refused_not_folded_into_the_name() {
+        let e = GroundStations::parse_csv("0,London,51.5,-0.1,0\n1,Paris,48.9,2.35,0,35\n")
+            .expect_err("six fields");
+        assert_eq!(
+            e.to_string(),
+            "ground stations line 2: expected 5 fields id,name,latitude_deg,longitude_deg,\
+             elevation_m; found 6 (write a name that holds a comma in double quotes)"
+        );
+        for (row, why) in [
+            ("0,,1,2,0", "the name is empty"),
+            ("0,\"A\u{7}\",1,2,0", "control character U+0007"),
+            ("0,\"A,1,2,0", "a quoted field is not closed"),
+            ("0,\"A\"B,1,2,0", "text after a closing quote"),
+        ] {
+            let e = GroundStations::parse_csv(row).expect_err(row);
+            assert!(e.to_string().contains(why), "{row}: {e}");
+        }
+    }
+
+    #[test]
+    fn quoted_names_hold_commas_and_quotes_and_round_trip() {
+        let name = "Washington, D.C. \"DC\"";
+        let row = format!("0,{},38.9,-77.0,10\n", csv_field(name));
+        let g = GroundStations::parse_csv(&row).expect("quoted name");
+        assert_eq!(g.stations[0].name, name);
+        assert_eq!(g.stations[0].elevation_m, 10.0);
+        assert_eq!(csv_field("Tokyo"), "Tokyo");
     }
 }

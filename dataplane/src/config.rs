@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,14 @@ pub enum AeadAlg {
 }
 
 impl AeadAlg {
+    /// The name the configuration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            AeadAlg::Aes128Gcm => "aes-128-gcm",
+            AeadAlg::Aes256Gcm => "aes-256-gcm",
+        }
+    }
+
     /// Key length in bytes (without the 4-byte salt).
     pub fn key_len(self) -> usize {
         match self {
@@ -209,31 +218,53 @@ impl std::fmt::Debug for SaConfig {
 }
 
 /// An IP prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Prefix {
-    /// Network address (host bits cleared).
+    /// Network address (no host bits set).
     pub addr: IpAddr,
     /// Prefix length.
     pub len: u8,
 }
 
-impl std::str::FromStr for Prefix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+impl Prefix {
+    /// Parses `ADDR/LEN` where ADDR is the network's own address: host bits
+    /// set (`10.2.3.4/16`) are refused rather than cleared, since in a
+    /// table entry they usually mean a typo. Configurations use this.
+    pub fn parse_network(s: &str) -> Result<Prefix, String> {
+        let (p, written) = Self::parse_any(s)?;
+        if p.addr != written {
+            return Err(format!(
+                "prefix {}: host bits are set (the network is {p})",
+                echo(s)
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The prefix with host bits cleared, and the address as written.
+    fn parse_any(s: &str) -> Result<(Prefix, IpAddr), String> {
         let (a, l) = s
             .split_once('/')
-            .ok_or_else(|| format!("prefix {s:?} needs a length, e.g. 10.2.0.0/16"))?;
+            .ok_or_else(|| format!("prefix {} needs a length, e.g. 10.2.0.0/16", echo(s)))?;
         let addr: IpAddr = a
             .parse()
-            .map_err(|_| format!("prefix {s:?}: {a:?} is not an IP address"))?;
-        let len: u8 = l
-            .parse()
-            .map_err(|_| format!("prefix {s:?}: {l:?} is not a prefix length"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
+            .map_err(|_| format!("prefix {}: {} is not an IP address", echo(s), echo(a)))?;
+        let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
+        // u8::from_str alone would take a sign ("+16").
+        let len: u8 = Some(l)
+            .filter(|l| (1..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "prefix {}: {} is not a prefix length (0 to {max})",
+                    echo(s),
+                    echo(l)
+                )
+            })?;
         if len > max {
-            return Err(format!("prefix {s:?}: length {len} exceeds {max}"));
+            return Err(format!("prefix {}: length {len} exceeds {max}", echo(s)));
         }
-        let addr = match addr {
+        let net = match addr {
             IpAddr::V4(v) => {
                 let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
                 IpAddr::V4(Ipv4Addr::from(u32::from(v) & m))
@@ -247,7 +278,17 @@ impl std::str::FromStr for Prefix {
                 IpAddr::V6((u128::from(v) & m).into())
             }
         };
-        Ok(Prefix { addr, len })
+        Ok((Prefix { addr: net, len }, addr))
+    }
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+    /// Parses `ADDR/LEN` (decimal digits only), clearing host bits: the
+    /// prefix a host address lies in, as traffic generators take it.
+    /// Table entries use [`Prefix::parse_network`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse_any(s).map(|(p, _)| p)
     }
 }
 
@@ -360,10 +401,11 @@ impl std::str::FromStr for NodeRef {
             Some(("sat", id)) => id
                 .parse()
                 .map(NodeRef::Satellite)
-                .map_err(|_| format!("node {s:?}: {id:?} is not a satellite id")),
+                .map_err(|_| format!("node {}: {} is not a satellite id", echo(s), echo(id))),
             Some(("gs", name)) if !name.is_empty() => Ok(NodeRef::Gateway(name.to_string())),
             _ => Err(format!(
-                "node {s:?}: want \"sat:ID\" or \"gs:NAME\" (or \"gs:ID\")"
+                "node {}: want \"sat:ID\" or \"gs:NAME\" (or \"gs:ID\")",
+                echo(s)
             )),
         }
     }
@@ -428,11 +470,15 @@ pub struct NodeConfig {
 }
 
 // ---- raw (as written) ----
+//
+// Numbers the validator checks are read as `i64` (any TOML integer), so an
+// out-of-range value gets the field's own message and range rather than
+// serde's "expected u32".
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    node: RawNode,
+    node: Spanned<RawNode>,
     #[serde(default)]
     io: Option<Spanned<RawIo>>,
     #[serde(default)]
@@ -475,14 +521,14 @@ struct RawControl {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNode {
-    name: String,
+    name: Spanned<String>,
     role: Role,
     #[serde(default)]
-    cores: Option<Spanned<Vec<usize>>>,
+    cores: Vec<Spanned<i64>>,
     #[serde(default)]
     idle: Idle,
     #[serde(default)]
-    mode: Mode,
+    mode: Option<Spanned<Mode>>,
 }
 
 #[derive(Deserialize)]
@@ -504,17 +550,17 @@ struct RawPort {
     name: Spanned<String>,
     mac: Spanned<String>,
     #[serde(default)]
-    dpdk: Option<String>,
+    dpdk: Option<Spanned<String>>,
     #[serde(default)]
-    iface: Option<String>,
+    iface: Option<Spanned<String>>,
     #[serde(default)]
     queues: Option<Spanned<Vec<u32>>>,
     #[serde(default)]
     mode: Option<XdpMode>,
     #[serde(default)]
-    rx_ring: Option<Spanned<u32>>,
+    rx_ring: Option<Spanned<i64>>,
     #[serde(default)]
-    tx_ring: Option<Spanned<u32>>,
+    tx_ring: Option<Spanned<i64>>,
     #[serde(default)]
     peer_mac: Option<Spanned<String>>,
 }
@@ -522,24 +568,24 @@ struct RawPort {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSa {
-    spi: Spanned<u32>,
+    spi: Spanned<i64>,
     dir: SaDir,
     aead: AeadAlg,
     key: Spanned<String>,
-    tunnel_src: Ipv4Addr,
-    tunnel_dst: Ipv4Addr,
+    tunnel_src: Spanned<Ipv4Addr>,
+    tunnel_dst: Spanned<Ipv4Addr>,
     #[serde(default)]
     esn: bool,
     #[serde(default)]
-    peer: Option<String>,
+    peer: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFec {
     prefix: Spanned<String>,
-    sa: Spanned<u32>,
-    label: Spanned<u32>,
+    sa: Spanned<i64>,
+    label: Spanned<i64>,
     port: Spanned<String>,
     next_hop_mac: Spanned<String>,
 }
@@ -547,10 +593,10 @@ struct RawFec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLfib {
-    label: Spanned<u32>,
+    label: Spanned<i64>,
     action: LfibAction,
     #[serde(default)]
-    out_label: Option<Spanned<u32>>,
+    out_label: Option<Spanned<i64>>,
     #[serde(default)]
     port: Option<Spanned<String>>,
     #[serde(default)]
@@ -569,13 +615,58 @@ struct RawDeliver {
 pub const MIN_LABEL: u32 = 16;
 /// Largest 20-bit label.
 pub const MAX_LABEL: u32 = (1 << 20) - 1;
+/// Smallest SPI an SA may use: 0 is invalid and 1-255 are reserved
+/// (RFC 4303 §2.1).
+pub const MIN_SPI: u32 = 256;
+/// The I/O backends `[io] backend` may name.
+pub const BACKENDS: &[&str] = &["pcap", "memory", "dpdk", "afxdp", "auto"];
+/// Longest node, port or SA peer name, in characters.
+pub const MAX_NAME: usize = 64;
+/// Longest kernel interface name (`IFNAMSIZ` - 1 bytes).
+pub const MAX_IFACE: usize = 15;
+/// Longest DPDK device string, in characters.
+pub const MAX_DEVICE: usize = 1024;
+/// Most ports a node may have.
+pub const MAX_PORTS: usize = 256;
+/// Highest core id `[node] cores` may list (`CPU_SETSIZE` - 1).
+pub const MAX_CORE: u32 = 1023;
+/// Largest `[control] start_s`: about 31 years of geometry time, where an
+/// `f64` still resolves well below a microsecond.
+pub const MAX_START_S: f64 = 1e9;
+/// Smallest `[control] time_scale`.
+pub const MIN_TIME_SCALE: f64 = 1e-6;
+/// Largest `[control] time_scale`.
+pub const MAX_TIME_SCALE: f64 = 1e6;
+/// Longest value a message repeats from the file, in characters; longer
+/// ones are cut and end in an ellipsis.
+pub const ECHO_MAX: usize = 64;
+/// Longest error message, in characters (a safety net behind [`ECHO_MAX`]).
+pub const MAX_MESSAGE: usize = 512;
+
+/// `s` quoted (control characters escaped) for a message, cut to
+/// [`ECHO_MAX`] characters with an ellipsis.
+pub fn echo(s: &str) -> String {
+    match s.char_indices().nth(ECHO_MAX) {
+        None => format!("{s:?}"),
+        Some((i, _)) => format!("{:?}…", &s[..i]),
+    }
+}
+
+/// `s` cut to `max` characters, with an ellipsis when cut.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}
 
 /// Parses a MAC written as `02:00:00:00:00:01` (or with `-`).
 pub fn parse_mac(s: &str) -> Result<Mac, String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
         return Err(format!(
-            "{s:?} is not a MAC address (want 02:00:00:00:00:01)"
+            "{} is not a MAC address (want 02:00:00:00:00:01)",
+            echo(s)
         ));
     }
     let mut m = [0u8; 6];
@@ -585,9 +676,23 @@ pub fn parse_mac(s: &str) -> Result<Mac, String> {
         *o = u8::from_str_radix(p, 16)
             .ok()
             .filter(|_| hex)
-            .ok_or_else(|| format!("{s:?} is not a MAC address (bad byte {p:?})"))?;
+            .ok_or_else(|| format!("{} is not a MAC address (bad byte {})", echo(s), echo(p)))?;
     }
     Ok(m)
+}
+
+/// Why `m` cannot be the address of one station: the zero, broadcast and
+/// multicast (group bit set) addresses.
+pub fn not_unicast(m: &Mac) -> Option<&'static str> {
+    if *m == [0; 6] {
+        Some("is the all-zero address")
+    } else if *m == [0xff; 6] {
+        Some("is the broadcast address")
+    } else if m[0] & 1 == 1 {
+        Some("is a multicast (group) address")
+    } else {
+        None
+    }
 }
 
 /// Formats a MAC as `02:00:00:00:00:01`.
@@ -598,26 +703,210 @@ pub fn format_mac(m: &Mac) -> String {
     )
 }
 
+/// Rewrites a TOML/serde message for a reader: values between backticks
+/// cut to [`ECHO_MAX`], and serde's "invalid value: integer `-3`, expected
+/// u32" as the range the field takes.
+fn readable_toml_message(msg: &str) -> String {
+    let ranges = [
+        ("u8", u64::from(u8::MAX)),
+        ("u16", u64::from(u16::MAX)),
+        ("u32", u64::from(u32::MAX)),
+        ("u64", u64::MAX),
+        ("usize", usize::MAX as u64),
+    ];
+    if let Some(rest) = msg.strip_prefix("invalid value: integer `") {
+        if let Some((v, ty)) = rest.split_once("`, expected ") {
+            if let Some((_, max)) = ranges.iter().find(|(t, _)| *t == ty) {
+                return format!("{} is out of range: want 0 to {max}", cut(v, ECHO_MAX));
+            }
+        }
+    }
+    msg.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                cut(part, ECHO_MAX)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
 }
 
 impl Ctx<'_> {
-    fn line(&self, span: Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
+    /// 1-based line of byte offset `at`.
+    fn line_at(&self, at: usize) -> usize {
+        let end = at.min(self.text.len());
         self.text.as_bytes()[..end]
             .iter()
             .filter(|&&b| b == b'\n')
             .count()
             + 1
     }
+    fn line(&self, span: Range<usize>) -> usize {
+        self.line_at(span.start)
+    }
     fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_string(),
             line: self.line(span),
-            msg: msg.into(),
+            msg: cut(&msg.into(), MAX_MESSAGE),
         }
+    }
+
+    /// A TOML syntax or type error, with its line, the key it is about
+    /// and a reason even where the parser gives none.
+    fn toml_err(&self, e: &toml::de::Error) -> ConfigError {
+        let span = e.span().unwrap_or(0..0);
+        let at = span.start.min(self.text.len());
+        let here = self.text.get(at..).and_then(|t| t.chars().next());
+        let mut msg = match here {
+            Some(c) if c.is_control() && !matches!(c, '\t' | '\n') => format!(
+                "control character U+{:04X} is not allowed in TOML (only tab, in strings and comments)",
+                u32::from(c)
+            ),
+            _ => readable_toml_message(e.message().trim()),
+        };
+        if msg.is_empty() {
+            msg = "not valid TOML here".into();
+        }
+        // The key whose value this is: `key = value` on the error's line.
+        let line_start = self.text.as_bytes()[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let before = self.text.get(line_start..at).unwrap_or_default();
+        if let Some((k, _)) = before.split_once('=') {
+            let k = k.trim();
+            let bare = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if bare && !msg.contains(&format!("`{k}`")) {
+                msg = format!("{k}: {msg}");
+            }
+        }
+        self.err(span, msg)
+    }
+
+    /// An integer field within `lo..=hi`; `why` explains the range.
+    fn int(
+        &self,
+        v: &Spanned<i64>,
+        field: &str,
+        lo: u32,
+        hi: u32,
+        why: &str,
+    ) -> Result<u32, ConfigError> {
+        let x = *v.get_ref();
+        u32::try_from(x)
+            .ok()
+            .filter(|x| (lo..=hi).contains(x))
+            .ok_or_else(|| {
+                self.err(
+                    v.span(),
+                    format!("{field} = {x} is out of range: want {lo} to {hi}{why}"),
+                )
+            })
+    }
+
+    /// A name: not empty, no control characters, at most `max` characters.
+    fn name(&self, v: &Spanned<String>, field: &str, max: usize) -> Result<String, ConfigError> {
+        let s = v.get_ref();
+        let why = if s.trim().is_empty() {
+            Some("is empty".to_string())
+        } else if let Some(c) = s.chars().find(|c| c.is_control()) {
+            Some(format!(
+                "contains the control character U+{:04X}",
+                u32::from(c)
+            ))
+        } else if s.chars().count() > max {
+            Some(format!("is longer than {max} characters"))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(self.err(v.span(), format!("{field} {} {why}", echo(s)))),
+            None => Ok(s.clone()),
+        }
+    }
+
+    /// A kernel interface name (what `ip link` accepts).
+    fn iface(&self, v: &Spanned<String>, field: &str) -> Result<String, ConfigError> {
+        let s = self.name(v, field, MAX_IFACE)?;
+        if s.len() > MAX_IFACE {
+            return Err(self.err(
+                v.span(),
+                format!("{field} {} is longer than {MAX_IFACE} bytes", echo(&s)),
+            ));
+        }
+        if s == "." || s == ".." || s.contains(['/', ':']) || s.contains(char::is_whitespace) {
+            return Err(self.err(
+                v.span(),
+                format!(
+                    "{field} {} is not an interface name (no '/', ':' or spaces)",
+                    echo(&s)
+                ),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The MAC of one station: parsed, and not zero, broadcast or multicast.
+    fn mac(&self, v: &Spanned<String>, field: &str) -> Result<Mac, ConfigError> {
+        let m = parse_mac(v.get_ref()).map_err(|e| self.err(v.span(), format!("{field}: {e}")))?;
+        match not_unicast(&m) {
+            Some(why) => Err(self.err(
+                v.span(),
+                format!(
+                    "{field} {} {why}; it must be the unicast address of one station",
+                    format_mac(&m)
+                ),
+            )),
+            None => Ok(m),
+        }
+    }
+
+    /// A tunnel end: a unicast IPv4 address.
+    fn tunnel(
+        &self,
+        v: &Spanned<Ipv4Addr>,
+        field: &str,
+        spi: u32,
+    ) -> Result<Ipv4Addr, ConfigError> {
+        let a = *v.get_ref();
+        let why = if a.is_unspecified() {
+            Some("is the unspecified address")
+        } else if a.is_broadcast() {
+            Some("is the broadcast address")
+        } else if a.is_multicast() {
+            Some("is a multicast address")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(self.err(
+                v.span(),
+                format!("SA {spi}: {field} {a} {why}; a tunnel end needs a unicast address"),
+            )),
+            None => Ok(a),
+        }
+    }
+
+    /// The text of `span` as written in the file, cut for a message.
+    fn src(&self, span: Range<usize>) -> String {
+        cut(self.text.get(span).unwrap_or_default(), ECHO_MAX)
+    }
+
+    /// A duplicate of what line `first` (byte offset) already defined.
+    fn dup(&self, span: Range<usize>, what: String, first: usize) -> ConfigError {
+        let l = self.line_at(first);
+        self.err(span, format!("{what} (first defined at line {l})"))
     }
 }
 
@@ -663,28 +952,80 @@ fn check_core(core: usize) -> Result<(), String> {
 impl NodeConfig {
     /// Reads and validates a node configuration file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text =
-            crate::file_read::read_text(path, crate::file_read::CONFIG_LIMIT).map_err(|e| {
+        let bytes =
+            crate::file_read::read_bytes(path, crate::file_read::CONFIG_LIMIT).map_err(|e| {
                 ConfigError {
                     file: path.display().to_string(),
                     line: 0,
                     msg: e.to_string(),
                 }
             })?;
-        Self::parse(&text, &path.display().to_string())
+        Self::parse_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration bytes, which must be UTF-8 (the
+    /// error names the line and byte offset of the first invalid byte).
+    pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<NodeConfig, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let at = e.valid_up_to();
+            let before = &bytes[..at];
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            ConfigError {
+                file: file.to_string(),
+                line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+                msg: format!(
+                    "not UTF-8: byte 0x{:02x} at byte offset {at} (column {}) is not valid UTF-8",
+                    bytes.get(at).copied().unwrap_or_default(),
+                    at - line_start + 1
+                ),
+            }
+        })?;
+        Self::parse(text, file)
     }
 
     /// Parses and validates configuration text; `file` names it in errors.
+    ///
+    /// Runs in time linear in the number of entries (duplicate and
+    /// reference checks go through hash maps): it runs again on every
+    /// reload.
     pub fn parse(text: &str, file: &str) -> Result<NodeConfig, ConfigError> {
         let cx = Ctx { file, text };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| cx.line(s)).unwrap_or(0);
-            ConfigError {
-                file: file.to_string(),
-                line,
-                msg: e.message().to_string(),
+        let raw: RawFile = toml::from_str(text).map_err(|e| cx.toml_err(&e))?;
+
+        let node = raw.node.get_ref();
+        let name = cx.name(&node.name, "[node] name", MAX_NAME)?;
+        let mut cores = Vec::with_capacity(node.cores.len());
+        let mut seen_cores: HashMap<u32, usize> = HashMap::new();
+        for c in &node.cores {
+            let v = cx.int(c, "[node] cores entry", 0, MAX_CORE, " (CPU_SETSIZE)")?;
+            check_core(v as usize).map_err(|m| cx.err(c.span(), m))?;
+            if let Some(&first) = seen_cores.get(&v) {
+                return Err(cx.dup(
+                    c.span(),
+                    format!(
+                        "[node] cores: core {v} is listed twice: each worker needs its own core"
+                    ),
+                    first,
+                ));
             }
-        })?;
+            seen_cores.insert(v, c.span().start);
+            cores.push(v as usize);
+        }
+        let mode = node.mode.as_ref().map(|m| *m.get_ref()).unwrap_or_default();
+        if let Some(m) = &node.mode {
+            if mode == Mode::Pipeline && !cores.len().is_multiple_of(2) {
+                return Err(cx.err(
+                    m.span(),
+                    format!(
+                        "mode = \"pipeline\" runs cores in pairs (I/O, crypto), but [node] cores lists {}: list an even number",
+                        cores.len()
+                    ),
+                ));
+            }
+        }
 
         let mut io = IoConfig {
             backend: "pcap".into(),
@@ -692,25 +1033,27 @@ impl NodeConfig {
             hugepages: false,
             mtu: IoConfig::DEFAULT_MTU,
         };
-        if let Some(rio) = raw.io {
-            let rio = rio.into_inner();
-            if let Some(b) = rio.backend {
-                let known = ["pcap", "memory", "dpdk", "afxdp", "auto"];
-                if !known.contains(&b.get_ref().as_str()) {
+        let mut backend_span = raw.node.span();
+        if let Some(rio) = &raw.io {
+            backend_span = rio.span();
+            let rio = rio.get_ref();
+            if let Some(b) = &rio.backend {
+                if !BACKENDS.contains(&b.get_ref().as_str()) {
                     return Err(cx.err(
                         b.span(),
                         format!(
-                            "unknown io backend {:?} (one of: {})",
-                            b.get_ref(),
-                            known.join(", ")
+                            "unknown io backend {} (one of: {})",
+                            echo(b.get_ref()),
+                            BACKENDS.join(", ")
                         ),
                     ));
                 }
-                io.backend = b.into_inner();
+                io.backend = b.get_ref().clone();
+                backend_span = b.span();
             }
-            io.eal_args = rio.eal_args;
+            io.eal_args = rio.eal_args.clone();
             io.hugepages = rio.hugepages;
-            if let Some(m) = rio.mtu {
+            if let Some(m) = &rio.mtu {
                 let range = i64::from(IoConfig::MIN_MTU)..=i64::from(IoConfig::MAX_MTU);
                 io.mtu = match u16::try_from(*m.get_ref()) {
                     Ok(v) if range.contains(m.get_ref()) => v,
@@ -730,51 +1073,92 @@ impl NodeConfig {
             }
         }
 
-        let mut ports: Vec<PortConfig> = Vec::new();
-        for p in &raw.ports {
-            let p = p.get_ref();
-            if ports.iter().any(|q| q.name == *p.name.get_ref()) {
-                return Err(cx.err(
+        if let Some(p) = raw.ports.get(MAX_PORTS) {
+            return Err(cx.err(p.span(), format!("more than {MAX_PORTS} [[ports]]")));
+        }
+        let mut ports: Vec<PortConfig> = Vec::with_capacity(raw.ports.len());
+        // Name -> index, MAC -> index, interface -> index.
+        let mut port_index: HashMap<String, usize> = HashMap::new();
+        let mut port_macs: HashMap<Mac, usize> = HashMap::new();
+        let mut ifaces: HashMap<String, usize> = HashMap::new();
+        for sp in &raw.ports {
+            let p = sp.get_ref();
+            let pname = cx.name(&p.name, "port name", MAX_NAME)?;
+            if let Some(&i) = port_index.get(&pname) {
+                return Err(cx.dup(
                     p.name.span(),
-                    format!("duplicate port name {:?}", p.name.get_ref()),
+                    format!("duplicate port name {}", echo(&pname)),
+                    raw.ports[i].get_ref().name.span().start,
                 ));
             }
-            let mac = parse_mac(p.mac.get_ref()).map_err(|m| cx.err(p.mac.span(), m))?;
-            if io.backend == "afxdp" && p.iface.is_none() {
+            let what = format!("port {}", echo(&pname));
+            let mac = cx.mac(&p.mac, &format!("{what} mac"))?;
+            if let Some(&i) = port_macs.get(&mac) {
+                return Err(cx.dup(
+                    p.mac.span(),
+                    format!(
+                        "{what} mac {} is already port {}'s: each port needs its own MAC",
+                        format_mac(&mac),
+                        echo(&ports[i].name)
+                    ),
+                    raw.ports[i].get_ref().mac.span().start,
+                ));
+            }
+            let dpdk = p
+                .dpdk
+                .as_ref()
+                .map(|d| cx.name(d, &format!("{what} dpdk"), MAX_DEVICE))
+                .transpose()?;
+            let iface = p
+                .iface
+                .as_ref()
+                .map(|i| cx.iface(i, &format!("{what} iface")))
+                .transpose()?;
+            if io.backend == "afxdp" && iface.is_none() {
                 return Err(cx.err(
                     p.name.span(),
                     format!(
-                        "port {:?}: [io] backend = \"afxdp\" needs the port's interface, e.g. iface = \"eth1\"",
-                        p.name.get_ref()
+                        "{what}: [io] backend = \"afxdp\" needs the port's interface, e.g. iface = \"eth1\""
                     ),
                 ));
             }
-            let ring = |r: &Option<Spanned<u32>>, what: &str| -> Result<u32, ConfigError> {
+            if io.backend == "dpdk" && dpdk.is_none() {
+                return Err(cx.err(
+                    p.name.span(),
+                    format!(
+                        "{what}: [io] backend = \"dpdk\" needs the port's device, e.g. dpdk = \"0000:3b:00.0\" or \"net_ring0\""
+                    ),
+                ));
+            }
+            let ring = |r: &Option<Spanned<i64>>, field: &str| -> Result<u32, ConfigError> {
                 let Some(r) = r else {
                     return Ok(DEFAULT_XDP_RING);
                 };
                 let v = *r.get_ref();
-                if !(64..=32768).contains(&v) || !v.is_power_of_two() {
-                    return Err(cx.err(
+                match u32::try_from(v) {
+                    Ok(v) if (64..=32768).contains(&v) && v.is_power_of_two() => Ok(v),
+                    _ => Err(cx.err(
                         r.span(),
-                        format!("{what} = {v}: want a power of two from 64 to 32768"),
-                    ));
+                        format!("{what} {field} = {v}: want a power of two from 64 to 32768"),
+                    )),
                 }
-                Ok(v)
             };
             let queues = match &p.queues {
                 Some(q) if q.get_ref().is_empty() => {
-                    return Err(cx.err(q.span(), "queues is empty: list one queue per worker"))
+                    return Err(cx.err(
+                        q.span(),
+                        format!("{what} queues is empty: list one queue per worker"),
+                    ))
                 }
                 Some(q) => {
-                    let v = q.get_ref();
-                    if let Some(d) = v.iter().enumerate().find(|(i, x)| v[..*i].contains(x)) {
+                    let mut seen = HashSet::new();
+                    if let Some(d) = q.get_ref().iter().find(|x| !seen.insert(**x)) {
                         return Err(cx.err(
                             q.span(),
-                            format!("queue {} listed twice: each worker needs its own", d.1),
+                            format!("{what}: queue {d} listed twice: each worker needs its own"),
                         ));
                     }
-                    Some(v.clone())
+                    Some(q.get_ref().clone())
                 }
                 None => None,
             };
@@ -784,91 +1168,114 @@ impl NodeConfig {
                 rx_ring: ring(&p.rx_ring, "rx_ring")?,
                 tx_ring: ring(&p.tx_ring, "tx_ring")?,
             };
-            if let Some(other) = p
-                .iface
-                .as_ref()
-                .and_then(|i| ports.iter().find(|q| q.iface.as_ref() == Some(i)))
-            {
-                return Err(cx.err(
-                    p.name.span(),
-                    format!(
-                        "port {:?}: interface {:?} is already port {:?}",
-                        p.name.get_ref(),
-                        other.iface.as_deref().unwrap_or_default(),
-                        other.name
-                    ),
-                ));
+            if let Some(i) = &iface {
+                if let Some(&o) = ifaces.get(i) {
+                    return Err(cx.dup(
+                        p.name.span(),
+                        format!(
+                            "{what}: interface {} is already port {}",
+                            echo(i),
+                            echo(&ports[o].name)
+                        ),
+                        raw.ports[o].get_ref().name.span().start,
+                    ));
+                }
+                ifaces.insert(i.clone(), ports.len());
             }
             let peer_mac = p
                 .peer_mac
                 .as_ref()
-                .map(|m| parse_mac(m.get_ref()).map_err(|e| cx.err(m.span(), e)))
+                .map(|m| cx.mac(m, &format!("{what} peer_mac")))
                 .transpose()?;
+            port_index.insert(pname.clone(), ports.len());
+            port_macs.insert(mac, ports.len());
             ports.push(PortConfig {
-                name: p.name.get_ref().clone(),
+                name: pname,
                 mac,
-                dpdk: p.dpdk.clone(),
-                iface: p.iface.clone(),
+                dpdk,
+                iface,
                 afxdp,
                 peer_mac,
             });
         }
-        if ports.len() > usize::from(u16::MAX) {
-            return Err(cx.err(0..0, "too many ports"));
+        if matches!(io.backend.as_str(), "dpdk" | "afxdp" | "auto") && ports.is_empty() {
+            return Err(cx.err(
+                backend_span,
+                format!(
+                    "[io] backend = {:?} drives the ports' devices, but no [[ports]] is defined",
+                    io.backend
+                ),
+            ));
+        }
+        if io.backend == "auto" {
+            if let Some(nodev) = ports.iter().find(|p| p.dpdk.is_none()) {
+                if let Some(i) = ports.iter().position(|p| p.iface.is_none()) {
+                    return Err(cx.err(
+                        raw.ports[i].get_ref().name.span(),
+                        format!(
+                            "port {}: [io] backend = \"auto\" falls back to AF_XDP (port {} names no dpdk device), which needs the port's interface, e.g. iface = \"eth1\"",
+                            echo(&ports[i].name),
+                            echo(&nodev.name)
+                        ),
+                    ));
+                }
+            }
         }
         let port_ref = |s: &Spanned<String>| -> Result<String, ConfigError> {
-            if ports.iter().any(|p| p.name == *s.get_ref()) {
-                Ok(s.get_ref().clone())
-            } else {
-                let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
-                Err(cx.err(
-                    s.span(),
-                    format!(
-                        "unknown port {:?} (ports: {})",
-                        s.get_ref(),
-                        if names.is_empty() {
-                            "none defined".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    ),
-                ))
+            if port_index.contains_key(s.get_ref()) {
+                return Ok(s.get_ref().clone());
             }
+            let mut names: Vec<String> = ports.iter().take(8).map(|p| echo(&p.name)).collect();
+            if ports.len() > 8 {
+                names.push("…".into());
+            }
+            Err(cx.err(
+                s.span(),
+                format!(
+                    "unknown port {} (ports: {})",
+                    echo(s.get_ref()),
+                    if names.is_empty() {
+                        "none defined".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ))
         };
-        let mac_ref = |s: &Spanned<String>| parse_mac(s.get_ref()).map_err(|m| cx.err(s.span(), m));
-        let label_ref = |s: &Spanned<u32>| {
-            let l = *s.get_ref();
-            if (MIN_LABEL..=MAX_LABEL).contains(&l) {
-                Ok(l)
-            } else {
-                Err(cx.err(
-                    s.span(),
-                    format!("label {l} outside {MIN_LABEL}..={MAX_LABEL} (0-15 are reserved)"),
-                ))
-            }
+        let label_ref = |s: &Spanned<i64>, field: &str| {
+            cx.int(
+                s,
+                field,
+                MIN_LABEL,
+                MAX_LABEL,
+                " (0-15 are reserved, RFC 3032)",
+            )
         };
         let prefix_ref = |s: &Spanned<String>| {
-            s.get_ref()
-                .parse::<Prefix>()
-                .map_err(|m| cx.err(s.span(), m))
+            Prefix::parse_network(s.get_ref()).map_err(|m| cx.err(s.span(), m))
         };
 
-        let mut sa = Vec::new();
+        let mut sa = Vec::with_capacity(raw.sa.len());
+        // (SPI, outbound) -> offset of its first definition.
+        let mut sa_seen: HashMap<(u32, bool), usize> = HashMap::new();
         for s in &raw.sa {
             let r = s.get_ref();
-            let spi = *r.spi.get_ref();
-            if spi < 256 {
-                return Err(cx.err(
-                    r.spi.span(),
-                    format!("SPI {spi} is reserved (RFC 4303: 1-255 are reserved, 0 is invalid)"),
-                ));
-            }
-            if sa.iter().any(|o: &SaConfig| o.spi == spi && o.dir == r.dir) {
-                return Err(cx.err(
+            let spi = cx.int(
+                &r.spi,
+                "spi",
+                MIN_SPI,
+                u32::MAX,
+                " (0 is invalid and 1-255 are reserved, RFC 4303 §2.1)",
+            )?;
+            let key_of = (spi, r.dir == SaDir::Out);
+            if let Some(&first) = sa_seen.get(&key_of) {
+                return Err(cx.dup(
                     r.spi.span(),
                     format!("duplicate SA with SPI {spi} in the same direction"),
+                    first,
                 ));
             }
+            sa_seen.insert(key_of, r.spi.span().start);
             // Whitespace may separate the key from the salt for readability.
             let compact: Zeroizing<String> = Zeroizing::new(
                 r.key
@@ -880,7 +1287,7 @@ impl NodeConfig {
             let key = Zeroizing::new(hex::decode(compact.as_str()).map_err(|_| {
                 cx.err(
                     r.key.span(),
-                    "SA key is not hex (key bytes then 4 salt bytes)",
+                    format!("SA {spi}: key is not hex (key bytes then 4 salt bytes)"),
                 )
             })?);
             let want = r.aead.key_len() + 4;
@@ -888,60 +1295,98 @@ impl NodeConfig {
                 return Err(cx.err(
                     r.key.span(),
                     format!(
-                        "SA {spi}: key has {} bytes, {:?} needs {} key bytes + 4 salt bytes = {want}",
+                        "SA {spi}: key has {} bytes, {} needs {} key bytes + 4 salt bytes = {want}",
                         key.len(),
-                        r.aead,
+                        r.aead.name(),
                         r.aead.key_len()
                     ),
                 ));
             }
+            let tunnel_src = cx.tunnel(&r.tunnel_src, "tunnel_src", spi)?;
+            let tunnel_dst = cx.tunnel(&r.tunnel_dst, "tunnel_dst", spi)?;
+            if tunnel_src == tunnel_dst {
+                return Err(cx.err(
+                    r.tunnel_dst.span(),
+                    format!(
+                        "SA {spi}: tunnel_src and tunnel_dst are both {tunnel_src}; a tunnel needs two ends"
+                    ),
+                ));
+            }
+            let peer = r
+                .peer
+                .as_ref()
+                .map(|p| cx.name(p, &format!("SA {spi}: peer"), MAX_NAME))
+                .transpose()?;
             sa.push(SaConfig {
                 spi,
                 dir: r.dir,
                 aead: r.aead,
                 key,
-                tunnel_src: r.tunnel_src,
-                tunnel_dst: r.tunnel_dst,
+                tunnel_src,
+                tunnel_dst,
                 esn: r.esn,
-                peer: r.peer.clone(),
+                peer,
             });
         }
 
-        let mut fec = Vec::new();
+        let mut fec = Vec::with_capacity(raw.fec.len());
+        let mut fec_seen: HashMap<Prefix, usize> = HashMap::new();
         for f in &raw.fec {
             let r = f.get_ref();
             let spi = *r.sa.get_ref();
-            if !sa.iter().any(|s| s.spi == spi && s.dir == SaDir::Out) {
+            let Some(spi) = u32::try_from(spi)
+                .ok()
+                .filter(|s| sa_seen.contains_key(&(*s, true)))
+            else {
                 return Err(cx.err(
                     r.sa.span(),
                     format!(
                         "fec refers to SA {spi}, but no [[sa]] with dir = \"out\" has that SPI"
                     ),
                 ));
-            }
+            };
             let prefix = prefix_ref(&r.prefix)?;
-            if fec.iter().any(|o: &FecConfig| o.prefix == prefix) {
-                return Err(cx.err(r.prefix.span(), format!("duplicate FEC prefix {prefix}")));
+            if let Some(&first) = fec_seen.get(&prefix) {
+                return Err(cx.dup(
+                    r.prefix.span(),
+                    format!("duplicate FEC prefix {prefix}"),
+                    first,
+                ));
             }
+            fec_seen.insert(prefix, r.prefix.span().start);
             fec.push(FecConfig {
                 prefix,
                 sa: spi,
-                label: label_ref(&r.label)?,
+                label: label_ref(&r.label, "fec label")?,
                 port: port_ref(&r.port)?,
-                next_hop_mac: mac_ref(&r.next_hop_mac)?,
+                next_hop_mac: cx.mac(&r.next_hop_mac, &format!("fec {prefix} next_hop_mac"))?,
             });
         }
 
-        let mut lfib: Vec<LfibConfig> = Vec::new();
+        let mut lfib: Vec<LfibConfig> = Vec::with_capacity(raw.lfib.len());
+        let mut lfib_seen: HashMap<u32, usize> = HashMap::new();
         for l in &raw.lfib {
             let r = l.get_ref();
-            let label = label_ref(&r.label)?;
-            if lfib.iter().any(|o| o.label == label) {
-                return Err(cx.err(r.label.span(), format!("duplicate LFIB label {label}")));
+            let label = label_ref(&r.label, "lfib label")?;
+            if let Some(&first) = lfib_seen.get(&label) {
+                return Err(cx.dup(
+                    r.label.span(),
+                    format!("duplicate LFIB label {label}"),
+                    first,
+                ));
             }
+            lfib_seen.insert(label, r.label.span().start);
             let port = r.port.as_ref().map(port_ref).transpose()?;
-            let next_hop_mac = r.next_hop_mac.as_ref().map(mac_ref).transpose()?;
-            let out_label = r.out_label.as_ref().map(label_ref).transpose()?;
+            let next_hop_mac = r
+                .next_hop_mac
+                .as_ref()
+                .map(|m| cx.mac(m, &format!("LFIB label {label}: next_hop_mac")))
+                .transpose()?;
+            let out_label = r
+                .out_label
+                .as_ref()
+                .map(|o| label_ref(o, "out_label"))
+                .transpose()?;
             match r.action {
                 LfibAction::Swap => {
                     if out_label.is_none() || port.is_none() || next_hop_mac.is_none() {
@@ -979,20 +1424,23 @@ impl NodeConfig {
             });
         }
 
-        let mut deliver = Vec::new();
+        let mut deliver = Vec::with_capacity(raw.deliver.len());
+        let mut deliver_seen: HashMap<Prefix, usize> = HashMap::new();
         for d in &raw.deliver {
             let r = d.get_ref();
             let prefix = prefix_ref(&r.prefix)?;
-            if deliver.iter().any(|o: &DeliverConfig| o.prefix == prefix) {
-                return Err(cx.err(
+            if let Some(&first) = deliver_seen.get(&prefix) {
+                return Err(cx.dup(
                     r.prefix.span(),
                     format!("duplicate deliver prefix {prefix}"),
+                    first,
                 ));
             }
+            deliver_seen.insert(prefix, r.prefix.span().start);
             deliver.push(DeliverConfig {
                 prefix,
                 port: port_ref(&r.port)?,
-                next_hop_mac: mac_ref(&r.next_hop_mac)?,
+                next_hop_mac: cx.mac(&r.next_hop_mac, &format!("deliver {prefix} next_hop_mac"))?,
             });
         }
 
@@ -1002,24 +1450,12 @@ impl NodeConfig {
             .map(|c| parse_control(&cx, c))
             .transpose()?;
 
-        let cores = match raw.node.cores {
-            Some(c) => {
-                let span = c.span();
-                let cores = c.into_inner();
-                for &core in &cores {
-                    check_core(core).map_err(|m| cx.err(span.clone(), m))?;
-                }
-                cores
-            }
-            None => Vec::new(),
-        };
-
         Ok(NodeConfig {
-            name: raw.node.name,
-            role: raw.node.role,
+            name,
+            role: node.role,
             cores,
-            idle: raw.node.idle,
-            mode: raw.node.mode,
+            idle: node.idle,
+            mode,
             io,
             ports,
             sa,
@@ -1050,8 +1486,8 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         return Err(cx.err(
             r.constellation.span(),
             format!(
-                "unknown constellation {:?} (one of: {})",
-                r.constellation.get_ref(),
+                "unknown constellation {} (one of: {})",
+                echo(r.constellation.get_ref()),
                 presets.join(", ")
             ),
         ));
@@ -1062,8 +1498,14 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         .parse::<NodeRef>()
         .map_err(|m| cx.err(r.node.span(), m))?;
     let time_scale = match &r.time_scale {
-        Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
-            return Err(cx.err(t.span(), "time_scale must be a positive number"))
+        Some(t) if !(MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(t.get_ref()) => {
+            return Err(cx.err(
+                t.span(),
+                format!(
+                    "time_scale = {}: want a number from {MIN_TIME_SCALE:e} to {MAX_TIME_SCALE:e} (geometry seconds per wall-clock second)",
+                    cx.src(t.span())
+                ),
+            ))
         }
         Some(t) => *t.get_ref(),
         None => 1.0,
@@ -1097,8 +1539,14 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         None => 100,
     };
     let start_s = match &r.start_s {
-        Some(t) if !(t.get_ref().is_finite() && *t.get_ref() >= 0.0) => {
-            return Err(cx.err(t.span(), "start_s must be a non-negative number of seconds"))
+        Some(t) if !(0.0..=MAX_START_S).contains(t.get_ref()) => {
+            return Err(cx.err(
+                t.span(),
+                format!(
+                    "start_s must be a non-negative number of seconds, at most {MAX_START_S:e} (about 31 years), not {}",
+                    cx.src(t.span())
+                ),
+            ))
         }
         Some(t) => *t.get_ref(),
         None => 0.0,
@@ -1115,6 +1563,68 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         satellites: r.satellites.clone(),
         failures_file: r.failures_file.clone(),
     })
+}
+
+/// What [`NodeConfig::parse_bytes`] promises about any input, checked on
+/// `bytes`: it returns (never panics, which the caller sees), an error has
+/// a reason, a bounded message and a line inside the text, and an accepted
+/// configuration holds only what validation admits (unicast, distinct port
+/// MACs; labels and SPIs outside the reserved ranges; distinct cores).
+/// `Some` describes the first broken promise. The fuzz target
+/// `parse_config` and the property tests run it.
+pub fn broken_promise(bytes: &[u8]) -> Option<String> {
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+    match NodeConfig::parse_bytes(bytes, "f.toml") {
+        Err(e) => {
+            let n = e.msg.chars().count();
+            if e.msg.trim().is_empty() {
+                Some(format!("error without a reason: {e}"))
+            } else if n > MAX_MESSAGE + 1 {
+                Some(format!("message of {n} characters"))
+            } else if e.line > lines {
+                Some(format!("line {} of a {lines}-line text: {e}", e.line))
+            } else {
+                None
+            }
+        }
+        Ok(c) => {
+            let mut macs = HashSet::new();
+            let mut cores = HashSet::new();
+            let labels = c.fec.iter().map(|f| f.label).chain(
+                c.lfib
+                    .iter()
+                    .flat_map(|l| [Some(l.label), l.out_label])
+                    .flatten(),
+            );
+            if let Some(p) = c
+                .ports
+                .iter()
+                .find(|p| not_unicast(&p.mac).is_some() || !macs.insert(p.mac))
+            {
+                Some(format!(
+                    "port {:?} accepted with mac {}",
+                    p.name,
+                    format_mac(&p.mac)
+                ))
+            } else if let Some(l) = labels
+                .into_iter()
+                .find(|l| !(MIN_LABEL..=MAX_LABEL).contains(l))
+            {
+                Some(format!("label {l} accepted"))
+            } else if let Some(s) =
+                c.sa.iter()
+                    .find(|s| s.spi < MIN_SPI || s.tunnel_src == s.tunnel_dst)
+            {
+                Some(format!("SA {} accepted", s.spi))
+            } else if let Some(k) = c.cores.iter().find(|k| !cores.insert(**k)) {
+                Some(format!("core {k} accepted twice"))
+            } else if c.name.is_empty() || c.ports.iter().any(|p| p.name.is_empty()) {
+                Some("empty name accepted".into())
+            } else {
+                None
+            }
+        }
+    }
 }
 
 /// Where a config came from, for messages.
@@ -1224,7 +1734,7 @@ next_hop_mac = "02:00:00:00:00:30"
         assert!(e.msg.contains("no [[sa]]"), "{e}");
 
         let dup = GOOD.to_string()
-            + "\n[[deliver]]\nprefix = \"10.1.9.9/16\"\nport = \"lan0\"\nnext_hop_mac = \"02:00:00:00:00:31\"\n";
+            + "\n[[deliver]]\nprefix = \"10.1.0.0/16\"\nport = \"lan0\"\nnext_hop_mac = \"02:00:00:00:00:31\"\n";
         let e = err_of(&dup);
         assert!(
             e.msg.contains("duplicate deliver prefix 10.1.0.0/16"),
@@ -1348,11 +1858,170 @@ next_hop_mac = "02:00:00:00:00:30"
     }
 
     #[test]
-    fn prefix_clears_host_bits() {
-        let p: Prefix = "10.2.3.4/16".parse().unwrap();
+    fn prefix_with_host_bits_or_a_signed_length_is_refused() {
+        let p: Prefix = "10.2.0.0/16".parse().unwrap();
         assert_eq!(p.to_string(), "10.2.0.0/16");
-        let p: Prefix = "2001:db8::1/32".parse().unwrap();
+        let p: Prefix = "2001:db8::/32".parse().unwrap();
         assert_eq!(p.to_string(), "2001:db8::/32");
         assert!("10.0.0.0".parse::<Prefix>().is_err());
+        let e = Prefix::parse_network("10.2.3.4/16").unwrap_err();
+        assert!(
+            e.contains("host bits are set (the network is 10.2.0.0/16)"),
+            "{e}"
+        );
+        // The prefix a host lies in, as generators take it: bits cleared.
+        let p: Prefix = "10.2.3.4/16".parse().unwrap();
+        assert_eq!(p.to_string(), "10.2.0.0/16");
+        let e = Prefix::parse_network("2001:db8::1/32").unwrap_err();
+        assert!(e.contains("the network is 2001:db8::/32"), "{e}");
+        for bad in [
+            "10.2.0.0/+16",
+            "10.2.0.0/-0",
+            "10.2.0.0/ 16",
+            "10.2.0.0/",
+            "10.2.0.0/0016",
+        ] {
+            let e = bad.parse::<Prefix>().unwrap_err();
+            assert!(e.contains("is not a prefix length (0 to 32)"), "{bad}: {e}");
+            assert!(Prefix::parse_network(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A satellite with `n` LFIB entries, labels 16.. (the last one
+    /// repeats the first when `dup`).
+    fn many_labels(n: usize, dup: bool) -> String {
+        let mut t = String::from(
+            "[node]\nname = \"sat\"\nrole = \"satellite\"\n\n[[ports]]\nname = \"isl0\"\nmac = \"02:00:00:00:00:01\"\n",
+        );
+        for i in 0..n {
+            let label = if dup && i == n - 1 { 16 } else { 16 + i };
+            t.push_str(&format!(
+                "\n[[lfib]]\nlabel = {label}\naction = \"swap\"\nout_label = {}\nport = \"isl0\"\nnext_hop_mac = \"02:00:00:00:00:02\"\n",
+                label + 1
+            ));
+        }
+        t
+    }
+
+    fn best_of(runs: usize, text: &str) -> Duration {
+        (0..runs)
+            .map(|_| {
+                let t0 = Instant::now();
+                let c = NodeConfig::parse(text, "big.toml").expect("valid");
+                let d = t0.elapsed();
+                assert!(c.lfib.len() > 1000);
+                d
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn validation_is_linear_in_the_number_of_entries() {
+        let small = many_labels(10_001, false);
+        let large = many_labels(100_001, false);
+        // Best of several runs: the machine is shared, noise only adds.
+        let t_small = best_of(5, &small);
+        let t_large = best_of(2, &large);
+        // Ten times the entries: about ten times the time when linear, a
+        // hundred times when every entry is compared with every other.
+        let ratio = t_large.as_secs_f64() / t_small.as_secs_f64().max(1e-6);
+        assert!(
+            ratio < 30.0,
+            "10k entries {t_small:?}, 100k entries {t_large:?}: ratio {ratio:.1}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_among_many_names_both_lines() {
+        let text = many_labels(100_001, true);
+        let e = NodeConfig::parse(&text, "big.toml").expect_err("duplicate");
+        let last = text.rfind("label = 16\n").expect("dup");
+        assert_eq!(e.line, text[..last].lines().count() + 1, "{e}");
+        let first = text.find("label = 16\n").expect("first");
+        let first_line = text[..first].lines().count() + 1;
+        assert!(
+            e.msg == format!("duplicate LFIB label 16 (first defined at line {first_line})"),
+            "{e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod fuzz_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const BASE: &str = include_str!("../configs/gw-a.toml");
+
+    /// Bytes TOML gives meaning to, and some it refuses.
+    const ALPHABET: &[u8] = b"\"'=[]{}#,.:-+_/ \n\t\r\\0123456789abcdefxyzAZ\x00\x01\x7f\xc3\xff";
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        match broken_promise(bytes) {
+            None => Ok(()),
+            Some(p) => Err(TestCaseError::fail(format!(
+                "{p}\ninput: {:?}",
+                String::from_utf8_lossy(bytes)
+            ))),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bytes_parse_or_are_refused(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&data)?;
+        }
+
+        #[test]
+        fn mutated_configs_parse_or_are_refused(
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0usize..3, prop::sample::select(ALPHABET), 1usize..4),
+                1..8,
+            ),
+        ) {
+            let mut t = BASE.as_bytes().to_vec();
+            for (at, op, b, n) in edits {
+                let i = at.index(t.len() + 1);
+                match op {
+                    0 => t.splice(i..i, std::iter::repeat_n(b, n)).for_each(drop),
+                    1 => t.drain(i..(i + n).min(t.len())).for_each(drop),
+                    _ => {
+                        if let Some(x) = t.get_mut(i) {
+                            *x = b;
+                        }
+                    }
+                }
+            }
+            check(&t)?;
+        }
+
+        #[test]
+        fn any_value_on_any_line_parses_or_is_refused(
+            line in any::<prop::sample::Index>(),
+            value in "\\PC{0,80}",
+        ) {
+            let lines: Vec<&str> = BASE.lines().collect();
+            let i = line.index(lines.len());
+            let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            if let Some((k, _)) = lines[i].split_once('=') {
+                out[i] = format!("{k}= {value}");
+            }
+            check(out.join("\n").as_bytes())?;
+        }
+    }
+
+    #[test]
+    fn the_base_config_keeps_its_promises() {
+        assert_eq!(broken_promise(BASE.as_bytes()), None);
+        assert!(NodeConfig::parse(BASE, "gw-a.toml").is_ok());
     }
 }

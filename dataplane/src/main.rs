@@ -202,13 +202,39 @@ fn main() {
         Cmd::Run(a) => run_cmd(a),
     };
     if let Err(e) = r {
-        eprintln!("meshplane: error: {e:#}");
+        eprintln!("meshplane: error: {}", error_chain(&e));
         std::process::exit(1);
     }
 }
 
 fn demo(a: DemoArgs) -> Result<()> {
     let hops = default_chain().context("embedded configuration")?;
+    let largest = match a.size {
+        FrameSize::Fixed(n) => n,
+        FrameSize::Imix => meshplane::gen::IMIX_CYCLE
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(64),
+    };
+    if !chain_carries(&hops, largest)? {
+        // Bisect for the largest size the chain delivers (64 always fits).
+        let (mut ok, mut bad) = (64, largest);
+        while bad - ok > 1 {
+            let mid = ok + (bad - ok) / 2;
+            if chain_carries(&hops, mid)? {
+                ok = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        bail!(
+            "--size {}: the demo chain carries frames of at most {ok} bytes (its buffers hold \
+             {} bytes after the headroom, and ESP adds a trailer)",
+            a.size,
+            meshplane::frame::DEFAULT_DATA_ROOM
+        );
+    }
     let spec = GenSpec {
         count: a.count,
         size: a.size,
@@ -246,12 +272,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         println!("captures written to {}", dir.display());
     }
     let last = res.outputs.last().map(Vec::as_slice).unwrap_or(&[]);
-    // Each gateway forwards the inner packet once, decrementing its TTL.
-    let ip_hops = hops
-        .iter()
-        .filter(|h| h.node.role == meshplane::config::Role::Gateway)
-        .count();
-    let ip_hops = u8::try_from(ip_hops).unwrap_or(u8::MAX);
+    let ip_hops = gateway_hops(&hops);
     let (ok, bad) = verify_inner(&input, a.loops, ip_hops, last);
     println!(
         "end to end: {ok} inner packets delivered byte-for-byte, {bad} lost or altered (inner TTL less {ip_hops}, one per gateway)"
@@ -260,6 +281,49 @@ fn demo(a: DemoArgs) -> Result<()> {
         bail!("{bad} packets lost or altered across the chain");
     }
     Ok(())
+}
+
+/// The IP hops of a chain: each gateway forwards the inner packet once,
+/// decrementing its TTL.
+fn gateway_hops(hops: &[meshplane::chain::Hop]) -> u8 {
+    let n = hops
+        .iter()
+        .filter(|h| h.node.role == meshplane::config::Role::Gateway)
+        .count();
+    u8::try_from(n).unwrap_or(u8::MAX)
+}
+
+/// Whether the embedded chain delivers one frame of `size` bytes (on the
+/// wire, with FCS) intact.
+fn chain_carries(hops: &[meshplane::chain::Hop], size: usize) -> Result<bool> {
+    let input = generate(&GenSpec {
+        count: 1,
+        size: FrameSize::Fixed(size),
+        flows: 1,
+        ..GenSpec::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    let res = run_chain(hops, input.clone(), 1).map_err(anyhow::Error::msg)?;
+    let last = res.outputs.last().map(Vec::as_slice).unwrap_or(&[]);
+    Ok(verify_inner(&input, 1, gateway_hops(hops), last) == (1, 0))
+}
+
+/// An error and its causes, `: `-separated, each said once: a cause whose
+/// text its parent's message already ends with (an error type that prints
+/// its source and also returns it from `source()`) is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn replay_cmd(a: ReplayArgs) -> Result<()> {

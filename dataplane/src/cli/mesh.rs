@@ -53,7 +53,11 @@ pub struct MeshPlanArgs {
     #[arg(long, default_value_t = 2, value_name = "K")]
     pub disjoint_paths: usize,
     /// I/O backend of every node.
-    #[arg(long, default_value = "afxdp")]
+    #[arg(
+        long,
+        default_value = "afxdp",
+        value_parser = clap::builder::PossibleValuesParser::new(crate::config::BACKENDS.iter().copied())
+    )]
     pub backend: String,
     /// Failure-event file every node follows (default: OUT_DIR/failures).
     #[arg(long, value_name = "FILE")]
@@ -111,7 +115,10 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         let _ = writeln!(
             csv,
             "{gid},{},{},{},{}",
-            s.name, s.latitude_deg, s.longitude_deg, s.elevation_m
+            meshplane_control::ground::csv_field(&s.name),
+            s.latitude_deg,
+            s.longitude_deg,
+            s.elevation_m
         );
     }
     if !(a.time_scale.is_finite() && a.time_scale > 0.0) {
@@ -156,6 +163,17 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
             keys: [random_key()?, random_key()?],
         },
     );
+    // Every node file must be one the node accepts: check them all before
+    // writing any.
+    for n in &r.nodes {
+        let file = format!("nodes/{}.toml", n.name);
+        crate::config::NodeConfig::parse(&n.config, &file).with_context(|| {
+            format!(
+                "the plan's configuration for node {} is not valid (--backend {})",
+                n.name, a.backend
+            )
+        })?;
+    }
     for n in &r.nodes {
         write_private(
             &out.join("nodes").join(format!("{}.toml", n.name)),
@@ -216,6 +234,54 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         plan: MeshPlanArgs,
+    }
+
+    fn args(extra: &[&str], out: &str) -> Result<MeshPlanArgs, clap::Error> {
+        let mut v = vec![
+            "mesh-plan",
+            "--constellation",
+            "kuiper-630",
+            "--from",
+            "London",
+            "--to",
+            "Paris",
+            "--window",
+            "0",
+            "--out-dir",
+            out,
+        ];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v).map(|c| c.plan)
+    }
+
+    #[test]
+    fn an_unknown_backend_is_refused_before_anything_is_written() {
+        let e = args(&["--backend", "bogus"], "/nonexistent").expect_err("bogus backend");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("invalid value 'bogus' for '--backend <BACKEND>'")
+                && msg.contains("afxdp"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_plan_whose_node_files_would_be_refused_writes_none() {
+        let dir = std::env::temp_dir().join(format!("mp-mesh-plan-dpdk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.to_str().expect("utf-8 path");
+        // The plan's ports are veths (iface), not DPDK devices.
+        let a = args(&["--backend", "dpdk"], out).expect("args");
+        let e = run(&a).expect_err("dpdk ports without devices");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("is not valid (--backend dpdk)")
+                && msg.contains("[io] backend = \"dpdk\" needs the port's device"),
+            "{msg}"
+        );
+        let written = std::fs::read_dir(dir.join("nodes")).map_or(0, |d| d.count());
+        assert_eq!(written, 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
