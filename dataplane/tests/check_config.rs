@@ -235,8 +235,9 @@ fn cores_fit_the_mode() {
     let role = "role = \"gateway\"";
     refused(
         role,
-        "role = \"gateway\"\ncores = [2, 3, 2]",
-        "[node] cores: core 2 is listed twice: each worker needs its own core",
+        // Cores this host has (every machine has CPUs 0 and 1 here).
+        "role = \"gateway\"\ncores = [0, 1, 0]",
+        "[node] cores: core 0 is listed twice: each worker needs its own core",
     );
     refused(
         role,
@@ -245,7 +246,7 @@ fn cores_fit_the_mode() {
     );
     refused_at(
         role,
-        "role = \"gateway\"\nmode = \"pipeline\"\ncores = [2]",
+        "role = \"gateway\"\nmode = \"pipeline\"\ncores = [0]",
         "mode = ",
         "mode = \"pipeline\" runs cores in pairs (I/O, crypto), but [node] cores lists 1",
     );
@@ -395,8 +396,9 @@ fn messages_have_a_reason_a_line_and_a_bounded_echo() {
         assert!(err.contains('…') && !err.contains(&"a".repeat(65)), "{err}");
     }
 
-    // OS errors once.
+    // The reason a file cannot be read, once.
     let (code, err) = check_path(&dir());
     assert_eq!(code, Some(1));
-    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert_eq!(err.matches("directory").count(), 1, "{err}");
+    assert!(err.matches("os error").count() <= 1, "{err}");
 }
