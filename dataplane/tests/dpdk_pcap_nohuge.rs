@@ -112,7 +112,8 @@ fn pcap_round_trip_is_byte_identical_without_hugepages() {
     assert_eq!(pool.available(), POOL, "pcap scenario leaked");
 
     // A frame larger than one mbuf arrives chained over several; stages
-    // only see one segment, so it is marked dropped (never truncated).
+    // only see one segment, so it is marked dropped as oversize (never
+    // truncated).
     {
         let jumbo_in = dir.join("jumbo.pcap");
         let frames = vec![vec![1u8; 100], vec![2u8; 5000], vec![3u8; 200]];
@@ -130,7 +131,7 @@ fn pcap_round_trip_is_byte_identical_without_hugepages() {
         let lens: Vec<usize> = batch.frames().iter().map(|f| f.len()).collect();
         for (f, v) in batch.frames().iter().zip(batch.verdicts()) {
             if f.segments() > 1 {
-                assert_eq!(*v, Verdict::Drop(DropReason::Unsupported));
+                assert_eq!(*v, Verdict::Drop(DropReason::Oversize));
             } else {
                 assert_eq!(*v, Verdict::Input, "{lens:?}");
             }
