@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{has_xdp, ip, xdp_stays};
 use meshplane::config::NodeConfig;
+use meshplane::drop_reason::DropReason;
 use meshplane::frame::{Batch, Frame};
 use meshplane::io::afxdp::{AfXdpError, AfXdpNode, AfXdpPort, BindMode, XdpAttachMode};
 use meshplane::io::Port;
@@ -68,6 +69,8 @@ fn veths_with_queues(tag: &str, n: usize, q: u32) -> Option<(Links, Vec<(String,
             let _ = Command::new("sysctl")
                 .args(["-qw", &format!("net.ipv6.conf.{d}.disable_ipv6=1")])
                 .status();
+            // Room for frames past the default MTU (the oversize case).
+            assert!(ip(&["link", "set", d, "mtu", "2000"]));
             assert!(ip(&["link", "set", d, "up"]));
         }
         pairs.push((a, b));
@@ -81,6 +84,11 @@ fn node(text: &str) -> NodeConfig {
 
 /// A frame labelled `label` (TTL 64) to the satellite's gsl-a port.
 fn labelled(f: &mut impl Frame, label: u32, i: u32) {
+    labelled_len(f, label, i, 60)
+}
+
+/// As `labelled`, `len` bytes long.
+fn labelled_len(f: &mut impl Frame, label: u32, i: u32, len: usize) {
     let mut b = Vec::with_capacity(60);
     b.extend_from_slice(&[0x02, 0, 0, 0, 0x01, 0x01]);
     b.extend_from_slice(&[0x02, 0, 0, 0, 0x0a, 0x02]);
@@ -90,7 +98,7 @@ fn labelled(f: &mut impl Frame, label: u32, i: u32) {
     b.extend_from_slice(&[0x45, 0, 0, 42, 0, 0, 0, 0, 64, 17, 0, 0]);
     b.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
     b.extend_from_slice(&i.to_be_bytes());
-    b.resize(60, 0);
+    b.resize(len, 0);
     assert!(f.append(b.len()));
     f.data_mut().copy_from_slice(&b);
 }
@@ -159,18 +167,30 @@ next_hop_mac = "02:00:00:00:0b:02"
         .remove(0)
         .remove(0);
 
-    // 2000 labelled frames, and 100 with a label the LFIB lacks.
-    const N: u32 = 2000;
-    const BAD: u32 = 100;
+    // Labelled frames; every 21st with a label the LFIB lacks, every 53rd
+    // 1700 B long: longer than the default [io] mtu (1500) admits (1598 B)
+    // but inside a UMEM chunk, so it reaches the port and must be counted.
+    const TOTAL: u32 = 2140;
+    let kind = |i: u32| match (i % 53, i % 21) {
+        (52, _) => 2,
+        (_, 20) => 1,
+        _ => 0,
+    };
+    let count = |k: u32| (0..TOTAL).filter(|&i| kind(i) == k).count() as u32;
+    let (good, bad, over) = (count(0), count(1), count(2));
     let mut sent = 0u32;
     let mut got: Vec<Vec<u8>> = Vec::new();
     let mut out = Batch::new();
     let mut rx = Batch::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while (got.len() as u32) < N && Instant::now() < deadline {
-        while sent < N + BAD && out.room() > 0 {
+    while (got.len() as u32) < good && Instant::now() < deadline {
+        while sent < TOTAL && out.room() > 0 {
             let Some(mut f) = gen.alloc() else { break };
-            labelled(&mut f, if sent % 21 == 20 { 999 } else { 1002 }, sent);
+            match kind(sent) {
+                0 => labelled(&mut f, 1002, sent),
+                1 => labelled(&mut f, 999, sent),
+                _ => labelled_len(&mut f, 1002, sent, 1700),
+            }
             let _ = out.push(f);
             sent += 1;
         }
@@ -183,7 +203,7 @@ next_hop_mac = "02:00:00:00:0b:02"
             got.push(f.data().to_vec());
         }
     }
-    assert_eq!(got.len() as u32, N, "frames forwarded (sent {sent})");
+    assert_eq!(got.len() as u32, good, "frames forwarded (sent {sent})");
     for f in &got {
         assert_eq!(&f[..6], &[2, 0, 0, 0, 0x0b, 0x02], "next hop MAC");
         assert_eq!(&f[6..12], &[2, 0, 0, 0, 0x01, 0x02], "gsl-b's MAC");
@@ -191,10 +211,28 @@ next_hop_mac = "02:00:00:00:0b:02"
         assert_eq!(e >> 12, 1003, "swapped label");
         assert_eq!(e & 0xff, 63, "TTL decremented");
     }
+    // The last frames may still be on their way through the sender.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while worker.stats.ports[0].rx_packets < u64::from(TOTAL) && Instant::now() < settle {
+        gen.tx_burst(&mut out);
+        gen.rx_burst(&mut rx);
+        rx.clear();
+        worker.poll(&tables);
+    }
     let s = &worker.stats;
-    assert_eq!(s.ports[0].rx_packets, u64::from(N + BAD));
-    assert_eq!(s.ports[1].tx_packets, u64::from(N));
-    assert_eq!(s.drops.total(), u64::from(BAD), "unknown labels counted");
+    assert_eq!(s.ports[0].rx_packets, u64::from(TOTAL));
+    assert_eq!(s.ports[1].tx_packets, u64::from(good));
+    assert_eq!(
+        s.drops.get(DropReason::NoRoute),
+        u64::from(bad),
+        "unknown labels counted"
+    );
+    assert_eq!(
+        s.drops.get(DropReason::Oversize),
+        u64::from(over),
+        "long frames counted"
+    );
+    assert_eq!(s.drops.total(), u64::from(bad + over));
     assert!(
         worker.ports().iter().all(|p| p.copied() == 0),
         "RX -> TX without a copy"

@@ -32,7 +32,11 @@ fn an_os_error_is_reported_once() {
         let (code, _, err) = run(&args);
         assert_eq!(code, Some(1), "{args:?}: {err}");
         let lower = err.to_lowercase();
-        assert_eq!(lower.matches("is a directory").count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            lower.matches("is a directory").count(),
+            1,
+            "{args:?}: {err}"
+        );
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
     let _ = std::fs::remove_file(&out);

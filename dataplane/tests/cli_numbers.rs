@@ -91,7 +91,10 @@ fn cores_the_host_does_not_have_are_refused_by_check_config_and_run() {
         refused(
             &out,
             1,
-            &["sat.toml:", "[node] cores entry = 1024 is out of range: want 0 to 1023"],
+            &[
+                "sat.toml:",
+                "[node] cores entry = 1024 is out of range: want 0 to 1023",
+            ],
         );
     }
     // A core below the mask's size that this host does not have.

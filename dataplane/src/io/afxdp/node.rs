@@ -122,7 +122,12 @@ impl AfXdpNode {
 
         let mut all = Vec::with_capacity(workers);
         for w in 0..workers {
-            all.push(open_worker(&plans, w, cfg.io.hugepages)?);
+            all.push(open_worker(
+                &plans,
+                w,
+                cfg.io.hugepages,
+                cfg.io.max_frame(),
+            )?);
         }
         Ok(AfXdpNode { workers: all })
     }
@@ -159,6 +164,7 @@ fn open_worker(
     plans: &[PortPlan<'_>],
     w: usize,
     hugepages: bool,
+    max_frame: usize,
 ) -> Result<Vec<AfXdpPort>, AfXdpError> {
     let umem = Umem::new(frames_for(plans.iter().map(|p| p.sizes)), hugepages)?;
     // The socket that registered `umem`, its descriptor and bind mode.
@@ -206,14 +212,17 @@ fn open_worker(
             port_umem.frames(),
             if port_umem.hugepages() { " on hugepages" } else { "" }
         );
-        ports.push(AfXdpPort::new(
-            xsk,
-            port_umem,
-            mode,
-            p.cfg.name.clone(),
-            queue,
-            p.xdp.clone(),
-        )?);
+        ports.push(
+            AfXdpPort::new(
+                xsk,
+                port_umem,
+                mode,
+                p.cfg.name.clone(),
+                queue,
+                p.xdp.clone(),
+            )?
+            .with_max_frame(max_frame),
+        );
     }
     Ok(ports)
 }

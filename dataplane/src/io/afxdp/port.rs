@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::bpf::XdpAttachment;
 use super::socket::{BindMode, Xsk, XskStats};
 use super::umem::{Umem, UmemFrame, FRAME_SIZE, RX_HEADROOM};
-use crate::frame::{Batch, Frame, BURST};
+use crate::drop_reason::DropReason;
+use crate::frame::{Batch, Frame, Verdict, BURST};
 use crate::io::Port;
 
 /// Free chunks a port keeps for itself before handing them to the UMEM's
@@ -29,6 +30,9 @@ pub struct AfXdpPort {
     queue: u32,
     copied: u64,
     xdp: Arc<XdpAttachment>,
+    /// Longest frame handed to the stages; longer ones arrive as drops
+    /// (`oversize`).
+    max_frame: usize,
 }
 
 impl std::fmt::Debug for AfXdpPort {
@@ -62,10 +66,18 @@ impl AfXdpPort {
             queue,
             copied: 0,
             xdp,
+            max_frame: super::MAX_FRAME,
         };
         p.refill();
         p.xdp.register(queue, p.xsk.fd())?;
         Ok(p)
+    }
+
+    /// Frames longer than `max_frame` (the node's `[io] mtu` admits) are
+    /// received as `oversize` drops instead of going to the stages.
+    pub(crate) fn with_max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame;
+        self
     }
 
     /// The port's name in the node configuration.
@@ -263,7 +275,13 @@ impl Port for AfXdpPort {
             // SAFETY: the kernel filled this descriptor from a chunk of our
             // UMEM that we gave it through a fill ring; it is ours again.
             let f = unsafe { self.umem.frame(d.addr, d.len) };
-            let _ = batch.push(f);
+            // Longer than the MTU admits: counted as received, then dropped.
+            let v = if d.len as usize > self.max_frame {
+                Verdict::Drop(DropReason::Oversize)
+            } else {
+                Verdict::Input
+            };
+            let _ = batch.push_with(f, v, 0);
         }
         self.xsk.rx.release(n);
         n as usize
