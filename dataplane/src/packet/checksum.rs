@@ -19,7 +19,10 @@ fn fold64(mut sum: u64) -> u16 {
 /// one's-complement sum.
 #[inline]
 pub fn fold(sum: u32) -> u16 {
-    fold64(u64::from(sum))
+    // Two end-around carries are enough for 32 bits: the first leaves at
+    // most 0x1_fffe, the second at most 0xffff.
+    let s = (sum & 0xffff) + (sum >> 16);
+    ((s & 0xffff) + (s >> 16)) as u16
 }
 
 /// One's-complement sum of `data` read as big-endian 16-bit words, an odd

@@ -46,10 +46,20 @@ fn route_v4<F: Frame>(f: &mut F, v4: &Lpm4) -> Result<Option<u32>, DropReason> {
     let Some(hit) = v4.lookup_v4(dst) else {
         return Ok(None);
     };
-    let mut ip = Ipv4Packet::new_checked(f.data_mut()).map_err(|_| DropReason::Malformed)?;
-    if !ip.decrement_ttl_incremental() {
+    // The header was checked above: TTL at byte 8, beside the protocol in
+    // one checksum word, the checksum at 10..12 (RFC 1624 update).
+    let h = f
+        .data_mut()
+        .first_chunk_mut::<{ crate::packet::ipv4::MIN_HEADER_LEN }>()
+        .ok_or(DropReason::Malformed)?;
+    if h[8] <= 1 {
         return Err(DropReason::TtlExpired);
     }
+    let old = u16::from_be_bytes([h[8], h[9]]);
+    h[8] -= 1;
+    let sum = u16::from_be_bytes([h[10], h[11]]);
+    let c = crate::packet::checksum::incremental_update(sum, old, old - 0x100);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
     Ok(Some(hit))
 }
 
@@ -93,7 +103,9 @@ fn trim_to<F: Frame>(f: &mut F, total: usize) -> Result<(), DropReason> {
 /// limited broadcast address within it.
 #[inline]
 fn martian_v4_src(a: [u8; 4]) -> bool {
-    matches!(a[0], 0 | 127 | 224..=255) || (a[0] == 169 && a[1] == 254)
+    let a = u32::from_be_bytes(a);
+    let first = a >> 24;
+    first == 0 || first == 127 || a >= 0xe000_0000 || a >> 16 == 0xa9fe
 }
 
 /// An IPv4 destination this unicast tunnel never carries: "this network"
