@@ -77,6 +77,28 @@ const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
 /// Reads every packet of a pcap or pcapng file (Ethernet only).
 pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFileError> {
+    // Regular files only: a FIFO or device would be read without end.
+    let (f, _) = crate::file_read::open_regular(path).map_err(|e| PcapFileError::Format {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    })?;
+    read_from(f, path)
+}
+
+/// Reads every packet of a capture held in memory, as [`read_file`] reads
+/// a file (`name` names it in errors).
+pub fn read_bytes(
+    bytes: &[u8],
+    name: &Path,
+) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFileError> {
+    read_from(std::io::Cursor::new(bytes), name)
+}
+
+/// Reads every packet of the capture `f` holds from its start.
+fn read_from<R: Read + Seek>(
+    mut f: R,
+    path: &Path,
+) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFileError> {
     let io = |source| PcapFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -85,8 +107,6 @@ pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFil
         path: path.to_path_buf(),
         what,
     };
-    // Regular files only: a FIFO or device would be read without end.
-    let (mut f, _) = crate::file_read::open_regular(path).map_err(|e| fmt(e.to_string()))?;
     let mut magic = [0u8; 4];
     match f.read_exact(&mut magic) {
         Ok(()) => {}
