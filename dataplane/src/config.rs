@@ -351,6 +351,11 @@ pub struct IoConfig {
     /// Largest IP packet a port carries (`[io] mtu`, `MIN_MTU..=MAX_MTU`,
     /// default `DEFAULT_MTU`); see [`IoConfig::max_frame`].
     pub mtu: u16,
+    /// Packet buffers of the node (`[io] buffers`,
+    /// `MIN_BUFFERS..=MAX_BUFFERS`): the DPDK mbuf pool, or over AF_XDP
+    /// the frames of the workers' UMEMs, split evenly. `None`: sized from
+    /// the ports, queues and ring sizes.
+    pub buffers: Option<u32>,
 }
 
 impl IoConfig {
@@ -366,6 +371,11 @@ impl IoConfig {
     /// outer IPv4, ESP header and IV (36), padding, trailer and ICV (up to
     /// 21) and up to five MPLS labels (20), rounded up.
     pub const TUNNEL_OVERHEAD: usize = 80;
+    /// Fewest `[io] buffers`: one RX and one TX ring of a small device.
+    pub const MIN_BUFFERS: u32 = 512;
+    /// Most `[io] buffers`: 2^24 - 1, some 40 GiB of mbufs at the default
+    /// mtu (DPDK's mempools and the UMEM's 32-bit frame count hold it).
+    pub const MAX_BUFFERS: u32 = (1 << 24) - 1;
 
     /// The largest frame a port receives: `mtu` plus Ethernet and the
     /// tunnel's overhead. Longer frames are dropped as `oversize`.
@@ -381,6 +391,7 @@ impl Default for IoConfig {
             eal_args: Vec::new(),
             hugepages: false,
             mtu: Self::DEFAULT_MTU,
+            buffers: None,
         }
     }
 }
@@ -542,6 +553,8 @@ struct RawIo {
     hugepages: bool,
     #[serde(default)]
     mtu: Option<Spanned<i64>>,
+    #[serde(default)]
+    buffers: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -1032,6 +1045,7 @@ impl NodeConfig {
             eal_args: vec![],
             hugepages: false,
             mtu: IoConfig::DEFAULT_MTU,
+            buffers: None,
         };
         let mut backend_span = raw.node.span();
         if let Some(rio) = &raw.io {
@@ -1066,6 +1080,24 @@ impl NodeConfig {
                                 m.get_ref(),
                                 IoConfig::MIN_MTU,
                                 IoConfig::MAX_MTU
+                            ),
+                        ))
+                    }
+                };
+            }
+            if let Some(b) = &rio.buffers {
+                let range = i64::from(IoConfig::MIN_BUFFERS)..=i64::from(IoConfig::MAX_BUFFERS);
+                io.buffers = match u32::try_from(*b.get_ref()) {
+                    Ok(v) if range.contains(b.get_ref()) => Some(v),
+                    _ => {
+                        return Err(cx.err(
+                            b.span(),
+                            format!(
+                                "[io] buffers {}: out of range (the node's packet buffers, \
+                                 {}..={})",
+                                b.get_ref(),
+                                IoConfig::MIN_BUFFERS,
+                                IoConfig::MAX_BUFFERS
                             ),
                         ))
                     }
@@ -1807,6 +1839,31 @@ next_hop_mac = "02:00:00:00:00:30"
             assert!(e.msg.contains("68..=9000"), "{e}");
             assert_eq!(e.line, 6, "{e}");
         }
+    }
+
+    #[test]
+    fn io_buffers_is_optional_and_range_checked_with_its_line() {
+        let c = NodeConfig::parse(GOOD, "n.toml").unwrap();
+        assert_eq!(c.io.buffers, None);
+        let with = |b: &str| {
+            GOOD.replace(
+                "role = \"gateway\"",
+                &format!("role = \"gateway\"\n[io]\nbuffers = {b}"),
+            )
+        };
+        let c = NodeConfig::parse(&with("12000"), "n.toml").unwrap();
+        assert_eq!(c.io.buffers, Some(12000));
+        for bad in ["511", "0", "-1", "16777216", "99999999999"] {
+            let e = err_of(&with(bad));
+            assert!(
+                e.msg.contains(&format!("[io] buffers {bad}: out of range")),
+                "{e}"
+            );
+            assert!(e.msg.contains("512..=16777215"), "{e}");
+            assert_eq!(e.line, 6, "{e}");
+        }
+        let e = err_of(&with("\"many\""));
+        assert_eq!(e.line, 6, "{e}");
     }
 
     #[test]

@@ -41,6 +41,10 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Check this host for running a node (hugepages, hugetlbfs, isolated
+    /// cores, IOMMU, bpffs, memlock) and, with --config, the cores,
+    /// devices and interfaces the node names; one line per check.
+    CheckHost(meshplane::cli::check_host::CheckHostArgs),
     /// Routes over a constellation: one path, all pairs, or a time series.
     Routes(meshplane::cli::routes::RoutesArgs),
     /// Plan an emulated mesh: the nodes, links and configurations that
@@ -197,6 +201,7 @@ fn main() {
         Cmd::Replay(a) => replay_cmd(a),
         Cmd::Gen(a) => gen_cmd(a),
         Cmd::CheckConfig { config } => check_config(config),
+        Cmd::CheckHost(a) => meshplane::cli::check_host::run(&a),
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
         Cmd::MeshPlan(a) => meshplane::cli::mesh::run(&a),
         Cmd::Run(a) => run_cmd(a),

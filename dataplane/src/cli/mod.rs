@@ -2,5 +2,6 @@
 
 #![warn(missing_docs)]
 
+pub mod check_host;
 pub mod mesh;
 pub mod routes;

@@ -20,6 +20,7 @@
 mod backend;
 mod bpf;
 mod error;
+mod ethtool;
 mod node;
 mod port;
 mod ring;
@@ -29,6 +30,7 @@ mod umem;
 pub use backend::AfXdpBackend;
 pub use bpf::{load_xdp_program, redirect_program, BpfInsn, XdpAttachMode, XdpAttachment};
 pub use error::AfXdpError;
+pub use ethtool::{driver_name, memlock_limits};
 pub use node::{ifindex, rx_queues, AfXdpNode, MAX_FRAME};
 pub use port::AfXdpPort;
 pub use socket::{

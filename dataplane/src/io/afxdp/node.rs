@@ -120,11 +120,13 @@ impl AfXdpNode {
             });
         }
 
+        let frames = umem_frames(cfg, workers, plans.iter().map(|p| p.sizes))?;
         let mut all = Vec::with_capacity(workers);
         for w in 0..workers {
             all.push(open_worker(
                 &plans,
                 w,
+                frames,
                 cfg.io.hugepages,
                 cfg.io.max_frame(),
             )?);
@@ -159,14 +161,50 @@ fn frames_for(sizes: impl Iterator<Item = RingSizes>) -> u32 {
     n.saturating_add(ports * 8 * BURST as u32)
 }
 
-/// Opens worker `w`'s socket on every port.
+/// Frames of each worker's UMEM: `[io] buffers` split evenly over the
+/// workers, else [`frames_for`] the ports. Refused when a worker's share
+/// cannot hold one burst per port; a share below what the rings hold is
+/// allowed, with a warning (a fill ring may then run dry under load).
+fn umem_frames(
+    cfg: &NodeConfig,
+    workers: usize,
+    sizes: impl Iterator<Item = RingSizes> + Clone,
+) -> Result<u32, AfXdpError> {
+    let rings = frames_for(sizes.clone());
+    let Some(buffers) = cfg.io.buffers else {
+        return Ok(rings);
+    };
+    let w = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+    let share = buffers / w;
+    let least = u32::try_from(sizes.count().max(1) * BURST).unwrap_or(u32::MAX);
+    if share < least {
+        return Err(AfXdpError::Config(format!(
+            "node {}: [io] buffers {buffers} gives each of {w} worker(s) {share} UMEM frames, \
+             fewer than one burst per port ({least}): set [io] buffers >= {}",
+            cfg.name,
+            least.saturating_mul(w)
+        )));
+    }
+    if share < rings {
+        tracing::warn!(
+            "[io] buffers {buffers} gives each of {w} worker(s) {share} UMEM frames, fewer than \
+             its rings hold ({rings}): a fill ring may run dry under load (set [io] buffers >= {} \
+             or leave it unset)",
+            rings.saturating_mul(w)
+        );
+    }
+    Ok(share)
+}
+
+/// Opens worker `w`'s socket on every port, sharing a UMEM of `frames`.
 fn open_worker(
     plans: &[PortPlan<'_>],
     w: usize,
+    frames: u32,
     hugepages: bool,
     max_frame: usize,
 ) -> Result<Vec<AfXdpPort>, AfXdpError> {
-    let umem = Umem::new(frames_for(plans.iter().map(|p| p.sizes)), hugepages)?;
+    let umem = Umem::new(frames, hugepages)?;
     // The socket that registered `umem`, its descriptor and bind mode.
     let mut owner: Option<(i32, BindMode)> = None;
     let mut ports = Vec::with_capacity(plans.len());

@@ -22,7 +22,10 @@ mod mempool;
 mod node;
 mod replay;
 
-pub use backend::{node_data_room, DpdkBackend, MBUFS_PER_QUEUE};
+pub use backend::{
+    default_buffers, node_data_room, pool_size, preloaded_buffers, ring_buffers, DpdkBackend,
+    MBUFS_PER_QUEUE,
+};
 pub use eal::{hugepages_available, Eal, EalBuilder, MemoryMode};
 pub use error::DpdkError;
 pub use ethdev::{
