@@ -8,11 +8,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// Folds a wide accumulator of big-endian words into a 16-bit
 /// one's-complement sum (end-around carry).
 #[inline]
-fn fold64(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+fn fold64(sum: u64) -> u16 {
+    // End-around carries without a loop: 64 -> 33 bits -> 32 bits (the
+    // second sum is at most 2^32 - 1), then the 32-bit fold.
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    fold(s as u32)
 }
 
 /// Folds a 32-bit accumulator (e.g. a pseudo-header sum) into a 16-bit
