@@ -12,7 +12,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek};
+use std::io::{BufReader, BufWriter, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +82,7 @@ pub fn read_file(path: &Path) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFil
         path: path.to_path_buf(),
         what: e.to_string(),
     })?;
-    read_from(f, path)
+    read_from(BufReader::with_capacity(1 << 20, f), path)
 }
 
 /// Reads every packet of a capture held in memory, as [`read_file`] reads
@@ -95,7 +95,7 @@ pub fn read_bytes(
 }
 
 /// Reads every packet of the capture `f` holds from its start.
-fn read_from<R: Read + Seek>(
+fn read_from<R: std::io::BufRead + Seek>(
     mut f: R,
     path: &Path,
 ) -> Result<(Vec<CapturedPacket>, ReadInfo), PcapFileError> {
@@ -120,7 +120,7 @@ fn read_from<R: Read + Seek>(
     // The same open file from its start: never a different file that
     // replaced the path in between.
     f.rewind().map_err(io)?;
-    let r = BufReader::with_capacity(1 << 20, f);
+    let r = f;
     let mut out = Vec::new();
     let mut info = ReadInfo::default();
     if magic == PCAPNG_MAGIC {
