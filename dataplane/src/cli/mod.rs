@@ -4,3 +4,4 @@
 
 pub mod mesh;
 pub mod routes;
+pub mod stdout;
