@@ -192,6 +192,10 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .init();
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -211,6 +215,13 @@ fn main() {
         eprintln!("meshplane: error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// Whether log lines carry ANSI colours: only on a terminal, and never
+/// with `NO_COLOR` set to anything but the empty string (no-color.org), so
+/// that a log file (`scripts/mesh`, `2>node.log`) holds plain text.
+fn colour_logs(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn demo(a: DemoArgs) -> Result<()> {
@@ -733,4 +744,17 @@ fn check_config(path: PathBuf) -> Result<()> {
         c.deliver.len()
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_logs;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(colour_logs(true, Some("".into())));
+        assert!(!colour_logs(true, Some("1".into())));
+        assert!(!colour_logs(false, None));
+    }
 }
