@@ -6,6 +6,8 @@
 
 // Operator files are read through `file_read` only (see clippy.toml).
 #![deny(clippy::disallowed_methods)]
+// Output through `out!`/`outln!`: a closed stdout ends quietly.
+#![deny(clippy::disallowed_macros)]
 
 pub mod chain;
 pub mod cli;

@@ -3,6 +3,8 @@
 
 // Operator files are read through `meshplane::file_read` (see clippy.toml).
 #![deny(clippy::disallowed_methods)]
+// Output through `out!`/`outln!`: a closed stdout ends quietly.
+#![deny(clippy::disallowed_macros)]
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -194,6 +196,10 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .init();
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -207,9 +213,20 @@ fn main() {
         Cmd::Run(a) => run_cmd(a),
     };
     if let Err(e) = r {
+        if meshplane::cli::stdout::is_closed_stdout(&e) {
+            // The reader has what it wanted (`| head`): end as it expects.
+            std::process::exit(0);
+        }
         eprintln!("meshplane: error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// Whether log lines carry ANSI colours: only on a terminal, and never
+/// with `NO_COLOR` set to anything but the empty string (no-color.org), so
+/// that a log file (`scripts/mesh`, `2>node.log`) holds plain text.
+fn colour_logs(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn demo(a: DemoArgs) -> Result<()> {
@@ -247,17 +264,17 @@ fn demo(a: DemoArgs) -> Result<()> {
         ..GenSpec::default()
     };
     let input = generate(&spec).map_err(anyhow::Error::msg)?;
-    println!(
+    meshplane::outln!(
         "generated {} packets, size {}, {} flows, 10.1.0.1 -> 10.2.0.0/16",
         input.len(),
         a.size,
         a.flows
-    );
+    )?;
     let names: Vec<String> = hops.iter().map(|h| h.node.name.clone()).collect();
-    println!("chain: {} (loops {})", names.join(" -> "), a.loops);
+    meshplane::outln!("chain: {} (loops {})", names.join(" -> "), a.loops)?;
     let res = run_chain(&hops, input.clone(), a.loops).map_err(anyhow::Error::msg)?;
     for r in &res.reports {
-        print!("{}", r.render());
+        meshplane::out!("{}", r.render())?;
     }
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -274,14 +291,14 @@ fn demo(a: DemoArgs) -> Result<()> {
             }
             w.finish()?;
         }
-        println!("captures written to {}", dir.display());
+        meshplane::outln!("captures written to {}", dir.display())?;
     }
     let last = res.outputs.last().map(Vec::as_slice).unwrap_or(&[]);
     let ip_hops = gateway_hops(&hops);
     let (ok, bad) = verify_inner(&input, a.loops, ip_hops, last);
-    println!(
+    meshplane::outln!(
         "end to end: {ok} inner packets delivered byte-for-byte, {bad} lost or altered (inner TTL less {ip_hops}, one per gateway)"
-    );
+    )?;
     if bad > 0 {
         bail!("{bad} packets lost or altered across the chain");
     }
@@ -384,13 +401,13 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     for w in per_port.into_iter().flatten() {
         w.finish()?;
     }
-    print!("{}", report.render());
+    meshplane::out!("{}", report.render())?;
     if info.skipped_oversize > 0 {
-        println!(
+        meshplane::outln!(
             "  skipped {} records longer than {} B (no backend carries such a frame)",
             info.skipped_oversize,
             meshplane::io::pcap::MAX_RECORD
-        );
+        )?;
     }
     Ok(())
 }
@@ -589,7 +606,7 @@ fn serve<B: meshplane::runtime::Backend>(
         ));
     }
     out.push_str(&snap.render_table(None));
-    print!("{out}");
+    meshplane::out!("{out}")?;
     reporter
         .finish(snap)
         .with_context(|| format!("writing {:?}", a.stats_json))?;
@@ -707,20 +724,20 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
         written += 1;
     }
     w.finish()?;
-    println!(
+    meshplane::outln!(
         "wrote {} packets ({} flows, size {}) to {}",
         written,
         a.flows,
         a.size,
         a.out.display()
-    );
+    )?;
     Ok(())
 }
 
 fn check_config(path: PathBuf) -> Result<()> {
     let c = NodeConfig::load(&path)?;
     meshplane::tables::Tables::from_config(&c, 0)?;
-    println!(
+    meshplane::outln!(
         "{}: node {} ({:?}): {} ports, {} SAs, {} FECs, {} LFIB entries, {} delivery prefixes",
         path.display(),
         c.name,
@@ -730,6 +747,19 @@ fn check_config(path: PathBuf) -> Result<()> {
         c.fec.len(),
         c.lfib.len(),
         c.deliver.len()
-    );
+    )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_logs;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(colour_logs(true, Some("".into())));
+        assert!(!colour_logs(true, Some("1".into())));
+        assert!(!colour_logs(false, None));
+    }
 }

@@ -57,13 +57,24 @@ impl ReplayReport {
     pub fn drops(&self) -> &DropCounters {
         &self.stats.drops
     }
-    /// Million packets per second received.
+    /// Million frames forwarded per second (see [`forwarded_rates`]).
     pub fn mpps(&self) -> f64 {
-        self.packets_in() as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+        self.rates().0
     }
-    /// Gigabits per second received (L2 bytes).
+    /// Gigabits per second forwarded, layer 2 with the FCS (see
+    /// [`forwarded_rates`]).
     pub fn gbps(&self) -> f64 {
-        self.stats.rx_bytes() as f64 * 8.0 / self.elapsed.as_secs_f64().max(1e-9) / 1e9
+        self.rates().1
+    }
+
+    fn rates(&self) -> (f64, f64) {
+        let s = &self.stats;
+        forwarded_rates(
+            s.rx_packets(),
+            s.rx_bytes(),
+            s.tx_packets(),
+            self.elapsed.as_secs_f64(),
+        )
     }
 
     /// A compact human-readable report.
@@ -72,7 +83,7 @@ impl ReplayReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "node {}: {} packets in, {} out, {} dropped in {:.3} s ({:.3} Mpps, {:.3} Gbps L2)",
+            "node {}: {} packets in, {} out, {} dropped in {:.3} s: forwarded {:.3} Mpps, {:.3} Gbps L2 incl. FCS",
             self.node,
             self.packets_in(),
             self.packets_out(),
@@ -114,6 +125,27 @@ impl ReplayReport {
         }
         s
     }
+}
+
+/// Bytes of the Ethernet FCS: left out of captures and of the devices'
+/// byte counts, counted in a frame's size by RFC 2544 (a "64 B" frame is
+/// 60 bytes + FCS) and by `meshplane-bench`.
+pub const FCS_BYTES: u64 = 4;
+
+/// The rates every report states, as `meshplane-bench` and RFC 2544 do:
+/// frames *forwarded* per second, in millions, and the gigabits per second
+/// of those frames at layer 2 at the mean size they were received, FCS
+/// included: `(Mpps, Gbps)` of `tx_packets` forwarded in `secs` while
+/// `rx_packets` frames of `rx_bytes` (without FCS) were received.
+pub fn forwarded_rates(rx_packets: u64, rx_bytes: u64, tx_packets: u64, secs: f64) -> (f64, f64) {
+    let secs = secs.max(1e-9);
+    let frame = if rx_packets == 0 {
+        0.0
+    } else {
+        rx_bytes.saturating_add(rx_packets.saturating_mul(FCS_BYTES)) as f64 / rx_packets as f64
+    };
+    let pps = tx_packets as f64 / secs;
+    (pps / 1e6, pps * frame * 8.0 / 1e9)
 }
 
 /// Replays `input` through the node `cfg` describes. `sink(port, ts,
@@ -193,4 +225,39 @@ pub fn replay_to_memory(
         Ok::<(), std::convert::Infallible>(())
     })?;
     Ok((report, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_count_frames_forwarded_at_their_size_with_fcs() {
+        // 17.5 M frames of 60 B (64 B on the wire) received in a second,
+        // half of them forwarded.
+        let (mpps, gbps) = forwarded_rates(17_500_000, 17_500_000 * 60, 8_750_000, 1.0);
+        assert!((mpps - 8.75).abs() < 1e-9, "{mpps}");
+        assert!((gbps - 8.75 * 64.0 * 8.0 / 1e3).abs() < 1e-9, "{gbps}");
+        assert_eq!(forwarded_rates(0, 0, 0, 1.0), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_summary_says_what_it_counts() {
+        let mut stats = WorkerStats::new(2);
+        stats.ports[0].rx_packets = 2_000;
+        stats.ports[0].rx_bytes = 2_000 * 60;
+        stats.ports[1].tx_packets = 1_000;
+        stats.ports[1].tx_bytes = 1_000 * 60;
+        let r = ReplayReport {
+            node: "sat".into(),
+            port_names: vec!["a".into(), "b".into()],
+            stats,
+            elapsed: Duration::from_millis(1),
+        };
+        let line = r.render().lines().next().unwrap_or_default().to_string();
+        assert!(
+            line.contains("forwarded 1.000 Mpps, 0.512 Gbps L2 incl. FCS"),
+            "{line}"
+        );
+    }
 }

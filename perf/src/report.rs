@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Throughput figures of one measurement. Rates count the frames the DUT
-/// received from the tester, at their size on the wire (FCS included).
+/// forwarded, at the size it received them on the wire (FCS included, as
+/// RFC 2544 does; `meshplane run` and `replay` state theirs the same way).
 #[derive(Clone, Debug, Serialize)]
 pub struct Figures {
     /// Frames offered by the tester.

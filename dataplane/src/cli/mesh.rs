@@ -218,8 +218,8 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         let _ = writeln!(summary, "  t = {t:8.1} s  {}", names.join(" -> "));
     }
     std::fs::write(out.join("plan.txt"), &summary)?;
-    print!("{summary}");
-    println!("wrote {}", out.display());
+    crate::out!("{summary}")?;
+    crate::outln!("wrote {}", out.display())?;
     Ok(())
 }
 

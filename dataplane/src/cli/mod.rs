@@ -5,3 +5,4 @@
 pub mod check_host;
 pub mod mesh;
 pub mod routes;
+pub mod stdout;

@@ -211,18 +211,18 @@ fn single(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
             "rtt_ms": path.rtt_ms(),
             "backups": backups,
         });
-        println!("{}", serde_json::to_string_pretty(&obj)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&obj)?)?;
     } else {
-        println!(
+        crate::outln!(
             "{} -> {} at t = {} s ({})",
             station_label(e, src),
             station_label(e, dst),
             args.at,
             e.constellation().name
-        );
-        print_path("path", path);
+        )?;
+        print_path("path", path)?;
         for (i, p) in paths[1..].iter().enumerate() {
-            print_path(&format!("backup {}", i + 1), p);
+            print_path(&format!("backup {}", i + 1), p)?;
         }
     }
     if let Some(file) = &args.svg {
@@ -232,16 +232,16 @@ fn single(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
     Ok(())
 }
 
-fn print_path(what: &str, p: &Path) {
+fn print_path(what: &str, p: &Path) -> Result<(), crate::cli::stdout::StdoutError> {
     let nodes: Vec<String> = p.nodes.iter().map(u32::to_string).collect();
-    println!("{what}: {}", nodes.join(" -> "));
-    println!(
+    crate::outln!("{what}: {}", nodes.join(" -> "))?;
+    crate::outln!(
         "  hops {}   one-way {:.3} km, {:.6} ms   RTT {:.6} ms",
         p.hops(),
         p.length_m / 1e3,
         p.one_way_ms(),
         p.rtt_ms()
-    );
+    )
 }
 
 fn all_pairs(e: &mut Engine, args: &RoutesArgs) -> anyhow::Result<()> {
@@ -281,7 +281,7 @@ fn all_pairs(e: &mut Engine, args: &RoutesArgs) -> anyhow::Result<()> {
             }
         }
     }
-    print!("{out}");
+    crate::out!("{out}")?;
     Ok(())
 }
 
@@ -345,9 +345,9 @@ fn series(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&arr)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&arr)?)?;
     } else {
-        println!(
+        crate::outln!(
             "{} -> {} ({}), t = {} s + {} x {} ms",
             station_label(e, src),
             station_label(e, dst),
@@ -355,8 +355,8 @@ fn series(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
             args.at,
             steps,
             args.step_ms
-        );
-        println!("{:>10}  {:>12}  {:>4}", "t_s", "rtt_ms", "hops");
+        )?;
+        crate::outln!("{:>10}  {:>12}  {:>4}", "t_s", "rtt_ms", "hops")?;
         let mut out = String::new();
         for (i, s) in samples.iter().enumerate() {
             match &s.path {
@@ -384,7 +384,7 @@ fn series(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
                 }
             }
         }
-        print!("{out}");
+        crate::out!("{out}")?;
         let changes = (1..samples.len()).filter(|&i| changed(i)).count();
         let rtts: Vec<f64> = samples
             .iter()
@@ -394,11 +394,11 @@ fn series(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
             rtts.iter().copied().reduce(f64::min),
             rtts.iter().copied().reduce(f64::max),
         ) {
-            println!(
+            crate::outln!(
                 "RTT {lo:.3} .. {hi:.3} ms, {changes} path changes, unreachable in {} of {} steps",
                 samples.len() - rtts.len(),
                 samples.len()
-            );
+            )?;
         }
     }
     if let Some(file) = &args.svg {

@@ -11,7 +11,7 @@
 
 use super::clock::GeometryClock;
 use super::failures::FailureFeed;
-use super::install::{InstallCounts, RouteInstaller};
+use super::install::{route_changes, InstallCounts, NextHops, RouteChange, RouteInstaller};
 use super::ControlError;
 use crate::config::{NodeConfig, NodeRef, Role};
 use crate::tables::{SaStore, Tables};
@@ -32,6 +32,9 @@ pub struct Install {
     pub counts: InstallCounts,
     /// Why they are published now.
     pub reason: InstallReason,
+    /// Egress gateways whose next hop differs from the previous install
+    /// (empty for the first).
+    pub changes: Vec<RouteChange>,
 }
 
 /// Why an [`Install`] is published.
@@ -70,6 +73,8 @@ pub struct ControlAgent {
     store: SaStore,
     early: bool,
     early_done: Option<(u64, u64)>,
+    /// Next hops of the last install, to tell the next one's changes.
+    hops: Option<NextHops>,
     version: u64,
     feed: Option<FailureFeed>,
     step_ns: u64,
@@ -169,6 +174,7 @@ impl ControlAgent {
             store: SaStore::default(),
             early: cfg.role == Role::Satellite,
             early_done: None,
+            hops: None,
             version: 0,
             feed: c.failures_file.as_deref().map(FailureFeed::new),
             step_ns,
@@ -190,12 +196,20 @@ impl ControlAgent {
         let (cfg, counts) = self.installer.node_config(&self.cfg, &p.tables);
         self.version += 1;
         let tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        let plan = *self.sched.engine_mut().label_plan();
+        let hops = self.installer.next_hops(&p.tables, &plan);
+        let changes = self
+            .hops
+            .as_ref()
+            .map_or_else(Vec::new, |old| route_changes(old, &hops));
+        self.hops = Some(hops);
         Ok(Install {
             tables,
             epoch: p.epoch,
             t_s: p.tables.t_s,
             counts,
             reason,
+            changes,
         })
     }
 
@@ -334,6 +348,42 @@ node = "sat:5"
         again.extend(epochs(&agent.poll(100 * ms).expect("poll")));
         assert_eq!(again.len(), 1, "{again:?}");
         assert_eq!(again[0].0, 1, "{again:?}");
+    }
+
+    #[test]
+    fn an_install_reports_the_next_hops_that_changed() {
+        let cfg = NodeConfig::parse(SATELLITE, "sat5.toml").expect("config");
+        let mut agent = ControlAgent::new(&cfg).expect("agent");
+        let ms = 1_000_000;
+        let first = agent.poll(0).expect("poll");
+        assert_eq!(first.len(), 1);
+        assert!(first[0].changes.is_empty(), "{:?}", first[0].changes);
+        let via_isl6 = first[0].counts.lfib;
+        assert!(via_isl6 > 0, "sat 5 routes nothing over isl6");
+        // The link of its only port goes down: every route over it is gone.
+        let f = agent
+            .fail(10 * ms, FailureEvent::IslDown(5, 6))
+            .expect("fail")
+            .expect("installs at once");
+        assert!(!f.changes.is_empty());
+        for c in &f.changes {
+            assert_eq!((c.old.as_deref(), c.new.as_deref()), (Some("isl6"), None));
+        }
+        // And back: the same gateways return to isl6.
+        let up = agent
+            .fail(20 * ms, FailureEvent::IslUp(5, 6))
+            .expect("repair");
+        let mut back = up.map(|i| i.changes).unwrap_or_default();
+        for i in agent.poll(60 * ms).expect("poll") {
+            back.extend(i.changes);
+        }
+        let gone: Vec<u32> = f.changes.iter().map(|c| c.egress_gid).collect();
+        let returned: Vec<u32> = back
+            .iter()
+            .filter(|c| c.new.as_deref() == Some("isl6"))
+            .map(|c| c.egress_gid)
+            .collect();
+        assert_eq!(returned, gone, "{back:?}");
     }
 
     #[test]

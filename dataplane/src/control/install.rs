@@ -11,9 +11,10 @@
 
 use super::ControlError;
 use crate::config::{FecConfig, LfibAction, LfibConfig, Mac, NodeConfig, Prefix, SaDir};
+use meshplane_control::labels::LabelPlan;
 use meshplane_control::tables::{self as ctables, NodeTables, TableSet};
 use meshplane_control::{GroundStations, NodeId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Frames on a link without a configured peer MAC go to broadcast (the
 /// link is point to point).
@@ -30,6 +31,50 @@ pub struct InstallCounts {
     pub no_port: usize,
     /// FEC routes toward a gateway without an outbound SA here.
     pub no_sa: usize,
+}
+
+/// Where one node sends traffic toward each egress gateway: gid -> the
+/// port it leaves by (`isl6`), for the routes it installs.
+pub type NextHops = BTreeMap<u32, String>;
+
+/// A change of the port toward one egress gateway between two installs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteChange {
+    /// The egress gateway.
+    pub egress_gid: u32,
+    /// The port before, `None` when there was no route.
+    pub old: Option<String>,
+    /// The port now, `None` when the route is gone.
+    pub new: Option<String>,
+}
+
+impl std::fmt::Display for RouteChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let port = |p: &Option<String>| p.clone().unwrap_or_else(|| "none".into());
+        write!(
+            f,
+            "egress gateway {}: next hop {} -> {}",
+            self.egress_gid,
+            port(&self.old),
+            port(&self.new)
+        )
+    }
+}
+
+/// The egress gateways whose next hop differs from `old` to `new`, in gid
+/// order.
+pub fn route_changes(old: &NextHops, new: &NextHops) -> Vec<RouteChange> {
+    let gids: std::collections::BTreeSet<u32> = old.keys().chain(new.keys()).copied().collect();
+    gids.into_iter()
+        .filter_map(|g| {
+            let (o, n) = (old.get(&g), new.get(&g));
+            (o != n).then(|| RouteChange {
+                egress_gid: g,
+                old: o.cloned(),
+                new: n.cloned(),
+            })
+        })
+        .collect()
 }
 
 /// Turns one node's computed tables into its configuration.
@@ -97,6 +142,41 @@ impl RouteInstaller {
     /// This node's id.
     pub fn node(&self) -> NodeId {
         self.node
+    }
+
+    /// The port this node sends on toward each egress gateway under `set`,
+    /// for the routes [`RouteInstaller::node_config`] installs: a
+    /// gateway's FEC, a satellite's LFIB entries of the set's own label
+    /// block (`plan` tells their gateway; the previous epoch's entries,
+    /// kept while they drain, are not where new traffic goes).
+    pub fn next_hops(&self, set: &TableSet, plan: &LabelPlan) -> NextHops {
+        let mut out = NextHops::new();
+        let Some(mine) = set.node(self.node) else {
+            return out;
+        };
+        for r in &mine.fec {
+            if let (Some((port, _)), true) = (
+                self.ports.get(&r.next_hop),
+                self.sa_by_gid.contains_key(&r.egress_gid),
+            ) {
+                out.entry(r.egress_gid).or_insert_with(|| port.clone());
+            }
+        }
+        let block = LabelPlan::block_of(set.epoch);
+        for r in &mine.lfib {
+            if !matches!(r.action, ctables::LfibAction::Swap { .. }) {
+                continue;
+            }
+            let (Some((b, gid)), Some((port, _))) =
+                (plan.decode(r.label), self.ports.get(&r.next_hop))
+            else {
+                continue;
+            };
+            if b == block {
+                out.entry(gid).or_insert_with(|| port.clone());
+            }
+        }
+        out
     }
 
     /// `cfg` with this node's routes from `set` added before its static
@@ -173,6 +253,29 @@ impl RouteInstaller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hops(v: &[(u32, &str)]) -> NextHops {
+        v.iter().map(|&(g, p)| (g, p.to_string())).collect()
+    }
+
+    #[test]
+    fn route_changes_name_each_egress_whose_port_moved() {
+        let old = hops(&[(1, "isl6"), (2, "isl6"), (3, "isl7")]);
+        let new = hops(&[(1, "isl6"), (2, "isl7"), (4, "isl6")]);
+        let shown: Vec<String> = route_changes(&old, &new)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "egress gateway 2: next hop isl6 -> isl7",
+                "egress gateway 3: next hop isl7 -> none",
+                "egress gateway 4: next hop none -> isl6",
+            ]
+        );
+        assert_eq!(route_changes(&new, &new), []);
+    }
 
     #[test]
     fn ports_name_their_neighbours() {

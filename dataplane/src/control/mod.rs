@@ -16,7 +16,7 @@ pub mod install;
 pub use agent::{ControlAgent, Install, InstallReason};
 pub use clock::GeometryClock;
 pub use failures::FailureFeed;
-pub use install::{InstallCounts, RouteInstaller};
+pub use install::{route_changes, InstallCounts, NextHops, RouteChange, RouteInstaller};
 
 /// Why the control plane of a node could not start or run.
 #[derive(Debug, thiserror::Error)]

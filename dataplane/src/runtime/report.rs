@@ -41,7 +41,10 @@ impl StatsReporter {
         self.since = Instant::now();
         let snap = hub.snapshot();
         if !self.quiet {
-            eprint!("{}", snap.render_table(self.last.as_ref()));
+            // A closed stderr (`2>&1 | head`) must not stop the node.
+            use std::io::Write as _;
+            let table = snap.render_table(self.last.as_ref());
+            let _ = std::io::stderr().lock().write_all(table.as_bytes());
         }
         if let Some(path) = &self.json {
             if let Err(e) = write_json(path, &snap, false) {

@@ -110,14 +110,14 @@ impl NodeSnapshot {
         );
         let _ = writeln!(
             s,
-            "  {:<7} {:>4} {:>5} {:>12} {:>12} {:>8} {:>7} {:>10}  {:<30} drops",
+            "  {:<7} {:>4} {:>5} {:>12} {:>12} {:>8} {:>8} {:>10}  {:<30} drops",
             "worker",
             "core",
             "busy%",
             "rx pps",
             "tx pps",
-            "rx Mpps",
-            "rx Gbps",
+            "fwd Mpps",
+            "fwd Gbps",
             "epoch",
             "latency us p50/p90/p99/p99.9/max"
         );
@@ -131,18 +131,23 @@ impl NodeSnapshot {
             let (rx0, tx0, b0) = old.map_or((0, 0, 0), |o| {
                 (o.rx_packets(), o.tx_packets(), o.rx_bytes())
             });
-            let rx = cur.rx_packets().saturating_sub(rx0) as f64 / dt;
-            let tx = cur.tx_packets().saturating_sub(tx0) as f64 / dt;
-            let gbps = cur.rx_bytes().saturating_sub(b0) as f64 * 8.0 / dt / 1e9;
+            let (rx_n, tx_n) = (
+                cur.rx_packets().saturating_sub(rx0),
+                cur.tx_packets().saturating_sub(tx0),
+            );
+            let (rx, tx) = (rx_n as f64 / dt, tx_n as f64 / dt);
+            // Forwarded, L2 with FCS: as the final report and the bench.
+            let (mpps, gbps) =
+                crate::replay::forwarded_rates(rx_n, cur.rx_bytes().saturating_sub(b0), tx_n, dt);
             let _ = writeln!(
                 s,
-                "  {:<7} {:>4} {:>5} {:>12.0} {:>12.0} {:>8.3} {:>7.3} {:>10}  {:<30} {}",
+                "  {:<7} {:>4} {:>5} {:>12.0} {:>12.0} {:>8.3} {:>8.3} {:>10}  {:<30} {}",
                 name,
                 core,
                 busy,
                 rx,
                 tx,
-                rx / 1e6,
+                mpps,
                 gbps,
                 epoch,
                 latency_cell(&cur.latency),

@@ -186,6 +186,16 @@ impl EalBuilder {
             .iter()
             .map(|s| CString::new(s.as_str()).map_err(|_| DpdkError::Nul(s.clone())))
             .collect::<Result<Vec<_>, _>>()?;
+        // A vdev whose files are missing would only be logged by EAL and
+        // left out; say which file now.
+        for spec in &self.vdevs {
+            if let Some(reason) = super::node::device_files_problem(spec) {
+                return Err(DpdkError::DeviceFiles {
+                    device: super::ethdev::device_name(spec).to_string(),
+                    reason,
+                });
+            }
+        }
         if STARTED.swap(true, Ordering::SeqCst) {
             return Err(DpdkError::AlreadyInitialised);
         }
@@ -279,6 +289,12 @@ impl Eal {
             Some((n, a)) => (n.trim(), a),
             None => (spec.trim(), ""),
         };
+        if let Some(reason) = super::node::device_files_problem(spec) {
+            return Err(DpdkError::DeviceFiles {
+                device: name.to_string(),
+                reason,
+            });
+        }
         let bus = c"vdev";
         let cname = CString::new(name).map_err(|_| DpdkError::Nul(name.into()))?;
         let cargs = CString::new(args).map_err(|_| DpdkError::Nul(args.into()))?;

@@ -36,6 +36,21 @@ pub enum DpdkError {
     /// or a PCI device not bound to a DPDK driver).
     #[error("no DPDK port named {0:?} (was it passed to EAL as --vdev or -a?)")]
     NoSuchPort(String),
+    /// A device was given to EAL but is not there: its driver refused it
+    /// at probe time (DPDK logs why, just before).
+    #[error(
+        "device {0} was given to EAL but failed to probe: see the EAL log lines above for why"
+    )]
+    NotProbed(String),
+    /// A device string names files the driver cannot use, found before
+    /// EAL probes it (DPDK would only log it and leave the port out).
+    #[error("device {device}: {reason}")]
+    DeviceFiles {
+        /// The device name (`net_pcap0`).
+        device: String,
+        /// What is wrong, naming the file.
+        reason: String,
+    },
     /// A queue index beyond what the port was configured with.
     #[error("port {port}: queue {queue} out of range ({count} configured)")]
     BadQueue {
