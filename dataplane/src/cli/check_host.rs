@@ -990,7 +990,7 @@ pub fn run(a: &CheckHostArgs) -> Result<()> {
     let host = Host::new("/");
     let all = checks(&host, cfg.as_ref(), crate::io::afxdp::memlock_limits());
     for c in &all {
-        println!("{}", c.line());
+        crate::outln!("{}", c.line())?;
     }
     let fails = all.iter().filter(|c| c.status == Status::Fail).count();
     let warns = all.iter().filter(|c| c.status == Status::Warn).count();
@@ -998,7 +998,7 @@ pub fn run(a: &CheckHostArgs) -> Result<()> {
         Some(p) => format!(" for {}", p.display()),
         None => String::new(),
     };
-    println!("{} checks{of}: {fails} FAIL, {warns} warn", all.len());
+    crate::outln!("{} checks{of}: {fails} FAIL, {warns} warn", all.len())?;
     if fails > 0 {
         bail!("{fails} check(s) failed: this host lacks what the node needs (the FAIL lines say what to run)");
     }
