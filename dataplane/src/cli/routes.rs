@@ -226,7 +226,7 @@ fn single(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
         }
     }
     if let Some(file) = &args.svg {
-        let svg = map_svg(e, &topo, path, src, dst, args.at);
+        let svg = map_svg(e, &topo, &paths, src, dst, args.at);
         std::fs::write(file, svg).with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(())
@@ -421,10 +421,41 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Equirectangular world map: graticule, satellites, gateways, the path.
-fn map_svg(e: &Engine, topo: &Topology, path: &Path, src: u32, dst: u32, t: f64) -> String {
+/// Land of Natural Earth 1:110m (public domain), one ring a line: the
+/// first point as lon,lat in tenths of a degree, then deltas
+/// (`scripts/land-rings.py` made it).
+const LAND: &str = include_str!("../../data/land-110m.rings");
+
+/// The land rings as (lon, lat) points in degrees; lines that do not
+/// parse are skipped (the file is embedded and tested).
+fn land_rings() -> impl Iterator<Item = Vec<(f64, f64)>> {
+    LAND.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (mut lon, mut lat) = (0i64, 0i64);
+            l.split_whitespace()
+                .filter_map(|pair| {
+                    let (a, b) = pair.split_once(',')?;
+                    lon += a.parse::<i64>().ok()?;
+                    lat += b.parse::<i64>().ok()?;
+                    Some((lon as f64 / 10.0, lat as f64 / 10.0))
+                })
+                .collect()
+        })
+}
+
+/// Colours of the path and of each backup (cycled).
+const PATH_COLOURS: [&str; 6] = [
+    "#ff5a4e", "#4ee0ff", "#b07cff", "#5dff8a", "#ffa24e", "#ff7ce0",
+];
+
+/// Equirectangular world map at time `t`: land, graticule, every ISL of
+/// the topology, satellites and gateways, then `paths` (the first is the
+/// path, the rest backups) with their ISL and GSL hops, and a legend.
+fn map_svg(e: &Engine, topo: &Topology, paths: &[Path], src: u32, dst: u32, t: f64) -> String {
     const W: f64 = 1440.0;
     const H: f64 = 720.0;
+    const FOOT: f64 = 40.0;
     let x = |lon: f64| (lon + 180.0) / 360.0 * W;
     let y = |lat: f64| (90.0 - lat) / 180.0 * H;
     let n = topo.n_sats();
@@ -435,14 +466,87 @@ fn map_svg(e: &Engine, topo: &Topology, path: &Path, src: u32, dst: u32, t: f64)
             e.stations().stations[node as usize - n].ecef
         }
     };
+    // A segment between two points, split where it crosses the antimeridian.
+    let segment = |s: &mut String, (la0, lo0): (f64, f64), (la1, lo1): (f64, f64), style: &str| {
+        if (lo1 - lo0).abs() > 180.0 {
+            let lo1 = lo1 + if lo1 < lo0 { 360.0 } else { -360.0 };
+            for shift in [0.0, if lo1 > 180.0 { -360.0 } else { 360.0 }] {
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" {style}/>"##,
+                    x(lo0 + shift),
+                    y(la0),
+                    x(lo1 + shift),
+                    y(la1)
+                );
+            }
+        } else {
+            let _ = writeln!(
+                s,
+                r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" {style}/>"##,
+                x(lo0),
+                y(la0),
+                x(lo1),
+                y(la1)
+            );
+        }
+    };
     let mut s = String::new();
     let _ = writeln!(
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" viewBox="0 0 {W} {}" font-family="sans-serif">"##,
-        H + 40.0,
-        H + 40.0
+        H + FOOT,
+        H + FOOT
+    );
+    let _ = writeln!(
+        s,
+        r##"<rect width="{W}" height="{}" fill="#ffffff"/>"##,
+        H + FOOT
     );
     let _ = writeln!(s, r##"<rect width="{W}" height="{H}" fill="#0b1d33"/>"##);
+    s.push_str(r##"<g fill="#1f3b2a" stroke="#3d6b4c" stroke-width="0.6">"##);
+    for ring in land_rings() {
+        // Rings that cross the antimeridian are unwrapped into one
+        // continuous outline and drawn again a turn to either side (the
+        // view clips what falls outside); a ring around the pole is closed
+        // along the map's edge.
+        let mut pts: Vec<(f64, f64)> = Vec::with_capacity(ring.len() + 2);
+        for &(lo, la) in &ring {
+            let lo = match pts.last() {
+                Some(&(prev, _)) => lo + 360.0 * ((prev - lo) / 360.0).round(),
+                None => lo,
+            };
+            pts.push((lo, la));
+        }
+        let (Some(&(first, _)), Some(&(last, last_la))) = (pts.first(), pts.last()) else {
+            continue;
+        };
+        if (last - first).abs() > 180.0 {
+            let pole = if last_la < 0.0 { -90.0 } else { 90.0 };
+            pts.push((last, pole));
+            pts.push((first, pole));
+        }
+        let (lo_min, lo_max) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), &(lo, _)| {
+            (a.min(lo), b.max(lo))
+        });
+        for shift in [-360.0, 0.0, 360.0] {
+            if lo_max + shift < -180.0 || lo_min + shift > 180.0 {
+                continue;
+            }
+            let mut d = String::new();
+            for (i, (lo, la)) in pts.iter().enumerate() {
+                let _ = write!(
+                    d,
+                    "{}{:.1},{:.1}",
+                    if i == 0 { "M" } else { "L" },
+                    x(lo + shift),
+                    y(*la)
+                );
+            }
+            let _ = writeln!(s, r##"<path d="{d}Z"/>"##);
+        }
+    }
+    s.push_str("</g>\n");
     for lon in (-180..=180).step_by(30) {
         let _ = writeln!(
             s,
@@ -457,8 +561,15 @@ fn map_svg(e: &Engine, topo: &Topology, path: &Path, src: u32, dst: u32, t: f64)
             y(lat as f64)
         );
     }
-    for p in &topo.sat_pos {
-        let (la, lo) = lat_lon(p);
+    let sat_ll: Vec<(f64, f64)> = topo.sat_pos.iter().map(lat_lon).collect();
+    s.push_str(r##"<g stroke="#4d6b8a" stroke-width="0.4" opacity="0.7">"##);
+    for (a, b, _) in topo.isls() {
+        if let (Some(&p), Some(&q)) = (sat_ll.get(a as usize), sat_ll.get(b as usize)) {
+            segment(&mut s, p, q, "");
+        }
+    }
+    s.push_str("</g>\n");
+    for &(la, lo) in &sat_ll {
         let _ = writeln!(
             s,
             r##"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="#8aa4bf"/>"##,
@@ -476,56 +587,113 @@ fn map_svg(e: &Engine, topo: &Topology, path: &Path, src: u32, dst: u32, t: f64)
             g.gid
         );
     }
-    // The path, split where it crosses the antimeridian.
-    let pts: Vec<(f64, f64)> = path.nodes.iter().map(|&v| lat_lon(&pos(v))).collect();
-    for w in pts.windows(2) {
-        let ((la0, lo0), (la1, mut lo1)) = (w[0], w[1]);
-        if (lo1 - lo0).abs() > 180.0 {
-            lo1 += if lo1 < lo0 { 360.0 } else { -360.0 };
-            for shift in [0.0, if lo1 > 180.0 { -360.0 } else { 360.0 }] {
-                let _ = writeln!(
-                    s,
-                    r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ff5a4e" stroke-width="2.5"/>"##,
-                    x(lo0 + shift),
-                    y(la0),
-                    x(lo1 + shift),
-                    y(la1)
-                );
-            }
-        } else {
+    // Backups first, so the path is drawn on top: ISL hops solid, GSL hops
+    // (to or from a gateway) dashed; backups thinner.
+    for (k, path) in paths.iter().enumerate().rev() {
+        let colour = PATH_COLOURS[k % PATH_COLOURS.len()];
+        let width = if k == 0 { 2.5 } else { 1.6 };
+        let pts: Vec<(f64, f64)> = path.nodes.iter().map(|&v| lat_lon(&pos(v))).collect();
+        for (w, nodes) in pts.windows(2).zip(path.nodes.windows(2)) {
+            let gsl = nodes.iter().any(|&v| v as usize >= n);
+            let dash = if gsl {
+                r#" stroke-dasharray="6 3""#
+            } else {
+                ""
+            };
+            let style = format!(r#"stroke="{colour}" stroke-width="{width}"{dash}"#);
+            segment(&mut s, w[0], w[1], &style);
+        }
+        for (&v, &(la, lo)) in path.nodes.iter().zip(&pts) {
+            let (r, fill) = if (v as usize) < n {
+                (if k == 0 { 3.5 } else { 2.5 }, colour)
+            } else {
+                (6.0, colour)
+            };
             let _ = writeln!(
                 s,
-                r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ff5a4e" stroke-width="2.5"/>"##,
-                x(lo0),
-                y(la0),
-                x(lo1),
-                y(la1)
+                r##"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}" stroke="#0b1d33" stroke-width="0.8"><title>node {v}</title></circle>"##,
+                x(lo),
+                y(la)
             );
         }
     }
-    for (&v, &(la, lo)) in path.nodes.iter().zip(&pts) {
-        let (r, fill) = if (v as usize) < n {
-            (3.5, "#ffd34e")
-        } else {
-            (6.0, "#ff5a4e")
-        };
+    // Legend, bottom left over the ocean.
+    let rows = 4 + paths.len();
+    let (lx, ly) = (12.0, H - 12.0 - 18.0 * rows as f64);
+    let _ = writeln!(
+        s,
+        r##"<rect x="{lx}" y="{:.1}" width="330" height="{:.1}" fill="#0b1d33" fill-opacity="0.85" stroke="#8aa4bf" stroke-width="0.6"/>"##,
+        ly - 8.0,
+        18.0 * rows as f64 + 8.0
+    );
+    let mut row = 0.0;
+    let mut entry = |s: &mut String, mark: String, text: &str| {
+        let yy = ly + 10.0 + 18.0 * row;
         let _ = writeln!(
             s,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}"><title>node {v}</title></circle>"##,
-            x(lo),
-            y(la)
+            "{}",
+            mark.replace("{Y}", &format!("{yy:.1}"))
+                .replace("{X}", &format!("{:.1}", lx + 10.0))
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" fill="#e8eef5">{}</text>"##,
+            lx + 44.0,
+            yy + 4.0,
+            esc(text)
+        );
+        row += 1.0;
+    };
+    entry(&mut s, r##"<rect x="{X}" y="{Y}" width="24" height="8" transform="translate(0,-4)" fill="#1f3b2a" stroke="#3d6b4c"/>"##.into(), "land (Natural Earth 1:110m)");
+    entry(
+        &mut s,
+        format!(
+            r##"<line x1="{{X}}" y1="{{Y}}" x2="{:.1}" y2="{{Y}}" stroke="#4d6b8a" stroke-width="1"/>"##,
+            lx + 34.0
+        ),
+        &format!("ISLs at t = {t} s ({})", topo.isls().count()),
+    );
+    entry(
+        &mut s,
+        r##"<circle cx="{X}" cy="{Y}" r="2" fill="#8aa4bf" transform="translate(12,0)"/>"##.into(),
+        &format!("{} satellites", n),
+    );
+    entry(&mut s, r##"<rect x="{X}" y="{Y}" width="5" height="5" transform="translate(10,-2.5)" fill="#3fa7ff"/>"##.into(), "ground stations");
+    for (k, p) in paths.iter().enumerate() {
+        let colour = PATH_COLOURS[k % PATH_COLOURS.len()];
+        let what = if k == 0 {
+            "path".to_string()
+        } else {
+            format!("backup {k}")
+        };
+        entry(
+            &mut s,
+            format!(
+                r##"<line x1="{{X}}" y1="{{Y}}" x2="{:.1}" y2="{{Y}}" stroke="{colour}" stroke-width="2.5"/>"##,
+                lx + 34.0
+            ),
+            &format!(
+                "{what}: {} hops, RTT {:.2} ms (GSLs dashed)",
+                p.hops(),
+                p.rtt_ms()
+            ),
         );
     }
     let stations = &e.stations().stations;
+    let path = &paths[0];
     let _ = writeln!(
         s,
-        r##"<text x="8" y="{}" font-size="16" fill="#222">{} -> {} at t = {t} s ({}): {} hops, RTT {:.3} ms</text>"##,
+        r##"<text x="8" y="{}" font-size="16" fill="#222">{} -> {} at t = {t} s ({}): {} hops, RTT {:.3} ms{}</text>"##,
         H + 26.0,
         esc(&stations[src as usize].name),
         esc(&stations[dst as usize].name),
         esc(&e.constellation().name),
         path.hops(),
-        path.rtt_ms()
+        path.rtt_ms(),
+        match paths.len() {
+            1 => String::new(),
+            k => format!(", {} backups", k - 1),
+        }
     );
     s.push_str("</svg>\n");
     s
@@ -648,6 +816,72 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         routes: RoutesArgs,
+    }
+
+    /// Even-odd test of a point against one ring (planar, degrees).
+    fn inside(ring: &[(f64, f64)], (px, py): (f64, f64)) -> bool {
+        let mut c = false;
+        for (i, &(x1, y1)) in ring.iter().enumerate() {
+            let (x0, y0) = ring[(i + ring.len() - 1) % ring.len()];
+            if (y1 > py) != (y0 > py) && px < (x0 - x1) * (py - y1) / (y0 - y1) + x1 {
+                c = !c;
+            }
+        }
+        c
+    }
+
+    /// The embedded coastline is whole and in the right place: every line
+    /// parses, cities are on land and open ocean is not.
+    #[test]
+    fn the_land_rings_put_cities_on_land_and_oceans_at_sea() {
+        let rings: Vec<Vec<(f64, f64)>> = land_rings().collect();
+        assert!(rings.len() > 100, "{} rings", rings.len());
+        let data_lines = LAND.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(rings.len(), data_lines);
+        let land = |p| rings.iter().filter(|r| inside(r, p)).count() % 2 == 1;
+        for (name, p) in [
+            ("Paris", (2.35, 48.85)),
+            ("Kinshasa", (15.3, -4.3)),
+            ("Denver", (-104.99, 39.74)),
+            ("Ulaanbaatar", (106.9, 47.9)),
+            ("Alice Springs", (133.9, -23.7)),
+            ("Sao Paulo", (-46.6, -23.5)),
+        ] {
+            assert!(land(p), "{name} is not on land");
+        }
+        for (name, p) in [
+            ("mid-Atlantic", (-30.0, 30.0)),
+            ("Pacific", (-150.0, 0.0)),
+            ("Indian Ocean", (80.0, -20.0)),
+            ("Tasman Sea", (160.0, -40.0)),
+        ] {
+            assert!(!land(p), "{name} is on land");
+        }
+    }
+
+    /// The map of a path with backups draws land, the ISLs, each path and
+    /// a legend naming them, with the time.
+    #[test]
+    fn the_route_map_draws_land_links_backups_and_a_legend() {
+        let mut a = args(&[]);
+        a.series = false;
+        a.at = 100.0;
+        a.backups = 2;
+        let mut e = build_engine(&a).expect("engine");
+        let (src, dst) = (
+            e.stations().find("London").expect("London"),
+            e.stations().find("Paris").expect("Paris"),
+        );
+        let topo = e.topology(a.at, &Failures::new()).expect("topology");
+        let paths = e.disjoint_paths(&topo, src, dst, 3);
+        assert!(paths.len() >= 2, "backups exist");
+        let svg = map_svg(&e, &topo, &paths, src, dst, a.at);
+        assert!(svg.matches("<path d=").count() > 100, "land drawn");
+        assert!(svg.contains("land (Natural Earth 1:110m)"));
+        assert!(svg.contains(&format!("ISLs at t = 100 s ({})", topo.isls().count())));
+        assert!(svg.contains("path: ") && svg.contains("backup 1: "));
+        assert!(svg.contains("stroke-dasharray"), "GSL hops dashed");
+        assert!(svg.contains("at t = 100 s"));
     }
 
     fn args(extra: &[&str]) -> RoutesArgs {
