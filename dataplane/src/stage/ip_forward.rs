@@ -33,7 +33,7 @@ pub(crate) fn route<F: Frame>(f: &mut F, v4: &Lpm4, v6: &Lpm6) -> Result<Option<
 fn route_v4<F: Frame>(f: &mut F, v4: &Lpm4) -> Result<Option<u32>, DropReason> {
     let (dst, total) = {
         let ip = Ipv4Packet::new_checked(f.data()).map_err(|_| DropReason::Malformed)?;
-        if !header_checksum_ok(f.data(), ip.header_len()) {
+        if !ip.verify_checksum() {
             return Err(DropReason::BadChecksum);
         }
         let (src, dst) = (ip.src_addr().octets(), ip.dst_addr().octets());
@@ -85,28 +85,6 @@ fn route_v6<F: Frame>(f: &mut F, v6: &Lpm6) -> Result<Option<u32>, DropReason> {
         return Err(DropReason::TtlExpired);
     }
     Ok(Some(hit))
-}
-
-/// True when the IPv4 header of `hl` bytes at the start of `d` carries
-/// a correct checksum. The option-less header (nearly every packet) is
-/// summed as five 32-bit words with no loop; longer ones take the general
-/// sum.
-#[inline]
-fn header_checksum_ok(d: &[u8], hl: usize) -> bool {
-    match d.first_chunk::<{ crate::packet::ipv4::MIN_HEADER_LEN }>() {
-        Some(h) if hl == crate::packet::ipv4::MIN_HEADER_LEN => {
-            let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-            let sum = w(0) + w(4) + w(8) + w(12) + w(16);
-            let s = (sum & 0xffff_ffff) + (sum >> 32);
-            let s = (s & 0xffff) + (s >> 16);
-            let s = (s & 0xffff) + (s >> 16);
-            let s = (s & 0xffff) + (s >> 16);
-            s == 0xffff
-        }
-        _ => d
-            .get(..hl)
-            .is_some_and(|h| crate::packet::checksum::internet_checksum(h) == 0),
-    }
 }
 
 /// Trims anything behind the packet's own length (Ethernet padding, or
@@ -161,28 +139,6 @@ fn martian_v6_dst(a: &[u8; 16]) -> bool {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
-
-    proptest::proptest! {
-        /// The 20-byte checksum shortcut agrees with the general sum on
-        /// any header, with or without options.
-        #[test]
-        fn the_header_checksum_shortcut_agrees_with_the_general_sum(
-            h in proptest::collection::vec(proptest::num::u8::ANY, 20..=60),
-            fix in proptest::bool::ANY,
-        ) {
-            let mut h = h;
-            let hl = 20 + (h.len() - 20) / 4 * 4;
-            if fix {
-                h[10] = 0;
-                h[11] = 0;
-                let c = crate::packet::checksum::internet_checksum(&h[..hl]);
-                h[10..12].copy_from_slice(&c.to_be_bytes());
-            }
-            let general = crate::packet::checksum::internet_checksum(&h[..hl]) == 0;
-            proptest::prop_assert_eq!(header_checksum_ok(&h, hl), general);
-            proptest::prop_assert_eq!(header_checksum_ok(&h, 20), crate::packet::checksum::internet_checksum(&h[..20]) == 0);
-        }
-    }
 
     #[test]
     fn martian_addresses_match_the_standard_library_classes() {
