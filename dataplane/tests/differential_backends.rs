@@ -4,14 +4,10 @@
 //! room differ from the heap frames of the unit tests, so encapsulation
 //! that fits in one may not in another; the verdicts must follow.
 
-use meshplane::chain::default_chain;
 use meshplane::frame::Frame;
 use meshplane::io::afxdp::Umem;
 use meshplane::io::dpdk::{EalBuilder, MemoryMode, Mempool};
-use meshplane::reference::cases::{Choices, Traffic};
-use meshplane::reference::diff::{check_batch, Entry, MakeFrame, Tally};
-use meshplane::reference::Reference;
-use meshplane::tables::Tables;
+use meshplane::reference::diff::{check_chain, heap_frame, MakeFrame, Tally};
 
 /// Byte strings from a fixed xorshift sequence: the same cases every run.
 fn seeds(n: usize, len: usize) -> Vec<Vec<u8>> {
@@ -32,20 +28,10 @@ fn seeds(n: usize, len: usize) -> Vec<Vec<u8>> {
 
 /// Every embedded node, every entry to the stages, frames from `make`.
 fn run<F: Frame>(make: &mut MakeFrame<'_, F>) -> Tally {
-    let hops = default_chain().expect("embedded configs");
     let mut tally = Tally::default();
     for bytes in seeds(120, 3000) {
-        for (n, hop) in hops.iter().enumerate() {
-            let t = Tables::from_config(&hop.node, 1).expect("tables");
-            let mut model = Reference::new(&hop.node);
-            let mut traffic = Traffic::new(&hop.node);
-            let mut c = Choices::new(&bytes);
-            for (i, case) in traffic.batches(&mut c).iter().enumerate() {
-                let entry = [Entry::Process, Entry::OnePort, Entry::Split][(i + n) % 3];
-                if let Err(m) = check_batch(&t, &mut model, case, entry, make, &mut tally) {
-                    panic!("{}: batch {i} ({entry:?}): {m}", hop.node.name);
-                }
-            }
+        if let Err(m) = check_chain(&bytes, make, &mut tally) {
+            panic!("{m}");
         }
     }
     tally
@@ -101,23 +87,11 @@ fn umem_frames_forward_as_the_reference_does() {
 #[test]
 #[ignore = "long: run by hand with MESHPLANE_DIFF_FRAMES"]
 fn long_differential_run() {
-    use meshplane::frame::HeapFrame;
     let want: u64 = std::env::var("MESHPLANE_DIFF_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let hops = default_chain().expect("embedded configs");
     let mut tally = Tally::default();
-    let mut heap = |bytes: &[u8], room: Option<usize>| {
-        Some(match room {
-            Some(r) => {
-                let mut f = HeapFrame::with_room(r.max(bytes.len()));
-                f.reset_from(bytes);
-                f
-            }
-            None => HeapFrame::from_bytes(bytes),
-        })
-    };
     let start = std::time::Instant::now();
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let mut cases = 0u64;
@@ -133,20 +107,8 @@ fn long_differential_run() {
             })
             .collect();
         cases += 1;
-        for (n, hop) in hops.iter().enumerate() {
-            let t = Tables::from_config(&hop.node, 1).expect("tables");
-            let mut model = Reference::new(&hop.node);
-            let mut traffic = Traffic::new(&hop.node);
-            let mut c = Choices::new(&bytes);
-            for (i, case) in traffic.batches(&mut c).iter().enumerate() {
-                let entry = [Entry::Process, Entry::OnePort, Entry::Split][(i + n) % 3];
-                if let Err(m) = check_batch(&t, &mut model, case, entry, &mut heap, &mut tally) {
-                    panic!(
-                        "case {cases}, {}: batch {i} ({entry:?}): {m}",
-                        hop.node.name
-                    );
-                }
-            }
+        if let Err(m) = check_chain(&bytes, &mut heap_frame, &mut tally) {
+            panic!("case {cases}: {m}");
         }
         if tally.frames >= next_report {
             eprintln!(

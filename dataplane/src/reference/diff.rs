@@ -161,23 +161,50 @@ pub fn check_batch<F: Frame>(
     Ok(())
 }
 
+/// A heap frame holding `bytes`, in a buffer of `room` bytes when given
+/// (no tailroom to encapsulate into), else the usual one.
+pub fn heap_frame(bytes: &[u8], room: Option<usize>) -> Option<crate::frame::HeapFrame> {
+    use crate::frame::HeapFrame;
+    Some(match room {
+        Some(r) => {
+            let mut f = HeapFrame::with_room(r.max(bytes.len()));
+            f.reset_from(bytes);
+            f
+        }
+        None => HeapFrame::from_bytes(bytes),
+    })
+}
+
+/// Reads `bytes` as traffic for each node of the embedded chain (fresh SA
+/// state for each) and checks every batch, rotating through the entries
+/// to the stages, with frames from `make`. Returns the first disagreement,
+/// named by node and batch.
+pub fn check_chain<F: Frame>(
+    bytes: &[u8],
+    make: &mut MakeFrame<'_, F>,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let hops = crate::chain::default_chain().map_err(|e| e.to_string())?;
+    for (n, hop) in hops.iter().enumerate() {
+        let t = Tables::from_config(&hop.node, 1).map_err(|e| e.to_string())?;
+        let mut model = Reference::new(&hop.node);
+        let mut traffic = super::cases::Traffic::new(&hop.node);
+        let mut c = super::cases::Choices::new(bytes);
+        for (i, case) in traffic.batches(&mut c).iter().enumerate() {
+            let entry = [Entry::Process, Entry::OnePort, Entry::Split][(i + n) % 3];
+            check_batch(&t, &mut model, case, entry, make, tally)
+                .map_err(|m| format!("{}: batch {i} ({entry:?}): {m}", hop.node.name))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::chain::default_chain;
     use crate::frame::HeapFrame;
     use crate::reference::cases::{Choices, Traffic};
-
-    fn heap(bytes: &[u8], room: Option<usize>) -> Option<HeapFrame> {
-        Some(match room {
-            Some(r) => {
-                let mut f = HeapFrame::with_room(r.max(bytes.len()));
-                f.reset_from(bytes);
-                f
-            }
-            None => HeapFrame::from_bytes(bytes),
-        })
-    }
 
     #[test]
     fn lift_finds_the_next_number_with_those_low_bits() {
@@ -190,19 +217,8 @@ mod tests {
     /// Runs `bytes` as traffic for every embedded node, through every
     /// entry, and returns the first disagreement.
     fn differ(bytes: &[u8]) -> Result<Tally, String> {
-        let hops = default_chain().map_err(|e| e.to_string())?;
         let mut tally = Tally::default();
-        for (n, hop) in hops.iter().enumerate() {
-            let t = Tables::from_config(&hop.node, 1).map_err(|e| e.to_string())?;
-            let mut model = Reference::new(&hop.node);
-            let mut traffic = Traffic::new(&hop.node);
-            let mut c = Choices::new(bytes);
-            for (i, case) in traffic.batches(&mut c).iter().enumerate() {
-                let entry = [Entry::Process, Entry::OnePort, Entry::Split][(i + n) % 3];
-                check_batch(&t, &mut model, case, entry, &mut heap, &mut tally)
-                    .map_err(|m| format!("{}: batch {i} ({entry:?}): {m}", hop.node.name))?;
-            }
-        }
+        check_chain(bytes, &mut heap_frame, &mut tally)?;
         Ok(tally)
     }
 
@@ -252,7 +268,7 @@ mod tests {
                     let mut b: Batch<HeapFrame> = Batch::new();
                     b.set_rx_port(case.rx_port);
                     for (f, room) in &case.frames {
-                        if let Some(f) = heap(f, *room) {
+                        if let Some(f) = heap_frame(f, *room) {
                             let _ = b.push(f);
                         }
                     }
@@ -265,8 +281,14 @@ mod tests {
                             _ => sent += 1,
                         }
                     }
-                    let _ =
-                        check_batch(&t, &mut model, &case, Entry::Process, &mut heap, &mut tally);
+                    let _ = check_batch(
+                        &t,
+                        &mut model,
+                        &case,
+                        Entry::Process,
+                        &mut heap_frame,
+                        &mut tally,
+                    );
                 }
             }
         }
