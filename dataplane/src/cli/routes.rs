@@ -25,6 +25,8 @@ use std::path::PathBuf;
 /// Most backup paths `--backups` asks for (a ground station rarely has
 /// more disjoint ways out than satellites in view).
 pub const MAX_BACKUPS: usize = 64;
+// `--backups`'s help says 64: keep the two in step.
+const _: () = assert!(MAX_BACKUPS == 64);
 
 /// Arguments of `meshplane routes`.
 #[derive(clap::Args, Debug)]
@@ -75,7 +77,7 @@ pub struct RoutesArgs {
     #[arg(long, value_name = "DEGREES")]
     pub min_elevation_deg: Option<f64>,
     /// Also show up to this many link-disjoint backup paths (single path),
-    /// 0 to [`MAX_BACKUPS`].
+    /// 0 to 64 (`MAX_BACKUPS`).
     #[arg(long, default_value_t = 0, value_name = "K",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_BACKUPS as u64))]
     pub backups: usize,
