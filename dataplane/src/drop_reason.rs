@@ -38,11 +38,14 @@ pub enum DropReason {
     /// Longer than the largest frame the configured `[io] mtu` admits, or
     /// received over several buffers (a chained mbuf).
     Oversize,
+    /// A decrypted packet's source is outside what its SA carries (the
+    /// inbound policy check of RFC 4301 §5.2).
+    PolicyMismatch,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -60,6 +63,7 @@ impl DropReason {
         DropReason::BadChecksum,
         DropReason::Martian,
         DropReason::Oversize,
+        DropReason::PolicyMismatch,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -80,6 +84,7 @@ impl DropReason {
             DropReason::BadChecksum => "bad_checksum",
             DropReason::Martian => "martian",
             DropReason::Oversize => "oversize",
+            DropReason::PolicyMismatch => "policy_mismatch",
         }
     }
 

@@ -246,3 +246,59 @@ fn authentic_packet_with_wrong_padding_is_malformed() {
     assert_eq!(r.drops().total(), 1, "{}", r.render());
     assert_eq!(out.len(), 3, "the other packets are delivered");
 }
+
+/// An inner IPv4/UDP packet from `src` to `dst` with a valid checksum.
+fn inner_v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut p = vec![0u8; 28];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&28u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let c = meshplane::packet::checksum::internet_checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// A tunnel packet genuinely sealed under gateway A's SA (right key, new
+/// sequence numbers) is still refused when its inner source is not one of
+/// gateway A's prefixes: the peer may not speak for other networks
+/// (RFC 4301 §5.2, inbound policy).
+#[test]
+fn a_tunnel_packet_from_outside_the_peers_prefixes_is_refused() {
+    let h = hops();
+    let gw_b = &h[2].node;
+    let sa = gw_b
+        .sa
+        .iter()
+        .find(|s| s.spi == 4097)
+        .expect("gw-b's inbound SA from gw-a");
+    let frame = |seq: u64, src: [u8; 4]| {
+        let mut f = vec![2, 0, 0, 0, 0x0b, 0x02, 2, 0, 0, 0, 0x01, 0x02, 0x88, 0x47];
+        f.extend(((1003u32 << 12) | (1 << 8) | 63).to_be_bytes());
+        f.extend(meshplane::reference::tunnel_packet(
+            sa,
+            seq,
+            &inner_v4(src, [10, 2, 0, 5]),
+            4,
+        ));
+        pkt(f)
+    };
+    let (r, out) = run(
+        &h[2],
+        vec![
+            frame(1, [8, 8, 8, 8]),
+            frame(2, [10, 1, 0, 7]),
+            frame(3, [10, 3, 0, 1]),
+        ],
+    );
+    assert_eq!(
+        r.drops().get(DropReason::PolicyMismatch),
+        2,
+        "{}",
+        r.render()
+    );
+    assert_eq!(out.len(), 1, "{}", r.render());
+    assert_eq!(&out[0].data[14 + 12..14 + 16], &[10, 1, 0, 7]);
+}

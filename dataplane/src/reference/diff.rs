@@ -306,6 +306,7 @@ mod tests {
             DropReason::BadSourceMac,
             DropReason::BadChecksum,
             DropReason::Martian,
+            DropReason::PolicyMismatch,
         ] {
             assert!(seen.contains(&r), "no frame was dropped as {}", r.name());
         }

@@ -28,8 +28,9 @@
 //!    (RFC 4303, RFC 4106), and the FEC's label and next hop are pushed.
 //! 6. Egress: outer IPv4 checked, SA by SPI and bound to its endpoints,
 //!    anti-replay (RFC 4303 §3.4.3, Appendix A for ESN), the ICV, default
-//!    padding, the next header agreeing with the inner version, then the
-//!    IP forwarding rules over the delivery table.
+//!    padding, the next header agreeing with the inner version, the inner
+//!    source inside the peer's prefixes (RFC 4301 §5.2), then the IP
+//!    forwarding rules over the delivery table.
 
 pub mod cases;
 pub mod diff;
@@ -465,6 +466,38 @@ impl Reference {
         }
         if payload_len == 0 {
             return Err(DropReason::Malformed);
+        }
+        // Inbound policy: the inner source must lie in a prefix of a FEC
+        // whose outbound SA goes back to this SA's peer (any source when
+        // there is none); a packet too short to say is left to the IP rules.
+        let inner = &body[..payload_len];
+        let src = match inner[0] >> 4 {
+            4 => inner
+                .get(12..16)
+                .map(|a| IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))),
+            _ => inner
+                .get(8..24)
+                .and_then(|a| <[u8; 16]>::try_from(a).ok())
+                .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        };
+        let peer_prefixes: Vec<crate::config::Prefix> = self
+            .cfg
+            .fec
+            .iter()
+            .filter(|f| {
+                self.cfg
+                    .sa
+                    .iter()
+                    .rev()
+                    .find(|o| o.dir == SaDir::Out && o.spi == f.sa)
+                    .is_some_and(|o| o.tunnel_dst == sa.tunnel_src)
+            })
+            .map(|f| f.prefix)
+            .collect();
+        if let Some(src) = src {
+            if !peer_prefixes.is_empty() && !peer_prefixes.iter().any(|p| prefix_contains(p, src)) {
+                return Err(DropReason::PolicyMismatch);
+            }
         }
         let prefixes: Vec<_> = self.cfg.deliver.iter().map(|d| d.prefix).collect();
         let (idx, inner) = ip_forward(&body[..payload_len], &prefixes)?;

@@ -10,7 +10,9 @@ use crate::drop_reason::DropReason;
 use crate::frame::{Frame, Verdict};
 use crate::packet::{esp, ipv4};
 use crate::sa::{aad, SaIn, SaOut, SeqBlock};
+use crate::tables::InboundSa;
 use crate::tables::Tables;
+use std::net::IpAddr;
 
 /// Outer IPv4 + ESP header + IV.
 pub const ENCAP_HEAD: usize = ipv4::MIN_HEADER_LEN + esp::HEADER_LEN + esp::IV_LEN;
@@ -136,16 +138,16 @@ fn encrypt_one<F: Frame>(
 /// tunnel, so the SPI table is searched once per SPI change, not per frame.
 #[derive(Default)]
 pub struct InboundCache<'t> {
-    last: Option<(u32, &'t SaIn)>,
+    last: Option<(u32, &'t InboundSa)>,
 }
 
 impl<'t> InboundCache<'t> {
     #[inline]
-    fn get(&mut self, t: &'t Tables, spi: u32) -> Option<&'t SaIn> {
+    fn get(&mut self, t: &'t Tables, spi: u32) -> Option<&'t InboundSa> {
         match self.last {
             Some((s, sa)) if s == spi => Some(sa),
             _ => {
-                let sa: &'t SaIn = t.sa_in.get(&spi)?;
+                let sa: &'t InboundSa = t.sa_in.get(&spi)?;
                 self.last = Some((spi, sa));
                 Some(sa)
             }
@@ -194,7 +196,8 @@ fn decrypt_one<'t, F: Frame>(
         let e = esp::EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Malformed)?;
         (e.spi(), e.seq(), e.iv())
     };
-    let sa = sas.get(t, spi).ok_or(DropReason::UnknownSpi)?;
+    let inbound = sas.get(t, spi).ok_or(DropReason::UnknownSpi)?;
+    let sa: &SaIn = &inbound.sa;
     // A tunnel-mode SA is bound to its endpoints (RFC 4301 §4.1): the same
     // SPI arriving between other addresses belongs to no SA of ours.
     if outer_dst != sa.tunnel_dst || outer_src != sa.tunnel_src {
@@ -237,6 +240,23 @@ fn decrypt_one<'t, F: Frame>(
     let inner_len = trailer.payload_len;
     if inner_len == 0 {
         return Err(DropReason::Malformed);
+    }
+    // Inbound policy (RFC 4301 §5.2): the inner source must be one of the
+    // peer's prefixes. A packet too short to hold its source is left to
+    // the delivery checks, which drop it as malformed.
+    let inner = &body[..inner_len];
+    let src = match version {
+        Some(4) => inner
+            .get(12..16)
+            .and_then(|a| <[u8; 4]>::try_from(a).ok())
+            .map(IpAddr::from),
+        _ => inner
+            .get(8..24)
+            .and_then(|a| <[u8; 16]>::try_from(a).ok())
+            .map(IpAddr::from),
+    };
+    if src.is_some_and(|a| !inbound.admits(a)) {
+        return Err(DropReason::PolicyMismatch);
     }
     if !f.adj(ihl + head) {
         return Err(DropReason::Malformed);

@@ -40,6 +40,41 @@ pub struct Deliver {
     pub src_mac: Mac,
 }
 
+/// An inbound SA and its inbound policy (RFC 4301 §5.2): the prefixes
+/// the inner packets it carries may come from.
+pub struct InboundSa {
+    /// The SA (its replay window lives across publications).
+    pub sa: Arc<SaIn>,
+    /// The peer's prefixes: those of the FECs whose outbound SA goes to
+    /// this SA's tunnel source (the traffic selectors of a symmetric
+    /// tunnel). Empty when no FEC leads to that peer: any source.
+    pub sources: Box<[Prefix]>,
+}
+
+impl InboundSa {
+    /// True when an inner packet from `src` may arrive on this SA.
+    #[inline]
+    pub fn admits(&self, src: IpAddr) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|p| prefix_contains(p, src))
+    }
+}
+
+/// True when `a` lies inside `p` (both of one family).
+#[inline]
+fn prefix_contains(p: &Prefix, a: IpAddr) -> bool {
+    match (p.addr, a) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let len = u32::from(p.len.min(32));
+            len == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - len) == 0
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let len = u32::from(p.len.min(128));
+            len == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - len) == 0
+        }
+        _ => false,
+    }
+}
+
 /// A table could not be built from its description.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -69,8 +104,8 @@ pub struct Tables {
     pub lfib: Lfib,
     /// Outbound SAs.
     pub sa_out: Vec<Arc<SaOut>>,
-    /// Inbound SAs by SPI.
-    pub sa_in: HashMap<u32, Arc<SaIn>>,
+    /// Inbound SAs by SPI, with the inner sources each may carry.
+    pub sa_in: HashMap<u32, InboundSa>,
     /// Tunnel endpoint addresses of this node (outer destinations to decrypt).
     pub local_addrs: Vec<Ipv4Addr>,
     /// IPv4 delivery prefixes -> index into `delivers`.
@@ -179,6 +214,34 @@ impl Tables {
             });
             insert_prefix(&mut fec4, &mut fec6, f.prefix, idx);
         }
+
+        // The inbound policy of each SA: the prefixes of the FECs whose
+        // outbound SA leads to the same peer.
+        let out_peer: HashMap<u32, Ipv4Addr> = cfg
+            .sa
+            .iter()
+            .filter(|o| o.dir == crate::config::SaDir::Out)
+            .map(|o| (o.spi, o.tunnel_dst))
+            .collect();
+        let mut by_peer: HashMap<Ipv4Addr, Vec<Prefix>> = HashMap::new();
+        for f in &cfg.fec {
+            if let Some(&peer) = out_peer.get(&f.sa) {
+                by_peer.entry(peer).or_default().push(f.prefix);
+            }
+        }
+        let sa_in = sa_in
+            .into_iter()
+            .map(|(spi, sa): (u32, Arc<SaIn>)| {
+                let sources = by_peer.get(&sa.tunnel_src).cloned().unwrap_or_default();
+                (
+                    spi,
+                    InboundSa {
+                        sa,
+                        sources: sources.into_boxed_slice(),
+                    },
+                )
+            })
+            .collect();
 
         let mut lfib = Lfib::new();
         for l in &cfg.lfib {
