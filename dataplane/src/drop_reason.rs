@@ -41,11 +41,14 @@ pub enum DropReason {
     /// A decrypted packet's source is outside what its SA carries (the
     /// inbound policy check of RFC 4301 §5.2).
     PolicyMismatch,
+    /// An IP packet larger than `[io] mtu` at the tunnel's edge (RFC 1191:
+    /// the sender should learn the smaller MTU).
+    TooBig,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -64,6 +67,7 @@ impl DropReason {
         DropReason::Martian,
         DropReason::Oversize,
         DropReason::PolicyMismatch,
+        DropReason::TooBig,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -85,6 +89,7 @@ impl DropReason {
             DropReason::Martian => "martian",
             DropReason::Oversize => "oversize",
             DropReason::PolicyMismatch => "policy_mismatch",
+            DropReason::TooBig => "too_big",
         }
     }
 

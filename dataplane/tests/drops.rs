@@ -302,3 +302,26 @@ fn a_tunnel_packet_from_outside_the_peers_prefixes_is_refused() {
     assert_eq!(out.len(), 1, "{}", r.render());
     assert_eq!(&out[0].data[14 + 12..14 + 16], &[10, 1, 0, 7]);
 }
+
+/// What enters the tunnel fits the node's MTU (1500 by default): a full
+/// 1500-byte packet is carried, within the largest frame the backbone's
+/// ports take, and one byte more is refused as too big.
+#[test]
+fn packets_over_the_mtu_are_refused_at_the_tunnel_edge() {
+    let h = hops();
+    let max_frame = h[0].node.io.max_frame();
+    // Wire sizes with the FCS: 1518 B holds a 1500 B IP packet.
+    let fits = traffic(2, FrameSize::Fixed(1518));
+    let over = traffic(2, FrameSize::Fixed(1519));
+    let (r, out) = run(&h[0], [fits, over].concat());
+    assert_eq!(r.drops().get(DropReason::TooBig), 2, "{}", r.render());
+    assert_eq!(out.len(), 2);
+    assert!(
+        out.iter().all(|o| o.data.len() <= max_frame),
+        "{} B",
+        out[0].data.len()
+    );
+    let (_, s) = run(&h[1], out);
+    let (r, out) = run(&h[2], s);
+    assert_eq!(out.len(), 2, "{}", r.render());
+}

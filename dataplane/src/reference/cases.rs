@@ -233,7 +233,7 @@ impl Traffic {
         let v6 = c.one_in(3);
         let dst = address(c, &prefixes, v6);
         let src = address(c, &prefixes, v6);
-        let payload = c.pick(&[0usize, 8, 18, 26, 100, 512, 1400, 1472], 26);
+        let payload = c.pick(&[0usize, 8, 18, 26, 100, 512, 1400, 1472, 1473, 1600], 26);
         let ttl = c.pick(&[64u8, 64, 64, 64, 0, 1, 2, 255], 64);
         let ip = match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => ipv4(c, s, d, ttl, payload),

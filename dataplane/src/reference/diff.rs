@@ -307,6 +307,7 @@ mod tests {
             DropReason::BadChecksum,
             DropReason::Martian,
             DropReason::PolicyMismatch,
+            DropReason::TooBig,
         ] {
             assert!(seen.contains(&r), "no frame was dropped as {}", r.name());
         }

@@ -23,7 +23,7 @@
 //!    hands the packet below to decryption.
 //! 4. IP forwarding at either end of the tunnel (RFC 1812): a valid header
 //!    and IPv4 checksum, no martian address, a route, then a TTL or hop
-//!    limit of 2 or more, decremented.
+//!    limit of 2 or more, decremented, and a length within `[io] mtu`.
 //! 5. Ingress: the FEC's outbound SA seals the packet in tunnel mode
 //!    (RFC 4303, RFC 4106), and the FEC's label and next hop are pushed.
 //! 6. Egress: outer IPv4 checked, SA by SPI and bound to its endpoints,
@@ -350,7 +350,7 @@ impl Reference {
         seq: &mut SeqChooser<'_>,
     ) -> Result<(PortId, Vec<u8>), DropReason> {
         let prefixes: Vec<_> = self.cfg.fec.iter().map(|f| f.prefix).collect();
-        let (fec_idx, inner) = ip_forward(ip, &prefixes)?;
+        let (fec_idx, inner) = ip_forward(ip, &prefixes, usize::from(self.cfg.io.mtu))?;
         let fec = &self.cfg.fec[fec_idx];
         let sa = self
             .cfg
@@ -500,7 +500,11 @@ impl Reference {
             }
         }
         let prefixes: Vec<_> = self.cfg.deliver.iter().map(|d| d.prefix).collect();
-        let (idx, inner) = ip_forward(&body[..payload_len], &prefixes)?;
+        let (idx, inner) = ip_forward(
+            &body[..payload_len],
+            &prefixes,
+            usize::from(self.cfg.io.mtu),
+        )?;
         let dl = &self.cfg.deliver[idx];
         let et = if inner[0] >> 4 == 4 { ET_IPV4 } else { ET_IPV6 };
         let port = self.port_id(&dl.port);
@@ -546,10 +550,12 @@ impl Ipv4View {
 
 /// RFC 1812 forwarding of the IP packet `ip` (padding behind it allowed)
 /// against `prefixes`: the index of the longest (last among equals)
-/// matching prefix and the packet as it leaves, TTL or hop limit less one.
+/// matching prefix and the packet as it leaves, TTL or hop limit less one;
+/// a packet longer than `mtu` is `too_big`.
 fn ip_forward(
     ip: &[u8],
     prefixes: &[crate::config::Prefix],
+    mtu: usize,
 ) -> Result<(usize, Vec<u8>), DropReason> {
     let (dst, mut p) = match ip.first().map(|b| b >> 4) {
         Some(4) => {
@@ -607,6 +613,9 @@ fn ip_forward(
             return Err(DropReason::TtlExpired);
         }
         p[7] -= 1;
+    }
+    if p.len() > mtu {
+        return Err(DropReason::TooBig);
     }
     Ok((idx, p))
 }

@@ -11,7 +11,7 @@ use crate::tables::Tables;
 /// into `Encrypt(fec)`.
 #[inline]
 pub fn classify<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    match super::ip_forward::route(f, &t.fec4, &t.fec6) {
+    match super::ip_forward::route(f, &t.fec4, &t.fec6, t.mtu) {
         Ok(Some(fec)) => Verdict::Encrypt(fec),
         Ok(None) => Verdict::Drop(DropReason::NoRoute),
         Err(r) => Verdict::Drop(r),

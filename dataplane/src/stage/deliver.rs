@@ -12,7 +12,7 @@ use crate::tables::Tables;
 /// towards its LAN next hop: `Tx(port)` with a fresh Ethernet header.
 #[inline]
 pub fn deliver<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    let idx = match super::ip_forward::route(f, &t.deliver4, &t.deliver6) {
+    let idx = match super::ip_forward::route(f, &t.deliver4, &t.deliver6, t.mtu) {
         Ok(Some(i)) => i,
         Ok(None) => return Verdict::Drop(DropReason::NoRoute),
         Err(r) => return Verdict::Drop(r),

@@ -90,6 +90,8 @@ pub enum TableError {
 pub struct Tables {
     /// Increases with every publication.
     pub epoch: u64,
+    /// Largest IP packet that enters or leaves the tunnel (`[io] mtu`).
+    pub mtu: usize,
     /// Port names, in index order.
     pub port_names: Vec<String>,
     /// Port MACs, in index order.
@@ -290,6 +292,7 @@ impl Tables {
 
         Ok(Tables {
             epoch,
+            mtu: usize::from(cfg.io.mtu),
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
             port_macs,
             fec4,
