@@ -12,7 +12,6 @@ use crate::packet::{esp, ipv4};
 use crate::sa::{aad, SaIn, SaOut, SeqBlock};
 use crate::tables::InboundSa;
 use crate::tables::Tables;
-use std::net::IpAddr;
 
 /// Outer IPv4 + ESP header + IV.
 pub const ENCAP_HEAD: usize = ipv4::MIN_HEADER_LEN + esp::HEADER_LEN + esp::IV_LEN;
@@ -245,17 +244,17 @@ fn decrypt_one<'t, F: Frame>(
     // peer's prefixes. A packet too short to hold its source is left to
     // the delivery checks, which drop it as malformed.
     let inner = &body[..inner_len];
-    let src = match version {
+    let admitted = match version {
         Some(4) => inner
             .get(12..16)
             .and_then(|a| <[u8; 4]>::try_from(a).ok())
-            .map(IpAddr::from),
+            .is_none_or(|a| inbound.admits_v4(a)),
         _ => inner
             .get(8..24)
             .and_then(|a| <[u8; 16]>::try_from(a).ok())
-            .map(IpAddr::from),
+            .is_none_or(|a| inbound.admits_v6(a)),
     };
-    if src.is_some_and(|a| !inbound.admits(a)) {
+    if !admitted {
         return Err(DropReason::PolicyMismatch);
     }
     if !f.adj(ihl + head) {

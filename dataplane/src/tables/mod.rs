@@ -49,29 +49,55 @@ pub struct InboundSa {
     /// this SA's tunnel source (the traffic selectors of a symmetric
     /// tunnel). Empty when no FEC leads to that peer: any source.
     pub sources: Box<[Prefix]>,
+    /// The IPv4 ones as (network, mask), for the per-packet test.
+    v4: Box<[(u32, u32)]>,
+    /// The IPv6 ones as (network, mask).
+    v6: Box<[(u128, u128)]>,
 }
 
 impl InboundSa {
-    /// True when an inner packet from `src` may arrive on this SA.
-    #[inline]
-    pub fn admits(&self, src: IpAddr) -> bool {
-        self.sources.is_empty() || self.sources.iter().any(|p| prefix_contains(p, src))
+    /// The SA `sa` admitting inner sources from `sources` (any when empty).
+    pub fn new(sa: Arc<SaIn>, sources: Vec<Prefix>) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for p in &sources {
+            match p.addr {
+                IpAddr::V4(n) => {
+                    let len = u32::from(p.len.min(32));
+                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                    v4.push((u32::from(n) & mask, mask));
+                }
+                IpAddr::V6(n) => {
+                    let len = u32::from(p.len.min(128));
+                    let mask = if len == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - len)
+                    };
+                    v6.push((u128::from(n) & mask, mask));
+                }
+            }
+        }
+        InboundSa {
+            sa,
+            sources: sources.into_boxed_slice(),
+            v4: v4.into_boxed_slice(),
+            v6: v6.into_boxed_slice(),
+        }
     }
-}
 
-/// True when `a` lies inside `p` (both of one family).
-#[inline]
-fn prefix_contains(p: &Prefix, a: IpAddr) -> bool {
-    match (p.addr, a) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let len = u32::from(p.len.min(32));
-            len == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - len) == 0
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let len = u32::from(p.len.min(128));
-            len == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - len) == 0
-        }
-        _ => false,
+    /// True when an inner IPv4 packet from `src` may arrive on this SA.
+    #[inline]
+    pub fn admits_v4(&self, src: [u8; 4]) -> bool {
+        let a = u32::from_be_bytes(src);
+        self.sources.is_empty() || self.v4.iter().any(|&(n, m)| a & m == n)
+    }
+
+    /// True when an inner IPv6 packet from `src` may arrive on this SA.
+    #[inline]
+    pub fn admits_v6(&self, src: [u8; 16]) -> bool {
+        let a = u128::from_be_bytes(src);
+        self.sources.is_empty() || self.v6.iter().any(|&(n, m)| a & m == n)
     }
 }
 
@@ -235,13 +261,7 @@ impl Tables {
             .into_iter()
             .map(|(spi, sa): (u32, Arc<SaIn>)| {
                 let sources = by_peer.get(&sa.tunnel_src).cloned().unwrap_or_default();
-                (
-                    spi,
-                    InboundSa {
-                        sa,
-                        sources: sources.into_boxed_slice(),
-                    },
-                )
+                (spi, InboundSa::new(sa, sources))
             })
             .collect();
 
