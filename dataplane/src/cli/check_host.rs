@@ -917,6 +917,10 @@ pub fn checks(host: &Host, cfg: Option<&NodeConfig>, limits: Option<(u64, u64)>)
             .iter()
             .any(|p| p.dpdk.as_deref().is_some_and(|d| !is_vdev(d)));
     let mut out = host.hugepages(need_pci);
+    // AF_XDP UMEM chunks grow with [io] mtu.
+    let chunk = cfg.map_or(crate::io::afxdp::FRAME_SIZE, |c| {
+        crate::io::afxdp::chunk_size_for(c.io.max_frame())
+    }) as u64;
     out.push(host.hugetlbfs(need_pci));
     out.extend(host.cores(cores));
     out.push(host.iommu(need_pci));
@@ -957,7 +961,7 @@ pub fn checks(host: &Host, cfg: Option<&NodeConfig>, limits: Option<(u64, u64)>)
                     p.afxdp.mode,
                 ));
                 let frames = u64::from(2 * p.afxdp.rx_ring + p.afxdp.tx_ring) + 256;
-                umem += frames * crate::io::afxdp::FRAME_SIZE as u64 * workers as u64;
+                umem += frames * chunk * workers as u64;
             } else if backend == "afxdp" {
                 out.push(
                     Check::new(
@@ -972,7 +976,7 @@ pub fn checks(host: &Host, cfg: Option<&NodeConfig>, limits: Option<(u64, u64)>)
     }
     if let Some(b) = cfg.and_then(|c| c.io.buffers) {
         if afxdp {
-            umem = u64::from(b) * crate::io::afxdp::FRAME_SIZE as u64;
+            umem = u64::from(b) * chunk;
         }
     }
     out.push(host.bpffs());

@@ -330,7 +330,9 @@ impl XdpAttachment {
                 Ok(l) => {
                     tracing::warn!(
                         iface,
-                        "the driver has no native XDP ({native}): using generic (SKB) XDP, slower"
+                        "native XDP refused ({native}: a driver without it, or an MTU \
+                         too large for single-buffer XDP, as on veth above about 3.5 KB): \
+                         using generic (SKB) XDP, slower"
                     );
                     (l, XdpAttachMode::Generic)
                 }

@@ -36,4 +36,4 @@ pub use port::AfXdpPort;
 pub use socket::{
     memlock_limit, raise_memlock, BindMode, RingSizes, Xsk, XskStats, XskStatsHandle,
 };
-pub use umem::{Umem, UmemFrame, FRAME_SIZE, RX_HEADROOM};
+pub use umem::{chunk_size_for, Umem, UmemFrame, FRAME_SIZE, MAX_CHUNK, RX_HEADROOM};

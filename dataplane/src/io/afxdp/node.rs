@@ -14,7 +14,7 @@ use super::bpf::{XdpAttachMode, XdpAttachment};
 use super::error::AfXdpError;
 use super::port::AfXdpPort;
 use super::socket::{BindMode, RingSizes, Xsk};
-use super::umem::{Umem, FRAME_SIZE, RX_HEADROOM};
+use super::umem::{chunk_size_for, frame_room, mtu_room, Umem, FRAME_SIZE, MAX_CHUNK, RX_HEADROOM};
 use crate::config::{NodeConfig, PortConfig, XdpMode};
 use crate::frame::BURST;
 
@@ -60,7 +60,7 @@ impl AfXdpNode {
     /// `workers` sockets per port (worker `w` on the port's `w`-th queue),
     /// each worker's sockets sharing one UMEM.
     pub fn open(cfg: &NodeConfig, workers: usize) -> Result<Self, AfXdpError> {
-        check_mtu(cfg)?;
+        let chunk = check_mtu(cfg)?;
         let workers = workers.max(1);
         let mut plans = Vec::with_capacity(cfg.ports.len());
         for p in &cfg.ports {
@@ -127,6 +127,7 @@ impl AfXdpNode {
                 &plans,
                 w,
                 frames,
+                chunk,
                 cfg.io.hugepages,
                 cfg.io.max_frame(),
             )?);
@@ -196,15 +197,17 @@ fn umem_frames(
     Ok(share)
 }
 
-/// Opens worker `w`'s socket on every port, sharing a UMEM of `frames`.
+/// Opens worker `w`'s socket on every port, sharing a UMEM of `frames`
+/// chunks of `chunk` bytes.
 fn open_worker(
     plans: &[PortPlan<'_>],
     w: usize,
     frames: u32,
+    chunk: usize,
     hugepages: bool,
     max_frame: usize,
 ) -> Result<Vec<AfXdpPort>, AfXdpError> {
-    let umem = Umem::new(frames, hugepages)?;
+    let umem = Umem::with_chunk(frames, chunk, hugepages)?;
     // The socket that registered `umem`, its descriptor and bind mode.
     let mut owner: Option<(i32, BindMode)> = None;
     let mut ports = Vec::with_capacity(plans.len());
@@ -235,7 +238,7 @@ fn open_worker(
                 (x, mode, umem.clone())
             }
             None => {
-                let own = Umem::new(frames_for(std::iter::once(p.sizes)), hugepages)?;
+                let own = Umem::with_chunk(frames_for(std::iter::once(p.sizes)), chunk, hugepages)?;
                 let (x, mode) = bind_first(&own, p, queue)?;
                 (x, mode, own)
             }
@@ -245,9 +248,10 @@ fn open_worker(
             iface = %p.iface,
             queue,
             worker = w,
-            "AF_XDP socket bound in {mode} mode (XDP {}, UMEM {} frames{})",
+            "AF_XDP socket bound in {mode} mode (XDP {}, UMEM {} frames of {} B{})",
             p.xdp.mode(),
             port_umem.frames(),
+            port_umem.chunk_size(),
             if port_umem.hugepages() { " on hugepages" } else { "" }
         );
         ports.push(
@@ -308,28 +312,32 @@ fn bind_first(umem: &Umem, p: &PortPlan<'_>, queue: u32) -> Result<(Xsk, BindMod
     }
 }
 
-/// The largest frame an AF_XDP port takes: a UMEM chunk less the kernel's
-/// RX headroom and the tailroom the stages' encapsulation needs. The kernel
-/// drops longer frames before user space sees them (in copy mode it counts
-/// them in the socket's `rx_dropped`), so a configuration that admits
-/// longer ones is refused.
-pub const MAX_FRAME: usize = FRAME_SIZE - RX_HEADROOM - crate::io::ENCAP_TAILROOM;
+/// The largest frame an AF_XDP port takes in the default 2 KiB chunks: a
+/// chunk less the kernel's RX headroom and the tailroom the stages'
+/// encapsulation needs. A larger `[io] mtu` gets larger chunks.
+pub const MAX_FRAME: usize = frame_room(FRAME_SIZE);
 
-/// Refuses an `[io] mtu` whose frames do not fit a UMEM chunk.
-fn check_mtu(cfg: &NodeConfig) -> Result<(), AfXdpError> {
+/// The UMEM chunk size for the node's `[io] mtu`: large enough that the
+/// kernel, which drops frames longer than a chunk holds before user space
+/// sees them (in copy mode it counts them in the socket's `rx_dropped`),
+/// passes every frame the MTU admits. An MTU whose frames need more than
+/// the largest chunk the kernel registers is refused.
+fn check_mtu(cfg: &NodeConfig) -> Result<usize, AfXdpError> {
     let need = cfg.io.max_frame();
-    if need <= MAX_FRAME {
-        return Ok(());
+    let chunk = chunk_size_for(need);
+    if chunk <= MAX_CHUNK {
+        return Ok(chunk);
     }
-    let overhead = need - usize::from(cfg.io.mtu);
     Err(AfXdpError::Config(format!(
         "node {}: [io] mtu {} means frames of up to {need} B, but AF_XDP frames hold at most \
-         {MAX_FRAME} B ({FRAME_SIZE} B UMEM chunks less {RX_HEADROOM} B of kernel headroom and \
-         {} B for the ESP tail); use mtu <= {} or the dpdk backend for jumbo frames",
+         {} B ({MAX_CHUNK} B UMEM chunks, the largest the kernel registers, less {RX_HEADROOM} B \
+         of kernel headroom and {} B for the ESP tail); use mtu <= {} or the dpdk backend for \
+         jumbo frames",
         cfg.name,
         cfg.io.mtu,
+        frame_room(MAX_CHUNK),
         crate::io::ENCAP_TAILROOM,
-        MAX_FRAME - overhead
+        mtu_room(MAX_CHUNK)
     )))
 }
 
@@ -338,7 +346,21 @@ mod mtu_tests {
     use super::*;
 
     #[test]
-    fn an_mtu_beyond_the_umem_chunk_is_refused_naming_the_limit() {
+    fn the_umem_chunk_grows_with_the_mtu_in_powers_of_two() {
+        let mut cfg = crate::chain::default_chain().expect("chain")[0]
+            .node
+            .clone();
+        for (mtu, chunk) in [(1500, 2048), (1662, 2048), (1663, 4096), (3710, 4096)] {
+            cfg.io.mtu = mtu;
+            assert_eq!(check_mtu(&cfg).unwrap(), chunk, "mtu {mtu}");
+            assert!(frame_room(chunk) >= cfg.io.max_frame(), "mtu {mtu}");
+        }
+        assert_eq!(mtu_room(FRAME_SIZE), 1662);
+        assert_eq!(mtu_room(MAX_CHUNK), 3710);
+    }
+
+    #[test]
+    fn an_mtu_beyond_a_page_sized_chunk_is_refused_naming_the_limit() {
         let mut cfg = crate::chain::default_chain().expect("chain")[0]
             .node
             .clone();
@@ -349,13 +371,11 @@ mod mtu_tests {
         let msg = e.to_string();
         assert!(
             msg.contains("[io] mtu 9000 means frames of up to 9098 B")
-                && msg.contains("at most 1760 B")
-                && msg.contains("use mtu <= 1662"),
+                && msg.contains("at most 3808 B")
+                && msg.contains("use mtu <= 3710"),
             "{msg}"
         );
-        cfg.io.mtu = 1662;
-        assert!(check_mtu(&cfg).is_ok());
-        cfg.io.mtu = 1663;
+        cfg.io.mtu = 3711;
         assert!(check_mtu(&cfg).is_err());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::bpf::XdpAttachment;
 use super::socket::{BindMode, Xsk, XskStats};
-use super::umem::{Umem, UmemFrame, FRAME_SIZE, RX_HEADROOM};
+use super::umem::{frame_room, Umem, UmemFrame, RX_HEADROOM};
 use crate::drop_reason::DropReason;
 use crate::frame::{Batch, Frame, Verdict, BURST};
 use crate::io::Port;
@@ -57,6 +57,7 @@ impl AfXdpPort {
         queue: u32,
         xdp: Arc<XdpAttachment>,
     ) -> Result<Self, super::AfXdpError> {
+        let max_frame = frame_room(umem.chunk_size());
         let mut p = AfXdpPort {
             xsk,
             umem,
@@ -66,7 +67,7 @@ impl AfXdpPort {
             queue,
             copied: 0,
             xdp,
-            max_frame: super::MAX_FRAME,
+            max_frame,
         };
         p.refill();
         p.xdp.register(queue, p.xsk.fd())?;
@@ -155,7 +156,7 @@ impl AfXdpPort {
         for k in 0..n {
             let a = self.xsk.comp.get(k);
             if self.stash.len() < STASH_MAX {
-                self.stash.push(a & !(FRAME_SIZE as u64 - 1));
+                self.stash.push(self.umem.chunk_of(a));
             } else {
                 self.umem.push_free(a);
             }
@@ -305,10 +306,11 @@ impl Port for AfXdpPort {
             } else {
                 // A frame of another UMEM: copy it into one of ours.
                 let Some(c) = self.take_chunk() else { break };
-                let len = f.len().min(FRAME_SIZE);
-                let off = RX_HEADROOM.min(FRAME_SIZE - len);
-                // SAFETY: chunk c is ours and has FRAME_SIZE bytes; off +
-                // len <= FRAME_SIZE; source and destination are distinct
+                let size = self.umem.chunk_size();
+                let len = f.len().min(size);
+                let off = RX_HEADROOM.min(size - len);
+                // SAFETY: chunk c is ours and has `size` bytes; off + len
+                // <= size; source and destination are distinct
                 // chunks.
                 unsafe {
                     std::ptr::copy_nonoverlapping(

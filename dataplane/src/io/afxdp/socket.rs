@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::error::AfXdpError;
 use super::ring::Ring;
-use super::umem::{Umem, FRAME_SIZE};
+use super::umem::Umem;
 
 /// How a socket binds: the kernel copies frames, or the NIC DMAs straight
 /// into the UMEM.
@@ -213,7 +213,7 @@ impl Xsk {
             let reg = libc::xdp_umem_reg {
                 addr: umem.area() as u64,
                 len: need,
-                chunk_size: FRAME_SIZE as u32,
+                chunk_size: umem.chunk_size() as u32,
                 headroom: 0,
                 flags: 0,
                 tx_metadata_len: 0,

@@ -2,7 +2,10 @@
 //! sockets of one worker share, and [`UmemFrame`], a frame of it that
 //! implements [`Frame`].
 //!
-//! Frames are 2 KiB chunks (the aligned chunk mode every driver supports).
+//! Frames are chunks of one power-of-two size per UMEM (aligned chunk
+//! mode): 2 KiB for the default MTU, 4 KiB for a larger one. The kernel
+//! registers no chunk larger than a page (`XDP_UMEM_REG` says EINVAL to
+//! 8 KiB and up, on hugepages too, as of Linux 6.18).
 //! The kernel writes a received packet `XDP_PACKET_HEADROOM` (256) bytes
 //! into its chunk, which is the frame's headroom for encapsulation.
 //!
@@ -20,19 +23,46 @@ use crossbeam::queue::ArrayQueue;
 use super::error::AfXdpError;
 use crate::frame::Frame;
 
-/// Bytes per UMEM frame (chunk).
+/// Bytes per UMEM frame (chunk) at the default MTU: the smallest chunk.
 pub const FRAME_SIZE: usize = 2048;
+/// The largest chunk the kernel registers: a 4 KiB page.
+pub const MAX_CHUNK: usize = 4096;
 /// Where the kernel puts a received packet in its chunk
 /// (`XDP_PACKET_HEADROOM`): the headroom a received frame starts with.
 pub const RX_HEADROOM: usize = 256;
-const CHUNK_MASK: u64 = !(FRAME_SIZE as u64 - 1);
 const HUGEPAGE: usize = 2 << 20;
+
+/// The chunk size a UMEM needs for frames of up to `max_frame` bytes: the
+/// smallest power of two holding the kernel's RX headroom, the frame and
+/// the encapsulation tailroom, at least [`FRAME_SIZE`].
+pub fn chunk_size_for(max_frame: usize) -> usize {
+    (max_frame + RX_HEADROOM + crate::io::ENCAP_TAILROOM)
+        .next_power_of_two()
+        .max(FRAME_SIZE)
+}
+
+/// The largest `[io] mtu` whose frames fit a chunk of `chunk` bytes.
+pub const fn mtu_room(chunk: usize) -> usize {
+    frame_room(chunk)
+        - crate::config::IoConfig::L2_OVERHEAD
+        - crate::config::IoConfig::TUNNEL_OVERHEAD
+}
+
+/// The longest frame a chunk of `chunk` bytes carries: less the kernel's
+/// RX headroom and the encapsulation tailroom.
+pub const fn frame_room(chunk: usize) -> usize {
+    chunk - RX_HEADROOM - crate::io::ENCAP_TAILROOM
+}
 
 /// The shared state behind [`Umem`] handles and frames.
 pub struct UmemShared {
     area: NonNull<u8>,
     len: usize,
     frames: u32,
+    /// Bytes per chunk (a power of two).
+    chunk: u32,
+    /// `!(chunk - 1)`: a chunk's offset from any address inside it.
+    mask: u64,
     hugepages: bool,
     /// Free chunk offsets not held by any socket or port.
     free: ArrayQueue<u64>,
@@ -94,6 +124,7 @@ impl std::fmt::Debug for Umem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Umem")
             .field("frames", &self.frames())
+            .field("chunk", &self.chunk_size())
             .field("bytes", &self.len())
             .field("hugepages", &self.hugepages())
             .field("free", &self.free_frames())
@@ -102,13 +133,26 @@ impl std::fmt::Debug for Umem {
 }
 
 impl Umem {
-    /// Maps an area of `frames` frames, on 2 MiB hugepages when `hugepages`
-    /// and some are free (else on ordinary pages), all frames free.
+    /// Maps an area of `frames` frames of [`FRAME_SIZE`] bytes, on 2 MiB
+    /// hugepages when `hugepages` and some are free (else on ordinary
+    /// pages), all frames free.
     pub fn new(frames: u32, hugepages: bool) -> Result<Umem, AfXdpError> {
+        Umem::with_chunk(frames, FRAME_SIZE, hugepages)
+    }
+
+    /// As [`new`](Umem::new) with chunks of `chunk` bytes (a power of two,
+    /// `FRAME_SIZE..=MAX_CHUNK`).
+    pub fn with_chunk(frames: u32, chunk: usize, hugepages: bool) -> Result<Umem, AfXdpError> {
         if frames == 0 {
             return Err(AfXdpError::Config("a UMEM needs at least one frame".into()));
         }
-        let bytes = frames as usize * FRAME_SIZE;
+        if !chunk.is_power_of_two() || !(FRAME_SIZE..=MAX_CHUNK).contains(&chunk) {
+            return Err(AfXdpError::Config(format!(
+                "UMEM chunks of {chunk} B: the size must be a power of two from {FRAME_SIZE} to \
+                 {MAX_CHUNK} B"
+            )));
+        }
+        let bytes = frames as usize * chunk;
         let mut mapped = None;
         if hugepages {
             let len = bytes.div_ceil(HUGEPAGE) * HUGEPAGE;
@@ -159,13 +203,15 @@ impl Umem {
         };
         let free = ArrayQueue::new(frames as usize);
         for i in 0..frames as u64 {
-            let _ = free.push(i * FRAME_SIZE as u64);
+            let _ = free.push(i * chunk as u64);
         }
         let shared = Box::new(UmemShared {
             // SAFETY: mmap succeeded, so p is not null.
             area: unsafe { NonNull::new_unchecked(p.cast()) },
             len,
             frames,
+            chunk: chunk as u32,
+            mask: !(chunk as u64 - 1),
             hugepages: huge,
             free,
             refs: AtomicUsize::new(1),
@@ -185,9 +231,21 @@ impl Umem {
         self.shared().area.as_ptr()
     }
 
-    /// Bytes registered with the kernel (frames x frame size).
+    /// Bytes registered with the kernel (frames x chunk size).
     pub fn registered_len(&self) -> u64 {
-        u64::from(self.frames()) * FRAME_SIZE as u64
+        u64::from(self.frames()) * u64::from(self.shared().chunk)
+    }
+
+    /// Bytes per chunk (frame).
+    #[inline]
+    pub fn chunk_size(&self) -> usize {
+        self.shared().chunk as usize
+    }
+
+    /// The offset of the chunk that holds area offset `addr`.
+    #[inline]
+    pub(crate) fn chunk_of(&self, addr: u64) -> u64 {
+        addr & self.shared().mask
     }
 
     /// Bytes mapped (rounded up to whole hugepages).
@@ -242,7 +300,7 @@ impl Umem {
     /// Returns a free chunk to the shared queue.
     #[inline]
     pub(crate) fn push_free(&self, chunk: u64) {
-        let _ = self.shared().free.push(chunk & CHUNK_MASK);
+        let _ = self.shared().free.push(self.chunk_of(chunk));
     }
 
     /// Turns a descriptor the kernel filled (RX) into an owned frame.
@@ -252,13 +310,15 @@ impl Umem {
     /// the chunk is owned by no one else.
     #[inline]
     pub(crate) unsafe fn frame(&self, addr: u64, len: u32) -> UmemFrame {
-        let off = (addr & !CHUNK_MASK) as u32;
-        let end = (off + len).min(FRAME_SIZE as u32);
+        let sh = self.shared();
+        let off = (addr & !sh.mask) as u32;
+        let end = (off + len).min(sh.chunk);
         UmemFrame {
             // SAFETY: addr lies inside the area (caller), so the chunk does too.
-            chunk: unsafe { NonNull::new_unchecked(self.area().add((addr & CHUNK_MASK) as usize)) },
+            chunk: unsafe { NonNull::new_unchecked(self.area().add((addr & sh.mask) as usize)) },
             start: off,
             end,
+            cap: sh.chunk,
             umem: self.0,
         }
     }
@@ -293,6 +353,8 @@ pub struct UmemFrame {
     chunk: NonNull<u8>,
     start: u32,
     end: u32,
+    /// The chunk's size: `end` never passes it.
+    cap: u32,
     umem: NonNull<UmemShared>,
 }
 
@@ -340,7 +402,7 @@ impl std::fmt::Debug for UmemFrame {
 impl Frame for UmemFrame {
     #[inline]
     fn data(&self) -> &[u8] {
-        // SAFETY: start <= end <= FRAME_SIZE within our exclusively owned chunk.
+        // SAFETY: start <= end <= cap (the chunk size) within our exclusively owned chunk.
         unsafe {
             std::slice::from_raw_parts(
                 self.chunk.as_ptr().add(self.start as usize),
@@ -364,7 +426,7 @@ impl Frame for UmemFrame {
     }
     #[inline]
     fn tailroom(&self) -> usize {
-        FRAME_SIZE - self.end as usize
+        (self.cap - self.end) as usize
     }
     #[inline]
     fn prepend(&mut self, n: usize) -> bool {
@@ -392,7 +454,7 @@ impl Frame for UmemFrame {
     }
     #[inline]
     fn append(&mut self, n: usize) -> bool {
-        if n > FRAME_SIZE - self.end as usize {
+        if n > (self.cap - self.end) as usize {
             return false;
         }
         self.end += n as u32;
@@ -423,6 +485,30 @@ mod tests {
         assert_eq!(f.tailroom(), FRAME_SIZE - RX_HEADROOM - 3);
         drop(f);
         assert_eq!(u.free_frames(), 8);
+    }
+
+    #[test]
+    fn a_umem_of_page_sized_chunks_gives_frames_that_room() {
+        let u = Umem::with_chunk(8, MAX_CHUNK, false).unwrap();
+        assert_eq!(u.chunk_size(), 4096);
+        assert_eq!(u.registered_len(), 8 * 4096);
+        let mut f = u.alloc().unwrap();
+        assert_eq!(f.tailroom(), 4096 - RX_HEADROOM);
+        assert!(f.append(frame_room(4096)));
+        assert!(!f.append(crate::io::ENCAP_TAILROOM + 1));
+        let d = f.desc(&u);
+        std::mem::forget(f);
+        assert_eq!(d.addr % 4096, RX_HEADROOM as u64);
+        assert_eq!(u.chunk_of(d.addr + 100), d.addr - RX_HEADROOM as u64);
+        u.frames_in(1);
+        u.push_free(d.addr);
+        assert_eq!(u.free_frames(), 8);
+        // Only powers of two the kernel registers.
+        assert!(Umem::with_chunk(8, 3000, false).is_err());
+        assert!(Umem::with_chunk(8, 8192, false).is_err());
+        assert_eq!(chunk_size_for(1598), 2048);
+        assert_eq!(chunk_size_for(1760), 2048);
+        assert_eq!(chunk_size_for(1761), 4096);
     }
 
     #[test]
