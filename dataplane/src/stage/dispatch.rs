@@ -16,13 +16,19 @@ pub fn check_l2(d: &[u8], rx_mac: &Mac) -> Result<(), DropReason> {
     let Some(h) = d.first_chunk::<{ ethernet::HEADER_LEN }>() else {
         return Err(DropReason::Malformed);
     };
-    if h[..6] != rx_mac[..] {
+    if !is_for(h, rx_mac) {
         return Err(DropReason::NotForUs);
     }
     if is_bad_source(h) {
         return Err(DropReason::BadSourceMac);
     }
     Ok(())
+}
+
+/// True when the Ethernet header `h` is addressed to `rx_mac`.
+#[inline(always)]
+pub fn is_for(h: &[u8; ethernet::HEADER_LEN], rx_mac: &Mac) -> bool {
+    h[..6] == rx_mac[..]
 }
 
 /// True when the source MAC of the Ethernet header `h` is a group address

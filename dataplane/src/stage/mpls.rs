@@ -150,7 +150,8 @@ pub fn swap_untagged<F: Frame>(
     let h = f.data_mut().first_chunk_mut::<HEAD>()?;
     // The link-layer checks of `dispatch::check_l2`: a frame they refuse
     // is left for the general path, which drops it with the reason.
-    if h[..6] != rx_mac[..] || h[6] & 1 != 0 || h[6..12] == [0; 6] {
+    let eth = h.first_chunk::<{ ethernet::HEADER_LEN }>()?;
+    if !super::dispatch::is_for(eth, rx_mac) || super::dispatch::is_bad_source(eth) {
         return None;
     }
     if h[12..14] != ethertype::MPLS.to_be_bytes() {
