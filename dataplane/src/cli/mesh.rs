@@ -294,20 +294,7 @@ mod tests {
         std::fs::write(&stale, "old").expect("stale");
         std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let out = dir.to_str().expect("utf-8 path");
-        let args = Cli::parse_from([
-            "mesh-plan",
-            "--constellation",
-            "kuiper-630",
-            "--from",
-            "London",
-            "--to",
-            "Paris",
-            "--window",
-            "0",
-            "--out-dir",
-            out,
-        ])
-        .plan;
+        let args = args(&[], out).expect("arguments");
         run(&args).expect("plan");
         let mut seen = 0;
         for e in std::fs::read_dir(dir.join("nodes")).expect("nodes") {
