@@ -226,7 +226,7 @@ impl Reference {
             }
         }
         match et {
-            ET_MPLS => self.label(d, l2, room, seq),
+            ET_MPLS => self.label(d, l2),
             ET_IPV4 => {
                 let ip = &d[l2..];
                 let h = Ipv4View::parse(ip).ok_or(DropReason::Malformed)?;
@@ -267,13 +267,7 @@ impl Reference {
     }
 
     /// The label rules for a frame whose label stack starts at `l2`.
-    fn label(
-        &mut self,
-        d: &[u8],
-        l2: usize,
-        _room: Room,
-        _seq: &mut SeqChooser<'_>,
-    ) -> Result<(PortId, Vec<u8>), DropReason> {
+    fn label(&mut self, d: &[u8], l2: usize) -> Result<(PortId, Vec<u8>), DropReason> {
         let top = be32(d, l2).ok_or(DropReason::Malformed)?;
         let (label, tc, bos, ttl) = (top >> 12, (top >> 9) & 7, top & 0x100 != 0, top as u8);
         let entry = self
