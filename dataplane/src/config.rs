@@ -138,6 +138,9 @@ pub struct PortConfig {
     pub peer_mac: Option<Mac>,
     /// AF_XDP settings (used with `iface`).
     pub afxdp: AfXdpPortConfig,
+    /// The port's own IPv4 address and prefix length (`address =
+    /// "10.0.0.1/24"`, a LAN port): answered by ARP and ICMP.
+    pub address: Option<(Ipv4Addr, u8)>,
 }
 
 /// How a port's AF_XDP sockets bind (`mode` of a port).
@@ -449,6 +452,83 @@ pub struct ControlConfig {
     /// A file of failure events (`isl-down A B`, `isl-up A B`,
     /// `sat-down S`, `sat-up S`, one per line) the control thread follows.
     pub failures_file: Option<PathBuf>,
+    /// The constellation's node addresses (`node_prefix = "100.64.0.0/10"`):
+    /// node id `N` has address [`node_address`]`(prefix, N)`.
+    pub node_prefix: Option<(Ipv4Addr, u8)>,
+}
+
+/// The address of constellation node `id` (satellites `0..n_sats`, ground
+/// station `gid` as `n_sats + gid`) in the node prefix `(network, len)`:
+/// the network's address plus `id + 1`, or None when it does not fit.
+pub fn node_address(prefix: (Ipv4Addr, u8), id: u32) -> Option<Ipv4Addr> {
+    let (net, len) = prefix;
+    let host_bits = 32 - u32::from(len.min(32));
+    let hosts: u64 = 1u64 << host_bits;
+    let n = u64::from(id) + 1;
+    // The last address of the prefix is left out (a broadcast address).
+    (n < hosts.saturating_sub(1)).then(|| Ipv4Addr::from(u32::from(net).wrapping_add(n as u32)))
+}
+
+/// The node id whose [`node_address`] in `prefix` is `addr`.
+pub fn node_of_address(prefix: (Ipv4Addr, u8), addr: Ipv4Addr) -> Option<u32> {
+    let (net, _) = prefix;
+    let n = u32::from(addr)
+        .checked_sub(u32::from(net))?
+        .checked_sub(1)?;
+    (node_address(prefix, n) == Some(addr)).then_some(n)
+}
+
+/// Rates of the control-plane policer (`[punt]`): packets per second
+/// each worker hands to the control thread, per protocol class, and the
+/// depth of each worker's punt queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PuntConfig {
+    /// ARP requests and replies.
+    pub arp_pps: u32,
+    /// ICMP to a node address.
+    pub icmp_pps: u32,
+    /// MPLS echo (LSP ping and traceroute, UDP 3503).
+    pub lsp_ping_pps: u32,
+    /// BFD (UDP 3784, 4784).
+    pub bfd_pps: u32,
+    /// IKE (UDP 500, 4500).
+    pub ike_pps: u32,
+    /// Anything else addressed to the node.
+    pub other_pps: u32,
+    /// Frames each worker's punt queue holds.
+    pub queue: u32,
+}
+
+impl Default for PuntConfig {
+    fn default() -> Self {
+        PuntConfig {
+            arp_pps: 1000,
+            icmp_pps: 1000,
+            lsp_ping_pps: 1000,
+            bfd_pps: 10_000,
+            ike_pps: 1000,
+            other_pps: 1000,
+            queue: 1024,
+        }
+    }
+}
+
+impl PuntConfig {
+    /// Highest rate a class may have (packets per second per worker).
+    pub const MAX_PPS: u32 = 10_000_000;
+    /// Deepest punt queue.
+    pub const MAX_QUEUE: u32 = 65_536;
+}
+
+/// A control packet's route to a remote node, as data to it would go:
+/// the label it is sent under as if it had arrived with it (looked up in
+/// the LFIB), filled in by the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeRouteConfig {
+    /// The remote node's address.
+    pub address: Ipv4Addr,
+    /// The label that leads to it.
+    pub label: u32,
 }
 
 /// A whole node's configuration, validated.
@@ -478,6 +558,13 @@ pub struct NodeConfig {
     pub deliver: Vec<DeliverConfig>,
     /// Routes from the constellation (`None`: static tables only).
     pub control: Option<ControlConfig>,
+    /// The node address (`[node] address`; see [`NodeConfig::node_address`]).
+    pub address: Option<Ipv4Addr>,
+    /// The control-plane policer (`[punt]`).
+    pub punt: PuntConfig,
+    /// Labels toward remote node addresses (the control plane's; not read
+    /// from the file).
+    pub node_routes: Vec<NodeRouteConfig>,
 }
 
 // ---- raw (as written) ----
@@ -504,6 +591,27 @@ struct RawFile {
     deliver: Vec<Spanned<RawDeliver>>,
     #[serde(default)]
     control: Option<Spanned<RawControl>>,
+    #[serde(default)]
+    punt: Option<Spanned<RawPunt>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPunt {
+    #[serde(default)]
+    arp_pps: Option<Spanned<i64>>,
+    #[serde(default)]
+    icmp_pps: Option<Spanned<i64>>,
+    #[serde(default)]
+    lsp_ping_pps: Option<Spanned<i64>>,
+    #[serde(default)]
+    bfd_pps: Option<Spanned<i64>>,
+    #[serde(default)]
+    ike_pps: Option<Spanned<i64>>,
+    #[serde(default)]
+    other_pps: Option<Spanned<i64>>,
+    #[serde(default)]
+    queue: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -527,6 +635,8 @@ struct RawControl {
     satellites: Option<Vec<u32>>,
     #[serde(default)]
     failures_file: Option<PathBuf>,
+    #[serde(default)]
+    node_prefix: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -540,6 +650,8 @@ struct RawNode {
     idle: Idle,
     #[serde(default)]
     mode: Option<Spanned<Mode>>,
+    #[serde(default)]
+    address: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -576,6 +688,8 @@ struct RawPort {
     tx_ring: Option<Spanned<i64>>,
     #[serde(default)]
     peer_mac: Option<Spanned<String>>,
+    #[serde(default)]
+    address: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -708,6 +822,21 @@ pub fn not_unicast(m: &Mac) -> Option<&'static str> {
     }
 }
 
+/// Why `a` cannot be a host's own IPv4 address.
+pub fn not_host(a: Ipv4Addr) -> Option<&'static str> {
+    if a.is_unspecified() {
+        Some("is the unspecified address")
+    } else if a.is_broadcast() {
+        Some("is the broadcast address")
+    } else if a.is_multicast() {
+        Some("is a multicast address")
+    } else if a.is_loopback() {
+        Some("is a loopback address")
+    } else {
+        None
+    }
+}
+
 /// Formats a MAC as `02:00:00:00:00:01`.
 pub fn format_mac(m: &Mac) -> String {
     format!(
@@ -805,6 +934,48 @@ impl Ctx<'_> {
             }
         }
         self.err(span, msg)
+    }
+
+    /// A unicast IPv4 host address (`[node] address`).
+    fn host_address(&self, v: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
+        let a: Ipv4Addr = v.get_ref().parse().map_err(|_| {
+            self.err(
+                v.span(),
+                format!("{field} {} is not an IPv4 address", echo(v.get_ref())),
+            )
+        })?;
+        if let Some(why) = not_host(a) {
+            return Err(self.err(v.span(), format!("{field} {a} {why}")));
+        }
+        Ok(a)
+    }
+
+    /// An interface address with its prefix length (`10.0.0.1/24`): the
+    /// host part may be neither all zeros nor all ones.
+    fn interface_address(
+        &self,
+        v: &Spanned<String>,
+        field: &str,
+    ) -> Result<(Ipv4Addr, u8), ConfigError> {
+        let bad = |m: String| self.err(v.span(), format!("{field}: {m}"));
+        let (p, written) = Prefix::parse_any(v.get_ref()).map_err(bad)?;
+        let IpAddr::V4(a) = written else {
+            return Err(bad(format!(
+                "{} is not an IPv4 address with a prefix length, e.g. \"10.0.0.1/24\"",
+                echo(v.get_ref())
+            )));
+        };
+        if let Some(why) = not_host(a) {
+            return Err(bad(format!("{a} {why}")));
+        }
+        if p.len < 31
+            && (IpAddr::V4(a) == p.addr || u32::from(a) | (u32::MAX >> p.len) == u32::from(a))
+        {
+            return Err(bad(format!(
+                "{a} is the network's or its broadcast address in {p}: give a host address"
+            )));
+        }
+        Ok((a, p.len))
     }
 
     /// An integer field within `lo..=hi`; `why` explains the range.
@@ -1219,6 +1390,11 @@ impl NodeConfig {
                 .as_ref()
                 .map(|m| cx.mac(m, &format!("{what} peer_mac")))
                 .transpose()?;
+            let address = p
+                .address
+                .as_ref()
+                .map(|a| cx.interface_address(a, &format!("{what} address")))
+                .transpose()?;
             port_index.insert(pname.clone(), ports.len());
             port_macs.insert(mac, ports.len());
             ports.push(PortConfig {
@@ -1228,6 +1404,7 @@ impl NodeConfig {
                 iface,
                 afxdp,
                 peer_mac,
+                address,
             });
         }
         if matches!(io.backend.as_str(), "dpdk" | "afxdp" | "auto") && ports.is_empty() {
@@ -1482,6 +1659,18 @@ impl NodeConfig {
             .map(|c| parse_control(&cx, c))
             .transpose()?;
 
+        let address = node
+            .address
+            .as_ref()
+            .map(|a| cx.host_address(a, "[node] address"))
+            .transpose()?;
+        let punt = raw
+            .punt
+            .as_ref()
+            .map(|p| parse_punt(&cx, p.get_ref()))
+            .transpose()?
+            .unwrap_or_default();
+
         Ok(NodeConfig {
             name,
             role: node.role,
@@ -1495,7 +1684,34 @@ impl NodeConfig {
             lfib,
             deliver,
             control,
+            address,
+            punt,
+            node_routes: Vec::new(),
         })
+    }
+
+    /// The node address: `[node] address`; otherwise a gateway's tunnel
+    /// address (the local end of its first inbound SA), or a satellite's
+    /// address in `[control] node_prefix` ([`node_address`] of its id).
+    pub fn node_address(&self) -> Option<Ipv4Addr> {
+        if let Some(a) = self.address {
+            return Some(a);
+        }
+        match self.role {
+            Role::Gateway => self
+                .sa
+                .iter()
+                .find(|s| s.dir == SaDir::In)
+                .map(|s| s.tunnel_dst)
+                .or_else(|| self.sa.first().map(|s| s.tunnel_src)),
+            Role::Satellite => {
+                let c = self.control.as_ref()?;
+                match (&c.node, c.node_prefix) {
+                    (NodeRef::Satellite(id), Some(p)) => node_address(p, *id),
+                    _ => None,
+                }
+            }
+        }
     }
 
     /// Index of the port called `name`.
@@ -1583,6 +1799,25 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         Some(t) => *t.get_ref(),
         None => 0.0,
     };
+    let node_prefix = match &r.node_prefix {
+        None => None,
+        Some(p) => {
+            let v = Prefix::parse_network(p.get_ref())
+                .map_err(|m| cx.err(p.span(), format!("[control] node_prefix: {m}")))?;
+            match v.addr {
+                IpAddr::V4(a) if v.len <= 30 => Some((a, v.len)),
+                _ => {
+                    return Err(cx.err(
+                        p.span(),
+                        format!(
+                            "[control] node_prefix = {}: want an IPv4 prefix of length 30 or less, e.g. \"100.64.0.0/10\"",
+                            echo(p.get_ref())
+                        ),
+                    ))
+                }
+            }
+        }
+    };
     Ok(ControlConfig {
         constellation: r.constellation.get_ref().clone(),
         ground_stations: r.ground_stations.clone(),
@@ -1594,6 +1829,29 @@ fn parse_control(cx: &Ctx<'_>, c: &Spanned<RawControl>) -> Result<ControlConfig,
         lead_ms,
         satellites: r.satellites.clone(),
         failures_file: r.failures_file.clone(),
+        node_prefix,
+    })
+}
+
+fn parse_punt(cx: &Ctx<'_>, r: &RawPunt) -> Result<PuntConfig, ConfigError> {
+    let d = PuntConfig::default();
+    let pps = |v: &Option<Spanned<i64>>, field: &str, default: u32| -> Result<u32, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(v) => cx.int(v, &format!("[punt] {field}"), 0, PuntConfig::MAX_PPS, ""),
+        }
+    };
+    Ok(PuntConfig {
+        arp_pps: pps(&r.arp_pps, "arp_pps", d.arp_pps)?,
+        icmp_pps: pps(&r.icmp_pps, "icmp_pps", d.icmp_pps)?,
+        lsp_ping_pps: pps(&r.lsp_ping_pps, "lsp_ping_pps", d.lsp_ping_pps)?,
+        bfd_pps: pps(&r.bfd_pps, "bfd_pps", d.bfd_pps)?,
+        ike_pps: pps(&r.ike_pps, "ike_pps", d.ike_pps)?,
+        other_pps: pps(&r.other_pps, "other_pps", d.other_pps)?,
+        queue: match &r.queue {
+            None => d.queue,
+            Some(v) => cx.int(v, "[punt] queue", 1, PuntConfig::MAX_QUEUE, "")?,
+        },
     })
 }
 

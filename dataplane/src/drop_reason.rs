@@ -44,11 +44,17 @@ pub enum DropReason {
     /// An IP packet larger than `[io] mtu` at the tunnel's edge (RFC 1191:
     /// the sender should learn the smaller MTU).
     TooBig,
+    /// Addressed to the node, over its control-plane policer's rate for
+    /// the packet's protocol class (`[punt]`).
+    PuntPoliced,
+    /// Addressed to the node, but the worker's punt queue to the control
+    /// thread was full.
+    PuntFull,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 19;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -68,6 +74,8 @@ impl DropReason {
         DropReason::Oversize,
         DropReason::PolicyMismatch,
         DropReason::TooBig,
+        DropReason::PuntPoliced,
+        DropReason::PuntFull,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -90,6 +98,8 @@ impl DropReason {
             DropReason::Oversize => "oversize",
             DropReason::PolicyMismatch => "policy_mismatch",
             DropReason::TooBig => "too_big",
+            DropReason::PuntPoliced => "punt_policed",
+            DropReason::PuntFull => "punt_full",
         }
     }
 

@@ -175,13 +175,16 @@ pub enum Verdict {
     Tx(PortId),
     /// Dropped for this reason (counted by the worker).
     Drop(DropReason),
+    /// Addressed to the node itself: handed to the control thread as it
+    /// was received (the stages leave its bytes untouched).
+    Punt,
 }
 
 impl Verdict {
-    /// True for `Tx` and `Drop`: no stage acts on the frame any more.
+    /// True for `Tx`, `Drop` and `Punt`: no stage acts on the frame any more.
     #[inline]
     pub fn is_final(self) -> bool {
-        matches!(self, Verdict::Tx(_) | Verdict::Drop(_))
+        matches!(self, Verdict::Tx(_) | Verdict::Drop(_) | Verdict::Punt)
     }
 }
 

@@ -442,6 +442,10 @@ fn run_cmd(a: RunArgs) -> Result<()> {
             duration,
             until_idle: a.until_idle_ms.map(std::time::Duration::from_millis),
             tick_every: std::time::Duration::from_millis(50),
+            channels: Some(Arc::new(meshplane::runtime::Channels::new(
+                layout.threads().len(),
+                cfg.punt,
+            ))),
         },
     };
     match cfg.io.backend.as_str() {

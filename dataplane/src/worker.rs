@@ -2,6 +2,7 @@
 //! per-port TX bursts; drops counted by reason, unsent frames counted as
 //! `TxFull` and freed, RX-to-TX latency recorded.
 
+use crate::control::channel::{PuntClass, PuntPath, Refusal, SLOT};
 use crate::drop_reason::{DropCounters, DropReason};
 use crate::frame::{Batch, Frame, PortId, Verdict};
 use crate::io::Port;
@@ -37,6 +38,11 @@ pub struct PortCounters {
     pub tx_packets: u64,
     /// Bytes sent (L2, without FCS).
     pub tx_bytes: u64,
+    /// Frames received for the node itself and handed to its control
+    /// thread (also in `rx_packets`).
+    pub punt_packets: u64,
+    /// Frames of the control thread's own sent (also in `tx_packets`).
+    pub inject_packets: u64,
 }
 
 /// Everything one worker counts.
@@ -102,6 +108,8 @@ impl WorkerStats {
             a.rx_bytes += b.rx_bytes;
             a.tx_packets += b.tx_packets;
             a.tx_bytes += b.tx_bytes;
+            a.punt_packets += b.punt_packets;
+            a.inject_packets += b.inject_packets;
         }
         self.drops.add(&o.drops);
         let _ = self.latency.add(&o.latency);
@@ -136,6 +144,8 @@ pub struct Worker<P: Port> {
     ports: Vec<P>,
     rx: Batch<P::Frame>,
     tx: Batch<P::Frame>,
+    /// The channel to the control thread, if the node has one.
+    punt: Option<PuntPath>,
     /// What this worker has counted.
     pub stats: WorkerStats,
 }
@@ -148,8 +158,17 @@ impl<P: Port> Worker<P> {
             ports,
             rx: Batch::new(),
             tx: Batch::new(),
+            punt: None,
             stats: WorkerStats::new(n),
         }
+    }
+
+    /// Connects the worker to its control thread: frames for the node go
+    /// up through `path` (behind its policer), the control thread's own
+    /// frames come down. Without it, such frames are dropped as
+    /// `punt_full` and nothing is injected.
+    pub fn set_punt_path(&mut self, path: PuntPath) {
+        self.punt = Some(path);
     }
 
     /// The ports.
@@ -196,7 +215,71 @@ impl<P: Port> Worker<P> {
                 None => self.send_batch(rx_ns),
             }
         }
+        self.inject_queued();
         total
+    }
+
+    /// Sends what the control thread queued for this worker, in order,
+    /// grouping runs for one port into bursts. The polling loop calls it
+    /// once per round; it costs one test without a control thread.
+    #[inline]
+    pub fn inject_queued(&mut self) {
+        if self.punt.is_some() {
+            self.inject();
+        }
+    }
+
+    #[cold]
+    fn inject(&mut self) {
+        let Some(path) = &self.punt else {
+            return;
+        };
+        let channel = path.channel.clone();
+        let mut port = PortId::MAX;
+        while let Some(slot) = channel.next_inject() {
+            let p = slot.port;
+            if p != port || self.tx.room() == 0 {
+                self.flush_injected(port);
+                port = p;
+            }
+            let frame = match self.ports.get_mut(usize::from(p)) {
+                Some(dev) => dev.frame_from(slot.bytes()),
+                None => None,
+            };
+            channel.injected(slot);
+            match frame {
+                Some(f) => {
+                    let _ = self.tx.push_with(f, Verdict::Tx(p), 0);
+                }
+                // No buffer free (or no such port): the control protocols
+                // retransmit; counted as the TX path would.
+                None => self.stats.drops.bump(DropReason::TxFull),
+            }
+        }
+        self.flush_injected(port);
+    }
+
+    /// Sends the injected frames gathered in `tx` on `port`.
+    fn flush_injected(&mut self, port: PortId) {
+        if self.tx.is_empty() {
+            return;
+        }
+        let p = usize::from(port);
+        let n = self.tx.len() as u64;
+        let bytes = frame_bytes(self.tx.frames());
+        let now = now_ns();
+        match self.ports.get_mut(p) {
+            Some(dev) => {
+                let before = self.stats.ports[p].tx_packets;
+                tx_counted(dev, &mut self.stats, p, &mut self.tx, bytes, now, now);
+                let sent = self.stats.ports[p].tx_packets - before;
+                self.stats.ports[p].inject_packets += sent;
+            }
+            None => {
+                self.stats.drops.0[DropReason::NoRoute.index()] += n;
+                self.tx.clear();
+            }
+        }
     }
 
     /// Receives one burst from port `port` into `batch` (which should be
@@ -283,11 +366,20 @@ impl<P: Port> Worker<P> {
         // Count drops and note which ports have traffic.
         let mut ports_mask: u64 = 0;
         let mut many_ports = false;
-        for v in self.rx.verdicts() {
+        let rx_port = self.rx.rx_port();
+        for (f, v) in self.rx.frames().iter().zip(self.rx.verdicts()) {
             match *v {
                 Verdict::Tx(p) if p < 64 => ports_mask |= 1 << p,
                 Verdict::Tx(_) => many_ports = true,
                 Verdict::Drop(r) => self.stats.drops.bump(r),
+                Verdict::Punt => match punt(self.punt.as_mut(), rx_port, rx_ns, f.data()) {
+                    Ok(()) => {
+                        if let Some(c) = self.stats.ports.get_mut(usize::from(rx_port)) {
+                            c.punt_packets += 1;
+                        }
+                    }
+                    Err(r) => self.stats.drops.bump(r),
+                },
                 // A verdict no stage consumed is a pipeline bug; count it.
                 _ => self.stats.drops.bump(DropReason::Unsupported),
             }
@@ -364,6 +456,31 @@ fn tx_counted<P: Port>(
         let _ = stats
             .latency
             .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
+    }
+}
+
+/// Hands a frame for the node to the control thread through `path`, if
+/// its class is within the policer's rate and the queue has room.
+#[cold]
+fn punt(
+    path: Option<&mut PuntPath>,
+    port: PortId,
+    now: u64,
+    frame: &[u8],
+) -> Result<(), DropReason> {
+    let Some(path) = path else {
+        return Err(DropReason::PuntFull);
+    };
+    if frame.len() > SLOT {
+        return Err(DropReason::Oversize);
+    }
+    if !path.policer.admit(PuntClass::of(frame), now) {
+        return Err(DropReason::PuntPoliced);
+    }
+    match path.channel.punt(port, now, frame) {
+        Ok(()) => Ok(()),
+        Err(Refusal::Full) => Err(DropReason::PuntFull),
+        Err(Refusal::TooLong) => Err(DropReason::Oversize),
     }
 }
 
@@ -486,6 +603,123 @@ next_hop_mac = "02:00:00:00:00:0c"
         assert_eq!(w.stats.ports[1].tx_bytes, 5 * 60);
         assert_eq!(w.stats.drops.get(DropReason::TxFull), 15);
         assert_eq!(w.stats.latency.len(), 5);
+    }
+
+    /// The NODE above with an address on p0 and a node address.
+    fn addressed() -> (
+        Worker<MemoryPort>,
+        Tables,
+        std::sync::Arc<crate::control::channel::WorkerChannel>,
+    ) {
+        let text = NODE
+            .replace(
+                "role = \"satellite\"\n",
+                "role = \"satellite\"\naddress = \"192.0.2.9\"\n",
+            )
+            .replacen(
+                "mac = \"02:00:00:00:00:01\"\n",
+                "mac = \"02:00:00:00:00:01\"\naddress = \"10.9.0.1/24\"\n",
+                1,
+            );
+        let node = NodeConfig::parse(&text, "w.toml").expect("config");
+        let t = Tables::from_config(&node, 1).expect("tables");
+        let (p0, p1) = (
+            MemoryPort::new(ring(64), ring(64)),
+            MemoryPort::new(ring(64), ring(64)),
+        );
+        let mut w = Worker::new(vec![p0, p1]);
+        let punt = crate::config::PuntConfig {
+            icmp_pps: 10,
+            ..node.punt
+        };
+        let channel = std::sync::Arc::new(crate::control::channel::WorkerChannel::new(4));
+        w.set_punt_path(PuntPath {
+            channel: channel.clone(),
+            policer: crate::control::channel::Policer::new(&punt),
+        });
+        (w, t, channel)
+    }
+
+    fn ipv4_to(dst_mac: [u8; 6], dst: [u8; 4], proto: u8) -> HeapFrame {
+        let mut f = dst_mac.to_vec();
+        f.extend([2, 0, 0, 0, 0, 0xaa, 0x08, 0x00]);
+        let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, proto, 0, 0, 10, 9, 0, 2];
+        ip.extend(dst);
+        ip.extend([8, 0, 0, 0, 0, 1, 0, 1]);
+        let c = crate::packet::checksum::internet_checksum(&ip[..20]);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend(ip);
+        HeapFrame::from_bytes(&f)
+    }
+
+    #[test]
+    fn frames_for_the_node_are_punted_as_received_policed_and_bounded() {
+        let (mut w, t, channel) = addressed();
+        let rx = w.ports()[0].rx_ring().clone();
+        let mac = [2, 0, 0, 0, 0, 1];
+        // A broadcast ARP request for p0's address, a ping to the node
+        // address, a ping to p0's address, a transit frame.
+        let mut arp = vec![0xff; 6];
+        arp.extend([2, 0, 0, 0, 0, 0xaa, 0x08, 0x06]);
+        arp.extend([0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xaa, 10, 9, 0, 2]);
+        arp.extend([0, 0, 0, 0, 0, 0, 10, 9, 0, 1]);
+        let sent = [
+            HeapFrame::from_bytes(&arp),
+            ipv4_to(mac, [192, 0, 2, 9], 1),
+            ipv4_to(mac, [10, 9, 0, 1], 1),
+            labelled(100, 9),
+        ];
+        for f in sent.iter().cloned() {
+            rx.push(f).expect("room");
+        }
+        w.poll(&t);
+        let got: Vec<Vec<u8>> = std::iter::from_fn(|| channel.next_punted())
+            .map(|s| {
+                assert_eq!(s.port, 0);
+                let b = s.bytes().to_vec();
+                channel.done(s);
+                b
+            })
+            .collect();
+        let want: Vec<Vec<u8>> = sent[..3].iter().map(|f| f.data().to_vec()).collect();
+        assert_eq!(got, want, "punted frames are the frames received");
+        assert_eq!(w.stats.ports[0].punt_packets, 3);
+        assert_eq!(w.ports()[1].tx_ring().len(), 1, "transit still forwarded");
+
+        // A flood of pings: the policer (10 pps, burst 8) passes what is
+        // left of its burst, the queue (4) holds what it can.
+        for _ in 0..30 {
+            rx.push(ipv4_to(mac, [192, 0, 2, 9], 1)).expect("room");
+        }
+        w.poll(&t);
+        let policed = w.stats.drops.get(DropReason::PuntPoliced);
+        let full = w.stats.drops.get(DropReason::PuntFull);
+        assert_eq!(policed + full + 4, 30, "policed {policed} full {full}");
+        assert!(policed >= 30 - 8, "policed {policed}");
+    }
+
+    #[test]
+    fn injected_frames_leave_by_their_port_and_are_counted() {
+        let (mut w, t, channel) = addressed();
+        let frame = labelled(100, 9);
+        channel.inject(1, frame.data()).expect("room");
+        channel.inject(0, frame.data()).expect("room");
+        channel.inject(7, frame.data()).expect("room");
+        assert_eq!(w.poll(&t), 0);
+        assert_eq!(
+            w.ports()[1].tx_ring().pop().map(|f| f.data().to_vec()),
+            Some(frame.data().to_vec())
+        );
+        assert_eq!(w.ports()[0].tx_ring().len(), 1);
+        assert_eq!(w.stats.ports[1].inject_packets, 1);
+        assert_eq!(w.stats.ports[1].tx_packets, 1);
+        assert_eq!(w.stats.ports[0].inject_packets, 1);
+        assert_eq!(
+            w.stats.drops.total(),
+            1,
+            "the frame for a port that does not exist"
+        );
+        assert!(channel.next_inject().is_none());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod channel;
 pub mod clock;
 pub mod failures;
 pub mod install;

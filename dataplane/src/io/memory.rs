@@ -73,4 +73,9 @@ impl Port for MemoryPort {
         }
         sent
     }
+
+    fn frame_from(&mut self, bytes: &[u8]) -> Option<HeapFrame> {
+        // Test and benchmark backend: a fresh heap buffer.
+        Some(HeapFrame::from_bytes(bytes))
+    }
 }

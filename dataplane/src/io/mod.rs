@@ -40,4 +40,27 @@ pub trait Port {
     /// unsent remain in `batch` for the caller (to retry or drop and count).
     /// Returns how many were sent.
     fn tx_burst(&mut self, batch: &mut Batch<Self::Frame>) -> usize;
+
+    /// A buffer of this backend holding a copy of `bytes`, to send on this
+    /// port: the control thread's own packets, which the worker injects.
+    /// None when no buffer is free (or the backend makes none).
+    fn frame_from(&mut self, _bytes: &[u8]) -> Option<Self::Frame> {
+        None
+    }
+}
+
+/// A frame made by `alloc` holding a copy of `bytes`: grown to their
+/// length (within its room) and filled. None if it has no room for them.
+#[inline]
+pub fn filled<F: Frame>(mut f: F, bytes: &[u8]) -> Option<F> {
+    let have = f.len();
+    if have > bytes.len() {
+        if !f.trim(have - bytes.len()) {
+            return None;
+        }
+    } else if !f.append(bytes.len() - have) {
+        return None;
+    }
+    f.data_mut().copy_from_slice(bytes);
+    Some(f)
 }

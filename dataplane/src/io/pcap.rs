@@ -402,6 +402,15 @@ impl Port for ReplayPort {
         }
         n
     }
+
+    fn frame_from(&mut self, bytes: &[u8]) -> Option<HeapFrame> {
+        let mut f = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| HeapFrame::with_room(bytes.len()));
+        f.reset_from(bytes);
+        Some(f)
+    }
 }
 
 #[cfg(test)]

@@ -176,6 +176,7 @@ impl Traffic {
                 }
                 (0x0800, self.tunnel(c))
             }
+            _ if c.one_in(3) => (0x0806, self.arp(c)),
             _ => {
                 let n = c.below(80);
                 let any = c.u16();
@@ -193,6 +194,27 @@ impl Traffic {
             self.history[i] = f.clone();
         }
         f
+    }
+
+    /// An ARP request or reply body, mostly for one of the ports' addresses.
+    fn arp(&self, c: &mut Choices<'_>) -> Vec<u8> {
+        let ports: Vec<Ipv4Addr> = self
+            .cfg
+            .ports
+            .iter()
+            .filter_map(|p| p.address.map(|a| a.0))
+            .collect();
+        let target = if c.one_in(4) {
+            Ipv4Addr::from(c.u32())
+        } else {
+            c.pick(&ports, Ipv4Addr::new(10, 1, 0, 1))
+        };
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, c.pick(&[1u8, 1, 2, 3], 1)];
+        a.extend(HOST_MAC);
+        a.extend([10, 1, 0, 9]);
+        a.extend([0; 6]);
+        a.extend(target.octets());
+        a
     }
 
     /// An Ethernet header (and perhaps VLAN tags) for ethertype `et`.
@@ -231,7 +253,21 @@ impl Traffic {
             .chain(self.cfg.deliver.iter().map(|d| d.prefix))
             .collect();
         let v6 = c.one_in(3);
-        let dst = address(c, &prefixes, v6);
+        // Now and then to one of the node's own addresses (or loopback,
+        // where an LSP ping ends): a packet for the node itself.
+        let own: Vec<Ipv4Addr> = self
+            .cfg
+            .node_address()
+            .into_iter()
+            .chain(self.cfg.ports.iter().filter_map(|p| p.address.map(|a| a.0)))
+            .chain(self.cfg.sa.iter().map(|s| s.tunnel_dst))
+            .chain([Ipv4Addr::new(127, 0, 0, 1)])
+            .collect();
+        let dst = if !v6 && c.one_in(6) {
+            IpAddr::V4(c.pick(&own, Ipv4Addr::LOCALHOST))
+        } else {
+            address(c, &prefixes, v6)
+        };
         let src = address(c, &prefixes, v6);
         let payload = c.pick(&[0usize, 8, 18, 26, 100, 512, 1400, 1472, 1473, 1600], 26);
         let ttl = c.pick(&[64u8, 64, 64, 64, 0, 1, 2, 255], 64);
@@ -484,7 +520,9 @@ fn ipv4(c: &mut Choices<'_>, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, payload: usi
         *b = 1; // NOP options
     }
     p[ihl..ihl + 2].copy_from_slice(&4000u16.to_be_bytes());
-    p[ihl + 2..ihl + 4].copy_from_slice(&9u16.to_be_bytes());
+    // Now and then to the MPLS echo port (an LSP ping probe).
+    let port = if c.one_in(6) { 3503u16 } else { 9 };
+    p[ihl + 2..ihl + 4].copy_from_slice(&port.to_be_bytes());
     p[ihl + 4..ihl + 6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
     for (i, b) in p[ihl + 8..].iter_mut().enumerate() {
         *b = i as u8;

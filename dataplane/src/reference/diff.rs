@@ -40,6 +40,7 @@ impl std::fmt::Display for Mismatch {
         let show = |o: &Outcome| match o {
             Outcome::Tx { port, frame } => format!("Tx({port}) {:02x?}", frame),
             Outcome::Drop(r) => format!("Drop({})", r.name()),
+            Outcome::Punt { frame } => format!("Punt {:02x?}", frame),
             Outcome::Unfinished => "unfinished".to_string(),
         };
         write!(
@@ -61,6 +62,8 @@ pub struct Tally {
     pub frames: u64,
     /// Of those, sent by both.
     pub sent: u64,
+    /// Of those, punted by both.
+    pub punted: u64,
 }
 
 /// Where in a sealed ingress frame the stages put the ESP sequence
@@ -134,6 +137,9 @@ pub fn check_batch<F: Frame>(
                 frame: f.data().to_vec(),
             },
             Verdict::Drop(r) => Outcome::Drop(r),
+            Verdict::Punt => Outcome::Punt {
+                frame: f.data().to_vec(),
+            },
             _ => Outcome::Unfinished,
         };
         // The reference seals with the number the stages used, if they
@@ -142,7 +148,7 @@ pub fn check_batch<F: Frame>(
             Outcome::Tx { frame, .. } => frame
                 .get(SEQ_AT..SEQ_AT + 4)
                 .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])),
-            Outcome::Drop(_) | Outcome::Unfinished => None,
+            Outcome::Drop(_) | Outcome::Punt { .. } | Outcome::Unfinished => None,
         };
         let mut choose = |_spi: u32, min: u64| used.map_or(min, |lo| lift(min, lo));
         let want = model.forward(case.rx_port, input, *room, &mut choose);
@@ -157,6 +163,7 @@ pub fn check_batch<F: Frame>(
             });
         }
         tally.sent += u64::from(matches!(got, Outcome::Tx { .. }));
+        tally.punted += u64::from(matches!(got, Outcome::Punt { .. }));
     }
     Ok(())
 }

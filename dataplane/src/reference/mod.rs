@@ -54,6 +54,11 @@ pub enum Outcome {
     },
     /// Dropped for this reason.
     Drop(DropReason),
+    /// Handed to the control thread as it arrived.
+    Punt {
+        /// The bytes handed over.
+        frame: Vec<u8>,
+    },
     /// Left with a verdict that is neither (only the stages can; the
     /// reference never does, so it is always a mismatch).
     Unfinished,
@@ -147,6 +152,7 @@ const ETH: usize = 14;
 const ET_IPV4: u16 = 0x0800;
 const ET_IPV6: u16 = 0x86dd;
 const ET_MPLS: u16 = 0x8847;
+const ET_ARP: u16 = 0x0806;
 const ESP: u8 = 50;
 /// Outer IPv4 + ESP header + IV in front of the inner packet.
 const ENCAP: usize = 20 + 8 + 8;
@@ -176,7 +182,10 @@ impl Reference {
         seq: &mut SeqChooser<'_>,
     ) -> Outcome {
         match self.forward_inner(rx_port, frame, room, seq) {
-            Ok((port, frame)) => Outcome::Tx { port, frame },
+            Ok(Some((port, frame))) => Outcome::Tx { port, frame },
+            Ok(None) => Outcome::Punt {
+                frame: frame.to_vec(),
+            },
             Err(r) => Outcome::Drop(r),
         }
     }
@@ -189,28 +198,32 @@ impl Reference {
         self.cfg.port_index(name).unwrap_or(PortId::MAX)
     }
 
-    fn forward_inner(
-        &mut self,
-        rx_port: PortId,
-        d: &[u8],
-        room: Room,
-        seq: &mut SeqChooser<'_>,
-    ) -> Result<(PortId, Vec<u8>), DropReason> {
-        // A frame from a port the node does not have is for no port of it.
-        let Some(mac) = self.port_mac(rx_port) else {
-            return Err(DropReason::NotForUs);
-        };
-        if d.len() < ETH {
-            return Err(DropReason::Malformed);
-        }
-        if d[..6] != mac {
-            return Err(DropReason::NotForUs);
-        }
-        let src = &d[6..12];
-        if src[0] & 1 == 1 || src.iter().all(|&b| b == 0) {
-            return Err(DropReason::BadSourceMac);
-        }
-        // Up to two VLAN tags, either TPID at either place.
+    /// True when `rx_port` has an address of its own (answers ARP).
+    fn port_has_address(&self, rx_port: PortId) -> bool {
+        self.cfg
+            .ports
+            .get(usize::from(rx_port))
+            .is_some_and(|p| p.address.is_some())
+    }
+
+    /// True when `a` is one of the node's addresses: the node address, an
+    /// inbound SA's tunnel end, a port's address.
+    fn is_own(&self, a: Ipv4Addr) -> bool {
+        self.cfg.node_address() == Some(a)
+            || self
+                .cfg
+                .sa
+                .iter()
+                .any(|s| s.dir == SaDir::In && s.tunnel_dst == a)
+            || self
+                .cfg
+                .ports
+                .iter()
+                .any(|p| p.address.is_some_and(|(pa, _)| pa == a))
+    }
+
+    /// The ethertype after up to two VLAN tags and the L2 header's length.
+    fn ethertype(d: &[u8]) -> Result<(u16, usize), DropReason> {
         let mut l2 = ETH;
         let mut et = be16(d, 12).ok_or(DropReason::Malformed)?;
         if et != ET_MPLS {
@@ -225,8 +238,63 @@ impl Reference {
                 return Err(DropReason::Malformed);
             }
         }
+        Ok((et, l2))
+    }
+
+    /// True when the label stack at `at` ends within eight entries and an
+    /// IPv4 UDP packet to port 3503 (MPLS echo) follows it.
+    fn carries_mpls_echo(d: &[u8], at: usize) -> bool {
+        for i in 0..8 {
+            let Some(e) = be32(d, at + 4 * i) else {
+                return false;
+            };
+            if e & 0x100 != 0 {
+                let ip = at + 4 * (i + 1);
+                let Some(&vihl) = d.get(ip) else {
+                    return false;
+                };
+                let ihl = usize::from(vihl & 15) * 4;
+                return vihl >> 4 == 4
+                    && ihl >= 20
+                    && d.get(ip + 9) == Some(&17)
+                    && be16(d, ip + ihl + 2) == Some(3503);
+            }
+        }
+        false
+    }
+
+    fn forward_inner(
+        &mut self,
+        rx_port: PortId,
+        d: &[u8],
+        room: Room,
+        seq: &mut SeqChooser<'_>,
+    ) -> Result<Option<(PortId, Vec<u8>)>, DropReason> {
+        // A frame from a port the node does not have is for no port of it.
+        let Some(mac) = self.port_mac(rx_port) else {
+            return Err(DropReason::NotForUs);
+        };
+        if d.len() < ETH {
+            return Err(DropReason::Malformed);
+        }
+        let src = &d[6..12];
+        let bad_src = src[0] & 1 == 1 || src.iter().all(|&b| b == 0);
+        if d[..6] != mac {
+            // ARP requests are broadcast: taken on a port with an address.
+            let arp = Self::ethertype(d).is_ok_and(|(et, _)| et == ET_ARP);
+            if d[..6] == [0xff; 6] && !bad_src && arp && self.port_has_address(rx_port) {
+                return Ok(None);
+            }
+            return Err(DropReason::NotForUs);
+        }
+        if bad_src {
+            return Err(DropReason::BadSourceMac);
+        }
+        // Up to two VLAN tags, either TPID at either place.
+        let (et, l2) = Self::ethertype(d)?;
         match et {
             ET_MPLS => self.label(d, l2),
+            ET_ARP if self.port_has_address(rx_port) => Ok(None),
             ET_IPV4 => {
                 let ip = &d[l2..];
                 let h = Ipv4View::parse(ip).ok_or(DropReason::Malformed)?;
@@ -236,8 +304,10 @@ impl Reference {
                     .sa
                     .iter()
                     .any(|s| s.dir == SaDir::In && s.tunnel_dst == dst);
-                if h.proto == ESP && local {
-                    self.decrypt(ip)
+                if h.proto != ESP && self.is_own(dst) {
+                    Ok(None)
+                } else if h.proto == ESP && local {
+                    self.decrypt(ip).map(Some)
                 } else {
                     self.ingress(
                         ip,
@@ -247,6 +317,7 @@ impl Reference {
                         },
                         seq,
                     )
+                    .map(Some)
                 }
             }
             ET_IPV6 => {
@@ -261,13 +332,14 @@ impl Reference {
                     },
                     seq,
                 )
+                .map(Some)
             }
             _ => Err(DropReason::Unsupported),
         }
     }
 
     /// The label rules for a frame whose label stack starts at `l2`.
-    fn label(&mut self, d: &[u8], l2: usize) -> Result<(PortId, Vec<u8>), DropReason> {
+    fn label(&mut self, d: &[u8], l2: usize) -> Result<Option<(PortId, Vec<u8>)>, DropReason> {
         let top = be32(d, l2).ok_or(DropReason::Malformed)?;
         let (label, tc, bos, ttl) = (top >> 12, (top >> 9) & 7, top & 0x100 != 0, top as u8);
         let entry = self
@@ -281,7 +353,11 @@ impl Reference {
         match (entry.action, &entry.port) {
             (LfibAction::Swap, Some(port)) => {
                 if ttl <= 1 {
-                    return Err(DropReason::TtlExpired);
+                    // An LSP traceroute probe is answered where it expires.
+                    return match Self::carries_mpls_echo(d, l2) {
+                        true => Ok(None),
+                        false => Err(DropReason::TtlExpired),
+                    };
                 }
                 let out = entry.out_label.ok_or(DropReason::NoRoute)? & 0xf_ffff;
                 let port = self.port_id(port);
@@ -289,12 +365,15 @@ impl Reference {
                 let mut f = self.eth(entry.next_hop_mac.unwrap_or([0; 6]), port, ET_MPLS);
                 f.extend(new.to_be_bytes());
                 f.extend(&d[below..]);
-                Ok((port, f))
+                Ok(Some((port, f)))
             }
             (LfibAction::Swap, None) => Err(DropReason::NoRoute),
             (LfibAction::Pop, Some(port)) => {
                 if ttl <= 1 {
-                    return Err(DropReason::TtlExpired);
+                    return match Self::carries_mpls_echo(d, l2) {
+                        true => Ok(None),
+                        false => Err(DropReason::TtlExpired),
+                    };
                 }
                 let port = self.port_id(port);
                 let mut rest = d[below..].to_vec();
@@ -313,7 +392,7 @@ impl Reference {
                 };
                 let mut f = self.eth(entry.next_hop_mac.unwrap_or([0; 6]), port, et);
                 f.extend(rest);
-                Ok((port, f))
+                Ok(Some((port, f)))
             }
             (LfibAction::Pop, None) => {
                 if ttl == 0 {
@@ -322,7 +401,16 @@ impl Reference {
                 if !bos {
                     return Err(DropReason::Unsupported);
                 }
-                self.decrypt(&d[below..])
+                // Not ESP, to the node or to 127/8 (an LSP ping's egress):
+                // for the node itself.
+                let ip = &d[below..];
+                if ip.len() >= 20 && ip[0] >> 4 == 4 && ip[9] != ESP {
+                    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+                    if dst.octets()[0] == 127 || self.is_own(dst) {
+                        return Ok(None);
+                    }
+                }
+                self.decrypt(ip).map(Some)
             }
         }
     }

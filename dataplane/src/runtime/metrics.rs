@@ -274,7 +274,7 @@ pub fn render(snap: &NodeSnapshot) -> String {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
     type PortField = fn(&crate::worker::PortCounters) -> u64;
-    let port_counters: [(&str, &str, PortField); 4] = [
+    let port_counters: [(&str, &str, PortField); 6] = [
         (
             "meshplane_rx_packets_total",
             "Frames received by a worker on a port.",
@@ -294,6 +294,16 @@ pub fn render(snap: &NodeSnapshot) -> String {
             "meshplane_tx_bytes_total",
             "Bytes sent by a worker on a port.",
             |p| p.tx_bytes,
+        ),
+        (
+            "meshplane_punt_packets_total",
+            "Frames for the node itself a worker handed to the control thread.",
+            |p| p.punt_packets,
+        ),
+        (
+            "meshplane_inject_packets_total",
+            "Frames of the control thread a worker sent on a port.",
+            |p| p.inject_packets,
         ),
     ];
     for (name, help, get) in port_counters {

@@ -42,7 +42,7 @@ pub use memory::{MemoryBackend, MemoryBackendError};
 pub use metrics::MetricsServer;
 pub use reload::{serve_reloads, ConfigReloader, ReloadError, RELOAD_POLL};
 pub use report::{write_json, StatsReporter};
-pub use run::{run, RunOptions, RunSummary, RuntimeError, TICK};
+pub use run::{run, Channels, RunOptions, RunSummary, RuntimeError, TICK};
 pub use signals::Signals;
 pub use snapshot::{NodeSnapshot, WorkerSnapshot};
 pub use stats_slot::{Published, SlotWriter, StatsSlot, PUBLISH_EVERY};

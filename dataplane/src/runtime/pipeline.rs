@@ -105,7 +105,7 @@ fn needs_crypto(v: &Verdict) -> bool {
 /// The I/O thread's loop: runs until `stop`, then drains what is in flight
 /// and returns its counters.
 pub fn io_loop<P: Port>(
-    ports: Vec<P>,
+    mut w: Worker<P>,
     q: &PipeQueues<P::Frame>,
     store: &TableStore,
     hub: &StatsHub,
@@ -114,7 +114,6 @@ pub fn io_loop<P: Port>(
     stop: &AtomicBool,
 ) -> WorkerStats {
     let _done = RaiseOnDrop(&q.io_done);
-    let mut w = Worker::new(ports);
     let nports = w.ports().len();
     let mut free: Vec<Batch<P::Frame>> = (0..IN_FLIGHT).map(|_| Batch::new()).collect();
     let mut out = 0usize;
@@ -122,7 +121,8 @@ pub fn io_loop<P: Port>(
     let mut writer = SlotWriter::new(hub.slot(index));
     let mut epoch = store.epoch();
     loop {
-        // Whatever came back goes out first, in order.
+        // The control thread's own frames, then whatever came back, in order.
+        w.inject_queued();
         let mut moved = 0;
         while let Some(mut f) = q.back.pop() {
             w.transmit(&mut f.batch);

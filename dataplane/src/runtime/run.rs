@@ -9,7 +9,7 @@ use super::run_to_completion::worker_loop;
 use super::snapshot::NodeSnapshot;
 use super::table_store::TableStore;
 use crate::config::Idle;
-use crate::worker::{now_ns, WorkerStats};
+use crate::worker::{now_ns, Worker, WorkerStats};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,43 @@ pub struct RunOptions {
     /// How often the supervisor refreshes device counters and calls
     /// `on_tick` (zero: every [`TICK`]).
     pub tick_every: Duration,
+    /// The channel to the node's control thread (`None`: frames for the
+    /// node are dropped as `punt_full`).
+    pub channels: Option<std::sync::Arc<Channels>>,
+}
+
+/// Every worker's end of the channel to the control thread, in worker
+/// order (pipeline pairs share their I/O worker's), and the policer's rates.
+#[derive(Debug)]
+pub struct Channels {
+    /// One per worker thread index.
+    pub workers: Vec<std::sync::Arc<crate::control::channel::WorkerChannel>>,
+    /// Rates of each worker's policer.
+    pub punt: crate::config::PuntConfig,
+}
+
+impl Channels {
+    /// Channels for `threads` worker threads under `punt`'s settings.
+    pub fn new(threads: usize, punt: crate::config::PuntConfig) -> Self {
+        Channels {
+            workers: (0..threads)
+                .map(|_| {
+                    std::sync::Arc::new(crate::control::channel::WorkerChannel::new(
+                        punt.queue as usize,
+                    ))
+                })
+                .collect(),
+            punt,
+        }
+    }
+
+    /// Worker `index`'s handle: its queues and a fresh policer.
+    pub fn path(&self, index: usize) -> Option<crate::control::channel::PuntPath> {
+        Some(crate::control::channel::PuntPath {
+            channel: self.workers.get(index)?.clone(),
+            policer: crate::control::channel::Policer::new(&self.punt),
+        })
+    }
 }
 
 /// Why a run failed.
@@ -128,6 +165,7 @@ pub fn run<B: Backend>(
     }
     let b: &B = backend;
     let idle = opts.idle;
+    let channels = opts.channels.as_deref();
     let start = Instant::now();
     hub.set_table_epoch(store.epoch());
 
@@ -159,12 +197,20 @@ pub fn run<B: Backend>(
                         }
                         return Err(backend_err(b, e));
                     }
-                    let stats = match (role, ports) {
-                        (WorkerRole::RunToCompletion, Some(p)) => {
-                            worker_loop(p, store, hub, index, idle, stop)
+                    // The worker that owns the ports owns their channel.
+                    let worker = ports.map(|p| {
+                        let mut w = Worker::new(p);
+                        if let Some(path) = channels.and_then(|c| c.path(index)) {
+                            w.set_punt_path(path);
                         }
-                        (WorkerRole::Io, Some(p)) => {
-                            pipeline::io_loop(p, &pipes[index / 2], store, hub, index, idle, stop)
+                        w
+                    });
+                    let stats = match (role, worker) {
+                        (WorkerRole::RunToCompletion, Some(w)) => {
+                            worker_loop(w, store, hub, index, idle, stop)
+                        }
+                        (WorkerRole::Io, Some(w)) => {
+                            pipeline::io_loop(w, &pipes[index / 2], store, hub, index, idle, stop)
                         }
                         _ => pipeline::crypto_loop(&pipes[index / 2], hub, index, idle, nports),
                     };

@@ -14,14 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Polls `ports` until `stop`; returns the worker's counters.
 pub fn worker_loop<P: Port>(
-    ports: Vec<P>,
+    mut w: Worker<P>,
     store: &TableStore,
     hub: &StatsHub,
     index: usize,
     idle: Idle,
     stop: &AtomicBool,
 ) -> WorkerStats {
-    let mut w = Worker::new(ports);
     let mut backoff = Backoff::new(idle);
     let mut writer = SlotWriter::new(hub.slot(index));
     let mut epoch = store.epoch();

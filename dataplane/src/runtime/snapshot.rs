@@ -235,6 +235,7 @@ impl NodeSnapshot {
                         "port": self.port_names.get(i),
                         "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes,
                         "tx_packets": p.tx_packets, "tx_bytes": p.tx_bytes,
+                        "punt_packets": p.punt_packets, "inject_packets": p.inject_packets,
                     })
                 })
                 .collect();

@@ -4,7 +4,7 @@
 
 use crate::config::Mac;
 use crate::drop_reason::DropReason;
-use crate::frame::{Frame, Verdict};
+use crate::frame::{Frame, PortId, Verdict};
 use crate::packet::{ethernet, ethernet::ethertype, ipv4, vlan};
 use crate::tables::Tables;
 
@@ -38,13 +38,31 @@ pub fn is_bad_source(h: &[u8; ethernet::HEADER_LEN]) -> bool {
     h[6] & 1 != 0 || h[6..12] == [0; 6]
 }
 
-/// The next stage of a frame just received on the port whose MAC is
+/// True for a broadcast ARP frame (any VLAN tags) from an individual
+/// source, received on port `rx` that has an address to answer for.
+#[cold]
+fn is_arp_broadcast(d: &[u8], t: &Tables, rx: PortId) -> bool {
+    let Some(h) = d.first_chunk::<{ ethernet::HEADER_LEN }>() else {
+        return false;
+    };
+    h[..6] == [0xff; 6]
+        && !is_bad_source(h)
+        && t.port_has_address(rx)
+        && vlan::parse_l2(d).is_ok_and(|l2| l2.ethertype == ethertype::ARP)
+}
+
+/// The next stage of a frame just received on port `rx`, whose MAC is
 /// `rx_mac` (verdict `Input`), by its ethertype after any VLAN tags. An IP
 /// frame loses its L2 header (it then starts at the IP header); a labelled
-/// frame keeps it for the LFIB stage, which rewrites it in place.
+/// frame keeps it for the LFIB stage, which rewrites it in place. A frame
+/// for the node itself (ARP on a port with an address, IPv4 other than
+/// ESP to one of the node's addresses) is punted as it is.
 #[inline]
-pub fn dispatch<F: Frame>(f: &mut F, t: &Tables, rx_mac: &Mac) -> Verdict {
+pub fn dispatch<F: Frame>(f: &mut F, t: &Tables, rx: PortId, rx_mac: &Mac) -> Verdict {
     if let Err(r) = check_l2(f.data(), rx_mac) {
+        if r == DropReason::NotForUs && is_arp_broadcast(f.data(), t, rx) {
+            return Verdict::Punt;
+        }
         return Verdict::Drop(r);
     }
     // An untagged label stack (the transit case) needs no VLAN parse.
@@ -61,7 +79,12 @@ pub fn dispatch<F: Frame>(f: &mut F, t: &Tables, rx_mac: &Mac) -> Verdict {
             // that consumes it (decrypt or classify) checks it whole.
             let tunnel = match ipv4::Ipv4Packet::new_checked(&f.data()[l2.header_len..]) {
                 Ok(ip) => {
-                    ip.protocol() == ipv4::protocol::ESP && t.is_local(ip.dst_addr().octets())
+                    let dst = ip.dst_addr().octets();
+                    let esp = ip.protocol() == ipv4::protocol::ESP;
+                    if !esp && t.is_own(dst) {
+                        return Verdict::Punt;
+                    }
+                    esp && t.is_local(dst)
                 }
                 Err(_) => return Verdict::Drop(DropReason::Malformed),
             };
@@ -84,6 +107,7 @@ pub fn dispatch<F: Frame>(f: &mut F, t: &Tables, rx_mac: &Mac) -> Verdict {
             }
             Verdict::Classify
         }
+        ethertype::ARP if t.port_has_address(rx) => Verdict::Punt,
         _ => Verdict::Drop(DropReason::Unsupported),
     }
 }

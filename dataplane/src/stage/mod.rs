@@ -102,6 +102,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
         return (0, None);
     };
     let rx_mac = &rx_mac;
+    let rx = batch.rx_port();
     let (frames, verdicts) = batch.frames_verdicts_mut();
     let mut memo = mpls::SwapMemo::default();
     // Frames [0, done) were swapped out of `port`, their verdicts unwritten.
@@ -152,7 +153,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
         // it is. One call site for the switch, so it inlines.
         let label = match *v {
             Verdict::Input => {
-                let next = dispatch::dispatch(f, t, rx_mac);
+                let next = dispatch::dispatch(f, t, rx, rx_mac);
                 let label = matches!(next, Verdict::Lfib);
                 if !label {
                     *v = next;

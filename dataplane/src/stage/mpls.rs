@@ -185,7 +185,67 @@ fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
     let l2 = l2_len(d)?;
     let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
     let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
-    apply(f, l2, top, e)
+    apply(f, t, l2, top, e)
+}
+
+/// UDP port of MPLS echo (RFC 8029 §4.3).
+pub const MPLS_ECHO_PORT: u16 = 3503;
+
+/// Most label entries looked through to find the packet under a stack.
+const MAX_STACK: usize = 8;
+
+/// The offset of the IPv4 packet under the label stack that starts at
+/// `at` in `d`, if the stack ends (S=1) within [`MAX_STACK`] entries and
+/// an IPv4 header follows.
+#[inline]
+fn ipv4_below_stack(d: &[u8], at: usize) -> Option<usize> {
+    let mut off = at;
+    for _ in 0..MAX_STACK {
+        let e = MplsEntry::read(d.get(off..)?).ok()?;
+        off += ENTRY_LEN;
+        if e.bos() {
+            return (d.get(off)? >> 4 == 4).then_some(off);
+        }
+    }
+    None
+}
+
+/// True when the IPv4 packet at `ip` in `d` is UDP to the MPLS echo port
+/// (an LSP ping or traceroute probe).
+#[inline]
+fn is_mpls_echo(d: &[u8], ip: usize) -> bool {
+    let (Some(&vihl), Some(&proto)) = (d.get(ip), d.get(ip + 9)) else {
+        return false;
+    };
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    let port = d.get(ip + ihl + 2..ip + ihl + 4);
+    proto == crate::packet::ipv4::protocol::UDP
+        && ihl >= 20
+        && port == Some(&MPLS_ECHO_PORT.to_be_bytes()[..])
+}
+
+/// A frame whose label TTL runs out here: an MPLS echo probe (LSP
+/// traceroute) is punted to be answered, anything else dropped.
+#[cold]
+fn ttl_expired(d: &[u8], l2: usize) -> Result<Verdict, DropReason> {
+    match ipv4_below_stack(d, l2) {
+        Some(ip) if is_mpls_echo(d, ip) => Ok(Verdict::Punt),
+        _ => Err(DropReason::TtlExpired),
+    }
+}
+
+/// A frame under this node's own label that is not ESP: punted when it
+/// is IPv4 to one of the node's addresses or to 127.0.0.0/8 (where an
+/// LSP ping addresses the egress); None leaves it to decryption.
+#[inline]
+fn local_control(d: &[u8], t: &Tables, l2: usize) -> Option<Verdict> {
+    let ip = l2 + ENTRY_LEN;
+    let h = d.get(ip..ip + 20)?;
+    if h[0] >> 4 != 4 || h[9] == crate::packet::ipv4::protocol::ESP {
+        return None;
+    }
+    let dst = [h[16], h[17], h[18], h[19]];
+    (dst[0] == 127 || t.is_own(dst)).then_some(Verdict::Punt)
 }
 
 /// Carries out `e`'s operation on a frame whose top label `top` follows
@@ -193,6 +253,7 @@ fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
 #[inline]
 fn apply<F: Frame>(
     f: &mut F,
+    t: &Tables,
     l2: usize,
     top: MplsEntry,
     e: &LfibEntry,
@@ -201,7 +262,7 @@ fn apply<F: Frame>(
     match e.op {
         LfibOp::Swap(out) => {
             if top.ttl() <= 1 {
-                return Err(DropReason::TtlExpired);
+                return ttl_expired(d, l2);
             }
             let new = top.with_label(out).with_ttl(top.ttl() - 1);
             // Any VLAN tags are dropped: the new header ends at the label.
@@ -213,7 +274,7 @@ fn apply<F: Frame>(
         }
         LfibOp::Pop => {
             if top.ttl() <= 1 {
-                return Err(DropReason::TtlExpired);
+                return ttl_expired(d, l2);
             }
             let below = l2 + ENTRY_LEN;
             let et = if top.bos() {
@@ -243,6 +304,9 @@ fn apply<F: Frame>(
             if !top.bos() {
                 // Only a single tunnel label terminates here.
                 return Err(DropReason::Unsupported);
+            }
+            if let Some(v) = local_control(d, t, l2) {
+                return Ok(v);
             }
             if !f.adj(l2 + ENTRY_LEN) {
                 return Err(DropReason::Malformed);

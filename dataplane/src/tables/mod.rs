@@ -142,6 +142,26 @@ pub struct Tables {
     pub deliver6: Lpm6,
     /// Delivery entries.
     pub delivers: Vec<Deliver>,
+    /// The node address ([`NodeConfig::node_address`]).
+    pub node_addr: Option<Ipv4Addr>,
+    /// Every address of this node: the node address, tunnel endpoints and
+    /// port addresses. Non-ESP packets to them are punted.
+    pub own_addrs: Vec<Ipv4Addr>,
+    /// Each port's own address and prefix length, in port order (LAN
+    /// ports that answer ARP).
+    pub port_addrs: Vec<Option<(Ipv4Addr, u8)>>,
+    /// How the node's own packets reach remote node addresses.
+    pub node_routes: HashMap<Ipv4Addr, NodeRoute>,
+}
+
+/// How a control packet reaches a remote node, as data to it would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRoute {
+    /// Pushed as the FEC of this index pushes (a gateway toward the
+    /// gateway at the other end of the FEC's SA).
+    Fec(u32),
+    /// Switched as a frame arriving with this label would be.
+    Label(u32),
 }
 
 fn key_fingerprint(c: &crate::config::SaConfig) -> u64 {
@@ -310,6 +330,32 @@ impl Tables {
             insert_prefix(&mut deliver4, &mut deliver6, d.prefix, idx);
         }
 
+        let node_addr = cfg.node_address();
+        let port_addrs: Vec<Option<(Ipv4Addr, u8)>> = cfg.ports.iter().map(|p| p.address).collect();
+        let mut own_addrs: Vec<Ipv4Addr> = Vec::new();
+        for a in node_addr
+            .into_iter()
+            .chain(local_addrs.iter().copied())
+            .chain(port_addrs.iter().flatten().map(|&(a, _)| a))
+        {
+            if !own_addrs.contains(&a) {
+                own_addrs.push(a);
+            }
+        }
+        // Toward each remote gateway: the first FEC whose SA leads there;
+        // then whatever the control plane names (a static FEC wins).
+        let mut node_routes = HashMap::new();
+        for (i, f) in cfg.fec.iter().enumerate() {
+            if let Some(&peer) = out_peer.get(&f.sa) {
+                node_routes.entry(peer).or_insert(NodeRoute::Fec(i as u32));
+            }
+        }
+        for r in &cfg.node_routes {
+            node_routes
+                .entry(r.address)
+                .or_insert(NodeRoute::Label(r.label));
+        }
+
         Ok(Tables {
             epoch,
             mtu: usize::from(cfg.io.mtu),
@@ -325,7 +371,25 @@ impl Tables {
             deliver4,
             deliver6,
             delivers,
+            node_addr,
+            own_addrs,
+            port_addrs,
+            node_routes,
         })
+    }
+
+    /// True when `addr` is one of this node's own addresses (not only a
+    /// tunnel endpoint): packets to it other than ESP are for the node.
+    #[inline]
+    pub fn is_own(&self, addr: [u8; 4]) -> bool {
+        let a = Ipv4Addr::from(addr);
+        self.own_addrs.contains(&a)
+    }
+
+    /// True when port `port` has an address (answers ARP for it).
+    #[inline]
+    pub fn port_has_address(&self, port: PortId) -> bool {
+        matches!(self.port_addrs.get(usize::from(port)), Some(Some(_)))
     }
 
     /// True when `addr` is one of this node's tunnel endpoints.

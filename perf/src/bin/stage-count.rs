@@ -67,7 +67,7 @@ macro_rules! stages {
 }
 
 stages! {
-    dispatch => |f, v, t, mac| (*v == Verdict::Input).then(|| stage::dispatch::dispatch(f, t, mac)),
+    dispatch => |f, v, t, mac| (*v == Verdict::Input).then(|| stage::dispatch::dispatch(f, t, 0, mac)),
     // The transit swap first, then the general switch, as `stage::process`;
     // a fresh memo per frame counts a frame that needs its own lookup.
     lfib => |f, v, t, mac| (*v == Verdict::Lfib).then(|| {

@@ -289,6 +289,10 @@ impl Port for AfXdpPort {
     }
 
     #[inline]
+    fn frame_from(&mut self, bytes: &[u8]) -> Option<UmemFrame> {
+        crate::io::filled(self.alloc()?, bytes)
+    }
+
     fn tx_burst(&mut self, batch: &mut Batch<UmemFrame>) -> usize {
         self.reap_completions();
         let want = batch.len() as u32;

@@ -635,6 +635,10 @@ impl Port for DpdkPort {
     }
 
     #[inline]
+    fn frame_from(&mut self, bytes: &[u8]) -> Option<Mbuf> {
+        crate::io::filled(self.dev._pool.alloc()?, bytes)
+    }
+
     fn tx_burst(&mut self, batch: &mut Batch<Mbuf>) -> usize {
         let v = batch.frames_vec_mut();
         let n = v.len().min(u16::MAX as usize);
