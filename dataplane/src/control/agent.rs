@@ -13,7 +13,7 @@ use super::clock::GeometryClock;
 use super::failures::FailureFeed;
 use super::install::{route_changes, InstallCounts, NextHops, RouteChange, RouteInstaller};
 use super::ControlError;
-use crate::config::{NodeConfig, NodeRef, Role};
+use crate::config::{node_address, NodeConfig, NodeRef, NodeRouteConfig, Role};
 use crate::tables::{SaStore, Tables};
 use meshplane_control::schedule::{FailureEvent, Publication, ScheduleConfig, Scheduler};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
@@ -79,6 +79,10 @@ pub struct ControlAgent {
     feed: Option<FailureFeed>,
     step_ns: u64,
     clock: GeometryClock,
+    /// Satellites in the constellation (gateway `gid` is node `n_sats + gid`).
+    n_sats: u32,
+    /// Names and addresses of the constellation's nodes.
+    book: super::address_book::AddressBook,
 }
 
 /// Loads the ground stations a `[control]` section names.
@@ -155,6 +159,8 @@ impl ControlAgent {
                 }
             }
         }
+        let book =
+            super::address_book::AddressBook::new(stations.clone(), n_sats as u32, c.node_prefix);
         let engine = Engine::new(constellation, stations)?;
         // The config caps both at a day; saturate for configs built in code.
         let step_ns = c.step_ms.max(1).saturating_mul(1_000_000);
@@ -179,6 +185,8 @@ impl ControlAgent {
             feed: c.failures_file.as_deref().map(FailureFeed::new),
             step_ns,
             clock: GeometryClock::new(c.anchor_unix_ms, c.time_scale),
+            n_sats: n_sats as u32,
+            book,
         })
     }
 
@@ -187,17 +195,34 @@ impl ControlAgent {
         self.installer.node()
     }
 
+    /// Names and addresses of the constellation's nodes.
+    pub fn address_book(&self) -> &super::address_book::AddressBook {
+        &self.book
+    }
+
     /// The node's geometry clock.
     pub fn clock(&self) -> GeometryClock {
         self.clock
     }
 
     fn install(&mut self, p: &Publication, reason: InstallReason) -> Result<Install, ControlError> {
-        let (cfg, counts) = self.installer.node_config(&self.cfg, &p.tables);
-        self.version += 1;
-        let tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        let (mut cfg, counts) = self.installer.node_config(&self.cfg, &p.tables);
         let plan = *self.sched.engine_mut().label_plan();
         let hops = self.installer.next_hops(&p.tables, &plan);
+        // A satellite's own packets toward a gateway's address take that
+        // gateway's label, as data does (a gateway reaches its peers
+        // through the FEC of its SA to them).
+        let prefix = self.cfg.control.as_ref().and_then(|c| c.node_prefix);
+        if let (Some(prefix), Role::Satellite) = (prefix, self.cfg.role) {
+            for &gid in hops.keys() {
+                let address = node_address(prefix, self.n_sats.saturating_add(gid));
+                if let (Some(address), Ok(label)) = (address, plan.label(p.tables.epoch, gid)) {
+                    cfg.node_routes.push(NodeRouteConfig { address, label });
+                }
+            }
+        }
+        self.version += 1;
+        let tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
         let changes = self
             .hops
             .as_ref()

@@ -8,10 +8,12 @@
 
 #![warn(missing_docs)]
 
+pub mod address_book;
 pub mod agent;
 pub mod channel;
 pub mod clock;
 pub mod failures;
+pub mod inject;
 pub mod install;
 
 pub use agent::{ControlAgent, Install, InstallReason};

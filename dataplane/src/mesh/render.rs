@@ -8,8 +8,10 @@
 //!   `02:AA:AA:BB:BB:01` (ids in hex);
 //! * gateway `gid` serves the LAN `10.<gid/256>.<gid%256>.0/24` on port
 //!   `lan0` (interface `v{A}-lan`, MAC `02:AA:AA:ff:ff:01`); its host is
-//!   `.2` with MAC `02:AA:AA:ff:ff:02`; its tunnel address is
-//!   `100.<64 + gid/256>.<gid%256>.1`.
+//!   `.2` with MAC `02:AA:AA:ff:ff:02`; the gateway's own LAN address is
+//!   `.1`;
+//! * every node's address is its node id in [`NODE_PREFIX`] (see
+//!   [`crate::config::node_address`]): a gateway's is its tunnel address.
 
 use super::plan::MeshPlan;
 use meshplane_control::tables::{default_gateway_prefix, port_name};
@@ -132,8 +134,12 @@ fn with_last(a: Ipv4Addr, last: u8) -> Ipv4Addr {
     Ipv4Addr::new(o[0], o[1], o[2], last)
 }
 
-fn tunnel_addr(gid: u32) -> Ipv4Addr {
-    Ipv4Addr::new(100, 64 + ((gid >> 8) & 0x3f) as u8, (gid & 0xff) as u8, 1)
+/// The constellation's node addresses (`[control] node_prefix`).
+pub const NODE_PREFIX: (Ipv4Addr, u8) = (Ipv4Addr::new(100, 64, 0, 0), 10);
+
+/// The address of node `id` in [`NODE_PREFIX`].
+pub fn node_addr(id: NodeId) -> Ipv4Addr {
+    crate::config::node_address(NODE_PREFIX, id).unwrap_or(Ipv4Addr::UNSPECIFIED)
 }
 
 const LAN: u32 = 0xffff;
@@ -169,10 +175,12 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
         );
         let _ = writeln!(t, "[io]\nbackend = {}\n", toml_str(&o.backend));
         if gw.is_some() {
+            let gid = plan.gateways[gw.unwrap_or(0)].0;
             let _ = writeln!(
                 t,
-                "[[ports]]\nname = \"lan0\"\nmac = \"{}\"\niface = \"v{id}-lan\"\n",
-                mac(id, LAN, 1)
+                "[[ports]]\nname = \"lan0\"\nmac = \"{}\"\niface = \"v{id}-lan\"\naddress = \"{}/24\"\n",
+                mac(id, LAN, 1),
+                with_last(lan_net(gid), 1)
             );
         }
         for &(x, y) in &plan.links {
@@ -201,8 +209,8 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
                 "[[sa]]\nspi = {}\ndir = \"out\"\naead = \"aes-128-gcm\"\nkey = \"{}\"\ntunnel_src = \"{}\"\ntunnel_dst = \"{}\"\npeer = \"{}\"\n",
                 spi(me, other),
                 hex::encode(out_key),
-                tunnel_addr(me),
-                tunnel_addr(other),
+                node_addr(id),
+                node_addr(gw_nodes[1 - i]),
                 other
             );
             let _ = writeln!(
@@ -210,8 +218,8 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
                 "[[sa]]\nspi = {}\ndir = \"in\"\naead = \"aes-128-gcm\"\nkey = \"{}\"\ntunnel_src = \"{}\"\ntunnel_dst = \"{}\"\n",
                 spi(other, me),
                 hex::encode(in_key),
-                tunnel_addr(other),
-                tunnel_addr(me)
+                node_addr(gw_nodes[1 - i]),
+                node_addr(id)
             );
             let _ = writeln!(
                 t,
@@ -226,6 +234,7 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
             None => format!("sat:{id}"),
         };
         let _ = writeln!(t, "node = \"{node_ref}\"\nstart_s = {:?}", o.start_s);
+        let _ = writeln!(t, "node_prefix = \"{}/{}\"", NODE_PREFIX.0, NODE_PREFIX.1);
         let _ = writeln!(
             t,
             "time_scale = {:?}\nstep_ms = {}",

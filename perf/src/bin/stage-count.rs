@@ -158,6 +158,12 @@ fn run_worker(p: &Prepared, n: usize) -> Result<u64> {
         ports[hop.tx_port].tx_ring().clone(),
     );
     let mut w = Worker::new(ports);
+    // As `meshplane run` does: the channel to the control thread, whose
+    // inject queue the worker looks at every poll.
+    let channels = meshplane::runtime::Channels::new(1, meshplane::config::PuntConfig::default());
+    if let Some(path) = channels.path(0) {
+        w.set_punt_path(path);
+    }
     let mut pool: Vec<HeapFrame> = (0..2 * BURST).map(|_| HeapFrame::with_room(4096)).collect();
     let mut batch = Batch::new();
     for first in (0..n).step_by(BURST) {
