@@ -195,7 +195,12 @@ impl ControlAgent {
     fn install(&mut self, p: &Publication, reason: InstallReason) -> Result<Install, ControlError> {
         let (cfg, counts) = self.installer.node_config(&self.cfg, &p.tables);
         self.version += 1;
-        let tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        let mut tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        tables.routes = Some(crate::tables::RouteOrigin {
+            label_epoch: p.epoch,
+            t_s: p.tables.t_s,
+            reason: reason.name(),
+        });
         let plan = *self.sched.engine_mut().label_plan();
         let hops = self.installer.next_hops(&p.tables, &plan);
         let changes = self
