@@ -434,6 +434,18 @@ pub enum MgmtError {
         .0.display()
     )]
     NotASocket(PathBuf),
+    /// The path is not ours to create (no root, a directory of another user).
+    #[error(
+        "management socket {}: {what}: permission denied; run the node as root, or give it \
+         a path it may create with [node] socket or --socket (--no-socket runs it without one)",
+        .path.display()
+    )]
+    Denied {
+        /// The socket path.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+    },
     /// A system call failed.
     #[error("management socket {}: {what}: {source}", .path.display())]
     Io {
@@ -445,6 +457,18 @@ pub enum MgmtError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl MgmtError {
+    /// `what` on `path` failed with `source`.
+    fn io(path: &Path, what: &'static str, source: std::io::Error) -> MgmtError {
+        let path = path.to_path_buf();
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            MgmtError::Denied { path, what }
+        } else {
+            MgmtError::Io { path, what, source }
+        }
+    }
 }
 
 /// How the server runs.
@@ -571,17 +595,21 @@ impl MgmtServer {
         node: MgmtNode,
     ) -> Result<(MgmtServer, Option<Receiver<OamRequest>>), MgmtError> {
         let path = opts.path.clone();
-        let io = |what: &'static str| {
-            let path = path.clone();
-            move |source| MgmtError::Io { path, what, source }
-        };
         let listener = bind(&path)?;
+        // From here on a failure takes the socket file along.
+        let undo = |what: &'static str| {
+            let path = path.clone();
+            move |source| {
+                let _ = std::fs::remove_file(&path);
+                MgmtError::io(&path, what, source)
+            }
+        };
+        let meta = std::fs::symlink_metadata(&path).map_err(undo("reading it back"))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io("making it mode 0600"))?;
-        let meta = std::fs::symlink_metadata(&path).map_err(io("reading it back"))?;
+            .map_err(undo("making it mode 0600"))?;
         listener
             .set_nonblocking(true)
-            .map_err(io("making it non-blocking"))?;
+            .map_err(undo("making it non-blocking"))?;
         let (oam, rx) = if opts.oam {
             let (tx, rx) = channel::bounded(OAM_QUEUE);
             (Some(tx), Some(rx))
@@ -608,7 +636,7 @@ impl MgmtServer {
             file,
         };
         // On failure `server` is dropped here and removes the socket file.
-        server.thread = Some(thread.map_err(io("starting its thread"))?);
+        server.thread = Some(thread.map_err(|e| MgmtError::io(&path, "starting its thread", e))?);
         tracing::info!(path = %path.display(), "management socket listening (meshplane ctl)");
         Ok((server, rx))
     }
@@ -664,13 +692,7 @@ impl Drop for MgmtServer {
 
 /// Binds `path`, creating its directory and replacing a stale socket.
 fn bind(path: &Path) -> Result<UnixListener, MgmtError> {
-    let io = |what: &'static str| {
-        move |source| MgmtError::Io {
-            path: path.to_path_buf(),
-            what,
-            source,
-        }
-    };
+    let io = |what: &'static str| move |source| MgmtError::io(path, what, source);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
             std::fs::DirBuilder::new()
@@ -1360,6 +1382,30 @@ mod tests {
         assert!(!peer_allowed(1001, 1000));
         assert!(!peer_allowed(65534, 0));
         assert!(peer_allowed(0, 0));
+    }
+
+    #[test]
+    fn a_path_the_node_may_not_create_says_how_to_run_it() {
+        let e = MgmtError::io(
+            Path::new("/run/meshplane/n.sock"),
+            "creating its directory",
+            std::io::ErrorKind::PermissionDenied.into(),
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("management socket /run/meshplane/n.sock: creating its directory: permission denied;"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("--socket") && msg.contains("--no-socket"),
+            "{msg}"
+        );
+        let e = MgmtError::io(
+            Path::new("/x"),
+            "binding",
+            std::io::ErrorKind::AddrNotAvailable.into(),
+        );
+        assert!(matches!(e, MgmtError::Io { .. }), "{e}");
     }
 
     #[test]
