@@ -50,8 +50,7 @@ pub struct CtlArgs {
 pub enum CtlCmd {
     /// Show the node's state.
     Show {
-        /// status: the node at a glance; tables: FEC, LFIB, SAs (never
-        /// keys), delivery; ports: counters per port; drops: by reason.
+        /// What to show.
         #[arg(value_enum)]
         what: ShowWhat,
     },
@@ -68,7 +67,7 @@ pub enum CtlCmd {
 pub enum ShowWhat {
     /// Name, role, uptime, table epoch, totals, workers.
     Status,
-    /// The installed FEC, LFIB, SA and delivery entries.
+    /// The installed FEC, LFIB, SA (never a key) and delivery entries.
     Tables,
     /// Per port: MAC, the workers' and the device's counters.
     Ports,
