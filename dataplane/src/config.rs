@@ -565,6 +565,9 @@ pub struct NodeConfig {
     /// Labels toward remote node addresses (the control plane's; not read
     /// from the file).
     pub node_routes: Vec<NodeRouteConfig>,
+    /// The management socket `meshplane ctl` talks to (`[node] socket`,
+    /// default [`default_socket`] of the name); `None`: none (`socket = ""`).
+    pub socket: Option<PathBuf>,
 }
 
 // ---- raw (as written) ----
@@ -652,6 +655,7 @@ struct RawNode {
     mode: Option<Spanned<Mode>>,
     #[serde(default)]
     address: Option<Spanned<String>>,
+    socket: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -769,6 +773,31 @@ pub const MAX_TIME_SCALE: f64 = 1e6;
 pub const ECHO_MAX: usize = 64;
 /// Longest error message, in characters (a safety net behind [`ECHO_MAX`]).
 pub const MAX_MESSAGE: usize = 512;
+/// Where a node's management socket lives unless `[node] socket` says
+/// otherwise: `DIR/NAME.sock`.
+pub const DEFAULT_SOCKET_DIR: &str = "/run/meshplane";
+/// Longest Unix socket path, in bytes (`sun_path` less its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// The management socket of node `name` when its configuration names none.
+pub fn default_socket(name: &str) -> PathBuf {
+    Path::new(DEFAULT_SOCKET_DIR).join(format!("{name}.sock"))
+}
+
+/// Why `path` cannot be a Unix socket's path.
+pub fn bad_socket_path(path: &Path) -> Option<String> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.len() > MAX_SOCKET_PATH {
+        Some(format!(
+            "is {} bytes long; a Unix socket path has at most {MAX_SOCKET_PATH}",
+            bytes.len()
+        ))
+    } else if bytes.ends_with(b"/") || path.file_name().is_none() {
+        Some("names a directory, not a socket file".into())
+    } else {
+        None
+    }
+}
 
 /// `s` quoted (control characters escaped) for a message, cut to
 /// [`ECHO_MAX`] characters with an ellipsis.
@@ -1094,6 +1123,58 @@ impl Ctx<'_> {
     }
 }
 
+/// `[node] socket`: a path, `""` for none, or by default
+/// [`default_socket`] of the node's name (which must then make a file name).
+fn node_socket(cx: &Ctx<'_>, node: &RawNode, name: &str) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(s) = &node.socket else {
+        let path = default_socket(name);
+        let why = if name.contains('/') || name == "." || name == ".." {
+            Some(format!(
+                "the default management socket is {DEFAULT_SOCKET_DIR}/NAME.sock, \
+                 and this name is not a file name"
+            ))
+        } else {
+            bad_socket_path(&path).map(|why| {
+                format!(
+                    "the default management socket {} {why}",
+                    echo(&path.display().to_string())
+                )
+            })
+        };
+        return match why {
+            Some(why) => Err(cx.err(
+                node.name.span(),
+                format!(
+                    "[node] name {}: {why}; set [node] socket = \"PATH\" (or \"\" for none)",
+                    echo(name)
+                ),
+            )),
+            None => Ok(Some(path)),
+        };
+    };
+    let text = s.get_ref();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let why = match text.chars().find(|c| c.is_control()) {
+        Some(c) => Some(format!(
+            "contains the control character U+{:04X}",
+            u32::from(c)
+        )),
+        None => bad_socket_path(Path::new(text)),
+    };
+    match why {
+        Some(why) => Err(cx.err(
+            s.span(),
+            format!(
+                "[node] socket {} {why} (\"\" runs the node without one)",
+                echo(text)
+            ),
+        )),
+        None => Ok(Some(PathBuf::from(text))),
+    }
+}
+
 /// The CPUs this host has, from `/sys/devices/system/cpu/present`
 /// (`0-3`, `0,2-5`): their count and the list as the kernel writes it.
 fn host_cpus() -> Option<(usize, String)> {
@@ -1198,6 +1279,7 @@ impl NodeConfig {
             seen_cores.insert(v, c.span().start);
             cores.push(v as usize);
         }
+        let socket = node_socket(&cx, node, &name)?;
         let mode = node.mode.as_ref().map(|m| *m.get_ref()).unwrap_or_default();
         if let Some(m) = &node.mode {
             if mode == Mode::Pipeline && !cores.len().is_multiple_of(2) {
@@ -1687,6 +1769,7 @@ impl NodeConfig {
             address,
             punt,
             node_routes: Vec::new(),
+            socket,
         })
     }
 
@@ -2200,6 +2283,48 @@ next_hop_mac = "02:00:00:00:00:30"
             assert!(e.contains("is not a prefix length (0 to 32)"), "{bad}: {e}");
             assert!(Prefix::parse_network(bad).is_err(), "{bad}");
         }
+    }
+    #[test]
+    fn the_management_socket_defaults_by_name_and_can_be_moved_or_turned_off() {
+        let c = NodeConfig::parse(GOOD, "n.toml").expect("good");
+        assert_eq!(c.socket, Some(PathBuf::from("/run/meshplane/gw-a.sock")));
+        let with =
+            |line: &str| GOOD.replace("role = \"gateway\"", &format!("role = \"gateway\"\n{line}"));
+        let c = NodeConfig::parse(&with("socket = \"/tmp/x/gw.sock\""), "n.toml").expect("path");
+        assert_eq!(c.socket, Some(PathBuf::from("/tmp/x/gw.sock")));
+        let c = NodeConfig::parse(&with("socket = \"\""), "n.toml").expect("none");
+        assert_eq!(c.socket, None);
+
+        let long = format!("socket = \"/tmp/{}.sock\"", "s".repeat(120));
+        let e = err_of(&with(&long));
+        assert_eq!(e.line, 5, "{e}");
+        assert!(
+            e.msg.contains("[node] socket") && e.msg.contains("at most 107"),
+            "{e}"
+        );
+        let e = err_of(&with("socket = \"/tmp/dir/\""));
+        assert!(e.msg.contains("names a directory"), "{e}");
+        let e = err_of(&with("socket = \"/tmp/a\\u0001b\""));
+        assert!(e.msg.contains("control character U+0001"), "{e}");
+
+        // A name that cannot make the default path says how to name one.
+        let e = err_of(&GOOD.replace("name = \"gw-a\"", "name = \"gw/a\""));
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.msg.contains("not a file name") && e.msg.contains("[node] socket = \"PATH\""),
+            "{e}"
+        );
+        let named = GOOD.replace(
+            "name = \"gw-a\"",
+            "name = \"gw/a\"\nsocket = \"/tmp/gw-a.sock\"",
+        );
+        assert!(NodeConfig::parse(&named, "n.toml").is_ok());
+        let wide = GOOD.replace("name = \"gw-a\"", &format!("name = \"{}\"", "é".repeat(60)));
+        let e = err_of(&wide);
+        assert!(
+            e.msg.contains("the default management socket") && e.msg.contains("at most 107"),
+            "{e}"
+        );
     }
 }
 

@@ -57,6 +57,9 @@ enum Cmd {
     /// configured cores, a stats table each second, SIGHUP reloads the
     /// tables, SIGINT/SIGTERM stop cleanly.
     Run(RunArgs),
+    /// Ask a running node through its management socket: show status,
+    /// tables, ports or drops; lsp-ping or lsp-trace an egress gateway.
+    Ctl(meshplane::cli::ctl::CtlArgs),
 }
 
 #[derive(clap::Args)]
@@ -90,6 +93,22 @@ struct RunArgs {
     /// milliseconds (10 to 1e12).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=MAX_MS))]
     stats_every_ms: u64,
+    /// Listen for `meshplane ctl` on PATH instead of the config's
+    /// `[node] socket` (default /run/meshplane/NODE.sock).
+    #[arg(long, value_name = "PATH", value_parser = parse_socket, conflicts_with = "no_socket")]
+    socket: Option<PathBuf>,
+    /// Run without a management socket.
+    #[arg(long)]
+    no_socket: bool,
+}
+
+/// `--socket`: a path a Unix socket can have.
+fn parse_socket(s: &str) -> std::result::Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    match meshplane::config::bad_socket_path(&p) {
+        Some(why) => Err(why),
+        None => Ok(p),
+    }
 }
 
 /// Longest `--seconds`: about 31 years.
@@ -211,6 +230,7 @@ fn main() {
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
         Cmd::MeshPlan(a) => meshplane::cli::mesh::run(&a),
         Cmd::Run(a) => run_cmd(a),
+        Cmd::Ctl(a) => meshplane::cli::ctl::run(&a),
     };
     if let Err(e) = r {
         if meshplane::cli::stdout::is_closed_stdout(&e) {
@@ -521,7 +541,7 @@ fn serve<B: meshplane::runtime::Backend>(
     use meshplane::runtime::{control_thread, MetricsServer, StatsHub, StatsReporter, TableStore};
     use std::time::Duration;
     let a = n.args;
-    let store = TableStore::new(tables);
+    let store = Arc::new(TableStore::new(tables));
     let port_names: Vec<String> = n.cfg.ports.iter().map(|p| p.name.clone()).collect();
     let hub = Arc::new(StatsHub::new(
         &n.cfg.name,
@@ -533,6 +553,10 @@ fn serve<B: meshplane::runtime::Backend>(
         Some(addr) => Some(MetricsServer::start(addr, a.metrics_public, hub.clone())?),
         None => None,
     };
+    let (mgmt, oam_requests) = start_mgmt(&n, &hub, &store)?;
+    // The control thread answers these once it runs the LSP probes (hand
+    // it `oam_requests`); dropped, the server says at once that nothing does.
+    drop(oam_requests);
     // A stats file that cannot be written fails now, not after the run.
     if let Some(path) = &a.stats_json {
         meshplane::runtime::write_json(path, &hub.snapshot(), false)
@@ -594,7 +618,10 @@ fn serve<B: meshplane::runtime::Backend>(
             tracing::error!("control thread did not start: {e}");
         }
         summary
-    })?;
+    });
+    // Stops with the other threads and removes its socket.
+    drop(mgmt);
+    let summary = summary?;
     let snap = &summary.snapshot;
     let totals = meshplane::replay::ReplayReport {
         node: n.cfg.name.clone(),
@@ -624,6 +651,40 @@ fn serve<B: meshplane::runtime::Backend>(
         }
     }
     Ok(())
+}
+
+/// The management socket of `run` (none with `--no-socket` or `[node]
+/// socket = ""`), and the end of its OAM channel when a control thread
+/// could answer lsp-ping and lsp-trace.
+fn start_mgmt(
+    n: &NodeRun<'_>,
+    hub: &Arc<meshplane::runtime::StatsHub>,
+    store: &Arc<meshplane::runtime::TableStore>,
+) -> Result<(
+    Option<meshplane::control::MgmtServer>,
+    Option<crossbeam::channel::Receiver<meshplane::control::OamRequest>>,
+)> {
+    use meshplane::control::{MgmtNode, MgmtOptions, MgmtServer};
+    let path = match &n.args.socket {
+        _ if n.args.no_socket => None,
+        Some(p) => Some(p.clone()),
+        None => n.cfg.socket.clone(),
+    };
+    let Some(path) = path else {
+        tracing::info!("no management socket (meshplane ctl cannot ask this node)");
+        return Ok((None, None));
+    };
+    let mut opts = MgmtOptions::new(path);
+    opts.oam = n.cfg.control.is_some();
+    let node = MgmtNode {
+        name: n.cfg.name.clone(),
+        role: n.cfg.role,
+        hub: Arc::clone(hub),
+        store: Arc::clone(store),
+    };
+    let (server, oam) =
+        MgmtServer::start(opts, node).with_context(|| format!("node {}", n.cfg.name))?;
+    Ok((Some(server), oam))
 }
 
 /// The workers' part of `serve`: runs them, printing stats on the

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod check_host;
+pub mod ctl;
 pub mod mesh;
 pub mod routes;
 pub mod stdout;

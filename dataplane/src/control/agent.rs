@@ -222,7 +222,12 @@ impl ControlAgent {
             }
         }
         self.version += 1;
-        let tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        let mut tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        tables.routes = Some(crate::tables::RouteOrigin {
+            label_epoch: p.epoch,
+            t_s: p.tables.t_s,
+            reason: reason.name(),
+        });
         let changes = self
             .hops
             .as_ref()

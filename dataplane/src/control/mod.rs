@@ -5,6 +5,8 @@
 //! Every node computes the routes of the whole constellation itself (from
 //! the same ephemeris and clock as every other node) and installs only its
 //! own tables: there is no central process.
+//!
+//! [`mgmt`] is the node's management socket (`meshplane ctl`).
 
 #![warn(missing_docs)]
 
@@ -15,11 +17,13 @@ pub mod clock;
 pub mod failures;
 pub mod inject;
 pub mod install;
+pub mod mgmt;
 
 pub use agent::{ControlAgent, Install, InstallReason};
 pub use clock::GeometryClock;
 pub use failures::FailureFeed;
 pub use install::{route_changes, InstallCounts, NextHops, RouteChange, RouteInstaller};
+pub use mgmt::{MgmtError, MgmtNode, MgmtOptions, MgmtServer, OamKind, OamRequest, OamResult};
 
 /// Why the control plane of a node could not start or run.
 #[derive(Debug, thiserror::Error)]

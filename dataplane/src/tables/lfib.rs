@@ -173,6 +173,18 @@ impl Lfib {
         *slot = e;
     }
 
+    /// Every installed label with its entry, in label order. It walks the
+    /// whole label space: for display (the management socket), never per
+    /// packet.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &LfibEntry)> + '_ {
+        self.pages.iter().enumerate().flat_map(|(p, page)| {
+            page.iter()
+                .enumerate()
+                .filter(|(_, e)| e.used)
+                .map(move |(i, e)| (((p << PAGE_BITS) | i) as u32, e))
+        })
+    }
+
     /// The entry for `label`.
     #[inline]
     pub fn get(&self, label: u32) -> Option<&LfibEntry> {
@@ -217,6 +229,8 @@ mod tests {
         l.insert(1003, e);
         assert!(snapshot.get(1003).is_none() && l.get(1003).is_some());
         assert_eq!((snapshot.len(), l.len()), (2, 3));
+        let labels: Vec<u32> = l.iter().map(|(label, _)| label).collect();
+        assert_eq!(labels, [1002, 1003, 0xFFFFF]);
         // Vacant slots in a used page, other operations: no swap.
         assert!(l.get_swap(1001).is_none());
         l.insert(1004, LfibEntry::new(LfibOp::Pop, 1, [1; 6], [2; 6]));

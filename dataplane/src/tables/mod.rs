@@ -128,6 +128,9 @@ pub struct Tables {
     pub fec6: Lpm6,
     /// FECs.
     pub fecs: Vec<Fec>,
+    /// Each FEC prefix with its index into `fecs`, as configured: what
+    /// the management socket shows (lookups go through `fec4`/`fec6`).
+    pub fec_prefixes: Vec<(Prefix, u32)>,
     /// Label forwarding table.
     pub lfib: Lfib,
     /// Outbound SAs.
@@ -152,6 +155,11 @@ pub struct Tables {
     pub port_addrs: Vec<Option<(Ipv4Addr, u8)>>,
     /// How the node's own packets reach remote node addresses.
     pub node_routes: HashMap<Ipv4Addr, NodeRoute>,
+    /// Each delivery prefix with its index into `delivers`.
+    pub deliver_prefixes: Vec<(Prefix, u32)>,
+    /// The computed routes these tables carry, when the control plane
+    /// built them (`None`: from the configuration file only).
+    pub routes: Option<RouteOrigin>,
 }
 
 /// How a control packet reaches a remote node, as data to it would.
@@ -162,6 +170,17 @@ pub enum NodeRoute {
     Fec(u32),
     /// Switched as a frame arriving with this label would be.
     Label(u32),
+}
+
+/// Which computed routes a snapshot holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RouteOrigin {
+    /// Label epoch of the routes.
+    pub label_epoch: u64,
+    /// Geometry time they were computed for (s after the constellation epoch).
+    pub t_s: f64,
+    /// Why they were installed (`scheduled`, `early`, `failure`).
+    pub reason: &'static str,
 }
 
 fn key_fingerprint(c: &crate::config::SaConfig) -> u64 {
@@ -247,6 +266,7 @@ impl Tables {
         let mut fec4 = Lpm4::new();
         let mut fec6 = Lpm6::new();
         let mut fecs = Vec::new();
+        let mut fec_prefixes = Vec::with_capacity(cfg.fec.len());
         for f in &cfg.fec {
             let sa = *out_index.get(&f.sa).ok_or_else(|| {
                 TableError::Reference(format!("FEC {}: no outbound SA {}", f.prefix, f.sa))
@@ -261,6 +281,7 @@ impl Tables {
                 src_mac: port_macs[usize::from(p)],
             });
             insert_prefix(&mut fec4, &mut fec6, f.prefix, idx);
+            fec_prefixes.push((f.prefix, idx));
         }
 
         // The inbound policy of each SA: the prefixes of the FECs whose
@@ -319,6 +340,7 @@ impl Tables {
         let mut deliver4 = Lpm4::new();
         let mut deliver6 = Lpm6::new();
         let mut delivers = Vec::new();
+        let mut deliver_prefixes = Vec::with_capacity(cfg.deliver.len());
         for d in &cfg.deliver {
             let p = port(&d.port)?;
             let idx = delivers.len() as u32;
@@ -328,6 +350,7 @@ impl Tables {
                 src_mac: port_macs[usize::from(p)],
             });
             insert_prefix(&mut deliver4, &mut deliver6, d.prefix, idx);
+            deliver_prefixes.push((d.prefix, idx));
         }
 
         let node_addr = cfg.node_address();
@@ -364,6 +387,7 @@ impl Tables {
             fec4,
             fec6,
             fecs,
+            fec_prefixes,
             lfib,
             sa_out,
             sa_in,
@@ -375,6 +399,8 @@ impl Tables {
             own_addrs,
             port_addrs,
             node_routes,
+            deliver_prefixes,
+            routes: None,
         })
     }
 
