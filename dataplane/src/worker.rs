@@ -224,7 +224,7 @@ impl<P: Port> Worker<P> {
     /// once per round; it costs one test without a control thread.
     #[inline]
     pub fn inject_queued(&mut self) {
-        if self.punt.is_some() {
+        if self.punt.as_ref().is_some_and(|p| p.channel.has_inject()) {
             self.inject();
         }
     }

@@ -211,12 +211,19 @@ impl ControlAgent {
         let hops = self.installer.next_hops(&p.tables, &plan);
         // A satellite's own packets toward a gateway's address take that
         // gateway's label, as data does (a gateway reaches its peers
-        // through the FEC of its SA to them).
+        // through the FEC of its SA to them): the label of the epoch that
+        // is active, which every node holds. Installed early, the new
+        // epoch is not active yet (the gateways have not switched); the
+        // tables still carry the active one's block.
         let prefix = self.cfg.control.as_ref().and_then(|c| c.node_prefix);
+        let active = match reason {
+            InstallReason::Early => p.tables.epoch.saturating_sub(1),
+            _ => p.tables.epoch,
+        };
         if let (Some(prefix), Role::Satellite) = (prefix, self.cfg.role) {
             for &gid in hops.keys() {
                 let address = node_address(prefix, self.n_sats.saturating_add(gid));
-                if let (Some(address), Ok(label)) = (address, plan.label(p.tables.epoch, gid)) {
+                if let (Some(address), Ok(label)) = (address, plan.label(active, gid)) {
                     cfg.node_routes.push(NodeRouteConfig { address, label });
                 }
             }

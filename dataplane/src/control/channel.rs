@@ -305,6 +305,13 @@ impl WorkerChannel {
         self.inject.put(port, 0, frame)
     }
 
+    /// Worker side: true when the control thread has queued frames (one
+    /// look at the queue's ends, for every poll).
+    #[inline]
+    pub fn has_inject(&self) -> bool {
+        !self.inject.full.is_empty()
+    }
+
     /// Worker side: the next frame to inject, if any; give the slot back
     /// with [`WorkerChannel::injected`].
     #[inline]

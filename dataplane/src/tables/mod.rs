@@ -150,6 +150,11 @@ pub struct Tables {
     /// Every address of this node: the node address, tunnel endpoints and
     /// port addresses. Non-ESP packets to them are punted.
     pub own_addrs: Vec<Ipv4Addr>,
+    /// `own_addrs` as integers, for the per-packet test.
+    own_u32: Box<[u32]>,
+    /// Bit `a % 64` set for each own address `a`: most packets (to
+    /// anywhere else) are told apart with one test.
+    own_filter: u64,
     /// Each port's own address and prefix length, in port order (LAN
     /// ports that answer ARP).
     pub port_addrs: Vec<Option<(Ipv4Addr, u8)>>,
@@ -396,6 +401,10 @@ impl Tables {
             deliver6,
             delivers,
             node_addr,
+            own_u32: own_addrs.iter().map(|&a| u32::from(a)).collect(),
+            own_filter: own_addrs
+                .iter()
+                .fold(0, |m, &a| m | 1 << (u32::from(a) % 64)),
             own_addrs,
             port_addrs,
             node_routes,
@@ -408,8 +417,8 @@ impl Tables {
     /// tunnel endpoint): packets to it other than ESP are for the node.
     #[inline]
     pub fn is_own(&self, addr: [u8; 4]) -> bool {
-        let a = Ipv4Addr::from(addr);
-        self.own_addrs.contains(&a)
+        let a = u32::from_be_bytes(addr);
+        self.own_filter >> (a % 64) & 1 == 1 && self.own_u32.iter().any(|&o| o == a)
     }
 
     /// True when port `port` has an address (answers ARP for it).
