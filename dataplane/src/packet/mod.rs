@@ -74,6 +74,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
+pub mod mpls_echo;
 pub mod udp;
 pub mod vlan;
 
