@@ -75,6 +75,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
 pub mod mpls_echo;
+pub mod punted;
 pub mod udp;
 pub mod vlan;
 
