@@ -202,6 +202,8 @@ impl std::fmt::Display for Ignored {
     }
 }
 
+impl std::error::Error for Ignored {}
+
 impl From<PuntError> for Ignored {
     fn from(e: PuntError) -> Self {
         match e {
