@@ -329,5 +329,25 @@ mod tests {
             bad[flip.index(m.len())] ^= 0x04;
             prop_assert!(!IcmpPacket::new_unchecked(&bad[..]).verify_checksum());
         }
+
+        #[test]
+        fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let checked = IcmpPacket::new_checked(&data[..]).is_ok();
+            prop_assert_eq!(checked, data.len() >= HEADER_LEN);
+            let mut p = IcmpPacket::new_unchecked(data.clone());
+            let _ = (p.msg_type(), p.code(), p.checksum(), p.echo_ident(), p.echo_seq(), p.payload());
+            let _ = p.verify_checksum();
+            if let Ok(r) = echo_reply(&p) {
+                prop_assert!(IcmpPacket::new_unchecked(&r[..]).verify_checksum());
+                prop_assert_eq!(&r[HEADER_LEN..], p.payload());
+            }
+            p.fill_checksum();
+            prop_assert_eq!(p.verify_checksum(), checked);
+            p.set_msg_type(1);
+            p.set_code(2);
+            p.set_echo_ident(3);
+            p.set_echo_seq(4);
+            let _ = p.payload_mut();
+        }
     }
 }
