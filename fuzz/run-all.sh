@@ -11,13 +11,13 @@ cd "$(dirname "$0")"
 runs=${RUNS:-10000000}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(parse_headers stages differential parse_config read_capture)
+    targets=(parse_headers stages differential parse_config read_capture control_packets)
 fi
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O >/dev/null
 mkdir -p corpus/parse_config corpus/read_capture
 cp ../dataplane/configs/*.toml corpus/parse_config/
-printf '%-14s %12s %9s %10s %s\n' target executions seconds "exec/s" result
+printf '%-16s %12s %9s %10s %s\n' target executions seconds "exec/s" result
 for t in "${targets[@]}"; do
     log=$(mktemp)
     start=$(date +%s.%N)
@@ -30,6 +30,6 @@ for t in "${targets[@]}"; do
     done_runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
     rate=$(awk -v n="$done_runs" -v s="$secs" 'BEGIN { printf "%d", (s > 0 ? n / s : 0) }')
-    printf '%-14s %12s %9.0f %10s %s\n' "$t" "$done_runs" "$secs" "$rate" "$result"
+    printf '%-16s %12s %9.0f %10s %s\n' "$t" "$done_runs" "$secs" "$rate" "$result"
     [[ $result == "no finding" ]] && rm -f "$log"
 done

@@ -1,6 +1,8 @@
 //! The node's side of the control plane: which constellation node it is,
 //! how computed routes become its tables, the clock they follow, the
-//! failure events it hears of, and the agent that decides when to install.
+//! failure events it hears of, and the agent that decides when to install;
+//! and the services that answer the node's own punted packets (ARP, ICMP
+//! echo, LSP ping), sans-IO.
 //!
 //! Every node computes the routes of the whole constellation itself (from
 //! the same ephemeris and clock as every other node) and installs only its
@@ -18,6 +20,7 @@ pub mod failures;
 pub mod inject;
 pub mod install;
 pub mod mgmt;
+pub mod services;
 
 pub use agent::{ControlAgent, Install, InstallReason};
 pub use clock::GeometryClock;

@@ -66,12 +66,16 @@ macro_rules! header_view {
     };
 }
 
+pub mod arp;
 pub mod checksum;
 pub mod esp;
 pub mod ethernet;
+pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
+pub mod mpls_echo;
+pub mod punted;
 pub mod udp;
 pub mod vlan;
 
