@@ -554,9 +554,6 @@ fn serve<B: meshplane::runtime::Backend>(
         None => None,
     };
     let (mgmt, oam_requests) = start_mgmt(&n, &hub, &store)?;
-    // The control thread answers these once it runs the LSP probes (hand
-    // it `oam_requests`); dropped, the server says at once that nothing does.
-    drop(oam_requests);
     // A stats file that cannot be written fails now, not after the run.
     if let Some(path) = &a.stats_json {
         meshplane::runtime::write_json(path, &hub.snapshot(), false)
@@ -588,6 +585,32 @@ fn serve<B: meshplane::runtime::Backend>(
         }
         None => None,
     };
+    // The node's own packets: answered on the service thread, over the
+    // workers' punt and inject queues.
+    let services = n.opts.channels.clone().map(|channels| {
+        let tables = store.load();
+        let node = meshplane::control::service_loop::node_info(
+            &n.cfg.name,
+            agent.as_ref().map(|a| a.node()),
+            &tables,
+        );
+        let book = agent
+            .as_ref()
+            .map_or_else(meshplane::control::address_book::AddressBook::empty, |a| {
+                a.address_book().clone()
+            });
+        tracing::info!(
+            addresses = ?node.addresses,
+            "answering ARP, ping and LSP ping for the node"
+        );
+        meshplane::control::service_loop::ServiceLoop::new(
+            channels,
+            node,
+            book,
+            oam_requests,
+            Arc::new(meshplane::control::service_loop::ServiceStats::default()),
+        )
+    });
     let control_stop = std::sync::atomic::AtomicBool::new(false);
     let reload_stop = std::sync::atomic::AtomicBool::new(false);
     let summary = std::thread::scope(|scope| {
@@ -608,6 +631,12 @@ fn serve<B: meshplane::runtime::Backend>(
                     control_thread::control_loop(agent, store, stop)
                 })
         });
+        let service = services.map(|s| {
+            let (store, stop) = (&store, &control_stop);
+            std::thread::Builder::new()
+                .name("services".into())
+                .spawn_scoped(scope, move || s.run(store, stop))
+        });
         let summary = serve_workers(backend, &n, &store, &hub, &mut reporter);
         control_stop.store(true, std::sync::atomic::Ordering::Relaxed);
         reload_stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -616,6 +645,9 @@ fn serve<B: meshplane::runtime::Backend>(
         }
         if let Some(Err(e)) = control {
             tracing::error!("control thread did not start: {e}");
+        }
+        if let Some(Err(e)) = service {
+            tracing::error!("service thread did not start (the node answers nothing): {e}");
         }
         summary
     });
@@ -675,7 +707,8 @@ fn start_mgmt(
         return Ok((None, None));
     };
     let mut opts = MgmtOptions::new(path);
-    opts.oam = n.cfg.control.is_some();
+    // The service thread runs LSP probes for every node.
+    opts.oam = true;
     let node = MgmtNode {
         name: n.cfg.name.clone(),
         role: n.cfg.role,

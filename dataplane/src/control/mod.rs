@@ -20,6 +20,7 @@ pub mod failures;
 pub mod inject;
 pub mod install;
 pub mod mgmt;
+pub mod service_loop;
 pub mod services;
 
 pub use agent::{ControlAgent, Install, InstallReason};

@@ -1,0 +1,331 @@
+//! The node's service thread: takes what the workers punt, answers it
+//! through the services (ARP, ICMP echo, LSP ping), runs the operator's
+//! LSP pings and traces, and sends through the workers' inject queues.
+//! The services are sans-IO; this loop is their only driver here.
+
+use super::address_book::AddressBook;
+use super::inject::{frame_to_node, CONTROL_MPLS_TTL};
+use super::mgmt::{OamHop, OamKind, OamRequest, OamResult};
+use super::services::{self, IgnoredCounters, LspProbes, NodeInfo, Outgoing, PortInfo, ProbeDone};
+use crate::runtime::{Channels, TableStore};
+use crate::tables::Tables;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Punted frames taken from one worker per round, so that one flooded
+/// worker cannot starve the others (the policer bounds the total).
+const BUDGET: usize = 64;
+
+/// How long the loop sleeps when a round found nothing to do.
+const IDLE_SLEEP: Duration = Duration::from_micros(500);
+
+/// Operator probes waiting at once (more are refused as busy).
+const MAX_WAITING: usize = 16;
+
+/// What the service thread has counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceCounters {
+    /// Punted frames taken from the workers.
+    pub received: u64,
+    /// Answers sent (ARP, echo replies, LSP echo replies).
+    pub answered: u64,
+    /// LSP echo replies matched to a probe.
+    pub probe_replies: u64,
+    /// Punted frames not answered, by reason (see `ignored_by_reason`).
+    pub ignored: u64,
+    /// Answers or probes for which the tables have no label route.
+    pub no_path: u64,
+    /// Frames the inject queue refused (full).
+    pub inject_full: u64,
+}
+
+/// Counters shared with the management socket.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    inner: Mutex<(ServiceCounters, IgnoredCounters)>,
+}
+
+impl ServiceStats {
+    /// A copy of the counters and the ignored reasons.
+    pub fn read(&self) -> (ServiceCounters, IgnoredCounters) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A probe the operator is waiting for.
+struct Waiting {
+    id: services::ProbeId,
+    to: String,
+    reply: crossbeam::channel::Sender<OamResult>,
+}
+
+/// The service thread's state.
+pub struct ServiceLoop {
+    channels: Arc<Channels>,
+    node: NodeInfo,
+    book: AddressBook,
+    lsp: LspProbes,
+    oam: Option<crossbeam::channel::Receiver<OamRequest>>,
+    waiting: Vec<Waiting>,
+    counters: ServiceCounters,
+    ignored: IgnoredCounters,
+    stats: Arc<ServiceStats>,
+}
+
+/// What the services know of the node whose tables are `t`.
+pub fn node_info(name: &str, id: Option<u32>, t: &Tables) -> NodeInfo {
+    NodeInfo {
+        name: name.to_string(),
+        id,
+        addresses: t.own_addrs.clone(),
+        ports: t
+            .port_macs
+            .iter()
+            .zip(&t.port_addrs)
+            .map(|(&mac, &address)| PortInfo { mac, address })
+            .collect(),
+    }
+}
+
+/// Unix time in nanoseconds (the services' clock: NTP timestamps).
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A seed no off-path host can guess, for the probes' sender's handles.
+fn random_seed() -> u32 {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
+    u32::from_ne_bytes(b)
+}
+
+impl ServiceLoop {
+    /// A loop serving `node` over `channels`; `oam` brings the management
+    /// socket's probe requests; `stats` is where it publishes counters.
+    pub fn new(
+        channels: Arc<Channels>,
+        node: NodeInfo,
+        book: AddressBook,
+        oam: Option<crossbeam::channel::Receiver<OamRequest>>,
+        stats: Arc<ServiceStats>,
+    ) -> Self {
+        let source = node
+            .node_address()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        ServiceLoop {
+            channels,
+            node,
+            book,
+            lsp: LspProbes::new(source, random_seed()),
+            oam,
+            waiting: Vec::new(),
+            counters: ServiceCounters::default(),
+            ignored: IgnoredCounters::default(),
+            stats,
+        }
+    }
+
+    /// Runs until `stop`, reading the tables `store` holds.
+    pub fn run(mut self, store: &TableStore, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let tables = store.load();
+            let busy = self.round(&tables, unix_ns());
+            drop(tables);
+            self.publish();
+            if !busy {
+                std::thread::sleep(IDLE_SLEEP);
+            }
+        }
+        // Whoever still waits hears why.
+        for w in self.waiting.drain(..) {
+            let _ = w.reply.send(OamResult {
+                to: w.to,
+                hops: Vec::new(),
+                error: Some("the node is stopping".into()),
+            });
+        }
+    }
+
+    /// One round at Unix time `now`: punted frames, new probes, finished
+    /// probes. True when it found something to do.
+    pub fn round(&mut self, t: &Tables, now: u64) -> bool {
+        let mut busy = false;
+        for w in 0..self.channels.workers.len() {
+            for _ in 0..BUDGET {
+                let Some(slot) = self.channels.workers[w].next_punted() else {
+                    break;
+                };
+                busy = true;
+                self.counters.received += 1;
+                let answer =
+                    services::handle(slot.bytes(), slot.port, &self.node, now, &mut self.lsp);
+                let port = slot.port;
+                self.channels.workers[w].done(slot);
+                match answer {
+                    Ok(Some(out)) => {
+                        self.counters.answered += 1;
+                        self.send(w, t, out, CONTROL_MPLS_TTL);
+                    }
+                    Ok(None) => self.counters.probe_replies += 1,
+                    Err(r) => {
+                        self.counters.ignored += 1;
+                        self.ignored.bump(r);
+                        tracing::trace!(port, reason = r.name(), "punted frame not answered");
+                    }
+                }
+            }
+        }
+        busy |= self.take_requests(t, now);
+        for done in self.lsp.poll(now) {
+            busy = true;
+            self.finish(done);
+        }
+        busy
+    }
+
+    /// Sends `out` through worker `w`'s inject queue.
+    fn send(&mut self, w: usize, t: &Tables, out: Outgoing, mpls_ttl: u8) {
+        let (port, frame) = match out {
+            Outgoing::Frame { port, frame } => (port, frame),
+            Outgoing::Remote { dst, packet } => match frame_to_node(t, dst, mpls_ttl, &packet) {
+                Ok(pf) => pf,
+                Err(e) => {
+                    self.counters.no_path += 1;
+                    tracing::debug!("not sent: {e}");
+                    return;
+                }
+            },
+        };
+        let Some(ch) = self
+            .channels
+            .workers
+            .get(w)
+            .or(self.channels.workers.first())
+        else {
+            return;
+        };
+        if ch.inject(port, &frame).is_err() {
+            self.counters.inject_full += 1;
+        }
+    }
+
+    /// Starts the probes the management socket asked for.
+    fn take_requests(&mut self, t: &Tables, now: u64) -> bool {
+        let Some(rx) = &self.oam else {
+            return false;
+        };
+        let mut reqs = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            reqs.push(r);
+            if reqs.len() >= MAX_WAITING {
+                break;
+            }
+        }
+        let busy = !reqs.is_empty();
+        for r in reqs {
+            self.start(t, now, r);
+        }
+        busy
+    }
+
+    fn start(&mut self, t: &Tables, now: u64, r: OamRequest) {
+        let fail = |r: OamRequest, msg: String| {
+            let _ = r.reply.send(OamResult {
+                to: r.to.clone(),
+                hops: Vec::new(),
+                error: Some(msg),
+            });
+        };
+        if self.waiting.len() >= MAX_WAITING {
+            return fail(r, format!("busy: {MAX_WAITING} probes are running"));
+        }
+        let target = match self.book.resolve(&r.to) {
+            Ok(a) => a,
+            Err(e) => return fail(r, e),
+        };
+        if !t.node_routes.contains_key(&target) {
+            let msg = format!(
+                "no label route to {} ({target}) in this node's tables",
+                r.to
+            );
+            return fail(r, msg);
+        }
+        let started = match r.kind {
+            OamKind::Ping => {
+                let count = u16::try_from(r.count).unwrap_or(u16::MAX);
+                self.lsp.start_ping(now, target, count, r.timeout)
+            }
+            OamKind::Trace => self.lsp.start_trace(now, target, r.max_hops, r.timeout),
+        };
+        let (id, echoes) = match started {
+            Ok(s) => s,
+            Err(e) => return fail(r, e.to_string()),
+        };
+        for e in echoes {
+            self.send(
+                0,
+                t,
+                Outgoing::Remote {
+                    dst: target,
+                    packet: e.packet,
+                },
+                e.mpls_ttl,
+            );
+        }
+        self.waiting.push(Waiting {
+            id,
+            to: r.to,
+            reply: r.reply,
+        });
+    }
+
+    /// Answers the operator waiting for `done`.
+    fn finish(&mut self, done: ProbeDone) {
+        let Some(i) = self.waiting.iter().position(|w| w.id == done.id) else {
+            return;
+        };
+        let w = self.waiting.swap_remove(i);
+        let hops = done
+            .hops
+            .iter()
+            .map(|h| OamHop {
+                ttl: h.ttl,
+                address: h.address,
+                node: h
+                    .node_id
+                    .and_then(|id| self.book.name_of_id(id))
+                    .or_else(|| h.address.and_then(|a| self.book.name_of(a))),
+                rtt_us: h.rtt_ns.map(|ns| ns as f64 / 1000.0),
+                return_code: h.return_code,
+                meaning: match (h.return_code, h.address) {
+                    (Some(3), _) => "egress".into(),
+                    (Some(8), _) => "label switched".into(),
+                    (Some(c), _) => format!("return code {c}"),
+                    (None, _) => "no answer".into(),
+                },
+            })
+            .collect();
+        let error = (!done.reached_egress()).then(|| {
+            if done.timed_out {
+                "the egress did not answer in time".to_string()
+            } else {
+                "the egress did not answer".to_string()
+            }
+        });
+        let _ = w.reply.send(OamResult {
+            to: w.to,
+            hops,
+            error,
+        });
+    }
+
+    fn publish(&self) {
+        if let Ok(mut g) = self.stats.inner.try_lock() {
+            *g = (self.counters, self.ignored);
+        }
+    }
+}

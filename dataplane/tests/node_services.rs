@@ -1,0 +1,284 @@
+//! The node's own packets end to end over the embedded chain (gateway A,
+//! sat-1, gateway B on memory links), each node with its workers' punt
+//! and inject queues and its service loop, driven round by round: a LAN
+//! host resolves its gateway by ARP and pings it, an LSP trace from A
+//! names sat-1 and then B, an LSP ping reaches B, and a flood of pings is
+//! policed to the configured rate.
+
+use crossbeam::channel::{bounded, Receiver, Sender};
+use meshplane::chain::default_chain;
+use meshplane::config::{NodeConfig, NodeRouteConfig};
+use meshplane::control::address_book::AddressBook;
+use meshplane::control::service_loop::{node_info, ServiceLoop, ServiceStats};
+use meshplane::control::{OamKind, OamRequest, OamResult};
+use meshplane::drop_reason::DropReason;
+use meshplane::frame::{Frame, HeapFrame};
+use meshplane::io::memory::MemoryPort;
+use meshplane::runtime::Channels;
+use meshplane::tables::Tables;
+use meshplane::worker::Worker;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Node {
+    worker: Worker<MemoryPort>,
+    tables: Tables,
+    services: ServiceLoop,
+    oam: Sender<OamRequest>,
+}
+
+impl Node {
+    fn new(cfg: &NodeConfig, ports: Vec<MemoryPort>) -> Node {
+        let tables = Tables::from_config(cfg, 1).expect("tables");
+        let channels = Arc::new(Channels::new(1, cfg.punt));
+        let mut worker = Worker::new(ports);
+        worker.set_punt_path(channels.path(0).expect("worker 0"));
+        let (oam, rx): (Sender<OamRequest>, Receiver<OamRequest>) = bounded(4);
+        let services = ServiceLoop::new(
+            channels,
+            node_info(&cfg.name, None, &tables),
+            AddressBook::empty(),
+            Some(rx),
+            Arc::new(ServiceStats::default()),
+        );
+        Node {
+            worker,
+            tables,
+            services,
+            oam,
+        }
+    }
+}
+
+struct Chain {
+    nodes: Vec<Node>,
+    host_a: MemoryPort,
+    now: u64,
+}
+
+impl Chain {
+    fn new() -> Chain {
+        let hops = default_chain().expect("embedded configs");
+        let mut sat = hops[1].node.clone();
+        // sat-1's own packets toward the gateways take their labels (the
+        // control plane fills these in from the constellation).
+        sat.node_routes = vec![
+            NodeRouteConfig {
+                address: Ipv4Addr::new(192, 0, 2, 1),
+                label: 2001,
+            },
+            NodeRouteConfig {
+                address: Ipv4Addr::new(192, 0, 2, 2),
+                label: 1002,
+            },
+        ];
+        let (a_lan, host_a) = MemoryPort::pair(256);
+        let (a_up, sat_a) = MemoryPort::pair(256);
+        let (sat_b, b_up) = MemoryPort::pair(256);
+        let (b_lan, _host_b) = MemoryPort::pair(256);
+        Chain {
+            nodes: vec![
+                Node::new(&hops[0].node, vec![a_lan, a_up]),
+                Node::new(&sat, vec![sat_a, sat_b]),
+                Node::new(&hops[2].node, vec![b_up, b_lan]),
+            ],
+            host_a,
+            now: 1_800_000_000_000_000_000,
+        }
+    }
+
+    /// One round of every node: poll, serve, poll again (the injects).
+    fn step(&mut self) {
+        self.now += 100_000;
+        for n in &mut self.nodes {
+            n.worker.poll(&n.tables);
+            n.services.round(&n.tables, self.now);
+            n.worker.poll(&n.tables);
+        }
+    }
+
+    /// Asks node `i` for a probe and steps until it answers.
+    fn probe(&mut self, i: usize, kind: OamKind, to: &str) -> OamResult {
+        let (tx, rx) = bounded(1);
+        self.nodes[i]
+            .oam
+            .send(OamRequest {
+                kind,
+                to: to.into(),
+                count: 3,
+                max_hops: 8,
+                timeout: Duration::from_millis(50),
+                reply: tx,
+            })
+            .expect("request");
+        for _ in 0..10_000 {
+            self.step();
+            if let Ok(r) = rx.try_recv() {
+                return r;
+            }
+        }
+        panic!("no answer to {kind:?} {to}");
+    }
+}
+
+const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0x0a, 0xaa];
+const GW_A_LAN: [u8; 6] = [2, 0, 0, 0, 0x0a, 1];
+
+fn arp_request(target: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend(HOST_MAC);
+    f.extend([0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend(HOST_MAC);
+    f.extend([10, 1, 0, 9]);
+    f.extend([0; 6]);
+    f.extend(target);
+    f
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    meshplane::packet::checksum::internet_checksum(b)
+}
+
+fn ping(dst_mac: [u8; 6], dst: [u8; 4], seq: u16) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34];
+    icmp.extend(seq.to_be_bytes());
+    icmp.extend(b"meshplane ping payload");
+    let c = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = 20 + icmp.len();
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0, 10, 1, 0, 9];
+    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    ip.extend(dst);
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = dst_mac.to_vec();
+    f.extend(HOST_MAC);
+    f.extend([0x08, 0x00]);
+    f.extend(ip);
+    f.extend(icmp);
+    f
+}
+
+fn received(p: &MemoryPort) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| p.rx_ring().pop())
+        .map(|f| f.data().to_vec())
+        .collect()
+}
+
+#[test]
+fn a_lan_host_resolves_its_gateway_by_arp_and_pings_it() {
+    let mut c = Chain::new();
+    let tx = c.host_a.tx_ring().clone();
+    tx.push(HeapFrame::from_bytes(&arp_request([10, 1, 0, 1])))
+        .expect("room");
+    // A request for an address the gateway does not have: no answer.
+    tx.push(HeapFrame::from_bytes(&arp_request([10, 1, 0, 77])))
+        .expect("room");
+    c.step();
+    let got = received(&c.host_a);
+    assert_eq!(got.len(), 1, "one ARP reply");
+    let r = &got[0];
+    assert_eq!(&r[..6], &HOST_MAC, "to the asking host");
+    assert_eq!(&r[12..14], &[0x08, 0x06]);
+    assert_eq!(&r[20..22], &[0, 2], "an ARP reply");
+    assert_eq!(&r[22..28], &GW_A_LAN, "with the LAN port's MAC");
+    assert_eq!(&r[28..32], &[10, 1, 0, 1]);
+
+    for seq in 1..=3 {
+        tx.push(HeapFrame::from_bytes(&ping(GW_A_LAN, [10, 1, 0, 1], seq)))
+            .expect("room");
+    }
+    c.step();
+    let got = received(&c.host_a);
+    assert_eq!(got.len(), 3, "three echo replies");
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(&r[..6], &HOST_MAC);
+        assert_eq!(&r[6..12], &GW_A_LAN);
+        let ip = &r[14..];
+        assert_eq!(checksum(&ip[..20]), 0, "IPv4 checksum");
+        assert_eq!(&ip[12..16], &[10, 1, 0, 1], "from the address pinged");
+        assert_eq!(&ip[16..20], &[10, 1, 0, 9]);
+        let icmp = &ip[20..];
+        assert_eq!(icmp[0], 0, "echo reply");
+        assert_eq!(checksum(icmp), 0, "ICMP checksum");
+        assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), i as u16 + 1);
+        assert!(icmp.ends_with(b"meshplane ping payload"));
+    }
+    assert_eq!(c.nodes[0].worker.stats.ports[0].punt_packets, 4 + 1);
+    assert_eq!(c.nodes[0].worker.stats.ports[0].inject_packets, 4);
+}
+
+#[test]
+fn lsp_trace_from_a_names_sat_1_then_b_and_lsp_ping_reaches_b() {
+    let mut c = Chain::new();
+    let r = c.probe(0, OamKind::Trace, "192.0.2.2");
+    assert_eq!(r.error, None, "{r:?}");
+    let hops: Vec<(u8, Option<Ipv4Addr>, Option<u8>)> = r
+        .hops
+        .iter()
+        .map(|h| (h.ttl, h.address, h.return_code))
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            (1, Some(Ipv4Addr::new(192, 0, 2, 11)), Some(8)),
+            (2, Some(Ipv4Addr::new(192, 0, 2, 2)), Some(3)),
+        ],
+        "sat-1 switches the label, B is the egress"
+    );
+    assert!(r.hops.iter().all(|h| h.rtt_us.is_some()));
+
+    let r = c.probe(0, OamKind::Ping, "192.0.2.2");
+    assert_eq!(r.error, None, "{r:?}");
+    assert_eq!(r.hops.len(), 3);
+    assert!(r.hops.iter().all(|h| h.return_code == Some(3)));
+
+    // And from B back to A.
+    let r = c.probe(2, OamKind::Trace, "192.0.2.1");
+    assert_eq!(r.error, None, "{r:?}");
+    assert_eq!(r.hops.len(), 2);
+
+    // No route: said at once.
+    let r = c.probe(0, OamKind::Ping, "198.51.100.7");
+    assert!(r.error.is_some_and(|e| e.contains("no label route")));
+}
+
+#[test]
+fn a_flood_of_pings_is_policed_and_nothing_else_is_lost() {
+    let mut c = Chain::new();
+    let tx = c.host_a.tx_ring().clone();
+    let rate = u64::from(meshplane::config::PuntConfig::default().icmp_pps);
+    // The policer runs on the workers' clock: the real one.
+    let start = std::time::Instant::now();
+    for round in 0..200u16 {
+        for k in 0..10 {
+            let _ = tx.push(HeapFrame::from_bytes(&ping(
+                GW_A_LAN,
+                [10, 1, 0, 1],
+                round * 10 + k,
+            )));
+        }
+        c.step();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    c.step();
+    let replies = received(&c.host_a).len() as u64;
+    let st = &c.nodes[0].worker.stats;
+    let policed = st.drops.get(DropReason::PuntPoliced);
+    let full = st.drops.get(DropReason::PuntFull);
+    assert_eq!(
+        replies + policed + full,
+        2000,
+        "every ping answered or counted"
+    );
+    // The bucket's burst (a tenth of a second's worth) plus the rate.
+    let burst = rate / 10;
+    let bound = burst + (rate as f64 * elapsed).ceil() as u64 + 1;
+    assert!(
+        replies <= bound,
+        "{replies} replies > {bound} in {elapsed:.3} s"
+    );
+    assert!(replies >= burst, "{replies} replies, burst {burst}");
+    assert!(policed > 0, "a flood is policed");
+}
