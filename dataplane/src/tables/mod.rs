@@ -418,7 +418,7 @@ impl Tables {
     #[inline]
     pub fn is_own(&self, addr: [u8; 4]) -> bool {
         let a = u32::from_be_bytes(addr);
-        self.own_filter >> (a % 64) & 1 == 1 && self.own_u32.iter().any(|&o| o == a)
+        self.own_filter >> (a % 64) & 1 == 1 && self.own_u32.contains(&a)
     }
 
     /// True when port `port` has an address (answers ARP for it).
