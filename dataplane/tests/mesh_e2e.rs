@@ -96,6 +96,35 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     let ping = m.run(&["ping", "-c", "5", "-i", "0.2", "-W", "2"]);
     assert!(ping.status.success(), "ping across the mesh failed");
 
+    // 1b. The host found its gateway by ARP (no static entry), and the
+    // gateway answers a ping to its LAN address.
+    let hosts = std::fs::read_to_string(m.dir.join("hosts.tsv")).expect("hosts.tsv");
+    let h: Vec<&str> = hosts
+        .lines()
+        .next()
+        .expect("a host")
+        .split_whitespace()
+        .collect();
+    let (host, gw_mac, gw_addr) = (h[0], h[6].to_lowercase(), h[7]);
+    let neigh = m.run(&["exec", host, "ip", "neigh", "show", gw_addr]);
+    let neigh = String::from_utf8_lossy(&neigh.stdout).to_lowercase();
+    assert!(
+        neigh.contains(&gw_mac) && !neigh.contains("permanent"),
+        "the host did not learn its gateway by ARP: {neigh}"
+    );
+    let ping_gw = m.run(&[
+        "exec", host, "ping", "-c", "3", "-i", "0.2", "-W", "2", gw_addr,
+    ]);
+    assert!(
+        ping_gw.status.success(),
+        "the gateway's LAN address did not answer"
+    );
+
+    // 1c. An LSP trace from gateway A names the satellites of the active
+    // path, in order, then B as the egress; on the first link tshark reads
+    // the probes as MPLS echo.
+    trace_names_the_active_path(&m);
+
     // 2. On an ISL: ESP inside MPLS, never the inner plaintext. The
     // capture and its pings take about two seconds: on one path.
     wait_out_path_change(&m.dir, 2.5);
@@ -193,6 +222,117 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     let down = m.run(&["down"]);
     assert!(down.status.success());
     assert!(leftovers(&m.prefix).is_empty(), "namespaces left behind");
+}
+
+/// Runs `scripts/mesh trace --json` on one path (retried once if a path
+/// change fell inside it) and checks it against the plan, with a capture
+/// of the first link read by tshark.
+fn trace_names_the_active_path(m: &Mesh) {
+    for attempt in 0..2 {
+        wait_out_path_change(&m.dir, 2.5);
+        let Some(path) = active_path(&m.dir) else {
+            panic!("no active path in the plan");
+        };
+        let cap = m.dir.join(format!("trace{attempt}.pcap"));
+        let mut dump = m
+            // Immediate mode: the probes take milliseconds, and a capture
+            // stopped within the kernel's block timeout would lose them.
+            .cmd(&[
+                "capture",
+                &path[0],
+                &path[1],
+                cap.to_str().expect("path"),
+                "-U",
+                "--immediate-mode",
+            ])
+            .spawn()
+            .expect("scripts/mesh capture");
+        // The trace takes milliseconds: start it once tcpdump listens
+        // (it creates its file then).
+        for _ in 0..100 {
+            if cap.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let out = m.run(&["trace", "--json"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill")
+            .args(["-INT", &dump.id().to_string()])
+            .status();
+        let _ = dump.wait();
+        if active_path(&m.dir).as_ref() != Some(&path) {
+            eprintln!("the path changed during the trace: again");
+            continue;
+        }
+        assert!(out.status.success(), "lsp-trace failed");
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("lsp-trace --json prints JSON");
+        let hops = v["hops"].as_array().expect("hops");
+        let names: Vec<String> = hops
+            .iter()
+            .map(|h| h["node"].as_str().unwrap_or("?").to_string())
+            .collect();
+        let want: Vec<String> = path[1..path.len() - 1].to_vec();
+        let sats: Vec<String> = names
+            .iter()
+            .filter(|n| n.starts_with("sat"))
+            .cloned()
+            .collect();
+        eprintln!("lsp-trace: {names:?}, the plan's satellites: {want:?}");
+        assert_eq!(sats, want, "lsp-trace does not name the active path");
+        let last = hops.last().expect("a hop");
+        assert_eq!(last["return_code"], 3, "the last hop is the egress: {last}");
+        assert_eq!(hops.len(), want.len() + 1, "{names:?}");
+        assert!(hops.iter().all(|h| h["rtt_us"].as_f64().is_some()));
+
+        let fields = Command::new("tshark")
+            .arg("-r")
+            .arg(&cap)
+            .args([
+                "-Y",
+                "mpls-echo",
+                "-T",
+                "fields",
+                "-e",
+                "mpls_echo.msg_type",
+            ])
+            .output()
+            .expect("tshark");
+        let types = String::from_utf8_lossy(&fields.stdout);
+        eprintln!(
+            "MPLS echo on {} - {}: {:?}",
+            path[0],
+            path[1],
+            types.lines().collect::<Vec<_>>()
+        );
+        assert!(
+            types.lines().any(|t| t.trim() == "1"),
+            "no echo request decoded"
+        );
+        assert!(
+            types.lines().any(|t| t.trim() == "2"),
+            "no echo reply decoded"
+        );
+        return;
+    }
+    panic!("the path changed during every trace");
+}
+
+/// The path active now (node names, gateway first), from the plan.
+fn active_path(dir: &Path) -> Option<Vec<String>> {
+    let t = constellation_time(dir)?;
+    let plan = std::fs::read_to_string(dir.join("plan.txt")).ok()?;
+    let mut active = None;
+    for l in plan.lines().filter(|l| l.trim_start().starts_with("t =")) {
+        let rest = l.trim_start().strip_prefix("t =")?.trim_start();
+        let (at, path) = rest.split_once(" s ")?;
+        if at.trim().parse::<f64>().ok()? <= t {
+            active = Some(path.trim().to_string());
+        }
+    }
+    Some(active?.split(" -> ").map(String::from).collect())
 }
 
 /// Constellation time now, from the clock anchor every node shares.
