@@ -36,6 +36,13 @@
 //! what was punted and, per flood round, no more than the policer's rule
 //! allows (`icmp_pps x round time + burst`), and the ratio at least
 //! `--min-ratio`.
+//!
+//! `--flood-kind` takes the cost apart, each run against its own no-flood
+//! rounds: `not-for-us` floods frames to another station's MAC, which the
+//! worker drops at its first check (what any frame that is not transit
+//! costs the bursts it lands in, without the punt path); `tester-only`
+//! has the tester make and free each flood frame without offering it, a
+//! transit frame taking its slot (the tester's own share of the figure).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -71,6 +78,11 @@ struct Args {
     /// Rounds of each kind (no flood, flood), interleaved; medians count.
     #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// What the flood is: icmp (echo requests to the node address, the
+    /// benchmark), not-for-us (frames to another MAC, dropped at the first
+    /// check) or tester-only (made and freed by the tester, never offered).
+    #[arg(long, value_enum, default_value_t = FloodKind::Icmp)]
+    flood_kind: FloodKind,
     /// Offered flood rate: e.g. 1mpps, 500kpps, 20000pps, 1e6.
     #[arg(long, default_value = "1mpps", value_parser = parse_pps)]
     rate: f64,
@@ -107,6 +119,18 @@ struct Args {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// What the flood rounds add to the bursts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum FloodKind {
+    /// ICMP echo requests to the node address: punted behind the policer.
+    Icmp,
+    /// The same frames sent to another station's MAC: dropped at dispatch.
+    NotForUs,
+    /// The same frames made and freed by the tester, never offered.
+    TesterOnly,
 }
 
 /// A rate in packets per second: a number with an optional unit (pps, kpps, mpps).
@@ -235,10 +259,12 @@ struct RoundResult {
     transit_mpps: f64,
     /// `transit_forwarded / cpu_secs`, millions: the rate the ratio uses.
     transit_mpps_on_cpu: Option<f64>,
-    /// Flood frames put on the receive ring.
+    /// Flood frames made at the flood's rate.
+    flood_frames: u64,
+    /// Of those, put on the receive ring (all but with `tester-only`).
     flood_offered: u64,
-    /// `flood_offered / secs`.
-    flood_offered_pps: f64,
+    /// `flood_frames / secs`: the flood's rate on the run's clock.
+    flood_pps: f64,
     /// Mean flood frames per burst.
     flood_per_burst: f64,
     /// Flood frames the worker queued for the control thread.
@@ -247,6 +273,8 @@ struct RoundResult {
     punt_policed: u64,
     /// Refused by a full punt queue.
     punt_full: u64,
+    /// Dropped as not addressed to the port (`not-for-us` floods).
+    flood_dropped: u64,
     /// Any other drop, by reason (none expected).
     other_drops: BTreeMap<&'static str, u64>,
     /// Frames the consumer took from the queue for this round.
@@ -267,6 +295,8 @@ impl RoundResult {
 /// The flood's frames and the policer they meet.
 #[derive(Clone, Debug, Serialize)]
 struct FloodSpec {
+    /// What the flood is.
+    kind: FloodKind,
     /// Offered rate asked for, packets per second.
     rate_pps: f64,
     /// Flood frame size on the wire (FCS included).
@@ -296,8 +326,8 @@ struct Summary {
     ratio_high: f64,
     /// Ratios are per on-CPU second ("on-cpu") or per wall second ("wall").
     ratio_basis: &'static str,
-    /// Offered flood rate, median of flood rounds, packets per second.
-    flood_offered_pps: f64,
+    /// The flood's rate, median of flood rounds, packets per second.
+    flood_pps: f64,
     /// Frames the consumer got over all flood rounds.
     consumer_received: u64,
     /// Their rate over the flood rounds' time, packets per second.
@@ -340,6 +370,7 @@ struct Bench {
     transit: Traffic,
     next: usize,
     flood: Vec<u8>,
+    kind: FloodKind,
     rate_pps: f64,
     icmp_pps: u32,
     burst: u64,
@@ -353,7 +384,8 @@ impl Bench {
         let got_before = self.consumer.received.load(Ordering::Acquire);
         let room = (self.flood.len() + 64).max(128);
         let dur_ns = (secs * 1e9) as u64;
-        let (mut bursts, mut transit, mut flooded) = (0u64, 0u64, 0u64);
+        let (mut bursts, mut transit, mut flooded, mut offered) = (0u64, 0u64, 0u64, 0u64);
+        let offer = self.kind != FloodKind::TesterOnly;
         let rate = if flood { self.rate_pps } else { 0.0 };
         let cpu = CpuClock::start();
         let t0 = now_ns();
@@ -365,19 +397,30 @@ impl Bench {
             }
             let due = (el as f64 * 1e-9 * rate) as u64;
             let k = (due.saturating_sub(flooded) as usize).min(BURST);
+            let mut n_transit = 0;
             for j in 0..BURST {
-                let f = if k > 0 && flood_slot(j, k) {
+                let mut flood = None;
+                if k > 0 && flood_slot(j, k) {
                     let mut f = HeapFrame::with_room(room);
                     f.reset_from(&self.flood);
-                    f
-                } else {
-                    let mut f = self
-                        .pool
-                        .pop()
-                        .unwrap_or_else(|| HeapFrame::with_room(self.transit.max_len() + 256));
-                    f.reset_from(self.transit.frame(self.next));
-                    self.next = (self.next + 1) % self.transit.len();
-                    f
+                    if offer {
+                        flood = Some(f);
+                    } else {
+                        drop(std::hint::black_box(f));
+                    }
+                }
+                let f = match flood {
+                    Some(f) => f,
+                    None => {
+                        let mut f = self
+                            .pool
+                            .pop()
+                            .unwrap_or_else(|| HeapFrame::with_room(self.transit.max_len() + 256));
+                        f.reset_from(self.transit.frame(self.next));
+                        self.next = (self.next + 1) % self.transit.len();
+                        n_transit += 1;
+                        f
+                    }
                 };
                 if let Err(f) = self.rx.push(f) {
                     drop(f);
@@ -385,7 +428,8 @@ impl Bench {
                 }
             }
             flooded += k as u64;
-            transit += (BURST - k) as u64;
+            transit += n_transit;
+            offered += (BURST as u64) - n_transit;
             bursts += 1;
             self.worker.poll(&self.tables);
             while let Some(f) = self.tx.pop() {
@@ -413,6 +457,11 @@ impl Bench {
         let full = drops.get(DropReason::PuntFull);
         drops.0[DropReason::PuntPoliced.index()] = 0;
         drops.0[DropReason::PuntFull.index()] = 0;
+        let dropped = if self.kind == FloodKind::NotForUs {
+            std::mem::take(&mut drops.0[DropReason::NotForUs.index()])
+        } else {
+            0
+        };
         let forwarded =
             after.ports[self.tx_port].tx_packets - before.ports[self.tx_port].tx_packets;
         let secs = span_ns as f64 * 1e-9;
@@ -427,12 +476,14 @@ impl Bench {
             transit_forwarded: forwarded,
             transit_mpps: forwarded as f64 / secs.max(1e-12) / 1e6,
             transit_mpps_on_cpu: cpu_secs.map(|c| forwarded as f64 / c / 1e6),
-            flood_offered: flooded,
-            flood_offered_pps: flooded as f64 / secs.max(1e-12),
+            flood_frames: flooded,
+            flood_offered: offered,
+            flood_pps: flooded as f64 / secs.max(1e-12),
             flood_per_burst: flooded as f64 / bursts.max(1) as f64,
             punted,
             punt_policed: policed,
             punt_full: full,
+            flood_dropped: dropped,
             other_drops: drop_map(&drops),
             consumer_received: got,
             consumer_pps: got as f64 / secs.max(1e-12),
@@ -449,11 +500,12 @@ impl Bench {
 fn check_round(r: &RoundResult, failures: &mut Vec<String>) {
     let kind = if r.flood { "flood" } else { "no-flood" };
     let name = format!("{kind} round {}", r.round);
-    let refused = r.punted + r.punt_policed + r.punt_full;
-    if refused != r.flood_offered {
+    let seen = r.punted + r.punt_policed + r.punt_full + r.flood_dropped;
+    if seen != r.flood_offered {
         failures.push(format!(
-            "{name}: {} flood frames offered, but {} punted + {} policed + {} refused by a full queue = {refused}",
-            r.flood_offered, r.punted, r.punt_policed, r.punt_full
+            "{name}: {} flood frames offered, but {} punted + {} policed + {} refused by a full \
+             queue + {} dropped as not for the port = {seen}",
+            r.flood_offered, r.punted, r.punt_policed, r.punt_full, r.flood_dropped
         ));
     }
     if r.transit_forwarded != r.transit_offered {
@@ -532,8 +584,14 @@ fn main() -> Result<()> {
     let src_mac: [u8; 6] = prep.input.frame(0)[6..12]
         .try_into()
         .context("a transit frame shorter than its Ethernet header")?;
+    // Another station on gsl-a's link: an individual MAC, not the port's.
+    let other_mac = [0x02, 0, 0, 0, 0x01, 0xfe];
     let flood = echo_request(
-        rx_mac,
+        if a.flood_kind == FloodKind::NotForUs {
+            other_mac
+        } else {
+            rx_mac
+        },
         src_mac,
         Ipv4Addr::new(203, 0, 113, 7),
         address,
@@ -575,6 +633,7 @@ fn main() -> Result<()> {
         transit: prep.input.clone(),
         next: 0,
         flood,
+        kind: a.flood_kind,
         rate_pps: a.rate,
         icmp_pps: punt.icmp_pps,
         burst: policer_burst(punt.icmp_pps),
@@ -627,7 +686,7 @@ fn main() -> Result<()> {
         } else {
             "wall"
         },
-        flood_offered_pps: median(flooded.iter().map(|r| r.flood_offered_pps).collect()),
+        flood_pps: median(flooded.iter().map(|r| r.flood_pps).collect()),
         consumer_received,
         consumer_pps: consumer_received as f64 / flood_secs.max(1e-12),
         policer_bound: flooded.iter().map(|r| r.policer_bound).sum(),
@@ -647,11 +706,16 @@ fn main() -> Result<()> {
     println!(
         "punt_flood: {} ({address}), one worker over memory ports; transit {:.0} B frames \
          ({} B at gateway A's LAN) on gsl-a, out of gsl-b; flood ICMP echo {} B to {address} \
-         at {:.3} Mpps offered; policer icmp {} pps, burst {}, queue {}",
+         {}at {:.3} Mpps; policer icmp {} pps, burst {}, queue {}",
         node.name,
         transit_frame_bytes,
         a.size,
         bench.flood.len() + FCS,
+        match a.flood_kind {
+            FloodKind::Icmp => "",
+            FloodKind::NotForUs => "to another MAC (dropped at dispatch) ",
+            FloodKind::TesterOnly => "made and freed by the tester, not offered, ",
+        },
         a.rate / 1e6,
         punt.icmp_pps,
         bench.burst,
@@ -683,7 +747,7 @@ fn main() -> Result<()> {
             r.cpu_secs.map_or(f64::NAN, |c| 100.0 * c / r.secs),
             r.transit_mpps,
             r.rate(),
-            r.flood_offered_pps / 1e6,
+            r.flood_pps / 1e6,
             r.flood_per_burst,
             r.punted,
             r.punt_policed,
@@ -706,10 +770,10 @@ fn main() -> Result<()> {
         ratios.len()
     );
     println!(
-        "flood offered {:.3} Mpps (median); the consumer received {} frames in {:.2} s of flood \
+        "flood {:.3} Mpps (median); the consumer received {} frames in {:.2} s of flood \
          = {:.0} pps against icmp_pps {} (bound {}: rate x time + burst {} per round); \
          policed {}, queue full {}",
-        s.flood_offered_pps / 1e6,
+        s.flood_pps / 1e6,
         s.consumer_received,
         flood_secs,
         s.consumer_pps,
@@ -728,6 +792,7 @@ fn main() -> Result<()> {
         transit_frame_bytes,
         transit_frames_per_pass: prep.input.len(),
         flood: FloodSpec {
+            kind: a.flood_kind,
             rate_pps: a.rate,
             frame_bytes: bench.flood.len() + FCS,
             dst: address,
