@@ -183,3 +183,35 @@ fn the_baseline_floods_are_accounted_for() {
     assert_eq!(u(x, "transit_offered"), 32 * u(x, "bursts"), "{x}");
     assert_eq!(u(x, "transit_forwarded"), u(x, "transit_offered"), "{x}");
 }
+
+#[test]
+fn cpu_pacing_offers_the_rate_per_second_the_worker_ran() {
+    let (out, r) = punt_flood(
+        &[
+            "--rounds",
+            "1",
+            "--seconds",
+            "0.1",
+            "--warmup",
+            "0",
+            "--rate",
+            "100kpps",
+            "--min-ratio",
+            "0",
+            "--pace",
+            "cpu",
+        ],
+        "pace_cpu",
+    );
+    assert!(out.status.success(), "{r}");
+    assert_eq!(r["flood"]["pace"], "cpu");
+    let x = &r["rounds"][1];
+    let due = 100_000.0 * f(x, "cpu_secs");
+    let made = u(x, "flood_frames") as f64;
+    assert!(made <= due + 1.0 && made >= 0.8 * due, "{x}");
+    let per_cpu = f(x, "flood_pps_on_cpu");
+    assert!(
+        (per_cpu - made / f(x, "cpu_secs")).abs() < 1e-6 * per_cpu,
+        "{x}"
+    );
+}

@@ -10,7 +10,10 @@
 //! of 32 frames on the receive ring of port gsl-a per poll: transit frames
 //! (what gateway A sends sat-1, which swaps their label out of gsl-b) as
 //! fast as the worker takes them and, in flood rounds, ICMP echo requests
-//! to the node address at an offered rate measured on the run's own clock.
+//! to the node address at an offered rate measured on the run's own clock
+//! (`--pace cpu`: on the worker thread's CPU clock, so that a worker that
+//! gets a fraction of a shared core meets the flood a dedicated core
+//! would, per second it runs).
 //!
 //! How the flood is mixed in: before each burst the tester reads the
 //! clock; `elapsed x rate` flood frames are due since the round began, and
@@ -83,6 +86,12 @@ struct Args {
     /// check) or tester-only (made and freed by the tester, never offered).
     #[arg(long, value_enum, default_value_t = FloodKind::Icmp)]
     flood_kind: FloodKind,
+    /// The clock the flood's rate is paced on: wall (the run's clock, as a
+    /// link delivers it; on a shared machine the worker then meets more
+    /// flood per second it runs) or cpu (the worker thread's CPU clock, read
+    /// every burst in every round: what a dedicated core would meet).
+    #[arg(long, value_enum, default_value_t = Pace::Wall)]
+    pace: Pace,
     /// Offered flood rate: e.g. 1mpps, 500kpps, 20000pps, 1e6.
     #[arg(long, default_value = "1mpps", value_parser = parse_pps)]
     rate: f64,
@@ -131,6 +140,16 @@ enum FloodKind {
     NotForUs,
     /// The same frames made and freed by the tester, never offered.
     TesterOnly,
+}
+
+/// The clock the flood is paced on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Pace {
+    /// The run's clock (`worker::now_ns`).
+    Wall,
+    /// The worker thread's CPU clock.
+    Cpu,
 }
 
 /// A rate in packets per second: a number with an optional unit (pps, kpps, mpps).
@@ -265,6 +284,8 @@ struct RoundResult {
     flood_offered: u64,
     /// `flood_frames / secs`: the flood's rate on the run's clock.
     flood_pps: f64,
+    /// `flood_frames / cpu_secs`: the flood per second the worker ran.
+    flood_pps_on_cpu: Option<f64>,
     /// Mean flood frames per burst.
     flood_per_burst: f64,
     /// Flood frames the worker queued for the control thread.
@@ -297,6 +318,8 @@ impl RoundResult {
 struct FloodSpec {
     /// What the flood is.
     kind: FloodKind,
+    /// The clock its rate is paced on.
+    pace: Pace,
     /// Offered rate asked for, packets per second.
     rate_pps: f64,
     /// Flood frame size on the wire (FCS included).
@@ -328,6 +351,8 @@ struct Summary {
     ratio_basis: &'static str,
     /// The flood's rate, median of flood rounds, packets per second.
     flood_pps: f64,
+    /// The flood per second the worker ran, median of flood rounds.
+    flood_pps_on_cpu: f64,
     /// Frames the consumer got over all flood rounds.
     consumer_received: u64,
     /// Their rate over the flood rounds' time, packets per second.
@@ -371,6 +396,7 @@ struct Bench {
     next: usize,
     flood: Vec<u8>,
     kind: FloodKind,
+    pace: Pace,
     rate_pps: f64,
     icmp_pps: u32,
     burst: u64,
@@ -388,14 +414,22 @@ impl Bench {
         let offer = self.kind != FloodKind::TesterOnly;
         let rate = if flood { self.rate_pps } else { 0.0 };
         let cpu = CpuClock::start();
+        let cpu0 = match self.pace {
+            Pace::Cpu => Some(cpu_time::ThreadTime::try_now().context("the thread's CPU clock")?),
+            Pace::Wall => None,
+        };
         let t0 = now_ns();
         let span_ns = loop {
-            // The same clock read every burst, flood or not.
+            // The same clocks read every burst, flood or not.
             let el = now_ns() - t0;
             if el >= dur_ns {
                 break el;
             }
-            let due = (el as f64 * 1e-9 * rate) as u64;
+            let paced_ns = match &cpu0 {
+                Some(c) => c.try_elapsed().map_or(el, |d| d.as_nanos() as u64),
+                None => el,
+            };
+            let due = (paced_ns as f64 * 1e-9 * rate) as u64;
             let k = (due.saturating_sub(flooded) as usize).min(BURST);
             let mut n_transit = 0;
             for j in 0..BURST {
@@ -479,6 +513,7 @@ impl Bench {
             flood_frames: flooded,
             flood_offered: offered,
             flood_pps: flooded as f64 / secs.max(1e-12),
+            flood_pps_on_cpu: cpu_secs.map(|c| flooded as f64 / c),
             flood_per_burst: flooded as f64 / bursts.max(1) as f64,
             punted,
             punt_policed: policed,
@@ -634,6 +669,7 @@ fn main() -> Result<()> {
         next: 0,
         flood,
         kind: a.flood_kind,
+        pace: a.pace,
         rate_pps: a.rate,
         icmp_pps: punt.icmp_pps,
         burst: policer_burst(punt.icmp_pps),
@@ -687,6 +723,12 @@ fn main() -> Result<()> {
             "wall"
         },
         flood_pps: median(flooded.iter().map(|r| r.flood_pps).collect()),
+        flood_pps_on_cpu: median(
+            flooded
+                .iter()
+                .map(|r| r.flood_pps_on_cpu.unwrap_or(r.flood_pps))
+                .collect(),
+        ),
         consumer_received,
         consumer_pps: consumer_received as f64 / flood_secs.max(1e-12),
         policer_bound: flooded.iter().map(|r| r.policer_bound).sum(),
@@ -706,7 +748,7 @@ fn main() -> Result<()> {
     println!(
         "punt_flood: {} ({address}), one worker over memory ports; transit {:.0} B frames \
          ({} B at gateway A's LAN) on gsl-a, out of gsl-b; flood ICMP echo {} B to {address} \
-         {}at {:.3} Mpps; policer icmp {} pps, burst {}, queue {}",
+         {}at {:.3} Mpps per {} second; policer icmp {} pps, burst {}, queue {}",
         node.name,
         transit_frame_bytes,
         a.size,
@@ -717,12 +759,16 @@ fn main() -> Result<()> {
             FloodKind::TesterOnly => "made and freed by the tester, not offered, ",
         },
         a.rate / 1e6,
+        match a.pace {
+            Pace::Wall => "wall-clock",
+            Pace::Cpu => "on-CPU",
+        },
         punt.icmp_pps,
         bench.burst,
         punt.queue
     );
     println!(
-        "{:<9} {:>5} {:>6} {:>5} {:>12} {:>10} {:>10} {:>8} {:>6} {:>9} {:>5} {:>9} {:>7} {:>7}",
+        "{:<9} {:>5} {:>6} {:>5} {:>12} {:>10} {:>10} {:>10} {:>8} {:>6} {:>9} {:>5} {:>9} {:>7} {:>7}",
         "round",
         "",
         "secs",
@@ -730,6 +776,7 @@ fn main() -> Result<()> {
         "transit Mpps",
         "Mpps/core",
         "flood Mpps",
+        "flood/core",
         "per burst",
         "punted",
         "policed",
@@ -740,7 +787,7 @@ fn main() -> Result<()> {
     );
     for r in &rounds {
         println!(
-            "{:<9} {:>5} {:>6.3} {:>5.0} {:>12.3} {:>10.3} {:>10.3} {:>8.2} {:>6} {:>9} {:>5} {:>9} {:>7.0} {:>7}",
+            "{:<9} {:>5} {:>6.3} {:>5.0} {:>12.3} {:>10.3} {:>10.3} {:>10.3} {:>8.2} {:>6} {:>9} {:>5} {:>9} {:>7.0} {:>7}",
             if r.flood { "flood" } else { "no flood" },
             r.round,
             r.secs,
@@ -748,6 +795,7 @@ fn main() -> Result<()> {
             r.transit_mpps,
             r.rate(),
             r.flood_pps / 1e6,
+            r.flood_pps_on_cpu.map_or(f64::NAN, |p| p / 1e6),
             r.flood_per_burst,
             r.punted,
             r.punt_policed,
@@ -770,10 +818,11 @@ fn main() -> Result<()> {
         ratios.len()
     );
     println!(
-        "flood {:.3} Mpps (median); the consumer received {} frames in {:.2} s of flood \
+        "flood {:.3} Mpps, {:.3} Mpps per on-CPU second (medians); the consumer received {} frames in {:.2} s of flood \
          = {:.0} pps against icmp_pps {} (bound {}: rate x time + burst {} per round); \
          policed {}, queue full {}",
         s.flood_pps / 1e6,
+        s.flood_pps_on_cpu / 1e6,
         s.consumer_received,
         flood_secs,
         s.consumer_pps,
@@ -793,6 +842,7 @@ fn main() -> Result<()> {
         transit_frames_per_pass: prep.input.len(),
         flood: FloodSpec {
             kind: a.flood_kind,
+            pace: a.pace,
             rate_pps: a.rate,
             frame_bytes: bench.flood.len() + FCS,
             dst: address,
