@@ -174,13 +174,17 @@ fn the_baseline_floods_are_accounted_for() {
     assert_eq!(u(x, "flood_dropped"), u(x, "flood_offered"), "{x}");
     assert_eq!(u(x, "punted") + u(x, "punt_policed"), 0, "{x}");
     assert_eq!(u(x, "transit_forwarded"), u(x, "transit_offered"), "{x}");
-    // Made and freed by the tester: nothing offered, every slot transit.
+    // Made and freed by the tester: nothing offered, their slots empty.
     let (out, r) = punt_flood(&args("tester-only"), "tester_only");
     assert!(out.status.success(), "{r}");
     let x = &r["rounds"][1];
     assert!(u(x, "flood_frames") > 0, "{x}");
     assert_eq!(u(x, "flood_offered"), 0, "{x}");
-    assert_eq!(u(x, "transit_offered"), 32 * u(x, "bursts"), "{x}");
+    assert_eq!(
+        u(x, "transit_offered") + u(x, "flood_frames"),
+        32 * u(x, "bursts"),
+        "{x}"
+    );
     assert_eq!(u(x, "transit_forwarded"), u(x, "transit_offered"), "{x}");
 }
 
@@ -208,7 +212,9 @@ fn cpu_pacing_offers_the_rate_per_second_the_worker_ran() {
     let x = &r["rounds"][1];
     let due = 100_000.0 * f(x, "cpu_secs");
     let made = u(x, "flood_frames") as f64;
-    assert!(made <= due + 1.0 && made >= 0.8 * due, "{x}");
+    // The CPU clock is read every 32 bursts, the run's clock in between: a
+    // preemption between two readings runs ahead until the next one.
+    assert!(made <= 1.02 * due + 32.0 && made >= 0.8 * due, "{x}");
     let per_cpu = f(x, "flood_pps_on_cpu");
     assert!(
         (per_cpu - made / f(x, "cpu_secs")).abs() < 1e-6 * per_cpu,
