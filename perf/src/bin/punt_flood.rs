@@ -374,17 +374,29 @@ struct Summary {
 /// The JSON document.
 #[derive(Serialize)]
 struct Report {
+    /// This program and its version.
     tool: String,
+    /// The machine.
     host: Host,
+    /// The node under test.
     node: String,
+    /// The I/O backend.
     backend: &'static str,
+    /// Mean transit frame size on the wire (FCS included).
     transit_frame_bytes: f64,
+    /// Distinct transit frames, replayed in a loop.
     transit_frames_per_pass: usize,
+    /// The flood.
     flood: FloodSpec,
+    /// Length of each round asked for.
     seconds_per_round: f64,
+    /// The consumer's sleep when the queue is empty (0: it spins).
     consumer_idle_us: u64,
+    /// The ratio the run must reach (0: not checked).
     min_ratio: f64,
+    /// Every measured round, in the order run.
     rounds: Vec<RoundResult>,
+    /// Medians and totals.
     summary: Summary,
     /// Failed checks (empty when the run passed).
     failures: Vec<String>,
