@@ -338,6 +338,44 @@ impl<F> Batch<F> {
         self.frames.drain(..n)
     }
 
+    /// Drops the frames whose bit is set in `mask` (slot `i` = bit `i`),
+    /// freeing their buffers, and keeps the order, verdicts and stamps of
+    /// the rest.
+    pub fn remove_mask(&mut self, mask: u64) {
+        // A few frames among many: one move of the tail per frame removed,
+        // from the last one back, rather than a visit of every frame.
+        let mut m = mask;
+        while m != 0 {
+            let i = (u64::BITS - 1 - m.leading_zeros()) as usize;
+            m &= !(1u64 << i);
+            let len = self.frames.len();
+            if i >= len {
+                continue;
+            }
+            drop(self.frames.remove(i));
+            self.verdicts.copy_within(i + 1..len, i);
+            self.stamps.copy_within(i + 1..len, i);
+        }
+    }
+
+    /// Drops every frame whose verdict is not `Tx` (freeing its buffer),
+    /// keeping the order, verdicts and stamps of the rest.
+    pub fn retain_tx(&mut self) {
+        let (mut read, mut write) = (0usize, 0usize);
+        let verdicts = &mut self.verdicts;
+        let stamps = &mut self.stamps;
+        self.frames.retain(|_| {
+            let keep = matches!(verdicts[read], Verdict::Tx(_));
+            if keep {
+                verdicts[write] = verdicts[read];
+                stamps[write] = stamps[read];
+                write += 1;
+            }
+            read += 1;
+            keep
+        });
+    }
+
     /// Moves every frame whose verdict is `Tx(port)` into `out` (up to its
     /// room), together with its stamp. Order within the port is preserved.
     pub fn take_tx(&mut self, port: PortId, out: &mut Batch<F>) {
@@ -413,6 +451,23 @@ mod tests {
         assert_eq!(sent, vec![0, 2]);
         assert_eq!(b.frames(), &[4]);
         assert_eq!(b.stamps(), &[4]);
+    }
+
+    #[test]
+    fn removing_by_mask_keeps_the_order_verdicts_and_stamps_of_the_rest() {
+        let mut b: Batch<u32> = Batch::new();
+        for i in 0..BURST as u32 {
+            b.push_with(i, Verdict::Tx(i as PortId), u64::from(i))
+                .unwrap();
+        }
+        let mask: u64 = (1 << 0) | (1 << 5) | (1 << 6) | (1 << 31) | (1 << 40);
+        b.remove_mask(mask);
+        let want: Vec<u32> = (0..BURST as u32).filter(|i| mask >> i & 1 == 0).collect();
+        assert_eq!(b.frames(), &want[..]);
+        let stamps: Vec<u64> = want.iter().map(|&i| u64::from(i)).collect();
+        assert_eq!(b.stamps(), &stamps[..]);
+        let verdicts: Vec<Verdict> = want.iter().map(|&i| Verdict::Tx(i as PortId)).collect();
+        assert_eq!(b.verdicts(), &verdicts[..]);
     }
 
     #[test]

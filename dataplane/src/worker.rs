@@ -205,11 +205,19 @@ impl<P: Port> Worker<P> {
             match stage::process_one_port(&mut self.rx, tables) {
                 // Transit swaps keep every frame's length: the bytes sent
                 // are the bytes received. The verdicts were not written.
-                Some(port) if usize::from(port) < self.ports.len() => {
-                    self.send_whole(usize::from(port), bytes, rx_ns)
+                Some(one) if one.aside == 0 && usize::from(one.port) < self.ports.len() => {
+                    self.send_whole(usize::from(one.port), bytes, rx_ns)
                 }
-                Some(port) => {
-                    self.rx.set_all(Verdict::Tx(port));
+                // A few frames were dropped or are for the node: counted
+                // or punted, then the rest goes out whole.
+                Some(one) if usize::from(one.port) < self.ports.len() => {
+                    let aside = self.set_aside_mask(one.aside, rx_ns);
+                    if !self.rx.is_empty() {
+                        self.send_whole(usize::from(one.port), bytes - aside, rx_ns)
+                    }
+                }
+                Some(one) => {
+                    one.write_verdicts(&mut self.rx);
                     self.send_batch(rx_ns)
                 }
                 None => self.send_batch(rx_ns),
@@ -323,7 +331,85 @@ impl<P: Port> Worker<P> {
             self.send_whole(port, bytes, rx_ns);
             return;
         }
+        // Next most common: one port, beside frames that are finished
+        // otherwise (dropped, or punted to the node): those are counted
+        // or handed over, and the rest goes to the port as it is.
+        if let Some(port) = self.one_port_beside_finished() {
+            self.set_aside(rx_ns);
+            if !self.rx.is_empty() {
+                let bytes = frame_bytes(self.rx.frames());
+                self.send_whole(port, bytes, rx_ns);
+            }
+            return;
+        }
         self.send_mixed(rx_ns);
+    }
+
+    /// The one port the `Tx` frames of `rx` go to, if every other frame
+    /// is dropped or punted and this worker has that port.
+    #[cold]
+    fn one_port_beside_finished(&self) -> Option<usize> {
+        let mut port = None;
+        for v in self.rx.verdicts() {
+            match (*v, port) {
+                (Verdict::Tx(p), None) => port = Some(p),
+                (Verdict::Tx(p), Some(q)) if p != q => return None,
+                (Verdict::Tx(_) | Verdict::Drop(_) | Verdict::Punt, _) => {}
+                // A verdict no stage consumed: the general path counts it.
+                _ => return None,
+            }
+        }
+        let p = usize::from(port.unwrap_or(0));
+        (p < self.ports.len()).then_some(p)
+    }
+
+    /// Counts or punts the frames of `rx` whose bit is set in `aside`
+    /// (their verdicts `Drop` or `Punt`) and removes them; returns their
+    /// bytes.
+    #[cold]
+    fn set_aside_mask(&mut self, aside: u64, rx_ns: u64) -> u64 {
+        let rx_port = self.rx.rx_port();
+        let mut bytes = 0;
+        for (i, (f, v)) in self.rx.frames().iter().zip(self.rx.verdicts()).enumerate() {
+            if aside >> i & 1 == 0 {
+                continue;
+            }
+            bytes += f.len() as u64;
+            match *v {
+                Verdict::Punt => punt_counted(
+                    self.punt.as_mut(),
+                    &mut self.stats,
+                    rx_port,
+                    rx_ns,
+                    f.data(),
+                ),
+                Verdict::Drop(r) => self.stats.drops.bump(r),
+                _ => self.stats.drops.bump(DropReason::Unsupported),
+            }
+        }
+        self.rx.remove_mask(aside);
+        bytes
+    }
+
+    /// Counts the dropped frames of `rx`, punts those for the node, and
+    /// leaves only the frames to send.
+    #[cold]
+    fn set_aside(&mut self, rx_ns: u64) {
+        let rx_port = self.rx.rx_port();
+        for (f, v) in self.rx.frames().iter().zip(self.rx.verdicts()) {
+            match *v {
+                Verdict::Drop(r) => self.stats.drops.bump(r),
+                Verdict::Punt => punt_counted(
+                    self.punt.as_mut(),
+                    &mut self.stats,
+                    rx_port,
+                    rx_ns,
+                    f.data(),
+                ),
+                _ => {}
+            }
+        }
+        self.rx.retain_tx();
     }
 
     /// The port every frame of `rx` is sent on, if there is one such port
@@ -372,14 +458,13 @@ impl<P: Port> Worker<P> {
                 Verdict::Tx(p) if p < 64 => ports_mask |= 1 << p,
                 Verdict::Tx(_) => many_ports = true,
                 Verdict::Drop(r) => self.stats.drops.bump(r),
-                Verdict::Punt => match punt(self.punt.as_mut(), rx_port, rx_ns, f.data()) {
-                    Ok(()) => {
-                        if let Some(c) = self.stats.ports.get_mut(usize::from(rx_port)) {
-                            c.punt_packets += 1;
-                        }
-                    }
-                    Err(r) => self.stats.drops.bump(r),
-                },
+                Verdict::Punt => punt_counted(
+                    self.punt.as_mut(),
+                    &mut self.stats,
+                    rx_port,
+                    rx_ns,
+                    f.data(),
+                ),
                 // A verdict no stage consumed is a pipeline bug; count it.
                 _ => self.stats.drops.bump(DropReason::Unsupported),
             }
@@ -456,6 +541,25 @@ fn tx_counted<P: Port>(
         let _ = stats
             .latency
             .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
+    }
+}
+
+/// [`punt`], counted: per port when handed over, as a drop otherwise.
+#[cold]
+fn punt_counted(
+    path: Option<&mut PuntPath>,
+    stats: &mut WorkerStats,
+    port: PortId,
+    now: u64,
+    frame: &[u8],
+) {
+    match punt(path, port, now, frame) {
+        Ok(()) => {
+            if let Some(c) = stats.ports.get_mut(usize::from(port)) {
+                c.punt_packets += 1;
+            }
+        }
+        Err(r) => stats.drops.bump(r),
     }
 }
 

@@ -117,8 +117,18 @@ pub fn check_batch<F: Frame>(
     match entry {
         Entry::Process => stage::process(&mut b, t),
         Entry::OnePort => {
-            if let Some(p) = stage::process_one_port(&mut b, t) {
-                b.set_all(Verdict::Tx(p));
+            if let Some(one) = stage::process_one_port(&mut b, t) {
+                // Frames set aside carry their own verdict (a drop or a
+                // punt); the worker sends every other one out of the port.
+                for (i, v) in b.verdicts().iter().enumerate() {
+                    let aside = one.aside >> i & 1 == 1;
+                    assert_eq!(
+                        aside,
+                        matches!(v, Verdict::Drop(_) | Verdict::Punt),
+                        "slot {i}: set aside {aside}, verdict {v:?}"
+                    );
+                }
+                one.write_verdicts(&mut b);
             }
         }
         Entry::Split => {

@@ -37,19 +37,50 @@ const _: () = assert!(BURST <= Mask::BITS as usize);
 /// at any stage (their verdict says which).
 #[inline]
 pub fn process<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    if let Some(port) = process_one_port(batch, t) {
-        batch.set_all(Verdict::Tx(port));
+    if let Some(one) = process_one_port(batch, t) {
+        one.write_verdicts(batch);
+    }
+}
+
+/// A batch the first walk finished as transit swaps out of one port,
+/// beside frames it set aside as finished otherwise (dropped, or punted
+/// to the node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OnePort {
+    /// The port every swapped frame leaves by.
+    pub port: PortId,
+    /// The frames set aside, one bit per slot: their verdicts are written
+    /// (`Drop` or `Punt`); the others' are not.
+    pub aside: u64,
+}
+
+impl OnePort {
+    /// Writes `Tx(port)` as the verdict of every frame not set aside, as
+    /// [`process`] leaves them.
+    pub fn write_verdicts<F>(&self, batch: &mut Batch<F>) {
+        if self.aside == 0 {
+            batch.set_all(Verdict::Tx(self.port));
+            return;
+        }
+        let (_, verdicts) = batch.frames_verdicts_mut();
+        for (i, v) in verdicts.iter_mut().enumerate() {
+            if self.aside >> i & 1 == 0 {
+                *v = Verdict::Tx(self.port);
+            }
+        }
     }
 }
 
 /// As [`process`], except when the first walk finished every frame as a
-/// transit swap out of one port (the common case at a satellite): then it
-/// returns that port and leaves the verdicts as they were, and the caller
-/// sends the batch whole. Such a swap rewrites headers in place, so each
-/// frame keeps the length it was received with. With None every verdict
-/// is final, as after [`process`].
+/// transit swap out of one port (the common case at a satellite), or as
+/// such a swap and a few frames finished otherwise (dropped, or punted to
+/// the node: [`OnePort::aside`]): then it returns that port and leaves the
+/// verdicts of the swapped frames as they were, and the caller sends the
+/// batch whole, less the frames set aside. Such a swap rewrites headers in
+/// place, so each frame keeps the length it was received with. With None
+/// every verdict is final, as after [`process`].
 #[inline]
-pub fn process_one_port<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Option<PortId> {
+pub fn process_one_port<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Option<OnePort> {
     let (later, one) = front(batch, t);
     if later != 0 {
         crypto(batch, t, later);
@@ -63,8 +94,8 @@ pub fn process_one_port<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> Option<Po
 /// mode runs the two halves on different cores).
 #[inline]
 pub fn process_front<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
-    if let (_, Some(port)) = front(batch, t) {
-        batch.set_all(Verdict::Tx(port));
+    if let (_, Some(one)) = front(batch, t) {
+        one.write_verdicts(batch);
     }
 }
 
@@ -94,7 +125,7 @@ pub fn process_crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables) {
 /// and label switch in a second walk, which a batch of transit frames
 /// never runs.
 #[inline]
-fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
+fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<OnePort>) {
     // Frames are taken only when sent to the receiving port's MAC; a batch
     // from a port the snapshot does not know is addressed to no port.
     let Some(rx_mac) = t.port_macs.get(usize::from(batch.rx_port())).copied() else {
@@ -105,8 +136,9 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     let rx = batch.rx_port();
     let (frames, verdicts) = batch.frames_verdicts_mut();
     let mut memo = mpls::SwapMemo::default();
-    // Frames [0, done) were swapped out of `port`, their verdicts unwritten.
-    let (mut done, mut port) = (0, 0);
+    // Frames [0, done) were swapped out of `port`, their verdicts unwritten,
+    // except those set aside in `aside` (finished otherwise, with theirs).
+    let (mut done, mut port, mut aside) = (0, 0, 0 as Mask);
     if let (Some(f), Some(&v)) = (frames.first_mut(), verdicts.first()) {
         if let Some(p) = swap_received(f, v, t, rx_mac, &mut memo) {
             (done, port) = (1, p);
@@ -114,28 +146,49 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
     }
     if let (1, Some(fs), Some(vs)) = (done, frames.get_mut(1..), verdicts.get_mut(1..)) {
         // The first frame that did not go out of `port`, if any.
-        let stop = fs.iter_mut().zip(vs.iter_mut()).position(|(f, v)| {
-            match swap_received(f, *v, t, rx_mac, &mut memo) {
-                Some(p) if p == port => false,
-                Some(p) => {
-                    // Another port: this frame is finished, with its verdict.
-                    *v = Verdict::Tx(p);
-                    true
+        let stop = fs
+            .iter_mut()
+            .zip(vs.iter_mut())
+            .enumerate()
+            .position(|(i, (f, v))| {
+                match swap_received(f, *v, t, rx_mac, &mut memo) {
+                    Some(p) if p == port => false,
+                    Some(p) => {
+                        // Another port: this frame is finished, with its verdict.
+                        *v = Verdict::Tx(p);
+                        true
+                    }
+                    None => {
+                        // Not a swap: its own way now. Dropped or punted, it
+                        // is set aside and the walk goes on; anything else
+                        // ends the walk, its verdict written.
+                        *v = dispatch_and_switch(f, *v, t, rx, rx_mac);
+                        let finished = matches!(*v, Verdict::Drop(_) | Verdict::Punt);
+                        aside |= Mask::from(finished) << (i + 1);
+                        !finished
+                    }
                 }
-                None => true,
-            }
-        });
+            });
         match stop {
-            None => return (0, Some(port)),
+            None => return (0, Some(OnePort { port, aside })),
             Some(i) => done += i,
         }
     }
     if let Some(swapped) = verdicts.get_mut(..done) {
-        swapped.fill(Verdict::Tx(port));
+        if aside == 0 {
+            swapped.fill(Verdict::Tx(port));
+        } else {
+            for (i, v) in swapped.iter_mut().enumerate() {
+                if aside >> i & 1 == 0 {
+                    *v = Verdict::Tx(port);
+                }
+            }
+        }
     }
-    // Frame `done`, if any, ended the walk above: it has been tried, and is
-    // finished (`Tx` to another port) or left for the general path. The
-    // rest take the transit swap first, now writing verdicts.
+    // Frame `done`, if any, ended the walk above: it has been tried (and,
+    // if no swap, dispatched and switched), and is finished or left for the
+    // later stages. The rest take the transit swap first, now writing
+    // verdicts.
     let mut rest = verdicts.get(done).is_some_and(|v| !v.is_final());
     for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()).skip(done + 1) {
         match swap_received(f, *v, t, rx_mac, &mut memo) {
@@ -176,6 +229,26 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<PortId>) {
         (v == Verdict::Classify).then(|| classify::classify(f, t))
     });
     (later, None)
+}
+
+/// The general dispatch and label switch of a frame with verdict `v`
+/// (`Input`: just received); its next verdict.
+#[inline(never)]
+fn dispatch_and_switch<F: Frame>(
+    f: &mut F,
+    v: Verdict,
+    t: &Tables,
+    rx: PortId,
+    rx_mac: &crate::config::Mac,
+) -> Verdict {
+    let next = match v {
+        Verdict::Input => dispatch::dispatch(f, t, rx, rx_mac),
+        other => other,
+    };
+    match next {
+        Verdict::Lfib => mpls::switch(f, t),
+        other => other,
+    }
 }
 
 /// The transit swap of a frame just received (verdict `Input`); None for

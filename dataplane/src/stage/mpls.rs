@@ -440,7 +440,8 @@ next_hop_mac = "02:00:00:00:00:0c"
         for _ in 0..3 {
             b.push(HeapFrame::from_bytes(&swap)).expect("room");
         }
-        assert_eq!(crate::stage::process_one_port(&mut b, &t), Some(1));
+        let one = crate::stage::process_one_port(&mut b, &t);
+        assert_eq!(one, Some(crate::stage::OnePort { port: 1, aside: 0 }));
         for f in b.frames() {
             assert_eq!(crate::frame::Frame::len(f), swap.len());
         }
@@ -449,9 +450,13 @@ next_hop_mac = "02:00:00:00:00:0c"
             summary(&[swap.clone(), frame(&[], &[entry(101, true, 10)])]),
             None
         );
+        // A frame that expires beside the swaps is set aside with its drop.
         assert_eq!(
             summary(&[swap.clone(), frame(&[], &[entry(100, true, 1)])]),
-            None
+            Some(crate::stage::OnePort {
+                port: 1,
+                aside: 0b10
+            })
         );
         assert_eq!(summary(&[]), None);
     }

@@ -275,7 +275,10 @@ fn run<P: Port<Frame = Mbuf>>(
             }
             // As the worker does: a batch the stages finished as swaps out
             // of one port is sent whole, without reading its verdicts.
-            Mode::Transit => stage::process_one_port(&mut batch, tables) == Some(0),
+            Mode::Transit => {
+                stage::process_one_port(&mut batch, tables)
+                    == Some(stage::OnePort { port: 0, aside: 0 })
+            }
         };
         if !all_out {
             fix_up(&mut batch, &mut r);
