@@ -6,7 +6,7 @@
 use super::address_book::AddressBook;
 use super::inject::{frame_to_node, CONTROL_MPLS_TTL};
 use super::mgmt::{OamHop, OamKind, OamRequest, OamResult};
-use super::services::{self, IgnoredCounters, LspProbes, NodeInfo, Outgoing, PortInfo, ProbeDone};
+use super::services::{self, IgnoredCounters, NodeInfo, Outgoing, PortInfo, ProbeDone, Probes};
 use crate::runtime::{Channels, TableStore};
 use crate::tables::Tables;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +30,7 @@ pub struct ServiceCounters {
     pub received: u64,
     /// Answers sent (ARP, echo replies, LSP echo replies).
     pub answered: u64,
-    /// LSP echo replies matched to a probe.
+    /// Echo replies (LSP or ICMP) matched to one of the node's probes.
     pub probe_replies: u64,
     /// Punted frames not answered, by reason (see `ignored_by_reason`).
     pub ignored: u64,
@@ -65,7 +65,7 @@ pub struct ServiceLoop {
     channels: Arc<Channels>,
     node: NodeInfo,
     book: AddressBook,
-    lsp: LspProbes,
+    probes: Probes,
     oam: Option<crossbeam::channel::Receiver<OamRequest>>,
     waiting: Vec<Waiting>,
     counters: ServiceCounters,
@@ -95,12 +95,13 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// A seed no off-path host can guess, for the probes' sender's handles.
-fn random_seed() -> u32 {
+/// A seed no off-path host can guess, for the probes' sender's handles
+/// and identifiers.
+fn random_seed() -> u64 {
     use aws_lc_rs::rand::SecureRandom;
-    let mut b = [0u8; 4];
+    let mut b = [0u8; 8];
     let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
-    u32::from_ne_bytes(b)
+    u64::from_ne_bytes(b)
 }
 
 impl ServiceLoop {
@@ -120,7 +121,7 @@ impl ServiceLoop {
             channels,
             node,
             book,
-            lsp: LspProbes::new(source, random_seed()),
+            probes: Probes::new(source, random_seed() as u32, random_seed()),
             oam,
             waiting: Vec::new(),
             counters: ServiceCounters::default(),
@@ -162,7 +163,7 @@ impl ServiceLoop {
                 busy = true;
                 self.counters.received += 1;
                 let answer =
-                    services::handle(slot.bytes(), slot.port, &self.node, now, &mut self.lsp);
+                    services::handle(slot.bytes(), slot.port, &self.node, now, &mut self.probes);
                 let port = slot.port;
                 self.channels.workers[w].done(slot);
                 match answer {
@@ -180,7 +181,7 @@ impl ServiceLoop {
             }
         }
         busy |= self.take_requests(t, now);
-        for done in self.lsp.poll(now) {
+        for done in self.probes.lsp.poll(now) {
             busy = true;
             self.finish(done);
         }
@@ -257,9 +258,12 @@ impl ServiceLoop {
         let started = match r.kind {
             OamKind::Ping => {
                 let count = u16::try_from(r.count).unwrap_or(u16::MAX);
-                self.lsp.start_ping(now, target, count, r.timeout)
+                self.probes.lsp.start_ping(now, target, count, r.timeout)
             }
-            OamKind::Trace => self.lsp.start_trace(now, target, r.max_hops, r.timeout),
+            OamKind::Trace => self
+                .probes
+                .lsp
+                .start_trace(now, target, r.max_hops, r.timeout),
         };
         let (id, echoes) = match started {
             Ok(s) => s,
