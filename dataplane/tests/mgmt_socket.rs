@@ -555,6 +555,8 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
 fn hop(ttl: u8, last: u8, node: &str, code: u8, meaning: &str) -> OamHop {
     OamHop {
         ttl,
+        seq: None,
+        bytes: None,
         address: Some(std::net::Ipv4Addr::new(100, 64, 1, last)),
         node: Some(node.into()),
         rtt_us: Some(1500.0 + f64::from(last)),
@@ -589,6 +591,7 @@ fn lsp_ping_and_trace_go_to_the_control_thread_and_its_answers_are_shown() {
                     hop(1, 7, "sat7", 8, "label switched at stack depth 1"),
                     hop(2, 1, "gw1", 3, "replying router is an egress for the FEC"),
                 ],
+                OamKind::IcmpPing => unreachable!("no ping asked here"),
             };
             let _ = req.reply.send(OamResult {
                 to: req.to,
@@ -714,7 +717,7 @@ fn oam_without_a_responder_is_answered_not_waited_for_forever() {
     }
     let err = ctl_err(&n.path, &["lsp-ping", "--to", "gs:1", "--timeout-ms", "10"]);
     assert!(
-        err.contains("busy: 4 lsp-ping/lsp-trace requests are already waiting"),
+        err.contains("busy: 4 ping/lsp-ping/lsp-trace requests are already waiting"),
         "{err}"
     );
     // Once the control thread's end is gone, the answer comes at once.

@@ -818,6 +818,8 @@ mod tests {
     fn a_ping_without_any_answer_fails_and_says_so() {
         let hop = |rtt: Option<f64>| OamHop {
             ttl: 255,
+            seq: None,
+            bytes: None,
             address: rtt.map(|_| std::net::Ipv4Addr::new(100, 64, 1, 1)),
             node: None,
             rtt_us: rtt,
