@@ -58,7 +58,8 @@ enum Cmd {
     /// tables, SIGINT/SIGTERM stop cleanly.
     Run(RunArgs),
     /// Ask a running node through its management socket: show status,
-    /// tables, ports or drops; lsp-ping or lsp-trace an egress gateway.
+    /// tables, ports or drops; ping a node; lsp-ping or lsp-trace an
+    /// egress gateway.
     Ctl(meshplane::cli::ctl::CtlArgs),
 }
 
@@ -687,7 +688,7 @@ fn serve<B: meshplane::runtime::Backend>(
 
 /// The management socket of `run` (none with `--no-socket` or `[node]
 /// socket = ""`), and the end of its OAM channel when a control thread
-/// could answer lsp-ping and lsp-trace.
+/// could answer ping, lsp-ping and lsp-trace.
 fn start_mgmt(
     n: &NodeRun<'_>,
     hub: &Arc<meshplane::runtime::StatsHub>,

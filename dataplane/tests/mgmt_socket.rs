@@ -555,6 +555,8 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
 fn hop(ttl: u8, last: u8, node: &str, code: u8, meaning: &str) -> OamHop {
     OamHop {
         ttl,
+        seq: None,
+        bytes: None,
         address: Some(std::net::Ipv4Addr::new(100, 64, 1, last)),
         node: Some(node.into()),
         rtt_us: Some(1500.0 + f64::from(last)),
@@ -589,6 +591,7 @@ fn lsp_ping_and_trace_go_to_the_control_thread_and_its_answers_are_shown() {
                     hop(1, 7, "sat7", 8, "label switched at stack depth 1"),
                     hop(2, 1, "gw1", 3, "replying router is an egress for the FEC"),
                 ],
+                OamKind::IcmpPing => unreachable!("no ping asked here"),
             };
             let _ = req.reply.send(OamResult {
                 to: req.to,
@@ -663,6 +666,155 @@ fn lsp_ping_and_trace_go_to_the_control_thread_and_its_answers_are_shown() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// What the fake control thread saw of one ping request.
+type SeenPing = (OamKind, String, u32, Duration, u16, Duration);
+
+/// The control thread's stand-in for pings: echo `k` of a ping of
+/// "lost" is never answered, of anything else every echo but the
+/// second, from 100.64.0.6 (sat5), in 2.3 ms.
+fn ping_responder(
+    rx: crossbeam::channel::Receiver<OamRequest>,
+) -> std::thread::JoinHandle<Vec<SeenPing>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while let Ok(req) = rx.recv() {
+            seen.push((
+                req.kind,
+                req.to.clone(),
+                req.count,
+                req.interval,
+                req.size,
+                req.timeout,
+            ));
+            let lost = req.to == "lost";
+            let hops: Vec<OamHop> = (1..=req.count)
+                .map(|seq| {
+                    let answered = !lost && seq != 2;
+                    OamHop {
+                        ttl: 64,
+                        seq: Some(seq),
+                        bytes: answered.then_some(u32::from(req.size) + 8),
+                        address: answered.then_some(std::net::Ipv4Addr::new(100, 64, 0, 6)),
+                        node: answered.then(|| "sat5".to_string()),
+                        rtt_us: answered.then_some(2300.0),
+                        return_code: None,
+                        meaning: if answered { "echo reply" } else { "no answer" }.into(),
+                    }
+                })
+                .collect();
+            let error = lost.then(|| format!("no echo to {} was answered", req.to));
+            let _ = req.reply.send(OamResult {
+                to: req.to,
+                hops,
+                error,
+            });
+        }
+        seen
+    })
+}
+
+#[test]
+fn ping_goes_to_the_control_thread_and_prints_as_ping_does() {
+    let dir = tmp_dir("ping");
+    let mut opts = MgmtOptions::new(dir.join("n.sock"));
+    opts.oam = true;
+    let mut n = start_with(&gw_a(), opts);
+    let responder = ping_responder(n.oam.take().expect("an OAM channel"));
+    let args = [
+        "ping",
+        "--to",
+        "sat:5",
+        "--count",
+        "3",
+        "--interval-ms",
+        "10",
+        "--timeout-ms",
+        "200",
+        "--size",
+        "100",
+    ];
+    let text = ctl_ok(&n.path, &args);
+    assert_eq!(
+        text,
+        "PING sat:5: 100 data bytes\n\
+         108 bytes from 100.64.0.6 (sat5): icmp_seq=1 time=2.30 ms\n\
+         no answer for icmp_seq=2\n\
+         108 bytes from 100.64.0.6 (sat5): icmp_seq=3 time=2.30 ms\n\
+         \n\
+         --- sat:5 ping statistics ---\n\
+         3 packets transmitted, 2 received, 33% packet loss\n\
+         rtt min/avg/max/mdev = 2.300/2.300/2.300/0.000 ms\n"
+    );
+    // --json: the node's answer as it is, with each echo's sequence number.
+    let json_text = ctl_ok(&n.path, &[&["--json"][..], &args].concat());
+    let r: OamResult = serde_json::from_str(json_text.trim()).expect("an OAM result");
+    assert_eq!(
+        r.hops.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(3)]
+    );
+    assert!(json_text.contains("\"seq\":2") && json_text.contains("\"bytes\":108"));
+    // Nothing came back: said, and exit 1, in text and in JSON.
+    let o = ctl(&n.path, &["ping", "--to", "lost", "--interval-ms", "10"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("3 packets transmitted, 0 received, 100% packet loss"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("rtt min"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("no echo to lost was answered"),
+        "{}",
+        stderr(&o)
+    );
+    let err = ctl_err(&n.path, &["--json", "ping", "--to", "lost", "--count", "1"]);
+    assert!(err.contains("no echo to lost was answered"), "{err}");
+    // Defaults: as ping's, 3 echoes.
+    ctl_ok(&n.path, &["ping", "--to", "gw-b"]);
+    // Out of bounds: refused by ctl before asking, and by the node for
+    // any other client.
+    for (flag, value) in [
+        ("--interval-ms", "9"),
+        ("--size", "1401"),
+        ("--count", "0"),
+        ("--count", "101"),
+        ("--timeout-ms", "0"),
+    ] {
+        let o = ctl(&n.path, &["ping", "--to", "x", flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}");
+        assert!(stderr(&o).contains(flag), "{}", stderr(&o));
+    }
+    for (req, want) in [
+        (
+            json!({"cmd": "ping", "to": "x", "interval_ms": 9}),
+            "interval_ms 9: want 10 to 10000",
+        ),
+        (
+            json!({"cmd": "ping", "to": "x", "size": 1401}),
+            "size 1401: want 0 to 1400",
+        ),
+        (json!({"cmd": "ping", "to": ""}), "name the node to ping"),
+    ] {
+        let a = ask(&n.path, req);
+        let e = a["error"].as_str().expect("an error");
+        assert!(e.contains(want), "{e}");
+    }
+    drop(n);
+    let seen = responder.join().expect("responder");
+    let ms = Duration::from_millis;
+    assert_eq!(
+        seen,
+        [
+            (OamKind::IcmpPing, "sat:5".into(), 3, ms(10), 100, ms(200)),
+            (OamKind::IcmpPing, "sat:5".into(), 3, ms(10), 100, ms(200)),
+            (OamKind::IcmpPing, "lost".into(), 3, ms(10), 56, ms(1000)),
+            (OamKind::IcmpPing, "lost".into(), 1, ms(1000), 56, ms(1000)),
+            (OamKind::IcmpPing, "gw-b".into(), 3, ms(1000), 56, ms(1000)),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn oam_without_a_responder_is_answered_not_waited_for_forever() {
     let dir = tmp_dir("no-oam");
@@ -714,7 +866,7 @@ fn oam_without_a_responder_is_answered_not_waited_for_forever() {
     }
     let err = ctl_err(&n.path, &["lsp-ping", "--to", "gs:1", "--timeout-ms", "10"]);
     assert!(
-        err.contains("busy: 4 lsp-ping/lsp-trace requests are already waiting"),
+        err.contains("busy: 4 ping/lsp-ping/lsp-trace requests are already waiting"),
         "{err}"
     );
     // Once the control thread's end is gone, the answer comes at once.

@@ -2,7 +2,8 @@
 //! sat-1, gateway B on memory links), each node with its workers' punt
 //! and inject queues and its service loop, driven round by round: a LAN
 //! host resolves its gateway by ARP and pings it, an LSP trace from A
-//! names sat-1 and then B, an LSP ping reaches B, and a flood of pings is
+//! names sat-1 and then B, an LSP ping reaches B, the gateways ping each
+//! other (ICMP echo over their labels, paced), and a flood of pings is
 //! policed to the configured rate.
 
 use crossbeam::channel::{bounded, Receiver, Sender};
@@ -100,6 +101,13 @@ impl Chain {
 
     /// Asks node `i` for a probe and steps until it answers.
     fn probe(&mut self, i: usize, kind: OamKind, to: &str) -> OamResult {
+        self.probe_rounds(i, kind, to).0
+    }
+
+    /// Asks node `i` for a probe (3 echoes 10 ms apart, 50 ms wait, 56
+    /// data bytes; 8 hops) and steps until it answers; also returns the
+    /// rounds that took.
+    fn probe_rounds(&mut self, i: usize, kind: OamKind, to: &str) -> (OamResult, usize) {
         let (tx, rx) = bounded(1);
         self.nodes[i]
             .oam
@@ -109,18 +117,25 @@ impl Chain {
                 count: 3,
                 max_hops: 8,
                 timeout: Duration::from_millis(50),
+                interval: INTERVAL,
+                size: 56,
                 reply: tx,
             })
             .expect("request");
-        for _ in 0..10_000 {
+        for round in 1..=10_000 {
             self.step();
             if let Ok(r) = rx.try_recv() {
-                return r;
+                return (r, round);
             }
         }
         panic!("no answer to {kind:?} {to}");
     }
 }
+
+/// Between a ping's echoes.
+const INTERVAL: Duration = Duration::from_millis(10);
+/// Virtual time per round (`Chain::step`).
+const ROUND: Duration = Duration::from_micros(100);
 
 const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0x0a, 0xaa];
 const GW_A_LAN: [u8; 6] = [2, 0, 0, 0, 0x0a, 1];
@@ -281,4 +296,88 @@ fn a_flood_of_pings_is_policed_and_nothing_else_is_lost() {
     );
     assert!(replies >= burst, "{replies} replies, burst {burst}");
     assert!(policed > 0, "a flood is policed");
+}
+
+#[test]
+fn the_gateways_ping_each_other_over_their_labels_as_ping_does() {
+    let mut c = Chain::new();
+    let a_sent = c.nodes[0].worker.stats.ports[1].inject_packets;
+    let (r, rounds) = c.probe_rounds(0, OamKind::IcmpPing, "192.0.2.2");
+    assert_eq!(r.error, None, "{r:?}");
+    let echoes: Vec<(Option<u32>, Option<Ipv4Addr>, Option<u32>)> =
+        r.hops.iter().map(|h| (h.seq, h.address, h.bytes)).collect();
+    let b = Some(Ipv4Addr::new(192, 0, 2, 2));
+    assert_eq!(
+        echoes,
+        [
+            (Some(1), b, Some(64)),
+            (Some(2), b, Some(64)),
+            (Some(3), b, Some(64))
+        ],
+        "3 of 3 answered by gw-b, 56 data bytes each"
+    );
+    assert!(r.hops.iter().all(|h| h.rtt_us.is_some_and(|us| us > 0.0)));
+    assert!(r
+        .hops
+        .iter()
+        .all(|h| h.ttl == 64 && h.return_code.is_none()));
+    // Paced: the third echo left two intervals after the first.
+    let elapsed = ROUND * rounds as u32;
+    assert!(elapsed >= 2 * INTERVAL, "{rounds} rounds");
+    assert!(
+        elapsed < 2 * INTERVAL + Duration::from_millis(5),
+        "{rounds} rounds"
+    );
+    // Out of gw-a's uplink, as labelled frames (no other traffic here).
+    assert_eq!(c.nodes[0].worker.stats.ports[1].inject_packets - a_sent, 3);
+    // gw-b answered each echo and took none of them for a probe of its own.
+    let (b_counters, _) = c.nodes[2].services.counters();
+    assert_eq!((b_counters.answered, b_counters.ignored), (3, 0));
+    let (a_counters, _) = c.nodes[0].services.counters();
+    assert_eq!((a_counters.probe_replies, a_counters.ignored), (3, 0));
+
+    // And from gw-b back to gw-a's tunnel address.
+    let r = c.probe(2, OamKind::IcmpPing, "192.0.2.1");
+    assert_eq!(r.error, None, "{r:?}");
+    assert_eq!(r.hops.len(), 3);
+    assert!(r
+        .hops
+        .iter()
+        .all(|h| h.address == Some(Ipv4Addr::new(192, 0, 2, 1)) && h.rtt_us.is_some()));
+}
+
+#[test]
+fn a_ping_without_a_label_route_is_refused_at_once() {
+    let mut c = Chain::new();
+    // Nowhere in the tables.
+    let (r, rounds) = c.probe_rounds(0, OamKind::IcmpPing, "198.51.100.7");
+    assert_eq!(rounds, 1, "refused in the first round");
+    assert!(r.hops.is_empty());
+    let e = r.error.expect("an error");
+    assert_eq!(
+        e,
+        "no label route to 198.51.100.7 (198.51.100.7) in this node's tables"
+    );
+    // sat-1's node address: answered when it arrives, but gw-a has no
+    // label toward a satellite (yet), and says so.
+    let (r, rounds) = c.probe_rounds(0, OamKind::IcmpPing, "192.0.2.11");
+    assert_eq!(rounds, 1);
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("no label route to 192.0.2.11")),
+        "{r:?}"
+    );
+    // The node's own address, and a name with no address book behind it.
+    let r = c.probe(0, OamKind::IcmpPing, "192.0.2.1");
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("this node's own address")),
+        "{r:?}"
+    );
+    let r = c.probe(0, OamKind::IcmpPing, "London");
+    assert!(r.error.is_some_and(|e| e.contains("give an address")));
+    // Nothing was sent for any of them.
+    assert_eq!(c.nodes[0].worker.stats.ports[1].inject_packets, 0);
 }

@@ -1,8 +1,9 @@
 //! The node's services over what the punt path can deliver: arbitrary
 //! bytes as a punted frame (`services::handle`) and as an echo reply
-//! (`LspProbes::on_reply`), and valid frames and replies with the input
-//! xored over them. Nothing may panic, and every packet the services
-//! build must parse back with valid checksums.
+//! (`LspProbes::on_reply`, `IcmpProbes::on_reply`), and valid frames and
+//! replies with the input xored over them. Nothing may panic, every
+//! packet the services build must parse back with valid checksums, and
+//! the initiators' state stays bounded.
 //!
 //! The first input byte chooses: bits 0-1 the receiving port, bit 2
 //! whether the input's length replaces the template's, bits 3-7 what the
@@ -10,7 +11,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meshplane::control::services::{handle, LspProbes, NodeInfo, Outgoing, PortInfo};
+use meshplane::control::services::{
+    handle, IcmpProbes, NodeInfo, Outgoing, PortInfo, Probes,
+};
 use meshplane::packet::arp;
 use meshplane::packet::icmp::{self, IcmpPacket};
 use meshplane::packet::ipv4::Ipv4Packet;
@@ -49,19 +52,32 @@ fn node(addr: Ipv4Addr, id: u32) -> NodeInfo {
     }
 }
 
-/// The initiator every input starts from: a ping and a trace toward
-/// REMOTE, with the same handles and ports every time.
-fn probes() -> (LspProbes, Vec<Vec<u8>>) {
-    let mut lsp = LspProbes::new(NODE, 0x5eed);
+/// The initiators every input starts from: an LSP ping and trace toward
+/// REMOTE, and an ICMP ping of REMOTE that has sent two of its three
+/// echoes, with the same handles, identifiers and ports every time; and
+/// the echo requests they sent (LSP first).
+fn probes() -> (Probes, Vec<Vec<u8>>) {
+    let mut p = Probes::new(NODE, 0x5eed, 0x1c3b_5eed);
     let t = Duration::from_secs(1);
     let mut sent: Vec<Vec<u8>> = Vec::new();
-    if let Ok((_, e)) = lsp.start_ping(T0, REMOTE, 2, t) {
+    if let Ok((_, e)) = p.lsp.start_ping(T0, REMOTE, 2, t) {
         sent.extend(e.into_iter().map(|e| e.packet));
     }
-    if let Ok((_, e)) = lsp.start_trace(T0, REMOTE, 4, t) {
+    if let Ok((_, e)) = p.lsp.start_trace(T0, REMOTE, 4, t) {
         sent.extend(e.into_iter().map(|e| e.packet));
     }
-    (lsp, sent)
+    let ten_ms = Duration::from_millis(10);
+    let mut echoes = Vec::new();
+    if let Ok((_, e)) = p.icmp.start(T0, NODE, REMOTE, 3, 24, ten_ms, t) {
+        echoes.extend(e);
+    }
+    echoes.extend(p.icmp.poll(T0 + 10_000_000).send);
+    for e in echoes {
+        if let Outgoing::Remote { packet, .. } = e {
+            sent.push(packet);
+        }
+    }
+    (p, sent)
 }
 
 fn eth(dst: [u8; 6], labels: &[(u32, u8)], ethertype: u16, l3: &[u8]) -> Vec<u8> {
@@ -101,7 +117,7 @@ fn templates() -> &'static Templates {
         let mut replies = Vec::new();
         for p in &sent {
             let f = eth(LAN_MAC, &[(1002, 1)], 0, p);
-            let mut scratch = LspProbes::new(REMOTE, 1);
+            let mut scratch = Probes::new(REMOTE, 1, 2);
             if let Ok(Some(Outgoing::Remote { packet, .. })) =
                 handle(&f, 0, &gw_b, T0, &mut scratch)
             {
@@ -185,28 +201,32 @@ fuzz_target!(|data: &[u8]| {
     };
     let t = templates();
     let gw_a = node(NODE, 1);
-    let (mut lsp, _) = probes();
+    let (mut p, _) = probes();
     let port = u16::from(sel & 3);
     let resize = sel & 4 != 0;
     let choice = usize::from(sel >> 3);
     match choice {
-        0 => check(handle(rest, port, &gw_a, T0, &mut lsp)),
+        0 => check(handle(rest, port, &gw_a, T0, &mut p)),
         1 => {
-            let _ = lsp.on_reply(T0, rest);
+            let _ = p.lsp.on_reply(T0, rest);
+            let _ = p.icmp.on_reply(T0, rest);
         }
         c if c - 2 < t.frames.len() => {
-            let (f, p) = &t.frames[c - 2];
+            let (f, fp) = &t.frames[c - 2];
             let g = mutate(f, rest, resize);
             // The right port most of the time, the input's otherwise.
-            let port = if sel & 1 == 0 { *p } else { port };
-            check(handle(&g, port, &gw_a, T0, &mut lsp));
+            let port = if sel & 1 == 0 { *fp } else { port };
+            check(handle(&g, port, &gw_a, T0, &mut p));
         }
         c => {
             let r = &t.replies[(c - 2 - t.frames.len()) % t.replies.len()];
-            let _ = lsp.on_reply(T0 + 1, &mutate(r, rest, resize));
+            let m = mutate(r, rest, resize);
+            let _ = p.lsp.on_reply(T0 + 1, &m);
+            let _ = p.icmp.on_reply(T0 + 1, &m);
         }
     }
-    // The initiator's state stays bounded and consistent.
+    // The initiators' state stays bounded and consistent.
+    let lsp = &mut p.lsp;
     let before = lsp.outstanding();
     let done = lsp.poll(T0 + 2_000_000_000);
     assert_eq!(done.len(), before);
@@ -218,4 +238,15 @@ fuzz_target!(|data: &[u8]| {
             .windows(2)
             .all(|w| (w[0].ttl, w[0].seq) <= (w[1].ttl, w[1].seq)));
     }
+    let icmp: &mut IcmpProbes = &mut p.icmp;
+    assert_eq!(icmp.outstanding(), 1);
+    // The third echo, then the end of every wait.
+    let third = icmp.poll(T0 + 20_000_000);
+    assert_eq!(third.send.len(), 1);
+    let done = icmp.poll(T0 + 2_000_000_000).done;
+    assert_eq!((done.len(), icmp.outstanding()), (1, 0));
+    let d = &done[0];
+    assert_eq!(d.transmitted(), 3);
+    assert!(d.received() <= 2, "the third echo was never answered");
+    assert!(d.echoes.iter().map(|e| e.seq).eq(1..=3));
 });

@@ -5,6 +5,7 @@
 //! meshplane ctl show status                # the only node on this host
 //! meshplane ctl --node gw-a show tables    # /run/meshplane/gw-a.sock
 //! meshplane ctl --socket /tmp/n.sock --json show ports
+//! meshplane ctl --node gw-a ping --to sat:5 --count 5 --interval-ms 200
 //! meshplane ctl --node gw-a lsp-ping --to gs:1 --count 5
 //! meshplane ctl --node gw-a lsp-trace --to gs:1
 //! ```
@@ -15,8 +16,9 @@
 
 use crate::config::{default_socket, DEFAULT_SOCKET_DIR};
 use crate::control::mgmt::{
-    DropsReply, OamResult, PortsReply, StatusReply, TablesReply, DEFAULT_COUNT, DEFAULT_MAX_HOPS,
-    DEFAULT_TIMEOUT_MS, MAX_COUNT, MAX_HOPS, MAX_TIMEOUT_MS, OAM_MARGIN,
+    DropsReply, OamResult, PortsReply, StatusReply, TablesReply, DEFAULT_COUNT,
+    DEFAULT_INTERVAL_MS, DEFAULT_MAX_HOPS, DEFAULT_SIZE, DEFAULT_TIMEOUT_MS, MAX_COUNT, MAX_HOPS,
+    MAX_INTERVAL_MS, MAX_SIZE, MAX_TIMEOUT_MS, MIN_INTERVAL_MS, OAM_MARGIN,
 };
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -54,6 +56,10 @@ pub enum CtlCmd {
         #[arg(value_enum)]
         what: ShowWhat,
     },
+    /// Ping a node from this node, as `ping` does: ICMP echoes from the
+    /// node address over the labels toward the target (run by the node's
+    /// control thread).
+    Ping(PingArgs),
     /// LSP ping an egress gateway from this node: echoes over its label,
     /// each answered by the far end (run by the node's control thread).
     LspPing(LspPingArgs),
@@ -73,6 +79,30 @@ pub enum ShowWhat {
     Ports,
     /// Drops by reason.
     Drops,
+}
+
+/// `ctl ping`.
+#[derive(clap::Args, Debug)]
+pub struct PingArgs {
+    /// The node: a ground station's name, gs:NAME, sat:ID or an address.
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+    /// Echoes to send (1 to 100).
+    #[arg(long, default_value_t = DEFAULT_COUNT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_COUNT)))]
+    pub count: u32,
+    /// Time between echoes, in milliseconds (10 to 10000).
+    #[arg(long, default_value_t = DEFAULT_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(MIN_INTERVAL_MS..=MAX_INTERVAL_MS))]
+    pub interval_ms: u64,
+    /// Wait for each reply, in milliseconds (1 to 10000).
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
+    pub timeout_ms: u64,
+    /// Data bytes per echo (0 to 1400; the ICMP message is 8 more).
+    #[arg(long, default_value_t = DEFAULT_SIZE,
+          value_parser = clap::value_parser!(u16).range(0..=i64::from(MAX_SIZE)))]
+    pub size: u16,
 }
 
 /// `ctl lsp-ping`.
@@ -323,6 +353,14 @@ pub fn request_of(cmd: &CtlCmd) -> (Value, Duration) {
             };
             (json!({ "cmd": cmd }), SHOW_TIMEOUT)
         }
+        CtlCmd::Ping(a) => (
+            json!({"cmd": "ping", "to": a.to, "count": a.count, "interval_ms": a.interval_ms,
+                   "timeout_ms": a.timeout_ms, "size": a.size}),
+            // The intervals between echoes, then the last one's wait.
+            oam_wait(1, a.timeout_ms).saturating_add(
+                Duration::from_millis(a.interval_ms).saturating_mul(a.count.saturating_sub(1)),
+            ),
+        ),
         CtlCmd::LspPing(a) => (
             json!({"cmd": "lsp-ping", "to": a.to, "count": a.count, "timeout_ms": a.timeout_ms}),
             oam_wait(a.count, a.timeout_ms),
@@ -361,7 +399,10 @@ fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, CtlError> {
 /// The answer to `cmd` as text for a person, and the error it carries
 /// (an OAM result may carry hops and an error both).
 pub fn render(cmd: &CtlCmd, answer: &Value) -> Result<(String, Option<String>), CtlError> {
-    let oam = matches!(cmd, CtlCmd::LspPing(_) | CtlCmd::LspTrace(_));
+    let oam = matches!(
+        cmd,
+        CtlCmd::Ping(_) | CtlCmd::LspPing(_) | CtlCmd::LspTrace(_)
+    );
     if let Some(e) = node_error(answer) {
         if !(oam && answer.get("hops").is_some()) {
             return Err(CtlError::Node(e));
@@ -376,6 +417,22 @@ pub fn render(cmd: &CtlCmd, answer: &Value) -> Result<(String, Option<String>), 
                 ShowWhat::Drops => render_drops(&typed(answer)?),
             };
             (text, None)
+        }
+        CtlCmd::Ping(a) => {
+            let r: OamResult = typed(answer)?;
+            // A ping that never started (no route...) is only its error,
+            // as `ping` says only "Network is unreachable".
+            let text = if r.hops.is_empty() && r.error.is_some() {
+                String::new()
+            } else {
+                render_icmp_ping(&r, a.size)
+            };
+            let replied = r.hops.iter().filter(|h| h.rtt_us.is_some()).count();
+            let failed = r
+                .error
+                .clone()
+                .or_else(|| (replied == 0).then(|| format!("no echo to {} was answered", r.to)));
+            (text, failed)
         }
         CtlCmd::LspPing(_) => {
             let r: OamResult = typed(answer)?;
@@ -769,6 +826,73 @@ pub fn render_ping(r: &OamResult) -> String {
     s
 }
 
+/// A round-trip time in milliseconds as `ping` prints it: three
+/// significant digits or so (`0.043`, `2.30`, `12.3`, `123`).
+fn ping_ms(us: f64) -> String {
+    let ms = us / 1000.0;
+    if ms < 1.0 {
+        format!("{ms:.3}")
+    } else if ms < 10.0 {
+        format!("{ms:.2}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
+/// `ping`: as `ping` prints it, one line per echo (a reply, or that none
+/// came), then the statistics.
+pub fn render_icmp_ping(r: &OamResult, size: u16) -> String {
+    let mut s = format!("PING {}: {size} data bytes\n", r.to);
+    for h in &r.hops {
+        let seq = h.seq.map_or_else(|| "?".into(), |q| q.to_string());
+        match (h.rtt_us, h.address) {
+            (Some(rtt), Some(a)) => {
+                let bytes = h.bytes.unwrap_or(u32::from(size) + 8);
+                let name = h.node.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+                let _ = writeln!(
+                    s,
+                    "{bytes} bytes from {a}{name}: icmp_seq={seq} time={} ms",
+                    ping_ms(rtt)
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "no answer for icmp_seq={seq}");
+            }
+        }
+    }
+    let rtts: Vec<f64> = r.hops.iter().filter_map(|h| h.rtt_us).collect();
+    let sent = r.hops.len();
+    let _ = writeln!(s, "\n--- {} ping statistics ---", r.to);
+    let loss = if sent == 0 {
+        100.0
+    } else {
+        (sent - rtts.len()) as f64 * 100.0 / sent as f64
+    };
+    let _ = writeln!(
+        s,
+        "{sent} packets transmitted, {} received, {loss:.0}% packet loss",
+        rtts.len()
+    );
+    if !rtts.is_empty() {
+        let n = rtts.len() as f64;
+        let min = rtts.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = rtts.iter().copied().fold(0.0, f64::max);
+        let avg = rtts.iter().sum::<f64>() / n;
+        let mdev = (rtts.iter().map(|x| (x - avg) * (x - avg)).sum::<f64>() / n).sqrt();
+        let _ = writeln!(
+            s,
+            "rtt min/avg/max/mdev = {:.3}/{:.3}/{:.3}/{:.3} ms",
+            min / 1000.0,
+            avg / 1000.0,
+            max / 1000.0,
+            mdev / 1000.0
+        );
+    }
+    s
+}
+
 /// `lsp-trace`: one line per TTL.
 pub fn render_trace(r: &OamResult, max_hops: u8) -> String {
     let mut s = format!("LSP trace to {}, {max_hops} hops max\n", r.to);
@@ -818,6 +942,8 @@ mod tests {
     fn a_ping_without_any_answer_fails_and_says_so() {
         let hop = |rtt: Option<f64>| OamHop {
             ttl: 255,
+            seq: None,
+            bytes: None,
             address: rtt.map(|_| std::net::Ipv4Addr::new(100, 64, 1, 1)),
             node: None,
             rtt_us: rtt,
@@ -853,5 +979,78 @@ mod tests {
         // A bare error is the node's answer, not a result.
         let e = render(&cmd, &json!({"error": "busy"})).expect_err("error");
         assert_eq!(e.to_string(), "the node answered: busy");
+    }
+
+    #[test]
+    fn ping_times_read_as_ping_prints_them() {
+        assert_eq!(ping_ms(43.0), "0.043");
+        assert_eq!(ping_ms(2300.0), "2.30");
+        assert_eq!(ping_ms(12_345.0), "12.3");
+        assert_eq!(ping_ms(123_456.0), "123");
+    }
+
+    #[test]
+    fn a_ping_prints_each_echo_then_its_statistics() {
+        let echo = |seq: u32, rtt: Option<f64>| OamHop {
+            ttl: 64,
+            seq: Some(seq),
+            bytes: rtt.map(|_| 64),
+            address: rtt.map(|_| std::net::Ipv4Addr::new(192, 0, 2, 2)),
+            node: None,
+            rtt_us: rtt,
+            return_code: None,
+            meaning: String::new(),
+        };
+        let cmd = CtlCmd::Ping(PingArgs {
+            to: "192.0.2.2".into(),
+            count: 4,
+            interval_ms: 10,
+            timeout_ms: 10,
+            size: 56,
+        });
+        let r = serde_json::to_value(OamResult {
+            to: "192.0.2.2".into(),
+            hops: vec![
+                echo(1, Some(1000.0)),
+                echo(2, None),
+                echo(3, Some(3000.0)),
+                echo(4, Some(2000.0)),
+            ],
+            error: None,
+        })
+        .expect("json");
+        let (text, failed) = render(&cmd, &r).expect("render");
+        assert_eq!(failed, None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "PING 192.0.2.2: 56 data bytes",
+                "64 bytes from 192.0.2.2: icmp_seq=1 time=1.00 ms",
+                "no answer for icmp_seq=2",
+                "64 bytes from 192.0.2.2: icmp_seq=3 time=3.00 ms",
+                "64 bytes from 192.0.2.2: icmp_seq=4 time=2.00 ms",
+                "",
+                "--- 192.0.2.2 ping statistics ---",
+                "4 packets transmitted, 3 received, 25% packet loss",
+                "rtt min/avg/max/mdev = 1.000/2.000/3.000/0.816 ms",
+            ]
+        );
+        // A ping that never started (no route, say) is only its error.
+        let r = json!({"to": "sat:9", "hops": [], "error": "no label route to sat:9"});
+        let (text, failed) = render(&cmd, &r).expect("render");
+        assert_eq!(text, "");
+        assert_eq!(failed.as_deref(), Some("no label route to sat:9"));
+        // Nothing answered: the statistics, and a failure.
+        let r = serde_json::to_value(OamResult {
+            to: "192.0.2.2".into(),
+            hops: vec![echo(1, None)],
+            error: None,
+        })
+        .expect("json");
+        let (text, failed) = render(&cmd, &r).expect("render");
+        assert!(text.contains("1 packets transmitted, 0 received, 100% packet loss"));
+        assert!(!text.contains("rtt"));
+        assert_eq!(failed.as_deref(), Some("no echo to 192.0.2.2 was answered"));
     }
 }

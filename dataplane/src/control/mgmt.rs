@@ -15,6 +15,7 @@
 //! | `{"cmd":"tables"}` | [`TablesReply`] (SAs without their keys) |
 //! | `{"cmd":"ports"}` | [`PortsReply`] |
 //! | `{"cmd":"drops"}` | [`DropsReply`] |
+//! | `{"cmd":"ping","to":"NODE","count":N,"interval_ms":I,"timeout_ms":T,"size":B}` | [`OamResult`] |
 //! | `{"cmd":"lsp-ping","to":"GW","count":N,"timeout_ms":T}` | [`OamResult`] |
 //! | `{"cmd":"lsp-trace","to":"GW","max_hops":N,"timeout_ms":T}` | [`OamResult`] |
 //!
@@ -30,10 +31,12 @@
 //! Only root and the node's own effective uid may talk to it: the socket is
 //! mode 0600 and the server checks each peer's `SO_PEERCRED` as well.
 //!
-//! LSP ping and trace run on the node's control thread, which owns the
-//! probes: the server hands each one over a bounded channel as an
-//! [`OamRequest`] and waits for its [`OamResult`].
+//! Pings (ICMP echo and LSP ping) and LSP traces run on the node's
+//! control thread, which owns the probes: the server hands each one over
+//! a bounded channel as an [`OamRequest`] and waits for its
+//! [`OamResult`].
 
+use super::services::ping;
 use crate::config::{format_mac, Mac, Role};
 use crate::drop_reason::DropReason;
 use crate::runtime::{StatsHub, TableStore, WorkerRole};
@@ -66,10 +69,20 @@ pub const OAM_MARGIN: Duration = Duration::from_secs(1);
 /// How often waiting threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Echoes an `lsp-ping` sends unless told.
+/// Echoes a `ping` or `lsp-ping` sends unless told.
 pub const DEFAULT_COUNT: u32 = 3;
-/// Most echoes one `lsp-ping` sends.
+/// Most echoes one `ping` or `lsp-ping` sends.
 pub const MAX_COUNT: u32 = 100;
+/// Time between the echoes of a `ping` unless told, in milliseconds (as `ping`'s).
+pub const DEFAULT_INTERVAL_MS: u64 = 1000;
+/// Shortest time between the echoes of a `ping`, in milliseconds.
+pub const MIN_INTERVAL_MS: u64 = ping::MIN_INTERVAL.as_millis() as u64;
+/// Longest time between the echoes of a `ping`, in milliseconds.
+pub const MAX_INTERVAL_MS: u64 = ping::MAX_INTERVAL.as_millis() as u64;
+/// Data bytes of a `ping`'s echoes unless told.
+pub const DEFAULT_SIZE: u16 = ping::DEFAULT_SIZE;
+/// Most data bytes of a `ping`'s echoes.
+pub const MAX_SIZE: u16 = ping::MAX_SIZE;
 /// Hops an `lsp-trace` probes unless told.
 pub const DEFAULT_MAX_HOPS: u8 = 30;
 /// Most hops one `lsp-trace` probes.
@@ -78,17 +91,21 @@ pub const MAX_HOPS: u8 = 64;
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
 /// Longest wait for one echo or hop's reply, in milliseconds.
 pub const MAX_TIMEOUT_MS: u64 = 10_000;
-/// Longest gateway name an OAM request takes, in characters.
+/// Longest target name an OAM request takes, in characters.
 pub const MAX_TO: usize = 64;
 
 // ---- OAM: the control thread's side ----
 
+// A ping the socket accepts, the initiator accepts.
+const _: () = assert!(MAX_COUNT <= ping::MAX_ECHOES as u32);
+
 /// A request the control thread answers (it owns the probes).
 #[derive(Debug)]
 pub struct OamRequest {
-    /// Ping or trace.
+    /// ICMP ping, LSP ping or LSP trace.
     pub kind: OamKind,
-    /// The egress gateway, as the operator named it.
+    /// The node probed (the egress gateway of an LSP probe), as the
+    /// operator named it.
     pub to: String,
     /// Echoes to send (ping; 1 for a trace).
     pub count: u32,
@@ -97,18 +114,29 @@ pub struct OamRequest {
     /// How long to wait for each echo's (ping) or hop's (trace) reply;
     /// [`OamRequest::budget`] is the whole request's.
     pub timeout: std::time::Duration,
+    /// Time between two echoes (ICMP ping; LSP echoes all go at once).
+    pub interval: std::time::Duration,
+    /// Data bytes per echo (ICMP ping).
+    pub size: u16,
     /// Where the result goes (the server waits for it for the budget plus
     /// [`OAM_MARGIN`], then answers a timeout; a late send fails quietly).
     pub reply: crossbeam::channel::Sender<OamResult>,
 }
 
 impl OamRequest {
-    /// How long the whole request may take: `timeout` for each echo of a
-    /// ping, for each hop of a trace.
+    /// How long the whole request may take: `timeout` for each echo of an
+    /// LSP ping, for each hop of a trace; for an ICMP ping, the intervals
+    /// between its echoes and the last one's `timeout`.
     pub fn budget(&self) -> Duration {
         let probes = match self.kind {
             OamKind::Ping => self.count.max(1),
             OamKind::Trace => u32::from(self.max_hops.max(1)),
+            OamKind::IcmpPing => {
+                return self
+                    .interval
+                    .saturating_mul(self.count.saturating_sub(1))
+                    .saturating_add(self.timeout)
+            }
         };
         self.timeout.saturating_mul(probes)
     }
@@ -121,14 +149,17 @@ pub enum OamKind {
     Ping,
     /// LSP trace: one echo per TTL until the egress answers.
     Trace,
+    /// ICMP echo to any node address over its label, paced as `ping`.
+    IcmpPing,
 }
 
 /// The answer to an [`OamRequest`].
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct OamResult {
-    /// The gateway asked about.
+    /// The node asked about.
     pub to: String,
-    /// One entry per echo (ping, each with ttl 255) or per TTL (trace).
+    /// One entry per echo (LSP ping, each with ttl 255; ICMP ping, each
+    /// with its `seq`) or per TTL (trace).
     pub hops: Vec<OamHop>,
     /// Why the request failed or stopped short (`None`: it ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,15 +169,23 @@ pub struct OamResult {
 /// One echo's reply, or its absence.
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct OamHop {
-    /// TTL the echo went out with.
+    /// TTL the echo went out with (MPLS TTL of an LSP echo, IP TTL of
+    /// an ICMP echo).
     pub ttl: u8,
+    /// ICMP sequence number (ICMP ping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
+    /// ICMP bytes of the reply, header and data (ICMP ping; `None`: no
+    /// reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u32>,
     /// Who replied (`None`: no reply).
     pub address: Option<std::net::Ipv4Addr>,
     /// The replying node's name, when known.
     pub node: Option<String>,
     /// Round-trip time in microseconds (`None`: no reply).
     pub rtt_us: Option<f64>,
-    /// RFC 8029 return code.
+    /// RFC 8029 return code (LSP probes).
     pub return_code: Option<u8>,
     /// What the return code (or its absence) means, for a person.
     pub meaning: String,
@@ -384,6 +423,17 @@ enum Request {
     Tables,
     Ports,
     Drops,
+    Ping {
+        to: String,
+        #[serde(default)]
+        count: Option<u32>,
+        #[serde(default)]
+        interval_ms: Option<u64>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        size: Option<u32>,
+    },
     LspPing {
         to: String,
         #[serde(default)]
@@ -405,7 +455,7 @@ fn parse_request(line: &[u8]) -> Result<Request, String> {
     serde_json::from_slice(line).map_err(|e| {
         format!(
             "not a request ({e}); send one JSON object per line, such as {{\"cmd\":\"status\"}} \
-             (commands: status, tables, ports, drops, lsp-ping, lsp-trace)"
+             (commands: status, tables, ports, drops, ping, lsp-ping, lsp-trace)"
         )
     })
 }
@@ -476,7 +526,7 @@ impl MgmtError {
 pub struct MgmtOptions {
     /// Where to listen.
     pub path: PathBuf,
-    /// Whether a control thread answers lsp-ping and lsp-trace: then
+    /// Whether a control thread answers ping, lsp-ping and lsp-trace: then
     /// [`MgmtServer::start`] returns the receiving end of their channel.
     pub oam: bool,
     /// Most connections served at once.
@@ -1017,36 +1067,62 @@ impl Connection<'_> {
             }
             Request::Ports => json(serde_json::to_string(&ports(node))),
             Request::Drops => json(serde_json::to_string(&drops(node))),
+            Request::Ping {
+                to,
+                count,
+                interval_ms,
+                timeout_ms,
+                size,
+            } => self.oam(
+                OamKind::IcmpPing,
+                to,
+                OamParams {
+                    count,
+                    interval_ms,
+                    timeout_ms,
+                    size,
+                    ..OamParams::default()
+                },
+            ),
             Request::LspPing {
                 to,
                 count,
                 timeout_ms,
-            } => self.oam(OamKind::Ping, to, count, None, timeout_ms),
+            } => self.oam(
+                OamKind::Ping,
+                to,
+                OamParams {
+                    count,
+                    timeout_ms,
+                    ..OamParams::default()
+                },
+            ),
             Request::LspTrace {
                 to,
                 max_hops,
                 timeout_ms,
-            } => self.oam(OamKind::Trace, to, None, max_hops, timeout_ms),
+            } => self.oam(
+                OamKind::Trace,
+                to,
+                OamParams {
+                    max_hops,
+                    timeout_ms,
+                    ..OamParams::default()
+                },
+            ),
         }
     }
 
     /// Hands an OAM request to the control thread and waits for its result.
-    fn oam(
-        &self,
-        kind: OamKind,
-        to: String,
-        count: Option<u32>,
-        max_hops: Option<u32>,
-        timeout_ms: Option<u64>,
-    ) -> String {
-        let req = match oam_request(kind, to, count, max_hops, timeout_ms) {
+    fn oam(&self, kind: OamKind, to: String, params: OamParams) -> String {
+        let req = match oam_request(kind, to, params) {
             Ok(r) => r,
             Err(msg) => return error_json(&msg),
         };
         let Some(tx) = &self.shared.oam else {
             return error_json(
                 "this node runs no control thread (its configuration has no [control] \
-                 section), and lsp-ping and lsp-trace run there",
+                 section), and ping, lsp-ping and lsp-trace run there",
             );
         };
         let (reply, result) = channel::bounded(1);
@@ -1056,14 +1132,14 @@ impl Connection<'_> {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return error_json(&format!(
-                    "busy: {OAM_QUEUE} lsp-ping/lsp-trace requests are already waiting for \
-                     the control thread; try again"
+                    "busy: {OAM_QUEUE} ping/lsp-ping/lsp-trace requests are already waiting \
+                     for the control thread; try again"
                 ))
             }
             Err(TrySendError::Disconnected(_)) => {
                 return error_json(
                     "no OAM responder: the node's control thread does not answer \
-                     lsp-ping/lsp-trace",
+                     ping/lsp-ping/lsp-trace",
                 )
             }
         }
@@ -1093,20 +1169,34 @@ impl Connection<'_> {
     }
 }
 
-/// Validates an OAM request's fields (its reply channel is a placeholder).
-fn oam_request(
-    kind: OamKind,
-    to: String,
+/// An OAM request's optional fields, as the client sent them.
+#[derive(Clone, Copy, Debug, Default)]
+struct OamParams {
     count: Option<u32>,
     max_hops: Option<u32>,
     timeout_ms: Option<u64>,
-) -> Result<OamRequest, String> {
+    interval_ms: Option<u64>,
+    size: Option<u32>,
+}
+
+/// Validates an OAM request's fields (its reply channel is a placeholder).
+fn oam_request(kind: OamKind, to: String, params: OamParams) -> Result<OamRequest, String> {
+    let OamParams {
+        count,
+        max_hops,
+        timeout_ms,
+        interval_ms,
+        size,
+    } = params;
     if to.trim().is_empty() {
-        return Err("\"to\" is empty: name the egress gateway".into());
+        return Err(match kind {
+            OamKind::IcmpPing => "\"to\" is empty: name the node to ping".into(),
+            _ => "\"to\" is empty: name the egress gateway".into(),
+        });
     }
     if to.chars().count() > MAX_TO || to.chars().any(char::is_control) {
         return Err(format!(
-            "\"to\" {}: want a gateway name of at most {MAX_TO} characters",
+            "\"to\" {}: want a node's name or address of at most {MAX_TO} characters",
             crate::config::echo(&to)
         ));
     }
@@ -1117,7 +1207,7 @@ fn oam_request(
         ));
     }
     let (count, max_hops) = match kind {
-        OamKind::Ping => {
+        OamKind::Ping | OamKind::IcmpPing => {
             let count = count.unwrap_or(DEFAULT_COUNT);
             if !(1..=MAX_COUNT).contains(&count) {
                 return Err(format!("count {count}: want 1 to {MAX_COUNT} echoes"));
@@ -1132,6 +1222,23 @@ fn oam_request(
             }
         }
     };
+    // LSP echoes all go at once and carry no data of the operator's.
+    let (interval, size) = if kind == OamKind::IcmpPing {
+        let interval_ms = interval_ms.unwrap_or(DEFAULT_INTERVAL_MS);
+        if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
+            return Err(format!(
+                "interval_ms {interval_ms}: want {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS} \
+                 (the time between echoes)"
+            ));
+        }
+        let bytes = size.unwrap_or(u32::from(DEFAULT_SIZE));
+        match u16::try_from(bytes) {
+            Ok(b) if b <= MAX_SIZE => (Duration::from_millis(interval_ms), b),
+            _ => return Err(format!("size {bytes}: want 0 to {MAX_SIZE} data bytes")),
+        }
+    } else {
+        (Duration::ZERO, 0)
+    };
     let (reply, _) = channel::bounded(1);
     Ok(OamRequest {
         kind,
@@ -1139,6 +1246,8 @@ fn oam_request(
         count,
         max_hops,
         timeout: Duration::from_millis(timeout_ms),
+        interval,
+        size,
         reply,
     })
 }
@@ -1419,10 +1528,23 @@ mod tests {
                 timeout_ms: None
             })
         );
+        assert_eq!(
+            parse_request(br#"{"cmd":"ping","to":"sat:5","interval_ms":200,"size":100}"#),
+            Ok(Request::Ping {
+                to: "sat:5".into(),
+                count: None,
+                interval_ms: Some(200),
+                timeout_ms: None,
+                size: Some(100),
+            })
+        );
         for bad in [
             &b"hello"[..],
             br#"{"cmd":"reboot"}"#,
             br#"{"cmd":"lsp-ping"}"#,
+            br#"{"cmd":"ping"}"#,
+            br#"{"cmd":"ping","to":"x","max_hops":3}"#,
+            br#"{"cmd":"ping","to":"x","size":-1}"#,
             br#"{"cmd":"lsp-ping","to":"x","count":-1}"#,
             br#"{"cmd":"lsp-trace","to":"x","hops":3}"#,
             b"\xff\xfe",
@@ -1432,13 +1554,34 @@ mod tests {
         }
     }
 
+    /// The fields of an LSP request.
+    fn lsp(count: Option<u32>, max_hops: Option<u32>, timeout_ms: Option<u64>) -> OamParams {
+        OamParams {
+            count,
+            max_hops,
+            timeout_ms,
+            ..OamParams::default()
+        }
+    }
+
+    /// The fields of an ICMP ping request.
+    fn icmp(count: Option<u32>, interval_ms: Option<u64>, size: Option<u32>) -> OamParams {
+        OamParams {
+            count,
+            interval_ms,
+            size,
+            ..OamParams::default()
+        }
+    }
+
     #[test]
     fn oam_requests_are_bounded_and_budgeted_per_probe() {
         let ping =
-            oam_request(OamKind::Ping, "gs:1".into(), Some(4), None, Some(250)).expect("ping");
+            oam_request(OamKind::Ping, "gs:1".into(), lsp(Some(4), None, Some(250))).expect("ping");
         assert_eq!((ping.count, ping.max_hops), (4, 255));
         assert_eq!(ping.budget(), Duration::from_millis(1000));
-        let trace = oam_request(OamKind::Trace, "gs:1".into(), None, None, None).expect("trace");
+        let trace =
+            oam_request(OamKind::Trace, "gs:1".into(), lsp(None, None, None)).expect("trace");
         assert_eq!((trace.count, trace.max_hops), (1, DEFAULT_MAX_HOPS));
         assert_eq!(trace.budget(), Duration::from_secs(30));
         for (kind, count, hops, t) in [
@@ -1448,11 +1591,75 @@ mod tests {
             (OamKind::Trace, None, Some(300), None),
             (OamKind::Ping, None, None, Some(0)),
             (OamKind::Ping, None, None, Some(MAX_TIMEOUT_MS + 1)),
+            (OamKind::IcmpPing, Some(0), None, None),
+            (OamKind::IcmpPing, Some(MAX_COUNT + 1), None, None),
+            (OamKind::IcmpPing, None, None, Some(MAX_TIMEOUT_MS + 1)),
         ] {
-            assert!(oam_request(kind, "gs:1".into(), count, hops, t).is_err());
+            assert!(oam_request(kind, "gs:1".into(), lsp(count, hops, t)).is_err());
         }
-        assert!(oam_request(OamKind::Ping, " ".into(), None, None, None).is_err());
-        assert!(oam_request(OamKind::Ping, "a\nb".into(), None, None, None).is_err());
+        assert!(oam_request(OamKind::Ping, " ".into(), lsp(None, None, None)).is_err());
+        assert!(oam_request(OamKind::Ping, "a\nb".into(), lsp(None, None, None)).is_err());
+    }
+
+    #[test]
+    fn icmp_pings_are_bounded_and_budgeted_by_their_pacing() {
+        let r = oam_request(OamKind::IcmpPing, "sat:5".into(), icmp(None, None, None))
+            .expect("defaults");
+        assert_eq!(
+            (r.count, r.interval, r.size, r.timeout),
+            (
+                DEFAULT_COUNT,
+                Duration::from_millis(DEFAULT_INTERVAL_MS),
+                DEFAULT_SIZE,
+                Duration::from_millis(DEFAULT_TIMEOUT_MS)
+            )
+        );
+        // Two intervals, then the last echo's wait.
+        assert_eq!(r.budget(), Duration::from_secs(3));
+        let r = oam_request(
+            OamKind::IcmpPing,
+            "sat:5".into(),
+            OamParams {
+                count: Some(5),
+                interval_ms: Some(MIN_INTERVAL_MS),
+                timeout_ms: Some(250),
+                size: Some(u32::from(MAX_SIZE)),
+                ..OamParams::default()
+            },
+        )
+        .expect("at the bounds");
+        assert_eq!(r.budget(), Duration::from_millis(4 * 10 + 250));
+        assert_eq!(r.size, MAX_SIZE);
+        for (p, want) in [
+            (
+                icmp(None, Some(MIN_INTERVAL_MS - 1), None),
+                "interval_ms 9: want 10 to 10000",
+            ),
+            (
+                icmp(None, Some(MAX_INTERVAL_MS + 1), None),
+                "interval_ms 10001",
+            ),
+            (
+                icmp(None, None, Some(u32::from(MAX_SIZE) + 1)),
+                "size 1401: want 0 to 1400",
+            ),
+            (icmp(None, None, Some(u32::MAX)), "size 4294967295"),
+            (icmp(Some(MAX_COUNT + 1), None, None), "count 101"),
+        ] {
+            let e = oam_request(OamKind::IcmpPing, "x".into(), p).expect_err("refused");
+            assert!(e.starts_with(want), "{e}");
+        }
+        let e =
+            oam_request(OamKind::IcmpPing, "".into(), icmp(None, None, None)).expect_err("empty");
+        assert!(e.contains("name the node to ping"), "{e}");
+        // LSP probes carry no interval or data.
+        let r = oam_request(
+            OamKind::Ping,
+            "gs:1".into(),
+            icmp(None, Some(5), Some(9999)),
+        )
+        .expect("ignored for LSP");
+        assert_eq!((r.interval, r.size), (Duration::ZERO, 0));
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The node's service thread: takes what the workers punt, answers it
 //! through the services (ARP, ICMP echo, LSP ping), runs the operator's
-//! LSP pings and traces, and sends through the workers' inject queues.
+//! pings (ICMP echo, paced) and LSP pings and traces, and sends through
+//! the workers' inject queues.
 //! The services are sans-IO; this loop is their only driver here.
 
 use super::address_book::AddressBook;
 use super::inject::{frame_to_node, CONTROL_MPLS_TTL};
 use super::mgmt::{OamHop, OamKind, OamRequest, OamResult};
-use super::services::{self, IgnoredCounters, LspProbes, NodeInfo, Outgoing, PortInfo, ProbeDone};
+use super::services::{
+    self, ping, IgnoredCounters, NodeInfo, Outgoing, PingDone, PortInfo, ProbeDone, ProbeId, Probes,
+};
 use crate::runtime::{Channels, TableStore};
 use crate::tables::Tables;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +33,7 @@ pub struct ServiceCounters {
     pub received: u64,
     /// Answers sent (ARP, echo replies, LSP echo replies).
     pub answered: u64,
-    /// LSP echo replies matched to a probe.
+    /// Echo replies (LSP or ICMP) matched to one of the node's probes.
     pub probe_replies: u64,
     /// Punted frames not answered, by reason (see `ignored_by_reason`).
     pub ignored: u64,
@@ -53,9 +56,16 @@ impl ServiceStats {
     }
 }
 
+/// Which initiator runs a probe (each counts its own ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Running {
+    Lsp(ProbeId),
+    Icmp(ProbeId),
+}
+
 /// A probe the operator is waiting for.
 struct Waiting {
-    id: services::ProbeId,
+    probe: Running,
     to: String,
     reply: crossbeam::channel::Sender<OamResult>,
 }
@@ -65,7 +75,7 @@ pub struct ServiceLoop {
     channels: Arc<Channels>,
     node: NodeInfo,
     book: AddressBook,
-    lsp: LspProbes,
+    probes: Probes,
     oam: Option<crossbeam::channel::Receiver<OamRequest>>,
     waiting: Vec<Waiting>,
     counters: ServiceCounters,
@@ -95,12 +105,13 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// A seed no off-path host can guess, for the probes' sender's handles.
-fn random_seed() -> u32 {
+/// A seed no off-path host can guess, for the probes' sender's handles
+/// and identifiers.
+fn random_seed() -> u64 {
     use aws_lc_rs::rand::SecureRandom;
-    let mut b = [0u8; 4];
+    let mut b = [0u8; 8];
     let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
-    u32::from_ne_bytes(b)
+    u64::from_ne_bytes(b)
 }
 
 impl ServiceLoop {
@@ -120,7 +131,7 @@ impl ServiceLoop {
             channels,
             node,
             book,
-            lsp: LspProbes::new(source, random_seed()),
+            probes: Probes::new(source, random_seed() as u32, random_seed()),
             oam,
             waiting: Vec::new(),
             counters: ServiceCounters::default(),
@@ -162,7 +173,7 @@ impl ServiceLoop {
                 busy = true;
                 self.counters.received += 1;
                 let answer =
-                    services::handle(slot.bytes(), slot.port, &self.node, now, &mut self.lsp);
+                    services::handle(slot.bytes(), slot.port, &self.node, now, &mut self.probes);
                 let port = slot.port;
                 self.channels.workers[w].done(slot);
                 match answer {
@@ -180,9 +191,18 @@ impl ServiceLoop {
             }
         }
         busy |= self.take_requests(t, now);
-        for done in self.lsp.poll(now) {
+        for done in self.probes.lsp.poll(now) {
             busy = true;
             self.finish(done);
+        }
+        let pings = self.probes.icmp.poll(now);
+        for out in pings.send {
+            busy = true;
+            self.send(0, t, out, CONTROL_MPLS_TTL);
+        }
+        for done in pings.done {
+            busy = true;
+            self.finish_ping(done);
         }
         busy
     }
@@ -247,6 +267,10 @@ impl ServiceLoop {
             Ok(a) => a,
             Err(e) => return fail(r, e),
         };
+        if r.kind == OamKind::IcmpPing && self.node.owns(target) {
+            let msg = format!("{} ({target}) is this node's own address", r.to);
+            return fail(r, msg);
+        }
         if !t.node_routes.contains_key(&target) {
             let msg = format!(
                 "no label route to {} ({target}) in this node's tables",
@@ -254,46 +278,72 @@ impl ServiceLoop {
             );
             return fail(r, msg);
         }
-        let started = match r.kind {
-            OamKind::Ping => {
-                let count = u16::try_from(r.count).unwrap_or(u16::MAX);
-                self.lsp.start_ping(now, target, count, r.timeout)
+        let count = u16::try_from(r.count).unwrap_or(u16::MAX);
+        let probe = match r.kind {
+            OamKind::Ping | OamKind::Trace => {
+                let started = if r.kind == OamKind::Ping {
+                    self.probes.lsp.start_ping(now, target, count, r.timeout)
+                } else {
+                    self.probes
+                        .lsp
+                        .start_trace(now, target, r.max_hops, r.timeout)
+                };
+                let (id, echoes) = match started {
+                    Ok(s) => s,
+                    Err(e) => return fail(r, e.to_string()),
+                };
+                for e in echoes {
+                    let out = Outgoing::Remote {
+                        dst: target,
+                        packet: e.packet,
+                    };
+                    self.send(0, t, out, e.mpls_ttl);
+                }
+                Running::Lsp(id)
             }
-            OamKind::Trace => self.lsp.start_trace(now, target, r.max_hops, r.timeout),
+            OamKind::IcmpPing => {
+                let Some(source) = self.node.node_address() else {
+                    return fail(r, "this node has no address to ping from".into());
+                };
+                let started = self
+                    .probes
+                    .icmp
+                    .start(now, source, target, count, r.size, r.interval, r.timeout);
+                let (id, first) = match started {
+                    Ok(s) => s,
+                    Err(e) => return fail(r, e.to_string()),
+                };
+                for out in first {
+                    self.send(0, t, out, CONTROL_MPLS_TTL);
+                }
+                Running::Icmp(id)
+            }
         };
-        let (id, echoes) = match started {
-            Ok(s) => s,
-            Err(e) => return fail(r, e.to_string()),
-        };
-        for e in echoes {
-            self.send(
-                0,
-                t,
-                Outgoing::Remote {
-                    dst: target,
-                    packet: e.packet,
-                },
-                e.mpls_ttl,
-            );
-        }
         self.waiting.push(Waiting {
-            id,
+            probe,
             to: r.to,
             reply: r.reply,
         });
     }
 
-    /// Answers the operator waiting for `done`.
+    /// The operator waiting for `probe`, if any.
+    fn waiter(&mut self, probe: Running) -> Option<Waiting> {
+        let i = self.waiting.iter().position(|w| w.probe == probe)?;
+        Some(self.waiting.swap_remove(i))
+    }
+
+    /// Answers the operator waiting for `done` (an LSP probe).
     fn finish(&mut self, done: ProbeDone) {
-        let Some(i) = self.waiting.iter().position(|w| w.id == done.id) else {
+        let Some(w) = self.waiter(Running::Lsp(done.id)) else {
             return;
         };
-        let w = self.waiting.swap_remove(i);
         let hops = done
             .hops
             .iter()
             .map(|h| OamHop {
                 ttl: h.ttl,
+                seq: None,
+                bytes: None,
                 address: h.address,
                 node: h
                     .node_id
@@ -321,6 +371,45 @@ impl ServiceLoop {
             hops,
             error,
         });
+    }
+
+    /// Answers the operator waiting for `done` (an ICMP ping): one hop
+    /// per echo sent; an error if none was answered.
+    fn finish_ping(&mut self, done: PingDone) {
+        let Some(w) = self.waiter(Running::Icmp(done.id)) else {
+            return;
+        };
+        let hops = done
+            .echoes
+            .iter()
+            .map(|e| OamHop {
+                ttl: ping::REQUEST_TTL,
+                seq: Some(u32::from(e.seq)),
+                bytes: e.bytes.map(u32::from),
+                address: e.address,
+                node: e.address.and_then(|a| self.book.name_of(a)),
+                rtt_us: e.rtt_ns.map(|ns| ns as f64 / 1000.0),
+                return_code: None,
+                meaning: if e.rtt_ns.is_some() {
+                    "echo reply"
+                } else {
+                    "no answer"
+                }
+                .into(),
+            })
+            .collect();
+        let error = (done.received() == 0).then(|| format!("no echo to {} was answered", w.to));
+        let _ = w.reply.send(OamResult {
+            to: w.to,
+            hops,
+            error,
+        });
+    }
+
+    /// What the loop has counted so far (what it publishes to
+    /// [`ServiceStats`] after each round it runs itself).
+    pub fn counters(&self) -> (ServiceCounters, IgnoredCounters) {
+        (self.counters, self.ignored)
     }
 
     fn publish(&self) {

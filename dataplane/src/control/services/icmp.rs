@@ -1,7 +1,8 @@
 //! ICMP echo responder: an echo request to any node address or port
 //! address is answered with an echo reply (same identifier, sequence
 //! number and data, fresh checksum), from the address it was sent to,
-//! with IP TTL 64.
+//! with IP TTL 64. An echo reply to a node address goes to the node's
+//! own pings ([`IcmpProbes`]).
 //!
 //! A request that arrived unlabelled came from a neighbour on the link:
 //! the reply is a frame back to its source MAC on the receiving port.
@@ -13,9 +14,13 @@
 //! data plane has no use for them), bad IP or ICMP checksums,
 //! broadcast / multicast / subnet-broadcast destinations (`Broadcast`:
 //! Linux's `icmp_echo_ignore_broadcasts=1`), martian sources, other ICMP
-//! types (`Unsupported`).
+//! types and echo replies to a port address (`Unsupported`: the node
+//! pings from its node address only), echo replies no ping of the node
+//! matches (`StrayReply`).
 
-use super::{is_bad_source, link_reply, Ignored, Ipv4Spec, NodeInfo, Outgoing, PortId, PortInfo};
+use super::{
+    is_bad_source, link_reply, IcmpProbes, Ignored, Ipv4Spec, NodeInfo, Outgoing, PortId, PortInfo,
+};
 use crate::packet::ethernet::ethertype;
 use crate::packet::icmp::{self, msg_type, IcmpPacket};
 use crate::packet::ipv4::protocol;
@@ -25,12 +30,15 @@ use crate::packet::punted::PuntedFrame;
 pub const REPLY_TTL: u8 = 64;
 
 /// Answers the ICMP packet in `p` (an unfragmented IPv4 packet with a
-/// checked header), received on `rx_port` (`port`).
-pub(super) fn respond(
+/// checked header), received on `rx_port` (`port`) at `now_ns`, or hands
+/// an echo reply to `pings`.
+pub(super) fn on_icmp(
     p: &PuntedFrame<'_>,
     rx_port: PortId,
     port: &PortInfo,
     node: &NodeInfo,
+    now_ns: u64,
+    pings: &mut IcmpProbes,
 ) -> Result<Option<Outgoing>, Ignored> {
     let ip = p.ipv4().ok_or(Ignored::Malformed)?;
     if !ip.options().is_empty() {
@@ -50,8 +58,15 @@ pub(super) fn respond(
     if !req.verify_checksum() {
         return Err(Ignored::BadChecksum);
     }
-    if req.msg_type() != msg_type::ECHO_REQUEST {
-        return Err(Ignored::Unsupported);
+    match req.msg_type() {
+        msg_type::ECHO_REQUEST => {}
+        msg_type::ECHO_REPLY if node.addresses.contains(&dst) => {
+            return match pings.on_reply(now_ns, p.l3()) {
+                Ok(_) => Ok(None),
+                Err(_) => Err(Ignored::StrayReply),
+            };
+        }
+        _ => return Err(Ignored::Unsupported),
     }
     let reply = icmp::echo_reply(&req)?;
     let packet = super::ipv4_packet(

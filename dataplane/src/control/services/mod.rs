@@ -1,10 +1,12 @@
 //! The node's own services on the punt path: ARP responder, ICMP echo
-//! responder, LSP ping responder and the LSP ping / trace initiator.
+//! responder, LSP ping responder, and the initiators the node probes
+//! with: LSP ping / trace and ICMP echo ([`Probes`]).
 //!
 //! Sans-IO: [`handle`] takes one punted frame (exactly as received,
 //! starting at the Ethernet header), the port it arrived on, what the
 //! services know of their node and the time, and returns at most one
-//! packet to send. No socket, no thread, no clock read: the control
+//! packet to send; echo replies to the node's own probes go to their
+//! initiator ([`Probes`]). No socket, no thread, no clock read: the control
 //! thread feeds frames from the punt queue and injects what comes back.
 //!
 //! Time (`now_ns`) is nanoseconds since the Unix epoch: the LSP ping
@@ -19,12 +21,14 @@
 pub mod arp;
 pub mod icmp;
 pub mod lsp;
+pub mod ping;
 
 pub use crate::config::Mac;
 pub use crate::frame::PortId;
 pub use lsp::{
     EchoToSend, Hop, LspProbes, LspStats, ProbeDone, ProbeError, ProbeId, ProbeKind, StrayReply,
 };
+pub use ping::{IcmpProbes, IcmpStats, PingDone, PingEcho, PingError, PingPoll, StrayEchoReply};
 
 use crate::packet::ethernet;
 use crate::packet::ipv4::{self, protocol, Ipv4Packet};
@@ -122,8 +126,8 @@ pub enum Ignored {
     /// An IPv4, ICMP or UDP checksum is wrong.
     BadChecksum,
     /// A protocol, message type or mode the services do not answer
-    /// (IPv6, other ethertypes, ICMP other than echo request, ARP
-    /// replies, too many tags or labels...).
+    /// (IPv6, other ethertypes, ICMP other than echo request and echo
+    /// reply to a node address, ARP replies, too many tags or labels...).
     Unsupported,
     /// Addressed to someone else (another address, a gratuitous ARP, a
     /// unicast MAC that is not the port's).
@@ -142,8 +146,9 @@ pub enum Ignored {
     /// An LSP echo request that asks for no reply (reply mode 1, or the
     /// T flag without an expired TTL).
     NoReplyRequested,
-    /// An LSP echo reply no outstanding probe matches (stray, duplicate,
-    /// late or forged; [`LspStats`] says which).
+    /// An LSP or ICMP echo reply no outstanding probe matches (stray,
+    /// duplicate, late or forged; [`LspStats`] and [`IcmpStats`] say
+    /// which).
     StrayReply,
     /// The receiving port is not in [`NodeInfo::ports`].
     UnknownPort,
@@ -248,16 +253,38 @@ impl IgnoredCounters {
     }
 }
 
+/// The node's own probes, whose replies arrive punted: LSP pings and
+/// traces, ICMP pings.
+#[derive(Clone, Debug)]
+pub struct Probes {
+    /// LSP ping / trace initiator.
+    pub lsp: LspProbes,
+    /// ICMP echo initiator.
+    pub icmp: IcmpProbes,
+}
+
+impl Probes {
+    /// Both initiators: LSP echoes from `source` (the node address), the
+    /// LSP sender's handles from `lsp_seed`, the ICMP identifiers from
+    /// `icmp_seed` (pass random values).
+    pub fn new(source: Ipv4Addr, lsp_seed: u32, icmp_seed: u64) -> Self {
+        Probes {
+            lsp: LspProbes::new(source, lsp_seed),
+            icmp: IcmpProbes::new(icmp_seed),
+        }
+    }
+}
+
 /// Answers one punted frame: `frame` as received on `rx_port`, at
 /// `now_ns` (Unix ns). Returns the packet to send, `Ok(None)` when the
-/// frame was consumed without an answer (an LSP echo reply matched to
-/// one of `lsp`'s probes), or why it was ignored.
+/// frame was consumed without an answer (an LSP or ICMP echo reply
+/// matched to one of `probes`), or why it was ignored.
 pub fn handle(
     frame: &[u8],
     rx_port: PortId,
     node: &NodeInfo,
     now_ns: u64,
-    lsp: &mut LspProbes,
+    probes: &mut Probes,
 ) -> Result<Option<Outgoing>, Ignored> {
     let port = node.port(rx_port).ok_or(Ignored::UnknownPort)?;
     let p = PuntedFrame::parse(frame)?;
@@ -279,8 +306,8 @@ pub fn handle(
                 return Err(Ignored::Fragment);
             }
             match ip.protocol() {
-                protocol::ICMP => icmp::respond(&p, rx_port, port, node),
-                protocol::UDP => lsp::on_udp(&p, node, now_ns, lsp),
+                protocol::ICMP => icmp::on_icmp(&p, rx_port, port, node, now_ns, &mut probes.icmp),
+                protocol::UDP => lsp::on_udp(&p, node, now_ns, &mut probes.lsp),
                 _ => Err(Ignored::Unsupported),
             }
         }

@@ -2,6 +2,7 @@
 //! frames in, frames and packets out, parsed back with the same views.
 
 use super::lsp::{MAX_ECHOES, MAX_PROBES, REQUEST_DST};
+use super::ping;
 use super::*;
 use crate::packet::arp::{self as arp_pkt, ArpPacket};
 use crate::packet::ethernet::ethertype;
@@ -52,6 +53,24 @@ fn gw_a() -> NodeInfo {
 
 fn probes() -> LspProbes {
     LspProbes::new(NODE, 0x5eed)
+}
+
+/// [`handle`] with `lsp` as the node's LSP initiator (and an ICMP one
+/// with no ping running).
+fn handle_lsp(
+    frame: &[u8],
+    port: PortId,
+    node: &NodeInfo,
+    now_ns: u64,
+    lsp: &mut LspProbes,
+) -> Result<Option<Outgoing>, Ignored> {
+    let mut p = Probes {
+        lsp: std::mem::replace(lsp, LspProbes::new(NODE, 0)),
+        icmp: IcmpProbes::new(0),
+    };
+    let r = handle(frame, port, node, now_ns, &mut p);
+    *lsp = p.lsp;
+    r
 }
 
 /// An Ethernet frame: addresses, 802.1Q tags, label stack (label, TTL),
@@ -184,7 +203,7 @@ fn check_outgoing(o: &Outgoing) -> Option<Vec<u8>> {
 }
 
 fn run(frame: &[u8], port: PortId) -> Result<Option<Outgoing>, Ignored> {
-    handle(frame, port, &gw_a(), T0, &mut probes())
+    handle_lsp(frame, port, &gw_a(), T0, &mut probes())
 }
 
 // ---------------------------------------------------------------- ARP
@@ -494,7 +513,7 @@ fn echo_refusals_are_each_counted_as_their_reason() {
 /// The reply a node gives to `frame`, as an echo reply (with its IPv4
 /// source and UDP destination port).
 fn lsp_answer(frame: &[u8], port: PortId, node: &NodeInfo) -> (Ipv4Addr, u16, Vec<u8>, Vec<u8>) {
-    let o = handle(frame, port, node, T0 + 5 * MS, &mut probes())
+    let o = handle_lsp(frame, port, node, T0 + 5 * MS, &mut probes())
         .unwrap()
         .unwrap();
     let ip = check_outgoing(&o).unwrap();
@@ -762,7 +781,7 @@ fn lsp_requests_that_are_not_answered() {
     mute.addresses.clear();
     let f = labelled(&lsp_request(REMOTE, REQUEST_DST, 7, &echo, true), 1);
     assert_eq!(
-        handle(&f, 1, &mute, T0, &mut probes()),
+        handle_lsp(&f, 1, &mute, T0, &mut probes()),
         Err(Ignored::NoAddress)
     );
 }
@@ -935,7 +954,7 @@ fn walk(lsp: &mut LspProbes, echoes: &[EchoToSend], silent: &[usize], start: u64
             &e.packet,
         );
         let arrive = start + hop as u64 * MS;
-        let out = handle(
+        let out = handle_lsp(
             &f,
             0,
             &n.info,
@@ -947,7 +966,7 @@ fn walk(lsp: &mut LspProbes, echoes: &[EchoToSend], silent: &[usize], start: u64
         };
         assert_eq!(dst, NODE);
         let back = eth(ISL_MAC, PEER_MAC, &[], &[(GW_A_LABEL, 64)], 0, &packet);
-        let r = handle(&back, 1, &gw_a(), arrive + hop as u64 * MS, lsp);
+        let r = handle_lsp(&back, 1, &gw_a(), arrive + hop as u64 * MS, lsp);
         assert_eq!(r, Ok(None), "gw-a takes the reply");
         taken += 1;
     }
@@ -1037,13 +1056,14 @@ fn walk_expect_stray(lsp: &mut LspProbes, echoes: &[EchoToSend]) {
             0,
             &e.packet,
         );
-        let Ok(Some(Outgoing::Remote { packet, .. })) = handle(&f, 0, &n.info, T0, &mut probes())
+        let Ok(Some(Outgoing::Remote { packet, .. })) =
+            handle_lsp(&f, 0, &n.info, T0, &mut probes())
         else {
             panic!()
         };
         let back = eth(ISL_MAC, PEER_MAC, &[], &[(GW_A_LABEL, 64)], 0, &packet);
         assert_eq!(
-            handle(&back, 1, &gw_a(), T0 + 30 * MS, lsp),
+            handle_lsp(&back, 1, &gw_a(), T0 + 30 * MS, lsp),
             Err(Ignored::StrayReply)
         );
     }
@@ -1118,7 +1138,8 @@ fn stray_duplicate_late_and_forged_replies_are_counted() {
         0,
         &echoes[0].packet,
     );
-    let Ok(Some(Outgoing::Remote { packet, .. })) = handle(&f, 0, &egress.info, T0, &mut probes())
+    let Ok(Some(Outgoing::Remote { packet, .. })) =
+        handle_lsp(&f, 0, &egress.info, T0, &mut probes())
     else {
         panic!()
     };
@@ -1195,7 +1216,8 @@ fn stray_duplicate_late_and_forged_replies_are_counted() {
         0,
         &echoes[0].packet,
     );
-    let Ok(Some(Outgoing::Remote { packet, .. })) = handle(&f, 0, &egress.info, T0, &mut probes())
+    let Ok(Some(Outgoing::Remote { packet, .. })) =
+        handle_lsp(&f, 0, &egress.info, T0, &mut probes())
     else {
         panic!()
     };
@@ -1213,6 +1235,541 @@ fn stray_duplicate_late_and_forged_replies_are_counted() {
         ),
         (1, 4, 1, 2, 1, 1, 2)
     );
+}
+
+// ---------------------------------------------------------------- ICMP initiator
+
+const ICMP_SEED: u64 = 0x1c3b_5eed_0000_0001;
+const MILLI: Duration = Duration::from_millis(1);
+
+fn pinger() -> IcmpProbes {
+    IcmpProbes::new(ICMP_SEED)
+}
+
+/// gw-b's services' answer to `echo` (an echo request gw-a sent it over
+/// its label): the echo reply, an IPv4 packet for gw-a.
+fn gw_b_answers(echo: &Outgoing) -> Vec<u8> {
+    let Outgoing::Remote { dst, packet } = echo else {
+        panic!("{echo:?}")
+    };
+    assert_eq!(*dst, REMOTE);
+    let gw_b = &path()[3];
+    let f = eth(
+        gw_b.info.ports[0].mac,
+        PEER_MAC,
+        &[],
+        &[(gw_b.label, 62)],
+        0,
+        packet,
+    );
+    let mut theirs = Probes::new(REMOTE, 1, 2);
+    match handle(&f, 0, &gw_b.info, T0, &mut theirs) {
+        Ok(Some(o @ Outgoing::Remote { dst: NODE, .. })) => {
+            let Outgoing::Remote { packet, .. } = o else {
+                unreachable!()
+            };
+            packet
+        }
+        other => panic!("gw-b did not answer: {other:?}"),
+    }
+}
+
+/// The reply as it reaches gw-a: under its own label.
+fn to_gw_a(reply: &[u8]) -> Vec<u8> {
+    eth(ISL_MAC, PEER_MAC, &[], &[(GW_A_LABEL, 64)], 0, reply)
+}
+
+/// The echo request in `o`: IPv4 header fields and the ICMP message.
+fn echo_of(o: &Outgoing) -> (Ipv4Addr, Ipv4Addr, u8, u16, u16, Vec<u8>) {
+    let ip = check_outgoing(o).expect("an IPv4 packet");
+    let p = Ipv4Packet::new_checked(&ip[..]).unwrap();
+    assert!(p.options().is_empty() && !p.is_fragment());
+    let m = IcmpPacket::new_checked(p.payload()).unwrap();
+    assert_eq!(
+        (m.msg_type(), m.code()),
+        (icmp_pkt::msg_type::ECHO_REQUEST, 0)
+    );
+    (
+        p.src_addr(),
+        p.dst_addr(),
+        p.ttl(),
+        m.echo_ident(),
+        m.echo_seq(),
+        m.payload().to_vec(),
+    )
+}
+
+#[test]
+fn icmp_echo_requests_are_what_ping_sends() {
+    let mut icmp = pinger();
+    let (id, first) = icmp
+        .start(T0, NODE, REMOTE, 2, 56, 10 * MILLI, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(first.len(), 1, "the first echo goes at once");
+    let (src, dst, ttl, ident, seq, data) = echo_of(&first[0]);
+    assert_eq!((src, dst, ttl, seq), (NODE, REMOTE, ping::REQUEST_TTL, 1));
+    assert_eq!(data.len(), 56);
+    // The data after the cookie counts up, as ping's pattern does.
+    assert_eq!(data[8..12], [8, 9, 10, 11]);
+    let next = icmp.poll(T0 + 10 * MS).send;
+    let (.., ident2, seq2, data2) = echo_of(&next[0]);
+    assert_eq!((ident2, seq2), (ident, 2), "one identifier per ping");
+    assert_eq!(data2, data);
+    // Another ping, another identifier and cookie; another seed, others again.
+    let (id2, other) = icmp
+        .start(T0, NODE, REMOTE, 1, 56, 10 * MILLI, Duration::from_secs(1))
+        .unwrap();
+    assert_ne!(id2, id);
+    let (.., ident3, _, data3) = echo_of(&other[0]);
+    assert_ne!(ident3, ident);
+    assert_ne!(data3[..8], data[..8]);
+    let (_, theirs) = IcmpProbes::new(ICMP_SEED ^ 0xffff_0000_ffff)
+        .start(T0, NODE, REMOTE, 1, 56, 10 * MILLI, Duration::from_secs(1))
+        .unwrap();
+    let (.., ident4, _, data4) = echo_of(&theirs[0]);
+    assert_ne!(ident4, ident);
+    assert_ne!(data4[..8], data[..8]);
+    // Sizes at the bounds; short data carries the start of the cookie.
+    for size in [0u16, 3, ping::MAX_SIZE] {
+        let (_, o) = icmp
+            .start(T0, TUNNEL, REMOTE, 1, size, 10 * MILLI, MILLI)
+            .unwrap();
+        let (src, .., data) = echo_of(&o[0]);
+        assert_eq!((src, data.len()), (TUNNEL, usize::from(size)));
+    }
+}
+
+#[test]
+fn icmp_echoes_are_paced_by_poll() {
+    let mut icmp = pinger();
+    let wait = Duration::from_millis(100);
+    let (_, first) = icmp
+        .start(T0, NODE, REMOTE, 3, 8, 10 * MILLI, wait)
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(icmp.next_timer(), Some(T0 + 10 * MS));
+    assert_eq!(icmp.poll(T0 + 9 * MS), PingPoll::default(), "not yet due");
+    let p = icmp.poll(T0 + 10 * MS);
+    assert_eq!(p.send.len(), 1);
+    assert_eq!(echo_of(&p.send[0]).4, 2);
+    assert!(icmp.poll(T0 + 10 * MS).send.is_empty(), "each echo once");
+    // A late poll sends the third echo late, never two at once, and the
+    // interval counts from when it went.
+    let p = icmp.poll(T0 + 35 * MS);
+    assert_eq!(p.send.len(), 1);
+    assert_eq!(echo_of(&p.send[0]).4, 3);
+    assert!(icmp.poll(T0 + 60 * MS).send.is_empty(), "count reached");
+    // Every echo sent: the next timer is the first wait to end.
+    assert_eq!(icmp.next_timer(), Some(T0 + 100 * MS));
+    assert!(
+        icmp.poll(T0 + 134 * MS).done.is_empty(),
+        "echo 3 may still come"
+    );
+    let done = icmp.poll(T0 + 135 * MS).done;
+    assert_eq!(done.len(), 1);
+    let d = &done[0];
+    assert_eq!((d.transmitted(), d.received(), d.timed_out), (3, 0, true));
+    assert_eq!(
+        d.echoes.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(icmp.next_timer(), None);
+    assert_eq!(
+        (
+            icmp.stats().sent,
+            icmp.stats().timed_out,
+            icmp.outstanding()
+        ),
+        (3, 1, 0)
+    );
+}
+
+#[test]
+fn icmp_replies_through_handle_are_matched_and_timed_from_the_send_time() {
+    let mut probes = Probes::new(NODE, 0x5eed, ICMP_SEED);
+    let (id, first) = probes
+        .icmp
+        .start(T0, NODE, REMOTE, 3, 56, 10 * MILLI, Duration::from_secs(1))
+        .unwrap();
+    let mut sent = vec![(T0, first[0].clone())];
+    for k in 1..3u64 {
+        let p = probes.icmp.poll(T0 + k * 10 * MS);
+        sent.push((T0 + k * 10 * MS, p.send[0].clone()));
+    }
+    // Replies come back in another order, each 3 ms + seq after its echo.
+    for (i, (at, echo)) in sent.iter().enumerate().rev() {
+        let f = to_gw_a(&gw_b_answers(echo));
+        let now = at + (3 + i as u64) * MS;
+        assert_eq!(handle(&f, 1, &gw_a(), now, &mut probes), Ok(None));
+    }
+    let p = probes.icmp.poll(T0 + 30 * MS);
+    assert!(p.send.is_empty());
+    let d = &p.done[0];
+    assert_eq!((d.id, d.target, d.source, d.size), (id, REMOTE, NODE, 56));
+    assert!(!d.timed_out && d.duplicates == 0);
+    assert_eq!(
+        d.echoes,
+        (1..=3u16)
+            .map(|seq| PingEcho {
+                seq,
+                address: Some(REMOTE),
+                rtt_ns: Some((2 + u64::from(seq)) * MS),
+                ttl: Some(64),
+                bytes: Some(64),
+            })
+            .collect::<Vec<_>>()
+    );
+    let s = probes.icmp.stats();
+    assert_eq!((s.started, s.sent, s.replies, s.completed), (1, 3, 3, 1));
+    // The LSP initiator saw none of it.
+    assert_eq!(*probes.lsp.stats(), LspStats::default());
+}
+
+#[test]
+fn icmp_duplicate_late_unknown_and_forged_replies_are_counted() {
+    let mut icmp = pinger();
+    let (_, first) = icmp
+        .start(T0, NODE, REMOTE, 2, 16, 10 * MILLI, Duration::from_secs(1))
+        .unwrap();
+    let reply = gw_b_answers(&first[0]);
+    // Rebuilds `reply` with its ICMP message changed by `f` (checksums
+    // filled again), from `src` to `dst`.
+    let remake = |src: Ipv4Addr, dst: Ipv4Addr, f: &dyn Fn(&mut Vec<u8>)| {
+        let p = Ipv4Packet::new_checked(&reply[..]).unwrap();
+        let mut m = p.payload().to_vec();
+        f(&mut m);
+        IcmpPacket::new_unchecked(&mut m[..]).fill_checksum();
+        ip(src, dst, 1, &m)
+    };
+    let same = |_: &mut Vec<u8>| {};
+    let cases: [(Vec<u8>, StrayEchoReply); 9] = [
+        // Another source, another destination, a sequence not sent (yet),
+        // other data.
+        (remake(TUNNEL, NODE, &same), StrayEchoReply::Forged),
+        (remake(REMOTE, TUNNEL, &same), StrayEchoReply::Forged),
+        (remake(REMOTE, NODE, &|m| m[7] = 2), StrayEchoReply::Forged),
+        (remake(REMOTE, NODE, &|m| m[8] ^= 1), StrayEchoReply::Forged),
+        // Another identifier.
+        (
+            remake(REMOTE, NODE, &|m| m[4] ^= 0x80),
+            StrayEchoReply::UnknownIdent,
+        ),
+        // An echo request, an ICMP error, UDP; cut short, bad checksum.
+        (
+            remake(REMOTE, NODE, &|m| m[0] = 8),
+            StrayEchoReply::NotAReply,
+        ),
+        (
+            remake(REMOTE, NODE, &|m| m[1] = 1),
+            StrayEchoReply::NotAReply,
+        ),
+        (ip(REMOTE, NODE, 17, &[0; 16]), StrayEchoReply::NotAReply),
+        (reply[..30].to_vec(), StrayEchoReply::Malformed),
+    ];
+    for (i, (pkt, want)) in cases.iter().enumerate() {
+        assert_eq!(icmp.on_reply(T0 + MS, pkt), Err(*want), "case {i}");
+    }
+    let mut bad = reply.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    assert_eq!(icmp.on_reply(T0 + MS, &bad), Err(StrayEchoReply::Malformed));
+    // The real one, then its duplicate; through handle, a stray reply.
+    assert!(icmp.on_reply(T0 + MS, &reply).is_ok());
+    assert_eq!(
+        icmp.on_reply(T0 + MS, &reply),
+        Err(StrayEchoReply::Duplicate)
+    );
+    let mut probes = Probes {
+        lsp: probes(),
+        icmp,
+    };
+    assert_eq!(
+        handle(&to_gw_a(&reply), 1, &gw_a(), T0 + 2 * MS, &mut probes),
+        Err(Ignored::StrayReply)
+    );
+    let mut icmp = probes.icmp;
+    // Echo 2, answered after its wait: late.
+    let second = icmp.poll(T0 + 10 * MS).send;
+    let reply2 = gw_b_answers(&second[0]);
+    assert_eq!(
+        icmp.on_reply(T0 + 1010 * MS, &reply2),
+        Err(StrayEchoReply::Late)
+    );
+    let d = icmp.poll(T0 + 1010 * MS).done.pop().expect("done");
+    assert_eq!((d.received(), d.duplicates, d.timed_out), (1, 2, true));
+    // After the ping ended: late, not unknown.
+    assert_eq!(
+        icmp.on_reply(T0 + 2000 * MS, &reply),
+        Err(StrayEchoReply::Late)
+    );
+    let s = icmp.stats();
+    assert_eq!(
+        (
+            s.replies,
+            s.forged,
+            s.unknown,
+            s.not_a_reply,
+            s.malformed,
+            s.duplicate,
+            s.late
+        ),
+        (1, 4, 1, 3, 2, 2, 2)
+    );
+}
+
+#[test]
+fn icmp_echo_reply_to_a_node_address_is_a_stray_without_a_ping() {
+    let mut reply = icmp_pkt::echo_request(7, 1, b"x");
+    reply[0] = icmp_pkt::msg_type::ECHO_REPLY;
+    IcmpPacket::new_unchecked(&mut reply[..]).fill_checksum();
+    for dst in [NODE, TUNNEL] {
+        let f = to_gw_a(&ip(REMOTE, dst, 1, &reply));
+        assert_eq!(
+            handle(&f, 1, &gw_a(), T0, &mut running_probes()),
+            Err(Ignored::StrayReply),
+            "{dst}"
+        );
+    }
+    // To a port address: the node never pings from one.
+    let f = to_gw_a(&ip(REMOTE, LAN, 1, &reply));
+    assert_eq!(
+        handle(&f, 1, &gw_a(), T0, &mut running_probes()),
+        Err(Ignored::Unsupported)
+    );
+}
+
+#[test]
+fn icmp_pings_are_bounded() {
+    let mut icmp = pinger();
+    let t = Duration::from_secs(1);
+    let mut start = |count, size, interval, src, dst| {
+        icmp.start(T0, src, dst, count, size, interval, t)
+            .map(|(id, _)| id)
+    };
+    let i = 10 * MILLI;
+    assert_eq!(start(0, 56, i, NODE, REMOTE), Err(PingError::BadCount));
+    assert_eq!(
+        start(ping::MAX_ECHOES + 1, 56, i, NODE, REMOTE),
+        Err(PingError::BadCount)
+    );
+    assert_eq!(
+        start(1, ping::MAX_SIZE + 1, i, NODE, REMOTE),
+        Err(PingError::BadSize)
+    );
+    for bad in [9 * MILLI, Duration::ZERO, ping::MAX_INTERVAL + MILLI] {
+        assert_eq!(start(1, 56, bad, NODE, REMOTE), Err(PingError::BadInterval));
+    }
+    for bad in [
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::LOCALHOST,
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::BROADCAST,
+    ] {
+        assert_eq!(start(1, 56, i, NODE, bad), Err(PingError::BadTarget(bad)));
+        assert_eq!(start(1, 56, i, bad, REMOTE), Err(PingError::BadSource(bad)));
+    }
+    assert!(start(
+        ping::MAX_ECHOES,
+        ping::MAX_SIZE,
+        ping::MAX_INTERVAL,
+        NODE,
+        REMOTE
+    )
+    .is_ok());
+    assert_eq!(icmp.stats().refused, 3 + 3 + 8);
+    // At most MAX_PINGS at once, whatever else comes.
+    let mut icmp = pinger();
+    let mut replies = Vec::new();
+    for _ in 0..ping::MAX_PINGS {
+        let (_, first) = icmp.start(T0, NODE, REMOTE, 1, 8, i, t).unwrap();
+        replies.push(gw_b_answers(&first[0]));
+    }
+    assert_eq!(
+        icmp.start(T0, NODE, REMOTE, 1, 8, i, t),
+        Err(PingError::TooManyPings)
+    );
+    assert_eq!(icmp.outstanding(), ping::MAX_PINGS);
+    let done = icmp.poll(T0 + 1000 * MS).done;
+    assert_eq!(done.len(), ping::MAX_PINGS);
+    assert!(done.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(icmp.outstanding(), 0);
+    // The recently finished are remembered, up to MAX_PINGS of them: one
+    // more ping pushes the oldest out, whose late reply is then unknown.
+    let (_, first) = icmp.start(T0, NODE, REMOTE, 1, 8, i, t).unwrap();
+    let last = gw_b_answers(&first[0]);
+    assert_eq!(icmp.poll(T0 + 2000 * MS).done.len(), 1);
+    assert_eq!(icmp.on_reply(T0, &replies[1]), Err(StrayEchoReply::Late));
+    assert_eq!(icmp.on_reply(T0, &last), Err(StrayEchoReply::Late));
+    assert_eq!(
+        icmp.on_reply(T0, &replies[0]),
+        Err(StrayEchoReply::UnknownIdent)
+    );
+}
+
+/// What a proptest does to an ICMP initiator.
+#[derive(Clone, Debug)]
+enum PingOp {
+    Start {
+        count: u16,
+        size: u16,
+        interval_ms: u64,
+        timeout_ms: u64,
+    },
+    Poll(u64),
+    /// gw-b's answer to the `n`th echo sent so far, `flip`ped at a byte.
+    Answer {
+        n: prop::sample::Index,
+        flip: Option<(prop::sample::Index, u8)>,
+        after_ms: u64,
+    },
+    Garbage(Vec<u8>),
+}
+
+fn ping_op() -> impl Strategy<Value = PingOp> {
+    prop_oneof![
+        (0u16..=110, 0u16..=1410, 0u64..=12_000, 0u64..=3000).prop_map(
+            |(count, size, interval_ms, timeout_ms)| PingOp::Start {
+                count,
+                size,
+                interval_ms,
+                timeout_ms
+            }
+        ),
+        (0u64..=3000).prop_map(PingOp::Poll),
+        (
+            any::<prop::sample::Index>(),
+            proptest::option::of((any::<prop::sample::Index>(), 1u8..=255)),
+            0u64..=2000
+        )
+            .prop_map(|(n, flip, after_ms)| PingOp::Answer { n, flip, after_ms }),
+        proptest::collection::vec(any::<u8>(), 0..80).prop_map(PingOp::Garbage),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn icmp_pings_stay_bounded_and_consistent_whatever_happens(
+        ops in proptest::collection::vec(ping_op(), 1..60),
+    ) {
+        let mut icmp = pinger();
+        let mut now = T0;
+        // (ping, seq, packet) of every echo handed out.
+        let mut sent: Vec<(ProbeId, u16, Outgoing)> = Vec::new();
+        let mut counts = std::collections::HashMap::new();
+        let mut done = Vec::new();
+        let take = |sent: &mut Vec<(ProbeId, u16, Outgoing)>, id, o: Outgoing| {
+            let (src, dst, ttl, _, seq, _) = echo_of(&o);
+            assert_eq!((src, dst, ttl), (NODE, REMOTE, 64));
+            sent.push((id, seq, o));
+        };
+        for op in ops {
+            match op {
+                PingOp::Start { count, size, interval_ms, timeout_ms } => {
+                    let room = icmp.outstanding() < ping::MAX_PINGS;
+                    let r = icmp.start(
+                        now, NODE, REMOTE, count, size,
+                        Duration::from_millis(interval_ms), Duration::from_millis(timeout_ms),
+                    );
+                    let valid = (1..=ping::MAX_ECHOES).contains(&count)
+                        && size <= ping::MAX_SIZE
+                        && (10..=10_000).contains(&interval_ms);
+                    prop_assert_eq!(r.is_ok(), valid && room);
+                    if let Ok((id, first)) = r {
+                        prop_assert_eq!(first.len(), 1);
+                        counts.insert(id, count);
+                        for o in first {
+                            let (.., data) = echo_of(&o);
+                            prop_assert_eq!(data.len(), usize::from(size));
+                            take(&mut sent, id, o);
+                        }
+                    }
+                }
+                PingOp::Poll(ms) => {
+                    now += ms * MS;
+                    let before = icmp.outstanding();
+                    let p = icmp.poll(now);
+                    prop_assert!(p.send.len() <= before, "one echo per ping and poll");
+                    for o in p.send {
+                        // Which ping: the one whose identifier it carries.
+                        let ident = echo_of(&o).3;
+                        let id = sent
+                            .iter()
+                            .find(|(_, _, s)| echo_of(s).3 == ident)
+                            .map(|(id, ..)| *id)
+                            .expect("a running ping's echo");
+                        take(&mut sent, id, o);
+                    }
+                    done.extend(p.done);
+                }
+                PingOp::Answer { n, flip, after_ms } => {
+                    if sent.is_empty() {
+                        continue;
+                    }
+                    let (_, _, echo) = &sent[n.index(sent.len())];
+                    let mut reply = gw_b_answers(echo);
+                    if let Some((at, x)) = flip {
+                        let i = at.index(reply.len());
+                        reply[i] ^= x;
+                    }
+                    let _ = icmp.on_reply(now + after_ms * MS, &reply);
+                }
+                PingOp::Garbage(g) => {
+                    prop_assert!(icmp.on_reply(now, &g).is_err());
+                }
+            }
+            prop_assert!(icmp.outstanding() <= ping::MAX_PINGS);
+        }
+        // Everything ends: once all are sent and every wait is over.
+        let mut late_sends = 0;
+        for _ in 0..=ping::MAX_ECHOES {
+            now += 10_000 * MS;
+            let p = icmp.poll(now);
+            late_sends += p.send.len();
+            done.extend(p.done);
+        }
+        prop_assert_eq!(icmp.outstanding(), 0);
+        prop_assert_eq!(done.len(), counts.len());
+        let s = *icmp.stats();
+        prop_assert_eq!(s.started as usize, counts.len());
+        prop_assert_eq!(s.completed + s.timed_out, s.started);
+        prop_assert_eq!(s.sent as usize, sent.len() + late_sends);
+        let mut received = 0;
+        for d in &done {
+            let count = counts[&d.id];
+            prop_assert_eq!(d.transmitted(), usize::from(count));
+            let seqs: Vec<u16> = d.echoes.iter().map(|e| e.seq).collect();
+            prop_assert_eq!(seqs, (1..=count).collect::<Vec<_>>());
+            prop_assert_eq!(d.timed_out, d.received() < d.transmitted());
+            for e in &d.echoes {
+                prop_assert_eq!(e.rtt_ns.is_some(), e.address == Some(REMOTE));
+            }
+            received += d.received();
+        }
+        prop_assert_eq!(s.replies as usize, received);
+    }
+
+    #[test]
+    fn every_icmp_echo_is_answered_by_the_responder_and_matched(
+        count in 1u16..=5, size in 0u16..=ping::MAX_SIZE, rtt_ms in 0u64..999,
+    ) {
+        let mut icmp = pinger();
+        let (_, first) = icmp
+            .start(T0, NODE, REMOTE, count, size, 10 * MILLI, Duration::from_secs(1))
+            .unwrap();
+        let mut echoes = first;
+        for k in 1..u64::from(count) {
+            echoes.extend(icmp.poll(T0 + k * 10 * MS).send);
+        }
+        prop_assert_eq!(echoes.len(), usize::from(count));
+        for (k, e) in echoes.iter().enumerate() {
+            let reply = gw_b_answers(e);
+            let at = T0 + k as u64 * 10 * MS + rtt_ms * MS;
+            prop_assert!(icmp.on_reply(at, &reply).is_ok());
+        }
+        let d = icmp.poll(T0 + 10_000 * MS).done.pop().unwrap();
+        prop_assert_eq!(d.received(), usize::from(count));
+        prop_assert!(d.echoes.iter().all(|e| e.rtt_ns == Some(rtt_ms * MS)
+            && e.bytes == Some(size + 8)));
+    }
 }
 
 #[test]
@@ -1240,7 +1797,7 @@ fn valid_frames() -> Vec<(Vec<u8>, PortId)> {
     let Ok(Some(Outgoing::Remote { packet: reply, .. })) = run(&req_frame, 1) else {
         panic!()
     };
-    vec![
+    let mut frames = vec![
         (
             eth(
                 [0xff; 6],
@@ -1276,12 +1833,42 @@ fn valid_frames() -> Vec<(Vec<u8>, PortId)> {
         ),
         (req_frame, 1),
         (eth(ISL_MAC, PEER_MAC, &[], &[(1001, 64)], 0, &reply), 1),
-    ]
+    ];
+    // gw-b's answers to the two echoes `running()`'s ICMP ping sent.
+    let (_, _, echoes) = running();
+    for echo in &echoes {
+        let reply = gw_b_answers(echo);
+        frames.push((
+            eth(ISL_MAC, PEER_MAC, &[], &[(GW_A_LABEL, 64)], 0, &reply),
+            1,
+        ));
+    }
+    frames
+}
+
+/// gw-a's initiators as every never-panic case starts them: an LSP ping
+/// of itself (the reply in `valid_frames` matches it) and an ICMP ping of
+/// gw-b (3 echoes, 10 ms apart, 1 s wait) that has sent two echoes,
+/// and those two.
+fn running() -> (LspProbes, IcmpProbes, Vec<Outgoing>) {
+    let mut lsp = probes();
+    let _ = lsp.start_ping(T0, NODE, 1, Duration::from_secs(1));
+    let mut icmp = pinger();
+    let (_, mut echoes) = icmp
+        .start(T0, NODE, REMOTE, 3, 56, 10 * MILLI, Duration::from_secs(1))
+        .unwrap();
+    echoes.extend(icmp.poll(T0 + 10 * MS).send);
+    (lsp, icmp, echoes)
+}
+
+fn running_probes() -> Probes {
+    let (lsp, icmp, _) = running();
+    Probes { lsp, icmp }
 }
 
 /// `handle` on `frame`: never a panic, and anything it builds parses back.
-fn handle_checked(frame: &[u8], port: PortId, lsp: &mut LspProbes) {
-    if let Ok(Some(o)) = handle(frame, port, &gw_a(), T0, lsp) {
+fn handle_checked(frame: &[u8], port: PortId, probes: &mut Probes) {
+    if let Ok(Some(o)) = handle(frame, port, &gw_a(), T0, probes) {
         check_outgoing(&o);
     }
 }
@@ -1289,15 +1876,13 @@ fn handle_checked(frame: &[u8], port: PortId, lsp: &mut LspProbes) {
 #[test]
 fn valid_frames_are_answered_and_every_truncation_is_refused() {
     for (i, (f, port)) in valid_frames().into_iter().enumerate() {
-        let mut lsp = probes();
-        let _ = lsp.start_ping(T0, NODE, 1, Duration::from_secs(1));
-        let r = handle(&f, port, &gw_a(), T0, &mut lsp);
+        let r = handle(&f, port, &gw_a(), T0, &mut running_probes());
         assert!(r.is_ok(), "frame {i}: {r:?}");
         if let Ok(Some(o)) = &r {
             check_outgoing(o);
         }
         for n in 0..f.len() {
-            let r = handle(&f[..n], port, &gw_a(), T0, &mut probes());
+            let r = handle_lsp(&f[..n], port, &gw_a(), T0, &mut probes());
             // ARP frames have no length field: a cut inside the 28 bytes
             // is truncated, but Ethernet padding may go.
             if !(i == 0 && n >= 18 + 28) {
@@ -1310,11 +1895,13 @@ fn valid_frames_are_answered_and_every_truncation_is_refused() {
 proptest! {
     #[test]
     fn handle_never_panics_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..200), port in 0u16..3) {
-        let mut lsp = probes();
-        let _ = lsp.start_trace(T0, REMOTE, 4, Duration::from_secs(1));
-        handle_checked(&data, port, &mut lsp);
-        let _ = lsp.on_reply(T0, &data);
-        let _ = lsp.poll(T0);
+        let mut p = running_probes();
+        let _ = p.lsp.start_trace(T0, REMOTE, 4, Duration::from_secs(1));
+        handle_checked(&data, port, &mut p);
+        let _ = p.lsp.on_reply(T0, &data);
+        let _ = p.icmp.on_reply(T0, &data);
+        let _ = p.lsp.poll(T0);
+        let _ = p.icmp.poll(T0);
     }
 
     #[test]
@@ -1330,14 +1917,23 @@ proptest! {
             let at = i.index(g.len());
             g[at] ^= x;
         }
-        let mut lsp = probes();
-        let _ = lsp.start_ping(T0, NODE, 1, Duration::from_secs(1));
-        handle_checked(&g, *port, &mut lsp);
-        handle_checked(&g[..cut.index(g.len() + 1)], *port, &mut lsp);
-        // A mutation after the label stack: also through the initiator.
-        if let Ok(p) = PuntedFrame::parse(&g) {
-            let _ = lsp.on_reply(T0, p.l3());
+        let mut p = running_probes();
+        handle_checked(&g, *port, &mut p);
+        handle_checked(&g[..cut.index(g.len() + 1)], *port, &mut p);
+        // A mutation after the label stack: also through the initiators.
+        if let Ok(f) = PuntedFrame::parse(&g) {
+            let _ = p.lsp.on_reply(T0, f.l3());
+            let _ = p.icmp.on_reply(T0, f.l3());
         }
+        // Whatever came back, the ping ends and its result holds.
+        let mut done = Vec::new();
+        for k in 1..=4u64 {
+            done.extend(p.icmp.poll(T0 + k * 2000 * MS).done);
+        }
+        prop_assert_eq!(done.len(), 1);
+        prop_assert_eq!(p.icmp.outstanding(), 0);
+        prop_assert_eq!(done[0].transmitted(), 3);
+        prop_assert!(done[0].received() <= 2, "only two echoes were answerable");
     }
 
     #[test]
@@ -1350,7 +1946,7 @@ proptest! {
     ) {
         let echo_ping = ip(HOST, LAN, 1, &icmp_pkt::echo_request(seq, seq, &data));
         let f = eth(LAN_MAC, HOST_MAC, &tags, &[], ethertype::IPV4, &echo_ping);
-        let o = handle(&f, 0, &gw_a(), now, &mut probes()).unwrap().unwrap();
+        let o = handle_lsp(&f, 0, &gw_a(), now, &mut probes()).unwrap().unwrap();
         let ipb = check_outgoing(&o).unwrap();
         let r = Ipv4Packet::new_checked(&ipb[..]).unwrap();
         let icmp = IcmpPacket::new_checked(r.payload()).unwrap();
@@ -1361,7 +1957,7 @@ proptest! {
             push_tlv(&mut m, *t, v).unwrap();
         }
         let f = eth(ISL_MAC, PEER_MAC, &tags, &[(1001, ttl)], 0, &lsp_request(REMOTE, REQUEST_DST, sport, &m, true));
-        let o = handle(&f, 1, &gw_a(), now, &mut probes()).unwrap().unwrap();
+        let o = handle_lsp(&f, 1, &gw_a(), now, &mut probes()).unwrap().unwrap();
         let ipb = check_outgoing(&o).unwrap();
         let r = Ipv4Packet::new_checked(&ipb[..]).unwrap();
         let u = UdpPacket::new_checked(r.payload()).unwrap();
@@ -1398,7 +1994,7 @@ fn tshark_decodes_our_echo_request_and_reply() {
         &req.packet,
     );
     let Ok(Some(Outgoing::Remote { packet, .. })) =
-        handle(&req_frame, 0, &egress.info, T0 + MS, &mut probes())
+        handle_lsp(&req_frame, 0, &egress.info, T0 + MS, &mut probes())
     else {
         panic!()
     };
