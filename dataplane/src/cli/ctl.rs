@@ -18,7 +18,7 @@ use crate::config::{default_socket, DEFAULT_SOCKET_DIR};
 use crate::control::mgmt::{
     DropsReply, OamResult, PortsReply, StatusReply, TablesReply, DEFAULT_COUNT,
     DEFAULT_INTERVAL_MS, DEFAULT_MAX_HOPS, DEFAULT_SIZE, DEFAULT_TIMEOUT_MS, MAX_COUNT, MAX_HOPS,
-    MAX_INTERVAL_MS, MAX_SIZE, MAX_TIMEOUT_MS, MIN_INTERVAL_MS, OAM_MARGIN,
+    MAX_INTERVAL_MS, MAX_LSP_COUNT, MAX_SIZE, MAX_TIMEOUT_MS, MIN_INTERVAL_MS, OAM_MARGIN,
 };
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -111,9 +111,9 @@ pub struct LspPingArgs {
     /// The egress gateway (as the node's control plane names it, e.g. gs:1).
     #[arg(long, value_name = "GATEWAY")]
     pub to: String,
-    /// Echoes to send (1 to 100).
+    /// Echoes to send (1 to 64).
     #[arg(long, default_value_t = DEFAULT_COUNT,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_COUNT)))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_LSP_COUNT)))]
     pub count: u32,
     /// Wait for each reply, in milliseconds (1 to 10000).
     #[arg(long, default_value_t = DEFAULT_TIMEOUT_MS,

@@ -71,8 +71,10 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Echoes a `ping` or `lsp-ping` sends unless told.
 pub const DEFAULT_COUNT: u32 = 3;
-/// Most echoes one `ping` or `lsp-ping` sends.
+/// Most echoes one `ping` sends.
 pub const MAX_COUNT: u32 = 100;
+/// Most echoes one `lsp-ping` sends (all at once: the initiator's bound).
+pub const MAX_LSP_COUNT: u32 = crate::control::services::lsp::MAX_ECHOES as u32;
 /// Time between the echoes of a `ping` unless told, in milliseconds (as `ping`'s).
 pub const DEFAULT_INTERVAL_MS: u64 = 1000;
 /// Shortest time between the echoes of a `ping`, in milliseconds.
@@ -1209,8 +1211,12 @@ fn oam_request(kind: OamKind, to: String, params: OamParams) -> Result<OamReques
     let (count, max_hops) = match kind {
         OamKind::Ping | OamKind::IcmpPing => {
             let count = count.unwrap_or(DEFAULT_COUNT);
-            if !(1..=MAX_COUNT).contains(&count) {
-                return Err(format!("count {count}: want 1 to {MAX_COUNT} echoes"));
+            let max = match kind {
+                OamKind::Ping => MAX_LSP_COUNT,
+                _ => MAX_COUNT,
+            };
+            if !(1..=max).contains(&count) {
+                return Err(format!("count {count}: want 1 to {max} echoes"));
             }
             (count, u8::MAX)
         }
@@ -1586,7 +1592,7 @@ mod tests {
         assert_eq!(trace.budget(), Duration::from_secs(30));
         for (kind, count, hops, t) in [
             (OamKind::Ping, Some(0), None, None),
-            (OamKind::Ping, Some(MAX_COUNT + 1), None, None),
+            (OamKind::Ping, Some(MAX_LSP_COUNT + 1), None, None),
             (OamKind::Trace, None, Some(0), None),
             (OamKind::Trace, None, Some(300), None),
             (OamKind::Ping, None, None, Some(0)),
