@@ -666,9 +666,9 @@ mod tests {
         let hops = first_hops(&topo, topo.gs_node(0));
         let (sats, _) = topo.gsl_of(0);
         assert!(!sats.is_empty());
-        for s in 0..topo.n_sats() {
+        for (s, &h) in hops.iter().enumerate() {
             if spt.next_hop[s] == spt.root {
-                assert_eq!(hops[s], s as NodeId);
+                assert_eq!(h, s as NodeId);
             }
         }
         assert_eq!(hops.len(), topo.n_sats());
