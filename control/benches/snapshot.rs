@@ -1,10 +1,14 @@
 //! Full snapshot cost: propagate every satellite, build the topology, the
-//! shortest-path trees to every gateway and every node's label tables.
+//! shortest-path trees to every gateway and every node's label tables;
+//! and, against it, what each node adds per install for the satellites'
+//! node labels: one Dijkstra from itself (its first hops toward every
+//! satellite), from a satellite and from a gateway.
 //!
 //! `cargo bench -p meshplane-control --bench snapshot [-- RUNS]`
 //! prints the median and spread of RUNS (default 21) snapshots per case,
 //! each stage timed separately, on the calling thread only.
 
+use meshplane_control::routing::{FirstHops, Router};
 use meshplane_control::tables;
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, Preset};
 use std::hint::black_box;
@@ -34,6 +38,9 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
     let plan = *e.label_plan();
     let (mut prop, mut trees, mut tabs, mut total) = (vec![], vec![], vec![], vec![]);
     let mut entries = (0, 0);
+    let (mut hops_sat, mut hops_gs) = (vec![], vec![]);
+    let mut router = Router::new();
+    let mut fh = FirstHops::default();
     for i in 0..runs + 2 {
         let t = i as f64 * 0.1;
         let t0 = Instant::now();
@@ -59,17 +66,32 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
         let t3 = Instant::now();
         entries = tb.as_ref().map(|t| t.entry_count()).unwrap_or_default();
         black_box(&tb);
+        // One node's own first hops, as its agent computes them per install.
+        let sat = (i * 97 % topo.n_sats()) as u32;
+        let t4 = Instant::now();
+        router.first_hops_into(&topo, sat, &mut fh);
+        let t5 = Instant::now();
+        black_box(&fh);
+        let gs = topo.gs_node((i % n_gs.max(1)) as u32);
+        let t6 = Instant::now();
+        router.first_hops_into(&topo, gs, &mut fh);
+        let t7 = Instant::now();
+        black_box(&fh);
         if i >= 2 {
             prop.push(t1 - t0);
             trees.push(t2 - t1);
             tabs.push(t3 - t2);
             total.push(t3 - t0);
+            hops_sat.push(t5 - t4);
+            hops_gs.push(t7 - t6);
         }
     }
+    let snapshot = median(&mut total);
+    let (hs, hg) = (median(&mut hops_sat), median(&mut hops_gs));
     println!(
         "{label:<28} {n_gs:>5} GS  total {:>7.2} ms (min {:>6.2}, max {:>6.2})  \
          = topology {:>6.2} + trees {:>6.2} + tables {:>6.2}   [{} FEC, {} LFIB entries]",
-        ms(median(&mut total)),
+        ms(snapshot),
         ms(*total.first().unwrap_or(&Duration::ZERO)),
         ms(*total.last().unwrap_or(&Duration::ZERO)),
         ms(median(&mut prop)),
@@ -77,6 +99,16 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
         ms(median(&mut tabs)),
         entries.0,
         entries.1,
+    );
+    println!(
+        "{:<28} {:>9}  first hops {:>6.3} ms from a satellite, {:>6.3} ms from a gateway \
+         ({:.1}% / {:.1}% of a snapshot)",
+        "",
+        "",
+        ms(hs),
+        ms(hg),
+        100.0 * hs.as_secs_f64() / snapshot.as_secs_f64(),
+        100.0 * hg.as_secs_f64() / snapshot.as_secs_f64(),
     );
 }
 
@@ -93,7 +125,10 @@ fn main() {
             return;
         }
     };
-    println!("median of {runs} full snapshots (propagate + topology, SPTs to every gateway, all tables), one core");
+    println!(
+        "median of {runs} full snapshots (propagate + topology, SPTs to every gateway, all tables), \
+         and of one node's first hops toward every satellite, one core"
+    );
     case(
         Preset::Starlink550,
         GroundStations::top100(),

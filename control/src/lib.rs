@@ -10,8 +10,10 @@
 //! * [`propagate`]: SGP4 (WGS72, AFSPC mode), TEME -> Earth-fixed;
 //! * [`ground`]: ground-station CSV, geodetic -> Earth-fixed (WGS72);
 //! * [`topology`]: +Grid ISLs, GSLs, administrative failures;
-//! * [`routing`]: shortest-path trees, paths, link-disjoint backups;
-//! * [`labels`], [`tables`]: node labels in two alternating blocks, FEC and LFIB;
+//! * [`routing`]: shortest-path trees, paths, link-disjoint backups, one
+//!   node's first hops toward every satellite;
+//! * [`labels`], [`tables`]: gateway and satellite node labels in alternating
+//!   blocks, FEC and LFIB;
 //! * [`snapshot`]: all of the above at one instant;
 //! * [`schedule`]: when to compute and publish tables (a state machine).
 //!

@@ -1,6 +1,16 @@
 //! Shortest paths by propagation distance. Ground stations are endpoints
 //! only: a path is `gs - sat - ... - sat - gs`, never relayed through a
 //! third ground station (Hypatia's `free_one_only_over_isls`).
+//!
+//! Two views of the same shortest paths: [`Spt`], the tree toward one
+//! egress gateway (for every node, its next hop there), and
+//! [`FirstHops`], one node's own neighbour toward every satellite. The
+//! second is what a node computes for itself for the satellites' node
+//! labels: links are symmetric, so a node's first hop toward `S` on a
+//! shortest path from it is a next hop toward `S`; each hop strictly
+//! shortens the distance left, so when every node computes its own first
+//! hops over the same graph, hop-by-hop forwarding reaches `S` without a
+//! loop, along a shortest path.
 
 use crate::topology::{NodeId, Topology};
 use std::cmp::Reverse;
@@ -87,6 +97,30 @@ impl Path {
     pub fn links(&self) -> impl Iterator<Item = Link> + '_ {
         self.nodes.windows(2).map(|w| link(w[0], w[1]))
     }
+}
+
+/// One node's first hops toward every satellite (see the module
+/// documentation): index = satellite id.
+#[derive(Clone, Debug, Default)]
+pub struct FirstHops {
+    /// The node they start from (a satellite or a ground station).
+    pub from: NodeId,
+    /// Distance in metres from `from` to each satellite, `INFINITY` if
+    /// unreachable.
+    pub dist: Vec<f64>,
+    /// The neighbour of `from` on a shortest path to each satellite
+    /// ([`NO_HOP`] if unreachable; `from` itself for its own entry): of
+    /// several equally short paths, the one whose first hop has the lowest
+    /// node id.
+    pub hop: Vec<NodeId>,
+}
+
+/// The first hops of node `from` toward every satellite over `topo`, as
+/// [`Router::first_hops_into`] computes them; index = satellite id.
+pub fn first_hops(topo: &Topology, from: NodeId) -> Vec<NodeId> {
+    let mut out = FirstHops::default();
+    Router::new().first_hops_into(topo, from, &mut out);
+    out.hop
 }
 
 /// Reusable shortest-path state (allocations are kept between runs).
@@ -299,6 +333,71 @@ impl Router {
         ok
     }
 
+    /// Computes node `from`'s first hops toward every satellite into `out`
+    /// (reusing its buffers): one Dijkstra from `from` over the ISLs (and,
+    /// from a ground station, its GSLs; ground stations never relay).
+    /// Failures are part of `topo` (a failed ISL or satellite has no
+    /// usable link), so every node that computes over the same topology
+    /// agrees. Deterministic: the result depends on `topo` and `from`
+    /// only, ties going to the lowest first hop.
+    pub fn first_hops_into(&mut self, topo: &Topology, from: NodeId, out: &mut FirstHops) {
+        let n = topo.n_sats();
+        out.from = from;
+        out.dist.clear();
+        out.dist.resize(n, f64::INFINITY);
+        out.hop.clear();
+        out.hop.resize(n, NO_HOP);
+        self.settled.clear();
+        self.settled.resize(n, false);
+        let heap = &mut self.heap;
+        heap.clear();
+        let (dist, hop) = (&mut out.dist, &mut out.hop);
+        if (from as usize) < n {
+            dist[from as usize] = 0.0;
+            hop[from as usize] = from;
+            heap.push(Reverse((0f64.to_bits(), from)));
+        } else if (from as usize) < topo.n_nodes() {
+            let (sats, lens) = topo.gsl_of(from as usize - n);
+            for (&s, &l) in sats.iter().zip(lens) {
+                let i = s as usize;
+                if l < dist[i] || (l == dist[i] && s < hop[i]) {
+                    dist[i] = l;
+                    hop[i] = s;
+                    heap.push(Reverse((l.to_bits(), s)));
+                }
+            }
+        }
+        // Non-negative f64 order like their bit patterns; equal keys pop
+        // by node id, so the order is a function of the graph alone.
+        while let Some(Reverse((bits, u))) = heap.pop() {
+            let ui = u as usize;
+            if self.settled[ui] || f64::from_bits(bits) > dist[ui] {
+                continue;
+            }
+            self.settled[ui] = true;
+            let du = dist[ui];
+            let via = if u == from { None } else { Some(hop[ui]) };
+            let (nb, len) = topo.isl_neighbors(ui);
+            for (&v, &l) in nb.iter().zip(len) {
+                let vi = v as usize;
+                if self.settled[vi] {
+                    continue;
+                }
+                let dv = du + l;
+                let h = via.unwrap_or(v);
+                if dv < dist[vi] {
+                    dist[vi] = dv;
+                    hop[vi] = h;
+                    heap.push(Reverse((dv.to_bits(), v)));
+                } else if dv == dist[vi] && dv.is_finite() && h < hop[vi] {
+                    // An equally short path: every predecessor of `v` is
+                    // settled before `v`, so `v` ends with the lowest.
+                    hop[vi] = h;
+                }
+            }
+        }
+    }
+
     /// The shortest path from ground station `src` to ground station `dst`.
     pub fn path(&mut self, topo: &Topology, src: u32, dst: u32) -> Option<Path> {
         self.path_excluding(topo, src, dst, None)
@@ -333,5 +432,249 @@ impl Router {
             out.push(p);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constellation::{Constellation, Preset, WalkerParams};
+    use crate::ground::GroundStations;
+    use crate::topology::{Failures, GslRule, Network};
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+    use std::sync::OnceLock;
+
+    /// Follows each node's own first hops from `x` toward satellite `s`;
+    /// the nodes visited, or why the walk failed.
+    fn walk(
+        topo: &Topology,
+        tables: &[FirstHops],
+        x: NodeId,
+        s: NodeId,
+    ) -> Result<Vec<NodeId>, String> {
+        let n = topo.n_sats() as NodeId;
+        let mut nodes = vec![x];
+        let mut cur = x;
+        while cur != s {
+            let next = tables[cur as usize].hop[s as usize];
+            if next == NO_HOP {
+                return Err(format!("{nodes:?}: {cur} has no first hop toward {s}"));
+            }
+            if next >= n {
+                return Err(format!("{nodes:?}: relayed through ground station {next}"));
+            }
+            if topo.link_length(cur, next).is_none() {
+                return Err(format!("{nodes:?}: {cur}-{next} is no link"));
+            }
+            if nodes.contains(&next) {
+                return Err(format!("{nodes:?}: loop back to {next}"));
+            }
+            nodes.push(next);
+            cur = next;
+        }
+        Ok(nodes)
+    }
+
+    fn all_first_hops(topo: &Topology) -> Vec<FirstHops> {
+        let mut r = Router::new();
+        (0..topo.n_nodes() as NodeId)
+            .map(|x| {
+                let mut f = FirstHops::default();
+                r.first_hops_into(topo, x, &mut f);
+                f
+            })
+            .collect()
+    }
+
+    /// A `w` x `h` grid of satellites 1000 km apart (far above the Earth,
+    /// so every chord clears it), ISLs between grid neighbours: every
+    /// distance is an exact multiple of 1000 km, so equal paths tie exactly.
+    fn grid(w: usize, h: usize, failures: &Failures) -> Topology {
+        let params = WalkerParams {
+            planes: w,
+            sats_per_plane: h,
+            ..Preset::Telesat1015.params()
+        };
+        let mut c = Constellation::walker(&params).expect("walker grid");
+        let id = |i: usize, j: usize| (i * h + j) as u32;
+        c.isls.clear();
+        for i in 0..w {
+            for j in 0..h {
+                if i + 1 < w {
+                    c.isls.push((id(i, j), id(i + 1, j)));
+                }
+                if j + 1 < h {
+                    c.isls.push((id(i, j), id(i, j + 1)));
+                }
+            }
+        }
+        let pos = (0..w * h)
+            .map(|k| [(k / h) as f64 * 1e6, (k % h) as f64 * 1e6, 1e8])
+            .collect();
+        let net = Network::with_rule(&c, &GroundStations::default(), GslRule::MaxRange(1.0));
+        net.at(0.0, pos, failures)
+    }
+
+    /// Hop counts from `x` over the usable ISLs (`usize::MAX`: unreachable).
+    fn bfs(topo: &Topology, x: NodeId) -> Vec<usize> {
+        let mut d = vec![usize::MAX; topo.n_sats()];
+        d[x as usize] = 0;
+        let mut q = VecDeque::from([x as usize]);
+        while let Some(u) = q.pop_front() {
+            let (nb, len) = topo.isl_neighbors(u);
+            for (&v, l) in nb.iter().zip(len) {
+                if l.is_finite() && d[v as usize] == usize::MAX {
+                    d[v as usize] = d[u] + 1;
+                    q.push_back(v as usize);
+                }
+            }
+        }
+        d
+    }
+
+    proptest! {
+        #[test]
+        fn first_hops_on_a_grid_reach_every_satellite_by_a_shortest_path_lowest_hop_first(
+            w in 3usize..8,
+            h in 3usize..8,
+            down_isls in prop::collection::vec((0u32..64, 0usize..4), 0..12),
+            down_sats in prop::collection::vec(0u32..64, 0..3),
+        ) {
+            let n = (w * h) as u32;
+            let mut failures = Failures::new();
+            let full = grid(w, h, &failures);
+            for (a, k) in down_isls {
+                let (nb, _) = full.isl_neighbors((a % n) as usize);
+                if let Some(&b) = nb.get(k % nb.len().max(1)) {
+                    failures.fail_isl(a % n, b);
+                }
+            }
+            for s in down_sats {
+                failures.fail_satellite(s % n);
+            }
+            let topo = grid(w, h, &failures);
+            let tables = all_first_hops(&topo);
+            for x in 0..n {
+                let hops = bfs(&topo, x);
+                for s in 0..n {
+                    let f = &tables[x as usize];
+                    if hops[s as usize] == usize::MAX {
+                        prop_assert_eq!(f.hop[s as usize], NO_HOP);
+                        prop_assert!(f.dist[s as usize].is_infinite());
+                        continue;
+                    }
+                    prop_assert_eq!(f.dist[s as usize], hops[s as usize] as f64 * 1e6);
+                    let path = walk(&topo, &tables, x, s).map_err(TestCaseError::fail)?;
+                    prop_assert_eq!(path.len() - 1, hops[s as usize]);
+                    if x != s {
+                        // Of the neighbours one hop closer to S, the lowest.
+                        let to_s = bfs(&topo, s);
+                        let (nb, len) = topo.isl_neighbors(x as usize);
+                        let best = nb
+                            .iter()
+                            .zip(len)
+                            .filter(|(&y, l)| l.is_finite() && to_s[y as usize] + 1 == to_s[x as usize])
+                            .map(|(&y, _)| y)
+                            .min();
+                        prop_assert_eq!(Some(f.hop[s as usize]), best);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Telesat-1015 and the top-100 cities, with the topology at t = 0
+    /// (for the fixed ISL adjacency).
+    fn telesat() -> &'static (Network, crate::propagate::Propagator, Topology) {
+        static NET: OnceLock<(Network, crate::propagate::Propagator, Topology)> = OnceLock::new();
+        NET.get_or_init(|| {
+            let c = Constellation::preset(Preset::Telesat1015);
+            let p = crate::propagate::Propagator::new(&c).expect("propagator");
+            let net = Network::new(&c, &GroundStations::top100());
+            let topo = at(&net, &p, 0.0, &Failures::new());
+            (net, p, topo)
+        })
+    }
+
+    fn at(net: &Network, p: &crate::propagate::Propagator, t: f64, f: &Failures) -> Topology {
+        let mut pos = Vec::new();
+        p.ecef_all(t, &mut pos).expect("propagate");
+        net.at(t, pos, f)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        #[test]
+        fn every_node_following_its_own_first_hops_reaches_every_satellite_along_a_shortest_path(
+            t in 0.0f64..6000.0,
+            down_isls in prop::collection::vec((0u32..351, 0usize..4), 0..20),
+            down_sats in prop::collection::vec(0u32..351, 0..6),
+        ) {
+            let (net, prop, base) = telesat();
+            let mut failures = Failures::new();
+            for s in down_sats {
+                failures.fail_satellite(s);
+            }
+            for (a, k) in down_isls {
+                let (nb, _) = base.isl_neighbors(a as usize);
+                failures.fail_isl(a, nb[k % nb.len()]);
+            }
+            let topo = at(net, prop, t, &failures);
+            let n = topo.n_sats() as NodeId;
+            let tables = all_first_hops(&topo);
+            for x in 0..topo.n_nodes() as NodeId {
+                let f = &tables[x as usize];
+                // Bellman's condition: no link shortens any distance.
+                for (a, b, l) in topo.isls() {
+                    let (da, db) = (f.dist[a as usize], f.dist[b as usize]);
+                    prop_assert!(db <= da + l + 1e-3 && da <= db + l + 1e-3, "{x}: {a}-{b}");
+                }
+                if x >= n {
+                    let (sats, lens) = topo.gsl_of((x - n) as usize);
+                    for (&s, &l) in sats.iter().zip(lens) {
+                        prop_assert!(f.dist[s as usize] <= l);
+                    }
+                }
+                for s in 0..n {
+                    let d = f.dist[s as usize];
+                    if !d.is_finite() {
+                        prop_assert_eq!(f.hop[s as usize], NO_HOP);
+                        continue;
+                    }
+                    if x < n {
+                        // Links are symmetric, so are distances.
+                        let back = tables[s as usize].dist[x as usize];
+                        prop_assert!((back - d).abs() <= 1e-3, "{x} <-> {s}: {d} vs {back}");
+                    }
+                    let path = walk(&topo, &tables, x, s).map_err(TestCaseError::fail)?;
+                    let len: f64 = path
+                        .windows(2)
+                        .map(|w| topo.link_length(w[0], w[1]).unwrap_or(f64::INFINITY))
+                        .sum();
+                    prop_assert!((len - d).abs() <= 1e-3, "{x} -> {s}: walked {len}, shortest {d}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_gateway_reaches_directly_the_satellites_whose_shortest_way_to_it_is_direct() {
+        let (net, prop, _) = telesat();
+        let topo = at(net, prop, 100.0, &Failures::new());
+        let spt = Router::new().spt(&topo, 0);
+        let hops = first_hops(&topo, topo.gs_node(0));
+        let (sats, _) = topo.gsl_of(0);
+        assert!(!sats.is_empty());
+        for (s, &h) in hops.iter().enumerate() {
+            if spt.next_hop[s] == spt.root {
+                assert_eq!(h, s as NodeId);
+            }
+        }
+        assert_eq!(hops.len(), topo.n_sats());
+        // Unknown nodes have no first hops.
+        assert!(first_hops(&topo, topo.n_nodes() as NodeId)
+            .iter()
+            .all(|&h| h == NO_HOP));
     }
 }

@@ -28,7 +28,7 @@
 
 use crate::snapshot::Engine;
 use crate::tables::TableSet;
-use crate::topology::Failures;
+use crate::topology::{Failures, Topology};
 use crate::Error;
 use std::sync::Arc;
 
@@ -75,6 +75,10 @@ pub struct Publication {
     pub activate_at_ns: u64,
     /// Every node's tables.
     pub tables: Arc<TableSet>,
+    /// The graph they were computed over (with the failures then known),
+    /// for what each node computes from it for itself (its first hops
+    /// toward every satellite, [`crate::routing::first_hops`]).
+    pub topology: Arc<Topology>,
 }
 
 /// The schedule state machine.
@@ -166,6 +170,7 @@ impl Scheduler {
             epoch,
             activate_at_ns: at_ns,
             tables: Arc::new(snap.tables),
+            topology: Arc::new(snap.topology),
         })
     }
 

@@ -53,6 +53,19 @@ impl Snapshot {
     }
 }
 
+/// Checks that `plan` is valid and has a label for each of `n_sats`
+/// satellites and `n_gs` gateways.
+fn fits(plan: &LabelPlan, n_sats: usize, n_gs: usize) -> Result<(), Error> {
+    plan.validate()?;
+    if n_gs > 0 {
+        plan.label(0, u32::try_from(n_gs - 1).unwrap_or(u32::MAX))?;
+    }
+    if n_sats > 0 {
+        plan.sat_label(0, u32::try_from(n_sats - 1).unwrap_or(u32::MAX))?;
+    }
+    Ok(())
+}
+
 impl Engine {
     /// An engine with the constellation's GSL range and the default label
     /// plan and gateway prefixes.
@@ -70,10 +83,7 @@ impl Engine {
         let propagator = Propagator::new(&constellation)?;
         let network = Network::with_rule(&constellation, &stations, rule);
         let plan = LabelPlan::default();
-        plan.validate()?;
-        if stations.len() > plan.block_size as usize {
-            plan.label(0, stations.len() as u32 - 1)?;
-        }
+        fits(&plan, constellation.len(), stations.len())?;
         let prefixes = (0..stations.len() as u32)
             .map(default_gateway_prefix)
             .collect();
@@ -88,9 +98,9 @@ impl Engine {
         })
     }
 
-    /// Replaces the label plan.
+    /// Replaces the label plan (it must hold every gateway and satellite).
     pub fn set_label_plan(&mut self, plan: LabelPlan) -> Result<(), Error> {
-        plan.validate()?;
+        fits(&plan, self.constellation.len(), self.stations.len())?;
         self.plan = plan;
         Ok(())
     }

@@ -17,6 +17,11 @@
 //! node 1590 via `"gsl1590"`, and that gateway reaches satellite 12 via
 //! `"isl12"` (see [`port_name`]).
 //!
+//! * Every node also switches the satellites' node labels, from its own
+//!   first hops toward each satellite ([`sat_label_lfib`]; the node
+//!   computes them for itself, [`crate::routing::first_hops`], rather than
+//!   the snapshot for all of them), and a satellite pops its own.
+//!
 //! Make-before-break: the tables of epoch `e` carry the node labels of
 //! epoch `e` and, unchanged, the entries of epoch `e - 1` (the other label
 //! block), so packets labelled under `e - 1` keep following the old tree
@@ -275,6 +280,99 @@ fn carry_previous(
     Ok(())
 }
 
+/// One node's first hops toward every satellite under one table epoch
+/// (from [`crate::routing::first_hops`] over that epoch's topology).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SatHops {
+    /// The node.
+    pub node: NodeId,
+    /// The table epoch (selects the satellite label block).
+    pub epoch: u64,
+    /// First hop toward each satellite ([`NO_HOP`] where unreachable);
+    /// index = satellite id.
+    pub hops: Vec<NodeId>,
+}
+
+/// One node's LFIB entries for the satellites' node labels in epoch
+/// `current.epoch`: toward every other satellite `S` it reaches, swap
+/// `S`'s label to the same label toward its first hop; on a satellite,
+/// pop its own label of both blocks (local termination, `next_hop` the
+/// node itself). Current block first, by satellite id.
+///
+/// Make-before-break, as for gateway labels: when `previous` holds the
+/// node's first hops of the epoch before or after (the other label
+/// block), its entries are kept unchanged, except where the link or its
+/// satellite is administratively down in `failures`: those swap to the
+/// current label and follow the current first hop.
+pub fn sat_label_lfib(
+    plan: &LabelPlan,
+    n_sats: usize,
+    current: &SatHops,
+    previous: Option<&SatHops>,
+    failures: &Failures,
+) -> Result<Vec<LfibRoute>, LabelError> {
+    let me = current.node;
+    let e = current.epoch;
+    let n = n_sats.min(current.hops.len());
+    let mut out = Vec::with_capacity(2 * n + 2);
+    for (s, &nh) in current.hops.iter().enumerate().take(n) {
+        let s = s as NodeId;
+        if s == me || nh == NO_HOP {
+            continue;
+        }
+        let label = plan.sat_label(e, s)?;
+        out.push(LfibRoute {
+            label,
+            action: LfibAction::Swap { out_label: label },
+            next_hop: nh,
+        });
+    }
+    let own_pop = |epoch: u64| -> Result<Option<LfibRoute>, LabelError> {
+        if (me as usize) >= n_sats {
+            return Ok(None);
+        }
+        Ok(Some(LfibRoute {
+            label: plan.sat_label(epoch, me)?,
+            action: LfibAction::Pop,
+            next_hop: me,
+        }))
+    };
+    out.extend(own_pop(e)?);
+    let prev = previous.filter(|p| {
+        p.node == me
+            && p.epoch.abs_diff(e) == 1
+            && p.hops.len() == current.hops.len()
+            && LabelPlan::block_of(p.epoch) != LabelPlan::block_of(e)
+    });
+    if let Some(p) = prev {
+        for (s, &old) in p.hops.iter().enumerate().take(n) {
+            let s = s as NodeId;
+            if s == me || old == NO_HOP {
+                continue;
+            }
+            let label = plan.sat_label(p.epoch, s)?;
+            if !link_failed(n_sats, failures, me, old) {
+                out.push(LfibRoute {
+                    label,
+                    action: LfibAction::Swap { out_label: label },
+                    next_hop: old,
+                });
+            } else if current.hops[s as usize] != NO_HOP {
+                out.push(LfibRoute {
+                    label,
+                    action: LfibAction::Swap {
+                        out_label: plan.sat_label(e, s)?,
+                    },
+                    next_hop: current.hops[s as usize],
+                });
+            }
+        }
+    }
+    // The other block (epoch parity flipped).
+    out.extend(own_pop(e ^ 1)?);
+    Ok(out)
+}
+
 /// True when the link `a`-`b` is administratively down: a failed ISL or
 /// a failed satellite at either end.
 fn link_failed(n_sats: usize, failures: &Failures, a: NodeId, b: NodeId) -> bool {
@@ -287,6 +385,111 @@ fn link_failed(n_sats: usize, failures: &Failures, a: NodeId, b: NodeId) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `(label, out_label or None for a pop, next hop)` of each entry.
+    fn entries(v: &[LfibRoute]) -> Vec<(u32, Option<u32>, NodeId)> {
+        v.iter()
+            .map(|r| match r.action {
+                LfibAction::Swap { out_label } => (r.label, Some(out_label), r.next_hop),
+                LfibAction::Pop => (r.label, None, r.next_hop),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn satellite_labels_follow_the_first_hops_and_keep_the_previous_block() {
+        let plan = LabelPlan::default();
+        let none = Failures::new();
+        // Satellite 1 of 4: toward 0 and 2 via 2, 3 unreachable.
+        let e5 = SatHops {
+            node: 1,
+            epoch: 5,
+            hops: vec![2, 1, 2, NO_HOP],
+        };
+        let alone = sat_label_lfib(&plan, 4, &e5, None, &none).expect("labels");
+        assert_eq!(
+            entries(&alone),
+            [
+                (40_000, Some(40_000), 2),
+                (40_002, Some(40_002), 2),
+                (40_001, None, 1),
+                (20_001, None, 1),
+            ]
+        );
+        // Epoch 6 carries epoch 5's block as it was.
+        let e6 = SatHops {
+            node: 1,
+            epoch: 6,
+            hops: vec![0, 1, 2, 2],
+        };
+        let both = sat_label_lfib(&plan, 4, &e6, Some(&e5), &none).expect("labels");
+        assert_eq!(
+            entries(&both),
+            [
+                (20_000, Some(20_000), 0),
+                (20_002, Some(20_002), 2),
+                (20_003, Some(20_003), 2),
+                (20_001, None, 1),
+                (40_000, Some(40_000), 2),
+                (40_002, Some(40_002), 2),
+                (40_001, None, 1),
+            ]
+        );
+        // The link to 2 fails: the old entries over it take the new label
+        // and the new first hop, or go where there is none.
+        let mut down = Failures::new();
+        down.fail_isl(1, 2);
+        let e6 = SatHops {
+            node: 1,
+            epoch: 6,
+            hops: vec![0, 1, 0, NO_HOP],
+        };
+        let rerouted = sat_label_lfib(&plan, 4, &e6, Some(&e5), &down).expect("labels");
+        assert_eq!(
+            entries(&rerouted),
+            [
+                (20_000, Some(20_000), 0),
+                (20_002, Some(20_002), 0),
+                (20_001, None, 1),
+                (40_000, Some(20_000), 0),
+                (40_002, Some(20_002), 0),
+                (40_001, None, 1),
+            ]
+        );
+        // Not the other block, or another node's: nothing carried.
+        for prev in [
+            SatHops {
+                epoch: 4,
+                ..e6.clone()
+            },
+            SatHops {
+                epoch: 6,
+                ..e6.clone()
+            },
+            SatHops {
+                node: 2,
+                ..e5.clone()
+            },
+        ] {
+            let v = sat_label_lfib(&plan, 4, &e6, Some(&prev), &down).expect("labels");
+            assert_eq!(entries(&v).len(), 4, "{prev:?}");
+        }
+        // A gateway (node 4 of 4 satellites) swaps and pops nothing.
+        let gw = SatHops {
+            node: 4,
+            epoch: 0,
+            hops: vec![1, 1, 2, NO_HOP],
+        };
+        let v = sat_label_lfib(&plan, 4, &gw, None, &none).expect("labels");
+        assert_eq!(
+            entries(&v),
+            [
+                (20_000, Some(20_000), 1),
+                (20_001, Some(20_001), 1),
+                (20_002, Some(20_002), 2),
+            ]
+        );
+    }
 
     #[test]
     fn names_and_prefixes() {

@@ -8,6 +8,12 @@
 //! the activation instant. By the time any ingress pushes a new label,
 //! every transit node already forwards it; packets labelled under the
 //! previous epoch keep their old path until they have drained.
+//!
+//! Satellites' node labels are switched by every node (gateways too, for
+//! their own packets) from its own first hops toward each satellite: one
+//! Dijkstra from itself per install, over the topology the epoch was
+//! computed for. Each install keeps the previous epoch's satellite-label
+//! block as the install before it had it, the same make-before-break.
 
 use super::clock::GeometryClock;
 use super::failures::FailureFeed;
@@ -15,7 +21,10 @@ use super::install::{route_changes, InstallCounts, NextHops, RouteChange, RouteI
 use super::ControlError;
 use crate::config::{node_address, NodeConfig, NodeRef, NodeRouteConfig, Role};
 use crate::tables::{SaStore, Tables};
+use meshplane_control::labels::LabelPlan;
+use meshplane_control::routing::{FirstHops, Router};
 use meshplane_control::schedule::{FailureEvent, Publication, ScheduleConfig, Scheduler};
+use meshplane_control::tables::{sat_label_lfib, SatHops};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -83,6 +92,13 @@ pub struct ControlAgent {
     n_sats: u32,
     /// Names and addresses of the constellation's nodes.
     book: super::address_book::AddressBook,
+    /// Scratch space for this node's first hops toward every satellite.
+    router: Router,
+    /// The first hops last computed (their buffers are reused).
+    first: FirstHops,
+    /// The first hops the last install of each satellite-label block
+    /// used (index = block), to carry into the next epoch's tables.
+    sat_hops: [Option<SatHops>; 2],
 }
 
 /// Loads the ground stations a `[control]` section names.
@@ -187,6 +203,9 @@ impl ControlAgent {
             clock: GeometryClock::new(c.anchor_unix_ms, c.time_scale),
             n_sats: n_sats as u32,
             book,
+            router: Router::new(),
+            first: FirstHops::default(),
+            sat_hops: [None, None],
         })
     }
 
@@ -206,24 +225,55 @@ impl ControlAgent {
     }
 
     fn install(&mut self, p: &Publication, reason: InstallReason) -> Result<Install, ControlError> {
-        let (mut cfg, counts) = self.installer.node_config(&self.cfg, &p.tables);
         let plan = *self.sched.engine_mut().label_plan();
+        let node = self.installer.node();
+        let epoch = p.tables.epoch;
+        // Satellite labels: this node's own first hops over the epoch's
+        // graph, the previous block as the last install of it had it.
+        self.router
+            .first_hops_into(&p.topology, node, &mut self.first);
+        let current = SatHops {
+            node,
+            epoch,
+            hops: self.first.hop.clone(),
+        };
+        let previous = self.sat_hops[LabelPlan::block_of(epoch ^ 1)].as_ref();
+        let sat = sat_label_lfib(
+            &plan,
+            p.topology.n_sats(),
+            &current,
+            previous,
+            self.sched.failures(),
+        )
+        .map_err(meshplane_control::Error::from)?;
+        let (mut cfg, counts) = self.installer.node_config(&self.cfg, &p.tables, &sat);
         let hops = self.installer.next_hops(&p.tables, &plan);
         // A satellite's own packets toward a gateway's address take that
         // gateway's label, as data does (a gateway reaches its peers
         // through the FEC of its SA to them): the label of the epoch that
         // is active, which every node holds. Installed early, the new
         // epoch is not active yet (the gateways have not switched); the
-        // tables still carry the active one's block.
+        // tables still carry the active one's block. Every node's packets
+        // toward a satellite's address take that satellite's label, of
+        // the active epoch likewise.
         let prefix = self.cfg.control.as_ref().and_then(|c| c.node_prefix);
         let active = match reason {
-            InstallReason::Early => p.tables.epoch.saturating_sub(1),
-            _ => p.tables.epoch,
+            InstallReason::Early => epoch.saturating_sub(1),
+            _ => epoch,
         };
         if let (Some(prefix), Role::Satellite) = (prefix, self.cfg.role) {
             for &gid in hops.keys() {
                 let address = node_address(prefix, self.n_sats.saturating_add(gid));
                 if let (Some(address), Ok(label)) = (address, plan.label(active, gid)) {
+                    cfg.node_routes.push(NodeRouteConfig { address, label });
+                }
+            }
+        }
+        if let Some(prefix) = prefix {
+            for s in (0..self.n_sats).filter(|&s| s != node) {
+                if let (Some(address), Ok(label)) =
+                    (node_address(prefix, s), plan.sat_label(active, s))
+                {
                     cfg.node_routes.push(NodeRouteConfig { address, label });
                 }
             }
@@ -240,6 +290,7 @@ impl ControlAgent {
             .as_ref()
             .map_or_else(Vec::new, |old| route_changes(old, &hops));
         self.hops = Some(hops);
+        self.sat_hops[LabelPlan::block_of(epoch)] = Some(current);
         Ok(Install {
             tables,
             epoch: p.epoch,
@@ -340,6 +391,9 @@ impl ControlAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::mpls::MplsEntry;
+    use crate::tables::NodeRoute;
+    use std::net::Ipv4Addr;
 
     const SATELLITE: &str = r#"
 [node]
@@ -443,5 +497,340 @@ node = "sat:5"
         again.extend(epochs(&agent.poll(100 * ms).expect("poll")));
         assert_eq!(again.len(), 1, "{again:?}");
         assert_eq!(again[0].0, 1, "{again:?}");
+    }
+
+    /// sat5 of the SATELLITE config, with node addresses.
+    fn satellite_with_addresses() -> NodeConfig {
+        let text = SATELLITE.replace(
+            "node = \"sat:5\"",
+            "node = \"sat:5\"\nnode_prefix = \"100.64.0.0/10\"",
+        );
+        NodeConfig::parse(&text, "sat5.toml").expect("config")
+    }
+
+    /// `(label, out label, port)` of every satellite-label swap in `t`,
+    /// and the satellite-label pops (local terminations) in `t`.
+    fn sat_entries(t: &Tables, plan: &LabelPlan) -> (Vec<(u32, u32, String)>, Vec<u32>) {
+        use crate::tables::lfib::LfibOp;
+        let (mut swaps, mut pops) = (Vec::new(), Vec::new());
+        for block in 0..2 {
+            for s in 0..plan.sat_block_size {
+                let label = plan.sat_base[block] + s;
+                match t.lfib.get(label).map(|e| (e.op, e.port)) {
+                    Some((LfibOp::Swap(out), port)) => {
+                        swaps.push((label, out, t.port_names[usize::from(port)].clone()))
+                    }
+                    Some((LfibOp::PopLocal, _)) => pops.push(label),
+                    Some((LfibOp::Pop, _)) => panic!("label {label}: penultimate-hop pop"),
+                    None => {}
+                }
+            }
+        }
+        (swaps, pops)
+    }
+
+    #[test]
+    fn satellite_labels_keep_the_previous_block_and_their_own_label_ends_here() {
+        let cfg = satellite_with_addresses();
+        let mut agent = ControlAgent::new(&cfg).expect("agent");
+        let plan = LabelPlan::default();
+        let ms = 1_000_000;
+        let first = agent.poll(0).expect("poll").pop().expect("epoch 0");
+        let (swaps0, pops0) = sat_entries(&first.tables, &plan);
+        // Sat 5 pops its own label of both blocks, and sends every other
+        // satellite it reaches through isl6 (its only port) under block 0.
+        assert_eq!(pops0, [20_005, 40_005]);
+        assert!(!swaps0.is_empty());
+        assert!(swaps0
+            .iter()
+            .all(|(l, out, port)| l == out && (20_000..21_156).contains(l) && port == "isl6"));
+        assert!(swaps0.iter().any(|(l, ..)| *l == 20_006));
+        assert_eq!(first.counts.sat_lfib, swaps0.len() + 2);
+        assert!(
+            first.counts.no_port > 0,
+            "routes over the ports sat 5 lacks"
+        );
+        // Every other satellite's address takes its label of the epoch.
+        let prefix = (Ipv4Addr::new(100, 64, 0, 0), 10);
+        let route = |t: &Tables, s: u32| {
+            t.node_routes
+                .get(&node_address(prefix, s).expect("a"))
+                .copied()
+        };
+        assert_eq!(route(&first.tables, 6), Some(NodeRoute::Label(20_006)));
+        assert_eq!(route(&first.tables, 1155), Some(NodeRoute::Label(21_155)));
+        assert_eq!(route(&first.tables, 5), None, "its own address");
+        assert_eq!(route(&first.tables, 1156), None, "no such satellite");
+
+        // Installed early, epoch 1 adds block 1 and keeps block 0 as it was;
+        // the satellite's own packets still take the active epoch's labels.
+        let early = agent.poll(60 * ms).expect("poll").pop().expect("epoch 1");
+        assert_eq!(early.reason, InstallReason::Early);
+        let (swaps1, pops1) = sat_entries(&early.tables, &plan);
+        assert_eq!(pops1, [20_005, 40_005]);
+        let (old, new): (Vec<_>, Vec<_>) = swaps1.into_iter().partition(|(l, ..)| *l < 40_000);
+        assert_eq!(old, swaps0);
+        assert!(!new.is_empty() && new.iter().all(|(l, out, _)| l == out));
+        assert_eq!(route(&early.tables, 6), Some(NodeRoute::Label(20_006)));
+        let (_, out) = crate::control::inject::frame_to_node(
+            &early.tables,
+            node_address(prefix, 6).expect("a"),
+            64,
+            &[0x45; 20],
+        )
+        .expect("a path to sat 6");
+        assert_eq!(
+            out[14..17],
+            MplsEntry::new(20_006, 0, true, 64).0.to_be_bytes()[..3]
+        );
+
+        // The ISL fails under both epochs' entries: nothing leaves by it,
+        // the old block's entries are re-pointed where there is a way.
+        let f = agent
+            .fail(70 * ms, FailureEvent::IslDown(5, 6))
+            .expect("fail")
+            .expect("installs at once");
+        let (swaps, pops) = sat_entries(&f.tables, &plan);
+        assert_eq!(pops, [20_005, 40_005]);
+        assert!(swaps.is_empty(), "{swaps:?}");
+        assert_eq!(f.counts.sat_lfib, 2);
+    }
+
+    /// A MAC for node `a`'s port toward node `b` (unique per direction).
+    fn mac(a: NodeId, b: NodeId) -> String {
+        format!(
+            "02:{:02x}:{:02x}:{:02x}:{:02x}:01",
+            a >> 8,
+            a & 0xff,
+            b >> 8,
+            b & 0xff
+        )
+    }
+
+    /// Node `id` of Starlink-550 (top-100 gateways) at geometry time `T0`
+    /// with a port toward each neighbour `topo` gives it (ISLs, and GSLs
+    /// to the gateways in view).
+    fn starlink_node(id: NodeId, topo: &meshplane_control::topology::Topology) -> NodeConfig {
+        let n = topo.n_sats() as NodeId;
+        let neighbours: Vec<NodeId> = if id < n {
+            let gateways_in_view = (0..topo.n_gs())
+                .filter(|&g| topo.gsl_of(g).0.contains(&id))
+                .map(|g| n + g as NodeId);
+            let isls = topo.isl_neighbors(id as usize).0.iter().copied();
+            isls.chain(gateways_in_view).collect()
+        } else {
+            topo.gsl_of((id - n) as usize).0.to_vec()
+        };
+        let prefix = (Ipv4Addr::new(100, 64, 0, 0), 10);
+        let (name, role, node, address) = if id < n {
+            (
+                format!("sat{id}"),
+                "satellite",
+                format!("sat:{id}"),
+                String::new(),
+            )
+        } else {
+            let a = node_address(prefix, id).expect("address");
+            (
+                format!("gw{id}"),
+                "gateway",
+                format!("gs:{}", id - n),
+                format!("address = \"{a}\"\n"),
+            )
+        };
+        let mut text = format!("[node]\nname = \"{name}\"\nrole = \"{role}\"\n{address}\n");
+        for &nb in &neighbours {
+            text += &format!(
+                "[[ports]]\nname = \"{}\"\nmac = \"{}\"\npeer_mac = \"{}\"\n\n",
+                meshplane_control::tables::port_name(n as usize, nb),
+                mac(id, nb),
+                mac(nb, id)
+            );
+        }
+        text += &format!(
+            "[control]\nconstellation = \"starlink-550\"\nnode = \"{node}\"\nstart_s = {T0:?}\n\
+             node_prefix = \"100.64.0.0/10\"\n"
+        );
+        NodeConfig::parse(&text, &format!("{name}.toml")).expect("config")
+    }
+
+    const T0: f64 = 1234.5;
+
+    /// The tables node `id` installs first, each node computing them itself.
+    fn first_tables(id: NodeId, topo: &meshplane_control::topology::Topology) -> Install {
+        let cfg = starlink_node(id, topo);
+        let mut agent = ControlAgent::new(&cfg).expect("agent");
+        agent.poll(0).expect("poll").pop().expect("epoch 0")
+    }
+
+    /// An IPv4 ICMP echo request header from `src` to `dst` (checksums right).
+    fn echo(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0, 0];
+        p.extend(src.octets());
+        p.extend(dst.octets());
+        p.extend([8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+        let sum = crate::packet::checksum::internet_checksum(&p[..20]);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn each_node_s_own_install_carries_a_satellite_s_label_to_it_along_the_shortest_path() {
+        use crate::frame::{Batch, Frame, HeapFrame, Verdict};
+        use meshplane_control::routing::{FirstHops, Router};
+        use std::collections::HashMap;
+        let stations = GroundStations::top100();
+        let engine =
+            Engine::new(Constellation::preset(Preset::Starlink550), stations.clone()).expect("e");
+        let topo = engine.topology(T0, &Failures::new()).expect("topology");
+        let n = topo.n_sats() as NodeId;
+        let plan = LabelPlan::default();
+        let prefix = (Ipv4Addr::new(100, 64, 0, 0), 10);
+        let mut installs: HashMap<NodeId, Install> = HashMap::new();
+        let tokyo = n + stations.find("Tokyo").expect("Tokyo");
+        for (src, dst) in [(0, 1583), (700, 37), (tokyo, 900)] {
+            let mut shortest = FirstHops::default();
+            Router::new().first_hops_into(&topo, src, &mut shortest);
+            let i = installs
+                .entry(src)
+                .or_insert_with(|| first_tables(src, &topo));
+            let from = node_address(prefix, src).expect("a");
+            let to = node_address(prefix, dst).expect("a");
+            // The node's own packet, as its service thread would send it.
+            let (port, frame) =
+                crate::control::inject::frame_to_node(&i.tables, to, 64, &echo(from, to))
+                    .expect("a route to the satellite");
+            let label = u32::from_be_bytes([frame[14], frame[15], frame[16], frame[17]]) >> 12;
+            assert_eq!(label, plan.sat_label(0, dst).expect("label"));
+            let mut path = vec![src];
+            let mut port_name = i.tables.port_names[usize::from(port)].clone();
+            let mut frame = frame;
+            loop {
+                let prev = *path.last().expect("path");
+                let next: NodeId = port_name[3..].parse().expect("isl{X} / gsl{X}");
+                assert!(next < n, "{path:?}: relayed through a ground station");
+                assert!(!path.contains(&next), "{path:?}: loop back to {next}");
+                path.push(next);
+                let t = &installs
+                    .entry(next)
+                    .or_insert_with(|| first_tables(next, &topo))
+                    .tables;
+                // Received on its port toward the previous node, by the stages.
+                let rx = t
+                    .port_names
+                    .iter()
+                    .position(|p| *p == meshplane_control::tables::port_name(n as usize, prev))
+                    .expect("a port back");
+                let mut b: Batch<HeapFrame> = Batch::new();
+                b.set_rx_port(rx as u16);
+                b.push(HeapFrame::from_bytes(&frame)).expect("room");
+                crate::stage::process(&mut b, t);
+                match b.verdicts()[0] {
+                    Verdict::Punt => {
+                        assert_eq!(next, dst, "{path:?}: punted short of {dst}");
+                        break;
+                    }
+                    Verdict::Tx(p) => {
+                        frame = b.frames()[0].data().to_vec();
+                        let top = u32::from_be_bytes([frame[14], frame[15], frame[16], frame[17]]);
+                        assert_eq!(top >> 12, label, "the label stays the satellite's");
+                        port_name = t.port_names[usize::from(p)].clone();
+                    }
+                    v => panic!("{path:?}: {v:?}"),
+                }
+            }
+            let walked: f64 = path
+                .windows(2)
+                .map(|w| topo.link_length(w[0], w[1]).expect("a link"))
+                .sum();
+            let d = shortest.dist[dst as usize];
+            assert!(
+                (walked - d).abs() < 1e-3,
+                "{path:?}: {walked} m, shortest {d} m"
+            );
+            // Neighbours agree: each hop is the previous node's first hop,
+            // and the rest of the way is the next one's own shortest path.
+            assert_eq!(path[1], shortest.hop[dst as usize]);
+        }
+        // What satellite labels add to a satellite's LFIB.
+        let sat = &installs[&700];
+        eprintln!(
+            "sat 700, first install: {} LFIB entries, {} of them satellite labels ({} without)",
+            sat.counts.lfib,
+            sat.counts.sat_lfib,
+            sat.counts.lfib - sat.counts.sat_lfib
+        );
+    }
+
+    /// Median of `f`'s wall time over `runs` calls.
+    fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
+        let mut v: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect();
+        v.sort();
+        v[runs / 2]
+    }
+
+    #[test]
+    fn what_satellite_labels_cost_an_install_on_starlink() {
+        // Printed, not asserted (a shared machine's wall clock): the time
+        // of a whole install next to the extra Dijkstra and next to the
+        // install's work without satellite labels, in the same run; and
+        // the LFIB entries with both epochs' blocks in place.
+        let stations = GroundStations::top100();
+        let engine =
+            Engine::new(Constellation::preset(Preset::Starlink550), stations.clone()).expect("e");
+        let topo = engine.topology(T0, &Failures::new()).expect("topology");
+        let n = topo.n_sats() as NodeId;
+        let tokyo = n + stations.find("Tokyo").expect("Tokyo");
+        for id in [700, tokyo] {
+            let cfg = starlink_node(id, &topo);
+            let mut agent = ControlAgent::new(&cfg).expect("agent");
+            let p0 = agent.sched.tick(0).expect("tick").expect("epoch 0");
+            let first = agent
+                .install(&p0, InstallReason::Scheduled)
+                .expect("install");
+            assert!(agent.sched.tick(0).expect("tick").is_none());
+            let p1 = agent
+                .sched
+                .pending()
+                .cloned()
+                .expect("epoch 1 computed ahead");
+            let second = agent.install(&p1, InstallReason::Early).expect("install");
+            assert_eq!(
+                second.counts.sat_lfib,
+                first.counts.sat_lfib * 2 - 2 * usize::from(id < n)
+            );
+            let runs = 15;
+            let install = median_time(runs, || {
+                agent.install(&p1, InstallReason::Early).expect("install");
+            });
+            let mut hops = FirstHops::default();
+            let mut router = Router::new();
+            let dijkstra =
+                median_time(runs, || router.first_hops_into(&p1.topology, id, &mut hops));
+            let mut store = SaStore::default();
+            let without = median_time(runs, || {
+                let (cfg, _) = agent.installer.node_config(&agent.cfg, &p1.tables, &[]);
+                Tables::from_config_with(&cfg, 1, &mut store).expect("tables");
+            });
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let c = second.counts;
+            eprintln!(
+                "{} node {id}: install {:.3} ms, of which first hops {:.3} ms; \
+                 without satellite labels {:.3} ms; LFIB {} entries = {} gateway labels + {} satellite labels",
+                if id < n { "satellite" } else { "gateway" },
+                ms(install),
+                ms(dijkstra),
+                ms(without),
+                c.lfib,
+                c.lfib - c.sat_lfib,
+                c.sat_lfib,
+            );
+        }
     }
 }

@@ -8,6 +8,10 @@
 //! `peer_mac`. An outbound SA serves the egress gateway its `peer` names.
 //! Routes over a link this node has no port for, or toward a gateway it
 //! has no SA for, are left out and counted.
+//!
+//! Besides the snapshot's entries (gateway labels), a node installs the
+//! satellites' node labels from its own first hops
+//! ([`meshplane_control::tables::sat_label_lfib`]), handed in by the agent.
 
 use super::ControlError;
 use crate::config::{FecConfig, LfibAction, LfibConfig, Mac, NodeConfig, Prefix, SaDir};
@@ -27,6 +31,8 @@ pub struct InstallCounts {
     pub fec: usize,
     /// LFIB entries installed.
     pub lfib: usize,
+    /// Of those, entries for satellites' node labels.
+    pub sat_lfib: usize,
     /// Routes over a link this node has no port for.
     pub no_port: usize,
     /// FEC routes toward a gateway without an outbound SA here.
@@ -179,10 +185,15 @@ impl RouteInstaller {
         out
     }
 
-    /// `cfg` with this node's routes from `set` added before its static
-    /// FEC and LFIB entries (a static entry for the same prefix or label
-    /// wins).
-    pub fn node_config(&self, cfg: &NodeConfig, set: &TableSet) -> (NodeConfig, InstallCounts) {
+    /// `cfg` with this node's routes from `set` and its satellite-label
+    /// entries `sat_labels` added before its static FEC and LFIB entries
+    /// (a static entry for the same prefix or label wins).
+    pub fn node_config(
+        &self,
+        cfg: &NodeConfig,
+        set: &TableSet,
+        sat_labels: &[ctables::LfibRoute],
+    ) -> (NodeConfig, InstallCounts) {
         let mut out = cfg.clone();
         let mut counts = InstallCounts::default();
         let empty = NodeTables::default();
@@ -208,38 +219,19 @@ impl RouteInstaller {
                 next_hop_mac: *mac,
             });
         }
-        let mut lfib = Vec::with_capacity(mine.lfib.len() + cfg.lfib.len());
+        let mut lfib = Vec::with_capacity(mine.lfib.len() + sat_labels.len() + cfg.lfib.len());
         for r in &mine.lfib {
-            let entry = match r.action {
-                ctables::LfibAction::Pop if r.next_hop == self.node => LfibConfig {
-                    label: r.label,
-                    action: LfibAction::Pop,
-                    out_label: None,
-                    port: None,
-                    next_hop_mac: None,
-                },
-                action => {
-                    let Some((port, mac)) = self.ports.get(&r.next_hop) else {
-                        counts.no_port += 1;
-                        continue;
-                    };
-                    let (action, out_label) = match action {
-                        ctables::LfibAction::Swap { out_label } => {
-                            (LfibAction::Swap, Some(out_label))
-                        }
-                        ctables::LfibAction::Pop => (LfibAction::Pop, None),
-                    };
-                    LfibConfig {
-                        label: r.label,
-                        action,
-                        out_label,
-                        port: Some(port.clone()),
-                        next_hop_mac: Some(*mac),
-                    }
-                }
-            };
-            lfib.push(entry);
+            if let Some(entry) = self.lfib_entry(r, &mut counts) {
+                lfib.push(entry);
+            }
         }
+        let gateway_labels = lfib.len();
+        for r in sat_labels {
+            if let Some(entry) = self.lfib_entry(r, &mut counts) {
+                lfib.push(entry);
+            }
+        }
+        counts.sat_lfib = lfib.len() - gateway_labels;
         counts.fec = fec.len();
         counts.lfib = lfib.len();
         fec.append(&mut out.fec);
@@ -247,6 +239,38 @@ impl RouteInstaller {
         out.fec = fec;
         out.lfib = lfib;
         (out, counts)
+    }
+
+    /// The configuration of one computed LFIB entry, `None` (counted)
+    /// when it leaves by a link this node has no port for. A pop whose
+    /// next hop is the node itself terminates here.
+    fn lfib_entry(&self, r: &ctables::LfibRoute, counts: &mut InstallCounts) -> Option<LfibConfig> {
+        Some(match r.action {
+            ctables::LfibAction::Pop if r.next_hop == self.node => LfibConfig {
+                label: r.label,
+                action: LfibAction::Pop,
+                out_label: None,
+                port: None,
+                next_hop_mac: None,
+            },
+            action => {
+                let Some((port, mac)) = self.ports.get(&r.next_hop) else {
+                    counts.no_port += 1;
+                    return None;
+                };
+                let (action, out_label) = match action {
+                    ctables::LfibAction::Swap { out_label } => (LfibAction::Swap, Some(out_label)),
+                    ctables::LfibAction::Pop => (LfibAction::Pop, None),
+                };
+                LfibConfig {
+                    label: r.label,
+                    action,
+                    out_label,
+                    port: Some(port.clone()),
+                    next_hop_mac: Some(*mac),
+                }
+            }
+        })
     }
 }
 

@@ -62,6 +62,7 @@ fn log_install(i: &Installed, first: bool) {
                 why = i.reason.name(),
                 fec = c.fec,
                 lfib = c.lfib,
+                sat_lfib = c.sat_lfib,
                 no_port = c.no_port,
                 no_sa = c.no_sa,
                 "routes installed"
