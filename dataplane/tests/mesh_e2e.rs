@@ -125,6 +125,34 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     // the probes as MPLS echo.
     trace_names_the_active_path(&m);
 
+    // 1d. Gateway A pings a satellite's node address over its node label.
+    let far_sat = active_path(&m.dir)
+        .and_then(|p| p.get(p.len().saturating_sub(2)).cloned())
+        .expect("a satellite on the path");
+    let sock = m.dir.join("sock/gw0.sock");
+    let ping_sat = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .args([
+            "ping",
+            "--to",
+            &far_sat,
+            "--count",
+            "3",
+            "--interval-ms",
+            "100",
+        ])
+        .output()
+        .expect("meshplane ctl");
+    let text = String::from_utf8_lossy(&ping_sat.stdout);
+    eprintln!(
+        "$ meshplane ctl ping --to {far_sat}\n{text}{}",
+        String::from_utf8_lossy(&ping_sat.stderr)
+    );
+    assert!(ping_sat.status.success(), "the satellite did not answer");
+    assert!(text.contains("3 packets transmitted, 3 received"), "{text}");
+    assert!(text.contains(&format!("({far_sat})")), "{text}");
+
     // 2. On an ISL: ESP inside MPLS, never the inner plaintext. The
     // capture and its pings take about two seconds: on one path.
     wait_out_path_change(&m.dir, 2.5);

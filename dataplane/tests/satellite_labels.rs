@@ -160,6 +160,8 @@ impl Mesh {
                 count: 3,
                 max_hops: 30,
                 timeout: Duration::from_millis(50),
+                interval: Duration::from_millis(10),
+                size: 56,
                 reply: tx,
             })
             .expect("request");
