@@ -554,7 +554,8 @@ fn serve<B: meshplane::runtime::Backend>(
         Some(addr) => Some(MetricsServer::start(addr, a.metrics_public, hub.clone())?),
         None => None,
     };
-    let (mgmt, oam_requests) = start_mgmt(&n, &hub, &store)?;
+    let service_stats = Arc::new(meshplane::control::service_loop::ServiceStats::default());
+    let (mgmt, oam_requests) = start_mgmt(&n, &hub, &store, &service_stats)?;
     // A stats file that cannot be written fails now, not after the run.
     if let Some(path) = &a.stats_json {
         meshplane::runtime::write_json(path, &hub.snapshot(), false)
@@ -609,7 +610,7 @@ fn serve<B: meshplane::runtime::Backend>(
             node,
             book,
             oam_requests,
-            Arc::new(meshplane::control::service_loop::ServiceStats::default()),
+            service_stats,
         )
     });
     let control_stop = std::sync::atomic::AtomicBool::new(false);
@@ -693,6 +694,7 @@ fn start_mgmt(
     n: &NodeRun<'_>,
     hub: &Arc<meshplane::runtime::StatsHub>,
     store: &Arc<meshplane::runtime::TableStore>,
+    services: &Arc<meshplane::control::service_loop::ServiceStats>,
 ) -> Result<(
     Option<meshplane::control::MgmtServer>,
     Option<crossbeam::channel::Receiver<meshplane::control::OamRequest>>,
@@ -715,6 +717,7 @@ fn start_mgmt(
         role: n.cfg.role,
         hub: Arc::clone(hub),
         store: Arc::clone(store),
+        services: Some(Arc::clone(services)),
     };
     let (server, oam) =
         MgmtServer::start(opts, node).with_context(|| format!("node {}", n.cfg.name))?;

@@ -89,6 +89,9 @@ fn start_with(cfg: &NodeConfig, opts: MgmtOptions) -> Node {
         role: cfg.role,
         hub: hub_for(cfg),
         store,
+        services: Some(Arc::new(
+            meshplane::control::service_loop::ServiceStats::default(),
+        )),
     };
     let (server, oam) = MgmtServer::start(opts, node).expect("start");
     Node { server, oam, path }
@@ -203,6 +206,8 @@ fn show_commands_answer_what_the_store_and_the_hub_hold() {
     );
     assert_eq!((s.workers.len(), s.workers[0].core), (1, Some(2)));
     assert_eq!(s.routes, None);
+    let sv = s.services.expect("the service thread's counters");
+    assert_eq!((sv.counters.received, sv.ignored.len()), (0, 0));
 
     let t: TablesReply =
         serde_json::from_value(ask(&n.path, json!({"cmd": "tables"}))).expect("tables");
@@ -893,6 +898,7 @@ fn a_second_server_on_a_live_path_fails_and_a_stale_socket_is_replaced() {
         role: cfg.role,
         hub: hub_for(&cfg),
         store,
+        services: None,
     };
     let e = MgmtServer::start(MgmtOptions::new(&n.path), node.clone()).expect_err("in use");
     assert!(matches!(e, MgmtError::InUse(_)), "{e}");

@@ -590,6 +590,31 @@ pub fn render_status(r: &StatusReply) -> String {
             format!("{} ({})", r.drops_total, reasons.join(", "))
         },
     );
+    if let Some(sv) = &r.services {
+        let c = sv.counters;
+        let ignored: Vec<String> = sv
+            .ignored
+            .iter()
+            .map(|d| format!("{} {}", d.reason, d.count))
+            .collect();
+        kv(
+            "own packets",
+            format!(
+                "{} punted, {} answered, {} probe replies, {} ignored{}, {} without a route, {} inject full",
+                c.received,
+                c.answered,
+                c.probe_replies,
+                c.ignored,
+                if ignored.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", ignored.join(", "))
+                },
+                c.no_path,
+                c.inject_full
+            ),
+        );
+    }
     let workers: Vec<String> = r
         .workers
         .iter()

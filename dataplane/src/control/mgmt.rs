@@ -228,6 +228,18 @@ pub struct StatusReply {
     pub drops: Vec<DropCount>,
     /// Worker threads.
     pub workers: Vec<WorkerReply>,
+    /// What the service thread answered and refused (`None`: it has none).
+    #[serde(default)]
+    pub services: Option<ServicesReply>,
+}
+
+/// The service thread's counters: the node's own packets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ServicesReply {
+    /// Punted frames, answers, probe replies, refusals.
+    pub counters: crate::control::service_loop::ServiceCounters,
+    /// Refused punted frames by reason, the non-zero ones.
+    pub ignored: Vec<DropCount>,
 }
 
 /// Which computed routes a snapshot holds.
@@ -563,6 +575,8 @@ pub struct MgmtNode {
     pub hub: Arc<StatsHub>,
     /// The table snapshot workers read.
     pub store: Arc<TableStore>,
+    /// The service thread's counters, when it runs.
+    pub services: Option<Arc<crate::control::service_loop::ServiceStats>>,
 }
 
 /// The server's own counters.
@@ -1349,6 +1363,20 @@ fn status(node: &MgmtNode) -> StatusReply {
                 drops: w.stats.drops.total(),
             })
             .collect(),
+        services: node.services.as_ref().map(|st| {
+            let (counters, ignored) = st.read();
+            ServicesReply {
+                counters,
+                ignored: crate::control::services::Ignored::ALL
+                    .iter()
+                    .filter(|r| ignored.get(**r) > 0)
+                    .map(|r| DropCount {
+                        reason: r.name().into(),
+                        count: ignored.get(*r),
+                    })
+                    .collect(),
+            }
+        }),
     }
 }
 

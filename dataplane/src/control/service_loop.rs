@@ -27,7 +27,7 @@ const IDLE_SLEEP: Duration = Duration::from_micros(500);
 const MAX_WAITING: usize = 16;
 
 /// What the service thread has counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceCounters {
     /// Punted frames taken from the workers.
     pub received: u64,
