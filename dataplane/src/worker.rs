@@ -370,10 +370,14 @@ impl<P: Port> Worker<P> {
     fn set_aside_mask(&mut self, aside: u64, rx_ns: u64) -> u64 {
         let rx_port = self.rx.rx_port();
         let mut bytes = 0;
-        for (i, (f, v)) in self.rx.frames().iter().zip(self.rx.verdicts()).enumerate() {
-            if aside >> i & 1 == 0 {
-                continue;
-            }
+        // Only the frames set aside, by their bits.
+        let mut m = aside;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let (Some(f), Some(v)) = (self.rx.frames().get(i), self.rx.verdicts().get(i)) else {
+                break;
+            };
             bytes += f.len() as u64;
             match *v {
                 Verdict::Punt => punt_counted(
