@@ -146,6 +146,9 @@ pub struct Worker<P: Port> {
     tx: Batch<P::Frame>,
     /// The channel to the control thread, if the node has one.
     punt: Option<PuntPath>,
+    /// The ports with an address (bit per port), from the last poll's
+    /// tables: their senders hear of packets dropped for TTL or size.
+    lan_ports: u64,
     /// What this worker has counted.
     pub stats: WorkerStats,
 }
@@ -159,6 +162,7 @@ impl<P: Port> Worker<P> {
             rx: Batch::new(),
             tx: Batch::new(),
             punt: None,
+            lan_ports: 0,
             stats: WorkerStats::new(n),
         }
     }
@@ -189,6 +193,7 @@ impl<P: Port> Worker<P> {
     /// One polling round over every port against one table snapshot.
     /// Returns the number of frames received.
     pub fn poll(&mut self, tables: &Tables) -> usize {
+        self.lan_ports = tables.addressed_ports;
         let mut total = 0;
         for rx_port in 0..self.ports.len() {
             let (n, bytes) = self.ports[rx_port].rx_burst_counted(&mut self.rx);
@@ -387,7 +392,15 @@ impl<P: Port> Worker<P> {
                     rx_ns,
                     f.data(),
                 ),
-                Verdict::Drop(r) => self.stats.drops.bump(r),
+                Verdict::Drop(r) => drop_counted(
+                    &mut self.stats,
+                    self.punt.as_mut(),
+                    self.lan_ports,
+                    r,
+                    rx_port,
+                    rx_ns,
+                    f.data(),
+                ),
                 _ => self.stats.drops.bump(DropReason::Unsupported),
             }
         }
@@ -402,7 +415,15 @@ impl<P: Port> Worker<P> {
         let rx_port = self.rx.rx_port();
         for (f, v) in self.rx.frames().iter().zip(self.rx.verdicts()) {
             match *v {
-                Verdict::Drop(r) => self.stats.drops.bump(r),
+                Verdict::Drop(r) => drop_counted(
+                    &mut self.stats,
+                    self.punt.as_mut(),
+                    self.lan_ports,
+                    r,
+                    rx_port,
+                    rx_ns,
+                    f.data(),
+                ),
                 Verdict::Punt => punt_counted(
                     self.punt.as_mut(),
                     &mut self.stats,
@@ -461,7 +482,15 @@ impl<P: Port> Worker<P> {
             match *v {
                 Verdict::Tx(p) if p < 64 => ports_mask |= 1 << p,
                 Verdict::Tx(_) => many_ports = true,
-                Verdict::Drop(r) => self.stats.drops.bump(r),
+                Verdict::Drop(r) => drop_counted(
+                    &mut self.stats,
+                    self.punt.as_mut(),
+                    self.lan_ports,
+                    r,
+                    rx_port,
+                    rx_ns,
+                    f.data(),
+                ),
                 Verdict::Punt => punt_counted(
                     self.punt.as_mut(),
                     &mut self.stats,
@@ -545,6 +574,39 @@ fn tx_counted<P: Port>(
         let _ = stats
             .latency
             .record_n(now.saturating_sub(rx_ns).max(1), sent as u64);
+    }
+}
+
+/// Counts a drop; a packet from a LAN port dropped for its TTL or its
+/// size also goes to the control thread (policed as ICMP), which tells its
+/// sender (RFC 1812 §4.3.2: time exceeded, fragmentation needed).
+#[inline]
+fn drop_counted(
+    stats: &mut WorkerStats,
+    path: Option<&mut PuntPath>,
+    lan_ports: u64,
+    r: DropReason,
+    port: PortId,
+    now: u64,
+    packet: &[u8],
+) {
+    stats.drops.bump(r);
+    let lan = port < 64 && lan_ports >> port & 1 == 1;
+    if lan && matches!(r, DropReason::TtlExpired | DropReason::TooBig) {
+        report_error(path, r, port, now, packet);
+    }
+}
+
+/// Hands a copy of a dropped packet to the control thread for an ICMP
+/// error, within the policer's ICMP rate; a refusal costs nothing more
+/// (the drop is counted already).
+#[cold]
+fn report_error(path: Option<&mut PuntPath>, r: DropReason, port: PortId, now: u64, packet: &[u8]) {
+    let Some(path) = path else {
+        return;
+    };
+    if packet.len() <= SLOT && path.policer.admit(PuntClass::Icmp, now) {
+        let _ = path.channel.punt_error(port, now, r, packet);
     }
 }
 

@@ -381,3 +381,74 @@ fn a_ping_without_a_label_route_is_refused_at_once() {
     // Nothing was sent for any of them.
     assert_eq!(c.nodes[0].worker.stats.ports[1].inject_packets, 0);
 }
+
+/// A UDP packet from host A to a host behind B, as host A sends it.
+fn udp_from_host(ttl: u8, df: bool, ip_len: usize) -> Vec<u8> {
+    let mut ip = vec![0u8; ip_len];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    ip[6] = if df { 0x40 } else { 0 };
+    ip[8] = ttl;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[10, 1, 0, 9]);
+    ip[16..20].copy_from_slice(&[10, 2, 0, 5]);
+    let c = checksum(&ip[..20]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    ip[22..24].copy_from_slice(&9u16.to_be_bytes());
+    ip[24..26].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
+    let mut f = GW_A_LAN.to_vec();
+    f.extend(HOST_MAC);
+    f.extend([0x08, 0x00]);
+    f.extend(ip);
+    f
+}
+
+#[test]
+fn a_lan_host_hears_of_its_packets_dropped_for_ttl_and_size() {
+    let mut c = Chain::new();
+    let tx = c.host_a.tx_ring().clone();
+    let expired = udp_from_host(1, false, 60);
+    let big = udp_from_host(64, true, 1520);
+    let big_no_df = udp_from_host(64, false, 1520);
+    for f in [&expired, &big, &big_no_df] {
+        tx.push(HeapFrame::from_bytes(f)).expect("room");
+    }
+    c.step();
+    let got = received(&c.host_a);
+    assert_eq!(
+        got.len(),
+        2,
+        "time exceeded and fragmentation needed, nothing for no DF"
+    );
+    for (r, sent, (kind, code)) in [(&got[0], &expired, (11, 0)), (&got[1], &big, (3, 4))] {
+        assert_eq!(&r[..6], &HOST_MAC, "to the sender");
+        assert_eq!(&r[6..12], &GW_A_LAN);
+        let ip = &r[14..];
+        assert_eq!(checksum(&ip[..20]), 0);
+        assert_eq!(&ip[12..16], &[10, 1, 0, 1], "from the LAN port's address");
+        assert_eq!(&ip[16..20], &[10, 1, 0, 9]);
+        let icmp = &ip[20..];
+        assert_eq!((icmp[0], icmp[1]), (kind, code));
+        assert_eq!(checksum(icmp), 0, "ICMP checksum");
+        assert_eq!(
+            &icmp[8..28],
+            &sent[14..34],
+            "the dropped packet's header, quoted"
+        );
+        if kind == 3 {
+            assert_eq!(
+                u16::from_be_bytes([icmp[6], icmp[7]]),
+                1500,
+                "the usable MTU"
+            );
+        }
+    }
+    let st = &c.nodes[0].worker.stats;
+    assert_eq!(st.drops.get(DropReason::TtlExpired), 1);
+    assert_eq!(
+        st.drops.get(DropReason::TooBig),
+        2,
+        "still counted as drops"
+    );
+}

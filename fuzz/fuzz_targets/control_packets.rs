@@ -11,9 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meshplane::control::services::{
-    handle, IcmpProbes, NodeInfo, Outgoing, PortInfo, Probes,
-};
+use meshplane::control::services::{handle, IcmpProbes, NodeInfo, Outgoing, PortInfo, Probes};
 use meshplane::packet::arp;
 use meshplane::packet::icmp::{self, IcmpPacket};
 use meshplane::packet::ipv4::Ipv4Packet;
@@ -210,6 +208,22 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             let _ = p.lsp.on_reply(T0, rest);
             let _ = p.icmp.on_reply(T0, rest);
+            // A dropped packet's ICMP error: at most 576 bytes, checksums good.
+            for r in [
+                meshplane::drop_reason::DropReason::TtlExpired,
+                meshplane::drop_reason::DropReason::TooBig,
+            ] {
+                if let Ok(e) = meshplane::control::services::icmp_error::answer(
+                    rest,
+                    r,
+                    std::net::Ipv4Addr::new(10, 1, 0, 1),
+                    1500,
+                ) {
+                    assert!(e.len() <= meshplane::control::services::icmp_error::MAX_ERROR_LEN);
+                    assert_eq!(meshplane::packet::checksum::internet_checksum(&e[..20]), 0);
+                    assert_eq!(meshplane::packet::checksum::internet_checksum(&e[20..]), 0);
+                }
+            }
         }
         c if c - 2 < t.frames.len() => {
             let (f, fp) = &t.frames[c - 2];

@@ -28,6 +28,10 @@ pub struct Slot {
     pub port: PortId,
     /// When the worker received it (`worker::now_ns`; 0 for inject).
     pub stamp_ns: u64,
+    /// For a dropped packet reported so that its sender can be told (an
+    /// ICMP error): why it was dropped. The bytes then start at its IP
+    /// header.
+    pub error: Option<crate::drop_reason::DropReason>,
     len: u16,
     data: [u8; SLOT],
 }
@@ -37,6 +41,7 @@ impl Slot {
         Box::new(Slot {
             port: 0,
             stamp_ns: 0,
+            error: None,
             len: 0,
             data: [0; SLOT],
         })
@@ -81,7 +86,13 @@ impl SlotQueue {
     }
 
     /// Copies `bytes` into a free slot and queues it.
-    fn put(&self, port: PortId, stamp_ns: u64, bytes: &[u8]) -> Result<(), Refusal> {
+    fn put(
+        &self,
+        port: PortId,
+        stamp_ns: u64,
+        error: Option<crate::drop_reason::DropReason>,
+        bytes: &[u8],
+    ) -> Result<(), Refusal> {
         let mut s = self.free.pop().ok_or(Refusal::Full)?;
         if !s.fill(bytes) {
             let _ = self.free.push(s);
@@ -89,6 +100,7 @@ impl SlotQueue {
         }
         s.port = port;
         s.stamp_ns = stamp_ns;
+        s.error = error;
         // Slots only ever circulate between the two queues, each as deep
         // as there are slots: the push cannot fail.
         if let Err(s) = self.full.push(s) {
@@ -286,7 +298,20 @@ impl WorkerChannel {
     /// `port` at `stamp_ns`.
     #[inline]
     pub fn punt(&self, port: PortId, stamp_ns: u64, frame: &[u8]) -> Result<(), Refusal> {
-        self.punt.put(port, stamp_ns, frame)
+        self.punt.put(port, stamp_ns, None, frame)
+    }
+
+    /// Worker side: queues a copy of an IP packet received on `port` and
+    /// dropped for `reason`, for the control thread to tell its sender.
+    #[inline]
+    pub fn punt_error(
+        &self,
+        port: PortId,
+        stamp_ns: u64,
+        reason: crate::drop_reason::DropReason,
+        packet: &[u8],
+    ) -> Result<(), Refusal> {
+        self.punt.put(port, stamp_ns, Some(reason), packet)
     }
 
     /// Control side: the oldest punted frame, if any. Hand it back with
@@ -302,7 +327,7 @@ impl WorkerChannel {
 
     /// Control side: queues a complete frame to send on `port`.
     pub fn inject(&self, port: PortId, frame: &[u8]) -> Result<(), Refusal> {
-        self.inject.put(port, 0, frame)
+        self.inject.put(port, 0, None, frame)
     }
 
     /// Worker side: true when the control thread has queued frames (one

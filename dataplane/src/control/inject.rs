@@ -63,6 +63,20 @@ pub fn frame_to_node(
     Ok((port, f))
 }
 
+/// The frame carrying `packet` (an IPv4 packet) to `dst` behind one of
+/// the node's delivery prefixes (a LAN host), as decrypted traffic to it
+/// leaves: the delivery entry's port and next hop.
+pub fn frame_to_lan(t: &Tables, dst: Ipv4Addr, packet: &[u8]) -> Option<(PortId, Vec<u8>)> {
+    let i = t.deliver4.lookup_v4(dst.octets())?;
+    let d = t.delivers.get(i as usize)?;
+    let mut f = Vec::with_capacity(ethernet::HEADER_LEN + packet.len());
+    f.extend(d.dst_mac);
+    f.extend(d.src_mac);
+    f.extend(ethertype::IPV4.to_be_bytes());
+    f.extend_from_slice(packet);
+    Some((d.port, f))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

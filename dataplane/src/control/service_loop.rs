@@ -172,9 +172,14 @@ impl ServiceLoop {
                 };
                 busy = true;
                 self.counters.received += 1;
-                let answer =
-                    services::handle(slot.bytes(), slot.port, &self.node, now, &mut self.probes);
                 let port = slot.port;
+                let answer = match slot.error {
+                    // A packet the worker dropped at a LAN port: its sender
+                    // hears why, from that port's address, as a LAN host
+                    // is reached.
+                    Some(reason) => self.icmp_error(t, port, reason, slot.bytes()),
+                    None => services::handle(slot.bytes(), port, &self.node, now, &mut self.probes),
+                };
                 self.channels.workers[w].done(slot);
                 match answer {
                     Ok(Some(out)) => {
@@ -205,6 +210,29 @@ impl ServiceLoop {
             self.finish_ping(done);
         }
         busy
+    }
+
+    /// The ICMP error for `packet`, dropped for `reason` on `port`, as a
+    /// frame to its sender on the LAN.
+    fn icmp_error(
+        &mut self,
+        t: &Tables,
+        port: crate::frame::PortId,
+        reason: crate::drop_reason::DropReason,
+        packet: &[u8],
+    ) -> Result<Option<Outgoing>, services::Ignored> {
+        let from = self
+            .node
+            .port(port)
+            .and_then(|p| p.address)
+            .map(|(a, _)| a)
+            .ok_or(services::Ignored::NoAddress)?;
+        let err = services::icmp_error::answer(packet, reason, from, t.mtu)?;
+        let dst = std::net::Ipv4Addr::new(err[16], err[17], err[18], err[19]);
+        match super::inject::frame_to_lan(t, dst, &err) {
+            Some((port, frame)) => Ok(Some(Outgoing::Frame { port, frame })),
+            None => Err(services::Ignored::NotForUs),
+        }
     }
 
     /// Sends `out` through worker `w`'s inject queue.

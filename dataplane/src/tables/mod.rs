@@ -160,6 +160,9 @@ pub struct Tables {
     pub port_addrs: Vec<Option<(Ipv4Addr, u8)>>,
     /// How the node's own packets reach remote node addresses.
     pub node_routes: HashMap<Ipv4Addr, NodeRoute>,
+    /// One bit per port (of the first 64) that has an address: the LAN
+    /// ports, whose senders hear of a packet dropped for its TTL or size.
+    pub addressed_ports: u64,
     /// Each delivery prefix with its index into `delivers`.
     pub deliver_prefixes: Vec<(Prefix, u32)>,
     /// The computed routes these tables carry, when the control plane
@@ -402,6 +405,11 @@ impl Tables {
             delivers,
             node_addr,
             own_u32: own_addrs.iter().map(|&a| u32::from(a)).collect(),
+            addressed_ports: port_addrs
+                .iter()
+                .take(64)
+                .enumerate()
+                .fold(0, |m, (i, a)| m | (u64::from(a.is_some()) << i)),
             own_filter: own_addrs
                 .iter()
                 .fold(0, |m, &a| m | 1 << (u32::from(a) % 64)),

@@ -20,6 +20,7 @@
 
 pub mod arp;
 pub mod icmp;
+pub mod icmp_error;
 pub mod lsp;
 pub mod ping;
 
