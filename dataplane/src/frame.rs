@@ -358,24 +358,6 @@ impl<F> Batch<F> {
         }
     }
 
-    /// Drops every frame whose verdict is not `Tx` (freeing its buffer),
-    /// keeping the order, verdicts and stamps of the rest.
-    pub fn retain_tx(&mut self) {
-        let (mut read, mut write) = (0usize, 0usize);
-        let verdicts = &mut self.verdicts;
-        let stamps = &mut self.stamps;
-        self.frames.retain(|_| {
-            let keep = matches!(verdicts[read], Verdict::Tx(_));
-            if keep {
-                verdicts[write] = verdicts[read];
-                stamps[write] = stamps[read];
-                write += 1;
-            }
-            read += 1;
-            keep
-        });
-    }
-
     /// Moves every frame whose verdict is `Tx(port)` into `out` (up to its
     /// room), together with its stamp. Order within the port is preserved.
     pub fn take_tx(&mut self, port: PortId, out: &mut Batch<F>) {

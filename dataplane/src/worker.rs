@@ -412,29 +412,11 @@ impl<P: Port> Worker<P> {
     /// leaves only the frames to send.
     #[cold]
     fn set_aside(&mut self, rx_ns: u64) {
-        let rx_port = self.rx.rx_port();
-        for (f, v) in self.rx.frames().iter().zip(self.rx.verdicts()) {
-            match *v {
-                Verdict::Drop(r) => drop_counted(
-                    &mut self.stats,
-                    self.punt.as_mut(),
-                    self.lan_ports,
-                    r,
-                    rx_port,
-                    rx_ns,
-                    f.data(),
-                ),
-                Verdict::Punt => punt_counted(
-                    self.punt.as_mut(),
-                    &mut self.stats,
-                    rx_port,
-                    rx_ns,
-                    f.data(),
-                ),
-                _ => {}
-            }
+        let mut finished: u64 = 0;
+        for (i, v) in self.rx.verdicts().iter().enumerate().take(64) {
+            finished |= u64::from(!matches!(v, Verdict::Tx(_))) << i;
         }
-        self.rx.retain_tx();
+        self.set_aside_mask(finished, rx_ns);
     }
 
     /// The port every frame of `rx` is sent on, if there is one such port
