@@ -339,8 +339,8 @@ impl<P: Port> Worker<P> {
         // Next most common: one port, beside frames that are finished
         // otherwise (dropped, or punted to the node): those are counted
         // or handed over, and the rest goes to the port as it is.
-        if let Some(port) = self.one_port_beside_finished() {
-            self.set_aside(rx_ns);
+        if let Some((port, finished)) = self.one_port_beside_finished() {
+            self.set_aside_mask(finished, rx_ns);
             if !self.rx.is_empty() {
                 let bytes = frame_bytes(self.rx.frames());
                 self.send_whole(port, bytes, rx_ns);
@@ -351,21 +351,24 @@ impl<P: Port> Worker<P> {
     }
 
     /// The one port the `Tx` frames of `rx` go to, if every other frame
-    /// is dropped or punted and this worker has that port.
+    /// is dropped or punted and this worker has that port, with the mask
+    /// of those other frames.
     #[cold]
-    fn one_port_beside_finished(&self) -> Option<usize> {
+    fn one_port_beside_finished(&self) -> Option<(usize, u64)> {
         let mut port = None;
-        for v in self.rx.verdicts() {
+        let mut finished = 0u64;
+        for (i, v) in self.rx.verdicts().iter().enumerate() {
             match (*v, port) {
                 (Verdict::Tx(p), None) => port = Some(p),
                 (Verdict::Tx(p), Some(q)) if p != q => return None,
-                (Verdict::Tx(_) | Verdict::Drop(_) | Verdict::Punt, _) => {}
+                (Verdict::Tx(_), _) => {}
+                (Verdict::Drop(_) | Verdict::Punt, _) => finished |= 1 << i,
                 // A verdict no stage consumed: the general path counts it.
                 _ => return None,
             }
         }
         let p = usize::from(port.unwrap_or(0));
-        (p < self.ports.len()).then_some(p)
+        (p < self.ports.len()).then_some((p, finished))
     }
 
     /// Counts or punts the frames of `rx` whose bit is set in `aside`
@@ -386,8 +389,8 @@ impl<P: Port> Worker<P> {
             bytes += f.len() as u64;
             match *v {
                 Verdict::Punt => punt_counted(
-                    self.punt.as_mut(),
                     &mut self.stats,
+                    self.punt.as_mut(),
                     rx_port,
                     rx_ns,
                     f.data(),
@@ -406,17 +409,6 @@ impl<P: Port> Worker<P> {
         }
         self.rx.remove_mask(aside);
         bytes
-    }
-
-    /// Counts the dropped frames of `rx`, punts those for the node, and
-    /// leaves only the frames to send.
-    #[cold]
-    fn set_aside(&mut self, rx_ns: u64) {
-        let mut finished: u64 = 0;
-        for (i, v) in self.rx.verdicts().iter().enumerate().take(64) {
-            finished |= u64::from(!matches!(v, Verdict::Tx(_))) << i;
-        }
-        self.set_aside_mask(finished, rx_ns);
     }
 
     /// The port every frame of `rx` is sent on, if there is one such port
@@ -474,8 +466,8 @@ impl<P: Port> Worker<P> {
                     f.data(),
                 ),
                 Verdict::Punt => punt_counted(
-                    self.punt.as_mut(),
                     &mut self.stats,
+                    self.punt.as_mut(),
                     rx_port,
                     rx_ns,
                     f.data(),
@@ -595,8 +587,8 @@ fn report_error(path: Option<&mut PuntPath>, r: DropReason, port: PortId, now: u
 /// [`punt`], counted: per port when handed over, as a drop otherwise.
 #[cold]
 fn punt_counted(
-    path: Option<&mut PuntPath>,
     stats: &mut WorkerStats,
+    path: Option<&mut PuntPath>,
     port: PortId,
     now: u64,
     frame: &[u8],

@@ -58,15 +58,22 @@ impl OnePort {
     /// Writes `Tx(port)` as the verdict of every frame not set aside, as
     /// [`process`] leaves them.
     pub fn write_verdicts<F>(&self, batch: &mut Batch<F>) {
-        if self.aside == 0 {
-            batch.set_all(Verdict::Tx(self.port));
-            return;
-        }
         let (_, verdicts) = batch.frames_verdicts_mut();
-        for (i, v) in verdicts.iter_mut().enumerate() {
-            if self.aside >> i & 1 == 0 {
-                *v = Verdict::Tx(self.port);
-            }
+        fill_tx_except(verdicts, self.port, self.aside);
+    }
+}
+
+/// Writes `Tx(port)` as the verdict of every slot whose bit is clear in
+/// `aside`.
+#[inline]
+fn fill_tx_except(verdicts: &mut [Verdict], port: PortId, aside: Mask) {
+    if aside == 0 {
+        verdicts.fill(Verdict::Tx(port));
+        return;
+    }
+    for (i, v) in verdicts.iter_mut().enumerate() {
+        if aside >> i & 1 == 0 {
+            *v = Verdict::Tx(port);
         }
     }
 }
@@ -175,15 +182,7 @@ fn front<F: Frame>(batch: &mut Batch<F>, t: &Tables) -> (Mask, Option<OnePort>) 
         }
     }
     if let Some(swapped) = verdicts.get_mut(..done) {
-        if aside == 0 {
-            swapped.fill(Verdict::Tx(port));
-        } else {
-            for (i, v) in swapped.iter_mut().enumerate() {
-                if aside >> i & 1 == 0 {
-                    *v = Verdict::Tx(port);
-                }
-            }
-        }
+        fill_tx_except(swapped, port, aside);
     }
     // Frame `done`, if any, ended the walk above: it has been tried (and,
     // if no swap, dispatched and switched), and is finished or left for the
