@@ -15,13 +15,16 @@
 //! * [`labels`], [`tables`]: gateway and satellite node labels in alternating
 //!   blocks, FEC and LFIB;
 //! * [`snapshot`]: all of the above at one instant;
-//! * [`schedule`]: when to compute and publish tables (a state machine).
+//! * [`schedule`]: when to compute and publish tables (a state machine);
+//! * [`bfd`]: link liveness, one BFD session (RFC 5880) as a sans-IO
+//!   state machine.
 //!
 //! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
 //! RTTs are `2 * path length / c`, as in Hypatia.
 
 #![warn(missing_docs)]
 
+pub mod bfd;
 pub mod constellation;
 pub mod ground;
 pub mod labels;
