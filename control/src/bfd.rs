@@ -675,6 +675,7 @@ impl Session {
         if matches!(self.state, State::Init | State::Up) {
             self.detect_at_ns = Some(now_ns.saturating_add(self.detect_ns));
         }
+        self.reschedule(now_ns);
         Ok(change)
     }
 
@@ -758,6 +759,17 @@ impl Session {
         self.polling = true;
         if us < self.tx_basis_us {
             self.tx_basis_us = us;
+        }
+    }
+
+    /// Brings the next periodic packet forward when the interval has
+    /// become shorter than what is left of the current one (the remote
+    /// lowered its Required Min RX, or we came Up): the remote detects on
+    /// the new interval at once.
+    fn reschedule(&mut self, now_ns: u64) {
+        let at = now_ns.saturating_add(self.tx_interval_ns());
+        if at < self.next_tx_ns {
+            self.next_tx_ns = now_ns.saturating_add(self.jittered_interval());
         }
     }
 

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use zeroize::Zeroizing;
 
+mod bfd;
+pub use bfd::{BfdConfig, BfdPeerConfig};
+
 /// A configuration error with its location.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}: {msg}")]
@@ -562,6 +565,8 @@ pub struct NodeConfig {
     pub address: Option<Ipv4Addr>,
     /// The control-plane policer (`[punt]`).
     pub punt: PuntConfig,
+    /// Link liveness (`[bfd]`).
+    pub bfd: BfdConfig,
     /// Labels toward remote node addresses (the control plane's; not read
     /// from the file).
     pub node_routes: Vec<NodeRouteConfig>,
@@ -596,6 +601,8 @@ struct RawFile {
     control: Option<Spanned<RawControl>>,
     #[serde(default)]
     punt: Option<Spanned<RawPunt>>,
+    #[serde(default)]
+    bfd: Option<Spanned<bfd::RawBfd>>,
 }
 
 #[derive(Deserialize)]
@@ -1752,6 +1759,12 @@ impl NodeConfig {
             .map(|p| parse_punt(&cx, p.get_ref()))
             .transpose()?
             .unwrap_or_default();
+        let bfd = raw
+            .bfd
+            .as_ref()
+            .map(|b| bfd::parse_bfd(&cx, b, &port_ref))
+            .transpose()?
+            .unwrap_or_default();
 
         Ok(NodeConfig {
             name,
@@ -1768,6 +1781,7 @@ impl NodeConfig {
             control,
             address,
             punt,
+            bfd,
             node_routes: Vec::new(),
             socket,
         })

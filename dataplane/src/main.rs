@@ -573,10 +573,23 @@ fn serve<B: meshplane::runtime::Backend>(
         threads = n.layout.threads().len(),
         "running"
     );
+    // BFD on the node's links: its sessions run on the service thread,
+    // their link events reach the control agent.
+    let bfd = meshplane::control::bfd::BfdSessions::new(
+        n.cfg,
+        meshplane::control::service_loop::random_seed(),
+        0, // the service loop's monotonic clock starts with it
+    );
+    let (link_tx, link_rx) =
+        crossbeam::channel::bounded(meshplane::control::service_loop::LINK_EVENT_QUEUE);
+    if !bfd.is_empty() {
+        tracing::info!(sessions = bfd.view().len(), "BFD on the node's links");
+    }
     let mut agent = match &n.cfg.control {
         Some(_) => {
             let mut agent = meshplane::control::ControlAgent::new(n.cfg)
-                .with_context(|| format!("{}: [control]", a.config.display()))?;
+                .with_context(|| format!("{}: [control]", a.config.display()))?
+                .with_link_events(link_rx);
             tracing::info!(
                 node_id = agent.node(),
                 time_scale = agent.clock().scale(),
@@ -605,13 +618,18 @@ fn serve<B: meshplane::runtime::Backend>(
             addresses = ?node.addresses,
             "answering ARP, ping and LSP ping for the node"
         );
-        meshplane::control::service_loop::ServiceLoop::new(
+        let s = meshplane::control::service_loop::ServiceLoop::new(
             channels,
             node,
             book,
             oam_requests,
             service_stats,
-        )
+        );
+        if bfd.is_empty() {
+            s
+        } else {
+            s.with_bfd(bfd, Some(link_tx))
+        }
     });
     let control_stop = std::sync::atomic::AtomicBool::new(false);
     let reload_stop = std::sync::atomic::AtomicBool::new(false);

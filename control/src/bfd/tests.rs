@@ -336,6 +336,37 @@ fn header_checks_refuse_by_reason() {
 }
 
 #[test]
+fn a_remote_that_lowers_its_required_rx_is_sent_to_at_the_new_rate_at_once() {
+    // As FRR does: one second both ways while not Up, 10 ms once Up.
+    let mut s = Session::new(SessionConfig::default(), 7, 3, 0);
+    let mut b = [0u8; 24];
+    let mut remote = |state: u8, rx_us: u32, your: u32, poll: bool| {
+        b[0] = 0x20;
+        b[1] = state << 6 | u8::from(poll) << 5;
+        b[2] = 3;
+        b[3] = 24;
+        b[4..8].copy_from_slice(&9u32.to_be_bytes());
+        b[8..12].copy_from_slice(&your.to_be_bytes());
+        b[12..16].copy_from_slice(&rx_us.to_be_bytes());
+        b[16..20].copy_from_slice(&rx_us.to_be_bytes());
+        b
+    };
+    let _ = s.poll(0);
+    s.receive(MS, &remote(1, 1_000_000, 0, false))
+        .expect("Down");
+    assert_eq!(s.state(), State::Init);
+    let _ = s.poll(MS);
+    // Paced by the remote's one second now.
+    assert!(s.next_timeout_ns() >= 750 * MS);
+    s.receive(2 * MS, &remote(3, 10_000, 7, true))
+        .expect("Up with Poll");
+    assert_eq!(s.state(), State::Up);
+    let _ = s.poll(2 * MS); // the state change and the Final
+    let next = s.next_timeout_ns();
+    assert!(next <= 12 * MS, "next packet at {} ms", next / MS);
+}
+
+#[test]
 fn a_remote_that_asks_for_nothing_gets_nothing_periodic() {
     let mut s = Session::new(SessionConfig::default(), 7, 3, 0);
     let _ = s.poll(0);

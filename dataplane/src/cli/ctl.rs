@@ -79,6 +79,8 @@ pub enum ShowWhat {
     Ports,
     /// Drops by reason.
     Drops,
+    /// BFD sessions: state, timers, counters.
+    Bfd,
 }
 
 /// `ctl ping`.
@@ -350,6 +352,7 @@ pub fn request_of(cmd: &CtlCmd) -> (Value, Duration) {
                 ShowWhat::Tables => "tables",
                 ShowWhat::Ports => "ports",
                 ShowWhat::Drops => "drops",
+                ShowWhat::Bfd => "bfd",
             };
             (json!({ "cmd": cmd }), SHOW_TIMEOUT)
         }
@@ -415,6 +418,7 @@ pub fn render(cmd: &CtlCmd, answer: &Value) -> Result<(String, Option<String>), 
                 ShowWhat::Tables => render_tables(&typed(answer)?),
                 ShowWhat::Ports => render_ports(&typed(answer)?),
                 ShowWhat::Drops => render_drops(&typed(answer)?),
+                ShowWhat::Bfd => render_bfd(&typed(answer)?),
             };
             (text, None)
         }
@@ -777,6 +781,77 @@ pub fn render_ports(r: &PortsReply) -> String {
         t.row(row);
     }
     t.render("")
+}
+
+/// `show bfd`: a line per session, then what was refused.
+pub fn render_bfd(r: &crate::control::service_loop::BfdReply) -> String {
+    if r.sessions.is_empty() {
+        return "no BFD sessions\n".into();
+    }
+    let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
+    let mut t = Table::new(&[
+        ("port", false),
+        ("peer", false),
+        ("state", false),
+        ("remote", false),
+        ("diag", false),
+        ("tx ms", true),
+        ("detect ms", true),
+        ("sent", true),
+        ("received", true),
+        ("refused", true),
+        ("up", true),
+        ("down", true),
+    ]);
+    for v in &r.sessions {
+        let s = &v.session;
+        let mut state = s.state.to_string();
+        if v.reported_down {
+            state.push_str(" (link down)");
+        }
+        if v.no_peer_mac {
+            state.push_str(" (no peer MAC)");
+        }
+        t.row(vec![
+            v.port.clone(),
+            match v.peer_node {
+                Some(n) => format!("{} (node {n})", v.peer),
+                None => v.peer.to_string(),
+            },
+            state,
+            s.remote_state.to_string(),
+            meshplane_control::bfd::diag::name(s.diag).into(),
+            ms(s.tx_interval_us),
+            if s.detect_time_us == 0 {
+                "-".into()
+            } else {
+                ms(s.detect_time_us)
+            },
+            s.counters.sent.to_string(),
+            s.counters.received.to_string(),
+            s.counters.refused_total().to_string(),
+            s.counters.up.to_string(),
+            s.counters.down.to_string(),
+        ]);
+    }
+    let mut out = t.render("");
+    let c = r.counters;
+    out.push_str(&format!(
+        "transport: {} received, refused {} labelled, {} TTL not 255, {} bad UDP, {} for no session; {} not sent for no peer MAC; {} link events{}\n",
+        c.received,
+        c.labelled,
+        c.ttl,
+        c.bad_udp,
+        c.no_session,
+        c.no_peer_mac,
+        c.events,
+        if r.events_lost > 0 {
+            format!(" ({} lost)", r.events_lost)
+        } else {
+            String::new()
+        }
+    ));
+    out
 }
 
 /// `show drops`.

@@ -86,6 +86,10 @@ pub struct ControlAgent {
     hops: Option<NextHops>,
     version: u64,
     feed: Option<FailureFeed>,
+    /// Links the node's own BFD sessions saw go down or come back.
+    links: Option<crossbeam::channel::Receiver<super::bfd::LinkEvent>>,
+    /// A link event that woke the agent, to handle at its next poll.
+    pushed_back: Option<super::bfd::LinkEvent>,
     step_ns: u64,
     clock: GeometryClock,
     /// Satellites in the constellation (gateway `gid` is node `n_sats + gid`).
@@ -199,6 +203,8 @@ impl ControlAgent {
             hops: None,
             version: 0,
             feed: c.failures_file.as_deref().map(FailureFeed::new),
+            links: None,
+            pushed_back: None,
             step_ns,
             clock: GeometryClock::new(c.anchor_unix_ms, c.time_scale),
             n_sats: n_sats as u32,
@@ -206,6 +212,33 @@ impl ControlAgent {
             router: Router::new(),
             first: FirstHops::default(),
             sat_hops: [None, None],
+        })
+    }
+
+    /// Follows the link events of the node's BFD sessions: a link that
+    /// goes down is routed around at once (recomputed for the active
+    /// epoch, as a failure event is), and used again when it comes back.
+    pub fn with_link_events(
+        mut self,
+        rx: crossbeam::channel::Receiver<super::bfd::LinkEvent>,
+    ) -> Self {
+        self.links = Some(rx);
+        self
+    }
+
+    /// The failure event a link event of this node's means, if any: an
+    /// ISL of a satellite (links to ground stations have no event of
+    /// their own yet).
+    fn link_failure(&self, e: &super::bfd::LinkEvent) -> Option<FailureEvent> {
+        let me = self.node();
+        let peer = e.peer_node?;
+        if me >= self.n_sats || peer >= self.n_sats {
+            return None;
+        }
+        Some(if e.up {
+            FailureEvent::IslUp(me, peer)
+        } else {
+            FailureEvent::IslDown(me, peer)
         })
     }
 
@@ -316,7 +349,21 @@ impl ControlAgent {
     /// Everything due at geometry time `now_ns`, in the order to publish.
     pub fn poll(&mut self, now_ns: u64) -> Result<Vec<Install>, ControlError> {
         let mut out = Vec::new();
-        let events = self.feed.as_mut().map(|f| f.poll()).unwrap_or_default();
+        let mut events = self.feed.as_mut().map(|f| f.poll()).unwrap_or_default();
+        let mut links: Vec<_> = self.pushed_back.take().into_iter().collect();
+        if let Some(rx) = &self.links {
+            links.extend(rx.try_iter());
+        }
+        for e in links {
+            match self.link_failure(&e) {
+                Some(ev) => events.push(ev),
+                None => tracing::warn!(
+                    port = %e.port_name,
+                    "link {}: only ISL failures are routed around; this link's routes stay",
+                    if e.up { "up" } else { "down" }
+                ),
+            }
+        }
         for ev in events {
             tracing::info!(?ev, "failure event");
             // The schedule records the event before it recomputes, so a
@@ -383,7 +430,19 @@ impl ControlAgent {
                 .wall_until(wake)
                 .min(Duration::from_millis(50))
                 .max(Duration::from_micros(100));
-            std::thread::sleep(wait);
+            match &self.links {
+                // A link event wakes the agent at once.
+                Some(rx) => match rx.recv_timeout(wait) {
+                    Ok(e) => self.pushed_back = Some(e),
+                    Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
+                        // No BFD on this node: nothing will come.
+                        self.links = None;
+                        std::thread::sleep(wait);
+                    }
+                },
+                None => std::thread::sleep(wait),
+            }
         }
     }
 }

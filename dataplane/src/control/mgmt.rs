@@ -15,6 +15,7 @@
 //! | `{"cmd":"tables"}` | [`TablesReply`] (SAs without their keys) |
 //! | `{"cmd":"ports"}` | [`PortsReply`] |
 //! | `{"cmd":"drops"}` | [`DropsReply`] |
+//! | `{"cmd":"bfd"}` | [`BfdReply`](crate::control::service_loop::BfdReply) |
 //! | `{"cmd":"ping","to":"NODE","count":N,"interval_ms":I,"timeout_ms":T,"size":B}` | [`OamResult`] |
 //! | `{"cmd":"lsp-ping","to":"GW","count":N,"timeout_ms":T}` | [`OamResult`] |
 //! | `{"cmd":"lsp-trace","to":"GW","max_hops":N,"timeout_ms":T}` | [`OamResult`] |
@@ -437,6 +438,7 @@ enum Request {
     Tables,
     Ports,
     Drops,
+    Bfd,
     Ping {
         to: String,
         #[serde(default)]
@@ -1083,6 +1085,9 @@ impl Connection<'_> {
             }
             Request::Ports => json(serde_json::to_string(&ports(node))),
             Request::Drops => json(serde_json::to_string(&drops(node))),
+            Request::Bfd => json(serde_json::to_string(
+                &node.services.as_ref().map(|s| s.bfd()).unwrap_or_default(),
+            )),
             Request::Ping {
                 to,
                 count,

@@ -2,7 +2,8 @@
 //! how computed routes become its tables, the clock they follow, the
 //! failure events it hears of, and the agent that decides when to install;
 //! and the services that answer the node's own punted packets (ARP, ICMP
-//! echo, LSP ping), sans-IO.
+//! echo, LSP ping), sans-IO; and the transport of the node's BFD
+//! sessions ([`bfd`]), which tell the agent of links that go down.
 //!
 //! Every node computes the routes of the whole constellation itself (from
 //! the same ephemeris and clock as every other node) and installs only its
@@ -14,6 +15,7 @@
 
 pub mod address_book;
 pub mod agent;
+pub mod bfd;
 pub mod channel;
 pub mod clock;
 pub mod failures;

@@ -5,6 +5,7 @@
 //! The services are sans-IO; this loop is their only driver here.
 
 use super::address_book::AddressBook;
+use super::bfd::{self, BfdCounters, BfdSessionView, BfdSessions, LinkEvent};
 use super::inject::{frame_to_node, CONTROL_MPLS_TTL};
 use super::mgmt::{OamHop, OamKind, OamRequest, OamResult};
 use super::services::{
@@ -47,6 +48,7 @@ pub struct ServiceCounters {
 #[derive(Debug, Default)]
 pub struct ServiceStats {
     inner: Mutex<(ServiceCounters, IgnoredCounters)>,
+    bfd: Mutex<BfdReply>,
 }
 
 impl ServiceStats {
@@ -54,7 +56,29 @@ impl ServiceStats {
     pub fn read(&self) -> (ServiceCounters, IgnoredCounters) {
         *self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The BFD sessions as last published.
+    pub fn bfd(&self) -> BfdReply {
+        self.bfd.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
+
+/// `show bfd`: every session and the transport's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BfdReply {
+    /// The sessions, in port order.
+    pub sessions: Vec<BfdSessionView>,
+    /// What the transport counted.
+    pub counters: BfdCounters,
+    /// Link events the control thread could not take (its queue full).
+    pub events_lost: u64,
+}
+
+/// How often the BFD view is published for the management socket.
+const BFD_PUBLISH_NS: u64 = 100_000_000;
+
+/// Link events waiting for the control thread, at most.
+pub const LINK_EVENT_QUEUE: usize = 1024;
 
 /// Which initiator runs a probe (each counts its own ids).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +105,17 @@ pub struct ServiceLoop {
     counters: ServiceCounters,
     ignored: IgnoredCounters,
     stats: Arc<ServiceStats>,
+    bfd: Option<BfdLinks>,
+    /// The monotonic clock BFD runs on.
+    started: std::time::Instant,
+}
+
+/// BFD sessions and where their link events go.
+struct BfdLinks {
+    sessions: BfdSessions,
+    events: Option<crossbeam::channel::Sender<LinkEvent>>,
+    events_lost: u64,
+    published_at: Option<u64>,
 }
 
 /// What the services know of the node whose tables are `t`.
@@ -106,8 +141,8 @@ fn unix_ns() -> u64 {
 }
 
 /// A seed no off-path host can guess, for the probes' sender's handles
-/// and identifiers.
-fn random_seed() -> u64 {
+/// and identifiers and BFD's discriminators.
+pub fn random_seed() -> u64 {
     use aws_lc_rs::rand::SecureRandom;
     let mut b = [0u8; 8];
     let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
@@ -137,7 +172,30 @@ impl ServiceLoop {
             counters: ServiceCounters::default(),
             ignored: IgnoredCounters::default(),
             stats,
+            bfd: None,
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// Runs `sessions` too; link events go to `events` (the control
+    /// thread, which reroutes around a link that went down).
+    pub fn with_bfd(
+        mut self,
+        sessions: BfdSessions,
+        events: Option<crossbeam::channel::Sender<LinkEvent>>,
+    ) -> Self {
+        self.bfd = Some(BfdLinks {
+            sessions,
+            events,
+            events_lost: 0,
+            published_at: None,
+        });
+        self
+    }
+
+    /// Nanoseconds on the monotonic clock BFD runs on.
+    fn mono_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
     }
 
     /// Runs until `stop`, reading the tables `store` holds.
@@ -173,6 +231,16 @@ impl ServiceLoop {
                 busy = true;
                 self.counters.received += 1;
                 let port = slot.port;
+                if slot.error.is_none() && self.bfd.is_some() && bfd::is_bfd(slot.bytes()) {
+                    let now = self.mono_ns();
+                    if let Some(b) = &mut self.bfd {
+                        if let Err(r) = b.sessions.receive(now, port, slot.bytes()) {
+                            tracing::trace!(port, reason = r.name(), "BFD packet refused");
+                        }
+                    }
+                    self.channels.workers[w].done(slot);
+                    continue;
+                }
                 let answer = match slot.error {
                     // A packet the worker dropped at a LAN port: its sender
                     // hears why, from that port's address, as a LAN host
@@ -195,6 +263,7 @@ impl ServiceLoop {
                 }
             }
         }
+        busy |= self.run_bfd(t);
         busy |= self.take_requests(t, now);
         for done in self.probes.lsp.poll(now) {
             busy = true;
@@ -208,6 +277,40 @@ impl ServiceLoop {
         for done in pings.done {
             busy = true;
             self.finish_ping(done);
+        }
+        busy
+    }
+
+    /// BFD timers: packets due go out through worker 0's inject queue,
+    /// link events to the control thread. True if anything was sent.
+    fn run_bfd(&mut self, t: &Tables) -> bool {
+        let now = self.mono_ns();
+        let Some(b) = &mut self.bfd else {
+            return false;
+        };
+        if b.sessions.next_timeout_ns() > now {
+            return false;
+        }
+        let mut out = Vec::new();
+        let events = b.sessions.poll(now, |port, frame| out.push((port, frame)));
+        for e in events {
+            tracing::warn!(
+                port = %e.port_name,
+                peer = %e.peer,
+                node = ?e.peer_node,
+                diag = meshplane_control::bfd::diag::name(e.diag),
+                "link {}",
+                if e.up { "up (held up for the hold-down)" } else { "down" }
+            );
+            if let Some(tx) = &b.events {
+                if tx.try_send(e).is_err() {
+                    b.events_lost += 1;
+                }
+            }
+        }
+        let busy = !out.is_empty();
+        for (port, frame) in out {
+            self.send(0, t, Outgoing::Frame { port, frame }, CONTROL_MPLS_TTL);
         }
         busy
     }
@@ -440,9 +543,23 @@ impl ServiceLoop {
         (self.counters, self.ignored)
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         if let Ok(mut g) = self.stats.inner.try_lock() {
             *g = (self.counters, self.ignored);
+        }
+        let now = self.mono_ns();
+        if let Some(b) = &mut self.bfd {
+            if b.published_at.is_some_and(|at| now < at + BFD_PUBLISH_NS) {
+                return;
+            }
+            if let Ok(mut g) = self.stats.bfd.try_lock() {
+                *g = BfdReply {
+                    sessions: b.sessions.view(),
+                    counters: b.sessions.counters(),
+                    events_lost: b.events_lost,
+                };
+                b.published_at = Some(now);
+            }
         }
     }
 }
