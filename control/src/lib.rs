@@ -15,7 +15,9 @@
 //! * [`labels`], [`tables`]: gateway and satellite node labels in alternating
 //!   blocks, FEC and LFIB;
 //! * [`snapshot`]: all of the above at one instant;
-//! * [`schedule`]: when to compute and publish tables (a state machine).
+//! * [`schedule`]: when to compute and publish tables (a state machine);
+//! * [`notice`], [`signing`]: signed link-state notices on the wire, and who
+//!   signs and verifies them.
 //!
 //! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
 //! RTTs are `2 * path length / c`, as in Hypatia.
@@ -25,9 +27,11 @@
 pub mod constellation;
 pub mod ground;
 pub mod labels;
+pub mod notice;
 pub mod propagate;
 pub mod routing;
 pub mod schedule;
+pub mod signing;
 pub mod snapshot;
 pub mod tables;
 pub mod time;
