@@ -17,7 +17,9 @@
 //! * [`snapshot`]: all of the above at one instant;
 //! * [`schedule`]: when to compute and publish tables (a state machine);
 //! * [`notice`], [`signing`]: signed link-state notices on the wire, and who
-//!   signs and verifies them.
+//!   signs and verifies them;
+//! * [`flood`]: reliable flooding of notices between neighbours (a sans-IO
+//!   state machine).
 //!
 //! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
 //! RTTs are `2 * path length / c`, as in Hypatia.
@@ -25,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod constellation;
+pub mod flood;
 pub mod ground;
 pub mod labels;
 pub mod notice;
