@@ -19,7 +19,8 @@
 //! * [`notice`], [`signing`]: signed link-state notices on the wire, and who
 //!   signs and verifies them;
 //! * [`flood`]: reliable flooding of notices between neighbours (a sans-IO
-//!   state machine).
+//!   state machine), and [`flood_sim`], its discrete-event simulation over
+//!   a topology.
 //!
 //! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
 //! RTTs are `2 * path length / c`, as in Hypatia.
@@ -28,6 +29,7 @@
 
 pub mod constellation;
 pub mod flood;
+pub mod flood_sim;
 pub mod ground;
 pub mod labels;
 pub mod notice;
