@@ -17,7 +17,12 @@
 //! * [`snapshot`]: all of the above at one instant;
 //! * [`schedule`]: when to compute and publish tables (a state machine);
 //! * [`bfd`]: link liveness, one BFD session (RFC 5880) as a sans-IO
-//!   state machine.
+//!   state machine;
+//! * [`notice`], [`signing`]: signed link-state notices on the wire, and who
+//!   signs and verifies them;
+//! * [`flood`]: reliable flooding of notices between neighbours (a sans-IO
+//!   state machine), and [`flood_sim`], its discrete-event simulation over
+//!   a topology.
 //!
 //! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
 //! RTTs are `2 * path length / c`, as in Hypatia.
@@ -26,11 +31,15 @@
 
 pub mod bfd;
 pub mod constellation;
+pub mod flood;
+pub mod flood_sim;
 pub mod ground;
 pub mod labels;
+pub mod notice;
 pub mod propagate;
 pub mod routing;
 pub mod schedule;
+pub mod signing;
 pub mod snapshot;
 pub mod tables;
 pub mod time;
