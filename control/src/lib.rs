@@ -15,6 +15,9 @@
 //! * [`labels`], [`tables`]: gateway and satellite node labels in alternating
 //!   blocks, FEC and LFIB;
 //! * [`snapshot`]: all of the above at one instant;
+//! * [`repair`]: one node's precomputed repairs for the failure of each of
+//!   its links (loop-free alternates and node-label stacks), and a
+//!   reference walk that checks them;
 //! * [`schedule`]: when to compute and publish tables (a state machine).
 //!
 //! Node ids: satellites `0..N`, ground station `gid` is node `N + gid`.
@@ -26,6 +29,7 @@ pub mod constellation;
 pub mod ground;
 pub mod labels;
 pub mod propagate;
+pub mod repair;
 pub mod routing;
 pub mod schedule;
 pub mod snapshot;
@@ -57,4 +61,7 @@ pub enum Error {
     /// Labels.
     #[error(transparent)]
     Label(#[from] labels::LabelError),
+    /// Repairs.
+    #[error(transparent)]
+    Repair(#[from] repair::RepairError),
 }
