@@ -225,11 +225,60 @@ struct Tree {
     first: Vec<NodeId>,
 }
 
+/// From a ground station: for every satellite, the two shortest ISL paths
+/// whose first satellites differ (a gateway's alternates, all links at
+/// once).
+#[derive(Clone, Debug, Default)]
+struct TwoBest {
+    /// Lengths, shortest first; `INFINITY` where there is none.
+    dist: Vec<[f64; 2]>,
+    /// First satellite of each ([`NO_HOP`] where there is none).
+    first: Vec<[NodeId; 2]>,
+}
+
+impl TwoBest {
+    /// The first satellite of the shortest path whose first hop is not
+    /// `m`, if any.
+    fn avoiding(&self, s: NodeId, m: NodeId) -> Option<NodeId> {
+        let (d, h) = (self.dist.get(s as usize)?, self.first.get(s as usize)?);
+        let k = usize::from(h[0] == m);
+        (d[k].is_finite() && h[k] != m && h[k] != NO_HOP).then_some(h[k])
+    }
+
+    /// Offers satellite `v` a path of length `d` whose first satellite is
+    /// `h`; the slots that changed.
+    fn offer(&mut self, v: usize, d: f64, h: NodeId) -> [bool; 2] {
+        let (dist, first) = (&mut self.dist[v], &mut self.first[v]);
+        if h == first[0] {
+            if d < dist[0] {
+                dist[0] = d;
+                return [true, false];
+            }
+            [false, false]
+        } else if d < dist[0] {
+            dist[1] = dist[0];
+            first[1] = first[0];
+            dist[0] = d;
+            first[0] = h;
+            [true, first[1] != NO_HOP]
+        } else if d < dist[1] {
+            dist[1] = d;
+            first[1] = h;
+            [false, true]
+        } else {
+            [false, false]
+        }
+    }
+}
+
 /// Dijkstra scratch space.
 #[derive(Debug, Default)]
 struct Search {
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     done: Vec<bool>,
+    /// For [`Search::run_two`]: distance bits, satellite, slot.
+    heap2: BinaryHeap<Reverse<(u64, u32, u8)>>,
+    done2: Vec<[bool; 2]>,
 }
 
 impl Search {
@@ -297,6 +346,64 @@ impl Search {
     }
 }
 
+impl Search {
+    /// Grows `out` from ground station node `src` through its GSLs over
+    /// the ISLs: Dijkstra over two slots per satellite. The shortest path
+    /// to `v` whose first hop differs from that of `v`'s shortest runs
+    /// through a neighbour `u` along `u`'s shortest or, when that starts
+    /// the same way, `u`'s second: both are settled before it.
+    fn run_two(&mut self, topo: &Topology, src: NodeId, out: &mut TwoBest) {
+        let n = topo.n_sats();
+        out.dist.clear();
+        out.dist.resize(n, [f64::INFINITY; 2]);
+        out.first.clear();
+        out.first.resize(n, [NO_HOP; 2]);
+        self.done2.clear();
+        self.done2.resize(n, [false; 2]);
+        self.heap2.clear();
+        if (src as usize) < n || src as usize >= topo.n_nodes() {
+            return;
+        }
+        let (sats, lens) = topo.gsl_of(src as usize - n);
+        for (&s, &l) in sats.iter().zip(lens) {
+            if (s as usize) < n {
+                offer_and_queue(&mut self.heap2, out, s, l, s);
+            }
+        }
+        while let Some(Reverse((bits, u, k))) = self.heap2.pop() {
+            let (ui, k) = (u as usize, usize::from(k).min(1));
+            let du = f64::from_bits(bits);
+            if self.done2[ui][k] || du != out.dist[ui][k] {
+                continue;
+            }
+            self.done2[ui][k] = true;
+            let h = out.first[ui][k];
+            let (nb, len) = topo.isl_neighbors(ui);
+            for (&v, &l) in nb.iter().zip(len) {
+                if l.is_finite() {
+                    offer_and_queue(&mut self.heap2, out, v, du + l, h);
+                }
+            }
+        }
+    }
+}
+
+/// [`TwoBest::offer`], queueing the slots that changed.
+fn offer_and_queue(
+    heap: &mut BinaryHeap<Reverse<(u64, u32, u8)>>,
+    out: &mut TwoBest,
+    v: u32,
+    d: f64,
+    h: NodeId,
+) {
+    let changed = out.offer(v as usize, d, h);
+    for (k, c) in changed.into_iter().enumerate() {
+        if c {
+            heap.push(Reverse((out.dist[v as usize][k].to_bits(), v, k as u8)));
+        }
+    }
+}
+
 /// Computes nodes' repair tables; keeps its scratch space between calls.
 #[derive(Debug, Default)]
 pub struct Repairer {
@@ -305,8 +412,11 @@ pub struct Repairer {
     search: Search,
     /// From the node, pre-failure.
     pre: Tree,
-    /// From the node without the link being repaired.
+    /// From the node without the link to `post_for`.
     post: Tree,
+    post_for: Option<NodeId>,
+    /// From the node, a gateway: two ways to each satellite.
+    two: TwoBest,
     /// From the destination being repaired, up to its post-failure distance.
     to_dest: Tree,
     /// Full trees from neighbours and release points, by source.
@@ -427,6 +537,7 @@ impl Repairer {
             let (sats, lens) = topo.gsl_of(node as usize - n);
             links.extend(sats.iter().copied().zip(lens.iter().copied()));
             links.sort_by_key(|&(m, _)| m);
+            self.search.run_two(topo, node, &mut self.two);
         }
         let mut table = RepairTable {
             node,
@@ -449,22 +560,8 @@ impl Repairer {
                 }
             }
             let mut entries = Vec::with_capacity(affected.len());
-            if !affected.is_empty() {
-                let excluded = Some(link(node, m));
-                if ctx.is_sat(node) && ctx.is_sat(m) {
-                    self.search
-                        .run(topo, node, excluded, f64::INFINITY, &mut self.post);
-                } else if ctx.is_sat(node) {
-                    // A GSL: the ISL distances are the pre-failure ones.
-                    self.post.clone_from(&self.pre);
-                } else if affected
-                    .iter()
-                    .any(|d| matches!(d, Destination::Satellite(_)))
-                {
-                    self.search
-                        .run(topo, node, excluded, f64::INFINITY, &mut self.post);
-                }
-            }
+            // The post-convergence tree, grown when an entry first needs it.
+            self.post_for = None;
             for d in affected {
                 let repair = if ctx.is_sat(node) {
                     self.at_satellite(&ctx, &links, m, d)
@@ -483,6 +580,23 @@ impl Repairer {
             });
         }
         Ok(table)
+    }
+
+    /// Grows `post`, the tree from the node without its link to `m`,
+    /// unless it is grown already.
+    fn post_without(&mut self, ctx: &Ctx, m: NodeId) {
+        if self.post_for == Some(m) {
+            return;
+        }
+        if ctx.is_sat(ctx.node) && !ctx.is_sat(m) {
+            // A GSL: the ISL distances are the pre-failure ones.
+            self.post.clone_from(&self.pre);
+        } else {
+            let excluded = Some(link(ctx.node, m));
+            self.search
+                .run(ctx.topo, ctx.node, excluded, f64::INFINITY, &mut self.post);
+        }
+        self.post_for = Some(m);
     }
 
     /// The index in `pool` of a full tree from satellite `src`.
@@ -521,10 +635,7 @@ impl Repairer {
                     (q, l + dq)
                 }))
             }
-            Destination::Satellite(s) => {
-                let q = self.post.first.get(s as usize).copied().unwrap_or(NO_HOP);
-                (q != NO_HOP).then_some(q)
-            }
+            Destination::Satellite(s) => self.two.avoiding(s, m),
         };
         Ok(match q {
             Some(q) => Ok(Repair {
@@ -551,6 +662,7 @@ impl Repairer {
             }));
         }
         // The post-convergence path, into `self.path`.
+        self.post_without(ctx, m);
         self.path.clear();
         let end = match d {
             Destination::Satellite(s) => {
@@ -1011,6 +1123,48 @@ mod tests {
                     .node_repairs(&topo, &spts, &plan, 1, node)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 verify(&topo, &tabs, &plan, &mut fwd, &t).map_err(TestCaseError::fail)?;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn a_gateways_two_ways_are_the_shortest_without_each_link(
+            w in 2usize..7,
+            h in 2usize..7,
+            down in prop::collection::vec((0u32..64, 0usize..4), 0..10),
+        ) {
+            let n = (w * h) as u32;
+            let full = grid(w, h, &Failures::new());
+            let mut failures = Failures::new();
+            for (a, k) in down {
+                let (nb, _) = full.isl_neighbors((a % n) as usize);
+                if let Some(&b) = nb.get(k % nb.len().max(1)) {
+                    failures.fail_isl(a % n, b);
+                }
+            }
+            let topo = grid(w, h, &failures);
+            let mut search = Search::default();
+            let (mut two, mut post) = (TwoBest::default(), Tree::default());
+            for gid in 0..topo.n_gs() as u32 {
+                let gw = topo.gs_node(gid);
+                search.run_two(&topo, gw, &mut two);
+                for &m in topo.gsl_of(gid as usize).0 {
+                    search.run(&topo, gw, Some(link(gw, m)), f64::INFINITY, &mut post);
+                    for s in 0..n {
+                        let want = post.dist[s as usize];
+                        match two.avoiding(s, m) {
+                            None => prop_assert!(want.is_infinite(), "{gw} -/- {m} to {s}"),
+                            Some(q) => {
+                                let k = usize::from(two.first[s as usize][0] != q);
+                                prop_assert_eq!(two.first[s as usize][k], q);
+                                let got = two.dist[s as usize][k];
+                                prop_assert!((got - want).abs() < 1e-6, "{gw} -/- {m} to {s}: {got} vs {want}");
+                            }
+                        }
+                    }
+                }
             }
         }
     }
