@@ -34,9 +34,24 @@
 //! tree. [`check`] holds a plain reference walk of a repair through every
 //! node's pre-failure forwarding.
 //!
+//! A gateway's repairs are always plain LFAs: ground stations never
+//! relay, so no walk from another satellite in view can come back to it.
+//!
+//! Use by a node's agent: per install, [`Repairer::node_repairs`] with the
+//! node's id, the epoch's topology and gateway trees, the label plan and
+//! the epoch (the same inputs its tables came from). When the link toward
+//! neighbour `M` goes down (its own BFD), every entry of
+//! [`RepairTable::link`]`(M)` switches at once: a satellite's LFIB entry
+//! for `label` keeps swapping to `label` and then pushes
+//! [`Repair::push`] (outermost first) and sends to [`Repair::next_hop`];
+//! a gateway's FEC entry pushes the same stack over its label. Nothing in
+//! any other node changes.
+//!
 //! What a repair needs of the data plane: a release point pops its own
 //! node label and forwards by the label below it (segment routing's
-//! node-segment "continue"); the entry's own label is not changed.
+//! node-segment "continue"). The data plane's local pop accepts only a
+//! bottom-of-stack label so far; repairs that push labels need that, plain
+//! LFAs do not.
 //!
 //! Not covered: the failure of a satellite (its neighbours' repairs
 //! protect each link separately, not the node), two failures at once,
@@ -408,10 +423,10 @@ fn offer_and_queue(
 #[derive(Debug, Default)]
 pub struct Repairer {
     router: Router,
+    /// The node's own first hops and pre-failure distances toward every
+    /// satellite (what its tables switch the node labels by).
     own: FirstHops,
     search: Search,
-    /// From the node, pre-failure.
-    pre: Tree,
     /// From the node without the link to `post_for`.
     post: Tree,
     post_for: Option<NodeId>,
@@ -526,8 +541,6 @@ impl Repairer {
                     links.push((topo.gs_node(gid as u32), lens[i]));
                 }
             }
-            self.search
-                .run(topo, node, None, f64::INFINITY, &mut self.pre);
             for &(q, _) in &links {
                 if ctx.is_sat(q) {
                     self.tree_from(topo, q);
@@ -588,14 +601,11 @@ impl Repairer {
         if self.post_for == Some(m) {
             return;
         }
-        if ctx.is_sat(ctx.node) && !ctx.is_sat(m) {
-            // A GSL: the ISL distances are the pre-failure ones.
-            self.post.clone_from(&self.pre);
-        } else {
-            let excluded = Some(link(ctx.node, m));
-            self.search
-                .run(ctx.topo, ctx.node, excluded, f64::INFINITY, &mut self.post);
-        }
+        // From a satellite, a GSL carries no path to anything but its
+        // gateway: the ISL tree is the pre-failure one.
+        let excluded = (ctx.is_sat(m) || !ctx.is_sat(ctx.node)).then(|| link(ctx.node, m));
+        self.search
+            .run(ctx.topo, ctx.node, excluded, f64::INFINITY, &mut self.post);
         self.post_for = Some(m);
     }
 
@@ -739,7 +749,7 @@ impl Repairer {
             for j in (at + 1..=last).rev() {
                 let p = self.path[j];
                 let dcp = self.pool[tc].dist[p as usize];
-                let through = self.pre.dist[c as usize] + self.pre.dist[p as usize];
+                let through = self.own.dist[c as usize] + self.own.dist[p as usize];
                 let avoids_node = dcp.is_finite() && dcp + MARGIN_M < through;
                 if !avoids_node {
                     continue;
@@ -786,7 +796,7 @@ impl Repairer {
                         }
                         let t = &self.pool[*self.cached.get(&q)?];
                         let dq = t.dist[s as usize];
-                        let through = self.pre.dist[q as usize] + self.pre.dist[s as usize];
+                        let through = self.own.dist[q as usize] + self.own.dist[s as usize];
                         let avoids_node = dq + MARGIN_M < through;
                         avoids_node.then_some(dq)?
                     }
@@ -810,7 +820,7 @@ impl Repairer {
                 }
                 let dcs = self.to_dest.dist[c as usize];
                 dcs.is_finite()
-                    && dcs + MARGIN_M < self.pre.dist[c as usize] + self.pre.dist[s as usize]
+                    && dcs + MARGIN_M < self.own.dist[c as usize] + self.own.dist[s as usize]
             }
         }
     }
