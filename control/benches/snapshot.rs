@@ -2,12 +2,16 @@
 //! shortest-path trees to every gateway and every node's label tables;
 //! and, against it, what each node adds per install for the satellites'
 //! node labels: one Dijkstra from itself (its first hops toward every
-//! satellite), from a satellite and from a gateway.
+//! satellite), from a satellite and from a gateway; and its precomputed
+//! repairs for the failure of each of its links (each node computes its
+//! own, so the snapshot carries none), from a satellite and from a
+//! gateway, with the snapshot plus one node's repairs.
 //!
 //! `cargo bench -p meshplane-control --bench snapshot [-- RUNS]`
 //! prints the median and spread of RUNS (default 21) snapshots per case,
 //! each stage timed separately, on the calling thread only.
 
+use meshplane_control::repair::{RepairTable, Repairer};
 use meshplane_control::routing::{FirstHops, Router};
 use meshplane_control::tables;
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, Preset};
@@ -39,6 +43,9 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
     let (mut prop, mut trees, mut tabs, mut total) = (vec![], vec![], vec![], vec![]);
     let mut entries = (0, 0);
     let (mut hops_sat, mut hops_gs) = (vec![], vec![]);
+    let (mut rep_sat, mut rep_gs, mut with_rep) = (vec![], vec![], vec![]);
+    let mut repaired = (0, 0);
+    let mut repairer = Repairer::new();
     let mut router = Router::new();
     let mut fh = FirstHops::default();
     for i in 0..runs + 2 {
@@ -77,7 +84,19 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
         router.first_hops_into(&topo, gs, &mut fh);
         let t7 = Instant::now();
         black_box(&fh);
+        // One node's repairs, as its agent computes them per install.
+        let r_sat = repairer.node_repairs(&topo, &spts, &plan, i as u64, sat);
+        let t8 = Instant::now();
+        let r_gs = repairer.node_repairs(&topo, &spts, &plan, i as u64, gs);
+        let t9 = Instant::now();
+        let entries = |r: &Result<RepairTable, _>| r.as_ref().map_or(0, |t| t.counts().entries);
+        repaired = (entries(&r_sat), entries(&r_gs));
+        black_box((&r_sat, &r_gs));
         if i >= 2 {
+            rep_sat.push(t8 - t7);
+            rep_gs.push(t9 - t8);
+            // A deployed node is one or the other: the dearer one.
+            with_rep.push(t3 - t0 + (t8 - t7).max(t9 - t8));
             prop.push(t1 - t0);
             trees.push(t2 - t1);
             tabs.push(t3 - t2);
@@ -88,6 +107,8 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
     }
     let snapshot = median(&mut total);
     let (hs, hg) = (median(&mut hops_sat), median(&mut hops_gs));
+    let (rs, rg) = (median(&mut rep_sat), median(&mut rep_gs));
+    let with = median(&mut with_rep);
     println!(
         "{label:<28} {n_gs:>5} GS  total {:>7.2} ms (min {:>6.2}, max {:>6.2})  \
          = topology {:>6.2} + trees {:>6.2} + tables {:>6.2}   [{} FEC, {} LFIB entries]",
@@ -110,6 +131,18 @@ fn case(preset: Preset, stations: GroundStations, label: &str, runs: usize) {
         100.0 * hs.as_secs_f64() / snapshot.as_secs_f64(),
         100.0 * hg.as_secs_f64() / snapshot.as_secs_f64(),
     );
+    println!(
+        "{:<28} {:>9}  repairs    {:>6.3} ms for a satellite ({} entries), {:>6.3} ms for a gateway \
+         ({} entries); snapshot + one node's repairs {:>6.2} ms ({:.2}x the snapshot)",
+        "",
+        "",
+        ms(rs),
+        repaired.0,
+        ms(rg),
+        repaired.1,
+        ms(with),
+        with.as_secs_f64() / snapshot.as_secs_f64(),
+    );
 }
 
 fn main() {
@@ -127,7 +160,7 @@ fn main() {
     };
     println!(
         "median of {runs} full snapshots (propagate + topology, SPTs to every gateway, all tables), \
-         and of one node's first hops toward every satellite, one core"
+         and of one node's first hops toward every satellite and its link repairs, one core"
     );
     case(
         Preset::Starlink550,

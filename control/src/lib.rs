@@ -15,6 +15,9 @@
 //! * [`labels`], [`tables`]: gateway and satellite node labels in alternating
 //!   blocks, FEC and LFIB;
 //! * [`snapshot`]: all of the above at one instant;
+//! * [`repair`]: one node's precomputed repairs for the failure of each of
+//!   its links (loop-free alternates and node-label stacks), and a
+//!   reference walk that checks them;
 //! * [`schedule`]: when to compute and publish tables (a state machine);
 //! * [`bfd`]: link liveness, one BFD session (RFC 5880) as a sans-IO
 //!   state machine;
@@ -37,6 +40,7 @@ pub mod ground;
 pub mod labels;
 pub mod notice;
 pub mod propagate;
+pub mod repair;
 pub mod routing;
 pub mod schedule;
 pub mod signing;
@@ -69,4 +73,7 @@ pub enum Error {
     /// Labels.
     #[error(transparent)]
     Label(#[from] labels::LabelError),
+    /// Repairs.
+    #[error(transparent)]
+    Repair(#[from] repair::RepairError),
 }
