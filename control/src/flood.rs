@@ -179,7 +179,7 @@ pub enum OriginateError {
 }
 
 /// What the flooder did and refused, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Notices taken in (new or newer), own ones included.
     pub accepted: u64,

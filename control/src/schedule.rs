@@ -79,6 +79,10 @@ pub struct Publication {
     /// for what each node computes from it for itself (its first hops
     /// toward every satellite, [`crate::routing::first_hops`]).
     pub topology: Arc<Topology>,
+    /// The shortest-path tree toward each gateway over that graph (by
+    /// gid), for what a node derives from the epoch's routes (its
+    /// repairs, [`crate::repair`]).
+    pub spts: Arc<Vec<crate::routing::Spt>>,
 }
 
 /// The schedule state machine.
@@ -171,6 +175,7 @@ impl Scheduler {
             activate_at_ns: at_ns,
             tables: Arc::new(snap.tables),
             topology: Arc::new(snap.topology),
+            spts: Arc::new(snap.spts),
         })
     }
 

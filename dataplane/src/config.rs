@@ -14,7 +14,9 @@ use toml::Spanned;
 use zeroize::Zeroizing;
 
 mod bfd;
+mod flood;
 pub use bfd::{BfdConfig, BfdPeerConfig};
+pub use flood::FloodConfig;
 
 /// A configuration error with its location.
 #[derive(Debug, thiserror::Error)]
@@ -567,6 +569,9 @@ pub struct NodeConfig {
     pub punt: PuntConfig,
     /// Link liveness (`[bfd]`).
     pub bfd: BfdConfig,
+    /// Link-state notices (`[flood]`); `None`: the node applies its own
+    /// link events alone.
+    pub flood: Option<FloodConfig>,
     /// Labels toward remote node addresses (the control plane's; not read
     /// from the file).
     pub node_routes: Vec<NodeRouteConfig>,
@@ -603,6 +608,8 @@ struct RawFile {
     punt: Option<Spanned<RawPunt>>,
     #[serde(default)]
     bfd: Option<Spanned<bfd::RawBfd>>,
+    #[serde(default)]
+    flood: Option<Spanned<flood::RawFlood>>,
 }
 
 #[derive(Deserialize)]
@@ -1765,6 +1772,11 @@ impl NodeConfig {
             .map(|b| bfd::parse_bfd(&cx, b, &port_ref))
             .transpose()?
             .unwrap_or_default();
+        let flood = raw
+            .flood
+            .as_ref()
+            .map(|f| flood::parse_flood(&cx, f.get_ref()))
+            .transpose()?;
 
         Ok(NodeConfig {
             name,
@@ -1782,6 +1794,7 @@ impl NodeConfig {
             address,
             punt,
             bfd,
+            flood,
             node_routes: Vec::new(),
             socket,
         })

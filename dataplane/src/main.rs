@@ -49,6 +49,9 @@ enum Cmd {
     CheckHost(meshplane::cli::check_host::CheckHostArgs),
     /// Routes over a constellation: one path, all pairs, or a time series.
     Routes(meshplane::cli::routes::RoutesArgs),
+    /// Make the constellation's notice keys: one Ed25519 key per node and
+    /// the trust file of every node's public key.
+    Keys(meshplane::cli::keys::KeysArgs),
     /// Plan an emulated mesh: the nodes, links and configurations that
     /// carry one gateway pair's routes over a window (for scripts/mesh).
     MeshPlan(meshplane::cli::mesh::MeshPlanArgs),
@@ -230,6 +233,7 @@ fn main() {
         Cmd::CheckHost(a) => meshplane::cli::check_host::run(&a),
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
         Cmd::MeshPlan(a) => meshplane::cli::mesh::run(&a),
+        Cmd::Keys(a) => meshplane::cli::keys::run(&a),
         Cmd::Run(a) => run_cmd(a),
         Cmd::Ctl(a) => meshplane::cli::ctl::run(&a),
     };
@@ -600,6 +604,18 @@ fn serve<B: meshplane::runtime::Backend>(
         }
         None => None,
     };
+    // Link-state notices over the BFD links, signed with the node's key.
+    let flooding = match (&n.cfg.flood, &agent) {
+        (Some(f), Some(ag)) => Some(
+            meshplane::control::flooding::Flooding::new(f, ag.node(), ag.n_sats())
+                .with_context(|| format!("{}: [flood]", a.config.display()))?,
+        ),
+        (Some(_), None) => {
+            tracing::warn!("[flood] needs [control] (the node's id): no notices are flooded");
+            None
+        }
+        _ => None,
+    };
     // The node's own packets: answered on the service thread, over the
     // workers' punt and inject queues.
     let services = n.opts.channels.clone().map(|channels| {
@@ -628,7 +644,7 @@ fn serve<B: meshplane::runtime::Backend>(
         if bfd.is_empty() {
             s
         } else {
-            s.with_bfd(bfd, Some(link_tx))
+            s.with_bfd(bfd, flooding, Some(link_tx))
         }
     });
     let control_stop = std::sync::atomic::AtomicBool::new(false);

@@ -140,6 +140,8 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
             anchor_unix_ms: None,
             step_ms: STEP_MS,
             failures_file: None,
+            keys_dir: None,
+            bfd: (10, 3),
             ground_stations: Some(csv_path.clone()),
             keys: [[0x11; 20], [0x22; 20]],
         },

@@ -81,6 +81,8 @@ pub enum ShowWhat {
     Drops,
     /// BFD sessions: state, timers, counters.
     Bfd,
+    /// Link-state notices known, when each applies, flooding counters.
+    Failures,
 }
 
 /// `ctl ping`.
@@ -353,6 +355,7 @@ pub fn request_of(cmd: &CtlCmd) -> (Value, Duration) {
                 ShowWhat::Ports => "ports",
                 ShowWhat::Drops => "drops",
                 ShowWhat::Bfd => "bfd",
+                ShowWhat::Failures => "failures",
             };
             (json!({ "cmd": cmd }), SHOW_TIMEOUT)
         }
@@ -419,6 +422,7 @@ pub fn render(cmd: &CtlCmd, answer: &Value) -> Result<(String, Option<String>), 
                 ShowWhat::Ports => render_ports(&typed(answer)?),
                 ShowWhat::Drops => render_drops(&typed(answer)?),
                 ShowWhat::Bfd => render_bfd(&typed(answer)?),
+                ShowWhat::Failures => render_failures(&typed(answer)?),
             };
             (text, None)
         }
@@ -850,6 +854,66 @@ pub fn render_bfd(r: &crate::control::service_loop::BfdReply) -> String {
         } else {
             String::new()
         }
+    ));
+    out
+}
+
+/// `show failures`: the notices the node knows, then its counters.
+pub fn render_failures(r: &Option<crate::control::flooding::FloodView>) -> String {
+    let Some(r) = r else {
+        return "no flooding ([flood] is not configured)\n".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let ago = |t: u64| {
+        if t <= now {
+            format!("{:.3} s ago", (now - t) as f64 / 1e9)
+        } else {
+            format!("in {:.3} s", (t - now) as f64 / 1e9)
+        }
+    };
+    let mut out = format!(
+        "neighbours: {}\nflood bound: {} ms\n",
+        if r.neighbors.is_empty() {
+            "none".to_string()
+        } else {
+            r.neighbors
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        r.bound_ms
+    );
+    if r.notices.is_empty() {
+        out.push_str("no notices\n");
+    } else {
+        let mut t = Table::new(&[
+            ("link", false),
+            ("state", false),
+            ("origin", true),
+            ("seq", true),
+            ("originated", false),
+            ("applies", false),
+        ]);
+        for n in &r.notices {
+            t.row(vec![
+                format!("{}-{}", n.link.0, n.link.1),
+                if n.up { "up" } else { "down" }.into(),
+                n.origin.to_string(),
+                n.seq.to_string(),
+                ago(n.origin_time_ns),
+                ago(n.apply_at_ns),
+            ]);
+        }
+        out.push_str(&t.render(""));
+    }
+    let c = &r.counters;
+    out.push_str(&format!(
+        "applied {}, clock skew {}; accepted {}, sent {} notices ({} retransmitted) and {} acks; refused: malformed {}, bad signature {}, stale {}, duplicate {}, rate limited {}, not a neighbour {}, table full {}\n",
+        r.applied, r.clock_skew, c.accepted, c.notices_sent, c.retransmits, c.acks_sent,
+        c.malformed, c.bad_signature, c.stale, c.duplicate, c.rate_limited, c.not_neighbor, c.table_full
     ));
     out
 }

@@ -59,9 +59,17 @@ pub struct MeshPlanArgs {
         value_parser = clap::builder::PossibleValuesParser::new(crate::config::BACKENDS.iter().copied())
     )]
     pub backend: String,
-    /// Failure-event file every node follows (default: OUT_DIR/failures).
+    /// A planned-outage file every node follows (`isl-down A B`, ...; an
+    /// operator's input: by default the nodes follow none, and learn
+    /// failures from their own links and their neighbours).
     #[arg(long, value_name = "FILE")]
     pub failures_file: Option<PathBuf>,
+    /// BFD's interval on every link, ms (transmit and receive).
+    #[arg(long, default_value_t = 10, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub bfd_interval_ms: u32,
+    /// BFD's detect multiplier.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub bfd_detect_mult: u8,
     /// Where to write the plan.
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
@@ -79,7 +87,7 @@ fn random_key() -> anyhow::Result<[u8; 20]> {
 }
 
 /// Writes a file only its owner can read: node files hold the tunnel keys.
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
@@ -149,6 +157,30 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as u64,
     };
+    // Each node's own notice key, and its own copy of the trust file.
+    let keys_dir = out.join("keys");
+    std::fs::create_dir_all(&keys_dir)
+        .with_context(|| format!("creating {}", keys_dir.display()))?;
+    let ids: Vec<u32> = p
+        .satellites
+        .iter()
+        .copied()
+        .chain([p.gateway_node(0), p.gateway_node(1)])
+        .collect();
+    let mut trust = crate::control::keys::TrustStore::default();
+    for &id in &ids {
+        let (key, doc) = crate::control::keys::NodeKey::generate()?;
+        trust.insert(id, key.public());
+        write_private(
+            &keys_dir.join(format!("{}.key", crate::mesh::render::node_name(&p, id))),
+            &format!("{}\n", doc.as_str()),
+        )?;
+    }
+    let trust = trust.render();
+    for &id in &ids {
+        let name = crate::mesh::render::node_name(&p, id);
+        std::fs::write(keys_dir.join(format!("{name}.trust")), &trust)?;
+    }
     let r = render(
         &p,
         &RenderOptions {
@@ -158,7 +190,9 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
             time_scale: a.time_scale,
             anchor_unix_ms: Some(anchor),
             step_ms: a.step_ms,
-            failures_file: Some(a.failures_file.clone().unwrap_or(out.join("failures"))),
+            failures_file: a.failures_file.clone(),
+            keys_dir: Some(keys_dir.clone()),
+            bfd: (a.bfd_interval_ms, a.bfd_detect_mult),
             ground_stations: Some(stations),
             keys: [random_key()?, random_key()?],
         },

@@ -22,12 +22,23 @@ use super::ControlError;
 use crate::config::{node_address, NodeConfig, NodeRef, NodeRouteConfig, Role};
 use crate::tables::{SaStore, Tables};
 use meshplane_control::labels::LabelPlan;
+use meshplane_control::repair::{Destination, RepairTable, Repairer};
 use meshplane_control::routing::{FirstHops, Router};
 use meshplane_control::schedule::{FailureEvent, Publication, ScheduleConfig, Scheduler};
 use meshplane_control::tables::{sat_label_lfib, SatHops};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// What the service thread tells the agent of links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkNews {
+    /// One of the node's own links went down or came back (its BFD).
+    Local(super::bfd::LinkEvent),
+    /// A link change that every node applies now (a flooded notice whose
+    /// instant has come, the node's own included).
+    Apply(FailureEvent),
+}
 
 /// Tables to publish, and why.
 pub struct Install {
@@ -55,6 +66,9 @@ pub enum InstallReason {
     Early,
     /// The active epoch recomputed after a link or satellite failed.
     Failure,
+    /// The tables in force with the precomputed repairs of a link of the
+    /// node's own that went down (no route computation).
+    Repair,
 }
 
 impl InstallReason {
@@ -64,6 +78,7 @@ impl InstallReason {
             InstallReason::Scheduled => "scheduled",
             InstallReason::Early => "early",
             InstallReason::Failure => "failure",
+            InstallReason::Repair => "repair",
         }
     }
 }
@@ -86,10 +101,21 @@ pub struct ControlAgent {
     hops: Option<NextHops>,
     version: u64,
     feed: Option<FailureFeed>,
-    /// Links the node's own BFD sessions saw go down or come back.
-    links: Option<crossbeam::channel::Receiver<super::bfd::LinkEvent>>,
-    /// A link event that woke the agent, to handle at its next poll.
-    pushed_back: Option<super::bfd::LinkEvent>,
+    /// Links the node's own BFD sessions saw go down or come back, and
+    /// flooded notices due.
+    links: Option<crossbeam::channel::Receiver<LinkNews>>,
+    /// News that woke the agent, to handle at its next poll.
+    pushed_back: Option<LinkNews>,
+    /// Neighbours whose link to this node is down by its own BFD and not
+    /// yet by the constellation's (its notice has not applied): their
+    /// entries take their repairs at every install.
+    locally_down: std::collections::BTreeSet<NodeId>,
+    /// Repairs of the tables of each label block's last install, and the
+    /// scratch space that computes them.
+    repairs: [Option<RepairTable>; 2],
+    repairer: Repairer,
+    /// The last install's configuration before repairs, to repair at once.
+    last: Option<LastInstall>,
     step_ns: u64,
     clock: GeometryClock,
     /// Satellites in the constellation (gateway `gid` is node `n_sats + gid`).
@@ -103,6 +129,27 @@ pub struct ControlAgent {
     /// The first hops the last install of each satellite-label block
     /// used (index = block), to carry into the next epoch's tables.
     sat_hops: [Option<SatHops>; 2],
+}
+
+/// What the last install was made of.
+struct LastInstall {
+    cfg: NodeConfig,
+    epoch: u64,
+    t_s: f64,
+    counts: InstallCounts,
+}
+
+/// Entries switched to repairs, and those left as they were.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepairCounts {
+    /// Entries that now leave by their repair.
+    pub repaired: usize,
+    /// Entries whose repair pushes labels (not supported by the data
+    /// plane yet) or leaves by a port the node does not have.
+    pub unsupported: usize,
+    /// Entries with no repair (nothing reaches their destination without
+    /// the link).
+    pub none: usize,
 }
 
 /// Loads the ground stations a `[control]` section names.
@@ -205,6 +252,10 @@ impl ControlAgent {
             feed: c.failures_file.as_deref().map(FailureFeed::new),
             links: None,
             pushed_back: None,
+            locally_down: std::collections::BTreeSet::new(),
+            repairs: [None, None],
+            repairer: Repairer::new(),
+            last: None,
             step_ns,
             clock: GeometryClock::new(c.anchor_unix_ms, c.time_scale),
             n_sats: n_sats as u32,
@@ -218,10 +269,7 @@ impl ControlAgent {
     /// Follows the link events of the node's BFD sessions: a link that
     /// goes down is routed around at once (recomputed for the active
     /// epoch, as a failure event is), and used again when it comes back.
-    pub fn with_link_events(
-        mut self,
-        rx: crossbeam::channel::Receiver<super::bfd::LinkEvent>,
-    ) -> Self {
+    pub fn with_link_events(mut self, rx: crossbeam::channel::Receiver<LinkNews>) -> Self {
         self.links = Some(rx);
         self
     }
@@ -240,6 +288,11 @@ impl ControlAgent {
         } else {
             FailureEvent::IslDown(me, peer)
         })
+    }
+
+    /// Satellites in the constellation.
+    pub fn n_sats(&self) -> u32 {
+        self.n_sats
     }
 
     /// The node id this agent installs tables for.
@@ -311,6 +364,32 @@ impl ControlAgent {
                 }
             }
         }
+        if self.cfg.bfd.links {
+            // What to do at once if one of the node's links fails: its
+            // repairs over this epoch's graph (well under a millisecond).
+            let block = LabelPlan::block_of(epoch);
+            self.repairs[block] =
+                match self
+                    .repairer
+                    .node_repairs(&p.topology, &p.spts, &plan, epoch, node)
+                {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!("no link repairs for epoch {epoch}: {e}");
+                        None
+                    }
+                };
+            self.last = Some(LastInstall {
+                cfg: cfg.clone(),
+                epoch: p.epoch,
+                t_s: p.tables.t_s,
+                counts,
+            });
+            if !self.locally_down.is_empty() {
+                let c = self.apply_repairs(&mut cfg);
+                tracing::debug!(?c, "link repairs carried into the install");
+            }
+        }
         self.version += 1;
         let mut tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
         tables.routes = Some(crate::tables::RouteOrigin {
@@ -334,6 +413,112 @@ impl ControlAgent {
         })
     }
 
+    /// The node's own link to `peer` is no longer only locally known to
+    /// be down (or up): every node now applies `ev`.
+    fn forget_local(&mut self, ev: FailureEvent) {
+        let me = self.node();
+        if let FailureEvent::IslDown(a, b) | FailureEvent::IslUp(a, b) = ev {
+            if a == me {
+                self.locally_down.remove(&b);
+            } else if b == me {
+                self.locally_down.remove(&a);
+            }
+        }
+    }
+
+    /// Switches, in `cfg`, every entry that leaves over a link in
+    /// [`Self::locally_down`] to its precomputed repair (both label blocks'
+    /// tables). Only repairs that push no label are taken: the data plane
+    /// cannot push a second label on a swap yet.
+    fn apply_repairs(&self, cfg: &mut NodeConfig) -> RepairCounts {
+        use crate::config::LfibAction;
+        let mut c = RepairCounts::default();
+        let n_sats = self.n_sats as usize;
+        for &peer in &self.locally_down {
+            for table in self.repairs.iter().flatten() {
+                let Some(link) = table.link(peer) else {
+                    continue;
+                };
+                for e in &link.entries {
+                    let Ok(r) = &e.repair else {
+                        c.none += 1;
+                        continue;
+                    };
+                    let port = meshplane_control::tables::port_name(n_sats, r.next_hop);
+                    let mac = cfg
+                        .ports
+                        .iter()
+                        .find(|p| p.name == port)
+                        .map(|p| p.peer_mac.unwrap_or([0xff; 6]));
+                    let Some(mac) = mac.filter(|_| r.push.is_empty()) else {
+                        c.unsupported += 1;
+                        continue;
+                    };
+                    let dest = match e.destination {
+                        Destination::Gateway(gid) => self.n_sats.saturating_add(gid),
+                        Destination::Satellite(s) => s,
+                    };
+                    let mut hit = false;
+                    for f in cfg.lfib.iter_mut().filter(|f| f.label == e.label) {
+                        if f.port.is_none() {
+                            continue;
+                        }
+                        // A label popped for its destination (the
+                        // penultimate hop) is swapped on toward another.
+                        if f.action == LfibAction::Pop && r.next_hop != dest {
+                            f.action = LfibAction::Swap;
+                            f.out_label = Some(e.label);
+                        }
+                        f.port = Some(port.clone());
+                        f.next_hop_mac = Some(mac);
+                        hit = true;
+                    }
+                    for f in cfg.fec.iter_mut().filter(|f| f.label == e.label) {
+                        f.port = port.clone();
+                        f.next_hop_mac = mac;
+                        hit = true;
+                    }
+                    if hit {
+                        c.repaired += 1;
+                    }
+                }
+            }
+        }
+        c
+    }
+
+    /// The tables in force with the repairs of every link locally down.
+    fn repaired_install(&mut self) -> Result<Option<Install>, ControlError> {
+        let Some(last) = &self.last else {
+            return Ok(None);
+        };
+        let mut cfg = last.cfg.clone();
+        let (epoch, t_s, counts) = (last.epoch, last.t_s, last.counts);
+        let c = self.apply_repairs(&mut cfg);
+        tracing::warn!(
+            repaired = c.repaired,
+            unsupported = c.unsupported,
+            no_repair = c.none,
+            links_down = ?self.locally_down,
+            "link repairs in place"
+        );
+        self.version += 1;
+        let mut tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
+        tables.routes = Some(crate::tables::RouteOrigin {
+            label_epoch: epoch,
+            t_s,
+            reason: InstallReason::Repair.name(),
+        });
+        Ok(Some(Install {
+            tables,
+            epoch,
+            t_s,
+            counts,
+            reason: InstallReason::Repair,
+            changes: Vec::new(),
+        }))
+    }
+
     /// Applies a failure event at geometry time `now_ns`.
     pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Install>, ControlError> {
         // Any event drops the tables computed ahead (they ignored it): the
@@ -350,18 +535,42 @@ impl ControlAgent {
     pub fn poll(&mut self, now_ns: u64) -> Result<Vec<Install>, ControlError> {
         let mut out = Vec::new();
         let mut events = self.feed.as_mut().map(|f| f.poll()).unwrap_or_default();
-        let mut links: Vec<_> = self.pushed_back.take().into_iter().collect();
+        let mut news: Vec<_> = self.pushed_back.take().into_iter().collect();
         if let Some(rx) = &self.links {
-            links.extend(rx.try_iter());
+            news.extend(rx.try_iter());
         }
-        for e in links {
-            match self.link_failure(&e) {
-                Some(ev) => events.push(ev),
-                None => tracing::warn!(
-                    port = %e.port_name,
-                    "link {}: only ISL failures are routed around; this link's routes stay",
-                    if e.up { "up" } else { "down" }
-                ),
+        let flooding = self.cfg.flood.is_some();
+        let mut repair = false;
+        for n in news {
+            match n {
+                LinkNews::Apply(ev) => {
+                    self.forget_local(ev);
+                    events.push(ev);
+                }
+                LinkNews::Local(e) => {
+                    let Some(peer) = e.peer_node else { continue };
+                    let isl = self.link_failure(&e);
+                    if !e.up {
+                        // Repaired at once; the constellation follows
+                        // when the notice applies (or, without flooding,
+                        // this node alone reroutes now).
+                        repair |= self.locally_down.insert(peer);
+                        if !flooding {
+                            events.extend(isl);
+                        }
+                    } else if !flooding || isl.is_none() {
+                        // Nothing network-wide to wait for.
+                        repair |= self.locally_down.remove(&peer);
+                        events.extend(isl);
+                    }
+                }
+            }
+        }
+        if repair && events.is_empty() {
+            match self.repaired_install() {
+                Ok(Some(i)) => out.push(i),
+                Ok(None) => {}
+                Err(e) => tracing::error!("repairing: {e}"),
             }
         }
         for ev in events {

@@ -149,6 +149,11 @@ pub fn port_peer(name: &str) -> Option<u32> {
 /// True for a punted frame that is BFD's: IPv4, UDP to port 3784 (any
 /// labels or tags; the driver refuses what single hop does not allow).
 pub fn is_bfd(frame: &[u8]) -> bool {
+    is_udp_to(frame, bfd::UDP_PORT)
+}
+
+/// True for a punted IPv4 frame carrying UDP to `port`.
+pub fn is_udp_to(frame: &[u8], port: u16) -> bool {
     let Ok(p) = PuntedFrame::parse(frame) else {
         return false;
     };
@@ -158,7 +163,7 @@ pub fn is_bfd(frame: &[u8]) -> bool {
     if ip.protocol() != protocol::UDP {
         return false;
     }
-    UdpPacket::new_checked(ip.payload()).is_ok_and(|u| u.dst_port() == bfd::UDP_PORT)
+    UdpPacket::new_checked(ip.payload()).is_ok_and(|u| u.dst_port() == port)
 }
 
 impl BfdSessions {
@@ -263,6 +268,32 @@ impl BfdSessions {
     }
 
     fn receive_inner(&mut self, now_ns: u64, port: PortId, frame: &[u8]) -> Result<(), BfdIgnored> {
+        let (i, payload, src_mac) = self.datagram(port, frame, bfd::UDP_PORT)?;
+        let link = &mut self.links[i];
+        let change = link
+            .session
+            .receive(now_ns, payload)
+            .map_err(BfdIgnored::Refused)?;
+        if link.peer_mac.is_none() && src_mac[0] & 1 == 0 && src_mac != [0; 6] {
+            link.peer_mac = Some(src_mac);
+        }
+        if let Some(c) = change {
+            log_change(link, c);
+            link.note(now_ns, c);
+        }
+        Ok(())
+    }
+
+    /// The checks single hop asks of any datagram on the node's links
+    /// (unlabelled IPv4/UDP to `dst_port`, TTL 255, UDP checksum, the
+    /// source a session's peer on the port it arrived on): the session's
+    /// index, the UDP payload and the source MAC.
+    fn datagram<'a>(
+        &self,
+        port: PortId,
+        frame: &'a [u8],
+        dst_port: u16,
+    ) -> Result<(usize, &'a [u8], [u8; 6]), BfdIgnored> {
         let p = PuntedFrame::parse(frame).map_err(|_| BfdIgnored::Udp)?;
         if p.is_labelled() {
             return Err(BfdIgnored::Labelled);
@@ -276,26 +307,56 @@ impl BfdSessions {
         }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let u = UdpPacket::new_checked(ip.payload()).map_err(|_| BfdIgnored::Udp)?;
-        if u.dst_port() != bfd::UDP_PORT || !u.verify_checksum_v4(src, dst) {
+        if u.dst_port() != dst_port || !u.verify_checksum_v4(src, dst) {
             return Err(BfdIgnored::Udp);
         }
-        let link = self
+        let i = self
             .links
-            .iter_mut()
-            .find(|l| l.port == port && l.peer == src && l.local == dst)
+            .iter()
+            .position(|l| l.port == port && l.peer == src && l.local == dst)
             .ok_or(BfdIgnored::NoSession)?;
-        let change = link
-            .session
-            .receive(now_ns, u.payload())
-            .map_err(BfdIgnored::Refused)?;
-        if link.peer_mac.is_none() && p.src_mac[0] & 1 == 0 && p.src_mac != [0; 6] {
-            link.peer_mac = Some(p.src_mac);
-        }
-        if let Some(c) = change {
-            log_change(link, c);
-            link.note(now_ns, c);
-        }
-        Ok(())
+        // The payload as a slice of the frame (the views borrow locals).
+        let at = p.l3_offset + ip.header_len();
+        let payload = frame
+            .get(at + udp::HEADER_LEN..at + usize::from(u.len()))
+            .ok_or(BfdIgnored::Udp)?;
+        Ok((i, payload, p.src_mac))
+    }
+
+    /// The constellation neighbour that sent `frame` (a UDP datagram to
+    /// `dst_port` over a link with a BFD session, checked as BFD's own
+    /// packets are), and the datagram's payload.
+    pub fn neighbor_datagram<'a>(
+        &self,
+        port: PortId,
+        frame: &'a [u8],
+        dst_port: u16,
+    ) -> Result<(u32, &'a [u8]), BfdIgnored> {
+        let (i, payload, _) = self.datagram(port, frame, dst_port)?;
+        let node = self.links[i].peer_node.ok_or(BfdIgnored::NoSession)?;
+        Ok((node, payload))
+    }
+
+    /// The frame carrying `payload` in a UDP datagram to `dst_port` of
+    /// neighbour `node`, over its link, and the port; None without a
+    /// session to it or its MAC.
+    pub fn frame_to_neighbor(
+        &mut self,
+        node: u32,
+        dst_port: u16,
+        payload: &[u8],
+    ) -> Option<(PortId, Vec<u8>)> {
+        let link = self.links.iter_mut().find(|l| l.peer_node == Some(node))?;
+        let f = link.frame(dst_port, payload)?;
+        Some((link.port, f))
+    }
+
+    /// The constellation neighbours whose sessions are Up.
+    pub fn up_neighbors(&self) -> impl Iterator<Item = u32> + '_ {
+        self.links
+            .iter()
+            .filter(|l| l.session.state() == State::Up)
+            .filter_map(|l| l.peer_node)
     }
 
     /// Runs every session's timers at `now_ns`: frames to send go to
@@ -310,7 +371,7 @@ impl BfdSessions {
                 link.note(now_ns, c);
             }
             if let Some(p) = out.send {
-                match link.frame(p.bytes()) {
+                match link.frame(bfd::UDP_PORT, p.bytes()) {
                     Some(f) => send(link.port, f),
                     None => self.counters.no_peer_mac += 1,
                 }
@@ -372,9 +433,9 @@ impl Link {
         }
     }
 
-    /// The Ethernet frame carrying control packet `bfd`, or None without
-    /// a peer MAC.
-    fn frame(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+    /// The Ethernet frame carrying `payload` to UDP port `dst_port` of
+    /// the peer, or None without a peer MAC.
+    fn frame(&mut self, dst_port: u16, payload: &[u8]) -> Option<Vec<u8>> {
         let mac = self.peer_mac?;
         let l4 = udp::HEADER_LEN + payload.len();
         let mut f = vec![0u8; ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + l4];
@@ -395,7 +456,7 @@ impl Link {
         )
         .ok()?;
         let d = &mut ip[ipv4::MIN_HEADER_LEN..];
-        udp::write_header(d, self.src_port, bfd::UDP_PORT, payload.len()).ok()?;
+        udp::write_header(d, self.src_port, dst_port, payload.len()).ok()?;
         d[udp::HEADER_LEN..].copy_from_slice(payload);
         UdpPacket::new_unchecked(&mut d[..]).fill_checksum_v4(self.local, self.peer);
         Some(f)

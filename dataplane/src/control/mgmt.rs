@@ -16,6 +16,7 @@
 //! | `{"cmd":"ports"}` | [`PortsReply`] |
 //! | `{"cmd":"drops"}` | [`DropsReply`] |
 //! | `{"cmd":"bfd"}` | [`BfdReply`](crate::control::service_loop::BfdReply) |
+//! | `{"cmd":"failures"}` | [`FloodView`](crate::control::flooding::FloodView) or `null` without `[flood]` |
 //! | `{"cmd":"ping","to":"NODE","count":N,"interval_ms":I,"timeout_ms":T,"size":B}` | [`OamResult`] |
 //! | `{"cmd":"lsp-ping","to":"GW","count":N,"timeout_ms":T}` | [`OamResult`] |
 //! | `{"cmd":"lsp-trace","to":"GW","max_hops":N,"timeout_ms":T}` | [`OamResult`] |
@@ -439,6 +440,7 @@ enum Request {
     Ports,
     Drops,
     Bfd,
+    Failures,
     Ping {
         to: String,
         #[serde(default)]
@@ -1085,6 +1087,9 @@ impl Connection<'_> {
             }
             Request::Ports => json(serde_json::to_string(&ports(node))),
             Request::Drops => json(serde_json::to_string(&drops(node))),
+            Request::Failures => json(serde_json::to_string(
+                &node.services.as_ref().and_then(|s| s.flood()),
+            )),
             Request::Bfd => json(serde_json::to_string(
                 &node.services.as_ref().map(|s| s.bfd()).unwrap_or_default(),
             )),

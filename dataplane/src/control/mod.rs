@@ -19,13 +19,15 @@ pub mod bfd;
 pub mod channel;
 pub mod clock;
 pub mod failures;
+pub mod flooding;
 pub mod inject;
 pub mod install;
+pub mod keys;
 pub mod mgmt;
 pub mod service_loop;
 pub mod services;
 
-pub use agent::{ControlAgent, Install, InstallReason};
+pub use agent::{ControlAgent, Install, InstallReason, LinkNews};
 pub use clock::GeometryClock;
 pub use failures::FailureFeed;
 pub use install::{route_changes, InstallCounts, NextHops, RouteChange, RouteInstaller};

@@ -5,7 +5,9 @@
 //! The services are sans-IO; this loop is their only driver here.
 
 use super::address_book::AddressBook;
-use super::bfd::{self, BfdCounters, BfdSessionView, BfdSessions, LinkEvent};
+use super::agent::LinkNews;
+use super::bfd::{self, BfdCounters, BfdSessionView, BfdSessions};
+use super::flooding::{FloodView, Flooding};
 use super::inject::{frame_to_node, CONTROL_MPLS_TTL};
 use super::mgmt::{OamHop, OamKind, OamRequest, OamResult};
 use super::services::{
@@ -13,6 +15,7 @@ use super::services::{
 };
 use crate::runtime::{Channels, TableStore};
 use crate::tables::Tables;
+use meshplane_control::notice;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,8 +24,9 @@ use std::time::Duration;
 /// worker cannot starve the others (the policer bounds the total).
 const BUDGET: usize = 64;
 
-/// How long the loop sleeps when a round found nothing to do.
-const IDLE_SLEEP: Duration = Duration::from_micros(500);
+/// How long the loop sleeps when a round found nothing to do (the
+/// latency of an answer, and the resolution of BFD's timers).
+const IDLE_SLEEP: Duration = Duration::from_millis(1);
 
 /// Operator probes waiting at once (more are refused as busy).
 const MAX_WAITING: usize = 16;
@@ -49,6 +53,7 @@ pub struct ServiceCounters {
 pub struct ServiceStats {
     inner: Mutex<(ServiceCounters, IgnoredCounters)>,
     bfd: Mutex<BfdReply>,
+    flood: Mutex<Option<FloodView>>,
 }
 
 impl ServiceStats {
@@ -60,6 +65,11 @@ impl ServiceStats {
     /// The BFD sessions as last published.
     pub fn bfd(&self) -> BfdReply {
         self.bfd.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The flooding state as last published (None: no `[flood]`).
+    pub fn flood(&self) -> Option<FloodView> {
+        self.flood.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -110,10 +120,11 @@ pub struct ServiceLoop {
     started: std::time::Instant,
 }
 
-/// BFD sessions and where their link events go.
+/// BFD sessions, flooding over them, and where their news goes.
 struct BfdLinks {
     sessions: BfdSessions,
-    events: Option<crossbeam::channel::Sender<LinkEvent>>,
+    flooding: Option<Flooding>,
+    events: Option<crossbeam::channel::Sender<LinkNews>>,
     events_lost: u64,
     published_at: Option<u64>,
 }
@@ -130,6 +141,20 @@ pub fn node_info(name: &str, id: Option<u32>, t: &Tables) -> NodeInfo {
             .zip(&t.port_addrs)
             .map(|(&mac, &address)| PortInfo { mac, address })
             .collect(),
+    }
+}
+
+/// Puts the calling thread (the service thread, which runs BFD) ahead of
+/// route computation and other work on a busy host: the highest
+/// niceness it may take. A BFD session at 10 ms x 3 goes down when its
+/// packets wait 30 ms for a core. A real-time policy would be stronger,
+/// but the workers that carry BFD's frames would then wait for it.
+fn raise_priority() {
+    match thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Max) {
+        Ok(()) => tracing::debug!("service thread at the highest niceness, for BFD"),
+        Err(e) => tracing::warn!(
+            "service thread left at normal priority ({e:?}): BFD may flap on a busy host"
+        ),
     }
 }
 
@@ -182,10 +207,12 @@ impl ServiceLoop {
     pub fn with_bfd(
         mut self,
         sessions: BfdSessions,
-        events: Option<crossbeam::channel::Sender<LinkEvent>>,
+        flooding: Option<Flooding>,
+        events: Option<crossbeam::channel::Sender<LinkNews>>,
     ) -> Self {
         self.bfd = Some(BfdLinks {
             sessions,
+            flooding,
             events,
             events_lost: 0,
             published_at: None,
@@ -200,6 +227,9 @@ impl ServiceLoop {
 
     /// Runs until `stop`, reading the tables `store` holds.
     pub fn run(mut self, store: &TableStore, stop: &AtomicBool) {
+        if self.bfd.is_some() {
+            raise_priority();
+        }
         while !stop.load(Ordering::Relaxed) {
             let tables = store.load();
             let busy = self.round(&tables, unix_ns());
@@ -231,15 +261,39 @@ impl ServiceLoop {
                 busy = true;
                 self.counters.received += 1;
                 let port = slot.port;
-                if slot.error.is_none() && self.bfd.is_some() && bfd::is_bfd(slot.bytes()) {
-                    let now = self.mono_ns();
+                if slot.error.is_none() && self.bfd.is_some() {
+                    if bfd::is_bfd(slot.bytes()) {
+                        let now = self.mono_ns();
+                        if let Some(b) = &mut self.bfd {
+                            if let Err(r) = b.sessions.receive(now, port, slot.bytes()) {
+                                tracing::trace!(port, reason = r.name(), "BFD packet refused");
+                            }
+                        }
+                        self.channels.workers[w].done(slot);
+                        continue;
+                    }
                     if let Some(b) = &mut self.bfd {
-                        if let Err(r) = b.sessions.receive(now, port, slot.bytes()) {
-                            tracing::trace!(port, reason = r.name(), "BFD packet refused");
+                        if let Some(f) = &mut b.flooding {
+                            if bfd::is_udp_to(slot.bytes(), notice::UDP_PORT) {
+                                match b.sessions.neighbor_datagram(
+                                    port,
+                                    slot.bytes(),
+                                    notice::UDP_PORT,
+                                ) {
+                                    Ok((from, payload)) => f.receive(unix_ns(), from, payload),
+                                    Err(r) => {
+                                        tracing::debug!(
+                                            port,
+                                            reason = r.name(),
+                                            "notice datagram refused"
+                                        )
+                                    }
+                                }
+                                self.channels.workers[w].done(slot);
+                                continue;
+                            }
                         }
                     }
-                    self.channels.workers[w].done(slot);
-                    continue;
                 }
                 let answer = match slot.error {
                     // A packet the worker dropped at a LAN port: its sender
@@ -281,19 +335,25 @@ impl ServiceLoop {
         busy
     }
 
-    /// BFD timers: packets due go out through worker 0's inject queue,
-    /// link events to the control thread. True if anything was sent.
+    /// BFD and flooding timers: packets due go out through worker 0's
+    /// inject queue, link news to the control thread. True if anything
+    /// was sent.
     fn run_bfd(&mut self, t: &Tables) -> bool {
         let now = self.mono_ns();
+        let wall = unix_ns();
         let Some(b) = &mut self.bfd else {
             return false;
         };
-        if b.sessions.next_timeout_ns() > now {
+        let flood_due = b
+            .flooding
+            .as_ref()
+            .is_some_and(|f| f.next_timeout_ns() <= wall);
+        if b.sessions.next_timeout_ns() > now && !flood_due {
             return false;
         }
         let mut out = Vec::new();
         let events = b.sessions.poll(now, |port, frame| out.push((port, frame)));
-        for e in events {
+        for e in &events {
             tracing::warn!(
                 port = %e.port_name,
                 peer = %e.peer,
@@ -302,8 +362,17 @@ impl ServiceLoop {
                 "link {}",
                 if e.up { "up (held up for the hold-down)" } else { "down" }
             );
-            if let Some(tx) = &b.events {
-                if tx.try_send(e).is_err() {
+        }
+        let mut news: Vec<LinkNews> = events.iter().cloned().map(LinkNews::Local).collect();
+        if let Some(f) = &mut b.flooding {
+            let applied = f.round(wall, &mut b.sessions, &events, |port, frame| {
+                out.push((port, frame))
+            });
+            news.extend(applied.into_iter().map(LinkNews::Apply));
+        }
+        if let Some(tx) = &b.events {
+            for n in news {
+                if tx.try_send(n).is_err() {
                     b.events_lost += 1;
                 }
             }
@@ -559,6 +628,9 @@ impl ServiceLoop {
                     events_lost: b.events_lost,
                 };
                 b.published_at = Some(now);
+            }
+            if let Ok(mut g) = self.stats.flood.try_lock() {
+                *g = b.flooding.as_ref().map(Flooding::view);
             }
         }
     }

@@ -35,8 +35,16 @@ pub struct RenderOptions {
     pub anchor_unix_ms: Option<u64>,
     /// Control step, ms.
     pub step_ms: u64,
-    /// Failure-event file every node follows.
+    /// A planned-outage file every node follows (an operator's input; the
+    /// mesh itself writes none).
     pub failures_file: Option<PathBuf>,
+    /// Where each node's notice key (`NAME.key`) and its copy of the trust
+    /// file (`NAME.trust`) are: the nodes flood link-state notices
+    /// (`[flood]`). `None`: no flooding.
+    pub keys_dir: Option<PathBuf>,
+    /// BFD's transmit and receive interval on every link, ms, and its
+    /// detect multiplier.
+    pub bfd: (u32, u8),
     /// Ground-station CSV (`None`: embedded top 100).
     pub ground_stations: Option<PathBuf>,
     /// 20 bytes per direction: AES-128 key + salt, gateway 0 -> 1 then 1 -> 0.
@@ -254,6 +262,19 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
                 toml_str(&g.display().to_string())
             );
         }
+        let _ = writeln!(
+            t,
+            "\n# Link liveness on every ISL and GSL (RFC 5880/5881).\n[bfd]\ndesired_min_tx_ms = {0}\nrequired_min_rx_ms = {0}\ndetect_mult = {1}",
+            o.bfd.0, o.bfd.1
+        );
+        if let Some(k) = &o.keys_dir {
+            let _ = writeln!(
+                t,
+                "\n# Link-state notices, signed with this node's own key.\n[flood]\nkey = {}\ntrust = {}",
+                toml_str(&k.join(format!("{name}.key")).display().to_string()),
+                toml_str(&k.join(format!("{name}.trust")).display().to_string())
+            );
+        }
         nodes.push(NodeSpec {
             node: id,
             name,
@@ -319,6 +340,8 @@ mod tests {
                 anchor_unix_ms: Some(1),
                 step_ms: 100,
                 failures_file: Some(weird.clone()),
+                keys_dir: Some(weird.clone()),
+                bfd: (10, 3),
                 ground_stations: Some(PathBuf::from("/tmp/st\"ations.csv")),
                 keys: [[1; 20], [2; 20]],
             },
