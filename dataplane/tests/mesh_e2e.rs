@@ -2,7 +2,9 @@
 //! as a user runs it: `scripts/mesh up` (one namespace and one meshplane
 //! process per node, AF_XDP on veth pairs), `ping` across it, a capture on
 //! an ISL read by tshark, a UDP stream over the scheduled path changes,
-//! an ISL cut on the active path, and `scripts/mesh down`.
+//! an ISL cut on the active path that its ends detect by BFD and every
+//! node learns from their signed notices (no file, no central process),
+//! its healing, and `scripts/mesh down`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -56,6 +58,17 @@ impl Mesh {
 
 impl Drop for Mesh {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // `down` removes the state directory: keep the nodes' logs.
+            let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("mesh-logs-{}", std::process::id()));
+            let _ = Command::new("cp")
+                .arg("-r")
+                .arg(self.dir.join("logs"))
+                .arg(&keep)
+                .status();
+            eprintln!("the nodes' logs are in {}", keep.display());
+        }
         let _ = self.cmd(&["down"]).output();
     }
 }
@@ -88,9 +101,22 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         "--at",
         "9",
         "--window",
-        "30",
+        "45",
+        // 16 nodes share two cores here, beside tcpdump, tcpreplay and
+        // tshark: stalls of tens of milliseconds across all of them make
+        // 10 or 20 ms sessions flap; 50 ms x 3 holds.
+        "--bfd-interval-ms",
+        "50",
     ]);
     assert!(up.status.success(), "mesh up failed");
+    assert!(
+        !m.dir.join("failures").exists(),
+        "the mesh wrote a failures file the nodes share"
+    );
+    // Every node's BFD sessions are Up and no link is held down (a session
+    // that flapped while 16 nodes computed their first routes has been
+    // announced up again).
+    wait_bfd_settled(&m);
 
     // 1. ping, host behind London -> host behind New York.
     let ping = m.run(&["ping", "-c", "5", "-i", "0.2", "-W", "2"]);
@@ -177,14 +203,40 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         .status();
     let _ = dump.wait();
     assert!(ping.status.success());
+    // The link's own control packets (BFD, the nodes' notices on UDP
+    // 7784) cross it unlabelled, node to node; everything else is data.
     let fields = Command::new("tshark")
         .arg("-r")
         .arg(&cap)
-        .args(["-T", "fields", "-e", "frame.protocols", "-e", "mpls.label"])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.protocols",
+            "-e",
+            "mpls.label",
+            "-e",
+            "ip.ttl",
+            "-e",
+            "udp.dstport",
+        ])
         .output()
         .expect("tshark");
     let text = String::from_utf8_lossy(&fields.stdout);
-    let frames: Vec<&str> = text.lines().collect();
+    let (control, frames): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|f| !f.contains("mpls") && !f.contains("icmp"));
+    for f in &control {
+        let ports: Vec<&str> = f.split('\t').collect();
+        assert!(
+            ports.get(2) == Some(&"255") && matches!(ports.get(3), Some(&"3784") | Some(&"7784")),
+            "an unlabelled frame on the ISL that is neither BFD nor a notice: {f}"
+        );
+    }
+    assert!(
+        control.iter().any(|f| f.contains("bfd")),
+        "no BFD on the ISL"
+    );
     eprintln!("{} frames on {} - {}", frames.len(), isl[0], isl[1]);
     // The requests cross it; the replies may take the reverse tree.
     assert!(
@@ -223,28 +275,104 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     );
     assert!(stream.status.success());
 
-    // 4. Cut an ISL of the active path: traffic resumes within a step.
-    wait_out_path_change(&m.dir, 2.5);
+    // 4. Cut an ISL of the active path. Nothing tells the nodes: its two
+    // ends see it by BFD, repair what they can at once, and flood signed
+    // notices that every node applies at one instant (origination + the
+    // flood bound); until then the path is dark where no repair exists.
+    wait_bfd_settled(&m);
+    wait_out_path_change(&m.dir, 6.0);
     let isl = active_isl(&m.dir).expect("the active path crosses an ISL");
+    let link = (isl.0.min(isl.1), isl.0.max(isl.1));
+    let stream = m
+        .cmd(&["stream", "--pps", "1000", "--count", "3000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/mesh stream");
+    std::thread::sleep(Duration::from_millis(1200));
     let cut = m.run(&["fail-isl", &isl.0.to_string(), &isl.1.to_string()]);
     assert!(cut.status.success());
-    let ping = m.run(&["ping", "-c", "100", "-i", "0.02", "-W", "1"]);
-    let text = String::from_utf8_lossy(&ping.stdout);
-    let received: u32 = text
-        .split(", ")
-        .find_map(|p| p.strip_suffix(" received")?.parse().ok())
-        .expect("ping summary");
+    let out = stream.wait_with_output().expect("stream");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lost = stream_lost(&report);
     eprintln!(
-        "ISL {}-{} cut: {} of 100 pings answered ({} lost while rerouting)",
-        isl.0,
-        isl.1,
-        received,
-        100 - received
+        "ISL {}-{} cut under a 1000 pps stream: {report}",
+        link.0, link.1
     );
-    // One control step is 100 ms = 5 pings; allow for the round trip.
-    assert!(received >= 90, "traffic did not resume within a step");
+    // Detection (50 ms x 3), the flood bound (200 ms), and the time a
+    // frame takes to cross: everything else arrives.
+    assert!(lost <= 150 + 200 + 60, "{lost} lost: {report}");
+    // Every node holds the notices of both ends, each with the one apply
+    // instant every node uses, and has applied them.
+    let views = node_views(&m, "failures");
+    let mut instants = std::collections::BTreeSet::new();
+    for (node, v) in &views {
+        let about: Vec<&serde_json::Value> = v["notices"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|n| {
+                        n["link"][0] == link.0 && n["link"][1] == link.1 && n["up"] == false
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(!about.is_empty(), "{node} knows no notice of {link:?}: {v}");
+        for n in about {
+            instants.insert((n["origin"].as_u64(), n["apply_at_ns"].as_u64()));
+        }
+        assert!(
+            v["applied"].as_u64() > Some(0),
+            "{node} applied nothing: {v}"
+        );
+        assert_eq!(v["counters"]["bad_signature"], 0, "{node}: {v}");
+        let log =
+            std::fs::read_to_string(m.dir.join(format!("logs/{node}.log"))).unwrap_or_default();
+        let tag = format!("link={}-{} state=\"down\"", link.0, link.1);
+        assert!(
+            log.lines()
+                .any(|l| l.contains("notice applied") && l.contains(&tag)),
+            "{node} did not log the notice"
+        );
+    }
+    // One instant per origin, the same at every node.
+    let origins: std::collections::BTreeSet<_> = instants.iter().map(|i| i.0).collect();
+    assert_eq!(
+        instants.len(),
+        origins.len(),
+        "apply instants differ: {instants:?}"
+    );
+    assert!(
+        origins.contains(&Some(u64::from(link.0))) || origins.contains(&Some(u64::from(link.1))),
+        "no notice from an end of the link: {instants:?}"
+    );
     let status = m.run(&["status"]);
     assert!(status.status.success(), "a node stopped");
+
+    // Heal it: BFD holds it up for a second, its ends announce it, and
+    // traffic returns to the scheduled path without loss.
+    let stream = m
+        .cmd(&["stream", "--pps", "1000", "--count", "3000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/mesh stream");
+    std::thread::sleep(Duration::from_millis(500));
+    let heal = m.run(&["heal-isl", &isl.0.to_string(), &isl.1.to_string()]);
+    assert!(heal.status.success());
+    let out = stream.wait_with_output().expect("stream");
+    let report = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "ISL {}-{} healed under a 1000 pps stream: {report}",
+        link.0, link.1
+    );
+    let views = node_views(&m, "failures");
+    for (node, v) in &views {
+        let up = v["notices"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|n| n["link"][0] == link.0 && n["link"][1] == link.1 && n["up"] == true)
+        });
+        assert!(up, "{node} has not heard the link come back: {v}");
+    }
+    assert_eq!(stream_lost(&report), 0, "{report}");
 
     // 5. down leaves nothing.
     let down = m.run(&["down"]);
@@ -346,6 +474,75 @@ fn trace_names_the_active_path(m: &Mesh) {
         return;
     }
     panic!("the path changed during every trace");
+}
+
+/// The number a `scripts/mesh stream` report gives as lost.
+fn stream_lost(report: &str) -> u64 {
+    report
+        .split(", ")
+        .find_map(|p| {
+            p.strip_prefix("lost ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// Every node's `meshplane ctl --json show WHAT`, by node name.
+fn node_views(m: &Mesh, what: &str) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(m.dir.join("sock")) else {
+        return out;
+    };
+    let mut socks: Vec<PathBuf> = dir.filter_map(|e| Some(e.ok()?.path())).collect();
+    socks.sort();
+    for sock in socks {
+        let node = sock
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let o = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(["ctl", "--json", "--socket"])
+            .arg(&sock)
+            .args(["show", what])
+            .output()
+            .expect("meshplane ctl");
+        let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        out.push((node, v));
+    }
+    out
+}
+
+/// Waits (at most 30 s) until every node's BFD sessions are Up and none
+/// holds a link down.
+fn wait_bfd_settled(m: &Mesh) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let views = node_views(m, "bfd");
+        let unsettled: Vec<String> = views
+            .iter()
+            .flat_map(|(node, v)| {
+                v["sessions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|s| s["session"]["state"] != "Up" || s["reported_down"] == true)
+                    .map(move |s| format!("{node} {}", s["port"]))
+            })
+            .collect();
+        if !views.is_empty() && unsettled.is_empty() {
+            eprintln!("BFD settled on every node after {:?}", t0.elapsed());
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "BFD sessions not settled: {unsettled:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The path active now (node names, gateway first), from the plan.

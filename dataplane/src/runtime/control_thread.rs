@@ -87,7 +87,20 @@ pub fn install_initial(agent: &mut ControlAgent, store: &TableStore) {
 }
 
 /// The control thread's body: follows the schedule until `stop`.
+///
+/// Route computation is background work with a lead time: the thread
+/// yields to the workers and to the service thread (BFD) on a busy host
+/// (niceness about 10). Every node computes at the same step boundaries,
+/// so on a host shared by many nodes their computations would otherwise
+/// stall the frames that carry BFD.
 pub fn control_loop(mut agent: ControlAgent, store: &TableStore, stop: &AtomicBool) {
+    let below_workers = thread_priority::ThreadPriorityValue::try_from(25u8)
+        .map(thread_priority::ThreadPriority::Crossplatform);
+    if let Ok(p) = below_workers {
+        if let Err(e) = thread_priority::set_current_thread_priority(p) {
+            tracing::debug!("control thread keeps its priority: {e:?}");
+        }
+    }
     agent.run(stop, |i| publish(store, i, false));
 }
 
