@@ -924,6 +924,117 @@ node = "sat:5"
 
     const T0: f64 = 1234.5;
 
+    #[test]
+    fn a_link_down_by_bfd_is_repaired_at_once_and_held_until_its_notice_applies() {
+        use crate::tables::lfib::LfibOp;
+        let stations = GroundStations::top100();
+        let engine = Engine::new(Constellation::preset(Preset::Starlink550), stations).expect("e");
+        let topo = engine.topology(T0, &Failures::new()).expect("topology");
+        let me: NodeId = 700;
+        let mut cfg = starlink_node(me, &topo);
+        // With flooding, the network-wide change waits for the notice.
+        cfg.flood = Some(crate::config::FloodConfig {
+            key: "node.key".into(),
+            trust: "trust".into(),
+            bound_ms: 200,
+        });
+        let (tx, rx) = crossbeam::channel::bounded(16);
+        let mut agent = ControlAgent::new(&cfg).expect("agent").with_link_events(rx);
+        let first = agent.poll(0).expect("poll").pop().expect("epoch 0");
+        // The neighbour whose link carries the most entries.
+        let port_of = |t: &Tables, name: &str| {
+            t.port_names
+                .iter()
+                .position(|p| p == name)
+                .map(|p| p as u16)
+        };
+        let leaving = |t: &Tables, port: u16| {
+            t.lfib
+                .iter()
+                .filter(|(_, e)| !matches!(e.op, LfibOp::PopLocal) && e.port == port)
+                .count()
+        };
+        let n_sats = topo.n_sats();
+        let (peer, before) = topo
+            .isl_neighbors(me as usize)
+            .0
+            .iter()
+            .map(|&nb| {
+                let port = port_of(
+                    &first.tables,
+                    &meshplane_control::tables::port_name(n_sats, nb),
+                )
+                .expect("port");
+                (nb, leaving(&first.tables, port))
+            })
+            .max_by_key(|&(_, c)| c)
+            .expect("a neighbour");
+        assert!(before > 0);
+        let port = port_of(
+            &first.tables,
+            &meshplane_control::tables::port_name(n_sats, peer),
+        )
+        .expect("port");
+        let event = super::super::bfd::LinkEvent {
+            port,
+            port_name: String::new(),
+            peer_node: Some(peer),
+            peer: Ipv4Addr::UNSPECIFIED,
+            up: false,
+            diag: 1,
+        };
+        // The node's own BFD: repaired tables at once, no recompute.
+        tx.send(LinkNews::Local(event)).expect("send");
+        let ms = 1_000_000;
+        let installs = agent.poll(ms).expect("poll");
+        let repaired = installs
+            .iter()
+            .find(|i| i.reason == InstallReason::Repair)
+            .expect("a repair install");
+        let c = agent.apply_repairs(&mut agent.last.as_ref().expect("last").cfg.clone());
+        eprintln!("link {me}-{peer}: {before} entries; {c:?}");
+        assert!(c.repaired > 0, "{c:?}");
+        let after = leaving(&repaired.tables, port);
+        assert_eq!(
+            after,
+            before - c.repaired,
+            "every repaired entry left the dead link, and only those"
+        );
+        // Every install before the notice applies keeps the repairs.
+        let later = agent.poll(150 * ms).expect("poll");
+        for i in &later {
+            let p = port_of(
+                &i.tables,
+                &meshplane_control::tables::port_name(n_sats, peer),
+            )
+            .expect("port");
+            assert!(
+                leaving(&i.tables, p) <= before - c.repaired,
+                "{:?}",
+                i.reason
+            );
+        }
+        // The notice applies: the link is gone from the routes themselves.
+        tx.send(LinkNews::Apply(FailureEvent::IslDown(
+            me.min(peer),
+            me.max(peer),
+        )))
+        .expect("send");
+        let applied = agent.poll(200 * ms).expect("poll");
+        let fail = applied
+            .iter()
+            .find(|i| i.reason == InstallReason::Failure)
+            .expect("a failure install");
+        assert!(agent.locally_down.is_empty());
+        let p = port_of(
+            &fail.tables,
+            &meshplane_control::tables::port_name(n_sats, peer),
+        )
+        .expect("port");
+        let carried = leaving(&fail.tables, p);
+        eprintln!("after the notice: {carried} entries still leave by the link (previous block)");
+    }
+
     /// The tables node `id` installs first, each node computing them itself.
     fn first_tables(id: NodeId, topo: &meshplane_control::topology::Topology) -> Install {
         let cfg = starlink_node(id, topo);

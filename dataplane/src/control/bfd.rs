@@ -487,3 +487,116 @@ fn next(s: &mut u64) -> u64 {
     *s ^= *s << 17;
     *s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use proptest::prelude::*;
+
+    const MS: u64 = 1_000_000;
+
+    /// Satellite `me` with one port toward satellite `peer`.
+    fn node(me: u32, peer: u32) -> NodeConfig {
+        let text = format!(
+            "[node]\nname = \"sat{me}\"\nrole = \"satellite\"\n\n\
+             [[ports]]\nname = \"isl{peer}\"\nmac = \"02:00:00:00:00:{me:02x}\"\npeer_mac = \"02:00:00:00:00:{peer:02x}\"\n\n\
+             [control]\nconstellation = \"starlink-550\"\nnode = \"sat:{me}\"\nnode_prefix = \"100.64.0.0/10\"\n\n\
+             [bfd]\nhold_down_ms = 100\n"
+        );
+        NodeConfig::parse(&text, "sat.toml").expect("config")
+    }
+
+    /// Runs both ends 1 ms at a time for `ms`, delivering frames when
+    /// `link` says so; returns the link events of each end.
+    fn run(
+        a: &mut BfdSessions,
+        b: &mut BfdSessions,
+        now: &mut u64,
+        ms: u64,
+        link: bool,
+    ) -> (Vec<LinkEvent>, Vec<LinkEvent>) {
+        let (mut ea, mut eb) = (Vec::new(), Vec::new());
+        for _ in 0..ms {
+            *now += MS;
+            let (mut fa, mut fb) = (Vec::new(), Vec::new());
+            ea.extend(a.poll(*now, |p, f| fa.push((p, f))));
+            eb.extend(b.poll(*now, |p, f| fb.push((p, f))));
+            if link {
+                for (_, f) in fa {
+                    let _ = b.receive(*now, 0, &f);
+                }
+                for (_, f) in fb {
+                    let _ = a.receive(*now, 0, &f);
+                }
+            }
+        }
+        (ea, eb)
+    }
+
+    #[test]
+    fn two_satellites_bring_their_link_up_and_report_it_down_and_back() {
+        let mut a = BfdSessions::new(&node(5, 6), 1, 0);
+        let mut b = BfdSessions::new(&node(6, 5), 2, 0);
+        assert_eq!(a.view().len(), 1);
+        assert_eq!(a.view()[0].peer, Ipv4Addr::new(100, 64, 0, 7));
+        assert_eq!(a.view()[0].peer_node, Some(6));
+        let mut now = 0;
+        let (ea, eb) = run(&mut a, &mut b, &mut now, 3000, true);
+        assert!(ea.is_empty() && eb.is_empty(), "coming up is no event");
+        assert_eq!(a.up_neighbors().collect::<Vec<_>>(), [6]);
+        assert_eq!(b.up_neighbors().collect::<Vec<_>>(), [5]);
+        // Dark: both report the link down within the detection time.
+        let (ea, eb) = run(&mut a, &mut b, &mut now, 40, false);
+        assert_eq!(ea.len(), 1, "{ea:?}");
+        assert!(!ea[0].up && ea[0].peer_node == Some(6));
+        assert_eq!(eb.len(), 1);
+        // Back: up, announced after the hold-down (100 ms here).
+        let (ea, _) = run(&mut a, &mut b, &mut now, 3000, true);
+        assert_eq!(ea.len(), 1);
+        assert!(ea[0].up);
+        assert_eq!(a.counters().no_session, 0);
+    }
+
+    #[test]
+    fn what_single_hop_forbids_is_refused_by_reason() {
+        let mut a = BfdSessions::new(&node(5, 6), 1, 0);
+        let mut b = BfdSessions::new(&node(6, 5), 2, 0);
+        let mut frames = Vec::new();
+        b.poll(0, |_, f| frames.push(f));
+        let good = frames.pop().expect("a first packet");
+        assert!(is_bfd(&good));
+        assert!(a.receive(MS, 0, &good).is_ok());
+        // TTL 254: one hop further than a neighbour can be.
+        let mut f = good.clone();
+        f[14 + 8] = 254;
+        let sum = crate::packet::checksum::internet_checksum(&{
+            let mut h = f[14..34].to_vec();
+            h[10] = 0;
+            h[11] = 0;
+            h
+        });
+        f[24..26].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(a.receive(MS, 0, &f), Err(BfdIgnored::Ttl));
+        // Another port, another source: no session.
+        assert_eq!(a.receive(MS, 1, &good), Err(BfdIgnored::NoSession));
+        // A corrupted UDP checksum.
+        let mut f = good.clone();
+        let last = f.len() - 1;
+        f[last] ^= 0x55;
+        assert_eq!(a.receive(MS, 0, &f), Err(BfdIgnored::Udp));
+        let c = a.counters();
+        assert_eq!((c.ttl, c.no_session, c.bad_udp), (1, 1, 1));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), port in 0u16..3) {
+            let mut a = BfdSessions::new(&node(5, 6), 1, 0);
+            let _ = is_bfd(&bytes);
+            let _ = a.receive(MS, port, &bytes);
+            let _ = a.neighbor_datagram(port, &bytes, 7784);
+            let _ = a.poll(2 * MS, |_, _| {});
+        }
+    }
+}
