@@ -298,9 +298,10 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         "ISL {}-{} cut under a 1000 pps stream: {report}",
         link.0, link.1
     );
-    // Detection (50 ms x 3), the flood bound (200 ms), and the time a
-    // frame takes to cross: everything else arrives.
-    assert!(lost <= 150 + 200 + 60, "{lost} lost: {report}");
+    // Detection (50 ms x 3), the flood bound (200 ms), and up to 150 ms
+    // for the recompute to publish and the frames in flight on a busy
+    // host: everything else arrives (here: about 340 lost).
+    assert!(lost <= 150 + 200 + 150, "{lost} lost: {report}");
     // Every node holds the notices of both ends, each with the one apply
     // instant every node uses, and has applied them.
     let views = node_views(&m, "failures");

@@ -127,6 +127,8 @@ struct BfdLinks {
     events: Option<crossbeam::channel::Sender<LinkNews>>,
     events_lost: u64,
     published_at: Option<u64>,
+    /// A notice datagram came in: what it asks for goes out this round.
+    flood_rx: bool,
 }
 
 /// What the services know of the node whose tables are `t`.
@@ -216,6 +218,7 @@ impl ServiceLoop {
             events,
             events_lost: 0,
             published_at: None,
+            flood_rx: false,
         });
         self
     }
@@ -261,39 +264,9 @@ impl ServiceLoop {
                 busy = true;
                 self.counters.received += 1;
                 let port = slot.port;
-                if slot.error.is_none() && self.bfd.is_some() {
-                    if bfd::is_bfd(slot.bytes()) {
-                        let now = self.mono_ns();
-                        if let Some(b) = &mut self.bfd {
-                            if let Err(r) = b.sessions.receive(now, port, slot.bytes()) {
-                                tracing::trace!(port, reason = r.name(), "BFD packet refused");
-                            }
-                        }
-                        self.channels.workers[w].done(slot);
-                        continue;
-                    }
-                    if let Some(b) = &mut self.bfd {
-                        if let Some(f) = &mut b.flooding {
-                            if bfd::is_udp_to(slot.bytes(), notice::UDP_PORT) {
-                                match b.sessions.neighbor_datagram(
-                                    port,
-                                    slot.bytes(),
-                                    notice::UDP_PORT,
-                                ) {
-                                    Ok((from, payload)) => f.receive(unix_ns(), from, payload),
-                                    Err(r) => {
-                                        tracing::debug!(
-                                            port,
-                                            reason = r.name(),
-                                            "notice datagram refused"
-                                        )
-                                    }
-                                }
-                                self.channels.workers[w].done(slot);
-                                continue;
-                            }
-                        }
-                    }
+                if slot.error.is_none() && self.link_frame(port, slot.bytes()) {
+                    self.channels.workers[w].done(slot);
+                    continue;
                 }
                 let answer = match slot.error {
                     // A packet the worker dropped at a LAN port: its sender
@@ -335,6 +308,36 @@ impl ServiceLoop {
         busy
     }
 
+    /// Takes a punted frame that belongs to the node's links (BFD, a
+    /// notice datagram); false for any other.
+    fn link_frame(&mut self, port: crate::frame::PortId, frame: &[u8]) -> bool {
+        let now = self.mono_ns();
+        let Some(b) = &mut self.bfd else {
+            return false;
+        };
+        if bfd::is_bfd(frame) {
+            if let Err(r) = b.sessions.receive(now, port, frame) {
+                tracing::trace!(port, reason = r.name(), "BFD packet refused");
+            }
+            return true;
+        }
+        let Some(f) = &mut b.flooding else {
+            return false;
+        };
+        if !bfd::is_udp_to(frame, notice::UDP_PORT) {
+            return false;
+        }
+        match b.sessions.neighbor_datagram(port, frame, notice::UDP_PORT) {
+            Ok((from, payload)) => {
+                f.receive(unix_ns(), from, payload);
+                // Its acks and new notices go out this round.
+                b.flood_rx = true;
+            }
+            Err(r) => tracing::debug!(port, reason = r.name(), "notice datagram refused"),
+        }
+        true
+    }
+
     /// BFD and flooding timers: packets due go out through worker 0's
     /// inject queue, link news to the control thread. True if anything
     /// was sent.
@@ -344,10 +347,10 @@ impl ServiceLoop {
         let Some(b) = &mut self.bfd else {
             return false;
         };
-        let flood_due = b
-            .flooding
-            .as_ref()
-            .is_some_and(|f| f.next_timeout_ns() <= wall);
+        let flood_due = std::mem::take(&mut b.flood_rx)
+            || b.flooding
+                .as_ref()
+                .is_some_and(|f| f.next_timeout_ns() <= wall);
         if b.sessions.next_timeout_ns() > now && !flood_due {
             return false;
         }
