@@ -881,7 +881,9 @@ impl Session {
     }
 }
 
-fn xorshift(s: &mut u64) -> u64 {
+/// The next number of a xorshift64 sequence in `s` (nonzero): jitter and
+/// discriminators, which need spread, not secrecy (the seed does).
+pub fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s << 13;
     *s ^= *s >> 7;
     *s ^= *s << 17;

@@ -1104,6 +1104,21 @@ mod tests {
         hand_built(pos, &isls, stations, 1e8 - 6_356_750.0 + 15_000.0, failures)
     }
 
+    /// A `w` x `h` grid with the ISLs `down` names failed: each `(a, k)`
+    /// is satellite `a` (modulo the grid) and its `k`-th neighbour.
+    fn grid_with_failures(w: usize, h: usize, down: &[(u32, usize)]) -> Topology {
+        let n = (w * h) as u32;
+        let full = grid(w, h, &Failures::new());
+        let mut failures = Failures::new();
+        for &(a, k) in down {
+            let (nb, _) = full.isl_neighbors((a % n) as usize);
+            if let Some(&b) = nb.get(k % nb.len().max(1)) {
+                failures.fail_isl(a % n, b);
+            }
+        }
+        grid(w, h, &failures)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
@@ -1112,16 +1127,7 @@ mod tests {
             h in 2usize..7,
             down in prop::collection::vec((0u32..64, 0usize..4), 0..10),
         ) {
-            let n = (w * h) as u32;
-            let full = grid(w, h, &Failures::new());
-            let mut failures = Failures::new();
-            for (a, k) in down {
-                let (nb, _) = full.isl_neighbors((a % n) as usize);
-                if let Some(&b) = nb.get(k % nb.len().max(1)) {
-                    failures.fail_isl(a % n, b);
-                }
-            }
-            let topo = grid(w, h, &failures);
+            let topo = grid_with_failures(w, h, &down);
             prop_assert!(!topo.gsl_of(0).0.is_empty());
             let spts = trees(&topo);
             let plan = LabelPlan::default();
@@ -1146,15 +1152,7 @@ mod tests {
             down in prop::collection::vec((0u32..64, 0usize..4), 0..10),
         ) {
             let n = (w * h) as u32;
-            let full = grid(w, h, &Failures::new());
-            let mut failures = Failures::new();
-            for (a, k) in down {
-                let (nb, _) = full.isl_neighbors((a % n) as usize);
-                if let Some(&b) = nb.get(k % nb.len().max(1)) {
-                    failures.fail_isl(a % n, b);
-                }
-            }
-            let topo = grid(w, h, &failures);
+            let topo = grid_with_failures(w, h, &down);
             let mut search = Search::default();
             let (mut two, mut post) = (TwoBest::default(), Tree::default());
             for gid in 0..topo.n_gs() as u32 {

@@ -180,7 +180,7 @@ impl BfdSessions {
         let prefix = cfg.control.as_ref().and_then(|c| c.node_prefix);
         let mut add = |port: usize, local: Ipv4Addr, peer: Ipv4Addr, node: Option<u32>| {
             let p = &cfg.ports[port];
-            let r = next(&mut rng);
+            let r = bfd::xorshift(&mut rng);
             let discr = ((r as u32) & 0xffff_0000) | (links.len() as u32 + 1);
             links.push(Link {
                 port: port as PortId,
@@ -192,7 +192,7 @@ impl BfdSessions {
                 peer_mac: p.peer_mac,
                 src_port: 49152 + (discr as u16 & 0x3fff),
                 ident: (r >> 32) as u16,
-                session: Session::new(session_cfg.clone(), discr, next(&mut rng), now_ns),
+                session: Session::new(session_cfg.clone(), discr, bfd::xorshift(&mut rng), now_ns),
                 reported_down: false,
                 pending_down: false,
                 up_since: None,
@@ -479,13 +479,6 @@ fn session_config(b: &BfdConfig) -> SessionConfig {
         detect_mult: b.detect_mult,
         auth: b.auth.as_ref().and_then(|(id, k)| AuthKey::new(*id, k)),
     }
-}
-
-fn next(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
 }
 
 #[cfg(test)]
