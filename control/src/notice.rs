@@ -323,13 +323,16 @@ impl Notice {
         self.origin_time_ns.saturating_add(flood_bound_ns)
     }
 
-    /// The routing change it asks for, as the schedule takes it (the link
-    /// read as an ISL; a caller with ground links maps those itself).
-    pub fn failure_event(&self) -> FailureEvent {
-        if self.up {
-            FailureEvent::IslUp(self.link.a, self.link.b)
-        } else {
-            FailureEvent::IslDown(self.link.a, self.link.b)
+    /// The routing change it asks for, as the schedule takes it, in a
+    /// constellation of `n_sats` satellites (node ids from `n_sats` on are
+    /// ground stations): an ISL, or a satellite's link to a ground station.
+    pub fn failure_event(&self, n_sats: u32) -> FailureEvent {
+        let (a, b) = (self.link.a, self.link.b);
+        match (b >= n_sats, self.up) {
+            (false, false) => FailureEvent::IslDown(a, b),
+            (false, true) => FailureEvent::IslUp(a, b),
+            (true, false) => FailureEvent::GslDown(a, b - n_sats),
+            (true, true) => FailureEvent::GslUp(a, b - n_sats),
         }
     }
 
@@ -673,9 +676,11 @@ mod tests {
     #[test]
     fn failure_events() {
         let mut n = notice(1);
-        assert_eq!(n.failure_event(), FailureEvent::IslDown(3, 9));
+        assert_eq!(n.failure_event(100), FailureEvent::IslDown(3, 9));
+        assert_eq!(n.failure_event(5), FailureEvent::GslDown(3, 4));
         n.up = true;
-        assert_eq!(n.failure_event(), FailureEvent::IslUp(3, 9));
+        assert_eq!(n.failure_event(100), FailureEvent::IslUp(3, 9));
+        assert_eq!(n.failure_event(9), FailureEvent::GslUp(3, 0));
         assert_eq!(n.apply_at_ns(5), n.origin_time_ns + 5);
         assert_eq!(Link::new(4, 4), None);
     }

@@ -64,6 +64,10 @@ pub enum FailureEvent {
     SatelliteDown(u32),
     /// A satellite is back.
     SatelliteUp(u32),
+    /// The link between a satellite and a ground station (gid) went down.
+    GslDown(u32, u32),
+    /// The link between a satellite and a ground station (gid) is back.
+    GslUp(u32, u32),
 }
 
 /// Tables ready to install.
@@ -233,6 +237,14 @@ impl Scheduler {
             }
             FailureEvent::SatelliteUp(s) => {
                 self.failures.restore_satellite(s);
+                false
+            }
+            FailureEvent::GslDown(s, gid) => {
+                self.failures.fail_gsl(s, gid);
+                true
+            }
+            FailureEvent::GslUp(s, gid) => {
+                self.failures.restore_gsl(s, gid);
                 false
             }
         };

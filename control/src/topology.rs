@@ -18,6 +18,8 @@ pub type NodeId = u32;
 pub struct Failures {
     isls: BTreeSet<(u32, u32)>,
     satellites: BTreeSet<u32>,
+    /// (satellite, ground station gid).
+    gsls: BTreeSet<(u32, u32)>,
 }
 
 impl Failures {
@@ -46,6 +48,22 @@ impl Failures {
         self.satellites.remove(&s);
     }
 
+    /// Takes the link between satellite `sat` and ground station `gid`
+    /// down (while the satellite is in view, it is not used).
+    pub fn fail_gsl(&mut self, sat: u32, gid: u32) {
+        self.gsls.insert((sat, gid));
+    }
+
+    /// Brings the link between `sat` and ground station `gid` back.
+    pub fn restore_gsl(&mut self, sat: u32, gid: u32) {
+        self.gsls.remove(&(sat, gid));
+    }
+
+    /// True if the link between `sat` and ground station `gid` is down.
+    pub fn gsl_down(&self, sat: u32, gid: u32) -> bool {
+        self.gsls.contains(&(sat, gid))
+    }
+
     /// True if the ISL `a`-`b` is administratively down.
     pub fn isl_down(&self, a: u32, b: u32) -> bool {
         self.isls.contains(&(a.min(b), a.max(b)))
@@ -58,7 +76,7 @@ impl Failures {
 
     /// True if nothing is failed.
     pub fn is_empty(&self) -> bool {
-        self.isls.is_empty() && self.satellites.is_empty()
+        self.isls.is_empty() && self.satellites.is_empty() && self.gsls.is_empty()
     }
 }
 
@@ -172,12 +190,16 @@ impl Network {
         let mut gsl_sat = Vec::with_capacity(g * 32);
         let mut gsl_len = Vec::with_capacity(g * 32);
         gsl_off.push(0u32);
-        for (gp, up) in self.gs_pos.iter().zip(&self.gs_up) {
+        let any_gsl_failed = !failures.gsls.is_empty();
+        let usable = |s: usize, gid: usize| {
+            sat_up[s] && !(any_gsl_failed && failures.gsl_down(s as u32, gid as u32))
+        };
+        for (gid, (gp, up)) in self.gs_pos.iter().zip(&self.gs_up).enumerate() {
             match self.rule {
                 GslRule::MaxRange(max) => {
                     let max2 = max * max;
                     for (s, sp) in sat_pos.iter().enumerate() {
-                        if (sp[2] - gp[2]).abs() > max || !sat_up[s] {
+                        if (sp[2] - gp[2]).abs() > max || !usable(s, gid) {
                             continue;
                         }
                         let d2 = dist2(gp, sp);
@@ -190,7 +212,7 @@ impl Network {
                 GslRule::MinElevationDeg(el) => {
                     let sin_min = el.to_radians().sin();
                     for (s, sp) in sat_pos.iter().enumerate() {
-                        if !sat_up[s] {
+                        if !usable(s, gid) {
                             continue;
                         }
                         let v = [sp[0] - gp[0], sp[1] - gp[1], sp[2] - gp[2]];

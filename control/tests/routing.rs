@@ -284,3 +284,47 @@ fn a_driver_one_step_late_publishes_the_current_epoch_not_the_missed_one() {
     let next = sched.tick(300_000_000).expect("tick").expect("next epoch");
     assert_eq!((next.epoch, next.activate_at_ns), (3, 300_000_000));
 }
+
+#[test]
+fn a_failed_ground_link_is_left_out_until_it_comes_back() {
+    let (e, g) = engine();
+    let (a, b) = (
+        g.find("Rio de Janeiro").expect("rio"),
+        g.find("Saint Petersburg").expect("spb"),
+    );
+    let mut sched = Scheduler::new(
+        e,
+        ScheduleConfig {
+            start_s: 10.0,
+            ..ScheduleConfig::default()
+        },
+    );
+    let first = sched.tick(0).expect("tick").expect("epoch 0 at t = 0");
+    let n = first.tables.n_sats as u32;
+    let before = walk(&first.tables, a, b);
+    // The satellite the path leaves Rio by.
+    let up = before[1];
+    assert!(up < n);
+    assert!(first.topology.gsl_of(a as usize).0.contains(&up));
+    let p = sched
+        .fail(30_000_000, FailureEvent::GslDown(up, a))
+        .expect("recompute")
+        .expect("published at once");
+    assert!(!p.topology.gsl_of(a as usize).0.contains(&up));
+    let after = walk(&p.tables, a, b);
+    assert_ne!(after[1], up, "{after:?}");
+    assert_eq!(after.last(), before.last());
+    // Back: taken up by the next scheduled epoch.
+    assert!(sched
+        .fail(40_000_000, FailureEvent::GslUp(up, a))
+        .expect("ok")
+        .is_none());
+    let next = match sched.tick(100_000_000).expect("tick") {
+        Some(p) => p,
+        None => sched
+            .tick(200_000_000)
+            .expect("tick")
+            .expect("a scheduled epoch"),
+    };
+    assert!(next.topology.gsl_of(a as usize).0.contains(&up));
+}

@@ -277,18 +277,17 @@ impl ControlAgent {
     }
 
     /// The failure event a link event of this node's means, if any: an
-    /// ISL of a satellite (links to ground stations have no event of
-    /// their own yet).
+    /// ISL, or a link between a satellite and a ground station.
     fn link_failure(&self, e: &super::bfd::LinkEvent) -> Option<FailureEvent> {
-        let me = self.node();
-        let peer = e.peer_node?;
-        if me >= self.n_sats || peer >= self.n_sats {
-            return None;
-        }
-        Some(if e.up {
-            FailureEvent::IslUp(me, peer)
-        } else {
-            FailureEvent::IslDown(me, peer)
+        let (me, peer, n) = (self.node(), e.peer_node?, self.n_sats);
+        Some(match (me < n, peer < n, e.up) {
+            (true, true, false) => FailureEvent::IslDown(me, peer),
+            (true, true, true) => FailureEvent::IslUp(me, peer),
+            (true, false, false) => FailureEvent::GslDown(me, peer - n),
+            (true, false, true) => FailureEvent::GslUp(me, peer - n),
+            (false, true, false) => FailureEvent::GslDown(peer, me - n),
+            (false, true, true) => FailureEvent::GslUp(peer, me - n),
+            (false, false, _) => return None,
         })
     }
 
@@ -419,12 +418,17 @@ impl ControlAgent {
     /// be down (or up): every node now applies `ev`.
     fn forget_local(&mut self, ev: FailureEvent) {
         let me = self.node();
-        if let FailureEvent::IslDown(a, b) | FailureEvent::IslUp(a, b) = ev {
-            if a == me {
-                self.locally_down.remove(&b);
-            } else if b == me {
-                self.locally_down.remove(&a);
+        let (a, b) = match ev {
+            FailureEvent::IslDown(a, b) | FailureEvent::IslUp(a, b) => (a, b),
+            FailureEvent::GslDown(s, gid) | FailureEvent::GslUp(s, gid) => {
+                (s, self.n_sats.saturating_add(gid))
             }
+            FailureEvent::SatelliteDown(_) | FailureEvent::SatelliteUp(_) => return,
+        };
+        if a == me {
+            self.locally_down.remove(&b);
+        } else if b == me {
+            self.locally_down.remove(&a);
         }
     }
 
@@ -551,19 +555,19 @@ impl ControlAgent {
                 }
                 LinkNews::Local(e) => {
                     let Some(peer) = e.peer_node else { continue };
-                    let isl = self.link_failure(&e);
+                    let event = self.link_failure(&e);
                     if !e.up {
                         // Repaired at once; the constellation follows
                         // when the notice applies (or, without flooding,
                         // this node alone reroutes now).
                         repair |= self.locally_down.insert(peer);
                         if !flooding {
-                            events.extend(isl);
+                            events.extend(event);
                         }
-                    } else if !flooding || isl.is_none() {
+                    } else if !flooding || event.is_none() {
                         // Nothing network-wide to wait for.
                         repair |= self.locally_down.remove(&peer);
-                        events.extend(isl);
+                        events.extend(event);
                     }
                 }
             }

@@ -2,7 +2,8 @@
 //! `scripts/mesh fail-isl`) appends to; every node follows the same file.
 //!
 //! One event per line: `isl-down A B`, `isl-up A B`, `sat-down S`,
-//! `sat-up S` (satellite ids); `#` starts a comment.
+//! `sat-up S` (satellite ids), `gsl-down S GID`, `gsl-up S GID` (a
+//! satellite and a ground station); `#` starts a comment.
 
 use crate::file_read::{read_text, FileReadError, FAILURES_LIMIT};
 use meshplane_control::schedule::FailureEvent;
@@ -19,13 +20,19 @@ pub fn parse_line(line: &str) -> Result<Option<FailureEvent>, String> {
         s.parse::<u32>()
             .map_err(|_| format!("{s:?} is not a satellite id"))
     };
+    let gid = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| format!("{s:?} is not a ground station id"))
+    };
     match words.as_slice() {
         ["isl-down", a, b] => Ok(Some(FailureEvent::IslDown(id(a)?, id(b)?))),
         ["isl-up", a, b] => Ok(Some(FailureEvent::IslUp(id(a)?, id(b)?))),
         ["sat-down", s] => Ok(Some(FailureEvent::SatelliteDown(id(s)?))),
         ["sat-up", s] => Ok(Some(FailureEvent::SatelliteUp(id(s)?))),
+        ["gsl-down", s, g] => Ok(Some(FailureEvent::GslDown(id(s)?, gid(g)?))),
+        ["gsl-up", s, g] => Ok(Some(FailureEvent::GslUp(id(s)?, gid(g)?))),
         _ => Err(format!(
-            "{line:?}: want `isl-down A B`, `isl-up A B`, `sat-down S` or `sat-up S`"
+            "{line:?}: want `isl-down A B`, `isl-up A B`, `sat-down S`, `sat-up S`, `gsl-down S GID` or `gsl-up S GID`"
         )),
     }
 }
@@ -121,6 +128,13 @@ mod tests {
             parse_line("sat-up 7"),
             Ok(Some(FailureEvent::SatelliteUp(7)))
         );
+        assert_eq!(
+            parse_line("gsl-down 7 12"),
+            Ok(Some(FailureEvent::GslDown(7, 12)))
+        );
+        assert!(parse_line("gsl-up 7 x")
+            .unwrap_err()
+            .contains("not a ground station id"));
         assert!(parse_line("isl-down 3")
             .unwrap_err()
             .contains("isl-down A B"));

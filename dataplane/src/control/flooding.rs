@@ -101,7 +101,8 @@ impl Flooding {
     }
 
     /// One round at Unix time `now_ns`: follows the BFD sessions (who is
-    /// a neighbour), announces the node's own `links` events (ISLs), runs
+    /// a neighbour), announces the node's own `links` events (ISLs and
+    /// links to ground stations), runs
     /// the timers, sends what is due through `send`; returns the failure
     /// events whose instant has come.
     pub fn round(
@@ -121,8 +122,8 @@ impl Flooding {
         self.neighbors = up;
         for e in links {
             let Some(peer) = e.peer_node else { continue };
-            if self.me >= self.n_sats || peer >= self.n_sats {
-                // Only ISLs have a network-wide failure event.
+            if self.me >= self.n_sats && peer >= self.n_sats {
+                // Two ground stations: no link of the constellation's.
                 continue;
             }
             let Some(link) = Link::new(self.me, peer) else {
@@ -151,7 +152,7 @@ impl Flooding {
                 Event::Apply { notice, at_ns } => {
                     self.applied += 1;
                     log_apply(&notice, at_ns, now_ns);
-                    out.push(notice.failure_event());
+                    out.push(notice.failure_event(self.n_sats));
                 }
                 Event::ClockSkew {
                     from,
