@@ -607,7 +607,9 @@ struct RawFile {
     #[serde(default)]
     punt: Option<Spanned<RawPunt>>,
     #[serde(default)]
-    bfd: Option<Spanned<bfd::RawBfd>>,
+    // Not spanned: `[[bfd.peer]]` alone creates the table implicitly,
+    // which a span cannot describe.
+    bfd: Option<bfd::RawBfd>,
     #[serde(default)]
     flood: Option<Spanned<flood::RawFlood>>,
 }
@@ -1778,7 +1780,7 @@ impl NodeConfig {
             .map(|f| flood::parse_flood(&cx, f.get_ref()))
             .transpose()?;
 
-        Ok(NodeConfig {
+        let cfg = NodeConfig {
             name,
             role: node.role,
             cores,
@@ -1797,7 +1799,28 @@ impl NodeConfig {
             flood,
             node_routes: Vec::new(),
             socket,
-        })
+        };
+        // A BFD peer's packets need a source address.
+        if let Some(b) = &raw.bfd {
+            for (p, raw_peer) in cfg.bfd.peers.iter().zip(b.peers()) {
+                let port_addr = cfg
+                    .ports
+                    .iter()
+                    .find(|q| q.name == p.port)
+                    .and_then(|q| q.address);
+                if p.local.is_none() && port_addr.is_none() && cfg.node_address().is_none() {
+                    return Err(cx.err(
+                        raw_peer.span(),
+                        format!(
+                            "[[bfd.peer]] {} on port {}: no source address (give it `local`, the port an `address`, or the node one)",
+                            p.address,
+                            echo(&p.port)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(cfg)
     }
 
     /// The node address: `[node] address`; otherwise a gateway's tunnel
@@ -2098,6 +2121,68 @@ next_hop_mac = "02:00:00:00:00:30"
 
     fn err_of(text: &str) -> ConfigError {
         NodeConfig::parse(text, "n.toml").unwrap_err()
+    }
+
+    #[test]
+    fn bfd_and_flood_sections_parse_with_defaults_and_name_what_is_wrong() {
+        let c = NodeConfig::parse(GOOD, "n.toml").expect("no [bfd]");
+        assert_eq!(c.bfd, BfdConfig::default());
+        assert_eq!(c.flood, None);
+        let with = |extra: &str| format!("{GOOD}\n{extra}");
+        let c = NodeConfig::parse(
+            &with(
+                "[bfd]\ndesired_min_tx_ms = 50\ndetect_mult = 5\nkey_id = 3\nkey = \"00112233\"\n\n\
+                 [[bfd.peer]]\nport = \"lan0\"\naddress = \"10.9.0.2\"\n\n\
+                 [flood]\nkey = \"k\"\ntrust = \"t\"\n",
+            ),
+            "n.toml",
+        )
+        .expect("valid");
+        assert_eq!(c.bfd.desired_min_tx_us, 50_000);
+        assert_eq!(c.bfd.required_min_rx_us, 10_000);
+        assert_eq!(c.bfd.detect_mult, 5);
+        assert_eq!(
+            c.bfd.auth.as_ref().map(|(id, k)| (*id, k.len())),
+            Some((3, 4))
+        );
+        assert_eq!(c.bfd.peers.len(), 1);
+        assert_eq!(c.flood.as_ref().map(|f| f.bound_ms), Some(200));
+        for (extra, want) in [
+            (
+                "[bfd]\ndetect_mult = 0\n",
+                "detect_mult = 0 is out of range",
+            ),
+            ("[bfd]\nkey = \"00\"\n", "key without key_id"),
+            ("[bfd]\nkey_id = 1\nkey = \"zz\"\n", "not hex"),
+            (
+                &format!("[bfd]\nkey_id = 1\nkey = \"{}\"\n", "00".repeat(21)),
+                "21 bytes",
+            ),
+            (
+                "[[bfd.peer]]\nport = \"up9\"\naddress = \"10.9.0.2\"\n",
+                "unknown port",
+            ),
+            (
+                "[[bfd.peer]]\nport = \"lan0\"\naddress = \"10.9.0.2\"\nlocal = \"10.9.0.2\"\n",
+                "its own local address",
+            ),
+            (
+                "[flood]\nkey = \"k\"\ntrust = \"t\"\nbound_ms = 0\n",
+                "bound_ms = 0",
+            ),
+            ("[flood]\nkey = \"k\"\n", "trust"),
+        ] {
+            let e = err_of(&with(extra));
+            assert!(e.msg.contains(want), "{extra:?}: {e}");
+        }
+        // A peer with no address to send from: a satellite without one.
+        let sat = "[node]\nname = \"s\"\nrole = \"satellite\"\n\n[[ports]]\nname = \"p\"\nmac = \"02:00:00:00:00:01\"\n\n\
+                   [[bfd.peer]]\nport = \"p\"\naddress = \"10.9.0.2\"\n";
+        assert!(
+            err_of(sat).msg.contains("no source address"),
+            "{}",
+            err_of(sat)
+        );
     }
 
     #[test]

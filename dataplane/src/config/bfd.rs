@@ -91,6 +91,13 @@ pub(super) struct RawBfd {
     peer: Vec<Spanned<RawBfdPeer>>,
 }
 
+impl RawBfd {
+    /// The `[[bfd.peer]]` entries as written.
+    pub(super) fn peers(&self) -> &[Spanned<RawBfdPeer>] {
+        &self.peer
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBfdPeer {
@@ -107,11 +114,10 @@ pub const MAX_PEERS: usize = 256;
 
 pub(super) fn parse_bfd(
     cx: &Ctx<'_>,
-    r: &Spanned<RawBfd>,
+    r_: &RawBfd,
     port_ref: &dyn Fn(&Spanned<String>) -> Result<String, ConfigError>,
 ) -> Result<BfdConfig, ConfigError> {
     let d = BfdConfig::default();
-    let r_ = r.get_ref();
     let ms = |v: &Option<Spanned<i64>>, field: &str, default_us: u32| match v {
         None => Ok(default_us),
         Some(v) => cx
@@ -152,9 +158,9 @@ pub(super) fn parse_bfd(
             return Err(cx.err(v.span(), "[bfd] key without key_id"));
         }
     };
-    if r_.peer.len() > MAX_PEERS {
+    if let Some(extra) = r_.peer.get(MAX_PEERS) {
         return Err(cx.err(
-            r.span(),
+            extra.span(),
             format!("[bfd] has {} peers: at most {MAX_PEERS}", r_.peer.len()),
         ));
     }
