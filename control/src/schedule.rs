@@ -89,11 +89,19 @@ pub struct Publication {
     pub spts: Arc<Vec<crate::routing::Spt>>,
 }
 
+/// How long after a restore's instant the epochs computed from then on
+/// take it in: every node has heard of it by then, so every node decides
+/// alike which epoch is the first with the link (or satellite) back.
+pub const RESTORE_GUARD_NS: u64 = 20_000_000;
+
 /// The schedule state machine.
 pub struct Scheduler {
     engine: Engine,
     cfg: ScheduleConfig,
     failures: Failures,
+    /// Restores waiting for the first epoch computed at or after their
+    /// instant plus [`RESTORE_GUARD_NS`].
+    restores: Vec<(u64, FailureEvent)>,
     next_epoch: u64,
     next_activation_ns: u64,
     pending: Option<Publication>,
@@ -108,6 +116,7 @@ impl Scheduler {
             engine,
             cfg,
             failures: Failures::new(),
+            restores: Vec::new(),
             next_epoch: 0,
             next_activation_ns: 0,
             pending: None,
@@ -183,6 +192,28 @@ impl Scheduler {
         })
     }
 
+    /// When the epoch activating at `activation_ns` is computed.
+    fn compute_instant(&self, activation_ns: u64) -> u64 {
+        activation_ns.saturating_sub(self.cfg.lead_ns)
+    }
+
+    /// Applies the restores due for a computation at `instant_ns`.
+    fn take_restores(&mut self, instant_ns: u64) {
+        let due = |t: u64| t.saturating_add(RESTORE_GUARD_NS) <= instant_ns;
+        for &(t, ev) in &self.restores {
+            if !due(t) {
+                continue;
+            }
+            match ev {
+                FailureEvent::IslUp(a, b) => self.failures.restore_isl(a, b),
+                FailureEvent::SatelliteUp(s) => self.failures.restore_satellite(s),
+                FailureEvent::GslUp(s, gid) => self.failures.restore_gsl(s, gid),
+                _ => {}
+            }
+        }
+        self.restores.retain(|&(t, _)| !due(t));
+    }
+
     fn activate(&mut self, p: &Publication) {
         self.previous = self.active.replace(Arc::clone(&p.tables));
         self.next_epoch = p.epoch + 1;
@@ -202,6 +233,7 @@ impl Scheduler {
         if self.pending.is_none()
             && now_ns.saturating_add(self.cfg.lead_ns) >= self.next_activation_ns
         {
+            self.take_restores(self.compute_instant(self.next_activation_ns));
             let prev = self.active.clone();
             let p = self.compute(self.next_epoch, self.next_activation_ns, prev)?;
             self.pending = Some(p);
@@ -218,10 +250,26 @@ impl Scheduler {
         }
     }
 
-    /// Applies a failure event. A link or satellite going down recomputes
-    /// at once for the current geometry and returns tables to install now;
-    /// a repair is taken up by the next scheduled epoch.
+    /// Applies a failure event at `now_ns` (see [`Scheduler::fail_at`],
+    /// with the event's instant now).
     pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Publication>, Error> {
+        self.fail_at(now_ns, now_ns, ev)
+    }
+
+    /// Applies a failure event that every node applies at `instant_ns`
+    /// (a flooded notice's apply instant on this clock). A link or
+    /// satellite going down recomputes at once for the current geometry
+    /// and returns tables to install now. A restore is taken up by the
+    /// first epoch computed at or after `instant_ns` plus
+    /// [`RESTORE_GUARD_NS`] (the same epoch at every node); an epoch
+    /// computed ahead before then stays, so satellites that installed it
+    /// early keep it and make-before-break holds.
+    pub fn fail_at(
+        &mut self,
+        now_ns: u64,
+        instant_ns: u64,
+        ev: FailureEvent,
+    ) -> Result<Option<Publication>, Error> {
         let urgent = match ev {
             FailureEvent::IslDown(a, b) => {
                 self.failures.fail_isl(a, b);
@@ -231,28 +279,32 @@ impl Scheduler {
                 self.failures.fail_satellite(s);
                 true
             }
-            FailureEvent::IslUp(a, b) => {
-                self.failures.restore_isl(a, b);
-                false
-            }
-            FailureEvent::SatelliteUp(s) => {
-                self.failures.restore_satellite(s);
-                false
-            }
             FailureEvent::GslDown(s, gid) => {
                 self.failures.fail_gsl(s, gid);
                 true
             }
-            FailureEvent::GslUp(s, gid) => {
-                self.failures.restore_gsl(s, gid);
+            FailureEvent::IslUp(..) | FailureEvent::SatelliteUp(_) | FailureEvent::GslUp(..) => {
                 false
             }
         };
-        // Whatever was precomputed ignored this event.
-        self.pending = None;
         if !urgent {
+            self.restores.push((instant_ns, ev));
+            let due = instant_ns.saturating_add(RESTORE_GUARD_NS);
+            if self
+                .pending
+                .as_ref()
+                .is_some_and(|p| self.compute_instant(p.activate_at_ns) >= due)
+            {
+                // Computed ahead without a restore it must hold.
+                self.pending = None;
+            }
             return Ok(None);
         }
+        // A restore still waiting for the element that failed again is void.
+        self.restores.retain(|(_, r)| !same_element(r, &ev));
+        self.take_restores(instant_ns);
+        // Whatever was precomputed ignored this event.
+        self.pending = None;
         let p = match &self.active {
             Some(active) => {
                 let epoch = active.epoch;
@@ -274,4 +326,15 @@ impl Scheduler {
         }
         Ok(Some(p))
     }
+}
+
+/// True if two events are about the same link or satellite.
+fn same_element(x: &FailureEvent, y: &FailureEvent) -> bool {
+    use FailureEvent::*;
+    let key = |e: &FailureEvent| match *e {
+        IslDown(a, b) | IslUp(a, b) => (0, a.min(b), a.max(b)),
+        SatelliteDown(s) | SatelliteUp(s) => (1, s, 0),
+        GslDown(s, g) | GslUp(s, g) => (2, s, g),
+    };
+    key(x) == key(y)
 }

@@ -7,6 +7,7 @@ use meshplane_control::schedule::{FailureEvent, ScheduleConfig, Scheduler};
 use meshplane_control::tables::{LfibAction, TableSet};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 fn engine() -> (Engine, GroundStations) {
     let g = GroundStations::top100();
@@ -314,17 +315,74 @@ fn a_failed_ground_link_is_left_out_until_it_comes_back() {
     let after = walk(&p.tables, a, b);
     assert_ne!(after[1], up, "{after:?}");
     assert_eq!(after.last(), before.last());
-    // Back: taken up by the next scheduled epoch.
+    // Back: taken up by the first epoch computed 20 ms or more after it
+    // (epoch 1 was due for computation at t = 0; epoch 2 at 100 ms).
     assert!(sched
         .fail(40_000_000, FailureEvent::GslUp(up, a))
         .expect("ok")
         .is_none());
-    let next = match sched.tick(100_000_000).expect("tick") {
-        Some(p) => p,
-        None => sched
-            .tick(200_000_000)
-            .expect("tick")
-            .expect("a scheduled epoch"),
+    let e1 = sched.tick(100_000_000).expect("tick").expect("epoch 1");
+    assert!(!e1.topology.gsl_of(a as usize).0.contains(&up));
+    let e2 = sched.tick(200_000_000).expect("tick").expect("epoch 2");
+    assert!(e2.topology.gsl_of(a as usize).0.contains(&up));
+}
+
+#[test]
+fn a_restore_keeps_the_epoch_computed_ahead_and_every_node_takes_it_in_at_the_same_epoch() {
+    let (e, _) = engine();
+    let cfg = ScheduleConfig {
+        start_s: 10.0,
+        ..ScheduleConfig::default()
     };
-    assert!(next.topology.gsl_of(a as usize).0.contains(&up));
+    let mut sched = Scheduler::new(e, cfg);
+    let first = sched.tick(0).expect("tick").expect("epoch 0");
+    let isl = first
+        .topology
+        .isls()
+        .next()
+        .map(|(a, b, _)| (a, b))
+        .expect("an ISL");
+    assert!(sched
+        .fail(10_000_000, FailureEvent::IslDown(isl.0, isl.1))
+        .expect("recompute")
+        .is_some());
+    // Epoch 1 computed ahead (at 0 + lead ... now), without the link.
+    assert!(sched.tick(50_000_000).expect("tick").is_none());
+    let ahead = sched.pending().expect("epoch 1 computed ahead").clone();
+    // Two nodes hear of the restore a few milliseconds apart: both keep
+    // epoch 1 as computed (satellites installed it early) and take the
+    // link back in epoch 2.
+    for heard in [60_000_000u64, 63_000_000] {
+        let (e, _) = engine();
+        let mut s = Scheduler::new(e, cfg);
+        s.tick(0).expect("tick");
+        s.fail(10_000_000, FailureEvent::IslDown(isl.0, isl.1))
+            .expect("recompute");
+        s.tick(50_000_000).expect("tick");
+        let before = Arc::clone(&s.pending().expect("computed ahead").tables);
+        assert!(s
+            .fail_at(heard, 60_000_000, FailureEvent::IslUp(isl.0, isl.1))
+            .expect("ok")
+            .is_none());
+        let kept = s.pending().expect("still computed ahead");
+        assert_eq!(kept.activate_at_ns, ahead.activate_at_ns);
+        assert!(Arc::ptr_eq(&kept.tables, &before), "recomputed");
+        let e1 = s.tick(100_000_000).expect("tick").expect("epoch 1");
+        assert!(e1.topology.link_length(isl.0, isl.1).is_none());
+        let e2 = s.tick(200_000_000).expect("tick").expect("epoch 2");
+        assert!(e2.topology.link_length(isl.0, isl.1).is_some());
+    }
+    // A link that fails again before its restore takes effect stays down.
+    assert!(sched
+        .fail(60_000_000, FailureEvent::IslUp(isl.0, isl.1))
+        .expect("ok")
+        .is_none());
+    sched
+        .fail(70_000_000, FailureEvent::IslDown(isl.0, isl.1))
+        .expect("recompute");
+    for t in [100_000_000u64, 200_000_000, 300_000_000] {
+        if let Some(p) = sched.tick(t).expect("tick") {
+            assert!(p.topology.link_length(isl.0, isl.1).is_none(), "at {t}");
+        }
+    }
 }

@@ -36,8 +36,9 @@ pub enum LinkNews {
     /// One of the node's own links went down or came back (its BFD).
     Local(super::bfd::LinkEvent),
     /// A link change that every node applies now (a flooded notice whose
-    /// instant has come, the node's own included).
-    Apply(FailureEvent),
+    /// instant has come, the node's own included), and that instant (Unix
+    /// ns, the same at every node).
+    Apply(FailureEvent, u64),
 }
 
 /// Tables to publish, and why.
@@ -527,11 +528,27 @@ impl ControlAgent {
 
     /// Applies a failure event at geometry time `now_ns`.
     pub fn fail(&mut self, now_ns: u64, ev: FailureEvent) -> Result<Option<Install>, ControlError> {
-        // Any event drops the tables computed ahead (they ignored it): the
-        // next epoch, recomputed, must be installed again (early or on
-        // time), even if this recompute fails or there is none (a repair).
-        self.early_done = None;
-        match self.sched.fail(now_ns, ev)? {
+        self.fail_at(now_ns, now_ns, ev)
+    }
+
+    /// Applies a failure event at geometry time `now_ns` that every node
+    /// applies at `instant_ns` ([`Scheduler::fail_at`]).
+    pub fn fail_at(
+        &mut self,
+        now_ns: u64,
+        instant_ns: u64,
+        ev: FailureEvent,
+    ) -> Result<Option<Install>, ControlError> {
+        let ahead = self.sched.pending().map(|p| (p.epoch, p.activate_at_ns));
+        let r = self.sched.fail_at(now_ns, instant_ns, ev);
+        // Tables computed ahead that the event dropped (they ignored it):
+        // the next epoch, recomputed, must be installed again (early or on
+        // time), even if this recompute fails or there is none. Tables
+        // computed ahead that a restore leaves alone stay installed.
+        if self.sched.pending().map(|p| (p.epoch, p.activate_at_ns)) != ahead || r.is_err() {
+            self.early_done = None;
+        }
+        match r? {
             Some(p) => Ok(Some(self.install(&p, InstallReason::Failure)?)),
             None => Ok(None),
         }
@@ -540,7 +557,15 @@ impl ControlAgent {
     /// Everything due at geometry time `now_ns`, in the order to publish.
     pub fn poll(&mut self, now_ns: u64) -> Result<Vec<Install>, ControlError> {
         let mut out = Vec::new();
-        let mut events = self.feed.as_mut().map(|f| f.poll()).unwrap_or_default();
+        // Each event with the instant every node applies it at.
+        let mut events: Vec<(FailureEvent, u64)> = self
+            .feed
+            .as_mut()
+            .map(|f| f.poll())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ev| (ev, now_ns))
+            .collect();
         let mut news: Vec<_> = self.pushed_back.take().into_iter().collect();
         if let Some(rx) = &self.links {
             news.extend(rx.try_iter());
@@ -549,9 +574,9 @@ impl ControlAgent {
         let mut repair = false;
         for n in news {
             match n {
-                LinkNews::Apply(ev) => {
+                LinkNews::Apply(ev, at_unix_ns) => {
                     self.forget_local(ev);
-                    events.push(ev);
+                    events.push((ev, self.clock.at_unix_ns(at_unix_ns)));
                 }
                 LinkNews::Local(e) => {
                     let Some(peer) = e.peer_node else { continue };
@@ -562,12 +587,12 @@ impl ControlAgent {
                         // this node alone reroutes now).
                         repair |= self.locally_down.insert(peer);
                         if !flooding {
-                            events.extend(event);
+                            events.extend(event.map(|ev| (ev, now_ns)));
                         }
                     } else if !flooding || event.is_none() {
                         // Nothing network-wide to wait for.
                         repair |= self.locally_down.remove(&peer);
-                        events.extend(event);
+                        events.extend(event.map(|ev| (ev, now_ns)));
                     }
                 }
             }
@@ -579,12 +604,12 @@ impl ControlAgent {
                 Err(e) => tracing::error!("repairing: {e}"),
             }
         }
-        for ev in events {
+        for (ev, instant) in events {
             tracing::info!(?ev, "failure event");
             // The schedule records the event before it recomputes, so a
             // recompute that fails loses nothing: the next one includes it.
             // The other events of the batch still apply.
-            match self.fail(now_ns, ev) {
+            match self.fail_at(now_ns, instant, ev) {
                 Ok(Some(i)) => out.push(i),
                 Ok(None) => {}
                 Err(e) => {
@@ -734,13 +759,17 @@ node = "sat:5"
         for c in &f.changes {
             assert_eq!((c.old.as_deref(), c.new.as_deref()), (Some("isl6"), None));
         }
-        // And back: the same gateways return to isl6.
+        // And back: the same gateways return to isl6, in the first epoch
+        // computed 20 ms or more after the restore (epoch 2, computed at
+        // 100 ms).
         let up = agent
             .fail(20 * ms, FailureEvent::IslUp(5, 6))
             .expect("repair");
         let mut back = up.map(|i| i.changes).unwrap_or_default();
-        for i in agent.poll(60 * ms).expect("poll") {
-            back.extend(i.changes);
+        for t in [60, 100, 160, 200] {
+            for i in agent.poll(t * ms).expect("poll") {
+                back.extend(i.changes);
+            }
         }
         let gone: Vec<u32> = f.changes.iter().map(|c| c.egress_gid).collect();
         let returned: Vec<u32> = back
@@ -752,25 +781,39 @@ node = "sat:5"
     }
 
     #[test]
-    fn a_repair_after_an_early_install_still_installs_the_next_epoch() {
+    fn a_repair_after_an_early_install_keeps_that_epoch_and_takes_the_link_in_the_next() {
         let cfg = NodeConfig::parse(SATELLITE, "sat5.toml").expect("config");
         let mut agent = ControlAgent::new(&cfg).expect("agent");
         let ms = 1_000_000;
         agent.poll(0).expect("poll");
+        agent
+            .fail(10 * ms, FailureEvent::IslDown(5, 6))
+            .expect("fail")
+            .expect("installs at once");
         assert_eq!(
             epochs(&agent.poll(60 * ms).expect("poll")),
             [(1, InstallReason::Early)]
         );
-        // A repair publishes nothing at once but drops the precomputed
-        // epoch 1; its recomputation must still be installed.
+        // A repair publishes nothing at once and leaves epoch 1, installed
+        // early, as it is (make-before-break): nothing is installed again
+        // at its activation; epoch 2 is installed early with the link.
         assert!(agent
             .fail(70 * ms, FailureEvent::IslUp(5, 6))
             .expect("repair")
             .is_none());
         let mut again = epochs(&agent.poll(75 * ms).expect("poll"));
         again.extend(epochs(&agent.poll(100 * ms).expect("poll")));
-        assert_eq!(again.len(), 1, "{again:?}");
-        assert_eq!(again[0].0, 1, "{again:?}");
+        assert!(again.is_empty(), "{again:?}");
+        let next = agent.poll(160 * ms).expect("poll");
+        assert_eq!(epochs(&next), [(2, InstallReason::Early)]);
+        assert!(
+            next[0]
+                .changes
+                .iter()
+                .any(|c| c.new.as_deref() == Some("isl6")),
+            "{:?}",
+            next[0].changes
+        );
     }
 
     /// sat5 of the SATELLITE config, with node addresses.
@@ -1021,10 +1064,10 @@ node = "sat:5"
             );
         }
         // The notice applies: the link is gone from the routes themselves.
-        tx.send(LinkNews::Apply(FailureEvent::IslDown(
-            me.min(peer),
-            me.max(peer),
-        )))
+        tx.send(LinkNews::Apply(
+            FailureEvent::IslDown(me.min(peer), me.max(peer)),
+            0,
+        ))
         .expect("send");
         let applied = agent.poll(200 * ms).expect("poll");
         let fail = applied

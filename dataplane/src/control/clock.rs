@@ -43,6 +43,12 @@ impl GeometryClock {
         (wall as f64 * self.scale) as u64
     }
 
+    /// The geometry time of Unix time `unix_ns` (0 before the anchor).
+    pub fn at_unix_ns(&self, unix_ns: u64) -> u64 {
+        let wall = u128::from(unix_ns).saturating_sub(self.anchor_unix_ns);
+        (wall as f64 * self.scale) as u64
+    }
+
     /// Wall time until geometry time `at_ns` (zero if it has passed).
     pub fn wall_until(&self, at_ns: u64) -> Duration {
         let now = self.now_ns();

@@ -104,14 +104,14 @@ impl Flooding {
     /// a neighbour), announces the node's own `links` events (ISLs and
     /// links to ground stations), runs
     /// the timers, sends what is due through `send`; returns the failure
-    /// events whose instant has come.
+    /// events whose instant has come, each with that instant (Unix ns).
     pub fn round(
         &mut self,
         now_ns: u64,
         bfd: &mut BfdSessions,
         links: &[LinkEvent],
         mut send: impl FnMut(PortId, Vec<u8>),
-    ) -> Vec<FailureEvent> {
+    ) -> Vec<(FailureEvent, u64)> {
         let up: BTreeSet<NodeId> = bfd.up_neighbors().collect();
         for &n in up.difference(&self.neighbors) {
             self.flooder.neighbor_up(now_ns, n);
@@ -152,7 +152,7 @@ impl Flooding {
                 Event::Apply { notice, at_ns } => {
                     self.applied += 1;
                     log_apply(&notice, at_ns, now_ns);
-                    out.push(notice.failure_event(self.n_sats));
+                    out.push((notice.failure_event(self.n_sats), at_ns));
                 }
                 Event::ClockSkew {
                     from,

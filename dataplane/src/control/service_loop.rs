@@ -371,7 +371,7 @@ impl ServiceLoop {
             let applied = f.round(wall, &mut b.sessions, &events, |port, frame| {
                 out.push((port, frame))
             });
-            news.extend(applied.into_iter().map(LinkNews::Apply));
+            news.extend(applied.into_iter().map(|(ev, at)| LinkNews::Apply(ev, at)));
         }
         if let Some(tx) = &b.events {
             for n in news {
