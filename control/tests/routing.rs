@@ -91,20 +91,27 @@ fn tables_forward_along_the_shortest_path() {
     }
 }
 
-#[test]
-fn failed_isl_on_the_active_path_reroutes_at_once() {
+/// A schedule over Kuiper-630 from t = 10 s, and the gids of Rio de
+/// Janeiro and Saint Petersburg.
+fn rio_to_st_petersburg() -> (Scheduler, u32, u32) {
     let (e, g) = engine();
     let (a, b) = (
         g.find("Rio de Janeiro").expect("rio"),
         g.find("Saint Petersburg").expect("spb"),
     );
-    let mut sched = Scheduler::new(
+    let sched = Scheduler::new(
         e,
         ScheduleConfig {
             start_s: 10.0,
             ..ScheduleConfig::default()
         },
     );
+    (sched, a, b)
+}
+
+#[test]
+fn failed_isl_on_the_active_path_reroutes_at_once() {
+    let (mut sched, a, b) = rio_to_st_petersburg();
     let first = sched.tick(0).expect("tick").expect("epoch 0 at t = 0");
     let before = walk(&first.tables, a, b);
     let isl = before
@@ -288,18 +295,7 @@ fn a_driver_one_step_late_publishes_the_current_epoch_not_the_missed_one() {
 
 #[test]
 fn a_failed_ground_link_is_left_out_until_it_comes_back() {
-    let (e, g) = engine();
-    let (a, b) = (
-        g.find("Rio de Janeiro").expect("rio"),
-        g.find("Saint Petersburg").expect("spb"),
-    );
-    let mut sched = Scheduler::new(
-        e,
-        ScheduleConfig {
-            start_s: 10.0,
-            ..ScheduleConfig::default()
-        },
-    );
+    let (mut sched, a, b) = rio_to_st_petersburg();
     let first = sched.tick(0).expect("tick").expect("epoch 0 at t = 0");
     let n = first.tables.n_sats as u32;
     let before = walk(&first.tables, a, b);

@@ -290,18 +290,22 @@ fn meticulous_keyed_sha1_brings_a_pair_up_and_refuses_forgeries_and_replays() {
     assert_ne!(q.b.state(), State::Up);
 }
 
+/// A Down packet from discriminator 9 that knows no Your Discriminator,
+/// asks for no interval at all (zeros) and detects at 3 x.
+fn down_from_9() -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[0] = 0x20;
+    b[1] = 0x40;
+    b[2] = 3;
+    b[3] = 24;
+    b[7] = 9;
+    b
+}
+
 #[test]
 fn header_checks_refuse_by_reason() {
     let mut s = Session::new(SessionConfig::default(), 7, 3, 0);
-    let good = {
-        let mut b = [0u8; 24];
-        b[0] = 0x20;
-        b[1] = 0x40;
-        b[2] = 3;
-        b[3] = 24;
-        b[7] = 9;
-        b
-    };
+    let good = down_from_9();
     assert!(ControlPacket::parse(&good).is_ok());
     let case = |f: &dyn Fn(&mut [u8; 24])| {
         let mut b = good;
@@ -370,13 +374,8 @@ fn a_remote_that_lowers_its_required_rx_is_sent_to_at_the_new_rate_at_once() {
 fn a_remote_that_asks_for_nothing_gets_nothing_periodic() {
     let mut s = Session::new(SessionConfig::default(), 7, 3, 0);
     let _ = s.poll(0);
-    let mut b = [0u8; 24];
-    b[0] = 0x20;
-    b[1] = 0x40;
-    b[2] = 3;
-    b[3] = 24;
-    b[7] = 9;
     // Required Min RX 0: "send me nothing" (§6.8.7).
+    let b = down_from_9();
     s.receive(MS, &b).expect("ok");
     let _ = s.poll(MS); // the Init announcement is still sent
     for t in 2..3_000 {
