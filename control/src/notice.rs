@@ -325,15 +325,10 @@ impl Notice {
 
     /// The routing change it asks for, as the schedule takes it, in a
     /// constellation of `n_sats` satellites (node ids from `n_sats` on are
-    /// ground stations): an ISL, or a satellite's link to a ground station.
-    pub fn failure_event(&self, n_sats: u32) -> FailureEvent {
-        let (a, b) = (self.link.a, self.link.b);
-        match (b >= n_sats, self.up) {
-            (false, false) => FailureEvent::IslDown(a, b),
-            (false, true) => FailureEvent::IslUp(a, b),
-            (true, false) => FailureEvent::GslDown(a, b - n_sats),
-            (true, true) => FailureEvent::GslUp(a, b - n_sats),
-        }
+    /// ground stations): an ISL, or a satellite's link to a ground station;
+    /// None for a link between two ground stations.
+    pub fn failure_event(&self, n_sats: u32) -> Option<FailureEvent> {
+        FailureEvent::of_link(self.link.a, self.link.b, self.up, n_sats)
     }
 
     fn wire(&self) -> NoticeWire {
@@ -676,11 +671,12 @@ mod tests {
     #[test]
     fn failure_events() {
         let mut n = notice(1);
-        assert_eq!(n.failure_event(100), FailureEvent::IslDown(3, 9));
-        assert_eq!(n.failure_event(5), FailureEvent::GslDown(3, 4));
+        assert_eq!(n.failure_event(100), Some(FailureEvent::IslDown(3, 9)));
+        assert_eq!(n.failure_event(5), Some(FailureEvent::GslDown(3, 4)));
+        assert_eq!(n.failure_event(3), None, "two ground stations");
         n.up = true;
-        assert_eq!(n.failure_event(100), FailureEvent::IslUp(3, 9));
-        assert_eq!(n.failure_event(9), FailureEvent::GslUp(3, 0));
+        assert_eq!(n.failure_event(100), Some(FailureEvent::IslUp(3, 9)));
+        assert_eq!(n.failure_event(9), Some(FailureEvent::GslUp(3, 0)));
         assert_eq!(n.apply_at_ns(5), n.origin_time_ns + 5);
         assert_eq!(Link::new(4, 4), None);
     }

@@ -70,6 +70,35 @@ pub enum FailureEvent {
     GslUp(u32, u32),
 }
 
+impl FailureEvent {
+    /// The event for the link between nodes `x` and `y` going down or
+    /// coming back, in a constellation of `n_sats` satellites (node ids
+    /// from `n_sats` on are ground stations): an ISL or a ground link;
+    /// None between two ground stations.
+    pub fn of_link(x: u32, y: u32, up: bool, n_sats: u32) -> Option<FailureEvent> {
+        let (a, b) = (x.min(y), x.max(y));
+        Some(match (b < n_sats, a < n_sats, up) {
+            (true, _, false) => FailureEvent::IslDown(a, b),
+            (true, _, true) => FailureEvent::IslUp(a, b),
+            (false, true, false) => FailureEvent::GslDown(a, b - n_sats),
+            (false, true, true) => FailureEvent::GslUp(a, b - n_sats),
+            (false, false, _) => return None,
+        })
+    }
+
+    /// The two nodes of the link the event is about (None for a
+    /// satellite's own event).
+    pub fn link_ends(&self, n_sats: u32) -> Option<(u32, u32)> {
+        match *self {
+            FailureEvent::IslDown(a, b) | FailureEvent::IslUp(a, b) => Some((a, b)),
+            FailureEvent::GslDown(s, gid) | FailureEvent::GslUp(s, gid) => {
+                Some((s, n_sats.saturating_add(gid)))
+            }
+            FailureEvent::SatelliteDown(_) | FailureEvent::SatelliteUp(_) => None,
+        }
+    }
+}
+
 /// Tables ready to install.
 #[derive(Clone, Debug)]
 pub struct Publication {

@@ -232,6 +232,17 @@ fn meshplane_and_frr_bfdd_bring_a_session_up_detect_a_cut_and_recover() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bfd-frr-{pid}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp dir");
+    // The far end of the veth pair down or up: the link cut or healed.
+    let set_far_end = |state: &str| {
+        assert!(common::ip(&[
+            "-n",
+            &link.ns,
+            "link",
+            "set",
+            &link.outer,
+            state
+        ]));
+    };
     let cap_file = dir.join("bfd.pcap");
     let mut c = Command::new("ip");
     c.args([
@@ -311,14 +322,7 @@ fn meshplane_and_frr_bfdd_bring_a_session_up_detect_a_cut_and_recover() {
     // Cut the link at the far end: both sides go down, each on its own
     // detection time (3 x 10 ms; the slack is the polling of ctl and
     // vtysh, and the scheduler of a shared 2-core machine).
-    assert!(common::ip(&[
-        "-n",
-        &link.ns,
-        "link",
-        "set",
-        &link.outer,
-        "down"
-    ]));
+    set_far_end("down");
     let ours_down = wait("down at meshplane", Duration::from_secs(2), || {
         ours(&socket)["session"]["state"] == "Down"
     });
@@ -336,14 +340,7 @@ fn meshplane_and_frr_bfdd_bring_a_session_up_detect_a_cut_and_recover() {
 
     // Heal: both come back, and the link is announced up after the
     // hold-down (one second).
-    assert!(common::ip(&[
-        "-n",
-        &link.ns,
-        "link",
-        "set",
-        &link.outer,
-        "up"
-    ]));
+    set_far_end("up");
     wait("up again at meshplane", Duration::from_secs(20), || {
         ours(&socket)["session"]["state"] == "Up"
     });

@@ -283,16 +283,7 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     wait_out_path_change(&m.dir, 6.0);
     let isl = active_isl(&m.dir).expect("the active path crosses an ISL");
     let link = (isl.0.min(isl.1), isl.0.max(isl.1));
-    let stream = m
-        .cmd(&["stream", "--pps", "1000", "--count", "3000"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("scripts/mesh stream");
-    std::thread::sleep(Duration::from_millis(1200));
-    let cut = m.run(&["fail-isl", &isl.0.to_string(), &isl.1.to_string()]);
-    assert!(cut.status.success());
-    let out = stream.wait_with_output().expect("stream");
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = stream_around(&m, 1200, "fail-isl", isl);
     let lost = stream_lost(&report);
     eprintln!(
         "ISL {}-{} cut under a 1000 pps stream: {report}",
@@ -351,16 +342,7 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
 
     // Heal it: BFD holds it up for a second, its ends announce it, and
     // traffic returns to the scheduled path without loss.
-    let stream = m
-        .cmd(&["stream", "--pps", "1000", "--count", "3000"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("scripts/mesh stream");
-    std::thread::sleep(Duration::from_millis(500));
-    let heal = m.run(&["heal-isl", &isl.0.to_string(), &isl.1.to_string()]);
-    assert!(heal.status.success());
-    let out = stream.wait_with_output().expect("stream");
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = stream_around(&m, 500, "heal-isl", isl);
     eprintln!(
         "ISL {}-{} healed under a 1000 pps stream: {report}",
         link.0, link.1
@@ -478,6 +460,21 @@ fn trace_names_the_active_path(m: &Mesh) {
         return;
     }
     panic!("the path changed during every trace");
+}
+
+/// A 1000 pps stream of 3000 packets, with `scripts/mesh CMD A B` run
+/// `after_ms` into it; the stream's report.
+fn stream_around(m: &Mesh, after_ms: u64, cmd: &str, isl: (u32, u32)) -> String {
+    let stream = m
+        .cmd(&["stream", "--pps", "1000", "--count", "3000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/mesh stream");
+    std::thread::sleep(Duration::from_millis(after_ms));
+    let done = m.run(&[cmd, &isl.0.to_string(), &isl.1.to_string()]);
+    assert!(done.status.success(), "scripts/mesh {cmd}");
+    let out = stream.wait_with_output().expect("stream");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The number a `scripts/mesh stream` report gives as lost.

@@ -280,16 +280,7 @@ impl ControlAgent {
     /// The failure event a link event of this node's means, if any: an
     /// ISL, or a link between a satellite and a ground station.
     fn link_failure(&self, e: &super::bfd::LinkEvent) -> Option<FailureEvent> {
-        let (me, peer, n) = (self.node(), e.peer_node?, self.n_sats);
-        Some(match (me < n, peer < n, e.up) {
-            (true, true, false) => FailureEvent::IslDown(me, peer),
-            (true, true, true) => FailureEvent::IslUp(me, peer),
-            (true, false, false) => FailureEvent::GslDown(me, peer - n),
-            (true, false, true) => FailureEvent::GslUp(me, peer - n),
-            (false, true, false) => FailureEvent::GslDown(peer, me - n),
-            (false, true, true) => FailureEvent::GslUp(peer, me - n),
-            (false, false, _) => return None,
-        })
+        FailureEvent::of_link(self.node(), e.peer_node?, e.up, self.n_sats)
     }
 
     /// Satellites in the constellation.
@@ -419,18 +410,11 @@ impl ControlAgent {
     /// be down (or up): every node now applies `ev`.
     fn forget_local(&mut self, ev: FailureEvent) {
         let me = self.node();
-        let (a, b) = match ev {
-            FailureEvent::IslDown(a, b) | FailureEvent::IslUp(a, b) => (a, b),
-            FailureEvent::GslDown(s, gid) | FailureEvent::GslUp(s, gid) => {
-                (s, self.n_sats.saturating_add(gid))
-            }
-            FailureEvent::SatelliteDown(_) | FailureEvent::SatelliteUp(_) => return,
+        match ev.link_ends(self.n_sats) {
+            Some((a, b)) if a == me => self.locally_down.remove(&b),
+            Some((a, b)) if b == me => self.locally_down.remove(&a),
+            _ => false,
         };
-        if a == me {
-            self.locally_down.remove(&b);
-        } else if b == me {
-            self.locally_down.remove(&a);
-        }
     }
 
     /// Switches, in `cfg`, every entry that leaves over a link in

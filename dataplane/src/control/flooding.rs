@@ -122,7 +122,7 @@ impl Flooding {
         self.neighbors = up;
         for e in links {
             let Some(peer) = e.peer_node else { continue };
-            if self.me >= self.n_sats && peer >= self.n_sats {
+            if FailureEvent::of_link(self.me, peer, e.up, self.n_sats).is_none() {
                 // Two ground stations: no link of the constellation's.
                 continue;
             }
@@ -152,7 +152,7 @@ impl Flooding {
                 Event::Apply { notice, at_ns } => {
                     self.applied += 1;
                     log_apply(&notice, at_ns, now_ns);
-                    out.push((notice.failure_event(self.n_sats), at_ns));
+                    out.extend(notice.failure_event(self.n_sats).map(|ev| (ev, at_ns)));
                 }
                 Event::ClockSkew {
                     from,
