@@ -50,11 +50,14 @@ pub enum DropReason {
     /// Addressed to the node, but the worker's punt queue to the control
     /// thread was full.
     PuntFull,
+    /// The AEAD refused to seal (an input it does not take): the frame is
+    /// dropped rather than sent with its plaintext.
+    CryptoFailed,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -76,6 +79,7 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::PuntPoliced,
         DropReason::PuntFull,
+        DropReason::CryptoFailed,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -100,6 +104,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::PuntPoliced => "punt_policed",
             DropReason::PuntFull => "punt_full",
+            DropReason::CryptoFailed => "crypto_failed",
         }
     }
 

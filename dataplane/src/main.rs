@@ -442,6 +442,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     // First, so that a SIGINT during start-up still ends in a clean stop.
     let signals = Signals::install().context("installing signal handlers")?;
     let (reloader, tables) = ConfigReloader::load(&a.config)?;
+    tracing::info!("AES-GCM: {}", meshplane::sa::aead::backend().describe());
     let cfg = reloader.config().clone();
     if !matches!(cfg.io.backend.as_str(), "dpdk" | "afxdp" | "auto") {
         bail!(

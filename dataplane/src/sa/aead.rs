@@ -1,5 +1,12 @@
-//! AES-GCM implementations behind one `Aead` trait, and the per-size choice
-//! between them.
+//! AES-GCM implementations behind one `Aead` trait, the process's choice
+//! of implementation and, for the fallback, the per-size choice.
+//!
+//! Where meshplane is built with the `ipsec-mb` feature (the default) and
+//! intel-ipsec-mb has an AES-NI code path for the CPU, every SA uses it
+//! (`super::ipsec_mb`): it is the library DPDK's own `crypto_aesni_gcm`
+//! runs, and the fastest of all below at every size. Otherwise, or with
+//! `MESHPLANE_AEAD=fallback` in the environment, SAs use `SizedGcm`. The
+//! choice is made once per process (`backend`) and `meshplane run` logs it.
 //!
 //! Measured on the same buffers (in-place seal/open, detached 16-byte tag,
 //! RFC 4106 nonce and 8-byte AAD, AES-128, Zen 4, `target-cpu=native`;
@@ -62,6 +69,109 @@ pub trait Aead: Send + Sync {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> bool;
+}
+
+/// The AES-GCM implementation every SA of this process uses.
+pub enum Backend {
+    /// intel-ipsec-mb's direct API.
+    #[cfg(feature = "ipsec-mb")]
+    IpsecMb(&'static super::ipsec_mb::Library),
+    /// `SizedGcm` (RustCrypto and AWS-LC), and why the library is not used.
+    Fallback(String),
+}
+
+impl Backend {
+    /// One line for the log: which implementation, and why.
+    pub fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "ipsec-mb")]
+            Backend::IpsecMb(lib) => lib.description.clone(),
+            Backend::Fallback(why) => {
+                format!("RustCrypto aes-gcm below {SEAL_LARGE_FROM} B, AWS-LC above ({why})")
+            }
+        }
+    }
+}
+
+/// The environment variable that forces the fallback (`fallback`) or the
+/// automatic choice (`auto`, the default).
+pub const BACKEND_ENV: &str = "MESHPLANE_AEAD";
+
+/// The process's implementation, chosen on first use.
+pub fn backend() -> &'static Backend {
+    static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(|| {
+        let asked = std::env::var(BACKEND_ENV).unwrap_or_default();
+        match asked.as_str() {
+            "fallback" => return Backend::Fallback(format!("{BACKEND_ENV}=fallback")),
+            "" | "auto" => {}
+            other => {
+                tracing::warn!(
+                    "{BACKEND_ENV}={other:?} is neither `auto` nor `fallback`; using auto"
+                )
+            }
+        }
+        #[cfg(feature = "ipsec-mb")]
+        {
+            match super::ipsec_mb::library() {
+                Ok(lib) => Backend::IpsecMb(lib),
+                Err(why) => Backend::Fallback(why.to_string()),
+            }
+        }
+        #[cfg(not(feature = "ipsec-mb"))]
+        {
+            Backend::Fallback("built without the `ipsec-mb` feature".into())
+        }
+    })
+}
+
+/// AES-GCM through whichever implementation `backend` chose.
+pub enum ChosenGcm {
+    /// intel-ipsec-mb.
+    #[cfg(feature = "ipsec-mb")]
+    IpsecMb(super::ipsec_mb::IpsecMbGcm),
+    /// The per-size fallback.
+    Sized(SizedGcm),
+}
+
+impl ChosenGcm {
+    /// Expands `key` (16 or 32 bytes as `alg` says) for the process's
+    /// implementation.
+    pub fn new(alg: AeadAlg, key: &[u8]) -> Result<Self, BadKey> {
+        match backend() {
+            #[cfg(feature = "ipsec-mb")]
+            Backend::IpsecMb(lib) => Ok(ChosenGcm::IpsecMb(super::ipsec_mb::IpsecMbGcm::new(
+                lib, alg, key,
+            )?)),
+            Backend::Fallback(_) => Ok(ChosenGcm::Sized(SizedGcm::new(alg, key)?)),
+        }
+    }
+}
+
+impl Aead for ChosenGcm {
+    #[inline]
+    fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Option<[u8; TAG_LEN]> {
+        match self {
+            #[cfg(feature = "ipsec-mb")]
+            ChosenGcm::IpsecMb(g) => g.seal(nonce, aad, buf),
+            ChosenGcm::Sized(g) => g.seal(nonce, aad, buf),
+        }
+    }
+
+    #[inline]
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> bool {
+        match self {
+            #[cfg(feature = "ipsec-mb")]
+            ChosenGcm::IpsecMb(g) => g.open(nonce, aad, buf, tag),
+            ChosenGcm::Sized(g) => g.open(nonce, aad, buf, tag),
+        }
+    }
 }
 
 /// A key had the wrong length for its algorithm.

@@ -3,10 +3,12 @@
 //! printed.
 
 pub mod aead;
+#[cfg(feature = "ipsec-mb")]
+pub mod ipsec_mb;
 pub mod replay;
 
 use crate::config::{AeadAlg, SaConfig, SaDir};
-use aead::{Aead, SizedGcm};
+use aead::{Aead, ChosenGcm};
 use replay::ReplayWindow;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -31,9 +33,9 @@ pub enum SaError {
 
 /// AES-GCM as RFC 4106 uses it: a key, a 4-byte salt, the 8-byte IV carried
 /// in the packet, nonce = salt || IV, 16-byte ICV. The implementation is
-/// chosen per packet size (`aead::SizedGcm`).
+/// the process's (`aead::backend`).
 pub struct Gcm {
-    aead: SizedGcm,
+    aead: ChosenGcm,
     salt: Zeroizing<[u8; 4]>,
 }
 
@@ -51,7 +53,7 @@ impl Gcm {
             return Err(err());
         }
         let (key, salt) = key_and_salt.split_at(alg.key_len());
-        let aead = SizedGcm::new(alg, key).map_err(|_| err())?;
+        let aead = ChosenGcm::new(alg, key).map_err(|_| err())?;
         let mut s = Zeroizing::new([0u8; 4]);
         s.copy_from_slice(salt);
         Ok(Gcm { aead, salt: s })
@@ -65,14 +67,12 @@ impl Gcm {
         n
     }
 
-    /// Encrypts `buf` in place and returns the ICV.
+    /// Encrypts `buf` in place and returns the ICV; `None` if the AEAD
+    /// refused the input, when `buf` may still be plaintext and must not
+    /// be sent.
     #[inline]
-    pub fn seal(&self, iv: [u8; 8], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        // Encryption only fails for inputs beyond GCM's 64 GiB limit, which
-        // a frame cannot reach; a zero tag would then fail verification.
-        self.aead
-            .seal(&self.nonce(iv), aad, buf)
-            .unwrap_or([0u8; 16])
+    pub fn seal(&self, iv: [u8; 8], aad: &[u8], buf: &mut [u8]) -> Option<[u8; 16]> {
+        self.aead.seal(&self.nonce(iv), aad, buf)
     }
 
     /// Verifies the ICV and decrypts `buf` in place; false if forged.

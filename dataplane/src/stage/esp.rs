@@ -128,7 +128,10 @@ fn encrypt_one<F: Frame>(
     body[inner_len + pad] = pad as u8;
     body[inner_len + pad + 1] = next_header;
     let (a, n) = aad(sa.spi, seq, sa.esn);
-    let tag = sa.gcm.seal(iv, &a[..n], body);
+    let tag = sa
+        .gcm
+        .seal(iv, &a[..n], body)
+        .ok_or(DropReason::CryptoFailed)?;
     icv[..esp::ICV_LEN].copy_from_slice(&tag);
     Ok(())
 }
