@@ -59,8 +59,10 @@ impl Gcm {
         Ok(Gcm { aead, salt: s })
     }
 
+    /// The GCM nonce of a packet: salt || IV. The batch paths build it a
+    /// pass ahead of the AEAD call (see `stage::esp`).
     #[inline]
-    fn nonce(&self, iv: [u8; 8]) -> [u8; aead::NONCE_LEN] {
+    pub fn nonce(&self, iv: [u8; 8]) -> [u8; aead::NONCE_LEN] {
         let mut n = [0u8; aead::NONCE_LEN];
         n[..4].copy_from_slice(&*self.salt);
         n[4..].copy_from_slice(&iv);
@@ -79,6 +81,29 @@ impl Gcm {
     #[inline]
     pub fn open(&self, iv: [u8; 8], aad: &[u8], buf: &mut [u8], icv: &[u8; 16]) -> bool {
         self.aead.open(&self.nonce(iv), aad, buf, icv)
+    }
+
+    /// `seal` with the nonce already built (`nonce`).
+    #[inline]
+    pub fn seal_with(
+        &self,
+        nonce: &[u8; aead::NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Option<[u8; 16]> {
+        self.aead.seal(nonce, aad, buf)
+    }
+
+    /// `open` with the nonce already built (`nonce`).
+    #[inline]
+    pub fn open_with(
+        &self,
+        nonce: &[u8; aead::NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        icv: &[u8; 16],
+    ) -> bool {
+        self.aead.open(nonce, aad, buf, icv)
     }
 }
 

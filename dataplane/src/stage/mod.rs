@@ -273,21 +273,78 @@ fn crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables, mut later: Mask) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
     let to_encrypt = count(verdicts, later, |v| matches!(v, Verdict::Encrypt(_)));
     if to_encrypt > 0 {
+        // Two passes (see `esp::PendingSeal`): frame every packet, then
+        // encrypt them all.
         let mut seqs = esp::SeqCache::new(to_encrypt);
-        visit(frames, verdicts, &mut later, |f, v| match v {
-            Verdict::Encrypt(fec) => Some(esp::encrypt(f, t, fec, &mut seqs)),
-            _ => None,
-        });
+        let mut queue = esp::SealQueue::default();
+        let mut m = later;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
+                break;
+            };
+            let Verdict::Encrypt(fec) = *v else {
+                continue;
+            };
+            let framed = esp::encapsulate(f, t, fec, &mut seqs);
+            let queued = framed.map(|job| queue.push(i, job));
+            match queued {
+                Ok(Ok(())) => {}
+                // More frames than a batch holds: seal this one now.
+                Ok(Err(job)) => *v = esp::seal(f, t, &job),
+                Err(r) => *v = Verdict::Drop(r),
+            }
+            if v.is_final() {
+                later &= !(1 << i);
+            }
+        }
+        for (i, job) in queue.iter() {
+            let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
+                break;
+            };
+            *v = esp::seal(f, t, job);
+            if v.is_final() {
+                later &= !(1 << i);
+            }
+        }
     }
     visit(frames, verdicts, &mut later, |f, v| match v {
         Verdict::Push(fec) => Some(mpls::push(f, t, fec)),
         _ => None,
     });
     // Egress: decrypt -> deliver.
+    // Two passes again: check every packet up to its ICV, then open them.
     let mut sas = esp::InboundCache::default();
-    visit(frames, verdicts, &mut later, |f, v| {
-        (v == Verdict::Decrypt).then(|| esp::decrypt(f, t, &mut sas))
-    });
+    let mut queue = esp::OpenQueue::default();
+    let mut m = later;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
+            break;
+        };
+        if *v != Verdict::Decrypt {
+            continue;
+        }
+        match esp::unwrap(f, t, &mut sas).map(|job| queue.push(i, job)) {
+            Ok(Ok(())) => {}
+            Ok(Err(job)) => *v = esp::open(f, t, &mut sas, &job),
+            Err(r) => *v = Verdict::Drop(r),
+        }
+        if v.is_final() {
+            later &= !(1 << i);
+        }
+    }
+    for (i, job) in queue.iter() {
+        let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
+            break;
+        };
+        *v = esp::open(f, t, &mut sas, job);
+        if v.is_final() {
+            later &= !(1 << i);
+        }
+    }
     visit(frames, verdicts, &mut later, |f, v| {
         (v == Verdict::Deliver).then(|| deliver::deliver(f, t))
     });
