@@ -455,15 +455,16 @@ fn open_one<'t, F: Frame>(
     // Earlier frames of the batch may have moved the window since `unwrap`:
     // a number one of them took is a replay whatever its ICV, and with ESN
     // the high half is inferred again (the AAD follows it).
-    let (seq, mut aad) = (job.seq, job.aad);
-    let seq = if sa.esn {
-        let now = sa.window.infer_esn(seq as u32);
-        if now != seq {
-            aad = self::aad(job.spi, now, true).0;
+    // The AAD is read where `unwrap` wrote it: a copy made here would be
+    // in the store buffer again when the AEAD reads it.
+    let rebuilt;
+    let (seq, aad) = match (sa.esn, job.seq) {
+        (true, guess) if sa.window.infer_esn(guess as u32) != guess => {
+            let seq = sa.window.infer_esn(guess as u32);
+            rebuilt = self::aad(job.spi, seq, true).0;
+            (seq, &rebuilt)
         }
-        now
-    } else {
-        seq
+        (_, seq) => (seq, &job.aad),
     };
     if !sa.window.check(seq) {
         return Err(DropReason::Replay);

@@ -120,10 +120,18 @@ fn main() {
         .expect("key");
         let body = size - 4 - 14 + 2;
         let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| vec![0xabu8; body]).collect();
+        // Nonces and AADs 32 ahead, as the ESP stage builds them.
         let aead = time_ns(rounds, n, || {
-            for i in 0..n {
-                let (a, l) = aad(4097, i as u64, false);
-                black_box(gcm.seal((i as u64).to_be_bytes(), &a[..l], &mut bufs[i % 32]));
+            let mut ahead = [([0u8; 12], [0u8; 12]); 32];
+            for base in (0..n).step_by(32) {
+                for (k, (nonce, a)) in ahead.iter_mut().enumerate() {
+                    let i = (base + k) as u64;
+                    *nonce = gcm.nonce(i.to_be_bytes());
+                    *a = aad(4097, i, false).0;
+                }
+                for (k, (nonce, a)) in ahead.iter().enumerate().take(n - base) {
+                    black_box(gcm.seal_with(nonce, &a[..8], &mut bufs[k]));
+                }
             }
         });
         println!(
