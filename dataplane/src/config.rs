@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -146,6 +146,10 @@ pub struct PortConfig {
     /// The port's own IPv4 address and prefix length (`address =
     /// "10.0.0.1/24"`, a LAN port): answered by ARP and ICMP.
     pub address: Option<(Ipv4Addr, u8)>,
+    /// The port's own IPv6 address and prefix length (`address6 =
+    /// "fd00:1::1/64"`, a LAN port): the source of the ICMPv6 errors the
+    /// gateway sends its LAN hosts (RFC 4443).
+    pub address6: Option<(Ipv6Addr, u8)>,
 }
 
 /// How a port's AF_XDP sockets bind (`mode` of a port).
@@ -710,6 +714,8 @@ struct RawPort {
     peer_mac: Option<Spanned<String>>,
     #[serde(default)]
     address: Option<Spanned<String>>,
+    #[serde(default)]
+    address6: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1019,6 +1025,36 @@ impl Ctx<'_> {
             return Err(bad(format!(
                 "{a} is the network's or its broadcast address in {p}: give a host address"
             )));
+        }
+        Ok((a, p.len))
+    }
+
+    /// An IPv6 interface address with its prefix length (`fd00:1::1/64`):
+    /// a unicast address (not unspecified, loopback or multicast).
+    fn interface_address6(
+        &self,
+        v: &Spanned<String>,
+        field: &str,
+    ) -> Result<(Ipv6Addr, u8), ConfigError> {
+        let bad = |m: String| self.err(v.span(), format!("{field}: {m}"));
+        let (p, written) = Prefix::parse_any(v.get_ref()).map_err(bad)?;
+        let IpAddr::V6(a) = written else {
+            return Err(bad(format!(
+                "{} is not an IPv6 address with a prefix length, e.g. \"fd00:1::1/64\"",
+                echo(v.get_ref())
+            )));
+        };
+        let why = if a.is_unspecified() {
+            Some("is the unspecified address")
+        } else if a.is_loopback() {
+            Some("is the loopback address")
+        } else if a.is_multicast() {
+            Some("is a multicast address")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(bad(format!("{a} {why}; give the port's unicast address")));
         }
         Ok((a, p.len))
     }
@@ -1493,6 +1529,11 @@ impl NodeConfig {
                 .as_ref()
                 .map(|a| cx.interface_address(a, &format!("{what} address")))
                 .transpose()?;
+            let address6 = p
+                .address6
+                .as_ref()
+                .map(|a| cx.interface_address6(a, &format!("{what} address6")))
+                .transpose()?;
             port_index.insert(pname.clone(), ports.len());
             port_macs.insert(mac, ports.len());
             ports.push(PortConfig {
@@ -1503,6 +1544,7 @@ impl NodeConfig {
                 afxdp,
                 peer_mac,
                 address,
+                address6,
             });
         }
         if matches!(io.backend.as_str(), "dpdk" | "afxdp" | "auto") && ports.is_empty() {

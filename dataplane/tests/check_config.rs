@@ -402,3 +402,30 @@ fn messages_have_a_reason_a_line_and_a_bounded_echo() {
     assert_eq!(err.matches("directory").count(), 1, "{err}");
     assert!(err.matches("os error").count() <= 1, "{err}");
 }
+
+#[test]
+fn a_port_ipv6_address_must_be_one_unicast_address_with_a_length() {
+    let lan = "mac = \"02:00:00:00:00:01\"";
+    let ok = GOOD.replacen(
+        lan,
+        "mac = \"02:00:00:00:00:01\"\naddress6 = \"fd00:1::1/64\"",
+        1,
+    );
+    let (code, err) = check_bytes("v6.toml", ok.as_bytes());
+    assert_eq!(code, Some(0), "{err}");
+    refused(
+        lan,
+        "mac = \"02:00:00:00:00:01\"\naddress6 = \"ff02::1/64\"",
+        "port \"lan0\" address6: ff02::1 is a multicast address; give the port's unicast address",
+    );
+    refused(
+        lan,
+        "mac = \"02:00:00:00:00:01\"\naddress6 = \"10.1.0.1/16\"",
+        "port \"lan0\" address6: \"10.1.0.1/16\" is not an IPv6 address with a prefix length",
+    );
+    refused(
+        lan,
+        "mac = \"02:00:00:00:00:01\"\naddress6 = \"::/0\"",
+        "is the unspecified address",
+    );
+}

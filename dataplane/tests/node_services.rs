@@ -18,7 +18,7 @@ use meshplane::io::memory::MemoryPort;
 use meshplane::runtime::Channels;
 use meshplane::tables::Tables;
 use meshplane::worker::Worker;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -451,4 +451,95 @@ fn a_lan_host_hears_of_its_packets_dropped_for_ttl_and_size() {
         2,
         "still counted as drops"
     );
+}
+
+/// A UDP packet from host A (fd00:1::9) to a host behind B, as host A
+/// sends it.
+fn udp6_from_host(hop_limit: u8, ip_len: usize) -> Vec<u8> {
+    let mut ip = vec![0u8; ip_len];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&((ip_len - 40) as u16).to_be_bytes());
+    ip[6] = 17;
+    ip[7] = hop_limit;
+    ip[8..24].copy_from_slice(&HOST_A6.octets());
+    ip[24..40].copy_from_slice(&"fd00:2::5".parse::<Ipv6Addr>().expect("v6").octets());
+    ip[40..42].copy_from_slice(&4000u16.to_be_bytes());
+    ip[42..44].copy_from_slice(&9u16.to_be_bytes());
+    ip[44..46].copy_from_slice(&((ip_len - 40) as u16).to_be_bytes());
+    let mut f = GW_A_LAN.to_vec();
+    f.extend(HOST_MAC);
+    f.extend([0x86, 0xdd]);
+    f.extend(ip);
+    f
+}
+
+const HOST_A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 9);
+
+/// The ICMPv6 checksum of `icmp` between `src` and `dst`, computed here
+/// from RFC 8200 §8.1's pseudo-header: 0 over a correct message.
+fn icmp6_checksum(src: &[u8], dst: &[u8], icmp: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(src);
+    add(dst);
+    add(&(icmp.len() as u32).to_be_bytes());
+    add(&[0, 0, 0, 58]);
+    add(icmp);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+fn a_lan_host_hears_of_its_ipv6_packets_dropped_for_hop_limit_and_size() {
+    let mut c = Chain::new();
+    let tx = c.host_a.tx_ring().clone();
+    let expired = udp6_from_host(1, 80);
+    let big = udp6_from_host(64, 1520);
+    for f in [&expired, &big] {
+        tx.push(HeapFrame::from_bytes(f)).expect("room");
+    }
+    c.step();
+    let got = received(&c.host_a);
+    assert_eq!(got.len(), 2, "time exceeded and packet too big");
+    let gw6: Ipv6Addr = "fd00:1::1".parse().expect("v6");
+    for (r, sent, kind) in [(&got[0], &expired, 3u8), (&got[1], &big, 2u8)] {
+        assert_eq!(&r[..6], &HOST_MAC, "to the sender");
+        assert_eq!(&r[6..12], &GW_A_LAN);
+        assert_eq!(&r[12..14], &[0x86, 0xdd]);
+        let ip = &r[14..];
+        assert_eq!(ip[0] >> 4, 6);
+        assert_eq!(ip[6], 58, "ICMPv6");
+        assert_eq!(&ip[8..24], &gw6.octets(), "from the LAN port's address");
+        assert_eq!(&ip[24..40], &HOST_A6.octets());
+        let icmp = &ip[40..];
+        assert_eq!(
+            usize::from(u16::from_be_bytes([ip[4], ip[5]])),
+            icmp.len(),
+            "payload length"
+        );
+        assert!(ip.len() <= 1280, "within the minimum MTU");
+        assert_eq!((icmp[0], icmp[1]), (kind, 0));
+        assert_eq!(icmp6_checksum(&ip[8..24], &ip[24..40], icmp), 0, "checksum");
+        let quoted = &icmp[8..];
+        assert_eq!(&quoted[..40], &sent[14..54], "the packet's header as sent");
+        if kind == 2 {
+            assert_eq!(
+                u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]),
+                1500,
+                "the usable MTU"
+            );
+            assert_eq!(quoted.len(), 1280 - 48, "as much as fits");
+        } else {
+            assert_eq!(quoted, &sent[14..], "the whole packet");
+        }
+    }
+    let st = &c.nodes[0].worker.stats;
+    assert_eq!(st.drops.get(DropReason::TtlExpired), 1);
+    assert_eq!(st.drops.get(DropReason::TooBig), 1);
 }

@@ -7,7 +7,7 @@ use crate::packet::ethernet::{self, ethertype};
 use crate::packet::mpls::MplsEntry;
 use crate::tables::lfib::LfibOp;
 use crate::tables::{NodeRoute, Tables};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// TTL of the label on the node's own packets (as on pushed data).
 pub const CONTROL_MPLS_TTL: u8 = crate::stage::mpls::PUSH_TTL;
@@ -63,16 +63,19 @@ pub fn frame_to_node(
     Ok((port, f))
 }
 
-/// The frame carrying `packet` (an IPv4 packet) to `dst` behind one of
-/// the node's delivery prefixes (a LAN host), as decrypted traffic to it
-/// leaves: the delivery entry's port and next hop.
-pub fn frame_to_lan(t: &Tables, dst: Ipv4Addr, packet: &[u8]) -> Option<(PortId, Vec<u8>)> {
-    let i = t.deliver4.lookup_v4(dst.octets())?;
+/// The frame carrying `packet` (an IPv4 or IPv6 packet, as `dst` is) to
+/// `dst` behind one of the node's delivery prefixes (a LAN host), as
+/// decrypted traffic to it leaves: the delivery entry's port and next hop.
+pub fn frame_to_lan(t: &Tables, dst: IpAddr, packet: &[u8]) -> Option<(PortId, Vec<u8>)> {
+    let (i, kind) = match dst {
+        IpAddr::V4(a) => (t.deliver4.lookup_v4(a.octets())?, ethertype::IPV4),
+        IpAddr::V6(a) => (t.deliver6.lookup_v6(a.octets())?, ethertype::IPV6),
+    };
     let d = t.delivers.get(i as usize)?;
     let mut f = Vec::with_capacity(ethernet::HEADER_LEN + packet.len());
     f.extend(d.dst_mac);
     f.extend(d.src_mac);
-    f.extend(ethertype::IPV4.to_be_bytes());
+    f.extend(kind.to_be_bytes());
     f.extend_from_slice(packet);
     Some((d.port, f))
 }

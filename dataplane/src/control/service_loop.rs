@@ -140,8 +140,12 @@ pub fn node_info(name: &str, id: Option<u32>, t: &Tables) -> NodeInfo {
         ports: t
             .port_macs
             .iter()
-            .zip(&t.port_addrs)
-            .map(|(&mac, &address)| PortInfo { mac, address })
+            .zip(t.port_addrs.iter().zip(&t.port_addrs6))
+            .map(|(&mac, (&address, &address6))| PortInfo {
+                mac,
+                address,
+                address6,
+            })
             .collect(),
     }
 }
@@ -396,14 +400,31 @@ impl ServiceLoop {
         reason: crate::drop_reason::DropReason,
         packet: &[u8],
     ) -> Result<Option<Outgoing>, services::Ignored> {
-        let from = self
-            .node
-            .port(port)
-            .and_then(|p| p.address)
-            .map(|(a, _)| a)
-            .ok_or(services::Ignored::NoAddress)?;
-        let err = services::icmp_error::answer(packet, reason, from, t.mtu)?;
-        let dst = std::net::Ipv4Addr::new(err[16], err[17], err[18], err[19]);
+        use std::net::IpAddr;
+        let own = self.node.port(port);
+        let (err, dst) = match packet.first().map(|b| b >> 4) {
+            Some(6) => {
+                let from = own
+                    .and_then(|p| p.address6)
+                    .map(|(a, _)| a)
+                    .ok_or(services::Ignored::NoAddress)?;
+                let err = services::icmp_error::answer_v6(packet, reason, from, t.mtu)?;
+                let dst: [u8; 16] = err
+                    .get(24..40)
+                    .and_then(|d| d.try_into().ok())
+                    .ok_or(services::Ignored::Truncated)?;
+                (err, IpAddr::from(dst))
+            }
+            _ => {
+                let from = own
+                    .and_then(|p| p.address)
+                    .map(|(a, _)| a)
+                    .ok_or(services::Ignored::NoAddress)?;
+                let err = services::icmp_error::answer(packet, reason, from, t.mtu)?;
+                let dst = std::net::Ipv4Addr::new(err[16], err[17], err[18], err[19]);
+                (err, IpAddr::V4(dst))
+            }
+        };
         match super::inject::frame_to_lan(t, dst, &err) {
             Some((port, frame)) => Ok(Some(Outgoing::Frame { port, frame })),
             None => Err(services::Ignored::NotForUs),

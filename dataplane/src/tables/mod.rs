@@ -158,10 +158,14 @@ pub struct Tables {
     /// Each port's own address and prefix length, in port order (LAN
     /// ports that answer ARP).
     pub port_addrs: Vec<Option<(Ipv4Addr, u8)>>,
+    /// Each port's own IPv6 address and prefix length, in port order (the
+    /// source of ICMPv6 errors to its hosts).
+    pub port_addrs6: Vec<Option<(std::net::Ipv6Addr, u8)>>,
     /// How the node's own packets reach remote node addresses.
     pub node_routes: HashMap<Ipv4Addr, NodeRoute>,
-    /// One bit per port (of the first 64) that has an address: the LAN
-    /// ports, whose senders hear of a packet dropped for its TTL or size.
+    /// One bit per port (of the first 64) that has an address of either
+    /// family: the LAN ports, whose senders hear of a packet dropped for
+    /// its TTL or size.
     pub addressed_ports: u64,
     /// Each delivery prefix with its index into `delivers`.
     pub deliver_prefixes: Vec<(Prefix, u32)>,
@@ -363,6 +367,8 @@ impl Tables {
 
         let node_addr = cfg.node_address();
         let port_addrs: Vec<Option<(Ipv4Addr, u8)>> = cfg.ports.iter().map(|p| p.address).collect();
+        let port_addrs6: Vec<Option<(std::net::Ipv6Addr, u8)>> =
+            cfg.ports.iter().map(|p| p.address6).collect();
         let mut own_addrs: Vec<Ipv4Addr> = Vec::new();
         for a in node_addr
             .into_iter()
@@ -407,14 +413,18 @@ impl Tables {
             own_u32: own_addrs.iter().map(|&a| u32::from(a)).collect(),
             addressed_ports: port_addrs
                 .iter()
+                .zip(&port_addrs6)
                 .take(64)
                 .enumerate()
-                .fold(0, |m, (i, a)| m | (u64::from(a.is_some()) << i)),
+                .fold(0, |m, (i, (a, a6))| {
+                    m | (u64::from(a.is_some() || a6.is_some()) << i)
+                }),
             own_filter: own_addrs
                 .iter()
                 .fold(0, |m, &a| m | 1 << (u32::from(a) % 64)),
             own_addrs,
             port_addrs,
+            port_addrs6,
             node_routes,
             deliver_prefixes,
             routes: None,

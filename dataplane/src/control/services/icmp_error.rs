@@ -1,16 +1,32 @@
 //! ICMP errors for packets a gateway drops at its LAN edge (RFC 792,
 //! RFC 1812 §4.3.2): time exceeded for a TTL that ran out, and
 //! destination unreachable / fragmentation needed, with the usable MTU,
-//! for a packet with DF too large for the tunnel (RFC 1191). The worker
-//! hands the dropped packet over with its reason; this builds the answer,
-//! or says why none is due.
+//! for a packet with DF too large for the tunnel (RFC 1191); for IPv6
+//! (RFC 4443), time exceeded for a hop limit that ran out and packet too
+//! big with the MTU (RFC 8201). The worker hands the dropped packet over
+//! with its reason; this builds the answer, or says why none is due.
 
 use super::Ignored;
 use crate::drop_reason::DropReason;
 use crate::packet::checksum::internet_checksum;
 use crate::packet::icmp::msg_type;
 use crate::packet::ipv4::{protocol, Ipv4Packet};
-use std::net::Ipv4Addr;
+use crate::packet::ipv6::Ipv6Packet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Largest ICMPv6 error datagram: the IPv6 minimum MTU (RFC 4443 §2.4 (c)).
+pub const MAX_ERROR_LEN_V6: usize = 1280;
+
+/// ICMPv6 message types the node sends (RFC 4443 §3).
+pub mod icmp6_type {
+    /// Packet too big.
+    pub const PACKET_TOO_BIG: u8 = 2;
+    /// Time exceeded (code 0: hop limit exceeded in transit).
+    pub const TIME_EXCEEDED: u8 = 3;
+}
+
+/// The ICMPv6 next-header value.
+pub const NEXT_HEADER_ICMPV6: u8 = 58;
 
 /// Largest ICMP error datagram (RFC 1812 §4.3.2.3: at most 576 bytes).
 pub const MAX_ERROR_LEN: usize = 576;
@@ -112,6 +128,80 @@ pub fn answer(
     Ok(out)
 }
 
+/// True for an IPv6 source no error is sent to (RFC 4443 §2.4 (e)): one
+/// that does not name a single node.
+fn not_unicast_v6(a: Ipv6Addr) -> bool {
+    a.is_unspecified() || a.is_loopback() || a.is_multicast()
+}
+
+/// The ICMPv6 error (an IPv6 packet from `from` to the dropped packet's
+/// source) for `packet` (from its IPv6 header), dropped for `reason` where
+/// the tunnel takes packets of at most `mtu` bytes. As for IPv4, a packet
+/// dropped as too big has had its hop limit decremented already; the quote
+/// puts it back.
+pub fn answer_v6(
+    packet: &[u8],
+    reason: DropReason,
+    from: Ipv6Addr,
+    mtu: usize,
+) -> Result<Vec<u8>, Ignored> {
+    let ip = Ipv6Packet::new_checked(packet)?;
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    if not_unicast_v6(src) {
+        return Err(Ignored::BadSource);
+    }
+    // No error about an ICMPv6 error (types below 128).
+    if ip.next_header() == NEXT_HEADER_ICMPV6 {
+        match packet.get(crate::packet::ipv6::HEADER_LEN) {
+            Some(&t) if t < 128 => return Err(Ignored::Unsupported),
+            None => return Err(Ignored::Truncated),
+            _ => {}
+        }
+    }
+    let (kind, rest) = match reason {
+        // Not about a packet to a multicast address, except packet too
+        // big (RFC 4443 §2.4 (e.2), (e.3)).
+        DropReason::TtlExpired if dst.is_multicast() => return Err(Ignored::Broadcast),
+        DropReason::TtlExpired => (icmp6_type::TIME_EXCEEDED, [0u8; 4]),
+        DropReason::TooBig => (
+            icmp6_type::PACKET_TOO_BIG,
+            u32::try_from(mtu).unwrap_or(u32::MAX).to_be_bytes(),
+        ),
+        _ => return Err(Ignored::Unsupported),
+    };
+    // As much of the packet as fits in the minimum MTU (RFC 4443 §2.4 (c)).
+    let hdr = crate::packet::ipv6::HEADER_LEN;
+    let own = hdr + usize::from(ip.payload_len());
+    let quoted = packet.len().min(own).min(MAX_ERROR_LEN_V6 - hdr - 8);
+    let mut icmp = Vec::with_capacity(8 + quoted);
+    icmp.extend([kind, 0, 0, 0]);
+    icmp.extend(rest);
+    icmp.extend_from_slice(&packet[..quoted]);
+    if reason == DropReason::TooBig {
+        // Quote the header as it arrived: its hop limit back.
+        if let Some(h) = icmp.get_mut(8 + 7) {
+            *h = h.saturating_add(1);
+        }
+    }
+    let len = icmp.len() as u32;
+    let mut pseudo = Vec::with_capacity(40 + icmp.len());
+    pseudo.extend(from.octets());
+    pseudo.extend(src.octets());
+    pseudo.extend(len.to_be_bytes());
+    pseudo.extend([0, 0, 0, NEXT_HEADER_ICMPV6]);
+    pseudo.extend_from_slice(&icmp);
+    let c = internet_checksum(&pseudo);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut out = Vec::with_capacity(hdr + icmp.len());
+    out.extend([0x60, 0, 0, 0]);
+    out.extend((icmp.len() as u16).to_be_bytes());
+    out.extend([NEXT_HEADER_ICMPV6, ERROR_TTL]);
+    out.extend(from.octets());
+    out.extend(src.octets());
+    out.extend(icmp);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +296,76 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn udp6(hop_limit: u8, src: &str, dst: &str, next: u8, first: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 60];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&20u16.to_be_bytes());
+        p[6] = next;
+        p[7] = hop_limit;
+        p[8..24].copy_from_slice(&src.parse::<Ipv6Addr>().expect("v6").octets());
+        p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().expect("v6").octets());
+        p[40] = first;
+        p
+    }
+
+    #[test]
+    fn packet_too_big_carries_the_mtu_and_restores_the_hop_limit() {
+        let from: Ipv6Addr = "fd00:1::1".parse().expect("v6");
+        // The stages had decremented 64 to 63 before measuring the size.
+        let p = udp6(63, "fd00:1::9", "fd00:2::5", 17, 0);
+        let e = answer_v6(&p, DropReason::TooBig, from, 1400).expect("answer");
+        assert_eq!(e[6], NEXT_HEADER_ICMPV6);
+        assert_eq!(&e[8..24], &from.octets());
+        assert_eq!(&e[24..40], &p[8..24], "back to the source");
+        let icmp = &e[40..];
+        assert_eq!((icmp[0], icmp[1]), (icmp6_type::PACKET_TOO_BIG, 0));
+        assert_eq!(&icmp[4..8], &1400u32.to_be_bytes());
+        assert_eq!(icmp[8 + 7], 64, "the hop limit as it arrived");
+        assert_eq!(&icmp[8 + 8..], &p[8..], "the rest as it was");
+        // To a multicast group: still told (RFC 4443 §2.4 (e.3)).
+        let m = udp6(63, "fd00:1::9", "ff0e::1", 17, 0);
+        assert!(answer_v6(&m, DropReason::TooBig, from, 1400).is_ok());
+    }
+
+    #[test]
+    fn no_icmpv6_error_where_rfc_4443_forbids_one() {
+        let from: Ipv6Addr = "fd00:1::1".parse().expect("v6");
+        let cases = [
+            // About an ICMPv6 error (destination unreachable, type 1).
+            (
+                udp6(1, "fd00:1::9", "fd00:2::5", 58, 1),
+                DropReason::TtlExpired,
+            ),
+            // From an address that names no single node.
+            (udp6(1, "::", "fd00:2::5", 17, 0), DropReason::TtlExpired),
+            (
+                udp6(1, "ff02::1", "fd00:2::5", 17, 0),
+                DropReason::TtlExpired,
+            ),
+            // Time exceeded about a packet to a group.
+            (
+                udp6(1, "fd00:1::9", "ff0e::1", 17, 0),
+                DropReason::TtlExpired,
+            ),
+            // A reason with no ICMPv6 error.
+            (
+                udp6(9, "fd00:1::9", "fd00:2::5", 17, 0),
+                DropReason::NoRoute,
+            ),
+        ];
+        for (p, r) in cases {
+            assert!(
+                answer_v6(&p, r, from, 1500).is_err(),
+                "{r:?} {:02x?}",
+                &p[..41]
+            );
+        }
+        // An ICMPv6 informational message (echo request, 128) is answered.
+        let echo = udp6(1, "fd00:1::9", "fd00:2::5", 58, 128);
+        assert!(answer_v6(&echo, DropReason::TtlExpired, from, 1500).is_ok());
+        // Truncated input is refused, not a panic.
+        assert!(answer_v6(&echo[..30], DropReason::TtlExpired, from, 1500).is_err());
     }
 }

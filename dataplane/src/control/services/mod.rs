@@ -57,6 +57,8 @@ pub struct PortInfo {
     pub mac: Mac,
     /// Interface address and prefix length (LAN ports).
     pub address: Option<(Ipv4Addr, u8)>,
+    /// IPv6 interface address and prefix length (LAN ports).
+    pub address6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 impl NodeInfo {

@@ -42,10 +42,12 @@ fn gw_a() -> NodeInfo {
             PortInfo {
                 mac: LAN_MAC,
                 address: Some((LAN, 24)),
+                address6: None,
             },
             PortInfo {
                 mac: ISL_MAC,
                 address: None,
+                address6: None,
             },
         ],
     }
@@ -911,6 +913,7 @@ fn path_node(name: &str, id: u32, addr: Ipv4Addr, label: u32) -> PathNode {
             ports: vec![PortInfo {
                 mac: [0x02, 0, 0, 0, id as u8, 1],
                 address: None,
+                address6: None,
             }],
         },
         label,
