@@ -41,10 +41,12 @@ fn node(addr: Ipv4Addr, id: u32) -> NodeInfo {
             PortInfo {
                 mac: LAN_MAC,
                 address: Some((LAN, 24)),
+                address6: None,
             },
             PortInfo {
                 mac: ISL_MAC,
                 address: None,
+                address6: None,
             },
         ],
     }
