@@ -551,6 +551,60 @@ impl std::fmt::Debug for SaLife {
     }
 }
 
+/// What one run of frames on one SA protected, added to the SA's counts
+/// when the run ends (one atomic add per counter per run): the stages keep
+/// one per batch and direction, and it flushes when dropped with them.
+#[derive(Debug, Default)]
+pub struct RunCount<'t> {
+    life: Option<&'t SaLife>,
+    packets: u64,
+    bytes: u64,
+}
+
+impl<'t> RunCount<'t> {
+    /// Ends the current run (if any) and starts one on the SA of `life`.
+    #[inline]
+    pub fn start(&mut self, life: &'t SaLife) {
+        self.flush();
+        self.life = Some(life);
+    }
+
+    /// Counts a frame of `bytes` on the current run's SA.
+    #[inline]
+    pub fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// Counts a frame of `bytes` on the SA of `life`, starting a new run
+    /// when that is not the current run's SA.
+    #[inline]
+    pub fn add_on(&mut self, life: &'t SaLife, bytes: usize) {
+        if !self.life.is_some_and(|l| std::ptr::eq(l, life)) {
+            self.start(life);
+        }
+        self.add(bytes);
+    }
+
+    /// Adds the run's counts to its SA and ends it.
+    #[inline]
+    pub fn flush(&mut self) {
+        if let Some(life) = self.life.take() {
+            if self.packets > 0 {
+                life.count(self.packets, self.bytes);
+            }
+        }
+        self.packets = 0;
+        self.bytes = 0;
+    }
+}
+
+impl Drop for RunCount<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,6 +677,25 @@ mod tests {
             lifetime(Limits::NONE, packets(SEQ_MAX_32)).validate(false),
             Ok(())
         );
+    }
+
+    #[test]
+    fn runs_add_to_their_sa_when_they_end() {
+        let (a, b) = (
+            SaLife::new(&Lifetime::NONE, false),
+            SaLife::new(&Lifetime::NONE, false),
+        );
+        {
+            let mut run = RunCount::default();
+            run.add_on(&a, 100);
+            run.add_on(&a, 50);
+            assert_eq!(a.packets(), 0, "counted when the run ends");
+            run.add_on(&b, 10);
+            assert_eq!((a.packets(), a.bytes()), (2, 150));
+            run.add_on(&a, 1);
+            assert_eq!((b.packets(), b.bytes()), (1, 10));
+        }
+        assert_eq!((a.packets(), a.bytes()), (3, 151), "and when dropped");
     }
 
     #[test]
