@@ -206,6 +206,80 @@ fn an_expired_sa_stops_only_its_own_traffic_in_mixed_batches() {
 }
 
 #[test]
+fn interleaved_tunnels_are_each_counted_at_both_ends() {
+    let h = hops();
+    // A second tunnel A -> B (SPI 4099, its own key) for 10.3.0.0/16.
+    let key = |sa: &mut meshplane::config::SaConfig| {
+        let mut k = sa.key.to_vec();
+        k[0] ^= 0x5a;
+        sa.key = k.into();
+        sa.spi = 4099;
+    };
+    let mut a = h[0].node.clone();
+    let mut second = a.sa[0].clone();
+    key(&mut second);
+    a.sa.push(second);
+    let mut fec = a.fec[0].clone();
+    fec.prefix = meshplane::config::Prefix::parse_network("10.3.0.0/16").expect("prefix");
+    fec.sa = 4099;
+    a.fec.push(fec);
+    let mut b = h[2].node.clone();
+    let i =
+        b.sa.iter()
+            .position(|s| s.spi == 4097 && s.dir == SaDir::In)
+            .expect("in");
+    let mut second = b.sa[i].clone();
+    key(&mut second);
+    b.sa.push(second);
+    let mut deliver = b.deliver[0].clone();
+    deliver.prefix = meshplane::config::Prefix::parse_network("10.3.0.0/16").expect("prefix");
+    b.deliver.push(deliver);
+
+    let (ta, ts, tb) = (
+        Tables::from_config(&a, 1).expect("gw-a"),
+        Tables::from_config(&h[1].node, 1).expect("sat-1"),
+        Tables::from_config(&b, 1).expect("gw-b"),
+    );
+    // Frames of different sizes on each, so that their bytes differ.
+    let to = |dst: &str, n: u64, size: usize| {
+        generate(&GenSpec {
+            count: n,
+            size: FrameSize::Fixed(size),
+            dst: meshplane::config::Prefix::parse_network(dst).expect("prefix"),
+            ..GenSpec::default()
+        })
+        .expect("generate")
+    };
+    // Runs of 1, 2 and 3 frames on alternating tunnels.
+    let (x, y) = (to("10.2.0.0/16", 60, 160), to("10.3.0.0/16", 30, 130));
+    let mut mixed = Vec::new();
+    let (mut xi, mut yi) = (x.iter(), y.iter());
+    for run in [1usize, 2, 3].iter().cycle().take(30) {
+        mixed.extend(xi.by_ref().take(*run).map(|p| p.data.clone()));
+        mixed.extend(yi.by_ref().take(1).map(|p| p.data.clone()));
+    }
+    mixed.extend(xi.map(|p| p.data.clone()));
+    assert_eq!(mixed.len(), 90);
+    let arriving = sent(&through(
+        &ts,
+        h[1].rx_port,
+        &sent(&through(&ta, h[0].rx_port, &mixed)),
+    ));
+    assert_eq!(arriving.len(), 90);
+    assert_eq!(sent(&through(&tb, h[2].rx_port, &arriving)).len(), 90);
+    for (spi, n) in [(4097, 60), (4099, 30)] {
+        let out = ta.sa_out.iter().find(|s| s.spi == spi).expect("out");
+        let inb = &tb.sa_in.get(&spi).expect("in").sa;
+        assert_eq!(out.life.packets(), n, "SA {spi} out");
+        assert_eq!(
+            (inb.life.packets(), inb.life.bytes()),
+            (out.life.packets(), out.life.bytes()),
+            "SA {spi}: both ends"
+        );
+    }
+}
+
+#[test]
 fn past_the_soft_limit_traffic_flows_and_the_rekey_request_comes_once() {
     let h = hops();
     let cfg = with_lifetime(&h[0], 4097, SaDir::Out, packets(Some(40), None));

@@ -563,14 +563,14 @@ pub struct RunCount<'t> {
 
 impl<'t> RunCount<'t> {
     /// Ends the current run (if any) and starts one on the SA of `life`.
-    #[inline]
+    #[cold]
     pub fn start(&mut self, life: &'t SaLife) {
         self.flush();
         self.life = Some(life);
     }
 
     /// Counts a frame of `bytes` on the current run's SA.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, bytes: usize) {
         self.packets += 1;
         self.bytes += bytes as u64;

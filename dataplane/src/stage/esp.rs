@@ -291,7 +291,9 @@ impl<'t> InboundCache<'t> {
             _ => {
                 let sa: &'t InboundSa = t.sa_in.get(&spi)?;
                 self.last = Some((spi, sa));
+                // A new run: what `open` counts goes to this SA.
                 self.expired = sa.sa.life.expired();
+                self.run.start(&sa.sa.life);
                 Some(sa)
             }
         }
@@ -518,7 +520,8 @@ fn open_one<'t, F: Frame>(
     if !sa.window.accept(seq) {
         return Err(DropReason::Replay);
     }
-    sas.run.add_on(&sa.life, body.len());
+    // `sas.get` above made this SA's the current run.
+    sas.run.add(body.len());
     // RFC 4303 §2.4: the padding must be the default 1, 2, 3, ...
     let trailer = esp::read_trailer(body).map_err(|_| DropReason::Malformed)?;
     // The next header names the inner packet's version (RFC 4303 §2.6);
