@@ -132,10 +132,11 @@ fn pin(core: Option<usize>, index: usize) {
 /// The calling thread supervises: every [`TICK`] it checks the end
 /// conditions and the SAs' lifetimes ([`super::lifetimes::watch`]), and
 /// about every `opts.tick_every` refreshes the hub's device counters and
-/// table epoch and calls `on_tick` (print stats, apply a reload). On stop, each thread stops receiving, hands back what is in
-/// flight (pipeline queues drain through TX) and publishes its final
-/// counters; the backend then finishes (closing devices, returning
-/// buffers) and the final snapshot is returned.
+/// table epoch and calls `on_tick` (print stats, apply a reload). On
+/// stop, each thread stops receiving, hands back what is in flight
+/// (pipeline queues drain through TX) and publishes its final counters;
+/// the backend then finishes (closing devices, returning buffers) and the
+/// final snapshot is returned.
 pub fn run<B: Backend>(
     backend: &mut B,
     layout: &Layout,
