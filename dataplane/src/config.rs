@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 mod bfd;
 mod flood;
+mod lifetime;
 pub use bfd::{BfdConfig, BfdPeerConfig};
 pub use flood::FloodConfig;
 
@@ -209,6 +210,8 @@ pub struct SaConfig {
     pub tunnel_dst: Ipv4Addr,
     /// 64-bit extended sequence numbers.
     pub esn: bool,
+    /// Soft and hard limits (`lifetime = { ... }`; none by default).
+    pub lifetime: crate::sa::Lifetime,
     /// For an outbound SA on a node with `[control]`: the egress gateway
     /// (ground-station name or id) whose traffic it protects.
     pub peer: Option<String>,
@@ -224,6 +227,7 @@ impl std::fmt::Debug for SaConfig {
             .field("tunnel_src", &self.tunnel_src)
             .field("tunnel_dst", &self.tunnel_dst)
             .field("esn", &self.esn)
+            .field("lifetime", &self.lifetime)
             .field("peer", &self.peer)
             .finish()
     }
@@ -731,6 +735,8 @@ struct RawSa {
     esn: bool,
     #[serde(default)]
     peer: Option<Spanned<String>>,
+    #[serde(default)]
+    lifetime: Option<lifetime::RawLifetime>,
 }
 
 #[derive(Deserialize)]
@@ -1666,6 +1672,10 @@ impl NodeConfig {
                 .as_ref()
                 .map(|p| cx.name(p, &format!("SA {spi}: peer"), MAX_NAME))
                 .transpose()?;
+            let lifetime = match &r.lifetime {
+                Some(l) => lifetime::parse_lifetime(&cx, spi, r.esn, l)?,
+                None => crate::sa::Lifetime::NONE,
+            };
             sa.push(SaConfig {
                 spi,
                 dir: r.dir,
@@ -1674,6 +1684,7 @@ impl NodeConfig {
                 tunnel_src,
                 tunnel_dst,
                 esn: r.esn,
+                lifetime,
                 peer,
             });
         }
@@ -2225,6 +2236,78 @@ next_hop_mac = "02:00:00:00:00:30"
             "{}",
             err_of(sat)
         );
+    }
+
+    #[test]
+    fn sa_lifetimes_parse_inline_or_as_a_table_and_name_what_is_wrong() {
+        let c = NodeConfig::parse(GOOD, "n.toml").expect("no lifetime");
+        assert!(c.sa[0].lifetime.is_none());
+        let inline = GOOD.replace(
+            "esn = false",
+            "esn = false\nlifetime = { soft_packets = 900, hard_packets = 1_000, hard_seconds = 3600 }",
+        );
+        let c = NodeConfig::parse(&inline, "n.toml").expect("inline");
+        let l = c.sa[0].lifetime;
+        assert_eq!(
+            (l.soft.packets, l.hard.packets, l.hard.seconds, l.soft.bytes),
+            (Some(900), Some(1000), Some(3600), None)
+        );
+        let table = GOOD.replace(
+            "esn = false",
+            "esn = true\n\n[sa.lifetime]\nsoft_bytes = 5000\nhard_bytes = 6000\nsoft_seconds = 10",
+        );
+        let c = NodeConfig::parse(&table, "n.toml").expect("table");
+        let l = c.sa[0].lifetime;
+        assert_eq!(
+            (l.soft.bytes, l.hard.bytes, l.soft.seconds, l.hard.seconds),
+            (Some(5000), Some(6000), Some(10), None)
+        );
+        // ESN lifts the 32-bit sequence space off the packet limits.
+        let c = NodeConfig::parse(
+            &GOOD.replace(
+                "esn = false",
+                "esn = true\nlifetime = { hard_packets = 10_000_000_000 }",
+            ),
+            "n.toml",
+        )
+        .expect("esn");
+        assert_eq!(c.sa[0].lifetime.hard.packets, Some(10_000_000_000));
+
+        let with = |l: &str| GOOD.replace("esn = false", &format!("esn = false\n{l}"));
+        for (lifetime, line, want) in [
+            (
+                "lifetime = { soft_packets = 1000, hard_packets = 1000 }",
+                22,
+                "SA 4097: lifetime soft_packets = 1000 must be below hard_packets = 1000",
+            ),
+            (
+                "[sa.lifetime]\nsoft_seconds = 100\nhard_seconds = 50",
+                23,
+                "SA 4097: lifetime soft_seconds = 100 must be below hard_seconds = 50",
+            ),
+            (
+                "[sa.lifetime]\nsoft_bytes = 10\nhard_bytes = 0",
+                24,
+                "SA 4097: lifetime hard_bytes = 0: a lifetime limit is at least 1 (leave it out for none)",
+            ),
+            (
+                "lifetime = { hard_seconds = -5 }",
+                22,
+                "SA 4097: lifetime hard_seconds = -5 is out of range: want 1 to 9223372036854775807",
+            ),
+            (
+                "lifetime = { hard_packets = 5_000_000_000 }",
+                22,
+                "SA 4097: lifetime hard_packets = 5000000000 is more packets than 32-bit sequence numbers can number (4294967295): set esn = true (on both ends of the SA) or lower it",
+            ),
+        ] {
+            let e = err_of(&with(lifetime));
+            assert_eq!(e.msg, want, "{lifetime}");
+            assert_eq!(e.line, line, "{lifetime}: {e}");
+        }
+        let e = err_of(&with("lifetime = { hard_pkts = 5 }"));
+        assert!(e.msg.contains("unknown field `hard_pkts`"), "{e}");
+        assert!(e.msg.contains("hard_packets"), "names what it takes: {e}");
     }
 
     #[test]

@@ -53,11 +53,14 @@ pub enum DropReason {
     /// The AEAD refused to seal (an input it does not take): the frame is
     /// dropped rather than sent with its plaintext.
     CryptoFailed,
+    /// The SA reached a hard lifetime limit (packets, bytes or seconds,
+    /// RFC 4301 §4.4.2.1): it protects nothing more until replaced.
+    SaExpired,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -80,6 +83,7 @@ impl DropReason {
         DropReason::PuntPoliced,
         DropReason::PuntFull,
         DropReason::CryptoFailed,
+        DropReason::SaExpired,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -105,6 +109,7 @@ impl DropReason {
             DropReason::PuntPoliced => "punt_policed",
             DropReason::PuntFull => "punt_full",
             DropReason::CryptoFailed => "crypto_failed",
+            DropReason::SaExpired => "sa_expired",
         }
     }
 

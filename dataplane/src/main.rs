@@ -885,6 +885,9 @@ fn check_config(path: PathBuf) -> Result<()> {
         c.lfib.len(),
         c.deliver.len()
     )?;
+    for sa in &c.sa {
+        meshplane::outln!("  {}", sa.summary())?;
+    }
     Ok(())
 }
 

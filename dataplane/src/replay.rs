@@ -148,6 +148,9 @@ pub fn forwarded_rates(rx_packets: u64, rx_bytes: u64, tx_packets: u64, secs: f6
     (pps / 1e6, pps * frame * 8.0 / 1e9)
 }
 
+/// Bursts between two looks at the SAs' lifetimes during a replay.
+const LIFETIME_POLLS: u32 = 1024;
+
 /// Replays `input` through the node `cfg` describes. `sink(port, ts,
 /// bytes)` receives every transmitted frame in order; an error from it
 /// stops the replay. Frames longer than `cfg.io.max_frame()` are counted
@@ -175,8 +178,15 @@ pub fn replay<E>(
         .collect();
     let mut w = Worker::new(ports);
     let start = Instant::now();
+    let mut polls = 0u32;
     loop {
         let n = w.poll(&tables);
+        // SA lifetimes: time limits ticked and levels reached logged, as
+        // a running node's supervisor does, every so many bursts.
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(LIFETIME_POLLS) {
+            crate::runtime::lifetimes::watch(&tables, Instant::now());
+        }
         for (pi, port) in w.ports_mut().iter_mut().enumerate() {
             for (ts, f) in port.sent.drain(..) {
                 sink(pi, ts, f.data()).map_err(ReplayError::Sink)?;
@@ -188,6 +198,7 @@ pub fn replay<E>(
         }
     }
     let elapsed = start.elapsed();
+    crate::runtime::lifetimes::watch(&tables, Instant::now());
     Ok(ReplayReport {
         node: cfg.name.clone(),
         port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),

@@ -429,3 +429,67 @@ fn a_port_ipv6_address_must_be_one_unicast_address_with_a_length() {
         "is the unspecified address",
     );
 }
+
+#[test]
+fn sa_lifetimes_are_checked_and_each_sa_says_how_long_it_lasts() {
+    let dst = "tunnel_dst = \"192.0.2.2\"";
+    let with = |l: &str| format!("{dst}\n{l}");
+    refused(
+        dst,
+        &with("lifetime = { soft_packets = 10, hard_packets = 5 }"),
+        "SA 4097: lifetime soft_packets = 10 must be below hard_packets = 5",
+    );
+    refused(
+        dst,
+        &with("lifetime = { hard_seconds = 0 }"),
+        "SA 4097: lifetime hard_seconds = 0: a lifetime limit is at least 1 (leave it out for none)",
+    );
+    refused(
+        dst,
+        &with("lifetime = { hard_packets = 4294967296 }"),
+        "SA 4097: lifetime hard_packets = 4294967296 is more packets than 32-bit sequence numbers can number (4294967295): set esn = true (on both ends of the SA) or lower it",
+    );
+    refused(
+        dst,
+        &with("[sa.lifetime]\nsoft_bytes = -1"),
+        "SA 4097: lifetime soft_bytes = -1 is out of range: want 1 to 9223372036854775807",
+    );
+
+    // Accepted: each SA is described, with what its sequence numbers and
+    // lifetime mean.
+    let d = dir().join("lifetimes");
+    std::fs::create_dir_all(&d).expect("dir");
+    let path = d.join("gw.toml");
+    let text = GOOD.replacen(
+        dst,
+        &with("lifetime = { soft_seconds = 3000, hard_seconds = 3600 }"),
+        1,
+    );
+    std::fs::write(&path, &text).expect("write");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run meshplane");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "  SA 4097 out 192.0.2.1 -> 192.0.2.2: 32-bit sequence numbers (esn = false, the default): \
+             asks for a rekey after 4026531840 and expires after 4294967295 packets; \
+             esn = true on both ends lifts this; lifetime: rekey at 3000 s, expires at 3600 s"
+        ),
+        "{stdout}"
+    );
+    std::fs::write(&path, text.replacen(dst, &with("esn = true"), 1)).expect("write");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run meshplane");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("SA 4097 out 192.0.2.1 -> 192.0.2.2: 64-bit sequence numbers (esn = true); lifetime: rekey at 3000 s"),
+        "{stdout}"
+    );
+}

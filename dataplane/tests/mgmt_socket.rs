@@ -7,7 +7,7 @@ use meshplane::cli::ctl::query;
 use meshplane::config::{Mode, NodeConfig};
 use meshplane::control::mgmt::{
     MgmtCounters, MgmtError, MgmtNode, MgmtOptions, MgmtServer, OamHop, OamKind, OamRequest,
-    OamResult, PortsReply, StatusReply, TablesReply,
+    OamResult, PortsReply, SaStatusReply, StatusReply, TablesReply,
 };
 use meshplane::drop_reason::DropReason;
 use meshplane::runtime::{
@@ -77,6 +77,7 @@ struct Node {
     server: MgmtServer,
     oam: Option<crossbeam::channel::Receiver<OamRequest>>,
     path: PathBuf,
+    store: Arc<TableStore>,
 }
 
 fn start_with(cfg: &NodeConfig, opts: MgmtOptions) -> Node {
@@ -88,13 +89,18 @@ fn start_with(cfg: &NodeConfig, opts: MgmtOptions) -> Node {
         name: cfg.name.clone(),
         role: cfg.role,
         hub: hub_for(cfg),
-        store,
+        store: store.clone(),
         services: Some(Arc::new(
             meshplane::control::service_loop::ServiceStats::default(),
         )),
     };
     let (server, oam) = MgmtServer::start(opts, node).expect("start");
-    Node { server, oam, path }
+    Node {
+        server,
+        oam,
+        path,
+        store,
+    }
 }
 
 fn start(dir: &Path) -> Node {
@@ -178,6 +184,98 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 fn counters(n: &Node) -> MgmtCounters {
     n.server.counters()
+}
+
+#[test]
+fn show_sa_says_which_sa_asks_for_a_rekey_and_which_expired() {
+    let dir = tmp_dir("show-sa");
+    let mut cfg = gw_a();
+    cfg.sa[0].lifetime = meshplane::sa::Lifetime {
+        soft: meshplane::sa::Limits {
+            packets: Some(50),
+            ..meshplane::sa::Limits::NONE
+        },
+        hard: meshplane::sa::Limits {
+            packets: Some(100),
+            ..meshplane::sa::Limits::NONE
+        },
+    };
+    let n = start_with(&cfg, MgmtOptions::new(dir.join("gw-a.sock")));
+    let t = n.store.load_full();
+    let (out, inb) = (&t.sa_out[0], &t.sa_in[&4098].sa);
+    let _ = out.reserve_seq(60);
+    out.life.count(60, 6000);
+    inb.life.count(7, 700);
+
+    let r: SaStatusReply = serde_json::from_value(ask(&n.path, json!({"cmd": "sa"}))).expect("sa");
+    assert_eq!(r.table_epoch, 5);
+    let (a, b) = (&r.sas[0], &r.sas[1]);
+    assert_eq!(
+        (a.spi, a.dir.as_str(), a.state.as_str()),
+        (4097, "out", "soft-reached")
+    );
+    assert_eq!((a.packets, a.bytes, a.seq), (60, 6000, 60));
+    assert_eq!(
+        (a.soft_left.packets, a.hard_left.packets),
+        (Some(0), Some(40))
+    );
+    assert_eq!(
+        (b.spi, b.dir.as_str(), b.state.as_str()),
+        (4098, "in", "active")
+    );
+    assert_eq!((b.packets, b.bytes), (7, 700));
+
+    let text = ctl_ok(&n.path, &["show", "sa"]);
+    let a = row_of(&text, "4097");
+    let cells = |idx: &[usize]| idx.iter().map(|&i| a[i].as_str()).collect::<Vec<_>>();
+    assert_eq!(
+        cells(&[0, 1, 2, 3, 4, 6, 7, 8, 9]),
+        [
+            "4097",
+            "out",
+            "192.0.2.1 -> 192.0.2.2",
+            "no",
+            "soft-reached",
+            "60",
+            "6000",
+            "60",
+            "reached (packets)"
+        ],
+        "{text}"
+    );
+    assert!(a[10].starts_with("40 pkts, "), "{text}");
+    assert_eq!(row_of(&text, "4098")[4], "active", "{text}");
+    assert!(
+        text.contains("SA 4097 (out) asks for a rekey (packets)"),
+        "{text}"
+    );
+
+    out.life.count(40, 4000);
+    let text = ctl_ok(&n.path, &["show", "sa"]);
+    assert_eq!(row_of(&text, "4097")[4], "expired", "{text}");
+    assert!(
+        text.contains("SA 4097 (out) expired (packets): its traffic is dropped"),
+        "{text}"
+    );
+    let j = ctl_ok(&n.path, &["--json", "show", "sa"]);
+    let v: Value = serde_json::from_str(j.trim()).expect("json");
+    assert_eq!(v["sas"][0]["hard_reached"], json!(["packets"]));
+    assert!(!j.contains("4c80cdef"), "a key in {j}");
+    drop(n);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The cells of the row of `show sa` for SPI `spi`.
+fn row_of(text: &str, spi: &str) -> Vec<String> {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(spi))
+        .map(|l| {
+            l.split("  ")
+                .filter(|w| !w.is_empty())
+                .map(|w| w.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -875,7 +973,9 @@ fn oam_without_a_responder_is_answered_not_waited_for_forever() {
         "{err}"
     );
     // Once the control thread's end is gone, the answer comes at once.
-    let Node { server, oam, path } = n;
+    let Node {
+        server, oam, path, ..
+    } = n;
     drop(oam);
     let t0 = Instant::now();
     let err = ctl_err(&path, &["lsp-trace", "--to", "gs:1"]);

@@ -4,6 +4,7 @@
 //! ```text
 //! meshplane ctl show status                # the only node on this host
 //! meshplane ctl --node gw-a show tables    # /run/meshplane/gw-a.sock
+//! meshplane ctl --node gw-a show sa        # SA counts, lifetimes, state
 //! meshplane ctl --socket /tmp/n.sock --json show ports
 //! meshplane ctl --node gw-a ping --to sat:5 --count 5 --interval-ms 200
 //! meshplane ctl --node gw-a lsp-ping --to gs:1 --count 5
@@ -16,7 +17,7 @@
 
 use crate::config::{default_socket, DEFAULT_SOCKET_DIR};
 use crate::control::mgmt::{
-    DropsReply, OamResult, PortsReply, StatusReply, TablesReply, DEFAULT_COUNT,
+    DropsReply, OamResult, PortsReply, SaStatusReply, StatusReply, TablesReply, DEFAULT_COUNT,
     DEFAULT_INTERVAL_MS, DEFAULT_MAX_HOPS, DEFAULT_SIZE, DEFAULT_TIMEOUT_MS, MAX_COUNT, MAX_HOPS,
     MAX_INTERVAL_MS, MAX_LSP_COUNT, MAX_SIZE, MAX_TIMEOUT_MS, MIN_INTERVAL_MS, OAM_MARGIN,
 };
@@ -79,6 +80,9 @@ pub enum ShowWhat {
     Ports,
     /// Drops by reason.
     Drops,
+    /// SAs: packets and bytes, lifetime left, state (active, soft-reached,
+    /// expired).
+    Sa,
     /// BFD sessions: state, timers, counters.
     Bfd,
     /// Link-state notices known, when each applies, flooding counters.
@@ -354,6 +358,7 @@ pub fn request_of(cmd: &CtlCmd) -> (Value, Duration) {
                 ShowWhat::Tables => "tables",
                 ShowWhat::Ports => "ports",
                 ShowWhat::Drops => "drops",
+                ShowWhat::Sa => "sa",
                 ShowWhat::Bfd => "bfd",
                 ShowWhat::Failures => "failures",
             };
@@ -421,6 +426,7 @@ pub fn render(cmd: &CtlCmd, answer: &Value) -> Result<(String, Option<String>), 
                 ShowWhat::Tables => render_tables(&typed(answer)?),
                 ShowWhat::Ports => render_ports(&typed(answer)?),
                 ShowWhat::Drops => render_drops(&typed(answer)?),
+                ShowWhat::Sa => render_sa(&typed(answer)?),
                 ShowWhat::Bfd => render_bfd(&typed(answer)?),
                 ShowWhat::Failures => render_failures(&typed(answer)?),
             };
@@ -918,6 +924,125 @@ pub fn render_failures(r: &Option<crate::control::flooding::FloodView>) -> Strin
     out
 }
 
+/// `1.5 GB`, `820 B`: decimal units, as link rates are counted.
+fn bytes_text(b: u64) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if b < 1000 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1000.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// What is left of one level's limits: `reached (packets)`, `900 pkts,
+/// 1.2 GB, 59m00s`, or `-` for none.
+fn left_text(
+    reached: &[String],
+    left: &crate::sa::Limits,
+    seq_left: Option<u64>,
+    sequence: bool,
+) -> String {
+    if !reached.is_empty() {
+        return format!("reached ({})", reached.join(", "));
+    }
+    let mut parts = Vec::new();
+    if let Some(p) = left.packets {
+        parts.push(format!("{p} pkts"));
+    }
+    if let Some(b) = left.bytes {
+        parts.push(bytes_text(b));
+    }
+    if let Some(s) = left.seconds {
+        parts.push(uptime(s as f64));
+    }
+    if let (true, Some(n)) = (sequence, seq_left) {
+        parts.push(format!("{n} seq"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `show sa`: a line per SA, then what an operator should do about the
+/// ones that asked for a rekey or expired.
+pub fn render_sa(r: &SaStatusReply) -> String {
+    if r.sas.is_empty() {
+        return "no SAs\n".into();
+    }
+    let mut t = Table::new(&[
+        ("spi", true),
+        ("dir", false),
+        ("tunnel", false),
+        ("esn", false),
+        ("state", false),
+        ("age", true),
+        ("packets", true),
+        ("bytes", true),
+        ("seq", true),
+        ("soft left", false),
+        ("hard left", false),
+    ]);
+    let mut notes = String::new();
+    for a in &r.sas {
+        t.row(vec![
+            a.spi.to_string(),
+            a.dir.clone(),
+            format!("{} -> {}", a.tunnel_src, a.tunnel_dst),
+            if a.esn { "yes" } else { "no" }.into(),
+            a.state.clone(),
+            uptime(a.age_s as f64),
+            a.packets.to_string(),
+            a.bytes.to_string(),
+            a.seq.to_string(),
+            left_text(
+                &a.soft_reached,
+                &a.soft_left,
+                a.seq_left.map(|l| l.soft),
+                a.seq_left.is_some(),
+            ),
+            left_text(
+                &a.hard_reached,
+                &a.hard_left,
+                a.seq_left.map(|l| l.hard),
+                a.seq_left.is_some(),
+            ),
+        ]);
+        if !a.hard_reached.is_empty() {
+            let _ = writeln!(
+                notes,
+                "SA {} ({}) expired ({}): its traffic is dropped; install a new SA (new SPI and key) on both ends",
+                a.spi,
+                a.dir,
+                a.hard_reached.join(", ")
+            );
+        } else if !a.soft_reached.is_empty() {
+            let _ = writeln!(
+                notes,
+                "SA {} ({}) asks for a rekey ({}); no key exchange runs on this node: install a new SA (new SPI and key) on both ends before its hard lifetime",
+                a.spi,
+                a.dir,
+                a.soft_reached.join(", ")
+            );
+        }
+    }
+    let mut out = t.render("");
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes);
+    }
+    out
+}
+
 /// `show drops`.
 pub fn render_drops(r: &DropsReply) -> String {
     if r.total == 0 {
@@ -1091,6 +1216,72 @@ mod tests {
             t.render(""),
             "name       count\na              1\nlonger  12345678\n"
         );
+    }
+
+    #[test]
+    fn show_sa_lines_up_counts_and_what_is_left_and_says_what_to_do() {
+        use crate::sa::{Lifetime, Limits};
+        let hops = crate::chain::default_chain().expect("chain");
+        let mut cfg = hops[0].node.clone();
+        cfg.sa[0].lifetime = Lifetime {
+            soft: Limits {
+                packets: Some(100),
+                ..Limits::NONE
+            },
+            hard: Limits {
+                packets: Some(1000),
+                bytes: Some(2_500_000_000),
+                seconds: Some(3600),
+            },
+        };
+        let t = crate::tables::Tables::from_config(&cfg, 1).expect("tables");
+        let _ = t.sa_out[0].reserve_seq(200);
+        t.sa_out[0].life.count(200, 25_600);
+        let installed = t
+            .sa_in
+            .values()
+            .map(|i| i.sa.life.installed())
+            .chain([t.sa_out[0].life.installed()])
+            .max()
+            .expect("SAs");
+        let at = installed + Duration::from_millis(245_500);
+        let text = render_sa(&crate::control::mgmt::sa_status(&t, at));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            " spi  dir  tunnel                  esn  state           age  packets  bytes  seq  \
+             soft left          hard left",
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "4097  out  192.0.2.1 -> 192.0.2.2  no   soft-reached  4m05s      200  25600  200  reached (packets)  800 pkts, 2.5 GB, 55m55s, 4294967095 seq"
+            ),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("4098  in   192.0.2.2 -> 192.0.2.1  yes  active        4m05s        0      0    0  -"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "SA 4097 (out) asks for a rekey (packets); no key exchange runs on this node"
+            ),
+            "{text}"
+        );
+        t.sa_out[0].life.count(800, 0);
+        let text = render_sa(&crate::control::mgmt::sa_status(&t, at));
+        assert!(text.contains("expired"), "{text}");
+        assert!(
+            text.contains("reached (packets)  reached (packets)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SA 4097 (out) expired (packets): its traffic is dropped"),
+            "{text}"
+        );
+        assert_eq!(bytes_text(999), "999 B");
+        assert_eq!(bytes_text(1_234_567), "1.2 MB");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `{"cmd":"tables"}` | [`TablesReply`] (SAs without their keys) |
 //! | `{"cmd":"ports"}` | [`PortsReply`] |
 //! | `{"cmd":"drops"}` | [`DropsReply`] |
+//! | `{"cmd":"sa"}` | [`SaStatusReply`]: each SA's counts, lifetime and state |
 //! | `{"cmd":"bfd"}` | [`BfdReply`](crate::control::service_loop::BfdReply) |
 //! | `{"cmd":"failures"}` | [`FloodView`](crate::control::flooding::FloodView) or `null` without `[flood]` |
 //! | `{"cmd":"ping","to":"NODE","count":N,"interval_ms":I,"timeout_ms":T,"size":B}` | [`OamResult`] |
@@ -418,6 +419,63 @@ pub struct SaReply {
     pub sources: Vec<String>,
 }
 
+/// `sa`: every SA's lifetime, outbound first, each by SPI.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SaStatusReply {
+    /// Snapshot epoch the SAs were read from.
+    pub table_epoch: u64,
+    /// The SAs.
+    pub sas: Vec<SaStatus>,
+}
+
+/// One SA's counts, limits, what is left of them, and where it stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SaStatus {
+    /// SPI.
+    pub spi: u32,
+    /// `out` (encrypt) or `in` (decrypt).
+    pub dir: String,
+    /// Outer source.
+    pub tunnel_src: Ipv4Addr,
+    /// Outer destination.
+    pub tunnel_dst: Ipv4Addr,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// `active`, `soft-reached` (a rekey is requested) or `expired`.
+    pub state: String,
+    /// The soft limits reached (`packets`, `bytes`, `seconds`,
+    /// `sequence numbers`).
+    pub soft_reached: Vec<String>,
+    /// The hard limits reached.
+    pub hard_reached: Vec<String>,
+    /// Seconds since the SA was installed.
+    pub age_s: u64,
+    /// Packets protected (out: sealed; in: authenticated).
+    pub packets: u64,
+    /// Bytes encrypted or decrypted (inner packets, padding and trailer).
+    pub bytes: u64,
+    /// Out: sequence numbers used; in: the highest accepted.
+    pub seq: u64,
+    /// The limits configured (none: `null`).
+    pub lifetime: crate::sa::Lifetime,
+    /// What is left of each soft limit (`0`: reached).
+    pub soft_left: crate::sa::Limits,
+    /// What is left of each hard limit.
+    pub hard_left: crate::sa::Limits,
+    /// An outbound SA without ESN: sequence numbers left before its
+    /// implicit soft and hard limits.
+    pub seq_left: Option<SeqLeft>,
+}
+
+/// Sequence numbers an outbound SA without ESN has left.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqLeft {
+    /// Before the rekey request.
+    pub soft: u64,
+    /// Before the SA expires (2^32-1 used).
+    pub hard: u64,
+}
+
 /// One delivery entry.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct DeliverReply {
@@ -439,6 +497,7 @@ enum Request {
     Tables,
     Ports,
     Drops,
+    Sa,
     Bfd,
     Failures,
     Ping {
@@ -1087,6 +1146,10 @@ impl Connection<'_> {
             }
             Request::Ports => json(serde_json::to_string(&ports(node))),
             Request::Drops => json(serde_json::to_string(&drops(node))),
+            Request::Sa => {
+                let t = node.store.load_full();
+                json(serde_json::to_string(&sa_status(&t, Instant::now())))
+            }
             Request::Failures => json(serde_json::to_string(
                 &node.services.as_ref().and_then(|s| s.flood()),
             )),
@@ -1524,6 +1587,95 @@ pub fn tables(t: &Tables) -> TablesReply {
     }
 }
 
+/// Every SA's lifetime at `now`: outbound by SPI, then inbound by SPI.
+pub fn sa_status(t: &Tables, now: Instant) -> SaStatusReply {
+    use crate::sa::lifetime::SaLife;
+    #[allow(clippy::too_many_arguments)]
+    fn one(
+        spi: u32,
+        dir: &str,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        esn: bool,
+        seq: u64,
+        life: &SaLife,
+        now: Instant,
+    ) -> SaStatus {
+        let (soft_left, hard_left) = life.left(now);
+        SaStatus {
+            spi,
+            dir: dir.into(),
+            tunnel_src: src,
+            tunnel_dst: dst,
+            esn,
+            state: life.state().name().into(),
+            soft_reached: life
+                .soft_reached()
+                .names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            hard_reached: life
+                .hard_reached()
+                .names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            age_s: life.age_s(now),
+            packets: life.packets(),
+            bytes: life.bytes(),
+            seq,
+            lifetime: life.lifetime(),
+            soft_left,
+            hard_left,
+            seq_left: life
+                .seq_left(seq)
+                .map(|(soft, hard)| SeqLeft { soft, hard }),
+        }
+    }
+    let mut out: Vec<SaStatus> = t
+        .sa_out
+        .iter()
+        .map(|s| {
+            let seq = s.sent();
+            one(
+                s.spi,
+                "out",
+                s.tunnel_src,
+                s.tunnel_dst,
+                s.esn,
+                seq,
+                &s.life,
+                now,
+            )
+        })
+        .collect();
+    out.sort_by_key(|s| s.spi);
+    let mut inbound: Vec<SaStatus> = t
+        .sa_in
+        .values()
+        .map(|i| {
+            let s = &i.sa;
+            one(
+                s.spi,
+                "in",
+                s.tunnel_src,
+                s.tunnel_dst,
+                s.esn,
+                s.window.top(),
+                &s.life,
+                now,
+            )
+        })
+        .collect();
+    inbound.sort_by_key(|s| s.spi);
+    out.extend(inbound);
+    SaStatusReply {
+        table_epoch: t.epoch,
+        sas: out,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1704,6 +1856,72 @@ mod tests {
         )
         .expect("ignored for LSP");
         assert_eq!((r.interval, r.size), (Duration::ZERO, 0));
+    }
+
+    #[test]
+    fn the_sa_answer_gives_counts_limits_what_is_left_and_the_state() {
+        let hops = crate::chain::default_chain().expect("chain");
+        let mut cfg = hops[0].node.clone();
+        cfg.sa[0].lifetime = crate::sa::Lifetime {
+            soft: crate::sa::Limits {
+                packets: Some(100),
+                ..crate::sa::Limits::NONE
+            },
+            hard: crate::sa::Limits {
+                packets: Some(300),
+                seconds: Some(3600),
+                ..crate::sa::Limits::NONE
+            },
+        };
+        let t = Tables::from_config(&cfg, 2).expect("tables");
+        let installed = t.sa_out[0].life.installed();
+        let _ = t.sa_out[0].reserve_seq(150);
+        t.sa_out[0].life.count(150, 15_000);
+        let r = sa_status(&t, installed + Duration::from_secs(600));
+        assert_eq!(r.table_epoch, 2);
+        let ids: Vec<(u32, &str)> = r.sas.iter().map(|s| (s.spi, s.dir.as_str())).collect();
+        assert_eq!(ids, [(4097, "out"), (4098, "in")]);
+        let out = &r.sas[0];
+        assert_eq!(out.state, "soft-reached");
+        assert_eq!(out.soft_reached, ["packets"]);
+        assert!(out.hard_reached.is_empty());
+        assert_eq!(
+            (out.packets, out.bytes, out.seq, out.age_s),
+            (150, 15_000, 150, 600)
+        );
+        assert_eq!(out.soft_left.packets, Some(0));
+        assert_eq!(
+            (
+                out.hard_left.packets,
+                out.hard_left.seconds,
+                out.hard_left.bytes
+            ),
+            (Some(150), Some(3000), None)
+        );
+        // SA 4097 has no ESN: its sequence space is a limit too.
+        assert!(!out.esn);
+        assert_eq!(
+            out.seq_left,
+            Some(SeqLeft {
+                soft: (1 << 32) - (1 << 28) - 150,
+                hard: u64::from(u32::MAX) - 150
+            })
+        );
+        let inb = &r.sas[1];
+        assert_eq!(
+            (inb.state.as_str(), inb.esn, inb.seq_left),
+            ("active", true, None)
+        );
+        assert!(inb.lifetime.is_none());
+        let text = serde_json::to_string(&r).expect("json");
+        assert!(
+            text.contains("\"hard_left\":{\"packets\":150,\"bytes\":null,\"seconds\":3000}"),
+            "{text}"
+        );
+        for key in ["4c80cdefbb5d10da", "abbccddef0011223", "key"] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
+        assert_eq!(parse_request(br#"{"cmd":"sa"}"#), Ok(Request::Sa));
     }
 
     #[test]

@@ -31,6 +31,12 @@
 //!    padding, the next header agreeing with the inner version, the inner
 //!    source inside the peer's prefixes (RFC 4301 §5.2), then the IP
 //!    forwarding rules over the delivery table.
+//!
+//! SA lifetimes (`sa::lifetime`) are not modelled: the stages check them
+//! once per run of frames, not per frame, and the configurations the
+//! differential test drives carry none (nor does a 32-bit SA there come
+//! near the end of its sequence space). `tests/sa_lifetimes.rs` checks
+//! them against the stages directly.
 
 pub mod cases;
 pub mod diff;

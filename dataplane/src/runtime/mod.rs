@@ -14,6 +14,8 @@
 //! - [`Signals`]: `SIGINT`/`SIGTERM` stop, `SIGHUP` reload.
 //! - [`control_thread`]: a node with `[control]` computes its own routes
 //!   on a thread of its own and publishes them into the same store.
+//! - [`lifetimes`]: the SAs' time limits, and each lifetime level an SA
+//!   reaches logged once, from the supervising thread.
 //! - [`run`]: starts the threads, supervises, stops, drains, reports.
 
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@ pub mod control_thread;
 mod hub;
 pub mod idle;
 mod layout;
+pub mod lifetimes;
 mod memory;
 pub mod metrics;
 pub mod pipeline;

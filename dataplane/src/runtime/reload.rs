@@ -2,8 +2,11 @@
 //! and publishing them, keeping the old tables when the file is broken.
 //!
 //! SAs whose SPI, direction, key and endpoints are unchanged keep their
-//! state (sequence counter, replay window) across reloads: a reload never
-//! restarts an outbound sequence, which under AES-GCM would reuse nonces.
+//! state (sequence counter, replay window, packet and byte counts, age)
+//! across reloads: a reload never restarts an outbound sequence, which
+//! under AES-GCM would reuse nonces. Their lifetime limits become the ones
+//! the file gives now; a limit already reached stays reached, and an
+//! expired SA stays expired (a new key makes a new SA).
 //! Only the tables are reloaded; ports, cores, mode and the backend are
 //! fixed for the life of the process (a change to them is reported).
 //!
@@ -131,5 +134,56 @@ pub fn serve_reloads(
             }
         }
         std::thread::sleep(RELOAD_POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sa::lifetime::LifeState;
+
+    const BASE: &str = "[node]\nname = \"gw\"\nrole = \"gateway\"\n\n\
+        [[ports]]\nname = \"lan0\"\nmac = \"02:00:00:00:00:01\"\n\n\
+        [[sa]]\nspi = 4097\ndir = \"out\"\naead = \"aes-128-gcm\"\n\
+        key = \"000102030405060708090a0b0c0d0e0f01020304\"\n\
+        tunnel_src = \"192.0.2.1\"\ntunnel_dst = \"192.0.2.2\"\nesn = true\n";
+
+    #[test]
+    fn a_reload_keeps_an_sas_counts_and_applies_its_new_lifetime() {
+        let dir = std::env::temp_dir().join(format!("mp-reload-life-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("gw.toml");
+        std::fs::write(
+            &path,
+            format!("{BASE}lifetime = {{ hard_packets = 1000 }}\n"),
+        )
+        .expect("write");
+        let (mut reloader, tables) = ConfigReloader::load(&path).expect("load");
+        let sa = tables.sa_out[0].clone();
+        let store = TableStore::new(tables);
+        sa.life.count(600, 60_000);
+        assert_eq!(sa.life.state(), LifeState::Active);
+
+        // A soft limit the SA has already passed is reached at once.
+        std::fs::write(
+            &path,
+            format!("{BASE}lifetime = {{ soft_packets = 500, hard_packets = 2000 }}\n"),
+        )
+        .expect("write");
+        reloader.reload(&store).expect("reload");
+        let now = store.load_full();
+        assert!(std::sync::Arc::ptr_eq(&now.sa_out[0], &sa), "same SA");
+        assert_eq!(sa.life.packets(), 600);
+        assert_eq!(sa.life.lifetime().hard.packets, Some(2000));
+        assert_eq!(sa.life.state(), LifeState::SoftReached);
+
+        // A new key is a new SA, with a fresh count.
+        std::fs::write(&path, BASE.replace("01020304\"", "01020305\"")).expect("write");
+        reloader.reload(&store).expect("reload");
+        let now = store.load_full();
+        assert!(!std::sync::Arc::ptr_eq(&now.sa_out[0], &sa));
+        assert_eq!(now.sa_out[0].life.packets(), 0);
+        assert_eq!(now.sa_out[0].life.state(), LifeState::Active);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -130,12 +130,13 @@ fn pin(core: Option<usize>, index: usize) {
 /// signal handler, by the caller) or `opts` says the time is up.
 ///
 /// The calling thread supervises: every [`TICK`] it checks the end
-/// conditions, and about every `opts.tick_every` refreshes the hub's device
-/// counters and table epoch and calls `on_tick` (print stats, apply a
-/// reload). On stop, each thread stops receiving, hands back what is in
-/// flight (pipeline queues drain through TX) and publishes its final
-/// counters; the backend then finishes (closing devices, returning
-/// buffers) and the final snapshot is returned.
+/// conditions and the SAs' lifetimes ([`super::lifetimes::watch`]), and
+/// about every `opts.tick_every` refreshes the hub's device counters and
+/// table epoch and calls `on_tick` (print stats, apply a reload). On
+/// stop, each thread stops receiving, hands back what is in flight
+/// (pipeline queues drain through TX) and publishes its final counters;
+/// the backend then finishes (closing devices, returning buffers) and the
+/// final snapshot is returned.
 pub fn run<B: Backend>(
     backend: &mut B,
     layout: &Layout,
@@ -250,6 +251,8 @@ pub fn run<B: Backend>(
                     break;
                 }
             }
+            // SA lifetimes: time limits ticked, levels reached logged once.
+            super::lifetimes::watch(&store.load(), Instant::now());
             if Instant::now() >= next_tick {
                 hub.set_devices(b.device_counters(), b.buffers());
                 hub.set_table_epoch(store.epoch());
@@ -266,6 +269,8 @@ pub fn run<B: Backend>(
             .collect()
     });
     let elapsed = start.elapsed();
+    // What the last bursts reached.
+    super::lifetimes::watch(&store.load(), Instant::now());
     let mut first_err = None;
     for (_, r) in results {
         if let Err(e) = r {

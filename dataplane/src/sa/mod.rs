@@ -1,14 +1,17 @@
-//! Security associations: RFC 4106 AES-GCM keys, outbound sequence numbers
-//! and inbound anti-replay state. Key material is zeroized on drop and never
-//! printed.
+//! Security associations: RFC 4106 AES-GCM keys, outbound sequence numbers,
+//! inbound anti-replay state and each SA's lifetime. Key material is
+//! zeroized on drop and never printed.
 
 pub mod aead;
 #[cfg(feature = "ipsec-mb")]
 pub mod ipsec_mb;
+pub mod lifetime;
 pub mod replay;
 
 use crate::config::{AeadAlg, SaConfig, SaDir};
 use aead::{Aead, ChosenGcm};
+use lifetime::SaLife;
+pub use lifetime::{Lifetime, Limits};
 use replay::ReplayWindow;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -119,6 +122,8 @@ pub struct SaOut {
     pub esn: bool,
     /// The cipher.
     pub gcm: Gcm,
+    /// Its lifetime: what it has sealed and the limits it has reached.
+    pub life: SaLife,
     seq: AtomicU64,
 }
 
@@ -128,6 +133,7 @@ impl SaOut {
     #[inline]
     pub fn next_seq(&self) -> Option<u64> {
         let s = self.seq.fetch_add(1, Relaxed).wrapping_add(1);
+        self.life.note_seq(s);
         let limit = if self.esn {
             u64::MAX
         } else {
@@ -142,8 +148,10 @@ impl SaOut {
     #[inline]
     pub fn reserve_seq(&self, n: u64) -> SeqBlock {
         let n = n.max(1);
+        let next = self.seq.fetch_add(n, Relaxed).wrapping_add(1);
+        self.life.note_seq(next.saturating_add(n - 1));
         SeqBlock {
-            next: self.seq.fetch_add(n, Relaxed).wrapping_add(1),
+            next,
             left: n,
             esn: self.esn,
         }
@@ -208,6 +216,9 @@ pub struct SaIn {
     pub gcm: Gcm,
     /// Anti-replay window.
     pub window: ReplayWindow,
+    /// Its lifetime: what it has authenticated and the limits it has
+    /// reached.
+    pub life: SaLife,
 }
 
 /// An SA of either direction, built from configuration (short-lived: it is
@@ -231,6 +242,7 @@ impl Sa {
                 tunnel_dst: c.tunnel_dst,
                 esn: c.esn,
                 gcm,
+                life: SaLife::new(&c.lifetime, !c.esn),
                 seq: AtomicU64::new(0),
             }),
             SaDir::In => Sa::In(SaIn {
@@ -240,6 +252,7 @@ impl Sa {
                 esn: c.esn,
                 gcm,
                 window: ReplayWindow::new(),
+                life: SaLife::new(&c.lifetime, false),
             }),
         })
     }
@@ -272,6 +285,7 @@ mod tests {
             tunnel_dst: Ipv4Addr::LOCALHOST,
             esn,
             gcm: Gcm::new(AeadAlg::Aes128Gcm, 1, &[7; 20]).expect("key"),
+            life: SaLife::new(&Lifetime::NONE, !esn),
             seq: AtomicU64::new(0),
         }
     }

@@ -9,6 +9,7 @@
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, Verdict, BURST};
 use crate::packet::{esp, ipv4};
+use crate::sa::lifetime::RunCount;
 use crate::sa::{aad, aead, SaIn, SaOut, SeqBlock};
 use crate::tables::InboundSa;
 use crate::tables::Tables;
@@ -24,30 +25,43 @@ const NEXT_HEADER_NONE: u8 = 59;
 /// frames on one SA with a single atomic add, sized to the frames still to
 /// encrypt. Numbers left over when a frame fails or the SA changes are
 /// skipped, which receivers accept (the sequence only has to grow).
+///
+/// It also keeps the SA's lifetime: a run starts only on an SA that has
+/// not expired, and what the run sealed is added to the SA's counts when
+/// the run ends (the SA changes, or the cache is dropped with its batch).
 #[derive(Debug)]
-pub struct SeqCache {
+pub struct SeqCache<'t> {
     sa: u32,
     block: SeqBlock,
     pending: u64,
+    run: RunCount<'t>,
 }
 
-impl SeqCache {
+impl<'t> SeqCache<'t> {
     /// A cache for a batch with `pending` frames to encrypt.
     pub fn new(pending: u64) -> Self {
         SeqCache {
             sa: u32::MAX,
             block: SeqBlock::default(),
             pending,
+            run: RunCount::default(),
         }
     }
 
     #[inline]
-    fn next(&mut self, idx: u32, sa: &SaOut) -> Option<u64> {
+    fn next(&mut self, idx: u32, sa: &'t SaOut) -> Result<u64, DropReason> {
         if self.sa != idx || self.block.is_empty() {
+            self.run.flush();
+            if sa.life.expired() {
+                // No run: the next frame looks again, whatever its SA.
+                self.sa = u32::MAX;
+                return Err(sa.life.refusal());
+            }
             self.block = sa.reserve_seq(self.pending);
             self.sa = idx;
+            self.run.start(&sa.life);
         }
-        self.block.take()
+        self.block.take().ok_or(DropReason::SeqExhausted)
     }
 }
 
@@ -125,7 +139,12 @@ impl SealQueue {
 /// comes from `seqs`. A batch does this in two passes (`encapsulate` over
 /// every frame, then `seal`), which is what the stage chain runs.
 #[inline]
-pub fn encrypt<F: Frame>(f: &mut F, t: &Tables, fec: u32, seqs: &mut SeqCache) -> Verdict {
+pub fn encrypt<'t, F: Frame>(
+    f: &mut F,
+    t: &'t Tables,
+    fec: u32,
+    seqs: &mut SeqCache<'t>,
+) -> Verdict {
     match encapsulate(f, t, fec, seqs) {
         Ok(job) => seal(f, t, &job),
         Err(r) => Verdict::Drop(r),
@@ -136,14 +155,18 @@ pub fn encrypt<F: Frame>(f: &mut F, t: &Tables, fec: u32, seqs: &mut SeqCache) -
 /// and trailer written around the inner packet, its sequence number
 /// taken; the payload is still plaintext and the ICV unwritten.
 #[inline]
-pub fn encapsulate<F: Frame>(
+pub fn encapsulate<'t, F: Frame>(
     f: &mut F,
-    t: &Tables,
+    t: &'t Tables,
     fec: u32,
-    seqs: &mut SeqCache,
+    seqs: &mut SeqCache<'t>,
 ) -> Result<PendingSeal, DropReason> {
     let r = encapsulate_one(f, t, fec, seqs);
     seqs.pending = seqs.pending.saturating_sub(1);
+    if let Ok(job) = &r {
+        // The SA's lifetime counts what it encrypts.
+        seqs.run.add(job.body_len as usize);
+    }
     r
 }
 
@@ -176,11 +199,11 @@ pub fn seal<F: Frame>(f: &mut F, t: &Tables, job: &PendingSeal) -> Verdict {
 }
 
 #[inline]
-fn encapsulate_one<F: Frame>(
+fn encapsulate_one<'t, F: Frame>(
     f: &mut F,
-    t: &Tables,
+    t: &'t Tables,
     fec: u32,
-    seqs: &mut SeqCache,
+    seqs: &mut SeqCache<'t>,
 ) -> Result<PendingSeal, DropReason> {
     let fec_entry = t.fecs.get(fec as usize).ok_or(DropReason::NoRoute)?;
     let sa = t
@@ -207,9 +230,7 @@ fn encapsulate_one<F: Frame>(
     if f.headroom() < ENCAP_HEAD || f.tailroom() < tail {
         return Err(DropReason::NoRoom);
     }
-    let seq = seqs
-        .next(fec_entry.sa, sa)
-        .ok_or(DropReason::SeqExhausted)?;
+    let seq = seqs.next(fec_entry.sa, sa)?;
     if !f.append(tail) || !f.prepend(ENCAP_HEAD) {
         return Err(DropReason::NoRoom);
     }
@@ -251,9 +272,15 @@ fn encapsulate_one<F: Frame>(
 
 /// The inbound SA of the previous frame: a batch usually carries one
 /// tunnel, so the SPI table is searched once per SPI change, not per frame.
+/// Whether that SA has expired is read at the same time; what each run of
+/// frames on one SA authenticated is added to the SA's lifetime counts
+/// when the run ends (the SA changes, or the cache is dropped with its
+/// batch).
 #[derive(Default)]
 pub struct InboundCache<'t> {
     last: Option<(u32, &'t InboundSa)>,
+    expired: bool,
+    run: RunCount<'t>,
 }
 
 impl<'t> InboundCache<'t> {
@@ -264,6 +291,9 @@ impl<'t> InboundCache<'t> {
             _ => {
                 let sa: &'t InboundSa = t.sa_in.get(&spi)?;
                 self.last = Some((spi, sa));
+                // A new run: what `open` counts goes to this SA.
+                self.expired = sa.sa.life.expired();
+                self.run.start(&sa.sa.life);
                 Some(sa)
             }
         }
@@ -392,6 +422,10 @@ pub fn unwrap<'t, F: Frame>(
     if outer_dst != sa.tunnel_dst || outer_src != sa.tunnel_src {
         return Err(DropReason::UnknownSpi);
     }
+    // Past a hard lifetime limit the SA protects nothing more.
+    if sas.expired {
+        return Err(DropReason::SaExpired);
+    }
     // The window is checked in `open`, after the batch's earlier frames
     // have moved it; the ESN high half inferred here is a guess that
     // `open` confirms (it almost always holds, and the AAD is built now).
@@ -486,6 +520,8 @@ fn open_one<'t, F: Frame>(
     if !sa.window.accept(seq) {
         return Err(DropReason::Replay);
     }
+    // `sas.get` above made this SA's the current run.
+    sas.run.add(body.len());
     // RFC 4303 §2.4: the padding must be the default 1, 2, 3, ...
     let trailer = esp::read_trailer(body).map_err(|_| DropReason::Malformed)?;
     // The next header names the inner packet's version (RFC 4303 §2.6);

@@ -211,7 +211,8 @@ fn key_fingerprint(c: &crate::config::SaConfig) -> u64 {
 }
 
 /// SA state that survives table publications: an SA whose SPI, direction
-/// and key are unchanged keeps its sequence counter and replay window.
+/// and key are unchanged keeps its sequence counter, replay window, counts
+/// and age (its lifetime limits are the ones configured now).
 #[derive(Clone, Default)]
 pub struct SaStore {
     out: HashMap<u64, Arc<SaOut>>,
@@ -242,12 +243,19 @@ impl Tables {
         let mut sa_in = HashMap::new();
         let mut local_addrs = Vec::new();
         let mut new_store = SaStore::default();
+        // SAs kept from the previous tables take the lifetimes configured
+        // now, once these tables are built.
+        let mut relimit_out = Vec::new();
+        let mut relimit_in = Vec::new();
         for c in &cfg.sa {
             let fp = key_fingerprint(c);
             match c.dir {
                 crate::config::SaDir::Out => {
                     let sa = match store.out.get(&fp) {
-                        Some(s) => s.clone(),
+                        Some(s) => {
+                            relimit_out.push((s.clone(), c.lifetime));
+                            s.clone()
+                        }
                         None => match Sa::from_config(c)? {
                             Sa::Out(s) => Arc::new(s),
                             Sa::In(_) => unreachable!("dir is out"),
@@ -259,7 +267,10 @@ impl Tables {
                 }
                 crate::config::SaDir::In => {
                     let sa = match store.inb.get(&fp) {
-                        Some(s) => s.clone(),
+                        Some(s) => {
+                            relimit_in.push((s.clone(), c.lifetime));
+                            s.clone()
+                        }
                         None => match Sa::from_config(c)? {
                             Sa::In(s) => Arc::new(s),
                             Sa::Out(_) => unreachable!("dir is in"),
@@ -393,6 +404,12 @@ impl Tables {
                 .or_insert(NodeRoute::Label(r.label));
         }
 
+        for (sa, l) in &relimit_out {
+            sa.life.set_lifetime(l);
+        }
+        for (sa, l) in &relimit_in {
+            sa.life.set_lifetime(l);
+        }
         Ok(Tables {
             epoch,
             mtu: usize::from(cfg.io.mtu),

@@ -219,6 +219,8 @@ pub fn replay_dpdk<E>(
         }
     };
     let elapsed = start.elapsed();
+    // The SA lifetime levels the replay reached, logged once.
+    crate::runtime::lifetimes::watch(&tables, Instant::now());
     let stats = w.stats.clone();
     drop(w);
     drop(devs);
