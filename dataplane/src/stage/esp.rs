@@ -74,7 +74,7 @@ impl<'t> SeqCache<'t> {
 /// loads want them, and such a load waits for the stores to retire: about
 /// 20 ns per frame at 64 B on the project's machines, as much as the
 /// encryption itself.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct PendingSeal {
     sa: u32,
     fec: u32,
@@ -84,37 +84,27 @@ pub struct PendingSeal {
     aad: [u8; 12],
 }
 
-impl PendingSeal {
-    const EMPTY: PendingSeal = PendingSeal {
-        sa: 0,
-        fec: 0,
-        body_len: 0,
-        aad_len: 0,
-        nonce: [0; aead::NONCE_LEN],
-        aad: [0; 12],
-    };
-}
-
-/// The frames of a batch waiting to be sealed, by index in the batch.
-pub struct SealQueue {
-    jobs: [(u8, PendingSeal); BURST],
+/// Frames of a batch waiting for their second pass, by index in the
+/// batch: `SealQueue` and `OpenQueue`.
+pub struct BatchQueue<J> {
+    jobs: [(u8, J); BURST],
     len: usize,
 }
 
-impl Default for SealQueue {
+impl<J: Copy + Default> Default for BatchQueue<J> {
     fn default() -> Self {
-        SealQueue {
-            jobs: [(0, PendingSeal::EMPTY); BURST],
+        BatchQueue {
+            jobs: [(0, J::default()); BURST],
             len: 0,
         }
     }
 }
 
-impl SealQueue {
+impl<J> BatchQueue<J> {
     /// Queues frame `index` of the batch; a full queue (more than a
     /// batch) refuses and hands the job back.
     #[inline]
-    pub fn push(&mut self, index: usize, job: PendingSeal) -> Result<(), PendingSeal> {
+    pub fn push(&mut self, index: usize, job: J) -> Result<(), J> {
         match (self.jobs.get_mut(self.len), u8::try_from(index)) {
             (Some(slot), Ok(i)) => {
                 *slot = (i, job);
@@ -127,12 +117,15 @@ impl SealQueue {
 
     /// The queued frames in the order they were queued.
     #[inline]
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &PendingSeal)> {
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &J)> {
         self.jobs[..self.len]
             .iter()
             .map(|(i, j)| (usize::from(*i), j))
     }
 }
+
+/// The frames of a batch waiting to be sealed.
+pub type SealQueue = BatchQueue<PendingSeal>;
 
 /// Encrypts a frame with verdict `Encrypt(fec)` (the inner IP packet) into
 /// an outer IPv4 + ESP packet; it becomes `Push(fec)`. Its sequence number
@@ -302,7 +295,7 @@ impl<'t> InboundCache<'t> {
 
 /// A frame `unwrap` has checked up to its ICV, waiting for `open`; its
 /// nonce and AAD were built a pass ahead, as `PendingSeal`'s are.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct PendingOpen {
     spi: u32,
     seq: u64,
@@ -316,57 +309,8 @@ pub struct PendingOpen {
     tag: [u8; esp::ICV_LEN],
 }
 
-impl PendingOpen {
-    const EMPTY: PendingOpen = PendingOpen {
-        spi: 0,
-        seq: 0,
-        ihl: 0,
-        esp_len: 0,
-        aad_len: 0,
-        nonce: [0; aead::NONCE_LEN],
-        aad: [0; 12],
-        tag: [0; esp::ICV_LEN],
-    };
-}
-
-/// The frames of a batch waiting to be opened, by index in the batch.
-pub struct OpenQueue {
-    jobs: [(u8, PendingOpen); BURST],
-    len: usize,
-}
-
-impl Default for OpenQueue {
-    fn default() -> Self {
-        OpenQueue {
-            jobs: [(0, PendingOpen::EMPTY); BURST],
-            len: 0,
-        }
-    }
-}
-
-impl OpenQueue {
-    /// Queues frame `index` of the batch; a full queue (more than a
-    /// batch) refuses and hands the job back.
-    #[inline]
-    pub fn push(&mut self, index: usize, job: PendingOpen) -> Result<(), PendingOpen> {
-        match (self.jobs.get_mut(self.len), u8::try_from(index)) {
-            (Some(slot), Ok(i)) => {
-                *slot = (i, job);
-                self.len += 1;
-                Ok(())
-            }
-            _ => Err(job),
-        }
-    }
-
-    /// The queued frames in the order they were queued.
-    #[inline]
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &PendingOpen)> {
-        self.jobs[..self.len]
-            .iter()
-            .map(|(i, j)| (usize::from(*i), j))
-    }
-}
+/// The frames of a batch waiting to be opened.
+pub type OpenQueue = BatchQueue<PendingOpen>;
 
 /// Verifies and decrypts a frame with verdict `Decrypt` (it starts at the
 /// outer IPv4 header); it becomes `Deliver` holding the inner packet. A

@@ -276,80 +276,85 @@ fn crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables, mut later: Mask) {
         // Two passes (see `esp::PendingSeal`): frame every packet, then
         // encrypt them all.
         let mut seqs = esp::SeqCache::new(to_encrypt);
-        let mut queue = esp::SealQueue::default();
-        let mut m = later;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
-                break;
-            };
-            let Verdict::Encrypt(fec) = *v else {
-                continue;
-            };
-            let framed = esp::encapsulate(f, t, fec, &mut seqs);
-            let queued = framed.map(|job| queue.push(i, job));
-            match queued {
-                Ok(Ok(())) => {}
-                // More frames than a batch holds: seal this one now.
-                Ok(Err(job)) => *v = esp::seal(f, t, &job),
-                Err(r) => *v = Verdict::Drop(r),
-            }
-            if v.is_final() {
-                later &= !(1 << i);
-            }
-        }
-        for (i, job) in queue.iter() {
-            let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
-                break;
-            };
-            *v = esp::seal(f, t, job);
-            if v.is_final() {
-                later &= !(1 << i);
-            }
-        }
+        two_passes(
+            frames,
+            verdicts,
+            &mut later,
+            &mut seqs,
+            |f, v, seqs| match v {
+                Verdict::Encrypt(fec) => {
+                    Some(esp::encapsulate(f, t, fec, seqs).map_err(Verdict::Drop))
+                }
+                _ => None,
+            },
+            |f, job, _| esp::seal(f, t, job),
+        );
     }
     visit(frames, verdicts, &mut later, |f, v| match v {
         Verdict::Push(fec) => Some(mpls::push(f, t, fec)),
         _ => None,
     });
-    // Egress: decrypt -> deliver.
-    // Two passes again: check every packet up to its ICV, then open them.
+    // Egress: decrypt -> deliver, in two passes again: check every packet
+    // up to its ICV, then open them.
     let mut sas = esp::InboundCache::default();
-    let mut queue = esp::OpenQueue::default();
-    let mut m = later;
+    two_passes(
+        frames,
+        verdicts,
+        &mut later,
+        &mut sas,
+        |f, v, sas| (v == Verdict::Decrypt).then(|| esp::unwrap(f, t, sas).map_err(Verdict::Drop)),
+        |f, job, sas| esp::open(f, t, sas, job),
+    );
+    visit(frames, verdicts, &mut later, |f, v| {
+        (v == Verdict::Deliver).then(|| deliver::deliver(f, t))
+    });
+    // Anything still pending named a stage out of order (e.g. `Lfib` after
+    // decryption cannot happen); the worker counts such verdicts.
+}
+
+/// A stage in two passes over the frames of `pending` (see
+/// `esp::PendingSeal`): `first` takes each frame it acts on and returns
+/// its job for the second pass or the verdict it ends with; `second` then
+/// finishes every queued frame, in order. `state` is shared by both.
+#[inline(always)]
+fn two_passes<F: Frame, J: Copy + Default, S>(
+    frames: &mut [F],
+    verdicts: &mut [Verdict],
+    pending: &mut Mask,
+    state: &mut S,
+    mut first: impl FnMut(&mut F, Verdict, &mut S) -> Option<Result<J, Verdict>>,
+    mut second: impl FnMut(&mut F, &J, &mut S) -> Verdict,
+) {
+    let mut queue = esp::BatchQueue::<J>::default();
+    let mut m = *pending;
     while m != 0 {
         let i = m.trailing_zeros() as usize;
         m &= m - 1;
         let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
             break;
         };
-        if *v != Verdict::Decrypt {
+        let Some(done) = first(f, *v, state) else {
             continue;
-        }
-        match esp::unwrap(f, t, &mut sas).map(|job| queue.push(i, job)) {
+        };
+        match done.map(|job| queue.push(i, job)) {
             Ok(Ok(())) => {}
-            Ok(Err(job)) => *v = esp::open(f, t, &mut sas, &job),
-            Err(r) => *v = Verdict::Drop(r),
+            // More frames than a batch holds: finish this one now.
+            Ok(Err(job)) => *v = second(f, &job, state),
+            Err(verdict) => *v = verdict,
         }
         if v.is_final() {
-            later &= !(1 << i);
+            *pending &= !(1 << i);
         }
     }
     for (i, job) in queue.iter() {
         let (Some(f), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
             break;
         };
-        *v = esp::open(f, t, &mut sas, job);
+        *v = second(f, job, state);
         if v.is_final() {
-            later &= !(1 << i);
+            *pending &= !(1 << i);
         }
     }
-    visit(frames, verdicts, &mut later, |f, v| {
-        (v == Verdict::Deliver).then(|| deliver::deliver(f, t))
-    });
-    // Anything still pending named a stage out of order (e.g. `Lfib` after
-    // decryption cannot happen); the worker counts such verdicts.
 }
 
 /// How many frames whose bit is set in `mask` have a verdict `want` accepts.
