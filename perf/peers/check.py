@@ -19,23 +19,13 @@ Prints one line saying what matched; exits 1 at the first mismatch.
 import struct
 import sys
 
+from pcapio import record_struct, records
+
 
 def frames(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        rec = struct.Struct("<IIII")
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        rec = struct.Struct(">IIII")
-    else:
-        sys.exit(f"check.py: {path}: not a pcap file")
-    out, off = [], 24
-    while off + 16 <= len(data):
-        incl = rec.unpack_from(data, off)[2]
-        out.append(data[off + 16 : off + 16 + incl])
-        off += 16 + incl
-    return out
+    with open(path, "rb", buffering=1 << 20) as f:
+        rec = record_struct(f.read(24), path, "check.py")
+        return [frame for *_, frame in records(f, rec)]
 
 
 def fail(i, what, a, b):

@@ -9,8 +9,9 @@ turns gateway A's output into what ipsec-secgw's inbound side receives: the
 same ESP packets, 4 bytes shorter per label.
 """
 
-import struct
 import sys
+
+from pcapio import record_struct, records
 
 
 def main():
@@ -19,21 +20,10 @@ def main():
     src, dst = sys.argv[1], sys.argv[2]
     with open(src, "rb", buffering=1 << 20) as f, open(dst, "wb", buffering=1 << 20) as o:
         head = f.read(24)
-        magic = head[:4]
-        if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-            rec = struct.Struct("<IIII")
-        elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-            rec = struct.Struct(">IIII")
-        else:
-            sys.exit(f"strip_mpls.py: {src}: not a pcap file")
+        rec = record_struct(head, src, "strip_mpls.py")
         o.write(head)
         n = 0
-        while True:
-            h = f.read(16)
-            if len(h) < 16:
-                break
-            ts, tf, incl, orig = rec.unpack(h)
-            frame = f.read(incl)
+        for ts, tf, incl, orig, frame in records(f, rec):
             n += 1
             if len(frame) < 18 or frame[12:14] != b"\x88\x47":
                 sys.exit(f"strip_mpls.py: {src}: frame {n} carries no MPLS label")
