@@ -432,17 +432,20 @@ fn open_one<'t, F: Frame>(
     let ihl = usize::from(job.ihl);
     // Earlier frames of the batch may have moved the window since `unwrap`:
     // a number one of them took is a replay whatever its ICV, and with ESN
-    // the high half is inferred again (the AAD follows it).
-    // The AAD is read where `unwrap` wrote it: a copy made here would be
-    // in the store buffer again when the AEAD reads it.
+    // the high half is inferred again. The AAD is read where `unwrap` wrote
+    // it unless that changed it (a copy made here would be in the store
+    // buffer again when the AEAD reads it).
+    let seq = if sa.esn {
+        sa.window.infer_esn(job.seq as u32)
+    } else {
+        job.seq
+    };
     let rebuilt;
-    let (seq, aad) = match (sa.esn, job.seq) {
-        (true, guess) if sa.window.infer_esn(guess as u32) != guess => {
-            let seq = sa.window.infer_esn(guess as u32);
-            rebuilt = self::aad(job.spi, seq, true).0;
-            (seq, &rebuilt)
-        }
-        (_, seq) => (seq, &job.aad),
+    let aad = if seq == job.seq {
+        &job.aad
+    } else {
+        rebuilt = self::aad(job.spi, seq, true).0;
+        &rebuilt
     };
     if !sa.window.check(seq) {
         return Err(DropReason::Replay);
