@@ -325,6 +325,11 @@ fn two_passes<F: Frame, J: Copy + Default, S>(
     mut first: impl FnMut(&mut F, Verdict, &mut S) -> Option<Result<J, Verdict>>,
     mut second: impl FnMut(&mut F, &J, &mut S) -> Verdict,
 ) {
+    // Nothing left (an ingress batch at the egress step): not even the
+    // queue's zeroing.
+    if *pending == 0 {
+        return;
+    }
     let mut queue = esp::BatchQueue::<J>::default();
     let mut m = *pending;
     while m != 0 {
