@@ -151,6 +151,28 @@ pub struct PortConfig {
     /// "fd00:1::1/64"`, a LAN port): the source of the ICMPv6 errors the
     /// gateway sends its LAN hosts (RFC 4443).
     pub address6: Option<(Ipv6Addr, u8)>,
+    /// The largest Ethernet payload the port sends or receives (`mtu`, as
+    /// iproute2 counts it: the IP packet on a LAN port, the label stack
+    /// and the tunnelled packet on a backbone link; VLAN tag and FCS not
+    /// counted). Defaults: `[io] mtu` on a LAN port (one with `address` or
+    /// `address6`), `[io] mtu` plus [`IoConfig::TUNNEL_OVERHEAD`] on any
+    /// other port, so that a backbone link carries a LAN-sized packet
+    /// with the tunnel around it.
+    pub mtu: u16,
+}
+
+impl PortConfig {
+    /// The longest frame the port receives or sends: `mtu` plus the
+    /// Ethernet header and one VLAN tag. Longer frames received are
+    /// dropped as `oversize`.
+    pub fn max_frame(&self) -> usize {
+        usize::from(self.mtu) + IoConfig::L2_OVERHEAD
+    }
+
+    /// True for a LAN port: one with an address of its own.
+    pub fn is_lan(&self) -> bool {
+        self.address.is_some() || self.address6.is_some()
+    }
 }
 
 /// How a port's AF_XDP sockets bind (`mode` of a port).
@@ -393,10 +415,26 @@ impl IoConfig {
     /// mtu (DPDK's mempools and the UMEM's 32-bit frame count hold it).
     pub const MAX_BUFFERS: u32 = (1 << 24) - 1;
 
-    /// The largest frame a port receives: `mtu` plus Ethernet and the
-    /// tunnel's overhead. Longer frames are dropped as `oversize`.
+    /// Largest `[[ports]] mtu`: a jumbo LAN packet with the tunnel's
+    /// overhead around it.
+    pub const MAX_PORT_MTU: u16 = Self::MAX_MTU + Self::TUNNEL_OVERHEAD as u16;
+
+    /// The largest frame a port receives at the default port MTUs: `mtu`
+    /// plus Ethernet and the tunnel's overhead (a backbone port's). A node
+    /// sizes its buffers with [`NodeConfig::max_frame`], which reads the
+    /// ports' own MTUs.
     pub fn max_frame(&self) -> usize {
         usize::from(self.mtu) + Self::L2_OVERHEAD + Self::TUNNEL_OVERHEAD
+    }
+
+    /// The default MTU of a port: `[io] mtu` on a LAN port, with the
+    /// tunnel's overhead on a backbone link.
+    pub fn default_port_mtu(&self, lan: bool) -> u16 {
+        if lan {
+            self.mtu
+        } else {
+            self.mtu + Self::TUNNEL_OVERHEAD as u16
+        }
     }
 }
 
@@ -720,6 +758,8 @@ struct RawPort {
     address: Option<Spanned<String>>,
     #[serde(default)]
     address6: Option<Spanned<String>>,
+    #[serde(default)]
+    mtu: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -1273,6 +1313,17 @@ fn check_core(core: usize) -> Result<(), String> {
 }
 
 impl NodeConfig {
+    /// The longest frame any of the node's ports receives (its buffers
+    /// hold it): the largest [`PortConfig::max_frame`], or
+    /// [`IoConfig::max_frame`] for a node without ports.
+    pub fn max_frame(&self) -> usize {
+        self.ports
+            .iter()
+            .map(PortConfig::max_frame)
+            .max()
+            .unwrap_or_else(|| self.io.max_frame())
+    }
+
     /// Reads and validates a node configuration file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let bytes =
@@ -1540,6 +1591,28 @@ impl NodeConfig {
                 .as_ref()
                 .map(|a| cx.interface_address6(a, &format!("{what} address6")))
                 .transpose()?;
+            let lan = address.is_some() || address6.is_some();
+            let mtu = match &p.mtu {
+                None => io.default_port_mtu(lan),
+                Some(m) => {
+                    let range = i64::from(IoConfig::MIN_MTU)..=i64::from(IoConfig::MAX_PORT_MTU);
+                    match u16::try_from(*m.get_ref()) {
+                        Ok(v) if range.contains(m.get_ref()) => v,
+                        _ => {
+                            return Err(cx.err(
+                                m.span(),
+                                format!(
+                                    "{what} mtu {}: out of range (the largest Ethernet payload \
+                                     the port carries, {}..={} bytes)",
+                                    m.get_ref(),
+                                    IoConfig::MIN_MTU,
+                                    IoConfig::MAX_PORT_MTU
+                                ),
+                            ))
+                        }
+                    }
+                }
+            };
             port_index.insert(pname.clone(), ports.len());
             port_macs.insert(mac, ports.len());
             ports.push(PortConfig {
@@ -1551,6 +1624,7 @@ impl NodeConfig {
                 peer_mac,
                 address,
                 address6,
+                mtu,
             });
         }
         if matches!(io.backend.as_str(), "dpdk" | "afxdp" | "auto") && ports.is_empty() {
@@ -1714,11 +1788,31 @@ impl NodeConfig {
                 ));
             }
             fec_seen.insert(prefix, r.prefix.span().start);
+            let port = port_ref(&r.port)?;
+            if let Some(p) = port_index.get(&port).map(|&i| &ports[i]) {
+                // What a packet to the prefix may be (RFC 791, RFC 8200 §5).
+                let least = if prefix.addr.is_ipv4() { 68 } else { 1280 };
+                let room = crate::tables::tunnel_mtu(p.mtu);
+                if room < least {
+                    return Err(cx.err(
+                        r.port.span(),
+                        format!(
+                            "fec {prefix}: port {} has mtu {}, which leaves {room} B for a \
+                             packet through the tunnel; {} needs {least} (raise the port's mtu \
+                             to at least {})",
+                            echo(&p.name),
+                            p.mtu,
+                            if least == 68 { "IPv4" } else { "IPv6" },
+                            usize::from(p.mtu) + least - room
+                        ),
+                    ));
+                }
+            }
             fec.push(FecConfig {
                 prefix,
                 sa: spi,
                 label: label_ref(&r.label, "fec label")?,
-                port: port_ref(&r.port)?,
+                port,
                 next_hop_mac: cx.mac(&r.next_hop_mac, &format!("fec {prefix} next_hop_mac"))?,
             });
         }
@@ -2394,6 +2488,52 @@ next_hop_mac = "02:00:00:00:00:30"
         let e = err_of(&text.replace("iface = \"veth1\"\n", ""));
         assert!(e.msg.contains("needs the port's interface"), "{e}");
         assert_eq!(e.line, 18, "{e}");
+    }
+
+    #[test]
+    fn ports_take_an_mtu_lan_ports_default_to_io_mtu_links_to_more() {
+        let c = NodeConfig::parse(GOOD, "n.toml").unwrap();
+        // Neither port has an address: both are links, with room for a
+        // 1500-byte packet and the tunnel.
+        assert_eq!((c.ports[0].mtu, c.ports[1].mtu), (1580, 1580));
+        let lan = GOOD.replacen(
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"02:00:00:00:00:01\"\naddress = \"10.1.0.1/16\"",
+            1,
+        );
+        let c = NodeConfig::parse(&lan, "n.toml").unwrap();
+        assert!(c.ports[0].is_lan() && !c.ports[1].is_lan());
+        assert_eq!((c.ports[0].mtu, c.ports[1].mtu), (1500, 1580));
+        assert_eq!((c.ports[0].max_frame(), c.max_frame()), (1518, 1598));
+        let jumbo = lan.replace("role = \"gateway\"", "role = \"gateway\"\n[io]\nmtu = 9000");
+        let c = NodeConfig::parse(&jumbo, "n.toml").unwrap();
+        assert_eq!((c.ports[0].mtu, c.ports[1].mtu), (9000, 9080));
+        let up = |m: &str| {
+            lan.replacen(
+                "mac = \"02:00:00:00:00:02\"",
+                &format!("mac = \"02:00:00:00:00:02\"\nmtu = {m}"),
+                1,
+            )
+        };
+        let c = NodeConfig::parse(&up("1500"), "n.toml").unwrap();
+        assert_eq!(c.ports[1].mtu, 1500);
+        assert_eq!(crate::tables::tunnel_mtu(1500), 1442);
+        for bad in ["67", "9081", "-1", "1e3"] {
+            let e = err_of(&up(bad));
+            assert!(e.line == 14 || bad == "1e3", "{e}");
+            if bad != "1e3" {
+                assert!(e.msg.contains(&format!("mtu {bad}: out of range")), "{e}");
+                assert!(e.msg.contains("68..=9080"), "{e}");
+            }
+        }
+        // A link too narrow for the tunnel to carry the FEC's packets.
+        let e = err_of(&up("100"));
+        assert!(
+            e.msg
+                .contains("fec 10.2.0.0/16: port \"up0\" has mtu 100, which leaves 42 B")
+                && e.msg.contains("at least 126"),
+            "{e}"
+        );
     }
 
     #[test]

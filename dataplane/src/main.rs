@@ -885,6 +885,27 @@ fn check_config(path: PathBuf) -> Result<()> {
         c.lfib.len(),
         c.deliver.len()
     )?;
+    for (i, p) in c.ports.iter().enumerate() {
+        let tunnelled = c
+            .fec
+            .iter()
+            .any(|f| c.port_index(&f.port) == Some(i as u16));
+        let kind = if p.is_lan() { "LAN port" } else { "link" };
+        let through = if tunnelled {
+            format!(
+                "; the tunnel through it carries IP packets of up to {} B",
+                meshplane::tables::tunnel_mtu(p.mtu)
+            )
+        } else {
+            String::new()
+        };
+        meshplane::outln!(
+            "  port {}: {kind}, mtu {} (frames up to {} B){through}",
+            p.name,
+            p.mtu,
+            p.max_frame()
+        )?;
+    }
     for sa in &c.sa {
         meshplane::outln!("  {}", sa.summary())?;
     }

@@ -153,7 +153,7 @@ const LIFETIME_POLLS: u32 = 1024;
 
 /// Replays `input` through the node `cfg` describes. `sink(port, ts,
 /// bytes)` receives every transmitted frame in order; an error from it
-/// stops the replay. Frames longer than `cfg.io.max_frame()` are counted
+/// stops the replay. Frames longer than the receiving port's `max_frame()` are counted
 /// as received and dropped as `oversize`, as on a device.
 pub fn replay<E>(
     cfg: &NodeConfig,
@@ -170,7 +170,7 @@ pub fn replay<E>(
         .map(|i| {
             if i == opts.rx_port {
                 ReplayPort::source(input.clone(), opts.loops, pool.clone())
-                    .with_max_frame(cfg.io.max_frame())
+                    .with_max_frame(cfg.ports[i].max_frame())
             } else {
                 ReplayPort::sink(pool.clone())
             }

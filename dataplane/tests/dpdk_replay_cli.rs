@@ -129,8 +129,9 @@ fn both_agree(config: &Path, input: &Path) -> (String, Vec<Vec<u8>>) {
 #[test]
 fn jumbo_frames_replay_alike_over_dpdk_and_pcap_and_oversize_is_counted() {
     let dir = tmpdir("jumbo");
-    // 64 B to jumbo; 9098 B is the largest frame mtu 9000 admits; 9099
-    // exceeds it; 70000 no backend holds.
+    // 64 B to jumbo; 9018 B is the largest frame a LAN port of mtu 9000
+    // admits (9000 + Ethernet + a VLAN tag); 9098 and 9099 exceed it;
+    // 70000 no backend holds.
     let sizes = [
         64usize, 128, 1514, 1598, 1599, 2049, 4000, 9014, 9018, 9098, 9099, 64, 70_000,
     ];
@@ -161,15 +162,16 @@ fn jumbo_frames_replay_alike_over_dpdk_and_pcap_and_oversize_is_counted() {
 
     let cfg = gw_a(&dir, "jumbo", Some(9000));
     let (report, out) = both_agree(&cfg, &input);
-    // Every frame up to 9098 B is encrypted and sent; 9099 is dropped as
-    // oversize (and its bytes count as received); 70000 is skipped.
-    let admitted: Vec<usize> = sizes.iter().copied().filter(|&n| n <= 9098).collect();
+    // Every frame up to 9018 B is encrypted and sent (the uplink's default
+    // mtu, 9080, has room for the tunnel); 9098 and 9099 are dropped as
+    // oversize (and their bytes count as received); 70000 is skipped.
+    let admitted: Vec<usize> = sizes.iter().copied().filter(|&n| n <= 9018).collect();
     assert_eq!(out.len(), admitted.len(), "{report}");
     assert!(
-        report.contains("12 packets in, 11 out, 1 dropped"),
+        report.contains("12 packets in, 10 out, 2 dropped"),
         "{report}"
     );
-    assert!(report.contains("drop oversize       1"), "{report}");
+    assert!(report.contains("drop oversize       2"), "{report}");
     let rx_bytes: usize = sizes.iter().filter(|&&n| n <= 65_535).sum();
     assert!(
         report.contains(&format!("rx         12 pkts {rx_bytes:>12} B")),
@@ -180,22 +182,28 @@ fn jumbo_frames_replay_alike_over_dpdk_and_pcap_and_oversize_is_counted() {
         "{report}"
     );
 
-    // The default MTU (1500) admits frames up to 1598 B on both backends;
-    // of those, the gateway encrypts IP packets up to 1500 B (frames up to
-    // 1514 B) and refuses longer ones as too big for the tunnel.
+    // The default MTU (1500) admits frames up to 1518 B on both backends,
+    // and the uplink (1580 by default) carries each of them tunnelled.
     let cfg = gw_a(&dir, "mtu1500", None);
     let (report, out) = both_agree(&cfg, &input);
-    let over = sizes.iter().filter(|&&n| n > 1598 && n <= 65_535).count();
-    let too_big = sizes.iter().filter(|&&n| n > 1514 && n <= 1598).count();
-    assert_eq!(out.len(), 12 - over - too_big, "{report}");
+    let over = sizes.iter().filter(|&&n| n > 1518 && n <= 65_535).count();
+    assert_eq!(out.len(), 12 - over, "{report}");
     assert!(
         report.contains(&format!("drop oversize       {over}")),
         "{report}"
     );
-    assert!(
-        report.contains(&format!("drop too_big        {too_big}")),
-        "{report}"
-    );
+    assert!(!report.contains("drop too_big"), "{report}");
+
+    // An uplink of 1500: the tunnel through it carries IP packets of up to
+    // 1442 B, so the 1514 B frame (a 1500 B packet) is too big for it.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let narrow = text.replacen("name = \"up0\"\n", "name = \"up0\"\nmtu = 1500\n", 1);
+    assert_ne!(narrow, text, "gateway A's up0 port changed");
+    let cfg = dir.join("gw-a-narrow.toml");
+    std::fs::write(&cfg, narrow).expect("write config");
+    let (report, out) = both_agree(&cfg, &input);
+    assert_eq!(out.len(), 12 - over - 1, "{report}");
+    assert!(report.contains("drop too_big        1"), "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

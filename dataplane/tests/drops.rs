@@ -303,25 +303,40 @@ fn a_tunnel_packet_from_outside_the_peers_prefixes_is_refused() {
     assert_eq!(&out[0].data[14 + 12..14 + 16], &[10, 1, 0, 7]);
 }
 
-/// What enters the tunnel fits the node's MTU (1500 by default): a full
-/// 1500-byte packet is carried, within the largest frame the backbone's
-/// ports take, and one byte more is refused as too big.
+/// What a LAN port takes (1500 by default) crosses the default backbone
+/// links whole; what enters the tunnel must fit the uplink once
+/// tunnelled: over an uplink of 1500, a 1442-byte packet leaves in a frame
+/// of exactly 1514 B, and one byte more is refused as too big. Frames
+/// longer than the LAN port's MTU are `oversize` where they arrive.
 #[test]
 fn packets_over_the_mtu_are_refused_at_the_tunnel_edge() {
-    let h = hops();
-    let max_frame = h[0].node.io.max_frame();
-    // Wire sizes with the FCS: 1518 B holds a 1500 B IP packet.
-    let fits = traffic(2, FrameSize::Fixed(1518));
-    let over = traffic(2, FrameSize::Fixed(1519));
+    let mut h = hops();
+    // Wire sizes with the FCS: 1518 B holds a 1500 B IP packet; 1523 B
+    // frames exceed the LAN port's 1518-byte limit (a VLAN tag's room).
+    let full = traffic(2, FrameSize::Fixed(1518));
+    let (r, out) = run(
+        &h[0],
+        [full.clone(), traffic(1, FrameSize::Fixed(1523))].concat(),
+    );
+    assert_eq!(r.drops().get(DropReason::Oversize), 1, "{}", r.render());
+    assert_eq!(out.len(), 2, "{}", r.render());
+    let up = h[0].node.port_index("up0").expect("up0");
+    let up_mtu = usize::from(h[0].node.ports[usize::from(up)].mtu);
+    assert!(out.iter().all(|o| o.data.len() - 14 <= up_mtu));
+    let (_, s) = run(&h[1], out);
+    let (r, out) = run(&h[2], s);
+    assert_eq!(out.len(), 2, "{}", r.render());
+
+    h[0].node.ports[usize::from(up)].mtu = 1500;
+    // 1442 B packets: 1460 B frames with the FCS.
+    let fits = traffic(2, FrameSize::Fixed(1460));
+    let over = traffic(2, FrameSize::Fixed(1461));
     let (r, out) = run(&h[0], [fits, over].concat());
     assert_eq!(r.drops().get(DropReason::TooBig), 2, "{}", r.render());
     assert_eq!(out.len(), 2);
     assert!(
-        out.iter().all(|o| o.data.len() <= max_frame),
+        out.iter().all(|o| o.data.len() == 1514),
         "{} B",
         out[0].data.len()
     );
-    let (_, s) = run(&h[1], out);
-    let (r, out) = run(&h[2], s);
-    assert_eq!(out.len(), 2, "{}", r.render());
 }

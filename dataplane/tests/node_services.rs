@@ -60,7 +60,13 @@ struct Chain {
 
 impl Chain {
     fn new() -> Chain {
-        let hops = default_chain().expect("embedded configs");
+        Chain::with_gw_a(|_| {})
+    }
+
+    /// The embedded chain, gateway A's configuration changed by `edit`.
+    fn with_gw_a(edit: impl FnOnce(&mut NodeConfig)) -> Chain {
+        let mut hops = default_chain().expect("embedded configs");
+        edit(&mut hops[0].node);
         let mut sat = hops[1].node.clone();
         // sat-1's own packets toward the gateways take their labels (the
         // control plane fills these in from the constellation).
@@ -404,17 +410,36 @@ fn udp_from_host(ttl: u8, df: bool, ip_len: usize) -> Vec<u8> {
     f
 }
 
+/// Gateway A with an uplink of `mtu` (Ethernet payload, as iproute2
+/// counts it).
+fn uplink_mtu(mtu: u16) -> impl FnOnce(&mut NodeConfig) {
+    move |a: &mut NodeConfig| {
+        let up = a.port_index("up0").expect("up0");
+        a.ports[usize::from(up)].mtu = mtu;
+    }
+}
+
+/// The tunnel MTU over a 1500-byte uplink: 1500 less one label (4), the
+/// outer IPv4 header (20), ESP header and IV (16), the ICV (16) and the
+/// trailer (2), padded to four bytes.
+const TUNNEL_MTU_1500: usize = 1442;
+
 #[test]
 fn a_lan_host_hears_of_its_packets_dropped_for_ttl_and_size() {
-    let mut c = Chain::new();
+    let mut c = Chain::with_gw_a(uplink_mtu(1500));
     let tx = c.host_a.tx_ring().clone();
     let expired = udp_from_host(1, false, 60);
-    let big = udp_from_host(64, true, 1520);
-    let big_no_df = udp_from_host(64, false, 1520);
-    for f in [&expired, &big, &big_no_df] {
+    let big = udp_from_host(64, true, TUNNEL_MTU_1500 + 1);
+    let big_no_df = udp_from_host(64, false, TUNNEL_MTU_1500 + 1);
+    let fits = udp_from_host(64, true, TUNNEL_MTU_1500);
+    for f in [&expired, &big, &big_no_df, &fits] {
         tx.push(HeapFrame::from_bytes(f)).expect("room");
     }
     c.step();
+    // The packet that fits left A's uplink as a frame of exactly the
+    // uplink's MTU plus the Ethernet header.
+    assert_eq!(c.nodes[0].worker.stats.ports[1].tx_packets, 1);
+    assert_eq!(c.nodes[0].worker.stats.ports[1].tx_bytes, 1500 + 14);
     let got = received(&c.host_a);
     assert_eq!(
         got.len(),
@@ -438,9 +463,9 @@ fn a_lan_host_hears_of_its_packets_dropped_for_ttl_and_size() {
         );
         if kind == 3 {
             assert_eq!(
-                u16::from_be_bytes([icmp[6], icmp[7]]),
-                1500,
-                "the usable MTU"
+                usize::from(u16::from_be_bytes([icmp[6], icmp[7]])),
+                TUNNEL_MTU_1500,
+                "the usable MTU: the uplink's, less the tunnel"
             );
         }
     }
@@ -451,6 +476,69 @@ fn a_lan_host_hears_of_its_packets_dropped_for_ttl_and_size() {
         2,
         "still counted as drops"
     );
+}
+
+#[test]
+fn a_full_sized_lan_packet_crosses_the_default_backbone_links() {
+    // Default port MTUs: 1500 on the LAN, 1580 on the uplink and the
+    // satellite's links, which carries a 1500-byte packet and its tunnel.
+    let mut c = Chain::new();
+    let tx = c.host_a.tx_ring().clone();
+    tx.push(HeapFrame::from_bytes(&udp_from_host(64, true, 1500)))
+        .expect("room");
+    c.step();
+    assert!(
+        received(&c.host_a).is_empty(),
+        "no error for a packet that fits"
+    );
+    let a = &c.nodes[0].worker.stats;
+    assert_eq!(a.ports[1].tx_packets, 1);
+    assert_eq!(a.ports[1].tx_bytes, 14 + 4 + 20 + 16 + 1500 + 2 + 2 + 16);
+    assert_eq!(
+        c.nodes[1].worker.stats.ports[1].tx_packets, 1,
+        "sat-1 forwards it"
+    );
+    assert_eq!(
+        c.nodes[2].worker.stats.ports[1].tx_packets, 1,
+        "B delivers it"
+    );
+    assert_eq!(c.nodes[2].worker.stats.ports[1].tx_bytes, 14 + 1500);
+}
+
+#[test]
+fn a_satellite_drops_a_frame_longer_than_its_out_link_as_too_big() {
+    // sat-1's link toward B is narrower than A's uplink.
+    let mut hops = default_chain().expect("embedded configs");
+    let sat = &mut hops[1].node;
+    let out = sat.ports.len() - 1;
+    sat.ports[out].mtu = 1400;
+    let t = Tables::from_config(sat, 1).expect("tables");
+    let (sat_a, a_side) = MemoryPort::pair(16);
+    let (sat_b, b_side) = MemoryPort::pair(16);
+    let mut w = Worker::new(vec![sat_a, sat_b]);
+    let mut c = Chain::new();
+    let tx = c.host_a.tx_ring().clone();
+    for len in [1342, 1343] {
+        // Labelled frames of 14 + 1400 and 14 + 1401 bytes off A's uplink.
+        tx.push(HeapFrame::from_bytes(&udp_from_host(64, false, len)))
+            .expect("room");
+    }
+    let a = &mut c.nodes[0];
+    a.worker.poll(&a.tables);
+    let frames: Vec<Vec<u8>> = received(&c.nodes[1].worker.ports()[0]);
+    assert_eq!(
+        frames.iter().map(Vec::len).collect::<Vec<_>>(),
+        [1414, 1418]
+    );
+    for f in &frames {
+        a_side
+            .tx_ring()
+            .push(HeapFrame::from_bytes(f))
+            .expect("room");
+    }
+    w.poll(&t);
+    assert_eq!(received(&b_side).len(), 1, "only the frame that fits");
+    assert_eq!(w.stats.drops.get(DropReason::TooBig), 1);
 }
 
 /// A UDP packet from host A (fd00:1::9) to a host behind B, as host A
@@ -497,10 +585,10 @@ fn icmp6_checksum(src: &[u8], dst: &[u8], icmp: &[u8]) -> u16 {
 
 #[test]
 fn a_lan_host_hears_of_its_ipv6_packets_dropped_for_hop_limit_and_size() {
-    let mut c = Chain::new();
+    let mut c = Chain::with_gw_a(uplink_mtu(1500));
     let tx = c.host_a.tx_ring().clone();
     let expired = udp6_from_host(1, 80);
-    let big = udp6_from_host(64, 1520);
+    let big = udp6_from_host(64, TUNNEL_MTU_1500 + 1);
     for f in [&expired, &big] {
         tx.push(HeapFrame::from_bytes(f)).expect("room");
     }
@@ -530,9 +618,9 @@ fn a_lan_host_hears_of_its_ipv6_packets_dropped_for_hop_limit_and_size() {
         assert_eq!(&quoted[..40], &sent[14..54], "the packet's header as sent");
         if kind == 2 {
             assert_eq!(
-                u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]),
-                1500,
-                "the usable MTU"
+                u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]) as usize,
+                TUNNEL_MTU_1500,
+                "the usable MTU: the uplink's, less the tunnel"
             );
             assert_eq!(quoted.len(), 1280 - 48, "as much as fits");
         } else {

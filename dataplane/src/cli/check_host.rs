@@ -919,7 +919,7 @@ pub fn checks(host: &Host, cfg: Option<&NodeConfig>, limits: Option<(u64, u64)>)
     let mut out = host.hugepages(need_pci);
     // AF_XDP UMEM chunks grow with [io] mtu.
     let chunk = cfg.map_or(crate::io::afxdp::FRAME_SIZE, |c| {
-        crate::io::afxdp::chunk_size_for(c.io.max_frame())
+        crate::io::afxdp::chunk_size_for(c.max_frame())
     }) as u64;
     out.push(host.hugetlbfs(need_pci));
     out.extend(host.cores(cores));

@@ -408,7 +408,8 @@ impl ServiceLoop {
                     .and_then(|p| p.address6)
                     .map(|(a, _)| a)
                     .ok_or(services::Ignored::NoAddress)?;
-                let err = services::icmp_error::answer_v6(packet, reason, from, t.mtu)?;
+                let err =
+                    services::icmp_error::answer_v6(packet, reason, from, t.tunnel_mtu_to(packet))?;
                 let dst: [u8; 16] = err
                     .get(24..40)
                     .and_then(|d| d.try_into().ok())
@@ -420,7 +421,8 @@ impl ServiceLoop {
                     .and_then(|p| p.address)
                     .map(|(a, _)| a)
                     .ok_or(services::Ignored::NoAddress)?;
-                let err = services::icmp_error::answer(packet, reason, from, t.mtu)?;
+                let err =
+                    services::icmp_error::answer(packet, reason, from, t.tunnel_mtu_to(packet))?;
                 let dst = std::net::Ipv4Addr::new(err[16], err[17], err[18], err[19]);
                 (err, IpAddr::V4(dst))
             }

@@ -203,9 +203,10 @@ pub fn check_chain<F: Frame>(
 ) -> Result<(), String> {
     let hops = crate::chain::default_chain().map_err(|e| e.to_string())?;
     for (n, hop) in hops.iter().enumerate() {
-        let t = Tables::from_config(&hop.node, 1).map_err(|e| e.to_string())?;
-        let mut model = Reference::new(&hop.node);
-        let mut traffic = super::cases::Traffic::new(&hop.node);
+        let node = with_port_mtus(&hop.node, bytes.get(n).copied().unwrap_or(0));
+        let t = Tables::from_config(&node, 1).map_err(|e| e.to_string())?;
+        let mut model = Reference::new(&node);
+        let mut traffic = super::cases::Traffic::new(&node);
         let mut c = super::cases::Choices::new(bytes);
         for (i, case) in traffic.batches(&mut c).iter().enumerate() {
             let entry = [Entry::Process, Entry::OnePort, Entry::Split][(i + n) % 3];
@@ -214,6 +215,20 @@ pub fn check_chain<F: Frame>(
         }
     }
     Ok(())
+}
+
+/// `node`, its port MTUs chosen by `pick`: half the time as configured,
+/// else each port's from MTUs about the sizes the traffic has (so that
+/// some frames fit a port exactly and some miss by a byte).
+fn with_port_mtus(node: &crate::config::NodeConfig, pick: u8) -> crate::config::NodeConfig {
+    const MTUS: [u16; 8] = [68, 576, 1280, 1455, 1456, 1500, 1522, 1620];
+    let mut node = node.clone();
+    if pick & 1 == 1 {
+        for (k, p) in node.ports.iter_mut().enumerate() {
+            p.mtu = MTUS[(usize::from(pick >> 1) + 3 * k) % MTUS.len()];
+        }
+    }
+    node
 }
 
 #[cfg(test)]

@@ -17,13 +17,17 @@
 //!    anything else `unsupported`.
 //! 3. Labels (RFC 3032): the top entry's label must have an LFIB entry
 //!    (`no_route`). Swap and pop need a TTL of 2 or more (`ttl_expired`)
-//!    and leave with the next hop's Ethernet header; a pop reveals IPv4,
+//!    and leave with the next hop's Ethernet header, within the out port's
+//!    MTU (`too_big`); a pop reveals IPv4,
 //!    IPv6 or the next entry (uniform TTL). The node's own label (a pop
 //!    without a port) needs a TTL above 0 and the bottom of the stack, and
 //!    hands the packet below to decryption.
 //! 4. IP forwarding at either end of the tunnel (RFC 1812): a valid header
 //!    and IPv4 checksum, no martian address, a route, then a TTL or hop
-//!    limit of 2 or more, decremented, and a length within `[io] mtu`.
+//!    limit of 2 or more, decremented, and a length within the MTU of where
+//!    it goes: at ingress, the packet once tunnelled (label, outer IPv4,
+//!    ESP) must fit the FEC's port MTU; at egress, the packet must fit the
+//!    LAN port's MTU (`too_big`).
 //! 5. Ingress: the FEC's outbound SA seals the packet in tunnel mode
 //!    (RFC 4303, RFC 4106), and the FEC's label and next hop are pushed.
 //! 6. Egress: outer IPv4 checked, SA by SPI and bound to its endpoints,
@@ -371,7 +375,7 @@ impl Reference {
                 let mut f = self.eth(entry.next_hop_mac.unwrap_or([0; 6]), port, ET_MPLS);
                 f.extend(new.to_be_bytes());
                 f.extend(&d[below..]);
-                Ok(Some((port, f)))
+                self.fits(port, f).map(Some)
             }
             (LfibAction::Swap, None) => Err(DropReason::NoRoute),
             (LfibAction::Pop, Some(port)) => {
@@ -398,7 +402,7 @@ impl Reference {
                 };
                 let mut f = self.eth(entry.next_hop_mac.unwrap_or([0; 6]), port, et);
                 f.extend(rest);
-                Ok(Some((port, f)))
+                self.fits(port, f).map(Some)
             }
             (LfibAction::Pop, None) => {
                 if ttl == 0 {
@@ -421,6 +425,20 @@ impl Reference {
         }
     }
 
+    /// `port` and the Ethernet frame `f` when its payload fits the port's
+    /// MTU; `too_big` otherwise.
+    fn fits(&self, port: PortId, f: Vec<u8>) -> Result<(PortId, Vec<u8>), DropReason> {
+        let mtu = self
+            .cfg
+            .ports
+            .get(usize::from(port))
+            .map_or(usize::MAX, |p| usize::from(p.mtu));
+        match f.len() - 14 > mtu {
+            true => Err(DropReason::TooBig),
+            false => Ok((port, f)),
+        }
+    }
+
     /// An Ethernet header to `dst` from `port`'s MAC.
     fn eth(&self, dst: Mac, port: PortId, et: u16) -> Vec<u8> {
         let mut f = Vec::with_capacity(1600);
@@ -438,7 +456,14 @@ impl Reference {
         seq: &mut SeqChooser<'_>,
     ) -> Result<(PortId, Vec<u8>), DropReason> {
         let prefixes: Vec<_> = self.cfg.fec.iter().map(|f| f.prefix).collect();
-        let (fec_idx, inner) = ip_forward(ip, &prefixes, usize::from(self.cfg.io.mtu))?;
+        // The packet once tunnelled: label, outer IPv4, ESP header, IV,
+        // the packet, padding to four bytes with the trailer, the ICV.
+        let tunnelled = |n: usize| 4 + 20 + 8 + 8 + (n + 2).div_ceil(4) * 4 + ICV;
+        let port_mtu = |i: usize| {
+            let port = usize::from(self.port_id(&self.cfg.fec[i].port));
+            self.cfg.ports.get(port).map_or(0, |p| usize::from(p.mtu))
+        };
+        let (fec_idx, inner) = ip_forward(ip, &prefixes, |i, n| tunnelled(n) <= port_mtu(i))?;
         let fec = &self.cfg.fec[fec_idx];
         let sa = self
             .cfg
@@ -588,11 +613,11 @@ impl Reference {
             }
         }
         let prefixes: Vec<_> = self.cfg.deliver.iter().map(|d| d.prefix).collect();
-        let (idx, inner) = ip_forward(
-            &body[..payload_len],
-            &prefixes,
-            usize::from(self.cfg.io.mtu),
-        )?;
+        let lan_mtu = |i: usize| {
+            let port = usize::from(self.port_id(&self.cfg.deliver[i].port));
+            self.cfg.ports.get(port).map_or(0, |p| usize::from(p.mtu))
+        };
+        let (idx, inner) = ip_forward(&body[..payload_len], &prefixes, |i, n| n <= lan_mtu(i))?;
         let dl = &self.cfg.deliver[idx];
         let et = if inner[0] >> 4 == 4 { ET_IPV4 } else { ET_IPV6 };
         let port = self.port_id(&dl.port);
@@ -639,11 +664,12 @@ impl Ipv4View {
 /// RFC 1812 forwarding of the IP packet `ip` (padding behind it allowed)
 /// against `prefixes`: the index of the longest (last among equals)
 /// matching prefix and the packet as it leaves, TTL or hop limit less one;
-/// a packet longer than `mtu` is `too_big`.
+/// a packet of `n` bytes for prefix `i` that `fits(i, n)` refuses is
+/// `too_big`.
 fn ip_forward(
     ip: &[u8],
     prefixes: &[crate::config::Prefix],
-    mtu: usize,
+    fits: impl Fn(usize, usize) -> bool,
 ) -> Result<(usize, Vec<u8>), DropReason> {
     let (dst, mut p) = match ip.first().map(|b| b >> 4) {
         Some(4) => {
@@ -702,7 +728,7 @@ fn ip_forward(
         }
         p[7] -= 1;
     }
-    if p.len() > mtu {
+    if !fits(idx, p.len()) {
         return Err(DropReason::TooBig);
     }
     Ok((idx, p))

@@ -11,7 +11,8 @@ use crate::tables::Tables;
 /// into `Encrypt(fec)`.
 #[inline]
 pub fn classify<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    match super::ip_forward::route(f, &t.fec4, &t.fec6, t.mtu) {
+    let mtu = |i: u32| t.fecs.get(i as usize).map_or(0, |e| e.mtu);
+    match super::ip_forward::route(f, &t.fec4, &t.fec6, mtu) {
         Ok(Some(fec)) => Verdict::Encrypt(fec),
         Ok(None) => Verdict::Drop(DropReason::NoRoute),
         Err(r) => Verdict::Drop(r),

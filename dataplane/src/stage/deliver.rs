@@ -12,7 +12,8 @@ use crate::tables::Tables;
 /// towards its LAN next hop: `Tx(port)` with a fresh Ethernet header.
 #[inline]
 pub fn deliver<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    let idx = match super::ip_forward::route(f, &t.deliver4, &t.deliver6, t.mtu) {
+    let mtu = |i: u32| t.delivers.get(i as usize).map_or(0, |d| d.mtu);
+    let idx = match super::ip_forward::route(f, &t.deliver4, &t.deliver6, mtu) {
         Ok(Some(i)) => i,
         Ok(None) => return Verdict::Drop(DropReason::NoRoute),
         Err(r) => return Verdict::Drop(r),

@@ -18,16 +18,16 @@ use crate::tables::lpm::{Lpm4, Lpm6};
 
 /// Validates the IP packet at the start of `f`, looks its destination up
 /// in `v4`/`v6` and, when there is a match, decrements its TTL (IPv4, the
-/// checksum patched) or hop limit (IPv6) and checks that it fits `mtu`
-/// (the node's `[io] mtu`: what enters or leaves the tunnel, so that the
-/// backbone carries it with the tunnel's overhead). Returns the match,
-/// None when there is no route, or why the packet must not be forwarded.
+/// checksum patched) or hop limit (IPv6) and checks that it fits
+/// `mtu(match)`: the path MTU of where it goes (a FEC's tunnel MTU, a
+/// LAN port's MTU). Returns the match, None when there is no route, or why
+/// the packet must not be forwarded.
 #[inline]
 pub(crate) fn route<F: Frame>(
     f: &mut F,
     v4: &Lpm4,
     v6: &Lpm6,
-    mtu: usize,
+    mtu: impl Fn(u32) -> usize,
 ) -> Result<Option<u32>, DropReason> {
     let hit = match f.data().first().map(|b| b >> 4) {
         Some(4) => route_v4(f, v4),
@@ -36,8 +36,10 @@ pub(crate) fn route<F: Frame>(
     }?;
     // After the TTL, as RFC 1812 orders them; the packet's own length,
     // padding already trimmed.
-    if hit.is_some() && f.len() > mtu {
-        return Err(DropReason::TooBig);
+    if let Some(i) = hit {
+        if f.len() > mtu(i) {
+            return Err(DropReason::TooBig);
+        }
     }
     Ok(hit)
 }

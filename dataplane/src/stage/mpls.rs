@@ -113,6 +113,8 @@ pub struct SwapMemo {
     head: [u8; 16],
     /// The port it leaves by.
     port: PortId,
+    /// The longest frame that port sends ([`Tables::port_tx_max`]).
+    tx_max: usize,
 }
 
 impl SwapMemo {
@@ -128,6 +130,7 @@ impl Default for SwapMemo {
             new: [0; ENTRY_LEN],
             head: [0; 16],
             port: 0,
+            tx_max: 0,
         }
     }
 }
@@ -147,6 +150,7 @@ pub fn swap_untagged<F: Frame>(
     rx_mac: &Mac,
     memo: &mut SwapMemo,
 ) -> Option<PortId> {
+    let len = f.len();
     let h = f.data_mut().first_chunk_mut::<HEAD>()?;
     // The link-layer checks of `dispatch::check_l2`: a frame they refuse
     // is left for the general path, which drops it with the reason.
@@ -168,7 +172,12 @@ pub fn swap_untagged<F: Frame>(
             new: e.swapped_entry(top.0).to_be_bytes(),
             head: *e.swap_head(),
             port: e.port,
+            tx_max: t.port_tx_max.get(usize::from(e.port)).copied().unwrap_or(0),
         };
+    }
+    // Too long for the port it would leave by: the general path drops it.
+    if len > memo.tx_max {
+        return None;
     }
     // MACs, ethertype and the label's upper half in one copy, then the
     // whole label entry (its upper half again, equal).
@@ -248,6 +257,16 @@ fn local_control(d: &[u8], t: &Tables, l2: usize) -> Option<Verdict> {
     (dst[0] == 127 || t.is_own(dst)).then_some(Verdict::Punt)
 }
 
+/// `Tx(port)` for a switched frame that fits `port`'s MTU; `too_big`
+/// otherwise (MPLS has no fragmentation: RFC 3032 §3).
+#[inline]
+fn fits<F: Frame>(f: &F, t: &Tables, port: PortId) -> Result<Verdict, DropReason> {
+    match t.port_tx_max.get(usize::from(port)) {
+        Some(&max) if f.len() > max => Err(DropReason::TooBig),
+        _ => Ok(Verdict::Tx(port)),
+    }
+}
+
 /// Carries out `e`'s operation on a frame whose top label `top` follows
 /// `l2` bytes of L2 header.
 #[inline]
@@ -270,7 +289,7 @@ fn apply<F: Frame>(
                 return Err(DropReason::Malformed);
             }
             write_head(f.data_mut(), e.dst_mac(), e.src_mac(), new)?;
-            Ok(Verdict::Tx(e.port))
+            fits(f, t, e.port)
         }
         LfibOp::Pop => {
             if top.ttl() <= 1 {
@@ -293,7 +312,7 @@ fn apply<F: Frame>(
                 ethertype::MPLS
             };
             rewrite_l2(f, l2, ENTRY_LEN, e.dst_mac(), e.src_mac(), et)?;
-            Ok(Verdict::Tx(e.port))
+            fits(f, t, e.port)
         }
         LfibOp::PopLocal => {
             // The tunnel ends here: any TTL that arrived is enough, but a

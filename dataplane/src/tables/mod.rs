@@ -27,6 +27,23 @@ pub struct Fec {
     pub dst_mac: Mac,
     /// The port's MAC.
     pub src_mac: Mac,
+    /// The tunnel MTU: the largest IP packet that, encrypted and labelled,
+    /// fits the port's MTU ([`tunnel_mtu`]). Larger packets are dropped as
+    /// `too_big`, and a LAN sender is told this figure (RFC 1191, RFC 8201).
+    pub mtu: usize,
+}
+
+/// The largest inner IP packet that fits a port of MTU `port_mtu` once
+/// tunnelled: one MPLS label, outer IPv4, the ESP header and IV, the
+/// trailer padded to four bytes, and the ICV (RFC 4303, RFC 4106).
+pub fn tunnel_mtu(port_mtu: u16) -> usize {
+    let fixed = crate::packet::mpls::ENTRY_LEN
+        + crate::packet::ipv4::MIN_HEADER_LEN
+        + crate::packet::esp::HEADER_LEN
+        + crate::packet::esp::IV_LEN
+        + crate::packet::esp::ICV_LEN;
+    (usize::from(port_mtu).saturating_sub(fixed) & !3)
+        .saturating_sub(crate::packet::esp::TRAILER_LEN)
 }
 
 /// Where decrypted traffic to one prefix leaves the egress gateway.
@@ -38,6 +55,8 @@ pub struct Deliver {
     pub dst_mac: Mac,
     /// The port's MAC.
     pub src_mac: Mac,
+    /// The port's MTU: the largest packet delivered on it.
+    pub mtu: usize,
 }
 
 /// An inbound SA and its inbound policy (RFC 4301 §5.2): the prefixes
@@ -122,6 +141,10 @@ pub struct Tables {
     pub port_names: Vec<String>,
     /// Port MACs, in index order.
     pub port_macs: Vec<Mac>,
+    /// The longest untagged frame each port sends (its MTU plus the
+    /// Ethernet header), in index order: a label-switched frame that is
+    /// longer is dropped as `too_big`.
+    pub port_tx_max: Vec<usize>,
     /// IPv4 FEC prefixes -> index into `fecs`.
     pub fec4: Lpm4,
     /// IPv6 FEC prefixes -> index into `fecs`.
@@ -302,6 +325,7 @@ impl Tables {
                 port: p,
                 dst_mac: f.next_hop_mac,
                 src_mac: port_macs[usize::from(p)],
+                mtu: tunnel_mtu(cfg.ports[usize::from(p)].mtu),
             });
             insert_prefix(&mut fec4, &mut fec6, f.prefix, idx);
             fec_prefixes.push((f.prefix, idx));
@@ -371,6 +395,7 @@ impl Tables {
                 port: p,
                 dst_mac: d.next_hop_mac,
                 src_mac: port_macs[usize::from(p)],
+                mtu: usize::from(cfg.ports[usize::from(p)].mtu),
             });
             insert_prefix(&mut deliver4, &mut deliver6, d.prefix, idx);
             deliver_prefixes.push((d.prefix, idx));
@@ -415,6 +440,11 @@ impl Tables {
             mtu: usize::from(cfg.io.mtu),
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
             port_macs,
+            port_tx_max: cfg
+                .ports
+                .iter()
+                .map(|p| usize::from(p.mtu) + crate::packet::ethernet::HEADER_LEN)
+                .collect(),
             fec4,
             fec6,
             fecs,
@@ -446,6 +476,23 @@ impl Tables {
             deliver_prefixes,
             routes: None,
         })
+    }
+
+    /// The tunnel MTU toward the destination of the IP packet `packet`
+    /// (the MTU a "fragmentation needed" or "packet too big" answer
+    /// carries): its FEC's, or `[io] mtu` when no FEC matches.
+    pub fn tunnel_mtu_to(&self, packet: &[u8]) -> usize {
+        let fec = match packet.first().map(|b| b >> 4) {
+            Some(4) => packet
+                .get(16..20)
+                .and_then(|d| self.fec4.lookup_v4(d.try_into().ok()?)),
+            Some(6) => packet
+                .get(24..40)
+                .and_then(|d| self.fec6.lookup_v6(d.try_into().ok()?)),
+            _ => None,
+        };
+        fec.and_then(|i| self.fecs.get(i as usize))
+            .map_or(self.mtu, |e| e.mtu)
     }
 
     /// True when `addr` is one of this node's own addresses (not only a

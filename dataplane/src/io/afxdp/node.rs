@@ -71,6 +71,7 @@ impl AfXdpNode {
                 ))
             })?;
             let ifindex = ifindex(&iface)?;
+            warn_if_narrower(p, &iface);
             let queues: Vec<u32> = match &p.afxdp.queues {
                 Some(q) => q.clone(),
                 None => (0..workers as u32).collect(),
@@ -123,14 +124,7 @@ impl AfXdpNode {
         let frames = umem_frames(cfg, workers, plans.iter().map(|p| p.sizes))?;
         let mut all = Vec::with_capacity(workers);
         for w in 0..workers {
-            all.push(open_worker(
-                &plans,
-                w,
-                frames,
-                chunk,
-                cfg.io.hugepages,
-                cfg.io.max_frame(),
-            )?);
+            all.push(open_worker(&plans, w, frames, chunk, cfg.io.hugepages)?);
         }
         Ok(AfXdpNode { workers: all })
     }
@@ -197,6 +191,29 @@ fn umem_frames(
     Ok(share)
 }
 
+/// Warns when `iface`'s MTU is below the port's: the kernel neither
+/// delivers nor sends longer frames, whatever the port admits.
+fn warn_if_narrower(p: &PortConfig, iface: &str) {
+    let path = format!("/sys/class/net/{iface}/mtu");
+    let Some(mtu) =
+        crate::file_read::read_text(std::path::Path::new(&path), crate::file_read::SYSTEM_LIMIT)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    if mtu < u32::from(p.mtu) {
+        tracing::warn!(
+            port = %p.name,
+            "interface {iface} has MTU {mtu}, below the port's mtu {}: frames longer than \
+             {mtu} B of payload are dropped by the kernel; raise it with `ip link set {iface} \
+             mtu {}` or set the port's mtu to {mtu}",
+            p.mtu,
+            p.mtu
+        );
+    }
+}
+
 /// Opens worker `w`'s socket on every port, sharing a UMEM of `frames`
 /// chunks of `chunk` bytes.
 fn open_worker(
@@ -205,7 +222,6 @@ fn open_worker(
     frames: u32,
     chunk: usize,
     hugepages: bool,
-    max_frame: usize,
 ) -> Result<Vec<AfXdpPort>, AfXdpError> {
     let umem = Umem::with_chunk(frames, chunk, hugepages)?;
     // The socket that registered `umem`, its descriptor and bind mode.
@@ -263,7 +279,7 @@ fn open_worker(
                 queue,
                 p.xdp.clone(),
             )?
-            .with_max_frame(max_frame),
+            .with_max_frame(p.cfg.max_frame()),
         );
     }
     Ok(ports)
@@ -323,20 +339,21 @@ pub const MAX_FRAME: usize = frame_room(FRAME_SIZE);
 /// passes every frame the MTU admits. An MTU whose frames need more than
 /// the largest chunk the kernel registers is refused.
 fn check_mtu(cfg: &NodeConfig) -> Result<usize, AfXdpError> {
-    let need = cfg.io.max_frame();
+    let need = cfg.max_frame();
     let chunk = chunk_size_for(need);
     if chunk <= MAX_CHUNK {
         return Ok(chunk);
     }
     Err(AfXdpError::Config(format!(
-        "node {}: [io] mtu {} means frames of up to {need} B, but AF_XDP frames hold at most \
+        "node {}: a port mtu of {} means frames of up to {need} B, but AF_XDP frames hold at most \
          {} B ({MAX_CHUNK} B UMEM chunks, the largest the kernel registers, less {RX_HEADROOM} B \
-         of kernel headroom and {} B for the ESP tail); use mtu <= {} or the dpdk backend for \
-         jumbo frames",
+         of kernel headroom and {} B for the ESP tail); use port MTUs <= {} ([io] mtu <= {} \
+         with the default port MTUs) or the dpdk backend for jumbo frames",
         cfg.name,
-        cfg.io.mtu,
+        need - crate::config::IoConfig::L2_OVERHEAD,
         frame_room(MAX_CHUNK),
         crate::io::ENCAP_TAILROOM,
+        frame_room(MAX_CHUNK) - crate::config::IoConfig::L2_OVERHEAD,
         mtu_room(MAX_CHUNK)
     )))
 }
@@ -345,15 +362,24 @@ fn check_mtu(cfg: &NodeConfig) -> Result<usize, AfXdpError> {
 mod mtu_tests {
     use super::*;
 
+    /// `[io] mtu` and every port at its default for it, as a file that
+    /// says only `[io] mtu` gets.
+    fn set_mtu(cfg: &mut NodeConfig, mtu: u16) {
+        cfg.io.mtu = mtu;
+        for p in &mut cfg.ports {
+            p.mtu = cfg.io.default_port_mtu(p.is_lan());
+        }
+    }
+
     #[test]
     fn the_umem_chunk_grows_with_the_mtu_in_powers_of_two() {
         let mut cfg = crate::chain::default_chain().expect("chain")[0]
             .node
             .clone();
         for (mtu, chunk) in [(1500, 2048), (1662, 2048), (1663, 4096), (3710, 4096)] {
-            cfg.io.mtu = mtu;
+            set_mtu(&mut cfg, mtu);
             assert_eq!(check_mtu(&cfg).unwrap(), chunk, "mtu {mtu}");
-            assert!(frame_room(chunk) >= cfg.io.max_frame(), "mtu {mtu}");
+            assert!(frame_room(chunk) >= cfg.max_frame(), "mtu {mtu}");
         }
         assert_eq!(mtu_room(FRAME_SIZE), 1662);
         assert_eq!(mtu_room(MAX_CHUNK), 3710);
@@ -364,18 +390,18 @@ mod mtu_tests {
         let mut cfg = crate::chain::default_chain().expect("chain")[0]
             .node
             .clone();
-        cfg.io.mtu = 9000;
+        set_mtu(&mut cfg, 9000);
         let Err(e) = AfXdpNode::open(&cfg, 1) else {
             panic!("mtu 9000 on AF_XDP was accepted");
         };
         let msg = e.to_string();
         assert!(
-            msg.contains("[io] mtu 9000 means frames of up to 9098 B")
+            msg.contains("a port mtu of 9080 means frames of up to 9098 B")
                 && msg.contains("at most 3808 B")
-                && msg.contains("use mtu <= 3710"),
+                && msg.contains("use port MTUs <= 3790 ([io] mtu <= 3710"),
             "{msg}"
         );
-        cfg.io.mtu = 3711;
+        set_mtu(&mut cfg, 3711);
         assert!(check_mtu(&cfg).is_err());
     }
 }

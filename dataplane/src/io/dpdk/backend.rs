@@ -121,11 +121,11 @@ pub fn pool_size(cfg: &NodeConfig, queues: usize) -> Result<u32, DpdkError> {
 /// The mbuf data room for a node: its `[io] mtu`'s largest frame in one
 /// segment, with room for the stages' in-place encapsulation.
 pub fn node_data_room(cfg: &NodeConfig) -> Result<u16, DpdkError> {
-    let max = cfg.io.max_frame();
+    let max = cfg.max_frame();
     Mempool::data_room_for(max).ok_or_else(|| {
         DpdkError::Config(format!(
-            "node {}: frames of {max} B ([io] mtu {}) do not fit an mbuf",
-            cfg.name, cfg.io.mtu
+            "node {}: frames of {max} B (the ports' largest mtu) do not fit an mbuf",
+            cfg.name
         ))
     })
 }

@@ -108,12 +108,6 @@ impl NodePorts {
         queues: u16,
         pool: &Mempool,
     ) -> Result<Self, DpdkError> {
-        let dev_cfg = EthDevConfig {
-            rx_queues: queues,
-            tx_queues: queues,
-            max_frame: cfg.io.max_frame(),
-            ..EthDevConfig::default()
-        };
         let mut devs = Vec::with_capacity(cfg.ports.len());
         for p in &cfg.ports {
             let spec = p.dpdk.as_deref().ok_or_else(|| {
@@ -131,6 +125,12 @@ impl NodePorts {
                     p.name
                 );
             }
+            let dev_cfg = EthDevConfig {
+                rx_queues: queues,
+                tx_queues: queues,
+                max_frame: p.max_frame(),
+                ..EthDevConfig::default()
+            };
             // The device was passed to EAL (`for_node`): if it is not
             // there, its driver refused it at probe time.
             let dev = EthDev::open(eal, spec, &dev_cfg, pool).map_err(|e| match e {

@@ -48,8 +48,8 @@ pub enum DpdkReplayError<E> {
     #[error("writing the capture for net_pcap: {0}")]
     Staging(PcapFileError),
     /// The node's `[io] mtu` needs a larger mbuf than DPDK has.
-    #[error("[io] mtu {0}: frames of that size do not fit an mbuf")]
-    Mtu(u16),
+    #[error("frames of {0} B (the ports' largest mtu) do not fit an mbuf")]
+    Mtu(usize),
     /// DPDK failed.
     #[error(transparent)]
     Dpdk(#[from] DpdkError),
@@ -118,7 +118,7 @@ fn stage(dir: &Path, id: u32, input: &[CapturedPacket]) -> Result<Staged, PcapFi
 /// `net_pcap` from a pcap file written to the system's temporary directory
 /// for the run. `sink(port, ts, bytes)` receives every transmitted frame,
 /// per port in order, as with `crate::replay::replay`; frames longer than
-/// `cfg.io.max_frame()` are dropped as `oversize` there as here.
+/// the receiving port's `max_frame()` are dropped as `oversize` there as here.
 pub fn replay_dpdk<E>(
     eal: &Eal,
     cfg: &NodeConfig,
@@ -132,7 +132,7 @@ pub fn replay_dpdk<E>(
         return Err(DpdkReplayError::NoPort(opts.rx_port, nports));
     }
     let data_room =
-        Mempool::data_room_for(cfg.io.max_frame()).ok_or(DpdkReplayError::Mtu(cfg.io.mtu))?;
+        Mempool::data_room_for(cfg.max_frame()).ok_or(DpdkReplayError::Mtu(cfg.max_frame()))?;
     let id = REPLAY_ID.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir();
     let dir_s = dir.to_string_lossy();
@@ -157,7 +157,10 @@ pub fn replay_dpdk<E>(
         data_room,
     )?;
     let dev_cfg = EthDevConfig {
-        max_frame: cfg.io.max_frame(),
+        max_frame: cfg
+            .ports
+            .get(opts.rx_port)
+            .map_or(cfg.max_frame(), |p| p.max_frame()),
         ..EthDevConfig::default()
     };
 
