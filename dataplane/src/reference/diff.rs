@@ -201,7 +201,14 @@ pub fn check_chain<F: Frame>(
     make: &mut MakeFrame<'_, F>,
     tally: &mut Tally,
 ) -> Result<(), String> {
-    let hops = crate::chain::default_chain().map_err(|e| e.to_string())?;
+    // Parsed once: the configurations never change, and parsing them for
+    // every input was most of a fuzzer's execution.
+    static CHAIN: std::sync::OnceLock<Result<Vec<crate::chain::Hop>, String>> =
+        std::sync::OnceLock::new();
+    let hops = CHAIN
+        .get_or_init(|| crate::chain::default_chain().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)?;
     for (n, hop) in hops.iter().enumerate() {
         let node = with_port_mtus(&hop.node, bytes.get(n).copied().unwrap_or(0));
         let t = Tables::from_config(&node, 1).map_err(|e| e.to_string())?;
