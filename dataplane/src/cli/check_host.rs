@@ -917,9 +917,10 @@ pub fn checks(host: &Host, cfg: Option<&NodeConfig>, limits: Option<(u64, u64)>)
             .iter()
             .any(|p| p.dpdk.as_deref().is_some_and(|d| !is_vdev(d)));
     let mut out = host.hugepages(need_pci);
-    // AF_XDP UMEM chunks grow with [io] mtu.
+    // AF_XDP UMEM chunks grow with the ports' MTUs, up to a page (jumbo
+    // frames go to slots beside them, a few MiB more).
     let chunk = cfg.map_or(crate::io::afxdp::FRAME_SIZE, |c| {
-        crate::io::afxdp::chunk_size_for(c.max_frame())
+        crate::io::afxdp::chunk_size_for(c.max_frame()).min(crate::io::afxdp::MAX_CHUNK)
     }) as u64;
     out.push(host.hugetlbfs(need_pci));
     out.extend(host.cores(cores));

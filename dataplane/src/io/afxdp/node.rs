@@ -14,7 +14,7 @@ use super::bpf::{XdpAttachMode, XdpAttachment};
 use super::error::AfXdpError;
 use super::port::AfXdpPort;
 use super::socket::{BindMode, RingSizes, Xsk};
-use super::umem::{chunk_size_for, frame_room, mtu_room, Umem, FRAME_SIZE, MAX_CHUNK, RX_HEADROOM};
+use super::umem::{chunk_size_for, frame_room, Umem, FRAME_SIZE, MAX_CHUNK};
 use crate::config::{NodeConfig, PortConfig, XdpMode};
 use crate::frame::BURST;
 
@@ -60,7 +60,7 @@ impl AfXdpNode {
     /// `workers` sockets per port (worker `w` on the port's `w`-th queue),
     /// each worker's sockets sharing one UMEM.
     pub fn open(cfg: &NodeConfig, workers: usize) -> Result<Self, AfXdpError> {
-        let chunk = check_mtu(cfg)?;
+        let lay = layout(cfg);
         let workers = workers.max(1);
         let mut plans = Vec::with_capacity(cfg.ports.len());
         for p in &cfg.ports {
@@ -124,7 +124,7 @@ impl AfXdpNode {
         let frames = umem_frames(cfg, workers, plans.iter().map(|p| p.sizes))?;
         let mut all = Vec::with_capacity(workers);
         for w in 0..workers {
-            all.push(open_worker(&plans, w, frames, chunk, cfg.io.hugepages)?);
+            all.push(open_worker(&plans, w, frames, lay, cfg.io.hugepages)?);
         }
         Ok(AfXdpNode { workers: all })
     }
@@ -220,10 +220,10 @@ fn open_worker(
     plans: &[PortPlan<'_>],
     w: usize,
     frames: u32,
-    chunk: usize,
+    lay: Layout,
     hugepages: bool,
 ) -> Result<Vec<AfXdpPort>, AfXdpError> {
-    let umem = Umem::with_chunk(frames, chunk, hugepages)?;
+    let umem = Umem::with_jumbo(frames, lay.chunk, hugepages, lay.slots, lay.max_frame)?;
     // The socket that registered `umem`, its descriptor and bind mode.
     let mut owner: Option<(i32, BindMode)> = None;
     let mut ports = Vec::with_capacity(plans.len());
@@ -254,7 +254,13 @@ fn open_worker(
                 (x, mode, umem.clone())
             }
             None => {
-                let own = Umem::with_chunk(frames_for(std::iter::once(p.sizes)), chunk, hugepages)?;
+                let own = Umem::with_jumbo(
+                    frames_for(std::iter::once(p.sizes)),
+                    lay.chunk,
+                    hugepages,
+                    lay.slots,
+                    lay.max_frame,
+                )?;
                 let (x, mode) = bind_first(&own, p, queue)?;
                 (x, mode, own)
             }
@@ -333,34 +339,51 @@ fn bind_first(umem: &Umem, p: &PortPlan<'_>, queue: u32) -> Result<(Xsk, BindMod
 /// encapsulation needs. A larger `[io] mtu` gets larger chunks.
 pub const MAX_FRAME: usize = frame_room(FRAME_SIZE);
 
-/// The UMEM chunk size for the node's `[io] mtu`: large enough that the
-/// kernel, which drops frames longer than a chunk holds before user space
-/// sees them (in copy mode it counts them in the socket's `rx_dropped`),
-/// passes every frame the MTU admits. An MTU whose frames need more than
-/// the largest chunk the kernel registers is refused.
-fn check_mtu(cfg: &NodeConfig) -> Result<usize, AfXdpError> {
+/// Jumbo slots per UMEM when the node's frames outgrow a page-sized
+/// chunk: a burst per port in flight many times over (about 3 MiB at
+/// 12 KiB a slot).
+pub const JUMBO_SLOTS: u32 = 256;
+
+/// How a node's UMEMs are laid out for its ports' MTUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    /// Bytes per chunk: large enough that a frame the MTUs admit fits one,
+    /// up to a page.
+    chunk: usize,
+    /// Jumbo slots (0 when every frame fits a chunk): frames longer than a
+    /// page arrive over several chunks (multi-buffer AF_XDP) and are
+    /// gathered into a slot.
+    slots: u32,
+    /// The longest frame a slot holds.
+    max_frame: usize,
+}
+
+/// The UMEM layout for the node's port MTUs: chunks sized so that the
+/// kernel, which drops frames longer than a chunk holds unless the socket
+/// is multi-buffer (in copy mode it counts them in `rx_dropped`), passes
+/// every frame the MTUs admit; beyond a page, page chunks and jumbo slots.
+fn layout(cfg: &NodeConfig) -> Layout {
     let need = cfg.max_frame();
     let chunk = chunk_size_for(need);
     if chunk <= MAX_CHUNK {
-        return Ok(chunk);
+        return Layout {
+            chunk,
+            slots: 0,
+            max_frame: need,
+        };
     }
-    Err(AfXdpError::Config(format!(
-        "node {}: a port mtu of {} means frames of up to {need} B, but AF_XDP frames hold at most \
-         {} B ({MAX_CHUNK} B UMEM chunks, the largest the kernel registers, less {RX_HEADROOM} B \
-         of kernel headroom and {} B for the ESP tail); use port MTUs <= {} ([io] mtu <= {} \
-         with the default port MTUs) or the dpdk backend for jumbo frames",
-        cfg.name,
-        need - crate::config::IoConfig::L2_OVERHEAD,
-        frame_room(MAX_CHUNK),
-        crate::io::ENCAP_TAILROOM,
-        frame_room(MAX_CHUNK) - crate::config::IoConfig::L2_OVERHEAD,
-        mtu_room(MAX_CHUNK)
-    )))
+    Layout {
+        chunk: MAX_CHUNK,
+        slots: JUMBO_SLOTS,
+        max_frame: need,
+    }
 }
 
 #[cfg(test)]
 mod mtu_tests {
     use super::*;
+    use crate::frame::Frame;
+    use crate::io::afxdp::umem::RX_HEADROOM;
 
     /// `[io] mtu` and every port at its default for it, as a file that
     /// says only `[io] mtu` gets.
@@ -378,30 +401,63 @@ mod mtu_tests {
             .clone();
         for (mtu, chunk) in [(1500, 2048), (1662, 2048), (1663, 4096), (3710, 4096)] {
             set_mtu(&mut cfg, mtu);
-            assert_eq!(check_mtu(&cfg).unwrap(), chunk, "mtu {mtu}");
+            let lay = layout(&cfg);
+            assert_eq!((lay.chunk, lay.slots), (chunk, 0), "mtu {mtu}");
             assert!(frame_room(chunk) >= cfg.max_frame(), "mtu {mtu}");
         }
-        assert_eq!(mtu_room(FRAME_SIZE), 1662);
-        assert_eq!(mtu_room(MAX_CHUNK), 3710);
+        // The largest [io] mtu each chunk holds at the default port MTUs.
+        let room = |chunk| frame_room(chunk) - 18 - 80;
+        assert_eq!((room(FRAME_SIZE), room(MAX_CHUNK)), (1662, 3710));
     }
 
     #[test]
-    fn an_mtu_beyond_a_page_sized_chunk_is_refused_naming_the_limit() {
+    fn a_jumbo_mtu_takes_page_chunks_and_jumbo_slots() {
         let mut cfg = crate::chain::default_chain().expect("chain")[0]
             .node
             .clone();
-        set_mtu(&mut cfg, 9000);
-        let Err(e) = AfXdpNode::open(&cfg, 1) else {
-            panic!("mtu 9000 on AF_XDP was accepted");
-        };
-        let msg = e.to_string();
-        assert!(
-            msg.contains("a port mtu of 9080 means frames of up to 9098 B")
-                && msg.contains("at most 3808 B")
-                && msg.contains("use port MTUs <= 3790 ([io] mtu <= 3710"),
-            "{msg}"
-        );
         set_mtu(&mut cfg, 3711);
-        assert!(check_mtu(&cfg).is_err());
+        assert_eq!(layout(&cfg).slots, JUMBO_SLOTS);
+        set_mtu(&mut cfg, 9000);
+        let lay = layout(&cfg);
+        assert_eq!(
+            (lay.chunk, lay.slots, lay.max_frame),
+            (4096, JUMBO_SLOTS, 9098)
+        );
+        let u = Umem::with_jumbo(64, lay.chunk, false, 4, lay.max_frame).expect("umem");
+        // 256 + 9098 + 32 B rounded up to whole chunks.
+        assert_eq!(u.jumbo_size(), 3 * 4096);
+        assert_eq!(u.registered_len(), 64 * 4096 + 4 * 3 * 4096);
+        let mut f = u.alloc_jumbo().expect("a slot");
+        assert_eq!(u.free_jumbo(), 3);
+        assert!(f.append(9098));
+        assert_eq!(f.tailroom(), 3 * 4096 - RX_HEADROOM - 9098);
+        f.data_mut().fill(7);
+        // Sent as one descriptor per chunk it touches, all but the last
+        // continued.
+        let mut d = [libc::xdp_desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        }; 8];
+        let n = u.descs(&f, &mut d);
+        assert_eq!(n, 3);
+        assert_eq!(d[..n].iter().map(|d| d.len).sum::<u32>(), 9098);
+        assert_eq!(d[0].len as usize, 4096 - RX_HEADROOM);
+        assert!(d[..2].iter().all(|d| d.options == libc::XDP_PKT_CONTD) && d[2].options == 0);
+        for w in d[..n].windows(2) {
+            assert_eq!(w[0].addr + u64::from(w[0].len), w[1].addr, "contiguous");
+            assert_eq!(w[1].addr % 4096, 0, "each in its own chunk");
+        }
+        std::mem::forget(f);
+        u.frames_in(1);
+        // The slot is free again after the last completion, not before.
+        for (i, x) in d[..n].iter().enumerate() {
+            assert_eq!(u.complete(x.addr), None);
+            assert_eq!(u.free_jumbo(), if i + 1 == n { 4 } else { 3 });
+        }
+        // A frame dropped from a slot goes back to the slots.
+        let f = u.alloc_jumbo().expect("a slot");
+        drop(f);
+        assert_eq!((u.free_jumbo(), u.free_frames()), (4, 64));
     }
 }

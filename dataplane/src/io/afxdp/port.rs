@@ -14,6 +14,9 @@ use crate::io::Port;
 /// shared queue (for the other sockets of the UMEM to refill from).
 const STASH_MAX: usize = 4 * BURST;
 
+/// Most descriptors one packet takes (the kernel's `MAX_SKB_FRAGS` + 1).
+const MAX_FRAGS: usize = 18;
+
 /// One RX/TX queue pair of an interface over AF_XDP.
 ///
 /// Received frames are [`UmemFrame`]s in the UMEM the port shares with
@@ -33,6 +36,8 @@ pub struct AfXdpPort {
     /// Longest frame handed to the stages; longer ones arrive as drops
     /// (`oversize`).
     max_frame: usize,
+    /// Bound multi-buffer (`XDP_USE_SG`): packets may span chunks.
+    sg: bool,
 }
 
 impl std::fmt::Debug for AfXdpPort {
@@ -68,7 +73,9 @@ impl AfXdpPort {
             copied: 0,
             xdp,
             max_frame,
+            sg: false,
         };
+        p.sg = p.umem.jumbo_slots() > 0;
         p.refill();
         p.xdp.register(queue, p.xsk.fd())?;
         Ok(p)
@@ -145,6 +152,16 @@ impl AfXdpPort {
         }
     }
 
+    /// An empty frame with room for `len` bytes: a chunk, or a jumbo slot
+    /// for a frame longer than a chunk holds; `None` when none is free.
+    pub fn alloc_len(&mut self, len: usize) -> Option<UmemFrame> {
+        if len <= frame_room(self.umem.chunk_size()) {
+            return self.alloc();
+        }
+        self.reap_completions();
+        self.umem.alloc_jumbo()
+    }
+
     /// Moves TX completions (chunks the kernel is done with) to the stash,
     /// the overflow to the UMEM's shared queue.
     #[inline]
@@ -155,13 +172,233 @@ impl AfXdpPort {
         }
         for k in 0..n {
             let a = self.xsk.comp.get(k);
-            if self.stash.len() < STASH_MAX {
-                self.stash.push(self.umem.chunk_of(a));
-            } else {
-                self.umem.push_free(a);
-            }
+            // A jumbo slot goes back to its own queue after its last chunk.
+            let Some(c) = self.umem.complete(a) else {
+                continue;
+            };
+            self.give_back(c);
         }
         self.xsk.comp.release(n);
+    }
+
+    /// With nothing received: wake the kernel to fill, and (copy mode
+    /// sends only from sendto, a burst at a time) to send what waits in
+    /// the TX ring.
+    #[inline]
+    fn idle_kicks(&self) {
+        if self.xsk.fill.needs_wakeup() {
+            self.xsk.kick_rx();
+        }
+        if self.xsk.tx.pending() > 0 {
+            self.xsk.kick_tx();
+        }
+    }
+
+    /// A chunk free again: to the stash, or the shared queue when full.
+    #[inline]
+    fn give_back(&mut self, chunk: u64) {
+        if self.stash.len() < STASH_MAX {
+            self.stash.push(chunk);
+        } else {
+            self.umem.push_free(chunk);
+        }
+    }
+
+    /// Receives over a multi-buffer socket (jumbo MTUs): a packet the
+    /// kernel spread over several descriptors (`XDP_PKT_CONTD` on all but
+    /// the last) is gathered into a jumbo slot, its chunks given back;
+    /// one longer than the port admits, or with no slot free, is counted
+    /// whole and dropped (`oversize`, `no_room`). Stops before a packet
+    /// whose last descriptor has not arrived yet.
+    #[cold]
+    fn rx_gather(&mut self, batch: &mut Batch<UmemFrame>) -> (usize, u64) {
+        let room = batch.room();
+        let n = self.xsk.rx.ready((room + MAX_FRAGS) as u32);
+        let (mut k, mut got, mut bytes) = (0u32, 0usize, 0u64);
+        while k < n && got < room {
+            // The packet's descriptors: [k, end).
+            let mut end = k;
+            let mut total = 0usize;
+            let complete = loop {
+                if end == n {
+                    break false;
+                }
+                let d = self.xsk.rx.get(end);
+                total += d.len as usize;
+                end += 1;
+                if d.options & libc::XDP_PKT_CONTD == 0 {
+                    break true;
+                }
+            };
+            if !complete {
+                break;
+            }
+            let first = self.xsk.rx.get(k);
+            let (f, v) = if end == k + 1 {
+                self.umem.frames_out(1);
+                // SAFETY: a descriptor the kernel filled from a chunk of
+                // our UMEM given through a fill ring; ours again.
+                let f = unsafe { self.umem.frame(first.addr, first.len) };
+                let v = if total > self.max_frame {
+                    Verdict::Drop(DropReason::Oversize)
+                } else {
+                    Verdict::Input
+                };
+                (f, v)
+            } else {
+                self.gather(k, end, total)
+            };
+            let _ = batch.push_with(f, v, 0);
+            bytes += total as u64;
+            got += 1;
+            k = end;
+        }
+        if k > 0 {
+            self.xsk.rx.release(k);
+        }
+        (got, bytes)
+    }
+
+    /// One packet of `total` bytes in RX descriptors `[k, end)`, as one
+    /// frame and its verdict; the descriptors' chunks are given back.
+    fn gather(&mut self, k: u32, end: u32, total: usize) -> (UmemFrame, Verdict) {
+        let first = self.xsk.rx.get(k);
+        let slot = if total > self.max_frame {
+            None
+        } else {
+            self.umem.alloc_jumbo()
+        };
+        let Some(mut f) = slot else {
+            // Dropped: the first chunk carries the verdict, whole bytes
+            // counted by the caller.
+            for j in k + 1..end {
+                let d = self.xsk.rx.get(j);
+                let c = self.umem.chunk_of(d.addr);
+                self.give_back(c);
+            }
+            self.umem.frames_out(1);
+            // SAFETY: as in `rx_gather`: a filled chunk of ours.
+            let f = unsafe { self.umem.frame(first.addr, first.len) };
+            let r = if total > self.max_frame {
+                DropReason::Oversize
+            } else {
+                DropReason::NoRoom
+            };
+            return (f, Verdict::Drop(r));
+        };
+        let mut at = 0usize;
+        let _ = f.append(total);
+        for j in k..end {
+            let d = self.xsk.rx.get(j);
+            let len = d.len as usize;
+            // SAFETY: the descriptor lies inside one chunk of our area (the
+            // kernel validated it), filled by the kernel and ours again;
+            // the slot is a different part of the area.
+            let src =
+                unsafe { std::slice::from_raw_parts(self.umem.area().add(d.addr as usize), len) };
+            if let Some(dst) = f.data_mut().get_mut(at..at + len) {
+                dst.copy_from_slice(src);
+            }
+            at += len;
+            let c = self.umem.chunk_of(d.addr);
+            self.give_back(c);
+        }
+        (f, Verdict::Input)
+    }
+
+    /// Sends over a multi-buffer socket: a frame in a jumbo slot goes as
+    /// one descriptor per chunk it spans (`XDP_PKT_CONTD` on all but the
+    /// last); a frame of another UMEM is copied into a chunk, or into a
+    /// jumbo slot when it is longer than a chunk holds.
+    #[cold]
+    fn tx_descs(&mut self, batch: &mut Batch<UmemFrame>) -> usize {
+        let want = batch.len();
+        let mut avail = self.xsk.tx.free((want * MAX_FRAGS) as u32) as usize;
+        let mut descs = [libc::xdp_desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        }; MAX_FRAGS];
+        let (mut put, mut sent, mut own) = (0u32, 0usize, 0usize);
+        while sent < want {
+            let f = &batch.frames()[sent];
+            let n = if self.umem.owns(f) {
+                let n = self.umem.descs(f, &mut descs);
+                if n == 0 || n > avail {
+                    break;
+                }
+                own += 1;
+                n
+            } else {
+                match self.copy_in(f.data(), &mut descs, avail) {
+                    Some(n) => n,
+                    None => break,
+                }
+            };
+            for d in &descs[..n] {
+                self.xsk.tx.put(put, *d);
+                put += 1;
+            }
+            avail -= n;
+            sent += 1;
+        }
+        if sent == 0 {
+            self.kick();
+            return 0;
+        }
+        self.xsk.tx.submit(put);
+        for f in batch.consume_front(sent) {
+            if self.umem.owns(&f) {
+                // The kernel holds the chunk or slot until its completion.
+                std::mem::forget(f);
+            }
+        }
+        self.umem.frames_in(own);
+        self.kick();
+        sent
+    }
+
+    /// Copies `data` (a frame of another UMEM) into a free chunk or jumbo
+    /// slot of ours and writes its descriptors to `out`; None when nothing
+    /// is free or it would take more than `avail` descriptors.
+    fn copy_in(&mut self, data: &[u8], out: &mut [libc::xdp_desc], avail: usize) -> Option<usize> {
+        if avail == 0 {
+            return None;
+        }
+        let size = self.umem.chunk_size();
+        if data.len() + RX_HEADROOM <= size {
+            let c = self.take_chunk()?;
+            // SAFETY: chunk c is ours and has `size` bytes; RX_HEADROOM +
+            // len <= size; the source is another area.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    data.as_ptr(),
+                    self.umem.area().add(c as usize + RX_HEADROOM),
+                    data.len(),
+                )
+            };
+            out[0] = libc::xdp_desc {
+                addr: c + RX_HEADROOM as u64,
+                len: data.len() as u32,
+                options: 0,
+            };
+            self.copied += 1;
+            return Some(1);
+        }
+        let mut g = self.umem.alloc_jumbo()?;
+        if !g.append(data.len()) {
+            return None;
+        }
+        g.data_mut().copy_from_slice(data);
+        let n = self.umem.descs(&g, out);
+        if n == 0 || n > avail {
+            return None;
+        }
+        // The slot is the kernel's until its last completion.
+        std::mem::forget(g);
+        self.umem.frames_in(1);
+        self.copied += 1;
+        Some(n)
     }
 
     /// Tops the fill ring up from the stash, then from the shared queue.
@@ -255,22 +492,28 @@ impl Port for AfXdpPort {
 
     #[inline]
     fn rx_burst(&mut self, batch: &mut Batch<UmemFrame>) -> usize {
+        self.rx_burst_counted(batch).0
+    }
+
+    #[inline]
+    fn rx_burst_counted(&mut self, batch: &mut Batch<UmemFrame>) -> (usize, u64) {
         self.reap_completions();
         self.refill();
+        if self.sg {
+            let (got, bytes) = self.rx_gather(batch);
+            if got == 0 {
+                self.idle_kicks();
+            }
+            return (got, bytes);
+        }
         let n = self.xsk.rx.ready(batch.room() as u32);
         if n == 0 {
-            if self.xsk.fill.needs_wakeup() {
-                self.xsk.kick_rx();
-            }
-            // Copy mode sends only from sendto, a burst at a time: keep
-            // kicking while descriptors wait in the TX ring.
-            if self.xsk.tx.pending() > 0 {
-                self.xsk.kick_tx();
-            }
-            return 0;
+            self.idle_kicks();
+            return (0, 0);
         }
         // The frames count as UMEM references from here on.
         self.umem.frames_out(n as usize);
+        let mut bytes = 0u64;
         for k in 0..n {
             let d = self.xsk.rx.get(k);
             // SAFETY: the kernel filled this descriptor from a chunk of our
@@ -282,15 +525,16 @@ impl Port for AfXdpPort {
             } else {
                 Verdict::Input
             };
+            bytes += u64::from(d.len);
             let _ = batch.push_with(f, v, 0);
         }
         self.xsk.rx.release(n);
-        n as usize
+        (n as usize, bytes)
     }
 
     #[inline]
     fn frame_from(&mut self, bytes: &[u8]) -> Option<UmemFrame> {
-        crate::io::filled(self.alloc()?, bytes)
+        crate::io::filled(self.alloc_len(bytes.len())?, bytes)
     }
 
     fn tx_burst(&mut self, batch: &mut Batch<UmemFrame>) -> usize {
@@ -298,6 +542,9 @@ impl Port for AfXdpPort {
         let want = batch.len() as u32;
         if want == 0 {
             return 0;
+        }
+        if self.sg {
+            return self.tx_descs(batch);
         }
         let room = want.min(self.xsk.tx.free(want)) as usize;
         let mut sent = 0usize;

@@ -286,6 +286,13 @@ impl Xsk {
                     | match mode {
                         BindMode::ZeroCopy => libc::XDP_ZEROCOPY,
                         BindMode::Copy => libc::XDP_COPY,
+                    }
+                    // Packets longer than a chunk span several (Linux >=
+                    // 6.6); the sockets that share the UMEM inherit it.
+                    | if umem.jumbo_slots() > 0 {
+                        libc::XDP_USE_SG
+                    } else {
+                        0
                     },
                 0,
             ),

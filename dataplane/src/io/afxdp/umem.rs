@@ -5,7 +5,12 @@
 //! Frames are chunks of one power-of-two size per UMEM (aligned chunk
 //! mode): 2 KiB for the default MTU, 4 KiB for a larger one. The kernel
 //! registers no chunk larger than a page (`XDP_UMEM_REG` says EINVAL to
-//! 8 KiB and up, on hugepages too, as of Linux 6.18).
+//! 8 KiB and up, on hugepages too, as of Linux 6.18). For frames longer
+//! than a chunk holds (jumbo MTUs) a UMEM also has jumbo slots: runs of
+//! consecutive chunks behind the ordinary ones, never given to the kernel
+//! to fill. A packet the kernel delivers over several chunks (multi-buffer
+//! AF_XDP, `XDP_USE_SG`) is gathered into one slot, where the stages see
+//! it whole, and a slot is sent as one descriptor per chunk it spans.
 //! The kernel writes a received packet `XDP_PACKET_HEADROOM` (256) bytes
 //! into its chunk, which is the frame's headroom for encapsulation.
 //!
@@ -41,13 +46,6 @@ pub fn chunk_size_for(max_frame: usize) -> usize {
         .max(FRAME_SIZE)
 }
 
-/// The largest `[io] mtu` whose frames fit a chunk of `chunk` bytes.
-pub const fn mtu_room(chunk: usize) -> usize {
-    frame_room(chunk)
-        - crate::config::IoConfig::L2_OVERHEAD
-        - crate::config::IoConfig::TUNNEL_OVERHEAD
-}
-
 /// The longest frame a chunk of `chunk` bytes carries: less the kernel's
 /// RX headroom and the encapsulation tailroom.
 pub const fn frame_room(chunk: usize) -> usize {
@@ -68,6 +66,14 @@ pub struct UmemShared {
     free: ArrayQueue<u64>,
     /// Handles plus frames outside the rings.
     refs: AtomicUsize,
+    /// Area offset of the first jumbo slot (= frames x chunk).
+    jumbo_base: u64,
+    /// Bytes per jumbo slot (a multiple of the chunk; 0: no slots).
+    jumbo_size: u32,
+    /// Free jumbo slots, by area offset.
+    jumbo_free: ArrayQueue<u64>,
+    /// Per slot, the descriptors of it the kernel still has to complete.
+    jumbo_pending: Box<[std::sync::atomic::AtomicU8]>,
 }
 
 // SAFETY: the area is plain memory owned by this value; the free queue and
@@ -143,6 +149,19 @@ impl Umem {
     /// As [`new`](Umem::new) with chunks of `chunk` bytes (a power of two,
     /// `FRAME_SIZE..=MAX_CHUNK`).
     pub fn with_chunk(frames: u32, chunk: usize, hugepages: bool) -> Result<Umem, AfXdpError> {
+        Umem::with_jumbo(frames, chunk, hugepages, 0, 0)
+    }
+
+    /// As [`with_chunk`](Umem::with_chunk), plus `slots` jumbo slots each
+    /// holding frames of up to `max_frame` bytes with the RX headroom in
+    /// front and the encapsulation tailroom behind.
+    pub fn with_jumbo(
+        frames: u32,
+        chunk: usize,
+        hugepages: bool,
+        slots: u32,
+        max_frame: usize,
+    ) -> Result<Umem, AfXdpError> {
         if frames == 0 {
             return Err(AfXdpError::Config("a UMEM needs at least one frame".into()));
         }
@@ -152,7 +171,13 @@ impl Umem {
                  {MAX_CHUNK} B"
             )));
         }
-        let bytes = frames as usize * chunk;
+        let jumbo_size = if slots == 0 {
+            0
+        } else {
+            (RX_HEADROOM + max_frame + crate::io::ENCAP_TAILROOM).next_multiple_of(chunk)
+        };
+        let jumbo_base = frames as usize * chunk;
+        let bytes = jumbo_base + slots as usize * jumbo_size;
         let mut mapped = None;
         if hugepages {
             let len = bytes.div_ceil(HUGEPAGE) * HUGEPAGE;
@@ -205,6 +230,10 @@ impl Umem {
         for i in 0..frames as u64 {
             let _ = free.push(i * chunk as u64);
         }
+        let jumbo_free = ArrayQueue::new(slots.max(1) as usize);
+        for i in 0..slots as usize {
+            let _ = jumbo_free.push((jumbo_base + i * jumbo_size) as u64);
+        }
         let shared = Box::new(UmemShared {
             // SAFETY: mmap succeeded, so p is not null.
             area: unsafe { NonNull::new_unchecked(p.cast()) },
@@ -215,6 +244,12 @@ impl Umem {
             hugepages: huge,
             free,
             refs: AtomicUsize::new(1),
+            jumbo_base: jumbo_base as u64,
+            jumbo_size: jumbo_size as u32,
+            jumbo_free,
+            jumbo_pending: (0..slots)
+                .map(|_| std::sync::atomic::AtomicU8::new(0))
+                .collect(),
         });
         Ok(Umem(NonNull::from(Box::leak(shared))))
     }
@@ -231,9 +266,109 @@ impl Umem {
         self.shared().area.as_ptr()
     }
 
-    /// Bytes registered with the kernel (frames x chunk size).
+    /// Bytes registered with the kernel (the chunks and the jumbo slots).
     pub fn registered_len(&self) -> u64 {
-        u64::from(self.frames()) * u64::from(self.shared().chunk)
+        let sh = self.shared();
+        sh.jumbo_base + sh.jumbo_pending.len() as u64 * u64::from(sh.jumbo_size)
+    }
+
+    /// Jumbo slots in the area (0: frames never span chunks).
+    pub fn jumbo_slots(&self) -> usize {
+        self.shared().jumbo_pending.len()
+    }
+
+    /// Bytes per jumbo slot.
+    pub fn jumbo_size(&self) -> usize {
+        self.shared().jumbo_size as usize
+    }
+
+    /// Jumbo slots free (not holding a frame or a frame being sent).
+    pub fn free_jumbo(&self) -> usize {
+        self.shared().jumbo_free.len()
+    }
+
+    /// True when area offset `addr` lies in a jumbo slot.
+    #[inline]
+    pub(crate) fn is_jumbo(&self, addr: u64) -> bool {
+        addr >= self.shared().jumbo_base
+    }
+
+    /// An empty frame in a free jumbo slot (headroom `RX_HEADROOM`, room
+    /// for the largest frame the slots were made for).
+    pub(crate) fn alloc_jumbo(&self) -> Option<UmemFrame> {
+        let sh = self.shared();
+        let slot = sh.jumbo_free.pop()?;
+        self.frames_out(1);
+        Some(UmemFrame {
+            // SAFETY: the slot lies inside the area and is now ours.
+            chunk: unsafe { NonNull::new_unchecked(self.area().add(slot as usize)) },
+            start: RX_HEADROOM as u32,
+            end: RX_HEADROOM as u32,
+            cap: sh.jumbo_size,
+            umem: self.0,
+        })
+    }
+
+    /// The descriptors that send frame `f` of this area: one, or for a
+    /// frame in a jumbo slot one per chunk it spans, all but the last
+    /// marked `XDP_PKT_CONTD`. Written to `out`; returns how many (0 if
+    /// `out` is too short). Marks the slot as waiting for that many
+    /// completions: see [`complete`](Umem::complete).
+    #[inline]
+    pub(crate) fn descs(&self, f: &UmemFrame, out: &mut [libc::xdp_desc]) -> usize {
+        let d = f.desc(self);
+        if !self.is_jumbo(d.addr) {
+            let Some(o) = out.first_mut() else { return 0 };
+            *o = d;
+            return 1;
+        }
+        let sh = self.shared();
+        let chunk = u64::from(sh.chunk);
+        let (mut at, end) = (d.addr, d.addr + u64::from(d.len));
+        let mut n = 0;
+        loop {
+            let stop = ((at & sh.mask) + chunk).min(end);
+            let Some(o) = out.get_mut(n) else { return 0 };
+            *o = libc::xdp_desc {
+                addr: at,
+                len: (stop - at) as u32,
+                options: if stop < end { libc::XDP_PKT_CONTD } else { 0 },
+            };
+            n += 1;
+            at = stop;
+            if at >= end {
+                break;
+            }
+        }
+        let slot = self.slot_index(d.addr);
+        sh.jumbo_pending[slot].store(n as u8, Ordering::Relaxed);
+        n
+    }
+
+    #[inline]
+    fn slot_index(&self, addr: u64) -> usize {
+        let sh = self.shared();
+        ((addr - sh.jumbo_base) / u64::from(sh.jumbo_size)) as usize
+    }
+
+    /// Takes back a descriptor the kernel completed (TX): an ordinary
+    /// chunk is returned as its offset, for the caller to reuse; a jumbo
+    /// slot's chunk counts down its slot, which is free again after its
+    /// last descriptor (None).
+    #[inline]
+    pub(crate) fn complete(&self, addr: u64) -> Option<u64> {
+        if !self.is_jumbo(addr) {
+            return Some(self.chunk_of(addr));
+        }
+        let sh = self.shared();
+        let slot = self.slot_index(addr);
+        let p = sh.jumbo_pending.get(slot)?;
+        if p.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let _ = sh
+                .jumbo_free
+                .push(sh.jumbo_base + slot as u64 * u64::from(sh.jumbo_size));
+        }
+        None
     }
 
     /// Bytes per chunk (frame).
@@ -384,7 +519,11 @@ impl Drop for UmemFrame {
         unsafe {
             let sh = self.umem.as_ref();
             let off = self.chunk.as_ptr() as u64 - sh.area.as_ptr() as u64;
-            let _ = sh.free.push(off);
+            let _ = if off >= sh.jumbo_base {
+                sh.jumbo_free.push(off)
+            } else {
+                sh.free.push(off)
+            };
             release(self.umem, 1);
         }
     }
