@@ -364,7 +364,14 @@ pub struct LfibConfig {
     pub port: Option<String>,
     /// Next hop's MAC.
     pub next_hop_mac: Option<Mac>,
+    /// Labels a swap pushes above the swapped label, outermost first (a
+    /// local repair steering the frame through node segments): at most
+    /// [`MAX_LFIB_PUSH`].
+    pub push: Vec<u32>,
 }
+
+/// Most labels an LFIB swap pushes (`push` of an `[[lfib]]` entry).
+pub const MAX_LFIB_PUSH: usize = 3;
 
 /// A delivery prefix: decrypted traffic to `prefix` leaves on `port`.
 #[derive(Clone, Debug)]
@@ -800,6 +807,8 @@ struct RawLfib {
     port: Option<Spanned<String>>,
     #[serde(default)]
     next_hop_mac: Option<Spanned<String>>,
+    #[serde(default)]
+    push: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 #[derive(Deserialize)]
@@ -1853,6 +1862,12 @@ impl NodeConfig {
                     }
                 }
                 LfibAction::Pop => {
+                    if let Some(p) = &r.push {
+                        return Err(cx.err(
+                            p.span(),
+                            format!("LFIB label {label}: pop pushes nothing (push goes with swap)"),
+                        ));
+                    }
                     if out_label.is_some() {
                         return Err(cx.err(
                             l.span(),
@@ -1869,12 +1884,28 @@ impl NodeConfig {
                     }
                 }
             }
+            let mut push = Vec::new();
+            if let Some(p) = &r.push {
+                if p.get_ref().len() > MAX_LFIB_PUSH {
+                    return Err(cx.err(
+                        p.span(),
+                        format!(
+                            "LFIB label {label}: push lists {} labels, at most {MAX_LFIB_PUSH}",
+                            p.get_ref().len()
+                        ),
+                    ));
+                }
+                for x in p.get_ref() {
+                    push.push(label_ref(x, "push label")?);
+                }
+            }
             lfib.push(LfibConfig {
                 label,
                 action: r.action,
                 out_label,
                 port,
                 next_hop_mac,
+                push,
             });
         }
 

@@ -704,7 +704,15 @@ pub fn render_tables(r: &TablesReply) -> String {
         t.row(vec![
             l.label.to_string(),
             l.action.clone(),
-            dash(l.out_label),
+            match l.out_label {
+                // A repair's pushed labels, outermost first, above it.
+                Some(o) if !l.push.is_empty() => {
+                    let mut v: Vec<String> = l.push.iter().map(u32::to_string).collect();
+                    v.push(o.to_string());
+                    v.join("/")
+                }
+                o => dash(o),
+            },
             dash(l.port.as_ref()),
             dash(l.next_hop.as_ref()),
         ]);

@@ -419,8 +419,9 @@ impl ControlAgent {
 
     /// Switches, in `cfg`, every entry that leaves over a link in
     /// [`Self::locally_down`] to its precomputed repair (both label blocks'
-    /// tables). Only repairs that push no label are taken: the data plane
-    /// cannot push a second label on a swap yet.
+    /// tables): a satellite's swap keeps its label and pushes the repair's
+    /// node labels above it; a gateway's repairs push nothing (plain LFAs),
+    /// and a FEC entry with a stack to push would be counted unsupported.
     fn apply_repairs(&self, cfg: &mut NodeConfig) -> RepairCounts {
         use crate::config::LfibAction;
         let mut c = RepairCounts::default();
@@ -441,10 +442,11 @@ impl ControlAgent {
                         .iter()
                         .find(|p| p.name == port)
                         .map(|p| p.peer_mac.unwrap_or([0xff; 6]));
-                    let Some(mac) = mac.filter(|_| r.push.is_empty()) else {
+                    let Some(mac) = mac else {
                         c.unsupported += 1;
                         continue;
                     };
+                    let push = r.push.as_slice();
                     let dest = match e.destination {
                         Destination::Gateway(gid) => self.n_sats.saturating_add(gid),
                         Destination::Satellite(s) => s,
@@ -455,16 +457,22 @@ impl ControlAgent {
                             continue;
                         }
                         // A label popped for its destination (the
-                        // penultimate hop) is swapped on toward another.
-                        if f.action == LfibAction::Pop && r.next_hop != dest {
+                        // penultimate hop) is swapped on toward another,
+                        // and so is one a stack goes above.
+                        if f.action == LfibAction::Pop && (r.next_hop != dest || !push.is_empty()) {
                             f.action = LfibAction::Swap;
                             f.out_label = Some(e.label);
                         }
+                        f.push = push.to_vec();
                         f.port = Some(port.clone());
                         f.next_hop_mac = Some(mac);
                         hit = true;
                     }
                     for f in cfg.fec.iter_mut().filter(|f| f.label == e.label) {
+                        if !push.is_empty() {
+                            c.unsupported += 1;
+                            continue;
+                        }
                         f.port = port.clone();
                         f.next_hop_mac = mac;
                         hit = true;
@@ -818,7 +826,7 @@ node = "sat:5"
             for s in 0..plan.sat_block_size {
                 let label = plan.sat_base[block] + s;
                 match t.lfib.get(label).map(|e| (e.op, e.port)) {
-                    Some((LfibOp::Swap(out), port)) => {
+                    Some((LfibOp::Swap(out) | LfibOp::SwapPush(out, _), port)) => {
                         swaps.push((label, out, t.port_names[usize::from(port)].clone()))
                     }
                     Some((LfibOp::PopLocal, _)) => pops.push(label),
@@ -1027,6 +1035,7 @@ node = "sat:5"
         let c = agent.apply_repairs(&mut agent.last.as_ref().expect("last").cfg.clone());
         eprintln!("link {me}-{peer}: {before} entries; {c:?}");
         assert!(c.repaired > 0, "{c:?}");
+        assert_eq!(c.unsupported, 0, "a satellite installs every repair, stacks too");
         let after = leaving(&repaired.tables, port);
         assert_eq!(
             after,

@@ -34,30 +34,39 @@ pub fn frame_to_node(
     packet: &[u8],
 ) -> Result<(PortId, Vec<u8>), NoPath> {
     let route = t.node_routes.get(&dst).ok_or(NoPath::Unknown(dst))?;
-    let (port, dst_mac, src_mac, label) = match *route {
+    // The label stack, outermost first (empty: the penultimate hop pops).
+    let (port, dst_mac, src_mac, labels) = match *route {
         NodeRoute::Fec(i) => {
             let f = t.fecs.get(i as usize).ok_or(NoPath::Dead(dst))?;
-            (f.port, f.dst_mac, f.src_mac, Some(f.label))
+            (f.port, f.dst_mac, f.src_mac, vec![f.label])
         }
         NodeRoute::Label(l) => {
             let e = t.lfib.get(l).ok_or(NoPath::Dead(dst))?;
             match e.op {
-                LfibOp::Swap(out) => (e.port, e.dst_mac(), e.src_mac(), Some(out)),
+                LfibOp::Swap(out) => (e.port, e.dst_mac(), e.src_mac(), vec![out]),
+                // A local repair: its labels above the swapped one.
+                LfibOp::SwapPush(out, i) => {
+                    let mut v = t.lfib.stack(i).to_vec();
+                    v.push(out);
+                    (e.port, e.dst_mac(), e.src_mac(), v)
+                }
                 // The penultimate hop: the label is popped here.
-                LfibOp::Pop => (e.port, e.dst_mac(), e.src_mac(), None),
+                LfibOp::Pop => (e.port, e.dst_mac(), e.src_mac(), Vec::new()),
                 LfibOp::PopLocal => return Err(NoPath::Dead(dst)),
             }
         }
     };
-    let mut f = Vec::with_capacity(ethernet::HEADER_LEN + 4 + packet.len());
+    let mut f = Vec::with_capacity(ethernet::HEADER_LEN + 4 * labels.len() + packet.len());
     f.extend(dst_mac);
     f.extend(src_mac);
-    match label {
-        Some(l) => {
-            f.extend(ethertype::MPLS.to_be_bytes());
-            f.extend(MplsEntry::new(l, 0, true, mpls_ttl).0.to_be_bytes());
+    if labels.is_empty() {
+        f.extend(ethertype::IPV4.to_be_bytes());
+    } else {
+        f.extend(ethertype::MPLS.to_be_bytes());
+        for (k, &l) in labels.iter().enumerate() {
+            let bottom = k + 1 == labels.len();
+            f.extend(MplsEntry::new(l, 0, bottom, mpls_ttl).0.to_be_bytes());
         }
-        None => f.extend(ethertype::IPV4.to_be_bytes()),
     }
     f.extend_from_slice(packet);
     Ok((port, f))

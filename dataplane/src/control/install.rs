@@ -252,6 +252,7 @@ impl RouteInstaller {
                 out_label: None,
                 port: None,
                 next_hop_mac: None,
+                push: Vec::new(),
             },
             action => {
                 let Some((port, mac)) = self.ports.get(&r.next_hop) else {
@@ -268,6 +269,7 @@ impl RouteInstaller {
                     out_label,
                     port: Some(port.clone()),
                     next_hop_mac: Some(*mac),
+                    push: Vec::new(),
                 }
             }
         })

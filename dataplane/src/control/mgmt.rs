@@ -390,10 +390,14 @@ pub struct FecReply {
 pub struct LfibReply {
     /// Incoming label.
     pub label: u32,
-    /// `swap`, `pop` (and forward) or `pop-local` (terminate here).
+    /// `swap`, `swap+push` (a local repair), `pop` (and forward) or
+    /// `pop-local` (terminate here, or continue with the label below).
     pub action: String,
     /// Swapped-in label.
     pub out_label: Option<u32>,
+    /// Labels pushed above it, outermost first (`swap+push`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push: Vec<u32>,
     /// Port (`None`: terminates here).
     pub port: Option<String>,
     /// Next hop's MAC.
@@ -1521,13 +1525,19 @@ pub fn tables(t: &Tables) -> TablesReply {
         .map(|(label, e)| {
             let (action, out_label, forwards) = match e.op {
                 LfibOp::Swap(out) => ("swap", Some(out), true),
+                LfibOp::SwapPush(out, _) => ("swap+push", Some(out), true),
                 LfibOp::Pop => ("pop", None, true),
                 LfibOp::PopLocal => ("pop-local", None, false),
+            };
+            let push = match e.op {
+                LfibOp::SwapPush(_, i) => t.lfib.stack(i).to_vec(),
+                _ => Vec::new(),
             };
             LfibReply {
                 label,
                 action: action.into(),
                 out_label,
+                push,
                 port: forwards.then(|| port(e.port)),
                 next_hop: forwards.then(|| format_mac(&e.dst_mac())),
             }

@@ -210,7 +210,8 @@ pub fn check_chain<F: Frame>(
         .as_ref()
         .map_err(Clone::clone)?;
     for (n, hop) in hops.iter().enumerate() {
-        let node = with_port_mtus(&hop.node, bytes.get(n).copied().unwrap_or(0));
+        let pick = bytes.get(n).copied().unwrap_or(0);
+        let node = with_pushes(&with_port_mtus(&hop.node, pick), pick);
         let t = Tables::from_config(&node, 1).map_err(|e| e.to_string())?;
         let mut model = Reference::new(&node);
         let mut traffic = super::cases::Traffic::new(&node);
@@ -234,6 +235,31 @@ fn with_port_mtus(node: &crate::config::NodeConfig, pick: u8) -> crate::config::
         for (k, p) in node.ports.iter_mut().enumerate() {
             p.mtu = MTUS[(usize::from(pick >> 1) + 3 * k) % MTUS.len()];
         }
+    }
+    node
+}
+
+/// `node`, its label swaps made to push a stack when `pick` says so (as
+/// a local repair does): the first swap pushes one label, the next two,
+/// the next three, the labels taken from the node's own LFIB, so that a
+/// pushed label also ends a segment here and the frame continues by the
+/// label below.
+fn with_pushes(node: &crate::config::NodeConfig, pick: u8) -> crate::config::NodeConfig {
+    let mut node = node.clone();
+    if pick & 0x40 == 0 {
+        return node;
+    }
+    let labels: Vec<u32> = node.lfib.iter().map(|l| l.label).collect();
+    let mut k = 0;
+    for l in node
+        .lfib
+        .iter_mut()
+        .filter(|l| l.action == crate::config::LfibAction::Swap)
+    {
+        k = k % crate::config::MAX_LFIB_PUSH + 1;
+        l.push = (0..k)
+            .map(|j| labels[(usize::from(pick) + j) % labels.len()])
+            .collect();
     }
     node
 }

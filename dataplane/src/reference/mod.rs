@@ -18,10 +18,13 @@
 //! 3. Labels (RFC 3032): the top entry's label must have an LFIB entry
 //!    (`no_route`). Swap and pop need a TTL of 2 or more (`ttl_expired`)
 //!    and leave with the next hop's Ethernet header, within the out port's
-//!    MTU (`too_big`); a pop reveals IPv4,
-//!    IPv6 or the next entry (uniform TTL). The node's own label (a pop
-//!    without a port) needs a TTL above 0 and the bottom of the stack, and
-//!    hands the packet below to decryption.
+//!    MTU (`too_big`); a swap may push labels above the swapped one (a
+//!    local repair: not bottom of stack, same traffic class and TTL); a
+//!    pop reveals IPv4, IPv6 or the next entry (uniform TTL). The node's
+//!    own label (a pop without a port) needs a TTL above 0; above another
+//!    entry it is popped and that entry, with the lower TTL, is switched
+//!    by the same rules (at most eight lookups, else `unsupported`); at
+//!    the bottom of the stack it hands the packet below to decryption.
 //! 4. IP forwarding at either end of the tunnel (RFC 1812): a valid header
 //!    and IPv4 checksum, no martian address, a route, then a TTL or hop
 //!    limit of 2 or more, decremented, and a length within the MTU of where
@@ -156,6 +159,9 @@ pub struct Reference {
     cfg: NodeConfig,
     last_sent: HashMap<u32, u64>,
     windows: HashMap<u32, Window>,
+    /// The frame to punt when it is not the one received: the node's own
+    /// label popped from above the stack that reached the node.
+    punted: Option<Vec<u8>>,
 }
 
 const ETH: usize = 14;
@@ -175,6 +181,7 @@ impl Reference {
             cfg: cfg.clone(),
             last_sent: HashMap::new(),
             windows: HashMap::new(),
+            punted: None,
         }
     }
 
@@ -191,10 +198,11 @@ impl Reference {
         room: Room,
         seq: &mut SeqChooser<'_>,
     ) -> Outcome {
+        self.punted = None;
         match self.forward_inner(rx_port, frame, room, seq) {
             Ok(Some((port, frame))) => Outcome::Tx { port, frame },
             Ok(None) => Outcome::Punt {
-                frame: frame.to_vec(),
+                frame: self.punted.take().unwrap_or_else(|| frame.to_vec()),
             },
             Err(r) => Outcome::Drop(r),
         }
@@ -350,6 +358,18 @@ impl Reference {
 
     /// The label rules for a frame whose label stack starts at `l2`.
     fn label(&mut self, d: &[u8], l2: usize) -> Result<Option<(PortId, Vec<u8>)>, DropReason> {
+        self.label_at(d, l2, 1)
+    }
+
+    /// [`Self::label`] for the `lookup`-th label looked up in this frame
+    /// (a node segment that ends here continues with the label below, at
+    /// most eight lookups in all).
+    fn label_at(
+        &mut self,
+        d: &[u8],
+        l2: usize,
+        lookup: usize,
+    ) -> Result<Option<(PortId, Vec<u8>)>, DropReason> {
         let top = be32(d, l2).ok_or(DropReason::Malformed)?;
         let (label, tc, bos, ttl) = (top >> 12, (top >> 9) & 7, top & 0x100 != 0, top as u8);
         let entry = self
@@ -373,6 +393,13 @@ impl Reference {
                 let port = self.port_id(port);
                 let new = (out << 12) | (tc << 9) | (u32::from(bos) << 8) | u32::from(ttl - 1);
                 let mut f = self.eth(entry.next_hop_mac.unwrap_or([0; 6]), port, ET_MPLS);
+                // A repair's labels above the swapped one: not bottom of
+                // stack, the same traffic class and new TTL.
+                for &p in &entry.push {
+                    f.extend(
+                        (((p & 0xf_ffff) << 12) | (tc << 9) | u32::from(ttl - 1)).to_be_bytes(),
+                    );
+                }
                 f.extend(new.to_be_bytes());
                 f.extend(&d[below..]);
                 self.fits(port, f).map(Some)
@@ -409,7 +436,21 @@ impl Reference {
                     return Err(DropReason::TtlExpired);
                 }
                 if !bos {
-                    return Err(DropReason::Unsupported);
+                    // The node's own segment ends: the label below goes
+                    // on, with the lower of the two TTLs.
+                    if lookup >= 8 {
+                        return Err(DropReason::Unsupported);
+                    }
+                    let next = be32(d, below).ok_or(DropReason::Malformed)?;
+                    let next = (next & !0xff) | u32::from((next as u8).min(ttl));
+                    let mut f = d[..l2].to_vec();
+                    f.extend(next.to_be_bytes());
+                    f.extend(&d[below + 4..]);
+                    let r = self.label_at(&f, l2, lookup + 1);
+                    if matches!(r, Ok(None)) && self.punted.is_none() {
+                        self.punted = Some(f);
+                    }
+                    return r;
                 }
                 // Not ESP, to the node or to 127/8 (an LSP ping's egress):
                 // for the node itself.

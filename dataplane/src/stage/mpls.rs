@@ -192,9 +192,26 @@ pub fn swap_untagged<F: Frame>(
 fn switch_one<F: Frame>(f: &mut F, t: &Tables) -> Result<Verdict, DropReason> {
     let d = f.data();
     let l2 = l2_len(d)?;
-    let top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
-    let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
-    apply(f, t, l2, top, e)
+    let mut top = MplsEntry::read(d.get(l2..).unwrap_or(&[])).map_err(|_| DropReason::Malformed)?;
+    // A node segment that ends here continues with the label below it, a
+    // few times at most.
+    for _ in 0..MAX_STACK {
+        let e = t.lfib.get(top.label()).ok_or(DropReason::NoRoute)?;
+        match apply(f, t, l2, top, e)? {
+            Step::Done(v) => return Ok(v),
+            Step::Continue(next) => top = next,
+        }
+    }
+    Err(DropReason::Unsupported)
+}
+
+/// What one LFIB entry did with a frame.
+enum Step {
+    /// The frame's verdict.
+    Done(Verdict),
+    /// The node's own label was popped from above another: switch the
+    /// frame again by this entry, now on top.
+    Continue(MplsEntry),
 }
 
 /// UDP port of MPLS echo (RFC 8029 §4.3).
@@ -276,12 +293,12 @@ fn apply<F: Frame>(
     l2: usize,
     top: MplsEntry,
     e: &LfibEntry,
-) -> Result<Verdict, DropReason> {
+) -> Result<Step, DropReason> {
     let d = f.data_mut();
     match e.op {
         LfibOp::Swap(out) => {
             if top.ttl() <= 1 {
-                return ttl_expired(d, l2);
+                return ttl_expired(d, l2).map(Step::Done);
             }
             let new = top.with_label(out).with_ttl(top.ttl() - 1);
             // Any VLAN tags are dropped: the new header ends at the label.
@@ -289,11 +306,42 @@ fn apply<F: Frame>(
                 return Err(DropReason::Malformed);
             }
             write_head(f.data_mut(), e.dst_mac(), e.src_mac(), new)?;
-            fits(f, t, e.port)
+            fits(f, t, e.port).map(Step::Done)
+        }
+        LfibOp::SwapPush(out, i) => {
+            if top.ttl() <= 1 {
+                return ttl_expired(d, l2).map(Step::Done);
+            }
+            let new = top.with_label(out).with_ttl(top.ttl() - 1);
+            let stack = t.lfib.stack(i);
+            // The swapped entry where the old one was; above it the pushed
+            // labels (not bottom of stack; the frame's traffic class and
+            // the new TTL, as the uniform model copies them) and a fresh
+            // Ethernet header, any VLAN tags dropped.
+            new.write(d.get_mut(l2..).unwrap_or(&mut []))
+                .map_err(|_| DropReason::Malformed)?;
+            let head = ethernet::HEADER_LEN + ENTRY_LEN * stack.len();
+            if l2 >= head {
+                if !f.adj(l2 - head) {
+                    return Err(DropReason::Malformed);
+                }
+            } else if !f.prepend(head - l2) {
+                return Err(DropReason::NoRoom);
+            }
+            let d = f.data_mut();
+            ethernet::write_header(d, e.dst_mac(), e.src_mac(), ethertype::MPLS)
+                .map_err(|_| DropReason::Malformed)?;
+            for (k, &label) in stack.iter().enumerate() {
+                let at = ethernet::HEADER_LEN + ENTRY_LEN * k;
+                MplsEntry::new(label, new.tc(), false, new.ttl())
+                    .write(d.get_mut(at..).unwrap_or(&mut []))
+                    .map_err(|_| DropReason::Malformed)?;
+            }
+            fits(f, t, e.port).map(Step::Done)
         }
         LfibOp::Pop => {
             if top.ttl() <= 1 {
-                return ttl_expired(d, l2);
+                return ttl_expired(d, l2).map(Step::Done);
             }
             let below = l2 + ENTRY_LEN;
             let et = if top.bos() {
@@ -312,7 +360,7 @@ fn apply<F: Frame>(
                 ethertype::MPLS
             };
             rewrite_l2(f, l2, ENTRY_LEN, e.dst_mac(), e.src_mac(), et)?;
-            fits(f, t, e.port)
+            fits(f, t, e.port).map(Step::Done)
         }
         LfibOp::PopLocal => {
             // The tunnel ends here: any TTL that arrived is enough, but a
@@ -321,16 +369,27 @@ fn apply<F: Frame>(
                 return Err(DropReason::TtlExpired);
             }
             if !top.bos() {
-                // Only a single tunnel label terminates here.
-                return Err(DropReason::Unsupported);
+                // The node's own label above another: a node segment ends
+                // here and the frame goes on by the label below (segment
+                // routing's "continue"), which takes the lower TTL.
+                let next = d.get_mut(l2 + ENTRY_LEN..).ok_or(DropReason::Malformed)?;
+                let below = MplsEntry::read(next).map_err(|_| DropReason::Malformed)?;
+                let below = below.with_ttl(below.ttl().min(top.ttl()));
+                below.write(next).map_err(|_| DropReason::Malformed)?;
+                // The L2 header moves over the popped entry.
+                d.copy_within(..l2, ENTRY_LEN);
+                if !f.adj(ENTRY_LEN) {
+                    return Err(DropReason::Malformed);
+                }
+                return Ok(Step::Continue(below));
             }
             if let Some(v) = local_control(d, t, l2) {
-                return Ok(v);
+                return Ok(Step::Done(v));
             }
             if !f.adj(l2 + ENTRY_LEN) {
                 return Err(DropReason::Malformed);
             }
-            Ok(Verdict::Decrypt)
+            Ok(Step::Done(Verdict::Decrypt))
         }
     }
 }
@@ -368,6 +427,20 @@ label = 101
 action = "pop"
 port = "p0"
 next_hop_mac = "02:00:00:00:00:0c"
+
+# A local repair: swap, then push two node labels (outermost first).
+[[lfib]]
+label = 102
+action = "swap"
+out_label = 102
+push = [500, 600]
+port = "p1"
+next_hop_mac = "02:00:00:00:00:0b"
+
+# This node's own label: a segment that ends here.
+[[lfib]]
+label = 600
+action = "pop"
 "#;
 
     const DST: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
@@ -438,6 +511,80 @@ next_hop_mac = "02:00:00:00:00:0c"
         assert_eq!(out[1].1, Verdict::Tx(0));
         assert_eq!(&out[1].0[12..14], &[0x88, 0x47]);
         assert_eq!(&out[1].0[14..18], &entry(300, true, 9));
+    }
+
+    #[test]
+    fn a_repair_swaps_then_pushes_its_labels_above() {
+        for vlans in [&[][..], &[7], &[7, 8]] {
+            let f = frame(vlans, &[(entry(102, true, 10))]);
+            let out = run(&[f]);
+            let (d, v) = &out[0];
+            assert_eq!(*v, Verdict::Tx(1), "vlans {vlans:?}");
+            let mut want = frame(
+                &[],
+                &[
+                    entry(500, false, 9),
+                    entry(600, false, 9),
+                    entry(102, true, 9),
+                ],
+            );
+            want[..6].copy_from_slice(&DST);
+            want[6..12].copy_from_slice(&SRC1);
+            assert_eq!(d, &want, "vlans {vlans:?}");
+        }
+        // The traffic class stays with every entry pushed.
+        let tc = |e: [u8; 4]| (u32::from_be_bytes(e) | 5 << 9).to_be_bytes();
+        let out = run(&[frame(&[], &[tc(entry(102, true, 10))])]);
+        assert!(out[0].0[14..26].chunks(4).all(|e| e[2] >> 1 & 7 == 5));
+        // TTL 1: expires here, nothing pushed.
+        let out = run(&[frame(&[], &[entry(102, true, 1)])]);
+        assert_eq!(out[0].1, Verdict::Drop(DropReason::TtlExpired));
+    }
+
+    #[test]
+    fn a_segment_ending_here_continues_with_the_label_below() {
+        let out = run(&[
+            // 600 (ours) above 100: popped, then 100 swapped to 200 with
+            // the lower TTL less one.
+            frame(&[], &[entry(600, false, 5), entry(100, true, 64)]),
+            frame(&[9], &[entry(600, false, 64), entry(100, true, 7)]),
+            // Ours twice, then a repair: every step on one frame.
+            frame(
+                &[],
+                &[
+                    entry(600, false, 30),
+                    entry(600, false, 30),
+                    entry(102, true, 30),
+                ],
+            ),
+            // Ours above a label with no entry, and above nothing.
+            frame(&[], &[entry(600, false, 5), entry(777, true, 5)]),
+            frame(&[], &[entry(600, false, 5)])[..18].to_vec(),
+        ]);
+        let mut want = frame(&[], &[entry(200, true, 4)]);
+        want[..6].copy_from_slice(&DST);
+        want[6..12].copy_from_slice(&SRC1);
+        assert_eq!((&out[0].0, out[0].1), (&want, Verdict::Tx(1)));
+        want[14..18].copy_from_slice(&entry(200, true, 6));
+        assert_eq!((&out[1].0, out[1].1), (&want, Verdict::Tx(1)));
+        assert_eq!(out[2].1, Verdict::Tx(1));
+        assert_eq!(
+            &out[2].0[14..26],
+            [
+                entry(500, false, 29),
+                entry(600, false, 29),
+                entry(102, true, 29)
+            ]
+            .concat()
+        );
+        assert_eq!(out[3].1, Verdict::Drop(DropReason::NoRoute));
+        assert_eq!(out[4].1, Verdict::Drop(DropReason::Malformed));
+        // A stack of nothing but this node's own label ends after eight.
+        let own = vec![entry(600, false, 9); 12];
+        assert_eq!(
+            run(&[frame(&[], &own)])[0].1,
+            Verdict::Drop(DropReason::Unsupported)
+        );
     }
 
     /// The one-port summary is given only when every frame was swapped out

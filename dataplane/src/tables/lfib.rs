@@ -13,6 +13,10 @@ use std::sync::Arc;
 pub enum LfibOp {
     /// Replace the top label with this one and forward.
     Swap(u32),
+    /// Replace the top label with the first, push the labels of stack
+    /// [`Lfib::stack`]`(.1)` above it and forward (a local repair steering
+    /// the frame through node segments).
+    SwapPush(u32, u16),
     /// Remove the top label and forward (penultimate-hop pop).
     Pop,
     /// Remove the top label and terminate here (ESP decapsulation).
@@ -46,9 +50,10 @@ const NOT_SWAP: u32 = u32::MAX;
 impl LfibEntry {
     /// An entry forwarding to `dst_mac` out of `port`, whose MAC is `src_mac`.
     pub fn new(op: LfibOp, port: PortId, dst_mac: Mac, src_mac: Mac) -> Self {
+        // Only a plain swap takes the transit fast path.
         let swap = match op {
             LfibOp::Swap(out) => (out & LABEL_MAX) << 12,
-            LfibOp::Pop | LfibOp::PopLocal => NOT_SWAP,
+            LfibOp::SwapPush(..) | LfibOp::Pop | LfibOp::PopLocal => NOT_SWAP,
         };
         let mut head = [0; 16];
         head[..6].copy_from_slice(&dst_mac);
@@ -129,6 +134,8 @@ const LABEL_MAX: u32 = (1 << 20) - 1;
 pub struct Lfib {
     pages: Box<[Arc<Page>; PAGES]>,
     len: usize,
+    /// The label stacks `SwapPush` entries push, outermost first.
+    stacks: Vec<Vec<u32>>,
 }
 
 impl Default for Lfib {
@@ -144,7 +151,23 @@ impl Lfib {
         Lfib {
             pages: Box::new(std::array::from_fn(|_| Arc::clone(&vacant))),
             len: 0,
+            stacks: Vec::new(),
         }
+    }
+
+    /// Keeps `labels` (outermost first) for a `SwapPush` entry; its index,
+    /// or None when the table holds as many stacks as an index counts.
+    pub fn add_stack(&mut self, labels: &[u32]) -> Option<u16> {
+        let i = u16::try_from(self.stacks.len()).ok()?;
+        self.stacks
+            .push(labels.iter().map(|l| l & LABEL_MAX).collect());
+        Some(i)
+    }
+
+    /// The labels stack `i` pushes, outermost first (empty if unknown).
+    #[inline]
+    pub fn stack(&self, i: u16) -> &[u32] {
+        self.stacks.get(usize::from(i)).map_or(&[], Vec::as_slice)
     }
 
     /// Number of labels installed.

@@ -360,7 +360,13 @@ impl Tables {
                 _ => (0, [0; 6]),
             };
             let op = match (l.action, l.out_label, &l.port) {
-                (LfibAction::Swap, Some(out), Some(_)) => LfibOp::Swap(out),
+                (LfibAction::Swap, Some(out), Some(_)) if l.push.is_empty() => LfibOp::Swap(out),
+                (LfibAction::Swap, Some(out), Some(_)) => {
+                    let i = lfib.add_stack(&l.push).ok_or_else(|| {
+                        TableError::Reference(format!("LFIB {}: too many label stacks", l.label))
+                    })?;
+                    LfibOp::SwapPush(out, i)
+                }
                 (LfibAction::Swap, _, _) => {
                     return Err(TableError::Reference(format!(
                         "LFIB {}: swap needs out_label and port",
