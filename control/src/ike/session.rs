@@ -2209,7 +2209,7 @@ impl<R: Rng> Ike<R> {
         // §2.25 lets us refuse with TEMPORARY_FAILURE (the peer retries).
         let busy = matches!(
             sa.out.as_ref().map(|o| &o.pending),
-            Some(Pending::RekeyIke { .. })
+            Some(Pending::RekeyIke { .. } | Pending::Child { .. })
         );
         let Some(props) = p.sa.as_ref() else {
             reply_err(self, notify::INVALID_SYNTAX, &[]);
@@ -2221,7 +2221,7 @@ impl<R: Rng> Ike<R> {
         };
         if props.first().is_some_and(|x| x.protocol == protocol::IKE) {
             // Rekeying the IKE SA.
-            if busy || !sa.children.is_empty() && sa.out.is_some() {
+            if busy {
                 reply_err(self, notify::TEMPORARY_FAILURE, &[]);
                 return Ok(());
             }
@@ -2268,7 +2268,15 @@ impl<R: Rng> Ike<R> {
             );
             return Ok(());
         }
-        // A Child SA, new or rekeyed.
+        // A Child SA, new or rekeyed; not while we rekey the IKE SA
+        // (§2.25.2: the peer retries on the new one).
+        if matches!(
+            sa.out.as_ref().map(|o| &o.pending),
+            Some(Pending::RekeyIke { .. })
+        ) {
+            reply_err(self, notify::TEMPORARY_FAILURE, &[]);
+            return Ok(());
+        }
         let rekey_of = match p.notify(notify::REKEY_SA) {
             Some(n) if n.protocol == protocol::ESP && n.spi.len() == 4 => {
                 let spi = u32::from_be_bytes([n.spi[0], n.spi[1], n.spi[2], n.spi[3]]);

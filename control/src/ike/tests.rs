@@ -843,3 +843,76 @@ proptest! {
         prop_assert_eq!(wire::Payloads::decode(&[wire::RawPayload { ty: wire::payload::TSI, critical: false, body: &body }]).expect("tsi").tsi, Some(vec![x, y]));
     }
 }
+
+#[test]
+fn simultaneous_ike_rekeys_are_refused_and_the_sa_survives() {
+    let (mut a, mut b) = pair(Offer::ike_default(), Offer::child_default(), 40);
+    let (ida, idb, ca, cb) = establish(&mut a, &mut b);
+    a.rekey_ike(MS, ida).expect("rekey");
+    b.rekey_ike(MS, idb).expect("rekey");
+    let (ea, eb) = run(&mut a, &mut b, MS, &mut no_loss);
+    assert!(
+        ike_up(&ea).is_empty() && ike_up(&eb).is_empty(),
+        "{ea:?} {eb:?}"
+    );
+    // Both still hold the one IKE SA and its Child SA; a retry goes through.
+    assert_eq!(a.sas()[0].children, vec![(ca.spi_in, ca.spi_out)]);
+    assert_eq!(b.sas()[0].children, vec![(cb.spi_in, cb.spi_out)]);
+    a.rekey_ike(2 * MS, ida).expect("rekey");
+    let (ea, eb) = run(&mut a, &mut b, 2 * MS, &mut no_loss);
+    assert_eq!((ike_up(&ea).len(), ike_up(&eb).len()), (1, 1));
+}
+
+#[test]
+fn a_silent_peer_ends_the_ike_sa_and_its_children() {
+    let (mut a, mut b) = pair(Offer::ike_default(), Offer::child_default(), 41);
+    let (ida, _, ca, _) = establish(&mut a, &mut b);
+    a.check_liveness(0, ida).expect("live");
+    let mut now = 0;
+    while let Some(t) = a.next_timeout() {
+        now = t;
+        a.on_timeout(now);
+        while a.poll_transmit().is_some() {}
+    }
+    let ev: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert_eq!(downs(&ev), vec![(ca.spi_in, ChildReason::IkeGone)]);
+    assert!(matches!(
+        ev.last(),
+        Some(Event::IkeDown {
+            reason: Reason::Timeout,
+            ..
+        })
+    ));
+    assert!(now >= 31_000 * MS, "every try made: {now}");
+    assert!(a.sas().is_empty());
+}
+
+#[test]
+fn operations_queue_behind_the_outstanding_request() {
+    let (mut a, mut b) = pair(Offer::ike_default(), Offer::child_default(), 42);
+    let (ida, _, ca, _) = establish(&mut a, &mut b);
+    a.rekey_child(MS, ida, ca.spi_in, false).expect("rekey");
+    a.check_liveness(MS, ida).expect("live");
+    a.rekey_ike(MS, ida).expect("rekey ike");
+    // One request on the wire at a time (window size 1).
+    let t = a.poll_transmit().expect("the rekey");
+    assert!(a.poll_transmit().is_none());
+    b.on_datagram(MS, t.src, t.dst, &t.bytes).expect("rekey");
+    let (mut ea, _) = run(&mut a, &mut b, MS, &mut no_loss);
+    // Nothing was sent yet for the queued ones: run them out.
+    for _ in 0..4 {
+        let (x, _) = run(&mut a, &mut b, MS, &mut no_loss);
+        ea.extend(x);
+    }
+    assert_eq!(children(&ea).len(), 1);
+    assert_eq!(ike_up(&ea).len(), 1, "{ea:?}");
+    // One goes on the wire, sixteen wait.
+    for _ in 0..17 {
+        a.check_liveness(MS, ike_up(&ea)[0].0).expect("queued");
+    }
+    assert_eq!(a.check_liveness(MS, ike_up(&ea)[0].0), Err(ApiError::Busy));
+    assert_eq!(
+        a.rekey_child(MS, ike_up(&ea)[0].0, 1, false),
+        Err(ApiError::NoChild)
+    );
+}
