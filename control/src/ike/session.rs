@@ -691,6 +691,14 @@ impl<R: Rng> Ike<R> {
             .collect()
     }
 
+    /// The key this end seals with on the IKE SA whose SPI (ours) is
+    /// `our_spi`: for tests that forge authenticated messages.
+    #[cfg(test)]
+    pub(crate) fn sealing_key(&self, our_spi: u64) -> Option<GcmKey> {
+        let id = self.by_spi.get(&our_spi)?;
+        self.sas.get(id)?.send_key().cloned()
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.tx.pop_front()

@@ -732,9 +732,13 @@ fn invalid_dh_public_value_is_counted() {
 
 // ------------------------------------------------------- hostile input
 
-/// Valid messages of every exchange, as the responder `b` and the
-/// initiator `a` see them, at their states.
-fn transcript(seed: u64) -> Vec<(bool, Transmit)> {
+/// Runs a script of every exchange (IKE_SA_INIT, IKE_AUTH, Child SA
+/// rekey with PFS, IKE SA rekey, liveness, DELETE) between two seeded
+/// ends, delivering only the first `k` datagrams; returns both ends (at
+/// the state the k-th datagram left them in) and every datagram made,
+/// with whether it went to `b`. The same seed gives the same datagrams up
+/// to the k-th, so the full transcript's messages fit the ends' state.
+fn script(seed: u64, k: usize) -> (End, End, Vec<(bool, Transmit)>) {
     let (mut a, mut b) = pair(Offer::ike_default(), Offer::child_default(), seed);
     let mut v = Vec::new();
     let step = |a: &mut End, b: &mut End, v: &mut Vec<(bool, Transmit)>| {
@@ -742,12 +746,16 @@ fn transcript(seed: u64) -> Vec<(bool, Transmit)> {
             let mut moved = false;
             while let Some(t) = a.poll_transmit() {
                 moved = true;
-                let _ = b.on_datagram(0, t.src, t.dst, &t.bytes);
+                if v.len() < k {
+                    let _ = b.on_datagram(0, t.src, t.dst, &t.bytes);
+                }
                 v.push((true, t));
             }
             while let Some(t) = b.poll_transmit() {
                 moved = true;
-                let _ = a.on_datagram(0, t.src, t.dst, &t.bytes);
+                if v.len() < k {
+                    let _ = a.on_datagram(0, t.src, t.dst, &t.bytes);
+                }
                 v.push((false, t));
             }
             while a.poll_event().is_some() || b.poll_event().is_some() {}
@@ -758,41 +766,108 @@ fn transcript(seed: u64) -> Vec<(bool, Transmit)> {
     };
     let id = a.initiate(0, "b").expect("init");
     step(&mut a, &mut b, &mut v);
-    let spi = a.sas()[0].children[0].0;
-    a.rekey_child(0, id, spi, true).expect("rekey");
+    if let Some(&(spi, _)) = a.sas().first().and_then(|s| s.children.first()) {
+        let _ = a.rekey_child(0, id, spi, true);
+    }
     step(&mut a, &mut b, &mut v);
-    a.rekey_ike(0, id).expect("rekey");
+    let _ = a.rekey_ike(0, id);
     step(&mut a, &mut b, &mut v);
-    let id2 = a.sas()[0].sa;
-    a.check_liveness(0, id2).expect("live");
+    let id2 = a.sas().last().map_or(id, |s| s.sa);
+    let _ = b.sas().last().map(|s| s.sa).map(|x| b.check_liveness(0, x));
     step(&mut a, &mut b, &mut v);
-    a.delete_ike(0, id2).expect("del");
+    let _ = a.delete_ike(0, id2);
     step(&mut a, &mut b, &mut v);
-    v
+    (a, b, v)
 }
 
-/// Both ends after `k` messages of the transcript: every state.
-fn ends_at(seed: u64, k: usize) -> (End, End) {
-    let t = transcript(seed);
-    let (mut a, mut b) = pair(Offer::ike_default(), Offer::child_default(), seed);
-    let id = a.initiate(0, "b").expect("init");
-    let _ = id;
-    // Replaying the same seeded run: the first k datagrams.
+#[test]
+fn the_script_covers_every_exchange() {
+    let (a, b, v) = script(6, usize::MAX);
+    let exchanges: std::collections::BTreeSet<u8> = v
+        .iter()
+        .map(|(_, t)| Header::parse(&t.bytes).expect("h").exchange)
+        .collect();
+    assert_eq!(
+        exchanges.into_iter().collect::<Vec<_>>(),
+        vec![34, 35, 36, 37]
+    );
+    assert!(v.len() >= 14, "{}", v.len());
+    assert!(a.sas().is_empty(), "{:?}", a.sas());
+    assert!(b.sas().iter().all(|s| s.state == "rekeyed"));
+}
+
+/// `msg` (an SK message) with its inner payloads decrypted, changed by
+/// `f` (which also gets the first inner payload type), and sealed again
+/// with `key`: what a peer holding the keys could send.
+fn reseal(
+    msg: &[u8],
+    key: &crypto::GcmKey,
+    f: impl FnOnce(&mut u8, &mut Vec<u8>),
+) -> Option<Vec<u8>> {
+    let h = Header::parse(msg).ok()?;
+    let (_, sk) = wire::walk(h.next, &msg[wire::HEADER_LEN..], wire::HEADER_LEN).ok()?;
+    let sk = sk?;
+    let mut plain = crypto::open_message(msg, sk, key)?;
+    let mut first = sk.inner_first;
+    f(&mut first, &mut plain);
+    plain.push(0);
+    let sk_len = 4 + 8 + plain.len() + 16;
+    let mut v = msg[..wire::HEADER_LEN].to_vec();
+    v[24..28].copy_from_slice(&((wire::HEADER_LEN + sk_len) as u32).to_be_bytes());
+    v.push(first);
+    v.push(0);
+    v.extend_from_slice(&(sk_len as u16).to_be_bytes());
+    let aad = v.clone();
+    let iv = [9u8; 8];
+    v.extend_from_slice(&iv);
+    if !key.seal(&iv, &aad, &mut plain) {
+        return None;
+    }
+    v.extend_from_slice(&plain);
+    Some(v)
+}
+
+/// The sender's sealing key for message `i` of the script.
+fn key_of(seed: u64, i: usize, t: &Transmit, to_b: bool) -> Option<crypto::GcmKey> {
+    let h = Header::parse(&t.bytes).ok()?;
+    let sender_spi = if h.from_initiator() { h.spi_i } else { h.spi_r };
+    let (a, b, _) = script(seed, i + 1);
+    if to_b {
+        a.sealing_key(sender_spi)
+    } else {
+        b.sealing_key(sender_spi)
+    }
+}
+
+#[test]
+fn resealed_messages_are_accepted_unchanged() {
+    let (_, _, t) = script(6, usize::MAX);
     let mut n = 0;
-    let _ = run(&mut a, &mut b, 0, &mut |i| {
-        n = i;
-        i > k
-    });
-    let _ = t;
-    (a, b)
+    for (i, (to_b, m)) in t.iter().enumerate() {
+        let Some(key) = key_of(6, i, m, *to_b) else {
+            continue;
+        };
+        let Some(x) = reseal(&m.bytes, &key, |_, _| {}) else {
+            continue;
+        };
+        let (mut a, mut b, _) = script(6, i);
+        let r = if *to_b {
+            b.on_datagram(0, m.src, m.dst, &x)
+        } else {
+            a.on_datagram(0, m.src, m.dst, &x)
+        };
+        assert_eq!(r, Ok(()), "message {i}");
+        n += 1;
+    }
+    assert!(n >= 10, "{n} resealed");
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), k in 0usize..6, port in prop::sample::select(vec![500u16, 4500])) {
-        let (mut a, mut b) = ends_at(5, k);
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), k in 0usize..20, port in prop::sample::select(vec![500u16, 4500])) {
+        let (mut a, mut b, _) = script(5, k);
         let _ = b.on_datagram(0, sa(A, port), sa(B, port), &bytes);
         let _ = a.on_datagram(0, sa(B, port), sa(A, port), &bytes);
         // A header that names a live SA, then garbage.
@@ -809,8 +884,8 @@ proptest! {
     }
 
     #[test]
-    fn mutated_messages_never_panic(which in 0usize..40, k in 0usize..8, edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..4), cut in proptest::option::of(any::<u16>())) {
-        let t = transcript(6);
+    fn mutated_messages_never_panic(which in 0usize..40, k in 0usize..20, edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..4), cut in proptest::option::of(any::<u16>())) {
+        let (_, _, t) = script(6, usize::MAX);
         let (to_b, msg) = &t[which % t.len()];
         let mut m = msg.bytes.clone();
         for (at, x) in edits {
@@ -820,7 +895,7 @@ proptest! {
         if let Some(c) = cut {
             m.truncate(usize::from(c) % (m.len() + 1));
         }
-        let (mut a, mut b) = ends_at(6, k);
+        let (mut a, mut b, _) = script(6, k);
         if *to_b {
             let _ = b.on_datagram(0, msg.src, msg.dst, &m);
         } else {
@@ -830,6 +905,39 @@ proptest! {
         let _ = run(&mut a, &mut b, 0, &mut no_loss);
         a.on_timeout(u64::MAX / 2);
         b.on_timeout(u64::MAX / 2);
+    }
+
+    /// Authenticated but hostile: a decrypted message changed and sealed
+    /// again with the right key, into the end at the state it was meant
+    /// for.
+    #[test]
+    fn mutated_authenticated_messages_never_panic(which in 0usize..40, edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..4), cut in proptest::option::of(any::<u16>()), first in proptest::option::of(any::<u8>())) {
+        let (_, _, t) = script(7, usize::MAX);
+        let i = which % t.len();
+        let (to_b, m) = &t[i];
+        let Some(key) = key_of(7, i, m, *to_b) else { return Ok(()) };
+        let x = reseal(&m.bytes, &key, |f, p| {
+            if let Some(x) = first {
+                *f = x;
+            }
+            for (at, x) in edits {
+                if !p.is_empty() {
+                    let j = usize::from(at) % p.len();
+                    p[j] ^= x;
+                }
+            }
+            if let Some(c) = cut {
+                p.truncate(usize::from(c) % (p.len() + 1));
+            }
+        });
+        let Some(x) = x else { return Ok(()) };
+        let (mut a, mut b, _) = script(7, i);
+        let r = if *to_b { b.on_datagram(0, m.src, m.dst, &x) } else { a.on_datagram(0, m.src, m.dst, &x) };
+        prop_assert_ne!(r, Err(Dropped::BadIcv));
+        let _ = run(&mut a, &mut b, 0, &mut no_loss);
+        a.on_timeout(u64::MAX / 2);
+        b.on_timeout(u64::MAX / 2);
+        prop_assert!(a.sas().len() <= 3 && b.sas().len() <= 3);
     }
 
     #[test]
