@@ -34,6 +34,8 @@ const OUR_IP: &str = "10.66.0.1";
 const CHARON_IP: &str = "10.66.0.2";
 const OUR_NET: &str = "10.77.1.0";
 const CHARON_NET: &str = "10.77.2.0";
+const OUR_NET6: &str = "fd00:77:1::";
+const CHARON_NET6: &str = "fd00:77:2::";
 const OUR_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
 const CHARON_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 1);
 const PSK: &str = "meshplane interop psk";
@@ -51,7 +53,18 @@ struct Charon {
 
 impl Drop for Charon {
     fn drop(&mut self) {
-        // The Proc field kills charon after this; its pid file goes too.
+        // SIGTERM first, so that charon removes its pid file and TUN
+        // device; the Proc field kills it after this if it is still there.
+        // (`ip netns exec` and `env` exec, so the child is charon itself.)
+        let pid = self._proc.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            if matches!(self._proc.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -207,8 +220,8 @@ swanctl {{
     }}
     children {{
       net {{
-        local_ts = {CHARON_NET}/24
-        remote_ts = {OUR_NET}/24
+        local_ts = {CHARON_NET}/24, {CHARON_NET6}/48
+        remote_ts = {OUR_NET}/24, {OUR_NET6}/48
         esp_proposals = {esp}
         mode = tunnel
         rekey_time = 0
@@ -270,8 +283,14 @@ impl Node {
             )),
             ike,
             child,
-            local_ts: vec![TrafficSelector::prefix(OUR_NET.parse().expect("ip"), 24)],
-            remote_ts: vec![TrafficSelector::prefix(CHARON_NET.parse().expect("ip"), 24)],
+            local_ts: vec![
+                TrafficSelector::prefix(OUR_NET.parse().expect("ip"), 24),
+                TrafficSelector::prefix(OUR_NET6.parse().expect("ip"), 48),
+            ],
+            remote_ts: vec![
+                TrafficSelector::prefix(CHARON_NET.parse().expect("ip"), 24),
+                TrafficSelector::prefix(CHARON_NET6.parse().expect("ip"), 48),
+            ],
             lifetime: Lifetime::default(),
             force_encap: true,
         };
@@ -572,6 +591,17 @@ fn check_listed(ch: &Charon, spi_i: u64, spi_r: u64, c: &ChildSa, algs: &str) {
         l.contains("INSTALLED, TUNNEL-in-UDP"),
         "no installed Child SA:\n{l}"
     );
+    // Both families of selectors, as charon sees them.
+    for ts in [
+        format!("{CHARON_NET}/24"),
+        format!("{CHARON_NET6}/48"),
+        format!("{OUR_NET}/24"),
+        format!("{OUR_NET6}/48"),
+    ] {
+        assert!(l.contains(&ts), "charon's Child SA lacks {ts}:\n{l}");
+    }
+    assert_eq!(c.ts_local.len(), 2, "{:?}", c.ts_local);
+    assert_eq!(c.ts_remote.len(), 2, "{:?}", c.ts_remote);
     let has = |dir: &str, spi: u32| {
         l.lines()
             .any(|x| x.trim_start().starts_with(dir) && x.contains(&format!("{spi:08x}")))
@@ -636,11 +666,23 @@ fn strongswan_interop() {
     for k in [
         "net.ipv4.conf.all.rp_filter=0",
         "net.ipv4.conf.default.rp_filter=0",
+        "net.ipv6.conf.lo.disable_ipv6=0",
     ] {
         let _ = Command::new("ip")
             .args(["netns", "exec", &l.ns, "sysctl", "-qw", k])
             .status();
     }
+    // An address in each of charon's selectors: it routes the peer's
+    // selectors into its TUN device from them.
+    assert!(ip(&[
+        "-n",
+        &l.ns,
+        "addr",
+        "add",
+        &format!("{CHARON_NET6}1/128"),
+        "dev",
+        "lo"
+    ]));
     let dir = std::env::temp_dir().join(format!("mp-ike-strongswan-{}", std::process::id()));
     let ch = Charon::start(&l.ns, &dir);
     ch.load(
@@ -858,7 +900,18 @@ fn strongswan_interop() {
     check_listed(&ch, spi_i3, spi_r3, &c3, algs);
     n.ping(&ch, &c3, 403);
 
-    // charon deletes everything.
+    // charon deletes the Child SA, then the IKE SA.
+    let from = n.events.len();
+    let r = ch.swanctl_bg(&["--terminate", "--child", "net", "--timeout", "10"]);
+    n.serve(&ch, r, "--terminate --child");
+    n.wait(&ch, "Child SA deleted by charon", from, |e| {
+        matches!(e, Event::ChildDown { spi_in, reason: ChildReason::PeerDeleted, .. } if *spi_in == c3.spi_in)
+    });
+    assert!(
+        n.ike.sas().iter().all(|s| s.children.is_empty()),
+        "{:?}",
+        n.ike.sas()
+    );
     let from = n.events.len();
     let r = ch.swanctl_bg(&["--terminate", "--ike", "mesh", "--timeout", "10"]);
     n.serve(&ch, r, "--terminate");
@@ -871,9 +924,9 @@ fn strongswan_interop() {
             }
         )
     });
-    assert!(n.events[from..]
-        .iter()
-        .any(|e| matches!(e, Event::ChildDown { .. })));
+    assert!(n.ike.sas().iter().all(|s| s.state == "rekeyed"));
+    let l = ch.swanctl(&["--list-sas"]);
+    assert!(!l.contains("ESTABLISHED"), "charon still has an SA:\n{l}");
 
     let c = n.ike.counters();
     eprintln!("counters: {c:?}");

@@ -283,8 +283,8 @@ pub enum Dropped {
     /// UNSUPPORTED_CRITICAL_PAYLOAD when it was a request).
     #[error("unsupported critical payload")]
     UnsupportedCritical,
-    /// On the NAT-T port without the non-ESP marker (ESP for the data
-    /// plane), or a keepalive.
+    /// On the NAT-T port without the non-ESP marker: ESP, for the data
+    /// plane (NAT-keepalives are taken silently).
     #[error("not IKE")]
     NotIke,
     /// No IKE SA has this SPI.
@@ -1255,6 +1255,10 @@ impl<R: Rng> Ike<R> {
         bytes: &[u8],
     ) -> Result<(), Dropped> {
         let natt = dst.port() == self.cfg.natt_port;
+        if natt && bytes == [0xff] {
+            // A NAT-keepalive (RFC 3948 §2.3): nothing to do.
+            return Ok(());
+        }
         let msg = if natt {
             match bytes.get(..4) {
                 Some([0, 0, 0, 0]) => &bytes[4..],
