@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 runs=${RUNS:-10000000}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(parse_headers stages differential parse_config read_capture control_packets link_protocols)
+    targets=(parse_headers stages differential parse_config read_capture control_packets link_protocols ike_messages)
 fi
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O >/dev/null
