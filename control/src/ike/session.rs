@@ -446,8 +446,8 @@ pub enum ApiError {
     /// No Child SA with that inbound SPI.
     #[error("no such Child SA")]
     NoChild,
-    /// Too many operations queued.
-    #[error("too many operations queued")]
+    /// Too many operations queued, or too many SAs.
+    #[error("too many operations queued or SAs held")]
     Busy,
 }
 
@@ -795,6 +795,9 @@ impl<R: Rng> Ike<R> {
             .position(|p| p.name == peer)
             .ok_or(ApiError::NoPeer)?;
         let group = *self.cfg.peers[p].ike.dh.first().ok_or(ApiError::NoPeer)?;
+        if self.sas.len() >= self.cfg.max_sas {
+            return Err(ApiError::Busy);
+        }
         let spi_i = self.fresh_spi();
         let id = self.new_id();
         let ni = self.nonce();
@@ -1797,7 +1800,7 @@ impl<R: Rng> Ike<R> {
                     ts_local: c.tsr,
                     ts_remote: c.tsi,
                     rekey_of: None,
-                    esn_refused: false,
+                    esn_refused: !c.suite.esn && pc.child.esn.first() == Some(&true),
                 };
                 self.install_child(id, &pc, k, None, &ni, &nr, false);
             }
@@ -2362,7 +2365,7 @@ impl<R: Rng> Ike<R> {
             ts_local: c.tsr,
             ts_remote: c.tsi,
             rekey_of,
-            esn_refused: false,
+            esn_refused: !c.suite.esn && pc.child.esn.first() == Some(&true),
         };
         self.install_child(id, &pc, k, shared.as_ref(), &ni, &nr, false);
         Ok(())

@@ -457,7 +457,13 @@ fn esn_refused_is_reported() {
     b.config_mut().peers[0].child = child_no_esn;
     let (_, _, ca, cb) = establish(&mut a, &mut b);
     assert!(!ca.suite.esn && !cb.suite.esn);
-    assert!(ca.esn_refused);
+    assert!(ca.esn_refused, "a offered ESN first");
+    assert!(!cb.esn_refused, "b never offered it");
+    // The other way round: b (responder) prefers ESN, a offers none.
+    let (mut a, mut b) = pair(Offer::ike_default(), Offer::child_default(), 11);
+    a.config_mut().peers[0].child.esn = vec![false];
+    let (_, _, ca, cb) = establish(&mut a, &mut b);
+    assert!(!ca.esn_refused && cb.esn_refused && !cb.suite.esn);
 }
 
 #[test]
