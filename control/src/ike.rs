@@ -33,7 +33,11 @@
 //!   to the configured ones as responder and checked as initiator;
 //! * CREATE_CHILD_SA: rekeying a Child SA (optionally with PFS) and the
 //!   IKE SA (new KE, §2.18; Child SAs move to the new IKE SA), as
-//!   initiator and responder; new Child SAs from the peer;
+//!   initiator and responder; new Child SAs from the peer; both ends
+//!   rekeying one Child SA at once (as equal lifetimes make likely) keep
+//!   the SA not made with the lowest nonce (§2.8.1); an IKE SA rekey that
+//!   collides with another rekey is answered TEMPORARY_FAILURE (§2.25)
+//!   and the caller tries again;
 //! * INFORMATIONAL: DELETE of Child SAs and of the IKE SA, empty requests
 //!   (liveness checks) answered and sent;
 //! * message IDs with a window of one: one request outstanding per IKE
@@ -59,10 +63,10 @@
 //!
 //! Not implemented: EAP, configuration payloads, IKE fragmentation
 //! (RFC 7383), MOBIKE, transport mode, more than one Child SA in one
-//! request, resolving simultaneous rekeys (a CREATE_CHILD_SA that
-//! collides with our own IKE rekey is answered TEMPORARY_FAILURE and the
-//! caller retries), and lifetimes acted on by the endpoint itself (they
-//! are handed to the caller with each [`ChildSa`]; the caller rekeys).
+//! request, the §2.8.2 resolution of simultaneous IKE SA rekeys (refused
+//! instead, see above), rotation of the cookie secret, and lifetimes
+//! acted on by the endpoint itself (they are handed to the caller with
+//! each [`ChildSa`]; the caller rekeys).
 //!
 //! Secrets ([`crypto::Secret`], [`crypto::GcmKey`]) are zeroized on drop
 //! and print only their length.

@@ -494,7 +494,7 @@ impl IkeKeys {
 pub const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
 
 /// AUTH for a pre-shared key: prf(prf(PSK, "Key Pad for IKEv2"),
-/// <SignedOctets>), where SignedOctets = RealMessage | Nonce of the peer
+/// `<SignedOctets>`), where SignedOctets = RealMessage | Nonce of the peer
 /// | prf(SK_p, RestOfIDPayload).
 pub fn psk_auth(
     prf: Prf,

@@ -570,6 +570,10 @@ struct Sa {
     last_resp: Option<(u32, Vec<u8>)>,
     children: Vec<Child>,
     deadline_ns: Option<u64>,
+    /// Rekeys of one Child SA by both ends at once (§2.8.1): (old inbound
+    /// SPI, inbound SPI of the SA the peer's exchange made, the lowest
+    /// nonce of the peer's exchange).
+    collisions: Vec<(u32, u32, Vec<u8>)>,
 }
 
 impl Sa {
@@ -828,6 +832,7 @@ impl<R: Rng> Ike<R> {
             last_resp: None,
             children: Vec::new(),
             deadline_ns: None,
+            collisions: Vec::new(),
         };
         self.by_spi.insert(spi_i, id);
         self.sas.insert(id, sa);
@@ -1578,6 +1583,7 @@ impl<R: Rng> Ike<R> {
             last_resp: Some((0, d)),
             children: Vec::new(),
             deadline_ns: Some(now_ns.saturating_add(self.cfg.half_open_timeout_ns)),
+            collisions: Vec::new(),
         };
         self.by_spi.insert(spi_r, id);
         self.half_open.insert((src, h.spi_i), id);
@@ -1986,10 +1992,19 @@ impl<R: Rng> Ike<R> {
                     esn_refused: !suite.esn && pc.child.esn.first() == Some(&true),
                 };
                 self.install_child(id, &pc, c, shared.as_ref(), &ni, nr, true);
-                if let Some(old) = rekey_of {
-                    if let Some(sa) = self.sas.get_mut(&id) {
-                        sa.ops.push_front(Op::DeleteChild { spi_in: old });
-                    }
+                if let (Some(old), Some(sa)) = (rekey_of, self.sas.get_mut(&id)) {
+                    // After a collision the SA made with the lowest of the
+                    // four nonces is redundant: its maker deletes it, and the
+                    // maker of the other deletes the old one (§2.8.1).
+                    let ours_redundant = match sa.collisions.iter().position(|c| c.0 == old) {
+                        Some(i) => {
+                            let (_, _, theirs) = sa.collisions.remove(i);
+                            ni.clone().min(nr.clone()) < theirs
+                        }
+                        None => false,
+                    };
+                    let victim = if ours_redundant { spi_in } else { old };
+                    sa.ops.push_front(Op::DeleteChild { spi_in: victim });
                 }
                 Ok(())
             }
@@ -2186,6 +2201,7 @@ impl<R: Rng> Ike<R> {
             last_resp: None,
             children,
             deadline_ns: None,
+            collisions: Vec::new(),
         };
         let peer = self.cfg.peers[sa.peer].name.clone();
         let id = self.new_id();
@@ -2367,7 +2383,20 @@ impl<R: Rng> Ike<R> {
             rekey_of,
             esn_refused: !c.suite.esn && pc.child.esn.first() == Some(&true),
         };
+        let new_in = k.spi_in;
         self.install_child(id, &pc, k, shared.as_ref(), &ni, &nr, false);
+        // Our own rekey of the same Child SA is under way: remember the
+        // peer's exchange, to keep one of the two new SAs (§2.8.1).
+        if let (Some(old), Some(sa)) = (rekey_of, self.sas.get_mut(&id)) {
+            let ours = matches!(
+                sa.out.as_ref().map(|o| &o.pending),
+                Some(Pending::Child { rekey_of: Some(x), .. }) if *x == old
+            );
+            if ours && sa.collisions.len() < 16 {
+                sa.collisions
+                    .push((old, new_in, ni.clone().min(nr.clone())));
+            }
+        }
         Ok(())
     }
 

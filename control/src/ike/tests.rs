@@ -1030,3 +1030,38 @@ fn operations_queue_behind_the_outstanding_request() {
         Err(ApiError::NoChild)
     );
 }
+
+/// Both ends rekey the same Child SA at once (their soft lifetimes are
+/// the same): of the two new SAs one survives at both ends, and the old
+/// one goes (RFC 7296 §2.8.1).
+#[test]
+fn simultaneous_child_rekeys_leave_one_sa() {
+    for seed in 50..60 {
+        let (mut a, mut b) = pair(Offer::ike_default(), Offer::child_default(), seed);
+        let (ida, idb, ca, cb) = establish(&mut a, &mut b);
+        a.rekey_child(MS, ida, ca.spi_in, seed % 2 == 0)
+            .expect("rekey");
+        b.rekey_child(MS, idb, cb.spi_in, false).expect("rekey");
+        let (mut ea, mut eb) = run(&mut a, &mut b, MS, &mut no_loss);
+        for _ in 0..3 {
+            let (x, y) = run(&mut a, &mut b, MS, &mut no_loss);
+            ea.extend(x);
+            eb.extend(y);
+        }
+        assert_eq!((children(&ea).len(), children(&eb).len()), (2, 2), "{ea:?}");
+        let (ka, kb) = (&a.sas()[0].children, &b.sas()[0].children);
+        assert_eq!(ka.len(), 1, "seed {seed}: {ka:?} {ea:?}");
+        assert_eq!(kb.as_slice(), &[(ka[0].1, ka[0].0)], "seed {seed}");
+        assert!(ka[0].0 != ca.spi_in);
+        // The survivor's keys agree.
+        let sa_ = children(&ea)
+            .into_iter()
+            .find(|c| c.spi_in == ka[0].0)
+            .expect("a's");
+        let sb = children(&eb)
+            .into_iter()
+            .find(|c| c.spi_in == kb[0].0)
+            .expect("b's");
+        agree(&sa_, &sb);
+    }
+}
