@@ -621,7 +621,8 @@ impl<R: Rng> std::fmt::Debug for Ike<R> {
 
 const NONCE_LEN: usize = 32;
 
-fn ms_ok<T>(r: Option<T>) -> Result<T, Dropped> {
+/// A payload the message must carry.
+fn required<T>(r: Option<T>) -> Result<T, Dropped> {
     r.ok_or(Dropped::Syntax)
 }
 
@@ -1183,9 +1184,10 @@ impl<R: Rng> Ike<R> {
         if let (Some(g), Some(k)) = (group, &dh) {
             b.push(payload::KE, ke_body(g, k.public()));
         }
-        let (tsi, tsr) = self.child_ts(id, rekey_of, &lts, &rts);
-        b.push(payload::TSI, TrafficSelector::encode_list(&tsi));
-        b.push(payload::TSR, TrafficSelector::encode_list(&tsr));
+        // A rekey asks for the configured selectors again; the responder
+        // narrows them as it did the first time.
+        b.push(payload::TSI, TrafficSelector::encode_list(&lts));
+        b.push(payload::TSR, TrafficSelector::encode_list(&rts));
         self.request(
             now_ns,
             id,
@@ -1199,16 +1201,6 @@ impl<R: Rng> Ike<R> {
                 pfs,
             },
         );
-    }
-
-    fn child_ts(
-        &self,
-        _id: SaId,
-        _rekey_of: Option<u32>,
-        lts: &[TrafficSelector],
-        rts: &[TrafficSelector],
-    ) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
-        (lts.to_vec(), rts.to_vec())
     }
 
     fn send_rekey_ike(&mut self, now_ns: u64, id: SaId, group: Option<Group>) {
@@ -1471,7 +1463,7 @@ impl<R: Rng> Ike<R> {
         if half_open >= self.cfg.max_half_open || self.sas.len() >= self.cfg.max_sas {
             return Err(Dropped::Overload);
         }
-        let ni = ms_ok(p.nonce.clone())?;
+        let ni = required(p.nonce.clone())?;
         if half_open >= self.cfg.cookie_threshold {
             let ip = match src.ip() {
                 std::net::IpAddr::V4(a) => a.octets().to_vec(),
@@ -1494,8 +1486,8 @@ impl<R: Rng> Ike<R> {
                 return Err(Dropped::CookieRequired);
             }
         }
-        let props = ms_ok(p.sa.as_ref())?;
-        let (ke_group, ke_data) = ms_ok(p.ke.clone())?;
+        let props = required(p.sa.as_ref())?;
+        let (ke_group, ke_data) = required(p.ke.clone())?;
         let offer = self.cfg.peers[peer].ike.clone();
         let Some((mut reply, suite)) = offer.choose_ike(props) else {
             let mut b = Builder::new();
@@ -1645,13 +1637,13 @@ impl<R: Rng> Ike<R> {
         if h.spi_r == 0 {
             return Err(Dropped::Syntax);
         }
-        let props = ms_ok(p.sa.as_ref())?;
+        let props = required(p.sa.as_ref())?;
         let Some(suite) = proposal::accept_ike(&offer, props) else {
             self.fail(id, Reason::BadResponse);
             return Ok(());
         };
-        let (g, data) = ms_ok(p.ke.as_ref())?;
-        let nr = ms_ok(p.nonce.clone())?;
+        let (g, data) = required(p.ke.as_ref())?;
+        let nr = required(p.nonce.clone())?;
         if *g != suite.dh.id() || suite.dh != sa.group {
             self.fail(id, Reason::BadResponse);
             return Ok(());
@@ -1737,8 +1729,8 @@ impl<R: Rng> Ike<R> {
         let sa = self.sas.get(&id).ok_or(Dropped::UnknownSpi)?;
         let pc = self.cfg.peers[sa.peer].clone();
         let suite = sa.suite.ok_or(Dropped::UnknownSpi)?;
-        let idi = ms_ok(p.idi.as_ref())?;
-        let (method, auth) = ms_ok(p.auth.as_ref())?;
+        let idi = required(p.idi.as_ref())?;
+        let (method, auth) = required(p.auth.as_ref())?;
         let keys = sa.keys.as_ref().ok_or(Dropped::UnknownSpi)?;
         let want = auth_value(
             &pc.auth,
@@ -2075,7 +2067,7 @@ impl<R: Rng> Ike<R> {
             self.fail(id, r);
             return Ok(());
         };
-        let idr = ms_ok(p.idr.as_ref())?;
+        let idr = required(p.idr.as_ref())?;
         let keys = sa.keys.as_ref().ok_or(Dropped::UnknownSpi)?;
         let want = auth_value(
             &pc.auth,
@@ -2402,7 +2394,7 @@ impl<R: Rng> Ike<R> {
 
     fn info_request(
         &mut self,
-        _now_ns: u64,
+        now_ns: u64,
         id: SaId,
         h: &Header,
         p: Payloads,
@@ -2460,7 +2452,7 @@ impl<R: Rng> Ike<R> {
                 sa.out = None;
                 sa.ops.clear();
                 sa.deadline_ns =
-                    Some(_now_ns.saturating_add(self.cfg.retransmit_initial_ns.saturating_mul(8)));
+                    Some(now_ns.saturating_add(self.cfg.retransmit_initial_ns.saturating_mul(8)));
                 for c in children {
                     self.event(Event::ChildDown {
                         sa: id,
