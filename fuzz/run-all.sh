@@ -17,7 +17,7 @@ runs=${RUNS:-10000000}
 san=${SANITIZER:-none}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(parse_headers stages differential parse_config read_capture control_packets link_protocols)
+    targets=(parse_headers stages differential parse_config read_capture control_packets link_protocols ike_messages)
 fi
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O -s "$san" >/dev/null

@@ -21,6 +21,8 @@
 //! * [`schedule`]: when to compute and publish tables (a state machine);
 //! * [`bfd`]: link liveness, one BFD session (RFC 5880) as a sans-IO
 //!   state machine;
+//! * [`ike`]: IKEv2 between gateways (RFC 7296), a sans-IO endpoint
+//!   that negotiates the data plane's ESP SAs;
 //! * [`notice`], [`signing`]: signed link-state notices on the wire, and who
 //!   signs and verifies them;
 //! * [`flood`]: reliable flooding of notices between neighbours (a sans-IO
@@ -37,6 +39,7 @@ pub mod constellation;
 pub mod flood;
 pub mod flood_sim;
 pub mod ground;
+pub mod ike;
 pub mod labels;
 pub mod notice;
 pub mod propagate;
