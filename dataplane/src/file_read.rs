@@ -122,23 +122,41 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, FileReadError> {
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("mp-file-read-{}", std::process::id()));
+    /// A path in a directory of the test's own, removed with it.
+    struct Tmp(std::path::PathBuf);
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            if let Some(d) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+
+    impl std::ops::Deref for Tmp {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn tmp(name: &str) -> Tmp {
+        let dir = std::env::temp_dir().join(format!("mp-file-read-{}-{name}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        dir.join(name)
+        Tmp(dir.join(name))
     }
 
     #[test]
     fn regular_files_within_the_limit_are_read() {
         let p = tmp("ok");
-        std::fs::write(&p, "abc").expect("write");
+        std::fs::write(&*p, "abc").expect("write");
         assert_eq!(read_text(&p, 3).expect("read"), "abc");
         let e = read_text(&p, 2).expect_err("over the limit");
         assert_eq!(
             e.to_string(),
             "larger than the limit of 2 bytes for this file"
         );
-        std::fs::write(&p, [0xff, 0xfe]).expect("write");
+        std::fs::write(&*p, [0xff, 0xfe]).expect("write");
         assert!(matches!(read_text(&p, 10), Err(FileReadError::NotUtf8(0))));
     }
 
@@ -149,9 +167,9 @@ mod tests {
         let e = read_text(Path::new("/"), CONFIG_LIMIT).expect_err("directory");
         assert_eq!(e.to_string(), "is a directory, not a regular file");
         let fifo = tmp("fifo");
-        let _ = std::fs::remove_file(&fifo);
+        let _ = std::fs::remove_file(&*fifo);
         let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
+            .arg(&*fifo)
             .status()
             .is_ok_and(|s| s.success());
         if made {

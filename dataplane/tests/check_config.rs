@@ -53,7 +53,8 @@ next_hop_mac = "02:00:00:00:00:30"
 "#;
 
 fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mp-check-config-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mp-check-config-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }

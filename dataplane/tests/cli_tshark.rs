@@ -13,7 +13,8 @@ const CONFIGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs");
 const KEY_A_TO_B: &str = "0x4c80cdefbb5d10da906ac73c3613a6342e443b68";
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("meshplane-test-{name}-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("meshplane-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

@@ -58,7 +58,7 @@ impl Mesh {
 
 impl Drop for Mesh {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("MESHPLANE_KEEP_LOGS").is_some() {
             // `down` removes the state directory: keep the nodes' logs.
             let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
                 .join(format!("mesh-logs-{}", std::process::id()));

@@ -1035,7 +1035,10 @@ node = "sat:5"
         let c = agent.apply_repairs(&mut agent.last.as_ref().expect("last").cfg.clone());
         eprintln!("link {me}-{peer}: {before} entries; {c:?}");
         assert!(c.repaired > 0, "{c:?}");
-        assert_eq!(c.unsupported, 0, "a satellite installs every repair, stacks too");
+        assert_eq!(
+            c.unsupported, 0,
+            "a satellite installs every repair, stacks too"
+        );
         let after = leaving(&repaired.tables, port);
         assert_eq!(
             after,
