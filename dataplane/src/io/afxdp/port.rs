@@ -263,10 +263,12 @@ impl AfXdpPort {
     /// frame and its verdict; the descriptors' chunks are given back.
     fn gather(&mut self, k: u32, end: u32, total: usize) -> (UmemFrame, Verdict) {
         let first = self.xsk.rx.get(k);
+        // A slot holds the longest frame the port admits (its room was
+        // sized for it); one that somehow does not is refused like none.
         let slot = if total > self.max_frame {
             None
         } else {
-            self.umem.alloc_jumbo()
+            self.umem.alloc_jumbo().filter(|f| f.tailroom() >= total)
         };
         let Some(mut f) = slot else {
             // Dropped: the first chunk carries the verdict, whole bytes
@@ -287,7 +289,8 @@ impl AfXdpPort {
             return (f, Verdict::Drop(r));
         };
         let mut at = 0usize;
-        let _ = f.append(total);
+        let grown = f.append(total);
+        debug_assert!(grown, "checked above");
         for j in k..end {
             let d = self.xsk.rx.get(j);
             let len = d.len as usize;
