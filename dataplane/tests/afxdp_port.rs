@@ -256,13 +256,22 @@ next_hop_mac = "02:00:00:00:0b:02"
     assert!(!xdp_stays(a_far) && !xdp_stays(b_far));
 }
 
-#[test]
-fn satellite_forwards_jumbo_frames_over_multi_buffer_af_xdp_byte_for_byte() {
+/// A satellite (`[io] mtu = io_mtu`) swapping label 1002 to 1003 from
+/// gsl-a to gsl-b, on veths of MTU `veth_mtu`, with meshplane's own ports
+/// (copy mode) at the far ends as sender and receiver.
+struct Rig {
+    _links: Links,
+    /// The satellite's two interfaces.
+    ifaces: [String; 2],
+    tables: Tables,
+    worker: Worker<AfXdpPort>,
+    gen: AfXdpPort,
+    sink: AfXdpPort,
+}
+
+fn rig(tag: &str, veth_mtu: u32, io_mtu: u16) -> Option<Rig> {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    // veth's MTU above the ports', so that the too-long frames reach them.
-    let Some((_guard, pairs)) = veths_with("xg", 2, 1, 9300) else {
-        return;
-    };
+    let (links, pairs) = veths_with(tag, 2, 1, veth_mtu)?;
     let ((a_node, a_far), (b_node, b_far)) = (&pairs[0], &pairs[1]);
     let sat = node(&format!(
         r#"
@@ -271,7 +280,7 @@ name = "sat"
 role = "satellite"
 [io]
 backend = "afxdp"
-mtu = 9000
+mtu = {io_mtu}
 [[ports]]
 name = "gsl-a"
 mac = "02:00:00:00:01:01"
@@ -293,9 +302,14 @@ next_hop_mac = "02:00:00:00:0b:02"
 "#
     ));
     let far = |name: &str, iface: &str| {
-        node(&format!(
-            "[node]\nname = \"{name}\"\nrole = \"satellite\"\n[io]\nmtu = 9000\n[[ports]]\nname = \"p\"\nmac = \"02:00:00:00:0f:0f\"\niface = \"{iface}\"\nmode = \"copy\"\nrx_ring = 512\ntx_ring = 512\n"
-        ))
+        let text = format!(
+            "[node]\nname = \"{name}\"\nrole = \"satellite\"\n[io]\nmtu = {io_mtu}\n[[ports]]\nname = \"p\"\nmac = \"02:00:00:00:0f:0f\"\niface = \"{iface}\"\nmode = \"copy\"\nrx_ring = 512\ntx_ring = 512\n"
+        );
+        AfXdpNode::open(&node(&text), 1)
+            .expect("open a far end")
+            .into_workers()
+            .remove(0)
+            .remove(0)
     };
     let tables = Tables::from_config(&sat, 1).expect("tables");
     let sat_ports = AfXdpNode::open(&sat, 1)
@@ -303,20 +317,34 @@ next_hop_mac = "02:00:00:00:0b:02"
         .into_workers()
         .pop()
         .expect("one worker");
-    let umem = sat_ports[0].umem().clone();
+    assert!(sat_ports[0].umem().same(sat_ports[1].umem()));
+    Some(Rig {
+        ifaces: [a_node.clone(), b_node.clone()],
+        _links: links,
+        tables,
+        worker: Worker::new(sat_ports),
+        gen: far("gen", a_far),
+        sink: far("sink", b_far),
+    })
+}
+
+#[test]
+fn satellite_forwards_jumbo_frames_over_multi_buffer_af_xdp_byte_for_byte() {
+    // veth's MTU above the ports', so that the too-long frames reach them.
+    let Some(Rig {
+        _links,
+        tables,
+        mut worker,
+        mut gen,
+        mut sink,
+        ifaces: _,
+    }) = rig("xg", 9300, 9000)
+    else {
+        return;
+    };
+    let umem = worker.ports()[0].umem().clone();
     assert_eq!(umem.chunk_size(), 4096, "page chunks");
     assert!(umem.jumbo_slots() > 0, "and jumbo slots for 9098 B frames");
-    let mut worker = Worker::new(sat_ports);
-    let mut gen = AfXdpNode::open(&far("gen", a_far), 1)
-        .expect("open the sender")
-        .into_workers()
-        .remove(0)
-        .remove(0);
-    let mut sink = AfXdpNode::open(&far("sink", b_far), 1)
-        .expect("open the receiver")
-        .into_workers()
-        .remove(0)
-        .remove(0);
 
     // Links of mtu 9080 (9000 + 80): the largest untagged frame a port
     // sends is 9094 B. Mixed in one stream: small frames, frames of one
@@ -411,69 +439,23 @@ next_hop_mac = "02:00:00:00:0b:02"
 
 #[test]
 fn satellite_forwards_frames_of_the_largest_af_xdp_mtu_byte_for_byte() {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     // veth's MTU above [io] mtu, so that the too-long frames reach the port.
-    let Some((_guard, pairs)) = veths_with("xj", 2, 1, 4000) else {
+    let Some(Rig {
+        _links,
+        tables,
+        mut worker,
+        mut gen,
+        mut sink,
+        ifaces,
+    }) = rig("xj", 4000, 3710)
+    else {
         return;
     };
-    let ((a_node, a_far), (b_node, b_far)) = (&pairs[0], &pairs[1]);
-    let sat = node(&format!(
-        r#"
-[node]
-name = "sat"
-role = "satellite"
-[io]
-backend = "afxdp"
-mtu = 3710
-[[ports]]
-name = "gsl-a"
-mac = "02:00:00:00:01:01"
-iface = "{a_node}"
-rx_ring = 512
-tx_ring = 512
-[[ports]]
-name = "gsl-b"
-mac = "02:00:00:00:01:02"
-iface = "{b_node}"
-rx_ring = 512
-tx_ring = 512
-[[lfib]]
-label = 1002
-action = "swap"
-out_label = 1003
-port = "gsl-b"
-next_hop_mac = "02:00:00:00:0b:02"
-"#
-    ));
-    let far = |name: &str, iface: &str| {
-        node(&format!(
-            "[node]\nname = \"{name}\"\nrole = \"satellite\"\n[io]\nmtu = 3710\n[[ports]]\nname = \"p\"\nmac = \"02:00:00:00:0f:0f\"\niface = \"{iface}\"\nmode = \"copy\"\nrx_ring = 512\ntx_ring = 512\n"
-        ))
-    };
-    let tables = Tables::from_config(&sat, 1).expect("tables");
-    let sat_ports = AfXdpNode::open(&sat, 1)
-        .expect("open the satellite")
-        .into_workers()
-        .pop()
-        .expect("one worker");
-    let umem = sat_ports[0].umem().clone();
+    let umem = worker.ports()[0].umem().clone();
     assert_eq!(umem.chunk_size(), 4096, "chunks for 3808 B frames");
-    assert!(sat_ports[0].umem().same(sat_ports[1].umem()));
     // veth refuses native XDP at this MTU (more than one page per packet
     // for a program without frags): generic XDP, which copies into a chunk.
-    assert_eq!(sat_ports[0].xdp_mode(), XdpAttachMode::Generic);
-    let mut worker = Worker::new(sat_ports);
-
-    let mut gen = AfXdpNode::open(&far("gen", a_far), 1)
-        .expect("open the sender")
-        .into_workers()
-        .remove(0)
-        .remove(0);
-    let mut sink = AfXdpNode::open(&far("sink", b_far), 1)
-        .expect("open the receiver")
-        .into_workers()
-        .remove(0)
-        .remove(0);
+    assert_eq!(worker.ports()[0].xdp_mode(), XdpAttachMode::Generic);
 
     // 3710 B IP packets under one label: 3728 B frames, the most [io] mtu
     // 3710 admits with Ethernet and one label. Every 7th frame 3830 B: past
@@ -557,7 +539,7 @@ next_hop_mac = "02:00:00:00:0b:02"
     assert_eq!(umem.references(), 3, "frames leaked");
     drop(worker.into_ports());
     drop((gen, sink));
-    assert!(!xdp_stays(a_node) && !xdp_stays(b_node));
+    assert!(!xdp_stays(&ifaces[0]) && !xdp_stays(&ifaces[1]));
 }
 
 fn open_err(text: &str) -> AfXdpError {

@@ -369,19 +369,22 @@ impl AfXdpPort {
             return None;
         }
         let size = self.umem.chunk_size();
-        if data.len() + RX_HEADROOM <= size {
+        if data.len() <= size {
             let c = self.take_chunk()?;
-            // SAFETY: chunk c is ours and has `size` bytes; RX_HEADROOM +
-            // len <= size; the source is another area.
+            // Headroom is of no use to a frame being sent: what the chunk
+            // leaves of it (an encapsulated frame may have used some).
+            let off = RX_HEADROOM.min(size - data.len());
+            // SAFETY: chunk c is ours and has `size` bytes; off + len <=
+            // size; the source is another area.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     data.as_ptr(),
-                    self.umem.area().add(c as usize + RX_HEADROOM),
+                    self.umem.area().add(c as usize + off),
                     data.len(),
                 )
             };
             out[0] = libc::xdp_desc {
-                addr: c + RX_HEADROOM as u64,
+                addr: c + off as u64,
                 len: data.len() as u32,
                 options: 0,
             };
@@ -559,26 +562,15 @@ impl Port for AfXdpPort {
                 f.desc(&self.umem)
             } else {
                 // A frame of another UMEM: copy it into one of ours.
-                let Some(c) = self.take_chunk() else { break };
-                let size = self.umem.chunk_size();
-                let len = f.len().min(size);
-                let off = RX_HEADROOM.min(size - len);
-                // SAFETY: chunk c is ours and has `size` bytes; off + len
-                // <= size; source and destination are distinct
-                // chunks.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        f.data().as_ptr(),
-                        self.umem.area().add(c as usize + off),
-                        len,
-                    )
-                };
-                self.copied += 1;
-                libc::xdp_desc {
-                    addr: c + off as u64,
-                    len: len as u32,
+                let mut one = [libc::xdp_desc {
+                    addr: 0,
+                    len: 0,
                     options: 0,
+                }];
+                if self.copy_in(f.data(), &mut one, 1).is_none() {
+                    break;
                 }
+                one[0]
             };
             self.xsk.tx.put(sent as u32, d);
             sent += 1;
