@@ -345,6 +345,21 @@ impl AfXdpPort {
             avail -= n;
             sent += 1;
         }
+        self.submit_tx(batch, sent, put, own)
+    }
+
+    /// Hands the `put` descriptors queued for the first `sent` frames of
+    /// `batch` (`own` of them this UMEM's) to the kernel and removes those
+    /// frames: ours are the kernel's until their completions, copied ones
+    /// go back to their own UMEM. Returns `sent`.
+    #[inline]
+    fn submit_tx(
+        &mut self,
+        batch: &mut Batch<UmemFrame>,
+        sent: usize,
+        put: u32,
+        own: usize,
+    ) -> usize {
         if sent == 0 {
             self.kick();
             return 0;
@@ -352,7 +367,6 @@ impl AfXdpPort {
         self.xsk.tx.submit(put);
         for f in batch.consume_front(sent) {
             if self.umem.owns(&f) {
-                // The kernel holds the chunk or slot until its completion.
                 std::mem::forget(f);
             }
         }
@@ -575,20 +589,6 @@ impl Port for AfXdpPort {
             self.xsk.tx.put(sent as u32, d);
             sent += 1;
         }
-        if sent == 0 {
-            self.kick();
-            return 0;
-        }
-        self.xsk.tx.submit(sent as u32);
-        for f in batch.consume_front(sent) {
-            if self.umem.owns(&f) {
-                // The kernel holds the chunk until its completion.
-                std::mem::forget(f);
-            }
-            // A copied foreign frame drops here, back to its own UMEM.
-        }
-        self.umem.frames_in(own);
-        self.kick();
-        sent
+        self.submit_tx(batch, sent, sent as u32, own)
     }
 }
