@@ -21,13 +21,18 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O -s "$san" >/dev/null
+echo "build of $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- .. || echo ' with local changes'), sanitizer $san"
 mkdir -p corpus/parse_config corpus/read_capture
 cp ../dataplane/configs/*.toml corpus/parse_config/
 printf '%-16s %12s %9s %10s %s\n' target executions seconds "exec/s" result
 for t in "${targets[@]}"; do
     log=$(mktemp)
     start=$(date +%s.%N)
-    if cargo fuzz run -O -s "$san" "$t" -- -runs="$runs" -print_final_stats=1 >"$log" 2>&1; then
+    # The binary built above, run directly (as cargo fuzz run does), so
+    # that every target runs the same build even if the sources change.
+    mkdir -p "corpus/$t" "artifacts/$t"
+    if "target/x86_64-unknown-linux-gnu/release/$t" -artifact_prefix="artifacts/$t/" \
+        -runs="$runs" -print_final_stats=1 "corpus/$t" >"$log" 2>&1; then
         result="no finding"
     else
         result="FINDING: see fuzz/artifacts/$t/ and $log"
