@@ -11,10 +11,14 @@ use crate::tables::Tables;
 /// into `Encrypt(fec)`.
 #[inline]
 pub fn classify<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    let mtu = |i: u32| t.fecs.get(i as usize).map_or(0, |e| e.mtu);
-    match super::ip_forward::route(f, &t.fec4, &t.fec6, mtu) {
-        Ok(Some(fec)) => Verdict::Encrypt(fec),
-        Ok(None) => Verdict::Drop(DropReason::NoRoute),
+    let fec = match super::ip_forward::route(f, &t.fec4, &t.fec6) {
+        Ok(Some(fec)) => fec,
+        Ok(None) => return Verdict::Drop(DropReason::NoRoute),
+        Err(r) => return Verdict::Drop(r),
+    };
+    let mtu = t.fecs.get(fec as usize).map_or(0, |e| e.mtu);
+    match super::ip_forward::fits(f.len(), mtu) {
+        Ok(()) => Verdict::Encrypt(fec),
         Err(r) => Verdict::Drop(r),
     }
 }

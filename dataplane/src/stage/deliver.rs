@@ -12,8 +12,7 @@ use crate::tables::Tables;
 /// towards its LAN next hop: `Tx(port)` with a fresh Ethernet header.
 #[inline]
 pub fn deliver<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
-    let mtu = |i: u32| t.delivers.get(i as usize).map_or(0, |d| d.mtu);
-    let idx = match super::ip_forward::route(f, &t.deliver4, &t.deliver6, mtu) {
+    let idx = match super::ip_forward::route(f, &t.deliver4, &t.deliver6) {
         Ok(Some(i)) => i,
         Ok(None) => return Verdict::Drop(DropReason::NoRoute),
         Err(r) => return Verdict::Drop(r),
@@ -21,6 +20,9 @@ pub fn deliver<F: Frame>(f: &mut F, t: &Tables) -> Verdict {
     let Some(d) = t.delivers.get(idx as usize) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
+    if let Err(r) = super::ip_forward::fits(f.len(), d.mtu) {
+        return Verdict::Drop(r);
+    }
     let et = if f.data()[0] >> 4 == 4 {
         ethernet::ethertype::IPV4
     } else {

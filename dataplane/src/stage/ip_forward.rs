@@ -18,30 +18,27 @@ use crate::tables::lpm::{Lpm4, Lpm6};
 
 /// Validates the IP packet at the start of `f`, looks its destination up
 /// in `v4`/`v6` and, when there is a match, decrements its TTL (IPv4, the
-/// checksum patched) or hop limit (IPv6) and checks that it fits
-/// `mtu(match)`: the path MTU of where it goes (a FEC's tunnel MTU, a
-/// LAN port's MTU). Returns the match, None when there is no route, or why
-/// the packet must not be forwarded.
+/// checksum patched) or hop limit (IPv6). Returns the match, None when
+/// there is no route, or why the packet must not be forwarded. The caller
+/// then checks the packet against the MTU of where it goes ([`fits`]).
 #[inline]
-pub(crate) fn route<F: Frame>(
-    f: &mut F,
-    v4: &Lpm4,
-    v6: &Lpm6,
-    mtu: impl Fn(u32) -> usize,
-) -> Result<Option<u32>, DropReason> {
-    let hit = match f.data().first().map(|b| b >> 4) {
+pub(crate) fn route<F: Frame>(f: &mut F, v4: &Lpm4, v6: &Lpm6) -> Result<Option<u32>, DropReason> {
+    match f.data().first().map(|b| b >> 4) {
         Some(4) => route_v4(f, v4),
         Some(6) => route_v6(f, v6),
         _ => Err(DropReason::Malformed),
-    }?;
-    // After the TTL, as RFC 1812 orders them; the packet's own length,
-    // padding already trimmed.
-    if let Some(i) = hit {
-        if f.len() > mtu(i) {
-            return Err(DropReason::TooBig);
-        }
     }
-    Ok(hit)
+}
+
+/// After [`route`] (the TTL first, as RFC 1812 orders them): a packet of
+/// `len` bytes, padding already trimmed, longer than `mtu` (a FEC's tunnel
+/// MTU, a LAN port's MTU) is `too_big`.
+#[inline(always)]
+pub(crate) fn fits(len: usize, mtu: usize) -> Result<(), DropReason> {
+    if len > mtu {
+        return Err(DropReason::TooBig);
+    }
+    Ok(())
 }
 
 #[inline]

@@ -150,8 +150,9 @@ pub fn swap_untagged<F: Frame>(
     rx_mac: &Mac,
     memo: &mut SwapMemo,
 ) -> Option<PortId> {
-    let len = f.len();
-    let h = f.data_mut().first_chunk_mut::<HEAD>()?;
+    let d = f.data_mut();
+    let len = d.len();
+    let h = d.first_chunk_mut::<HEAD>()?;
     // The link-layer checks of `dispatch::check_l2`: a frame they refuse
     // is left for the general path, which drops it with the reason.
     let eth = h.first_chunk::<{ ethernet::HEADER_LEN }>()?;
