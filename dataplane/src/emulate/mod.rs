@@ -782,18 +782,22 @@ impl Emulator {
                 hops: f.hops,
             });
         }
-        let node_name = |id: u32| {
-            if (id as usize) < self.n_sats {
-                format!("sat{id}")
-            } else {
-                name(id - self.n_sats as u32).1
-            }
+        // Node ids as `meshplane routes` prints them: a gateway by its
+        // gid in the station file.
+        let n_sats = self.n_sats as u32;
+        let routes_id = |id: u32| match id.checked_sub(n_sats) {
+            Some(g) => n_sats + name(g).0,
+            None => id,
+        };
+        let node_name = |id: u32| match id.checked_sub(n_sats) {
+            Some(g) => name(g).1,
+            None => format!("sat{id}"),
         };
         let drops: Vec<DropReport> = self
             .drops
             .iter()
             .map(|(&(node, reason), &count)| DropReport {
-                node,
+                node: routes_id(node),
                 name: node_name(node),
                 reason: reason.to_string(),
                 count,
@@ -805,8 +809,8 @@ impl Emulator {
             .iter()
             .filter(|l| l.tail_drops > 0 || l.max_waiting > 0)
             .map(|l| LinkReport {
-                from: l.from,
-                to: l.to,
+                from: routes_id(l.from),
+                to: routes_id(l.to),
                 frames: l.frames,
                 bytes: l.bytes,
                 tail_drops: l.tail_drops,

@@ -106,7 +106,8 @@ pub struct FlowReport {
 /// Drops at one node for one reason.
 #[derive(Clone, Debug, Serialize)]
 pub struct DropReport {
-    /// Node id.
+    /// Node id, as `meshplane routes` numbers them (a gateway is
+    /// satellites + its gid in the station file).
     pub node: u32,
     /// `sat<ID>` or the gateway's name.
     pub name: String,
@@ -121,7 +122,7 @@ pub struct DropReport {
 /// A link that queued or dropped.
 #[derive(Clone, Debug, Serialize)]
 pub struct LinkReport {
-    /// Sending node.
+    /// Sending node (numbered as in [`DropReport::node`]).
     pub from: u32,
     /// Receiving node.
     pub to: u32,
