@@ -153,6 +153,9 @@ struct FlowState {
     one_way: Samples,
     rtt: Samples,
     rtt_err_ns: Option<u64>,
+    /// Pings answered and not yet back: (seq, the RTT of the routes of
+    /// the request's send time and of the reply's).
+    expected: std::collections::VecDeque<(u32, Option<u64>)>,
     path: Option<u64>,
     path_changes: u64,
     hops: u16,
@@ -341,6 +344,7 @@ impl Emulator {
                 one_way: Samples::default(),
                 rtt: Samples::default(),
                 rtt_err_ns: None,
+                expected: std::collections::VecDeque::new(),
                 path: None,
                 path_changes: 0,
                 hops: 0,
@@ -655,15 +659,14 @@ impl Emulator {
         Some(d)
     }
 
-    /// The RTT of the shortest path from `src` to `dst` (gateway nodes) in
-    /// the epoch in force at `t_ns`, as `meshplane routes` gives it for
-    /// that epoch's geometry.
-    fn routes_rtt_ns(&self, t_ns: u64, src: NodeId, dst: NodeId) -> Option<u64> {
+    /// The one-way delay of the shortest path from `src` to `dst`
+    /// (gateway nodes) in the epoch in force at `t_ns`, as `meshplane
+    /// routes` gives it for that epoch's geometry (half its RTT).
+    fn routes_one_way_ns(&self, t_ns: u64, src: NodeId, dst: NodeId) -> Option<f64> {
         let p = &self.pubs[self.active_at(t_ns)?];
         let gid = (dst as usize).checked_sub(self.n_sats)?;
         let d = *p.spts.get(gid)?.dist.get(src as usize)?;
-        d.is_finite()
-            .then(|| (2.0 * d / SPEED_OF_LIGHT_M_S * 1e9).round() as u64)
+        d.is_finite().then(|| d / SPEED_OF_LIGHT_M_S * 1e9)
     }
 
     /// A frame a gateway delivered to its LAN host.
@@ -679,11 +682,17 @@ impl Emulator {
         }
         let delay = now.saturating_sub(p.sent_ns);
         if p.kind == kind::REPLY {
-            let expected = {
-                let fl = &self.flows[flow];
-                self.routes_rtt_ns(p.sent_ns, fl.src_node, fl.dst_node)
-            };
             let fl = &mut self.flows[flow];
+            while fl.expected.front().is_some_and(|&(s, _)| s < p.seq) {
+                fl.expected.pop_front();
+            }
+            let expected = match fl.expected.front() {
+                Some(&(s, e)) if s == p.seq => {
+                    fl.expected.pop_front();
+                    e
+                }
+                _ => None,
+            };
             fl.replies += 1;
             fl.rtt.push(delay);
             if fl.max_back.is_some_and(|s| p.seq < s) {
@@ -715,8 +724,15 @@ impl Emulator {
             self.pool.push(f);
             return;
         }
-        // The host answers at once, with a packet of the same size.
-        let (src_ip, dst_ip) = (fl.dst_ip, fl.src_ip);
+        // The host answers at once, with a packet of the same size. The
+        // RTT to expect: the routes of the request's send time one way, of
+        // now (the reply's) the other (they differ when a path changes in
+        // between).
+        let (src_ip, dst_ip, a, b) = (fl.dst_ip, fl.src_ip, fl.src_node, fl.dst_node);
+        let there = self.routes_one_way_ns(p.sent_ns, a, b);
+        let back = self.routes_one_way_ns(now, b, a);
+        let expected = there.zip(back).map(|(x, y)| (x + y).round() as u64);
+        self.flows[flow].expected.push_back((p.seq, expected));
         let len = f.len();
         self.pool.push(f);
         traffic::build(

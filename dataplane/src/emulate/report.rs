@@ -93,8 +93,10 @@ pub struct FlowReport {
     pub one_way_ms: Option<Summary>,
     /// Round-trip time (ping flows).
     pub rtt_ms: Option<Summary>,
-    /// Largest difference between a ping's RTT and the RTT of the shortest
-    /// path at its send time (`meshplane routes` at the epoch's geometry).
+    /// Largest difference between a ping's RTT and what `meshplane routes`
+    /// gives for it: the shortest path's one-way delay at the request's
+    /// send time plus that of the way back at the reply's (the geometry
+    /// of the epochs in force then); serialisation and queueing included.
     pub rtt_vs_routes_max_ms: Option<f64>,
     /// Times the source -> destination packets arrived over another path
     /// than the packet before.
