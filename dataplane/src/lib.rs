@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod drop_reason;
+pub mod emulate;
 pub mod file_read;
 pub mod frame;
 pub mod gen;

@@ -55,6 +55,10 @@ enum Cmd {
     /// Plan an emulated mesh: the nodes, links and configurations that
     /// carry one gateway pair's routes over a window (for scripts/mesh).
     MeshPlan(meshplane::cli::mesh::MeshPlanArgs),
+    /// Emulate the constellation in one process, in virtual time: every
+    /// satellite and gateway on the production data plane, links with
+    /// their propagation delay and capacity, flows between gateway pairs.
+    Emulate(meshplane::cli::emulate::EmulateArgs),
     /// Run a node on the devices its configuration names (backend `dpdk`,
     /// `afxdp`, or `auto`: DPDK, else AF_XDP): pinned workers on the
     /// configured cores, a stats table each second, SIGHUP reloads the
@@ -233,6 +237,7 @@ fn main() {
         Cmd::CheckHost(a) => meshplane::cli::check_host::run(&a),
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
         Cmd::MeshPlan(a) => meshplane::cli::mesh::run(&a),
+        Cmd::Emulate(a) => meshplane::cli::emulate::run(&a),
         Cmd::Keys(a) => meshplane::cli::keys::run(&a),
         Cmd::Run(a) => run_cmd(a),
         Cmd::Ctl(a) => meshplane::cli::ctl::run(&a),

@@ -4,6 +4,7 @@
 
 pub mod check_host;
 pub mod ctl;
+pub mod emulate;
 pub mod keys;
 pub mod mesh;
 pub mod routes;

@@ -17,15 +17,15 @@
 
 use super::clock::GeometryClock;
 use super::failures::FailureFeed;
-use super::install::{route_changes, InstallCounts, NextHops, RouteChange, RouteInstaller};
+use super::install::{
+    route_changes, InstallCounts, NextHops, PublicationInstaller, RouteChange, RouteInstaller,
+};
 use super::ControlError;
 use crate::config::{node_address, NodeConfig, NodeRef, NodeRouteConfig, Role};
 use crate::tables::{SaStore, Tables};
 use meshplane_control::labels::LabelPlan;
 use meshplane_control::repair::{Destination, RepairTable, Repairer};
-use meshplane_control::routing::{FirstHops, Router};
 use meshplane_control::schedule::{FailureEvent, Publication, ScheduleConfig, Scheduler};
-use meshplane_control::tables::{sat_label_lfib, SatHops};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -90,10 +90,16 @@ impl std::fmt::Display for InstallReason {
     }
 }
 
+/// When a node that only switches labels (a satellite) installs the
+/// tables that activate at `activate_at_ns`: half a step ahead.
+pub fn early_install_ns(activate_at_ns: u64, step_ns: u64) -> u64 {
+    activate_at_ns.saturating_sub(step_ns / 2)
+}
+
 /// One node's control plane.
 pub struct ControlAgent {
     cfg: NodeConfig,
-    installer: RouteInstaller,
+    installer: PublicationInstaller,
     sched: Scheduler,
     store: SaStore,
     early: bool,
@@ -123,13 +129,6 @@ pub struct ControlAgent {
     n_sats: u32,
     /// Names and addresses of the constellation's nodes.
     book: super::address_book::AddressBook,
-    /// Scratch space for this node's first hops toward every satellite.
-    router: Router,
-    /// The first hops last computed (their buffers are reused).
-    first: FirstHops,
-    /// The first hops the last install of each satellite-label block
-    /// used (index = block), to carry into the next epoch's tables.
-    sat_hops: [Option<SatHops>; 2],
 }
 
 /// What the last install was made of.
@@ -243,7 +242,7 @@ impl ControlAgent {
         sched.set_failures(failures);
         Ok(ControlAgent {
             cfg: cfg.clone(),
-            installer,
+            installer: PublicationInstaller::new(installer),
             sched,
             store: SaStore::default(),
             early: cfg.role == Role::Satellite,
@@ -261,9 +260,6 @@ impl ControlAgent {
             clock: GeometryClock::new(c.anchor_unix_ms, c.time_scale),
             n_sats: n_sats as u32,
             book,
-            router: Router::new(),
-            first: FirstHops::default(),
-            sat_hops: [None, None],
         })
     }
 
@@ -290,7 +286,7 @@ impl ControlAgent {
 
     /// The node id this agent installs tables for.
     pub fn node(&self) -> NodeId {
-        self.installer.node()
+        self.installer.installer().node()
     }
 
     /// Names and addresses of the constellation's nodes.
@@ -305,28 +301,16 @@ impl ControlAgent {
 
     fn install(&mut self, p: &Publication, reason: InstallReason) -> Result<Install, ControlError> {
         let plan = *self.sched.engine_mut().label_plan();
-        let node = self.installer.node();
         let epoch = p.tables.epoch;
-        // Satellite labels: this node's own first hops over the epoch's
-        // graph, the previous block as the last install of it had it.
-        self.router
-            .first_hops_into(&p.topology, node, &mut self.first);
-        let current = SatHops {
-            node,
-            epoch,
-            hops: self.first.hop.clone(),
-        };
-        let previous = self.sat_hops[LabelPlan::block_of(epoch ^ 1)].as_ref();
-        let sat = sat_label_lfib(
-            &plan,
-            p.topology.n_sats(),
-            &current,
-            previous,
-            self.sched.failures(),
-        )
-        .map_err(meshplane_control::Error::from)?;
-        let (mut cfg, counts) = self.installer.node_config(&self.cfg, &p.tables, &sat);
-        let hops = self.installer.next_hops(&p.tables, &plan);
+        // Gateway labels from the snapshot; satellite labels from this
+        // node's own first hops over the epoch's graph, the previous block
+        // as the last install of it had it.
+        let compiled = self
+            .installer
+            .compile(&self.cfg, p, &plan, self.sched.failures())?;
+        let current = compiled.sat_hops;
+        let (mut cfg, counts, hops) = (compiled.cfg, compiled.counts, compiled.hops);
+        let node = self.installer.installer().node();
         // A satellite's own packets toward a gateway's address take that
         // gateway's label, as data does (a gateway reaches its peers
         // through the FEC of its SA to them): the label of the epoch that
@@ -395,7 +379,7 @@ impl ControlAgent {
             .as_ref()
             .map_or_else(Vec::new, |old| route_changes(old, &hops));
         self.hops = Some(hops);
-        self.sat_hops[LabelPlan::block_of(epoch)] = Some(current);
+        self.installer.commit(current);
         Ok(Install {
             tables,
             epoch: p.epoch,
@@ -618,7 +602,7 @@ impl ControlAgent {
             if let Some(p) = self.sched.pending() {
                 let key = (p.epoch, p.activate_at_ns);
                 if self.early_done != Some(key)
-                    && now_ns.saturating_add(self.step_ns / 2) >= p.activate_at_ns
+                    && now_ns >= early_install_ns(p.activate_at_ns, self.step_ns)
                 {
                     let p = p.clone();
                     out.push(self.install(&p, InstallReason::Early)?);
@@ -635,7 +619,7 @@ impl ControlAgent {
         if self.early {
             if let Some(p) = self.sched.pending() {
                 if self.early_done != Some((p.epoch, p.activate_at_ns)) {
-                    at = at.min(p.activate_at_ns.saturating_sub(self.step_ns / 2));
+                    at = at.min(early_install_ns(p.activate_at_ns, self.step_ns));
                 }
             }
         }
@@ -684,6 +668,7 @@ mod tests {
     use super::*;
     use crate::packet::mpls::MplsEntry;
     use crate::tables::NodeRoute;
+    use meshplane_control::routing::{FirstHops, Router};
     use std::net::Ipv4Addr;
 
     const SATELLITE: &str = r#"
@@ -1101,7 +1086,6 @@ node = "sat:5"
     #[test]
     fn each_node_s_own_install_carries_a_satellite_s_label_to_it_along_the_shortest_path() {
         use crate::frame::{Batch, Frame, HeapFrame, Verdict};
-        use meshplane_control::routing::{FirstHops, Router};
         use std::collections::HashMap;
         let stations = GroundStations::top100();
         let engine =
@@ -1239,7 +1223,10 @@ node = "sat:5"
                 median_time(runs, || router.first_hops_into(&p1.topology, id, &mut hops));
             let mut store = SaStore::default();
             let without = median_time(runs, || {
-                let (cfg, _) = agent.installer.node_config(&agent.cfg, &p1.tables, &[]);
+                let (cfg, _) = agent
+                    .installer
+                    .installer()
+                    .node_config(&agent.cfg, &p1.tables, &[]);
                 Tables::from_config_with(&cfg, 1, &mut store).expect("tables");
             });
             let ms = |d: Duration| d.as_secs_f64() * 1e3;

@@ -16,8 +16,10 @@
 use super::ControlError;
 use crate::config::{FecConfig, LfibAction, LfibConfig, Mac, NodeConfig, Prefix, SaDir};
 use meshplane_control::labels::LabelPlan;
-use meshplane_control::tables::{self as ctables, NodeTables, TableSet};
-use meshplane_control::{GroundStations, NodeId};
+use meshplane_control::routing::{FirstHops, Router};
+use meshplane_control::schedule::Publication;
+use meshplane_control::tables::{self as ctables, sat_label_lfib, NodeTables, SatHops, TableSet};
+use meshplane_control::{Failures, GroundStations, NodeId};
 use std::collections::{BTreeMap, HashMap};
 
 /// Frames on a link without a configured peer MAC go to broadcast (the
@@ -273,6 +275,93 @@ impl RouteInstaller {
                 }
             }
         })
+    }
+}
+
+/// One node's share of each publication, in the order a node installs
+/// them: its gateway-label routes from the snapshot and the satellites'
+/// node labels from its own first hops over the epoch's graph (one
+/// Dijkstra from itself), the previous block as the last install of that
+/// block had it (make-before-break). The control agent and the emulator
+/// both install through this.
+#[derive(Debug)]
+pub struct PublicationInstaller {
+    installer: RouteInstaller,
+    /// Scratch space for this node's first hops toward every satellite.
+    router: Router,
+    /// The first hops last computed (their buffers are reused).
+    first: FirstHops,
+    /// The first hops the last install of each satellite-label block
+    /// used (index = block), to carry into the next epoch's tables.
+    sat_hops: [Option<SatHops>; 2],
+}
+
+/// A node's configuration for one publication, before it is committed.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The node's configuration with the computed routes.
+    pub cfg: NodeConfig,
+    /// What went in and what was left out.
+    pub counts: InstallCounts,
+    /// Where the node sends traffic toward each egress gateway.
+    pub hops: NextHops,
+    /// The first hops toward the satellites it used, to
+    /// [`PublicationInstaller::commit`] once its tables are in place.
+    pub sat_hops: SatHops,
+}
+
+impl PublicationInstaller {
+    /// Installs through `installer`.
+    pub fn new(installer: RouteInstaller) -> Self {
+        PublicationInstaller {
+            installer,
+            router: Router::new(),
+            first: FirstHops::default(),
+            sat_hops: [None, None],
+        }
+    }
+
+    /// The node's route installer.
+    pub fn installer(&self) -> &RouteInstaller {
+        &self.installer
+    }
+
+    /// `base` with this node's routes of publication `p` (labels from
+    /// `plan`; `failures` as the schedule knows them).
+    pub fn compile(
+        &mut self,
+        base: &NodeConfig,
+        p: &Publication,
+        plan: &LabelPlan,
+        failures: &Failures,
+    ) -> Result<Compiled, ControlError> {
+        let node = self.installer.node();
+        let epoch = p.tables.epoch;
+        self.router
+            .first_hops_into(&p.topology, node, &mut self.first);
+        let current = SatHops {
+            node,
+            epoch,
+            hops: self.first.hop.clone(),
+        };
+        let previous = self.sat_hops[LabelPlan::block_of(epoch ^ 1)].as_ref();
+        let sat = sat_label_lfib(plan, p.topology.n_sats(), &current, previous, failures)
+            .map_err(meshplane_control::Error::from)?;
+        let (cfg, counts) = self.installer.node_config(base, &p.tables, &sat);
+        let hops = self.installer.next_hops(&p.tables, plan);
+        Ok(Compiled {
+            cfg,
+            counts,
+            hops,
+            sat_hops: current,
+        })
+    }
+
+    /// Records the first hops of an install that took effect: the next
+    /// epoch of the other label block carries them.
+    pub fn commit(&mut self, hops: SatHops) {
+        let block = LabelPlan::block_of(hops.epoch);
+        self.sat_hops[block] = Some(hops);
     }
 }
 

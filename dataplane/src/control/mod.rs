@@ -30,7 +30,10 @@ pub mod services;
 pub use agent::{ControlAgent, Install, InstallReason, LinkNews};
 pub use clock::GeometryClock;
 pub use failures::FailureFeed;
-pub use install::{route_changes, InstallCounts, NextHops, RouteChange, RouteInstaller};
+pub use install::{
+    route_changes, Compiled, InstallCounts, NextHops, PublicationInstaller, RouteChange,
+    RouteInstaller,
+};
 pub use mgmt::{MgmtError, MgmtNode, MgmtOptions, MgmtServer, OamKind, OamRequest, OamResult};
 
 /// Why the control plane of a node could not start or run.

@@ -1,0 +1,180 @@
+//! `meshplane emulate` at a small scale: what a user checks first.
+//!
+//! * Unloaded links lose nothing, and every ping's RTT is that of the
+//!   shortest path `meshplane routes` computes for the instant it was sent
+//!   (within 0.1 ms), whichever path change falls in between.
+//! * A flow pushed past a link's capacity queues and loses frames at the
+//!   tail of that link, and a flow that does not cross it sees neither.
+//! * Every frame lost has a node and a reason.
+
+use meshplane::emulate::traffic::{FlowKind, FlowSpec};
+use meshplane::emulate::{self, report::Report, Options};
+use meshplane::gen::FrameSize;
+use meshplane_control::{Constellation, Engine, Failures, GroundStations, Preset};
+
+fn gids(names: &[&str]) -> (GroundStations, Vec<u32>) {
+    let st = GroundStations::top100();
+    let mut g: Vec<u32> = names.iter().map(|n| st.find(n).expect("station")).collect();
+    g.sort_unstable();
+    (st, g)
+}
+
+/// Index of station `name` among the emulated gateways.
+fn index(st: &GroundStations, gateways: &[u32], name: &str) -> u32 {
+    let gid = st.find(name).expect("station");
+    gateways.iter().position(|&g| g == gid).expect("emulated") as u32
+}
+
+fn assert_every_loss_has_a_node_and_reason(r: &Report) {
+    let dropped: u64 = r.drops.iter().map(|d| d.count).sum();
+    assert_eq!(
+        r.totals.lost, dropped,
+        "every frame lost is a drop with a node and a reason: {:?}",
+        r.drops
+    );
+    for f in &r.flows {
+        assert_eq!(f.lost, f.dropped, "{} -> {}", f.src, f.dst);
+    }
+}
+
+#[test]
+fn unloaded_pings_lose_nothing_and_measure_the_routes_rtt() {
+    let names = ["London", "New-York-Newark", "Tokyo", "3"];
+    let (st, gateways) = gids(&names);
+    let at_s = 30.0;
+    let mut o = Options::new(Preset::Starlink550, st.clone(), gateways.clone());
+    o.at_s = at_s;
+    o.duration_s = 2.0;
+    o.drain_s = 0.5;
+    o.record_pings = true;
+    o.flows = emulate::flows_for(
+        &emulate::pairs(gateways.len() as u32, None),
+        10.0,
+        FrameSize::Imix,
+        FlowKind::Ping,
+    );
+    let r = emulate::run(&o).expect("run");
+    assert_eq!(r.flows.len(), 6);
+    assert_eq!(r.totals.sent, 6 * 20);
+    assert_eq!(r.totals.lost, 0, "drops: {:?}", r.drops);
+    assert!(r.drops.is_empty(), "{:?}", r.drops);
+    assert_eq!(r.pings.len() as u64, r.totals.replies);
+    assert!(r.totals.epochs >= 25, "a table epoch every 100 ms");
+    assert_every_loss_has_a_node_and_reason(&r);
+
+    // The RTT `meshplane routes` gives for each ping's send time.
+    let mut engine = Engine::new(Constellation::preset(Preset::Starlink550), st).expect("engine");
+    let n_sats = engine.constellation().len() as u32;
+    let none = Failures::new();
+    let mut worst: f64 = 0.0;
+    for &(flow, sent_ns, rtt_ns) in &r.pings {
+        let f = &o.flows[flow as usize];
+        let (src, dst) = (gateways[f.src as usize], gateways[f.dst as usize]);
+        let topo = engine
+            .topology(at_s + sent_ns as f64 / 1e9, &none)
+            .expect("topology");
+        let want = engine
+            .tree(&topo, dst)
+            .path_from(n_sats + src)
+            .expect("a path")
+            .rtt_ms();
+        let got = rtt_ns as f64 / 1e6;
+        assert!(
+            (got - want).abs() < 0.1,
+            "flow {flow} sent at {sent_ns} ns: RTT {got} ms, routes say {want} ms"
+        );
+        worst = worst.max((got - want).abs());
+    }
+    eprintln!("largest RTT difference from routes: {worst:.6} ms");
+    for f in &r.flows {
+        let rtt = f.rtt_ms.expect("RTTs");
+        assert!(rtt.min > 5.0 && rtt.max < 400.0, "{f:?}");
+        assert!(f.rtt_vs_routes_max_ms.expect("compared") < 0.1, "{f:?}");
+        assert!(f.hops >= 3, "gateway, a satellite at least, gateway");
+    }
+
+    // The JSON names what the README documents.
+    let v = serde_json::to_value(&r).expect("json");
+    let f = &v["flows"][0];
+    for key in [
+        "src_gid",
+        "dst_gid",
+        "sent",
+        "received",
+        "lost",
+        "reordered",
+        "path_changes",
+    ] {
+        assert!(f[key].is_u64(), "{key}: {f}");
+    }
+    for key in ["one_way_ms", "rtt_ms"] {
+        for q in ["min", "p50", "p99", "max"] {
+            assert!(f[key][q].is_f64(), "{key}.{q}: {f}");
+        }
+    }
+}
+
+#[test]
+fn a_flow_past_a_links_capacity_queues_and_drops_there_and_no_other_flow_suffers() {
+    let names = ["London", "New-York-Newark", "Tokyo", "Sydney"];
+    let (st, gateways) = gids(&names);
+    let i = |n: &str| index(&st, &gateways, n);
+    let mut o = Options::new(Preset::Starlink550, st.clone(), gateways.clone());
+    o.at_s = 30.0;
+    o.duration_s = 0.5;
+    o.drain_s = 0.5;
+    // 20 Mbit/s ground links, ample ISLs: 1000-byte frames at 4000/s
+    // (32 Mbit/s) overload London's uplink.
+    o.gsl_bps = 20e6;
+    o.queue_frames = 64;
+    o.flows = vec![
+        FlowSpec {
+            src: i("London"),
+            dst: i("New-York-Newark"),
+            rate_pps: 4000.0,
+            size: FrameSize::Fixed(1000),
+            kind: FlowKind::Oneway,
+        },
+        FlowSpec {
+            src: i("Tokyo"),
+            dst: i("Sydney"),
+            rate_pps: 50.0,
+            size: FrameSize::Fixed(200),
+            kind: FlowKind::Ping,
+        },
+    ];
+    let r = emulate::run(&o).expect("run");
+    let (heavy, light) = (&r.flows[0], &r.flows[1]);
+    assert_every_loss_has_a_node_and_reason(&r);
+
+    // The heavy flow: tail drops on London's uplink, and the delay of a
+    // full queue (64 frames of ~1 KB at 20 Mbit/s: some 27 ms).
+    assert!(heavy.lost > 0, "{heavy:?}");
+    let ow = heavy.one_way_ms.expect("delays");
+    assert!(ow.p99 - ow.min > 10.0, "queueing delay: {ow:?}");
+    let london = r.satellites as u32 + gateways[i("London") as usize];
+    let dropping: Vec<_> = r.links.iter().filter(|l| l.tail_drops > 0).collect();
+    assert!(!dropping.is_empty());
+    assert!(
+        dropping.iter().all(|l| l.from == london),
+        "only London's uplink drops: {dropping:?}"
+    );
+    assert!(r
+        .drops
+        .iter()
+        .all(|d| d.node == london && d.reason == "queue_full"));
+
+    // The light flow: nothing lost, no queueing, the routes' RTT.
+    assert_eq!((light.lost, light.dropped), (0, 0), "{light:?}");
+    let lo = light.one_way_ms.expect("delays");
+    assert!(lo.max - lo.min < 0.1, "no queueing: {lo:?}");
+    // Its RTT is the routes' plus the time its four ground-link crossings
+    // take at 20 Mbit/s (a 196-byte packet is some 276 bytes on the wire
+    // once labelled and encrypted: 110 us each), nothing more.
+    let serialisation_ms = 4.0 * 276.0 * 8.0 / 20e6 * 1e3;
+    let over = light.rtt_vs_routes_max_ms.expect("compared");
+    assert!(
+        (over - serialisation_ms).abs() < 0.1,
+        "{over} ms over the routes' RTT: {light:?}"
+    );
+}
