@@ -18,8 +18,8 @@
 //!   ID_RFC822_ADDR an rfc822Name, ID_IPV4/6_ADDR an iPAddress of the
 //!   subjectAltName.
 //!
-//! The private key is read from PKCS#8 through a buffer that is zeroized
-//! when dropped; aws-lc keeps it in memory it cleanses when freed.
+//! The private key is read from PKCS#8 through buffers that are wiped
+//! after use; aws-lc keeps it in memory it cleanses when freed.
 //! [`issue`] makes a CA and gateway certificates (rcgen).
 
 use super::wire::Identity;
@@ -32,7 +32,7 @@ use rustls_pki_types::{
 use std::time::Duration;
 use webpki::aws_lc_rs as algs;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 pub mod issue;
 
@@ -221,13 +221,17 @@ impl Credentials {
         let cert =
             CertificateDer::from_pem_slice(cert).map_err(|_| CertError::Pem("CERTIFICATE"))?;
         let ca = CertificateDer::from_pem_slice(ca).map_err(|_| CertError::Pem("CERTIFICATE"))?;
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(|_| CertError::Pem("PRIVATE KEY"))?;
-        let PrivateKeyDer::Pkcs8(k) = key else {
-            return Err(CertError::Key);
+        let mut key =
+            PrivateKeyDer::from_pem_slice(key).map_err(|_| CertError::Pem("PRIVATE KEY"))?;
+        let r = match &key {
+            PrivateKeyDer::Pkcs8(k) => {
+                Credentials::from_der(cert.to_vec(), k.secret_pkcs8_der(), ca.to_vec())
+            }
+            _ => Err(CertError::Key),
         };
-        let pkcs8 = Zeroizing::new(k.secret_pkcs8_der().to_vec());
-        drop(k);
-        Credentials::from_der(cert.to_vec(), &pkcs8, ca.to_vec())
+        // The decoded key is not wiped on drop by itself.
+        key.zeroize();
+        r
     }
 
     /// From DER: our certificate, our PKCS#8 private key, the CA's

@@ -72,6 +72,33 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// PKCS#8 DER as PEM ("PRIVATE KEY"), written straight into wiped memory
+/// (rcgen's own PEM leaves a copy behind).
+fn private_key_pem(der: &[u8]) -> Zeroizing<String> {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    // Room for all of it: a String that grew would leave its old buffer
+    // unwiped.
+    let mut s = Zeroizing::new(String::with_capacity(128 + 2 * der.len()));
+    s.push_str("-----BEGIN PRIVATE KEY-----\n");
+    for (i, c) in der.chunks(3).enumerate() {
+        if i > 0 && i % 16 == 0 {
+            s.push('\n');
+        }
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                s.push(char::from(B64[(n >> (18 - 6 * k)) as usize & 63]));
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s.push_str("\n-----END PRIVATE KEY-----\n");
+    s
+}
+
 fn at(unix_secs: u64) -> Result<time::OffsetDateTime, IssueError> {
     i64::try_from(unix_secs)
         .ok()
@@ -120,7 +147,7 @@ impl Ca {
 
     /// The CA's private key, PEM (PKCS#8), to keep offline.
     pub fn key_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(self.key.serialize_pem())
+        private_key_pem(self.key.serialized_der())
     }
 
     /// A certificate for gateway `gateway` (a DNS name: its ID_FQDN) with
@@ -149,7 +176,7 @@ impl Ca {
         let issued = Issued {
             cert_pem: cert.pem(),
             cert_der: cert.der().to_vec(),
-            key_pem: Zeroizing::new(key.serialize_pem()),
+            key_pem: private_key_pem(key.serialized_der()),
             key_der: Zeroizing::new(key.serialize_der()),
         };
         key.zeroize();

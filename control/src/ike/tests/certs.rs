@@ -445,6 +445,13 @@ fn credentials_are_checked_when_made() {
         Credentials::from_pem(b"junk", i.key_pem.as_bytes(), ca.cert_pem().as_bytes()).err(),
         Some(CertError::Pem("CERTIFICATE"))
     );
+    // The key's PEM is its PKCS#8, in 64-column lines.
+    for k in [&i, &j] {
+        use rustls_pki_types::pem::PemObject;
+        let d = rustls_pki_types::PrivateKeyDer::from_pem_slice(k.key_pem.as_bytes()).expect("pem");
+        assert_eq!(d.secret_der(), k.key_der.as_slice());
+        assert!(k.key_pem.lines().all(|l| l.len() <= 64));
+    }
     let c = Credentials::from_der(i.cert_der.clone(), &i.key_der, ca.cert_der()).expect("ok");
     // Secrets do not print.
     let dbg = format!("{c:?} {i:?} {ca:?}");
