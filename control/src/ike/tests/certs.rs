@@ -521,3 +521,57 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn no_signature_with_a_hash_the_peer_did_not_announce() {
+    // An Ed25519 initiator whose responder announces SHA2-256 only: the
+    // initiator's signature needs Identity, so it sends no IKE_AUTH and
+    // gives up.
+    let ca = &cas()[1];
+    let a = fresh(ca, A, alg(1), NOW - DAY, NOW + DAY);
+    let b = fresh(ca, B, alg(1), NOW - DAY, NOW + DAY);
+    let (mut x, mut y) = cert_pair(a, b, 12);
+    x.initiate(0, "b").expect("initiate");
+    let t = x.poll_transmit().expect("IKE_SA_INIT");
+    y.on_datagram(0, t.src, t.dst, &t.bytes).expect("answered");
+    let r = y.poll_transmit().expect("response");
+    let h = Header::parse(&r.bytes).expect("header");
+    let (list, _) =
+        wire::walk(h.next, &r.bytes[wire::HEADER_LEN..], wire::HEADER_LEN).expect("walk");
+    let mut b = wire::Builder::new();
+    let mut replaced = false;
+    for p in &list {
+        let mut body = p.body.to_vec();
+        if p.ty == wire::payload::NOTIFY {
+            let mut n = wire::Payloads::decode(std::slice::from_ref(p))
+                .expect("notify")
+                .notifies
+                .remove(0);
+            if n.ty == wire::notify::SIGNATURE_HASH_ALGORITHMS {
+                n.data = cert::hash::SHA2_256.to_be_bytes().to_vec();
+                body = n.encode();
+                replaced = true;
+            }
+        }
+        b.push(p.ty, body);
+    }
+    assert!(replaced);
+    let m = wire::plain_message(h, &b);
+    let _ = x.on_datagram(0, r.src, r.dst, &m);
+    let mut ev = vec![];
+    while let Some(e) = x.poll_event() {
+        ev.push(e);
+    }
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::IkeDown {
+                reason: Reason::NoProposal,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert!(x.poll_transmit().is_none(), "an IKE_AUTH was sent");
+    assert!(x.sas().is_empty());
+}
