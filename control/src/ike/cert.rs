@@ -523,3 +523,82 @@ pub fn parse_hashes(data: &[u8]) -> Vec<u16> {
 pub fn announced_hashes() -> Vec<u8> {
     ANNOUNCED.iter().flat_map(|h| h.to_be_bytes()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every identity type against a certificate that carries a name of
+    /// each kind.
+    #[test]
+    fn identities_are_found_where_rfc_4945_puts_them() {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "gw0.mesh");
+        p.subject_alt_names = vec![
+            rcgen::SanType::DnsName("gw0.mesh".try_into().expect("dns")),
+            rcgen::SanType::Rfc822Name("ops@gw0.mesh".try_into().expect("mail")),
+            rcgen::SanType::IpAddress("10.0.0.1".parse().expect("ip")),
+            rcgen::SanType::IpAddress("fd00::1".parse().expect("ip")),
+        ];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let der = p.self_signed(&key).expect("cert").der().to_vec();
+        let x = parse(&der).expect("parse");
+        let subject = x.subject().as_raw().to_vec();
+        for (id, want) in [
+            (Identity::fqdn("gw0.mesh"), true),
+            (Identity::fqdn("GW0.Mesh"), true),
+            (Identity::fqdn("gw1.mesh"), false),
+            (Identity::rfc822("ops@gw0.mesh"), true),
+            (Identity::rfc822("gw0.mesh"), false),
+            (Identity::addr("10.0.0.1".parse().expect("ip")), true),
+            (Identity::addr("fd00::1".parse().expect("ip")), true),
+            (Identity::addr("10.0.0.2".parse().expect("ip")), false),
+            (Identity::dn(&subject), true),
+            (Identity::dn(&subject[..subject.len() - 1]), false),
+            (
+                Identity {
+                    ty: Identity::KEY_ID,
+                    data: b"gw0.mesh".to_vec(),
+                },
+                false,
+            ),
+        ] {
+            assert_eq!(covers(&x, &id), want, "{id}");
+        }
+        // The same DN with a PrintableString CN (as another implementation
+        // may encode a configured DN) is the same name.
+        let mut q = rcgen::CertificateParams::default();
+        q.distinguished_name = rcgen::DistinguishedName::new();
+        q.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            rcgen::DnValue::PrintableString("gw0.mesh".try_into().expect("printable")),
+        );
+        let other = q.self_signed(&key).expect("cert").der().to_vec();
+        let y = parse(&other).expect("parse");
+        assert_ne!(y.subject().as_raw(), subject.as_slice());
+        assert!(covers(&x, &Identity::dn(y.subject().as_raw())));
+    }
+
+    #[test]
+    fn certreq_and_hash_payloads_parse_only_what_they_should() {
+        let k = [7u8; 20];
+        let body = certreq_body(&[k, k]);
+        assert_eq!(certreq_keyids(body[0], &body[1..]), vec![k, k]);
+        assert!(certreq_keyids(4, &body[2..]).is_empty());
+        assert!(certreq_keyids(1, &body[1..]).is_empty());
+        assert_eq!(parse_hashes(&announced_hashes()), ANNOUNCED.to_vec());
+        assert_eq!(parse_hashes(&[0, 2, 0]), vec![2]);
+        for bad in [&[][..], &[12][..], &[0xff, 1, 2][..]] {
+            assert_eq!(
+                Credentials::verify_auth(&[], 14, bad, b"x"),
+                Err(CertError::Algorithm)
+            );
+        }
+        assert_eq!(
+            Credentials::verify_auth(&[], 2, &[], b"x"),
+            Err(CertError::Method(2))
+        );
+    }
+}
