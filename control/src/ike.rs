@@ -10,6 +10,7 @@
 //! [`SystemRng`] in a node, [`SeededRng`] where a run must repeat.
 //!
 //! ```text
+//! with certificates:      ike.set_wall_clock(now, unix_secs)   (once, and when stepped)
 //! to start:               ike.initiate(now, "peer")
 //! on a datagram:          ike.on_datagram(now, src, dst, bytes)
 //! at ike.next_timeout():  ike.on_timeout(now)
@@ -21,9 +22,22 @@
 //!
 //! What is implemented:
 //!
-//! * IKE_SA_INIT and IKE_AUTH with one Child SA; authentication by
-//!   pre-shared key (§2.15, AUTH method 2). [`Auth`] is the extension
-//!   point for RFC 7427 signatures (certificates are not built yet);
+//! * IKE_SA_INIT and IKE_AUTH with one Child SA; authentication ([`Auth`])
+//!   by pre-shared key (§2.15, AUTH method 2) or by digital signature
+//!   (RFC 7427, AUTH method 14) with X.509 certificates under one
+//!   constellation CA ([`cert`]): ECDSA P-256 with SHA-256 and Ed25519
+//!   (RFC 8420), CERT payloads (encoding 4) sent always, CERTREQ (the
+//!   SHA-1 of the CA's SubjectPublicKeyInfo) in the IKE_SA_INIT response
+//!   and the IKE_AUTH request, SIGNATURE_HASH_ALGORITHMS (SHA2-256 and
+//!   Identity) announced in IKE_SA_INIT and honoured (no signature the
+//!   peer did not announce a hash for); the peer's certificate validated
+//!   up to the CA at the wall-clock time the caller gives
+//!   ([`Ike::set_wall_clock`]; validity, basic and name constraints, key
+//!   usage, EKU id-kp-ipsecIKE if any) and matched to its ID
+//!   (ID_DER_ASN1_DN against the subject; ID_FQDN, ID_RFC822_ADDR and
+//!   addresses against the subjectAltName). An initiator that refuses the
+//!   responder's AUTH says so in an INFORMATIONAL (§2.21.2).
+//!   [`cert::issue`] makes the CA and the gateways' certificates;
 //! * algorithms ([`proposal`]): ENCR_AES_GCM_16 with 128- and 256-bit
 //!   keys for the IKE SA (RFC 5282) and ESP (RFC 4106), PRF_HMAC_SHA2_256
 //!   and _384, groups 31 (X25519), 19 (P-256) and 20 (P-384), ESN (offered
@@ -61,7 +75,9 @@
 //!   is bounded (SAs, half-open SAs, queued operations, queued datagrams
 //!   and events).
 //!
-//! Not implemented: EAP, configuration payloads, IKE fragmentation
+//! Not implemented: EAP, configuration payloads, certificate revocation
+//! (CRL, OCSP), HTTP_CERT_LOOKUP, RSA and the older signature methods (1,
+//! 9-11), more than one trusted CA per peer, IKE fragmentation
 //! (RFC 7383), MOBIKE, transport mode, more than one Child SA in one
 //! request, the §2.8.2 resolution of simultaneous IKE SA rekeys (refused
 //! instead, see above), rotation of the cookie secret, and lifetimes
@@ -69,8 +85,11 @@
 //! each [`ChildSa`]; the caller rekeys).
 //!
 //! Secrets ([`crypto::Secret`], [`crypto::GcmKey`]) are zeroized on drop
-//! and print only their length.
+//! and print only their length; a certificate's private key is read
+//! through zeroized buffers and held by aws-lc, which cleanses it when
+//! freed ([`Credentials`] prints only its subject).
 
+pub mod cert;
 pub mod crypto;
 pub mod proposal;
 mod session;
@@ -79,6 +98,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use cert::{CertError, Credentials, SigAlg};
 pub use crypto::{GcmKey, Group, Prf, Rng, SeededRng, SystemRng};
 pub use proposal::{AesGcm, ChildSuite, IkeSuite, Offer};
 pub use session::{

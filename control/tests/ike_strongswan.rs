@@ -20,14 +20,16 @@ mod common;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
 use common::{ip, Lab, Proc};
+use meshplane_control::ike::cert::issue;
 use meshplane_control::ike::{
-    AesGcm, Auth, ChildReason, ChildSa, Config, Event, Group, Identity, Ike, Lifetime, Offer,
-    PeerConfig, Prf, Reason, SaId, SystemRng, TrafficSelector,
+    AesGcm, Auth, ChildReason, ChildSa, Config, Credentials, Dropped, Event, Group, Identity, Ike,
+    Lifetime, Offer, PeerConfig, Prf, Reason, SaId, SigAlg, SystemRng, TrafficSelector,
 };
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const OUR_IP: &str = "10.66.0.1";
@@ -76,6 +78,7 @@ impl Charon {
             "/usr/sbin/swanctl",
             "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so",
             "/usr/lib/ipsec/plugins/libstrongswan-openssl.so",
+            "/usr/lib/ipsec/plugins/libstrongswan-pkcs8.so",
         ] {
             assert!(
                 Path::new(f).exists(),
@@ -89,7 +92,7 @@ impl Charon {
             dir.join("strongswan.conf"),
             format!(
                 r#"charon {{
-  load = random nonce aes sha1 sha2 hmac kdf gcm openssl pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+  load = random nonce aes sha1 sha2 hmac kdf gcm openssl pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
   port = 500
   port_nat_t = 4500
   retransmit_timeout = 2.0
@@ -122,7 +125,7 @@ impl Charon {
   }}
 }}
 swanctl {{
-  load = pem pkcs1 x509 pubkey
+  load = pem pkcs1 pkcs8 x509 pubkey openssl
   socket = unix://{vici}
 }}
 "#,
@@ -166,6 +169,10 @@ swanctl {{
             .arg(format!(
                 "STRONGSWAN_CONF={}",
                 self.dir.join("strongswan.conf").display()
+            ))
+            .arg(format!(
+                "SWANCTL_DIR={}",
+                self.dir.join("swanctl").display()
             ))
             .arg("swanctl")
             .args(args)
@@ -249,6 +256,71 @@ secrets {{
             &f.display().to_string(),
         ]);
     }
+
+    /// Certificate authentication (`auth = pubkey`): charon's certificate
+    /// and key and the CA go into swanctl's x509, private and x509ca
+    /// directories; the connection "mesh" replaces the PSK one.
+    fn load_certs(&self, ca: &str, cert: &str, key: &str, ike: &str, esp: &str) {
+        let sw = self.dir.join("swanctl");
+        for d in ["x509", "x509ca", "private"] {
+            let _ = std::fs::remove_dir_all(sw.join(d));
+            std::fs::create_dir_all(sw.join(d)).expect("swanctl dir");
+        }
+        std::fs::write(sw.join("x509ca/ca.pem"), ca).expect("ca");
+        std::fs::write(sw.join("x509/charon.pem"), cert).expect("cert");
+        let kp = sw.join("private/charon.key");
+        std::fs::write(&kp, key).expect("key");
+        std::fs::set_permissions(&kp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let f = sw.join("swanctl.conf");
+        std::fs::write(
+            &f,
+            format!(
+                r#"connections {{
+  mesh {{
+    version = 2
+    local_addrs = {CHARON_IP}
+    remote_addrs = {OUR_IP}
+    proposals = {ike}
+    encap = yes
+    rekey_time = 0
+    reauth_time = 0
+    dpd_delay = 0
+    send_certreq = yes
+    send_cert = always
+    local {{
+      auth = pubkey
+      certs = charon.pem
+      id = charon.test
+    }}
+    remote {{
+      auth = pubkey
+      cacerts = ca.pem
+      id = meshplane.test
+    }}
+    children {{
+      net {{
+        local_ts = {CHARON_NET}/24, {CHARON_NET6}/48
+        remote_ts = {OUR_NET}/24, {OUR_NET6}/48
+        esp_proposals = {esp}
+        mode = tunnel
+        rekey_time = 0
+        start_action = none
+      }}
+    }}
+  }}
+}}
+"#
+            ),
+        )
+        .expect("swanctl.conf");
+        self.swanctl(&[
+            "--load-all",
+            "--noprompt",
+            "--file",
+            &f.display().to_string(),
+        ]);
+    }
 }
 
 /// Our end: the endpoint and its two sockets.
@@ -308,6 +380,18 @@ impl Node {
             esp: vec![],
             seq: HashMap::new(),
         }
+    }
+
+    /// Authenticates with `auth` from now on, checking certificates at
+    /// the system's wall clock.
+    fn set_auth(&mut self, auth: Auth) {
+        self.ike.config_mut().peers[0].auth = auth;
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let now = self.now();
+        self.ike.set_wall_clock(now, unix);
     }
 
     fn set_offers(&mut self, ike: Offer, child: Offer) {
@@ -612,6 +696,136 @@ fn check_listed(ch: &Charon, spi_i: u64, spi_r: u64, c: &ChildSa, algs: &str) {
         c.spi_out,
         c.spi_in
     );
+}
+
+/// Both roles with certificates of `alg` under a CA of `alg`: the IKE SA
+/// comes up (charon's log names the RFC 7427 scheme `scheme` both ways),
+/// the Child SA carries a ping, and charon, given a certificate from
+/// another CA, is refused.
+fn certificates(ch: &Charon, n: &mut Node, alg: SigAlg, scheme: &str) {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let (from, to) = (unix - 3600, unix + 86_400);
+    let ca = issue::ca("meshplane interop CA", alg, from, to).expect("ca");
+    let ours = ca.issue("meshplane.test", alg, from, to).expect("ours");
+    let theirs = ca.issue("charon.test", alg, from, to).expect("theirs");
+    let creds = Credentials::from_pem(
+        ours.cert_pem.as_bytes(),
+        ours.key_pem.as_bytes(),
+        ca.cert_pem().as_bytes(),
+    )
+    .expect("credentials");
+    n.set_auth(Auth::Cert(Arc::new(creds)));
+    ch.load_certs(
+        &ca.cert_pem(),
+        &theirs.cert_pem,
+        &theirs.key_pem,
+        "aes128gcm16-prfsha256-x25519",
+        "aes128gcm16",
+    );
+    let algs = "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519";
+    let log_from = ch.log().len();
+
+    // meshplane initiates.
+    let from = n.events.len();
+    let id = n.ike.initiate(n.now(), "charon").expect("initiate");
+    let c = child_up(&n.wait(ch, "Child SA (certificates)", from, |e| {
+        child_up(e).is_some()
+    }))
+    .cloned()
+    .expect("child");
+    let (_, spi_i, spi_r) = ike_up(&n.wait(ch, "IKE SA (certificates)", from, |e| {
+        matches!(e, Event::IkeUp { .. })
+    }));
+    check_listed(ch, spi_i, spi_r, &c, algs);
+    n.ping(ch, &c, 500);
+    let log = ch.log()[log_from..].to_string();
+    for who in ["meshplane.test", "charon.test"] {
+        let line = log.lines().find(|l| {
+            l.contains(&format!("authentication of '{who}'"))
+                && l.contains(scheme)
+                && l.contains("successful")
+        });
+        let line = line.unwrap_or_else(|| {
+            panic!("charon does not log {who}'s authentication with {scheme}:\n{log}")
+        });
+        eprintln!("charon: {}", line.trim());
+    }
+    let from = n.events.len();
+    n.ike.delete_ike(n.now(), id).expect("delete ike");
+    n.wait(ch, "IKE SA deleted", from, |e| {
+        matches!(e, Event::IkeDown { .. })
+    });
+
+    // charon initiates.
+    let from = n.events.len();
+    let r = ch.swanctl_bg(&[
+        "--initiate",
+        "--ike",
+        "mesh",
+        "--child",
+        "net",
+        "--timeout",
+        "10",
+    ]);
+    n.serve(ch, r, "--initiate (certificates)");
+    let e = n.wait(ch, "IKE SA from charon (certificates)", from, |e| {
+        matches!(e, Event::IkeUp { .. })
+    });
+    assert!(matches!(
+        e,
+        Event::IkeUp {
+            initiator: false,
+            ..
+        }
+    ));
+    let (id, spi_i, spi_r) = ike_up(&e);
+    let c = child_up(
+        &n.wait(ch, "Child SA from charon (certificates)", from, |e| {
+            child_up(e).is_some()
+        }),
+    )
+    .cloned()
+    .expect("child");
+    check_listed(ch, spi_i, spi_r, &c, algs);
+    n.ping(ch, &c, 501);
+    let from = n.events.len();
+    n.ike.delete_ike(n.now(), id).expect("delete ike");
+    n.wait(ch, "IKE SA deleted", from, |e| {
+        matches!(e, Event::IkeDown { .. })
+    });
+
+    // charon with a certificate from another CA (same name): refused.
+    let other = issue::ca("another CA", alg, unix - 3600, to).expect("other ca");
+    let fake = other
+        .issue("charon.test", alg, unix - 3600, to)
+        .expect("fake");
+    // charon still trusts our CA; only its own certificate is another's.
+    ch.load_certs(
+        &ca.cert_pem(),
+        &fake.cert_pem,
+        &fake.key_pem,
+        "aes128gcm16-prfsha256-x25519",
+        "aes128gcm16",
+    );
+    let bad = n.ike.counters().dropped(Dropped::BadCertificate);
+    let from = n.events.len();
+    n.ike.initiate(n.now(), "charon").expect("initiate");
+    n.wait(ch, "IKE SA refused", from, |e| {
+        matches!(
+            e,
+            Event::IkeDown {
+                reason: Reason::AuthFailed,
+                ..
+            }
+        )
+    });
+    assert_eq!(n.ike.counters().dropped(Dropped::BadCertificate), bad + 1);
+    n.settle(Duration::from_millis(50));
+    let l = ch.swanctl(&["--list-sas"]);
+    assert!(!l.contains("ESTABLISHED"), "charon still has an SA:\n{l}");
 }
 
 fn offer_ike(encr: AesGcm, prf: Prf, dh: Group) -> Offer {
@@ -930,9 +1144,29 @@ fn strongswan_interop() {
     let l = ch.swanctl(&["--list-sas"]);
     assert!(!l.contains("ESTABLISHED"), "charon still has an SA:\n{l}");
 
+    // 3. Certificates (RFC 7427): a CA and both ends' certificates from
+    // meshplane's generator, with ECDSA P-256 and with Ed25519 keys;
+    // meshplane initiates, then charon.
+    n.set_offers(
+        offer_ike(AesGcm::Aes128, Prf::HmacSha256, Group::X25519),
+        offer_child(AesGcm::Aes128),
+    );
+    certificates(
+        &ch,
+        &mut n,
+        SigAlg::EcdsaP256Sha256,
+        "ECDSA_WITH_SHA256_DER",
+    );
+    certificates(&ch, &mut n, SigAlg::Ed25519, "ED25519");
+
     let c = n.ike.counters();
     eprintln!("counters: {c:?}");
     assert_eq!(c.dropped(meshplane_control::ike::Dropped::BadIcv), 0);
+    // One refused certificate per algorithm, no other.
+    assert_eq!(
+        c.dropped(meshplane_control::ike::Dropped::BadCertificate),
+        2
+    );
     eprintln!("strongSwan interop done in {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(60));
     drop(ch);

@@ -509,6 +509,23 @@ pub fn psk_auth(
     prf.prf(k.expose(), &[message, peer_nonce, maced_id.expose()])
 }
 
+/// The octets an AUTH signs (RFC 7296 §2.15): the sender's first
+/// message, the peer's nonce, prf(SK_p, RestOfIDPayload).
+pub fn signed_octets(
+    prf: Prf,
+    message: &[u8],
+    peer_nonce: &[u8],
+    sk_p: &Secret,
+    id_body: &[u8],
+) -> Vec<u8> {
+    let maced_id = prf.prf(sk_p.expose(), &[id_body]);
+    let mut v = Vec::with_capacity(message.len() + peer_nonce.len() + maced_id.len());
+    v.extend_from_slice(message);
+    v.extend_from_slice(peer_nonce);
+    v.extend_from_slice(maced_id.expose());
+    v
+}
+
 /// Constant-time comparison.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

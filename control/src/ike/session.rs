@@ -2,6 +2,7 @@
 //! responder, fed by datagrams and time (see the module docs of
 //! [`crate::ike`]).
 
+use super::cert::{self, Credentials};
 use super::crypto::{self, GcmKey, Group, IkeKeys, KeyPair, Rng, Secret};
 use super::proposal::{self, ChildSuite, IkeSuite, Offer, Proposal};
 use super::wire::{
@@ -10,6 +11,7 @@ use super::wire::{
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A local handle of an IKE SA (not an SPI: a rekeyed SA gets a new one).
 #[derive(
@@ -23,15 +25,20 @@ impl std::fmt::Display for SaId {
     }
 }
 
-/// How a node proves who it is.
+/// How a node proves who it is, and how it checks its peer (the same way
+/// at both ends: the AUTH computation and check are chosen per variant in
+/// `auth_value` and `check_auth` in this module).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Auth {
     /// A pre-shared key (RFC 7296 §2.15, AUTH method 2), the same at both
-    /// ends. Digital signatures (RFC 7427, AUTH method 14) are the next
-    /// variant; the AUTH computation is chosen per variant in one place
-    /// (`auth_value` in this module).
+    /// ends.
     Psk(Secret),
+    /// Digital signatures (RFC 7427, AUTH method 14) with our certificate
+    /// and key; the peer's certificate must chain to the CA of these
+    /// credentials at the wall-clock time given by
+    /// [`Ike::set_wall_clock`], and name the peer's identity.
+    Cert(Arc<Credentials>),
 }
 
 /// Lifetimes a Child SA is to be given by the data plane; zero means no
@@ -323,6 +330,11 @@ pub enum Dropped {
     /// configured.
     #[error("authentication failed")]
     AuthFailed,
+    /// The peer's certificate was refused: none, not from our CA, not
+    /// valid now, a usage that forbids IKE signatures, or not naming the
+    /// peer's identity (answered with AUTHENTICATION_FAILED).
+    #[error("certificate refused")]
+    BadCertificate,
     /// Nothing acceptable in the peer's SA payload, or a KE of another
     /// group (answered with NO_PROPOSAL_CHOSEN / INVALID_KE_PAYLOAD).
     #[error("no proposal chosen")]
@@ -331,7 +343,7 @@ pub enum Dropped {
 
 impl Dropped {
     /// Every reason, in counter order.
-    pub const ALL: [Dropped; 19] = [
+    pub const ALL: [Dropped; 20] = [
         Dropped::Truncated,
         Dropped::BadLength,
         Dropped::BadVersion,
@@ -351,6 +363,7 @@ impl Dropped {
         Dropped::NoPeer,
         Dropped::AuthFailed,
         Dropped::NoProposal,
+        Dropped::BadCertificate,
     ];
 
     /// Index into [`Counters::dropped`].
@@ -380,6 +393,7 @@ impl Dropped {
             Dropped::NoPeer => "no_peer",
             Dropped::AuthFailed => "auth_failed",
             Dropped::NoProposal => "no_proposal",
+            Dropped::BadCertificate => "bad_certificate",
         }
     }
 }
@@ -401,7 +415,7 @@ impl From<Malformed> for Dropped {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Datagrams dropped, by [`Dropped::index`].
-    pub dropped: [u64; 19],
+    pub dropped: [u64; 20],
     /// Requests we retransmitted.
     pub retransmits: u64,
     /// Responses sent again for a retransmitted request.
@@ -574,6 +588,8 @@ struct Sa {
     /// SPI, inbound SPI of the SA the peer's exchange made, the lowest
     /// nonce of the peer's exchange).
     collisions: Vec<(u32, u32, Vec<u8>)>,
+    /// The hashes the peer announced in SIGNATURE_HASH_ALGORITHMS.
+    peer_hashes: Vec<u16>,
 }
 
 impl Sa {
@@ -608,6 +624,8 @@ pub struct Ike<R: Rng> {
     tx: VecDeque<Transmit>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// (now_ns, Unix seconds) of the last [`Ike::set_wall_clock`].
+    wall: Option<(u64, u64)>,
 }
 
 impl<R: Rng> std::fmt::Debug for Ike<R> {
@@ -660,7 +678,26 @@ impl<R: Rng> Ike<R> {
             tx: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            wall: None,
         }
+    }
+
+    /// Tells the endpoint the wall-clock time (Unix seconds) at `now_ns`
+    /// of its monotonic scale; certificates are checked against it,
+    /// extrapolated with `now_ns`. Without it, certificate authentication
+    /// fails. Call it again when the wall clock is stepped.
+    pub fn set_wall_clock(&mut self, now_ns: u64, unix_secs: u64) {
+        self.wall = Some((now_ns, unix_secs));
+    }
+
+    /// The wall-clock time at `now_ns`, if one was given.
+    pub fn wall_clock(&self, now_ns: u64) -> Option<u64> {
+        let (at, unix) = self.wall?;
+        Some(if now_ns >= at {
+            unix.saturating_add((now_ns - at) / 1_000_000_000)
+        } else {
+            unix.saturating_sub((at - now_ns) / 1_000_000_000)
+        })
     }
 
     /// The configuration.
@@ -834,6 +871,7 @@ impl<R: Rng> Ike<R> {
             children: Vec::new(),
             deadline_ns: None,
             collisions: Vec::new(),
+            peer_hashes: Vec::new(),
         };
         self.by_spi.insert(spi_i, id);
         self.sas.insert(id, sa);
@@ -979,6 +1017,12 @@ impl<R: Rng> Ike<R> {
             notify::NAT_DETECTION_DESTINATION_IP,
             &crypto::nat_hash(sa.spi_i, 0, sa.remote),
         ));
+        if matches!(pc.auth, Auth::Cert(_)) {
+            b.notify(&Notify::new(
+                notify::SIGNATURE_HASH_ALGORITHMS,
+                &cert::announced_hashes(),
+            ));
+        }
         let h = Header {
             spi_i: sa.spi_i,
             spi_r: 0,
@@ -1541,6 +1585,23 @@ impl<R: Rng> Ike<R> {
                 &crypto::nat_hash(h.spi_i, spi_r, src),
             ));
         }
+        let peer_hashes = p
+            .notify(notify::SIGNATURE_HASH_ALGORITHMS)
+            .map(|n| cert::parse_hashes(&n.data))
+            .unwrap_or_default();
+        if let Auth::Cert(c) = &self.cfg.peers[peer].auth {
+            // RFC 7296 §3.7: name our CA, so that the initiator sends its
+            // certificate; RFC 7427 §4: answer the hashes with ours.
+            if c.sends_certreq() {
+                b.push(payload::CERTREQ, cert::certreq_body(&[c.ca_keyid()]));
+            }
+            if p.notify(notify::SIGNATURE_HASH_ALGORITHMS).is_some() {
+                b.notify(&Notify::new(
+                    notify::SIGNATURE_HASH_ALGORITHMS,
+                    &cert::announced_hashes(),
+                ));
+            }
+        }
         let mut rh = *h;
         rh.spi_r = spi_r;
         let resp = self.plain_reply(src, dst, natt, &rh, spi_r, &b);
@@ -1576,6 +1637,7 @@ impl<R: Rng> Ike<R> {
             children: Vec::new(),
             deadline_ns: Some(now_ns.saturating_add(self.cfg.half_open_timeout_ns)),
             collisions: Vec::new(),
+            peer_hashes,
         };
         self.by_spi.insert(spi_r, id);
         self.half_open.insert((src, h.spi_i), id);
@@ -1656,6 +1718,10 @@ impl<R: Rng> Ike<R> {
             .map_err(|_| Dropped::InvalidDhPublic)?;
         sa.spi_r = h.spi_r;
         sa.nr = nr;
+        sa.peer_hashes = p
+            .notify(notify::SIGNATURE_HASH_ALGORITHMS)
+            .map(|n| cert::parse_hashes(&n.data))
+            .unwrap_or_default();
         sa.suite = Some(suite);
         sa.dh = None;
         sa.init_r = msg.to_vec();
@@ -1692,17 +1758,40 @@ impl<R: Rng> Ike<R> {
         sa.out = None;
         sa.my_mid = 1;
         sa.st = St::AuthSent;
-        // IKE_AUTH: IDi, [IDr], AUTH, SA, TSi, TSr.
+        // IKE_AUTH: IDi, [CERT], [CERTREQ], [IDr], AUTH, SA, TSi, TSr.
         let pc = &self.cfg.peers[sa.peer];
         let idi = pc.local_id.encode();
         let keys = sa.keys.as_ref().ok_or(Dropped::UnexpectedResponse)?;
-        let auth = auth_value(&pc.auth, suite.prf, &sa.init_i, &sa.nr, &keys.sk_pi, &idi);
+        let auth = match auth_value(
+            &pc.auth,
+            suite.prf,
+            &sa.init_i,
+            &sa.nr,
+            &keys.sk_pi,
+            &idi,
+            &sa.peer_hashes,
+        ) {
+            Ok(a) => a,
+            Err(_) => {
+                // The responder announced no hash our key signs with: it
+                // could not verify us.
+                self.fail(id, Reason::NoProposal);
+                return Ok(());
+            }
+        };
         let child = pc.child.clone();
         let (lts, rts) = (pc.local_ts.clone(), pc.remote_ts.clone());
         let idr = pc.remote_id.encode();
+        let ours = pc.auth.clone();
         let spi_in = self.fresh_child_spi();
         let mut b = Builder::new();
         b.push(payload::IDI, idi);
+        if let Auth::Cert(c) = &ours {
+            b.push(payload::CERT, cert_body(c));
+            if c.sends_certreq() {
+                b.push(payload::CERTREQ, cert::certreq_body(&[c.ca_keyid()]));
+            }
+        }
         b.push(payload::IDR, idr);
         b.push(payload::AUTH, auth);
         b.push(
@@ -1721,42 +1810,61 @@ impl<R: Rng> Ike<R> {
 
     fn auth_request(
         &mut self,
-        _now_ns: u64,
+        now_ns: u64,
         id: SaId,
         h: &Header,
         p: Payloads,
     ) -> Result<(), Dropped> {
+        let unix = self.wall_clock(now_ns);
         let sa = self.sas.get(&id).ok_or(Dropped::UnknownSpi)?;
         let pc = self.cfg.peers[sa.peer].clone();
         let suite = sa.suite.ok_or(Dropped::UnknownSpi)?;
         let idi = required(p.idi.as_ref())?;
-        let (method, auth) = required(p.auth.as_ref())?;
+        let auth = required(p.auth.as_ref())?;
         let keys = sa.keys.as_ref().ok_or(Dropped::UnknownSpi)?;
-        let want = auth_value(
-            &pc.auth,
-            suite.prf,
-            &sa.init_i,
-            &sa.nr,
-            &keys.sk_pi,
-            &idi.encode(),
-        );
-        let ok = *idi == pc.remote_id
-            && *method == auth_method(&pc.auth)
-            && crypto::ct_eq(auth, &want[1 + 3..])
-            && p.idr.as_ref().is_none_or(|r| *r == pc.local_id);
-        if !ok {
-            let mut b = Builder::new();
-            b.notify(&Notify::new(notify::AUTHENTICATION_FAILED, &[]));
-            self.respond(id, h.exchange, h.mid, &b);
-            self.remove(id, None);
-            return Err(Dropped::AuthFailed);
-        }
         let idr = pc.local_id.encode();
-        let ours = auth_value(&pc.auth, suite.prf, &sa.init_r, &sa.ni, &keys.sk_pr, &idr);
+        let checked = if *idi != pc.remote_id || p.idr.as_ref().is_some_and(|r| *r != pc.local_id) {
+            Err(Dropped::AuthFailed)
+        } else {
+            let peer = Signed {
+                prf: suite.prf,
+                msg: &sa.init_i,
+                nonce: &sa.nr,
+                sk_p: &keys.sk_pi,
+                id: idi,
+            };
+            check_auth(&pc.auth, &peer, auth.0, &auth.1, &p, unix)
+        };
+        // Ours, unless the initiator announced no hash our key signs with.
+        let ours = checked.and_then(|()| {
+            auth_value(
+                &pc.auth,
+                suite.prf,
+                &sa.init_r,
+                &sa.ni,
+                &keys.sk_pr,
+                &idr,
+                &sa.peer_hashes,
+            )
+            .map_err(|_| Dropped::NoProposal)
+        });
+        let ours = match ours {
+            Ok(a) => a,
+            Err(e) => {
+                let mut b = Builder::new();
+                b.notify(&Notify::new(notify::AUTHENTICATION_FAILED, &[]));
+                self.respond(id, h.exchange, h.mid, &b);
+                self.remove(id, None);
+                return Err(e);
+            }
+        };
         let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         let (spi_i, spi_r) = (sa.spi_i, sa.spi_r);
         let mut b = Builder::new();
         b.push(payload::IDR, idr);
+        if let Auth::Cert(c) = &pc.auth {
+            b.push(payload::CERT, cert_body(c));
+        }
         b.push(payload::AUTH, ours);
         // The Child SA: no DH in IKE_AUTH (its keys come from SK_d and the
         // IKE_SA_INIT nonces).
@@ -1916,7 +2024,7 @@ impl<R: Rng> Ike<R> {
         let pc = self.cfg.peers[sa.peer].clone();
         match pending {
             Pending::Init => Err(Dropped::UnexpectedResponse),
-            Pending::Auth { spi_in } => self.auth_response(id, &pc, p, spi_in),
+            Pending::Auth { spi_in } => self.auth_response(now_ns, id, &pc, p, spi_in),
             Pending::Child {
                 rekey_of,
                 spi_in,
@@ -2049,6 +2157,7 @@ impl<R: Rng> Ike<R> {
 
     fn auth_response(
         &mut self,
+        now_ns: u64,
         id: SaId,
         pc: &PeerConfig,
         p: Payloads,
@@ -2069,20 +2178,33 @@ impl<R: Rng> Ike<R> {
         };
         let idr = required(p.idr.as_ref())?;
         let keys = sa.keys.as_ref().ok_or(Dropped::UnknownSpi)?;
-        let want = auth_value(
-            &pc.auth,
-            suite.prf,
-            &sa.init_r,
-            &sa.ni,
-            &keys.sk_pr,
-            &idr.encode(),
-        );
-        if *idr != pc.remote_id
-            || *method != auth_method(&pc.auth)
-            || !crypto::ct_eq(auth, &want[4..])
-        {
+        let checked = if *idr != pc.remote_id {
+            Err(Dropped::AuthFailed)
+        } else {
+            let peer = Signed {
+                prf: suite.prf,
+                msg: &sa.init_r,
+                nonce: &sa.ni,
+                sk_p: &keys.sk_pr,
+                id: idr,
+            };
+            check_auth(&pc.auth, &peer, *method, auth, &p, self.wall_clock(now_ns))
+        };
+        if let Err(e) = checked {
+            // The responder believes the SA is up: tell it (§2.21.2), once
+            // (the SA is gone here, nothing retransmits).
+            let mut b = Builder::new();
+            b.notify(&Notify::new(notify::AUTHENTICATION_FAILED, &[]));
+            let mid = self.sas.get(&id).map_or(0, |s| s.my_mid);
+            if let Some(msg) = self.seal(id, exchange::INFORMATIONAL, false, mid, &b) {
+                if let Some(sa) = self.sas.get(&id) {
+                    let d = self.datagram(sa, msg);
+                    let (src, dst) = (sa.local, sa.remote);
+                    self.emit(src, dst, d);
+                }
+            }
             self.fail(id, Reason::AuthFailed);
-            return Err(Dropped::AuthFailed);
+            return Err(e);
         }
         let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         let (spi_i, spi_r) = (sa.spi_i, sa.spi_r);
@@ -2194,6 +2316,7 @@ impl<R: Rng> Ike<R> {
             children,
             deadline_ns: None,
             collisions: Vec::new(),
+            peer_hashes: Vec::new(),
         };
         let peer = self.cfg.peers[sa.peer].name.clone();
         let id = self.new_id();
@@ -2502,10 +2625,20 @@ fn ke_body(g: Group, data: &[u8]) -> Vec<u8> {
 fn auth_method(a: &Auth) -> u8 {
     match a {
         Auth::Psk(_) => 2,
+        Auth::Cert(_) => cert::AUTH_DIGITAL_SIGNATURE,
     }
 }
 
-/// The AUTH payload's body (method, reserved, data) for our credentials.
+/// The CERT payload's body with our certificate.
+fn cert_body(c: &Credentials) -> Vec<u8> {
+    let mut v = vec![cert::X509_SIGNATURE];
+    v.extend_from_slice(c.certificate());
+    v
+}
+
+/// The AUTH payload's body (method, reserved, data) for our credentials;
+/// `peer_hashes` are those the peer announced (RFC 7427 §4). Fails when
+/// none of them is the one our signature needs.
 fn auth_value(
     a: &Auth,
     prf: crypto::Prf,
@@ -2513,13 +2646,62 @@ fn auth_value(
     nonce: &[u8],
     sk_p: &Secret,
     id_body: &[u8],
-) -> Vec<u8> {
-    let data = match a {
-        Auth::Psk(k) => crypto::psk_auth(prf, k.expose(), msg, nonce, sk_p, id_body),
-    };
+    peer_hashes: &[u16],
+) -> Result<Vec<u8>, cert::CertError> {
     let mut v = vec![auth_method(a), 0, 0, 0];
-    v.extend_from_slice(data.expose());
-    v
+    match a {
+        Auth::Psk(k) => {
+            let data = crypto::psk_auth(prf, k.expose(), msg, nonce, sk_p, id_body);
+            v.extend_from_slice(data.expose());
+        }
+        Auth::Cert(c) => {
+            let octets = crypto::signed_octets(prf, msg, nonce, sk_p, id_body);
+            v.extend_from_slice(&c.sign(&octets, peer_hashes)?);
+        }
+    }
+    Ok(v)
+}
+
+/// What the peer's AUTH covers: its first message, our nonce, its
+/// identity under its SK_p.
+struct Signed<'a> {
+    prf: crypto::Prf,
+    msg: &'a [u8],
+    nonce: &'a [u8],
+    sk_p: &'a Secret,
+    id: &'a Identity,
+}
+
+/// Checks the peer's AUTH payload (method, data) the way our credentials
+/// say: the PSK's MAC, or the peer's certificate (CERT payloads of `p`,
+/// validated at the wall-clock time `unix`) and its signature.
+fn check_auth(
+    a: &Auth,
+    s: &Signed<'_>,
+    method: u8,
+    data: &[u8],
+    p: &Payloads,
+    unix: Option<u64>,
+) -> Result<(), Dropped> {
+    let id_body = s.id.encode();
+    match a {
+        Auth::Psk(k) => {
+            let want = crypto::psk_auth(s.prf, k.expose(), s.msg, s.nonce, s.sk_p, &id_body);
+            if method == auth_method(a) && crypto::ct_eq(data, want.expose()) {
+                Ok(())
+            } else {
+                Err(Dropped::AuthFailed)
+            }
+        }
+        Auth::Cert(c) => {
+            c.verify_peer(&p.certs, s.id, unix)
+                .map_err(|_| Dropped::BadCertificate)?;
+            let octets = crypto::signed_octets(s.prf, s.msg, s.nonce, s.sk_p, &id_body);
+            Credentials::verify_auth(&p.certs, method, data, &octets)
+                .map(|_| ())
+                .map_err(|_| Dropped::AuthFailed)
+        }
+    }
 }
 
 fn child_reason(n: u16) -> Reason {

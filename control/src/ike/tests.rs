@@ -1065,3 +1065,4 @@ fn simultaneous_child_rekeys_leave_one_sa() {
         agree(&sa_, &sb);
     }
 }
+mod certs;

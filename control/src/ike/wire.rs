@@ -443,6 +443,8 @@ impl Identity {
     pub const RFC822: u8 = 3;
     /// ID_IPV6_ADDR.
     pub const IPV6: u8 = 5;
+    /// ID_DER_ASN1_DN: the DER of an X.500 distinguished name.
+    pub const DER_ASN1_DN: u8 = 9;
     /// ID_KEY_ID.
     pub const KEY_ID: u8 = 11;
 
@@ -451,6 +453,23 @@ impl Identity {
         Identity {
             ty: Identity::FQDN,
             data: name.as_bytes().to_vec(),
+        }
+    }
+
+    /// An e-mail address identity (ID_RFC822_ADDR).
+    pub fn rfc822(addr: &str) -> Identity {
+        Identity {
+            ty: Identity::RFC822,
+            data: addr.as_bytes().to_vec(),
+        }
+    }
+
+    /// A distinguished name identity (ID_DER_ASN1_DN) from the DER of
+    /// the Name.
+    pub fn dn(der: &[u8]) -> Identity {
+        Identity {
+            ty: Identity::DER_ASN1_DN,
+            data: der.to_vec(),
         }
     }
 
@@ -499,6 +518,13 @@ impl std::fmt::Display for Identity {
             }
             (Identity::FQDN | Identity::RFC822, _) => {
                 f.write_str(&String::from_utf8_lossy(&self.data))
+            }
+            (Identity::DER_ASN1_DN, _) => {
+                use x509_parser::prelude::FromDer;
+                match x509_parser::prelude::X509Name::from_der(&self.data) {
+                    Ok((_, n)) => write!(f, "{n}"),
+                    Err(_) => write!(f, "dn:{} bytes", self.data.len()),
+                }
             }
             _ => write!(f, "id{}:{} bytes", self.ty, self.data.len()),
         }
@@ -715,6 +741,10 @@ pub struct Payloads {
     pub tsi: Option<Vec<TrafficSelector>>,
     /// TSr.
     pub tsr: Option<Vec<TrafficSelector>>,
+    /// CERT payloads: encoding and data, in order.
+    pub certs: Vec<(u8, Vec<u8>)>,
+    /// CERTREQ payloads: encoding and data, in order.
+    pub certreqs: Vec<(u8, Vec<u8>)>,
     /// Notifies, in order.
     pub notifies: Vec<Notify>,
     /// Deletes, in order.
@@ -763,6 +793,15 @@ impl Payloads {
                 }
                 payload::TSI => once(&mut p.tsi, TrafficSelector::parse_list(r.body), bad)?,
                 payload::TSR => once(&mut p.tsr, TrafficSelector::parse_list(r.body), bad)?,
+                payload::CERT | payload::CERTREQ => {
+                    let (&enc, data) = r.body.split_first().ok_or(bad)?;
+                    let v = (enc, data.to_vec());
+                    if r.ty == payload::CERT {
+                        p.certs.push(v);
+                    } else {
+                        p.certreqs.push(v);
+                    }
+                }
                 payload::NOTIFY => p.notifies.push(Notify::parse(r.body).ok_or(bad)?),
                 payload::DELETE => p.deletes.push(Delete::parse(r.body).ok_or(bad)?),
                 _ => {}

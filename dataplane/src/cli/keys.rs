@@ -10,6 +10,16 @@
 //! ```
 //!
 //! Writes `node-ID.key` (mode 0600) per node and `trust`.
+//!
+//! With `--ike-ca DIR --gateways gw0,gw1,...` it also (or only, without
+//! `--out-dir`) issues the IKEv2 credentials: a constellation CA
+//! (`ca.pem`, and its key `ca.key`, mode 0600, to keep off the gateways)
+//! and per gateway a certificate naming it (`GW.pem`, its ID_FQDN) and
+//! its private key (`GW.key`, PKCS#8, mode 0600).
+//!
+//! ```text
+//! meshplane keys --ike-ca /etc/meshplane/ike --gateways gw0,gw1,gw2
+//! ```
 
 use crate::control::keys::{NodeKey, TrustStore};
 use anyhow::{bail, Context};
@@ -29,11 +39,77 @@ pub struct KeysArgs {
     #[arg(long, default_value = "all", value_name = "LIST")]
     pub nodes: String,
     /// Where to write the key files and the trust file.
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "ike_ca")]
+    pub out_dir: Option<PathBuf>,
     /// Replace keys already in the directory.
     #[arg(long)]
     pub force: bool,
+    /// Issue IKEv2 credentials into DIR: a CA and one certificate and key
+    /// per gateway of `--gateways`.
+    #[arg(long, value_name = "DIR", requires = "gateways")]
+    pub ike_ca: Option<PathBuf>,
+    /// Gateway names (DNS names, each one's IKE identity), comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub gateways: Vec<String>,
+    /// Key type of the CA and the gateways: ecdsa-p256 or ed25519.
+    #[arg(long, default_value = "ecdsa-p256", value_name = "ALG")]
+    pub ike_alg: String,
+    /// Days the certificates are valid from now (the CA's: twice as long).
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    pub ike_days: u64,
+}
+
+/// Issues the CA and each gateway's certificate and key into `dir`;
+/// returns the gateway names.
+pub fn write_ike_credentials(
+    dir: &std::path::Path,
+    gateways: &[String],
+    alg: meshplane_control::ike::SigAlg,
+    now_unix: u64,
+    days: u64,
+    force: bool,
+) -> anyhow::Result<Vec<String>> {
+    use meshplane_control::ike::cert::issue;
+    let mut names: Vec<String> = gateways
+        .iter()
+        .map(|g| g.trim().to_string())
+        .filter(|g| !g.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        bail!("--gateways: no gateway names");
+    }
+    if let Some(bad) = names
+        .iter()
+        .find(|g| g.contains(['/', '\\']) || g.starts_with('.') || *g == "ca")
+    {
+        bail!("--gateways: {bad:?} cannot be a file name next to ca.pem");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ca_path = dir.join("ca.pem");
+    if ca_path.exists() && !force {
+        bail!(
+            "{} exists: a CA is already there (--force replaces it, and every gateway then needs its new certificate)",
+            ca_path.display()
+        );
+    }
+    let from = now_unix.saturating_sub(3600);
+    let to = now_unix.saturating_add(days.saturating_mul(86_400));
+    let ca_to = now_unix.saturating_add(days.saturating_mul(2 * 86_400));
+    let ca = issue::ca("meshplane constellation CA", alg, from, ca_to)?;
+    for g in &names {
+        let i = ca
+            .issue(g, alg, from, to)
+            .with_context(|| format!("--gateways: {g:?}"))?;
+        std::fs::write(dir.join(format!("{g}.pem")), &i.cert_pem)
+            .with_context(|| format!("writing {g}.pem"))?;
+        super::mesh::write_private(&dir.join(format!("{g}.key")), &i.key_pem)?;
+    }
+    super::mesh::write_private(&dir.join("ca.key"), &ca.key_pem())?;
+    std::fs::write(&ca_path, ca.cert_pem())
+        .with_context(|| format!("writing {}", ca_path.display()))?;
+    Ok(names)
 }
 
 /// The node ids `list` names, each below `n`.
@@ -110,13 +186,34 @@ pub fn run(a: &KeysArgs) -> anyhow::Result<()> {
         None => GroundStations::top100(),
     };
     let n = n_sats.saturating_add(stations.stations.len() as u32);
+    if let Some(dir) = &a.ike_ca {
+        let alg = match a.ike_alg.as_str() {
+            "ecdsa-p256" => meshplane_control::ike::SigAlg::EcdsaP256Sha256,
+            "ed25519" => meshplane_control::ike::SigAlg::Ed25519,
+            x => bail!("--ike-alg: {x:?} is neither ecdsa-p256 nor ed25519"),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_secs();
+        let names = write_ike_credentials(dir, &a.gateways, alg, now, a.ike_days, a.force)?;
+        crate::outln!(
+            "IKE CA {} and certificates for {} in {}",
+            dir.join("ca.pem").display(),
+            names.join(", "),
+            dir.display()
+        )?;
+    }
+    let Some(out_dir) = &a.out_dir else {
+        return Ok(());
+    };
     let ids = parse_nodes(&a.nodes, n).map_err(|e| anyhow::anyhow!("--nodes: {e}"))?;
-    let trust = write_keys(&a.out_dir, &ids, a.force)?;
+    let trust = write_keys(out_dir, &ids, a.force)?;
     crate::outln!(
         "{} keys (satellites 0..{n_sats}, ground stations from {n_sats}) in {}; trust file {}",
         trust.len(),
-        a.out_dir.display(),
-        a.out_dir.join("trust").display()
+        out_dir.display(),
+        out_dir.join("trust").display()
     )?;
     Ok(())
 }
@@ -133,5 +230,71 @@ mod tests {
         assert!(parse_nodes("3-1", 10).is_err());
         assert!(parse_nodes("x", 10).is_err());
         assert!(parse_nodes("", 10).is_err());
+    }
+
+    #[test]
+    fn ike_ca_needs_gateways_and_stands_without_out_dir() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            keys: KeysArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("keys").chain(args.iter().copied()),
+            )
+            .map(|c| c.keys)
+        };
+        let k = parse(&["--ike-ca", "d", "--gateways", "gw0,gw1"]).expect("ike only");
+        assert_eq!(k.gateways, ["gw0", "gw1"]);
+        assert!(k.out_dir.is_none());
+        assert!(parse(&["--out-dir", "k"]).is_ok());
+        assert!(parse(&[]).is_err(), "one of --out-dir, --ike-ca");
+        assert!(
+            parse(&["--ike-ca", "d"]).is_err(),
+            "--ike-ca needs --gateways"
+        );
+    }
+
+    #[test]
+    fn ike_credentials_are_a_ca_and_one_certificate_per_gateway() {
+        use meshplane_control::ike::{Credentials, Identity, SigAlg};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("mp-ike-ca-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let now = 1_800_000_000;
+        let gws = ["gw1".to_string(), "gw0".into(), "gw1".into()];
+        let names =
+            write_ike_credentials(&dir, &gws, SigAlg::Ed25519, now, 30, false).expect("issue");
+        assert_eq!(names, ["gw0", "gw1"]);
+        let read = |f: &str| {
+            crate::file_read::read_bytes(&dir.join(f), crate::file_read::CONFIG_LIMIT).expect(f)
+        };
+        for g in &names {
+            let c = Credentials::from_pem(
+                &read(&format!("{g}.pem")),
+                &read(&format!("{g}.key")),
+                &read("ca.pem"),
+            )
+            .expect("credentials");
+            assert!(c.covers(&Identity::fqdn(g)));
+            assert_eq!(c.algorithm(), SigAlg::Ed25519);
+            let mode = std::fs::metadata(dir.join(format!("{g}.key")))
+                .expect("key")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let mode = std::fs::metadata(dir.join("ca.key"))
+            .expect("ca.key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Not over an existing CA without --force.
+        assert!(write_ike_credentials(&dir, &gws, SigAlg::Ed25519, now, 30, false).is_err());
+        assert!(
+            write_ike_credentials(&dir, &["../x".into()], SigAlg::Ed25519, now, 30, true).is_err()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
