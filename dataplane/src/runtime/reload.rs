@@ -13,17 +13,27 @@
 //! The file is read on a thread of its own ([`serve_reloads`]), never on
 //! the thread that watches the stop flag and publishes stats: however
 //! slow the read, `SIGINT` and the stats are not held up by it.
+//!
+//! On a gateway with `[ike]`, this is also where the SAs IKE negotiates
+//! enter the tables ([`ConfigReloader::with_ike`]): the reloader is the
+//! node's one publisher, and every table it builds is the file's with the
+//! negotiated SAs merged in, republished whenever that set changes.
 
 use super::signals::Signals;
 use super::table_store::TableStore;
 use crate::config::{ConfigError, NodeConfig};
+use crate::control::ike::{IkeShare, NegotiatedSas};
 use crate::tables::{SaStore, TableError, Tables};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often [`serve_reloads`] looks for a `SIGHUP`.
 pub const RELOAD_POLL: Duration = Duration::from_millis(20);
+
+/// How often it looks for a change in IKE's SAs, on a gateway with `[ike]`.
+pub const IKE_POLL: Duration = Duration::from_millis(2);
 
 /// A reload was refused; the old tables stay installed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +54,8 @@ pub struct ConfigReloader {
     path: PathBuf,
     running: NodeConfig,
     sas: SaStore,
+    /// The SAs IKE negotiated, and the generation last published.
+    ike: Option<(Arc<IkeShare>, u64)>,
 }
 
 impl ConfigReloader {
@@ -63,9 +75,46 @@ impl ConfigReloader {
                 path: path.to_path_buf(),
                 running: cfg,
                 sas,
+                ike: None,
             },
             tables,
         ))
+    }
+
+    /// Merges the SAs in `share` into every table built from now on.
+    pub fn with_ike(mut self, share: Arc<IkeShare>) -> Self {
+        self.ike = Some((share, u64::MAX));
+        self
+    }
+
+    fn negotiated(&mut self) -> Arc<NegotiatedSas> {
+        match &mut self.ike {
+            Some((share, seen)) => {
+                *seen = share.generation();
+                share.get()
+            }
+            None => Arc::default(),
+        }
+    }
+
+    /// Republishes the tables when IKE's SA set changed since the last
+    /// publication; the new epoch, if it did.
+    pub fn republish_negotiated(&mut self, store: &TableStore) -> Option<Result<u64, ReloadError>> {
+        let (share, seen) = self.ike.as_ref()?;
+        if share.generation() == *seen {
+            return None;
+        }
+        let neg = self.negotiated();
+        let cfg = neg.apply(&self.running);
+        let mut sas = self.sas.clone();
+        Some(
+            Tables::from_config_with(&cfg, store.next_epoch(), &mut sas)
+                .map_err(|e| ReloadError::Tables(self.path.display().to_string(), e))
+                .map(|tables| {
+                    self.sas = sas;
+                    store.publish(tables)
+                }),
+        )
     }
 
     /// The configuration the running tables came from.
@@ -94,8 +143,12 @@ impl ConfigReloader {
         }
         // Build against a copy of the SA state, so that a failure leaves
         // the running SAs' state untouched.
+        if cfg.ike != self.running.ike {
+            tracing::warn!("{file}: [ike] changed; it takes effect at the next start");
+        }
         let mut sas = self.sas.clone();
-        let tables = Tables::from_config_with(&cfg, store.next_epoch(), &mut sas)
+        let neg = self.negotiated();
+        let tables = Tables::from_config_with(&neg.apply(&cfg), store.next_epoch(), &mut sas)
             .map_err(|e| ReloadError::Tables(file, e))?;
         let epoch = store.publish(tables);
         self.sas = sas;
@@ -133,7 +186,17 @@ pub fn serve_reloads(
                 }
             }
         }
-        std::thread::sleep(RELOAD_POLL);
+        match reloader.republish_negotiated(store) {
+            Some(Ok(epoch)) => tracing::debug!(epoch, "tables republished with IKE's SAs"),
+            Some(Err(e)) => tracing::error!("IKE's SAs not published: {e}"),
+            None => {}
+        }
+        // IKE's datagrams wait for their SAs' publication: look often.
+        std::thread::sleep(if reloader.ike.is_some() {
+            IKE_POLL
+        } else {
+            RELOAD_POLL
+        });
     }
 }
 
