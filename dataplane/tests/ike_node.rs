@@ -425,6 +425,26 @@ fn the_gateways_negotiate_their_sas_in_band_and_carry_a_stream_under_them() {
         .expect("sa");
     assert_eq!(sa.life.lifetime().hard.seconds, Some(3600));
     assert_eq!(sa.life.lifetime().soft.seconds, Some(3240));
+
+    // What `meshplane ctl show ike` shows of it.
+    let view = c.nodes[0]
+        .ike()
+        .view()
+        .with_lifetimes(&c.nodes[0].tables, std::time::Instant::now());
+    let text = meshplane::cli::ctl::render_ike(&Some(view));
+    assert!(
+        text.contains("192.0.2.2") && text.contains("established"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains(&spi_out.to_string()))
+        .unwrap_or_else(|| panic!("no Child SA row in\n{text}"));
+    assert!(
+        row.contains("current") && (row.contains("3240 s") || row.contains("3239 s")),
+        "{text}"
+    );
+    assert!(text.contains("Child SAs up 1"), "{text}");
 }
 
 #[test]

@@ -204,6 +204,13 @@ pub struct ChildView {
     pub state: String,
     /// The inbound SPI it replaced.
     pub rekey_of: Option<u32>,
+    /// What is left of its soft limits (its outbound SA's when current,
+    /// else its inbound SA's; [`IkeView::with_lifetimes`]).
+    #[serde(default)]
+    pub soft_left: Option<crate::sa::Limits>,
+    /// What is left of its hard limits.
+    #[serde(default)]
+    pub hard_left: Option<crate::sa::Limits>,
 }
 
 /// `show ike`: the IKE SAs, the Child SAs and the counters.
@@ -215,6 +222,26 @@ pub struct IkeView {
     pub children: Vec<ChildView>,
     /// Counters.
     pub counters: IkeCounters,
+}
+
+impl IkeView {
+    /// The view with each Child SA's lifetime left at `now`, read from
+    /// the SAs in `t`.
+    pub fn with_lifetimes(mut self, t: &Tables, now: std::time::Instant) -> IkeView {
+        for c in &mut self.children {
+            let out = t.sa_out.iter().find(|s| s.spi == c.spi_out);
+            let life = match (c.state.as_str(), out) {
+                ("current", Some(o)) => Some(&o.life),
+                _ => t.sa_in.get(&c.spi_in).map(|i| &i.sa.life),
+            };
+            if let Some(l) = life {
+                let (soft, hard) = l.left(now);
+                c.soft_left = Some(soft);
+                c.hard_left = Some(hard);
+            }
+        }
+        self
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -426,6 +453,8 @@ impl IkeDriver {
                     }
                     .to_string(),
                     rekey_of: c.rekey_of,
+                    soft_left: None,
+                    hard_left: None,
                 })
                 .collect(),
             counters: self.counters(),
