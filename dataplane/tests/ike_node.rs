@@ -157,6 +157,8 @@ struct Chain {
     wire: Vec<Seen>,
     /// The stream's sequence numbers host B received so far.
     got: Vec<u32>,
+    /// IKE datagrams on gateway A's uplink are lost (a silent peer).
+    silent: bool,
     now: u64,
 }
 
@@ -204,6 +206,7 @@ impl Chain {
             tap_sat,
             wire: Vec::new(),
             got: Vec::new(),
+            silent: false,
             now: 1_800_000_000_000_000_000,
         }
     }
@@ -211,6 +214,9 @@ impl Chain {
     /// Moves what crossed gateway A's uplink, recording it.
     fn carry(&mut self) {
         while let Some(f) = self.tap_a.rx_ring().pop() {
+            if self.silent && ike_frame(f.data()).is_some() {
+                continue;
+            }
             self.wire.push(Seen {
                 from_a: true,
                 bytes: f.data().to_vec(),
@@ -218,6 +224,9 @@ impl Chain {
             self.tap_sat.tx_ring().push(f).expect("room toward sat-1");
         }
         while let Some(f) = self.tap_sat.rx_ring().pop() {
+            if self.silent && ike_frame(f.data()).is_some() {
+                continue;
+            }
             self.wire.push(Seen {
                 from_a: false,
                 bytes: f.data().to_vec(),
@@ -620,4 +629,94 @@ fn hostile_ike_datagrams_are_counted_and_change_nothing() {
         .iter()
         .filter_map(|s| esp_spi(&s.bytes))
         .all(|s| s == spi_out));
+}
+
+#[test]
+fn past_the_hard_limit_with_a_silent_peer_traffic_drops_as_sa_expired_and_resumes_when_it_answers()
+{
+    let mut c = Chain::new("lifetime = { soft_packets = 100, hard_packets = 200 }");
+    let (_, first_out) = c.establish();
+    // From now on no IKE datagram crosses: the rekeys both ends ask for
+    // at 100 packets go unanswered.
+    c.silent = true;
+    let tx = c.host_a.tx_ring().clone();
+    for s in 0..300u32 {
+        tx.push(HeapFrame::from_bytes(&udp_from_host(s)))
+            .expect("room");
+        if s % 4 == 3 {
+            c.step();
+        }
+    }
+    c.step();
+    let got = std::mem::take(&mut c.got);
+    // A packet limit is checked once per run of frames: within a batch.
+    assert!((200..=232).contains(&got.len()), "{}", got.len());
+    assert_eq!(got, (0..got.len() as u32).collect::<Vec<u32>>());
+    let expired = drops(&c.nodes[0], DropReason::SaExpired);
+    assert_eq!(
+        expired as usize + got.len(),
+        300,
+        "the rest dropped as sa_expired at gw-a"
+    );
+    assert_eq!(
+        c.nodes[0].current().map(|x| x.1),
+        Some(first_out),
+        "no new SA"
+    );
+
+    // The peer answers again: the retransmitted rekeys complete, and the
+    // stream resumes under a new SA.
+    c.silent = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        c.step();
+        let a = c.nodes[0].current();
+        let b = c.nodes[2].current();
+        if let (Some(a), Some(b)) = (a, b) {
+            if a.1 != first_out && a.0 == b.1 && a.1 == b.0 {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rekey after the peer came back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for _ in 0..5 {
+        c.step();
+    }
+    let (_, new_out) = c.nodes[0].current().expect("current");
+    eprintln!(
+        "after the silence: gw-a {:?}\ngw-b {:?}",
+        c.nodes[0].ike().counters(),
+        c.nodes[2].ike().counters()
+    );
+    let first_wire = c.wire.len();
+    for s in 1000..1050u32 {
+        tx.push(HeapFrame::from_bytes(&udp_from_host(s)))
+            .expect("room");
+        if s % 4 == 3 {
+            c.step();
+        }
+    }
+    for _ in 0..4 {
+        c.step();
+    }
+    assert_eq!(
+        std::mem::take(&mut c.got),
+        (1000..1050).collect::<Vec<u32>>()
+    );
+    assert!(c.wire[first_wire..]
+        .iter()
+        .filter(|s| s.from_a)
+        .filter_map(|s| esp_spi(&s.bytes))
+        .all(|s| s == new_out));
+    assert_eq!(
+        drops(&c.nodes[0], DropReason::SaExpired),
+        expired,
+        "no more"
+    );
+    assert_eq!(drops(&c.nodes[2], DropReason::UnknownSpi), 0);
+    assert_eq!(drops(&c.nodes[2], DropReason::AuthFailed), 0);
 }

@@ -253,6 +253,8 @@ struct Child {
     rekey_of: Option<u32>,
     /// Replaced: removed at this time.
     drain_until: Option<u64>,
+    /// Order of installation.
+    seq: u64,
 }
 
 /// A datagram waiting for an inbound SA to be published.
@@ -279,6 +281,10 @@ pub struct IkeDriver {
     counters: IkeCounters,
     ident: u16,
     dirty: bool,
+    /// Child SAs installed so far.
+    installed: u64,
+    /// The datagram being handled is a response (to our request).
+    in_response: bool,
 }
 
 fn identity(s: &str) -> Identity {
@@ -407,6 +413,8 @@ impl IkeDriver {
             counters: IkeCounters::default(),
             ident: 0,
             dirty: false,
+            installed: 0,
+            in_response: false,
         })
     }
 
@@ -499,10 +507,15 @@ impl IkeDriver {
         })();
         match parsed {
             Ok((src, dst, payload)) => {
+                // The R flag of the IKE header (after the non-ESP marker
+                // on the NAT-T port).
+                let at = if dst.port() == NATT_PORT { 4 + 19 } else { 19 };
+                self.in_response = payload.get(at).is_some_and(|f| f & 0x20 != 0);
                 if let Err(d) = self.ike.on_datagram(now_ns, src, dst, &payload) {
                     tracing::debug!(%src, reason = d.name(), "IKE datagram refused");
                 }
                 self.after_call(now_ns);
+                self.in_response = false;
             }
             Err(r) => {
                 tracing::debug!(reason = r.name(), "IKE frame refused");
@@ -792,14 +805,17 @@ impl IkeDriver {
                         outbound,
                         rekey_of: c.rekey_of,
                         drain_until: None,
+                        seq: self.installed,
                     },
                 );
-                // A first Child SA is used at once; a rekey we asked for
-                // too (the peer answered with its inbound SA in place).
-                // Else we wait for the peer's DELETE of the old one.
+                self.installed += 1;
+                // A first Child SA is used at once; a rekey made by our
+                // own request too (the peer answered with its inbound SA
+                // in place). A rekey the peer asked for (both may, at
+                // once) waits for the peer's DELETE of the old one.
                 let switch = match c.rekey_of {
                     None => true,
-                    Some(old) => self.asked.contains_key(&old),
+                    Some(old) => self.in_response && self.asked.contains_key(&old),
                 };
                 if switch {
                     self.switch(peer, c.spi_in);
@@ -810,16 +826,22 @@ impl IkeDriver {
             Event::ChildDown { spi_in, reason, .. } => {
                 let c = self.children.get(&spi_in)?.clone();
                 self.asked.remove(&spi_in);
+                // Its successor: the SA that replaces it, else the newest
+                // of the peer's that nothing replaces.
+                let live = |o: &Child| o.peer == c.peer && o.drain_until.is_none();
+                let replaced_by_other = |s: u32| {
+                    self.children
+                        .iter()
+                        .any(|(&k, o)| k != spi_in && live(o) && o.rekey_of == Some(s))
+                };
                 let replacement = self
                     .children
                     .iter()
-                    .filter(|(&s, o)| s != spi_in && o.peer == c.peer && o.drain_until.is_none())
-                    .max_by_key(|(_, o)| o.rekey_of == Some(spi_in))
+                    .filter(|(&s, o)| s != spi_in && live(o))
+                    .max_by_key(|(&s, o)| {
+                        (o.rekey_of == Some(spi_in), !replaced_by_other(s), o.seq)
+                    })
                     .map(|(&s, _)| s);
-                let replaced = self
-                    .children
-                    .values()
-                    .any(|o| o.rekey_of == Some(spi_in) && o.drain_until.is_none());
                 if self.current.get(&c.peer) == Some(&spi_in) {
                     match replacement {
                         Some(r) => self.switch(c.peer, r),
@@ -828,7 +850,9 @@ impl IkeDriver {
                         }
                     }
                 }
-                if replaced && reason != ChildReason::IkeGone {
+                // What the peer sent on it until now may still arrive:
+                // its inbound SA drains, unless the IKE SA is gone.
+                if reason != ChildReason::IkeGone {
                     let until = now_ns + u64::from(self.cfg.drain_ms) * 1_000_000;
                     if let Some(ch) = self.children.get_mut(&spi_in) {
                         ch.drain_until = Some(until);
