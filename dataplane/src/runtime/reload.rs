@@ -249,4 +249,62 @@ mod tests {
         assert_eq!(now.sa_out[0].life.state(), LifeState::Active);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn the_negotiated_sas_are_merged_into_every_publication_and_keep_their_state() {
+        use crate::config::{AeadAlg, SaConfig, SaDir};
+        use crate::control::ike::{IkeShare, NegotiatedSas};
+        use std::net::Ipv4Addr;
+        let dir = std::env::temp_dir().join(format!("mp-reload-ike-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("gw.toml");
+        let text = "[node]\nname = \"gw\"\nrole = \"gateway\"\n\n\
+            [[ports]]\nname = \"up0\"\nmac = \"02:00:00:00:00:01\"\n\n\
+            [[fec]]\nprefix = \"10.2.0.0/16\"\npeer = \"192.0.2.2\"\nlabel = 1002\n\
+            port = \"up0\"\nnext_hop_mac = \"02:00:00:00:01:01\"\n\n\
+            [ike]\naddress = \"192.0.2.1\"\nidentity = \"gw\"\npsk_file = \"psk\"\n\n\
+            [[ike.peer]]\naddress = \"192.0.2.2\"\nidentity = \"gw-b\"\n";
+        std::fs::write(&path, text).expect("write");
+        let (reloader, tables) = ConfigReloader::load(&path).expect("load");
+        assert_eq!(tables.fecs[0].sa, crate::tables::SA_PENDING);
+        let share = Arc::new(IkeShare::default());
+        let mut reloader = reloader.with_ike(share.clone());
+        let store = TableStore::new(tables);
+        // The first look publishes (an empty set); then only on change.
+        assert!(reloader.republish_negotiated(&store).is_some());
+        assert!(reloader.republish_negotiated(&store).is_none());
+
+        let out = SaConfig {
+            spi: 0x2222,
+            dir: SaDir::Out,
+            aead: AeadAlg::Aes128Gcm,
+            key: zeroize::Zeroizing::new(vec![7; 20]),
+            tunnel_src: Ipv4Addr::new(192, 0, 2, 1),
+            tunnel_dst: Ipv4Addr::new(192, 0, 2, 2),
+            esn: true,
+            lifetime: crate::sa::Lifetime::NONE,
+            peer: None,
+            negotiated: true,
+        };
+        share.set(NegotiatedSas {
+            sas: vec![out],
+            out: [(Ipv4Addr::new(192, 0, 2, 2), 0x2222)].into(),
+        });
+        let epoch = reloader
+            .republish_negotiated(&store)
+            .expect("changed")
+            .expect("published");
+        let t = store.load_full();
+        assert_eq!(t.epoch, epoch);
+        let sa = t.sa_out[t.fecs[0].sa as usize].clone();
+        assert_eq!(sa.spi, 0x2222);
+        let _ = sa.reserve_seq(10);
+
+        // A SIGHUP reload keeps the negotiated SA, and its sequence.
+        reloader.reload(&store).expect("reload");
+        let t = store.load_full();
+        assert!(Arc::ptr_eq(&t.sa_out[t.fecs[0].sa as usize], &sa));
+        assert_eq!(sa.sent(), 10);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
