@@ -941,6 +941,13 @@ fn check_config(path: PathBuf) -> Result<()> {
     for sa in &c.sa {
         meshplane::outln!("  {}", sa.summary())?;
     }
+    if let Some(ike) = &c.ike {
+        // The key is read as the node will read it (mode, format), not
+        // printed.
+        meshplane::config::ike::read_psk(&ike.psk_file)
+            .with_context(|| path.display().to_string())?;
+        meshplane::outln!("  {}", ike.summary())?;
+    }
     Ok(())
 }
 

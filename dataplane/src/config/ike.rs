@@ -90,6 +90,51 @@ impl IkeConfig {
     pub fn peer(&self, a: Ipv4Addr) -> Option<&IkePeerConfig> {
         self.peers.iter().find(|p| p.address == a)
     }
+
+    /// What `check-config` says of `[ike]`.
+    pub fn summary(&self) -> String {
+        let peers: Vec<String> = self
+            .peers
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ({}{})",
+                    p.address,
+                    p.identity,
+                    if p.initiate { ", initiated here" } else { "" }
+                )
+            })
+            .collect();
+        let limits = |l: &Limits| {
+            let v: Vec<String> = [
+                l.packets.map(|v| format!("{v} packets")),
+                l.bytes.map(|v| format!("{v} bytes")),
+                l.seconds.map(|v| format!("{v} s")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        format!(
+            "IKEv2 from {} as {}: peers {}; Child SAs rekeyed at {}, expire at {}; \
+             a replaced inbound SA drains for {} ms",
+            self.address,
+            self.identity,
+            if peers.is_empty() {
+                "none".to_string()
+            } else {
+                peers.join(", ")
+            },
+            limits(&self.lifetime.soft),
+            limits(&self.lifetime.hard),
+            self.drain_ms
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -420,6 +465,11 @@ mod tests {
         assert_eq!(ike.drain_ms, 2000);
         assert_eq!(ike.peers.len(), 1);
         assert!(ike.peers[0].initiate);
+        assert_eq!(
+            ike.summary(),
+            "IKEv2 from 192.0.2.1 as gw-a: peers 192.0.2.2 (gw-b, initiated here); \
+             Child SAs rekeyed at 3240 s, expire at 3600 s; a replaced inbound SA drains for 2000 ms"
+        );
         // Without [ike], nothing changes.
         assert!(parse("").expect("config").ike.is_none());
     }
