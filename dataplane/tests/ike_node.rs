@@ -720,3 +720,48 @@ fn past_the_hard_limit_with_a_silent_peer_traffic_drops_as_sa_expired_and_resume
     assert_eq!(drops(&c.nodes[2], DropReason::UnknownSpi), 0);
     assert_eq!(drops(&c.nodes[2], DropReason::AuthFailed), 0);
 }
+
+#[test]
+fn a_peer_that_restarted_is_noticed_by_liveness_checks_and_the_sas_are_made_again() {
+    let mut c = Chain::new("liveness_ms = 50\nretransmit_ms = 20\nretransmit_tries = 3");
+    let (_, first_out) = c.establish();
+    // gw-b restarts: a fresh process on the same ports, with no SA.
+    let old = c.nodes.remove(2);
+    let cfg = old.cfg.clone();
+    let ports = old.worker.into_ports();
+    c.nodes.insert(2, Node::new(&cfg, ports, 33));
+    assert_eq!(c.nodes[2].current(), None);
+    // gw-a's liveness check goes unanswered (gw-b knows no such IKE SA),
+    // its IKE SA ends, and it initiates again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        c.step();
+        if let (Some(a), Some(b)) = (c.nodes[0].current(), c.nodes[2].current()) {
+            if a.1 != first_out && a.0 == b.1 && a.1 == b.0 {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not made again: gw-a {:?}",
+            c.nodes[0].ike().view()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for _ in 0..3 {
+        c.step();
+    }
+    let tx = c.host_a.tx_ring().clone();
+    c.got.clear();
+    for s in 0..40u32 {
+        tx.push(HeapFrame::from_bytes(&udp_from_host(s)))
+            .expect("room");
+        if s % 4 == 3 {
+            c.step();
+        }
+    }
+    for _ in 0..4 {
+        c.step();
+    }
+    assert_eq!(std::mem::take(&mut c.got), (0..40).collect::<Vec<u32>>());
+}

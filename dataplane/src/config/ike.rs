@@ -9,6 +9,9 @@
 //! proposals = ["aes128gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384"]
 //! esp_proposals = ["aes128gcm16-esn", "aes256gcm16-esn"]
 //! drain_ms = 2000             # how long a replaced inbound SA still decrypts
+//! liveness_ms = 30000         # a liveness check on each IKE SA this often (0: none)
+//! retransmit_ms = 500         # first retransmission of a request (doubling)
+//! retransmit_tries = 6        # sends of a request before its IKE SA is given up
 //! lifetime = { hard_seconds = 3600 }    # soft limits default to 90 % of hard
 //!
 //! [[ike.peer]]
@@ -50,6 +53,12 @@ pub const DEFAULT_HARD_SECONDS: u64 = 3600;
 pub const SOFT_PERCENT: u64 = 90;
 /// The default drain window of a replaced inbound SA, milliseconds.
 pub const DEFAULT_DRAIN_MS: u32 = 2000;
+/// The default interval of liveness checks, milliseconds.
+pub const DEFAULT_LIVENESS_MS: u32 = 30_000;
+/// The default first retransmission interval, milliseconds.
+pub const DEFAULT_RETRANSMIT_MS: u32 = 500;
+/// The default number of sends of a request.
+pub const DEFAULT_RETRANSMIT_TRIES: u32 = 6;
 /// Most `[[ike.peer]]` entries.
 pub const MAX_PEERS: usize = 256;
 
@@ -70,6 +79,14 @@ pub struct IkeConfig {
     pub lifetime: Lifetime,
     /// How long a replaced inbound SA stays after the switch, ms.
     pub drain_ms: u32,
+    /// A liveness check on each established IKE SA this often, ms (0:
+    /// none): a peer that restarted, or died, is noticed (its IKE SA ends
+    /// after the retransmissions) and an initiator starts again.
+    pub liveness_ms: u32,
+    /// First retransmission interval of a request, ms (it doubles).
+    pub retransmit_ms: u32,
+    /// Sends of a request before its IKE SA is given up.
+    pub retransmit_tries: u32,
     /// The peer gateways.
     pub peers: Vec<IkePeerConfig>,
 }
@@ -149,6 +166,12 @@ pub(super) struct RawIke {
     esp_proposals: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     drain_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    liveness_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    retransmit_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    retransmit_tries: Option<Spanned<i64>>,
     #[serde(default)]
     lifetime: Option<super::lifetime::RawLifetime>,
     #[serde(default)]
@@ -312,6 +335,18 @@ pub(super) fn parse_ike(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeConfig, ConfigErr
         None => DEFAULT_DRAIN_MS,
         Some(v) => cx.int(v, "[ike] drain_ms", 0, 600_000, "")?,
     };
+    let liveness_ms = match &r.liveness_ms {
+        None => DEFAULT_LIVENESS_MS,
+        Some(v) => cx.int(v, "[ike] liveness_ms", 0, 86_400_000, " (0: none)")?,
+    };
+    let retransmit_ms = match &r.retransmit_ms {
+        None => DEFAULT_RETRANSMIT_MS,
+        Some(v) => cx.int(v, "[ike] retransmit_ms", 1, 60_000, "")?,
+    };
+    let retransmit_tries = match &r.retransmit_tries {
+        None => DEFAULT_RETRANSMIT_TRIES,
+        Some(v) => cx.int(v, "[ike] retransmit_tries", 1, 20, "")?,
+    };
     let lifetime = match &r.lifetime {
         None => with_defaults(Lifetime::NONE),
         Some(l) => {
@@ -358,6 +393,9 @@ pub(super) fn parse_ike(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeConfig, ConfigErr
         esp_proposals,
         lifetime,
         drain_ms,
+        liveness_ms,
+        retransmit_ms,
+        retransmit_tries,
         peers,
     })
 }

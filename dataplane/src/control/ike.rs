@@ -285,6 +285,10 @@ pub struct IkeDriver {
     installed: u64,
     /// The datagram being handled is a response (to our request).
     in_response: bool,
+    /// When each IKE SA is next checked for liveness.
+    liveness_at: HashMap<SaId, u64>,
+    /// When the IKE SAs are next looked at for liveness.
+    liveness_scan_at: u64,
 }
 
 fn identity(s: &str) -> Identity {
@@ -385,6 +389,8 @@ pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, psk: &Secret) -> Conf
         .collect();
     Config {
         peers,
+        retransmit_initial_ns: u64::from(ike.retransmit_ms) * 1_000_000,
+        retransmit_tries: ike.retransmit_tries,
         ..Config::default()
     }
 }
@@ -415,6 +421,8 @@ impl IkeDriver {
             dirty: false,
             installed: 0,
             in_response: false,
+            liveness_at: HashMap::new(),
+            liveness_scan_at: 0,
         })
     }
 
@@ -562,6 +570,7 @@ impl IkeDriver {
             busy = true;
         }
         busy |= self.rekey_by_lifetime(now_ns, t);
+        busy |= self.check_liveness(now_ns);
         // Drain windows that ended.
         let ended: Vec<u32> = self
             .children
@@ -642,6 +651,40 @@ impl IkeDriver {
         v[ipv4::MIN_HEADER_LEN..].copy_from_slice(&u);
         Ipv4Packet::new_unchecked(&mut v[..]).fill_checksum();
         Some((dst, v))
+    }
+
+    /// Sends a liveness check on each established IKE SA whose interval
+    /// has passed (a peer that does not answer ends its IKE SA).
+    fn check_liveness(&mut self, now_ns: u64) -> bool {
+        if self.cfg.liveness_ms == 0 {
+            return false;
+        }
+        let every = u64::from(self.cfg.liveness_ms) * 1_000_000;
+        if now_ns < self.liveness_scan_at {
+            return false;
+        }
+        self.liveness_scan_at = now_ns + every.min(100_000_000);
+        let up: Vec<SaId> = self
+            .ike
+            .sas()
+            .into_iter()
+            .filter(|s| s.state == "established")
+            .map(|s| s.sa)
+            .collect();
+        self.liveness_at.retain(|sa, _| up.contains(sa));
+        let mut busy = false;
+        for sa in up {
+            let at = *self.liveness_at.entry(sa).or_insert(now_ns + every);
+            if now_ns < at {
+                continue;
+            }
+            self.liveness_at.insert(sa, now_ns + every);
+            if self.ike.check_liveness(now_ns, sa).is_ok() {
+                self.after_call(now_ns);
+                busy = true;
+            }
+        }
+        busy
     }
 
     /// Asks for a rekey of each current Child SA one of whose SAs reached
