@@ -21,13 +21,17 @@
 //!   peer send on it, or our DELETE of the SA it replaces) are held until
 //!   the tables the service thread reads hold that inbound SA;
 //! * the outbound switch is one publication: the peer's FECs name the new
-//!   outbound SA instead of the old one. The end that asked for the rekey
-//!   switches when the new SA is up (the peer installed its inbound before
-//!   answering); the other end when the SA it replaces is deleted (the
-//!   asking end installed its inbound before sending that DELETE);
+//!   outbound SA instead of the old one. The end whose request made the
+//!   SA switches when it is up (the peer installed its inbound before
+//!   answering); the other end when it sees the peer use the SA (an
+//!   authenticated packet on its inbound SA: the peer installed both
+//!   directions together), or when the SA it replaces is deleted (the
+//!   asking end installed its inbound before sending that DELETE), or,
+//!   for a first Child SA, after `[ike] drain_ms`;
 //! * the replaced inbound SA stays for `[ike] drain_ms` after that.
 //!
-//! A Child SA deleted otherwise, or whose IKE SA ended, is removed at once.
+//! A Child SA deleted otherwise drains the same way; one whose IKE SA
+//! ended is removed at once.
 //! The soft lifetime of a negotiated SA (either direction) asks the
 //! endpoint for a rekey ([`Ike::rekey_child`]); the hard one still expires
 //! the SA in the data path (`sa_expired`) when no rekey came in time.
@@ -255,6 +259,8 @@ struct Child {
     drain_until: Option<u64>,
     /// Order of installation.
     seq: u64,
+    /// When it was installed.
+    up_at: u64,
 }
 
 /// A datagram waiting for an inbound SA to be published.
@@ -571,6 +577,7 @@ impl IkeDriver {
         }
         busy |= self.rekey_by_lifetime(now_ns, t);
         busy |= self.check_liveness(now_ns);
+        busy |= self.switch_when_used(now_ns, t);
         // Drain windows that ended.
         let ended: Vec<u32> = self
             .children
@@ -651,6 +658,46 @@ impl IkeDriver {
         v[ipv4::MIN_HEADER_LEN..].copy_from_slice(&u);
         Ipv4Packet::new_unchecked(&mut v[..]).fill_checksum();
         Some((dst, v))
+    }
+
+    /// Switches to a Child SA the peer asked for once the peer is seen
+    /// using it (its inbound SA authenticated a packet: the peer installed
+    /// both directions together), or, for a first Child SA, once
+    /// `drain_ms` has passed. Only forward: to an SA newer than the one
+    /// in use, and not one that something replaces.
+    fn switch_when_used(&mut self, now_ns: u64, t: &Tables) -> bool {
+        let drain = u64::from(self.cfg.drain_ms) * 1_000_000;
+        let mut to = Vec::new();
+        for (&s, c) in &self.children {
+            let cur = self.current.get(&c.peer).copied();
+            if c.drain_until.is_some() || cur == Some(s) {
+                continue;
+            }
+            if cur
+                .and_then(|k| self.children.get(&k))
+                .is_some_and(|k| k.seq > c.seq)
+            {
+                continue;
+            }
+            if self
+                .children
+                .values()
+                .any(|o| o.rekey_of == Some(s) && o.drain_until.is_none())
+            {
+                continue;
+            }
+            let used = t.sa_in.get(&s).is_some_and(|i| i.sa.life.packets() > 0);
+            let waited = c.rekey_of.is_none() && now_ns >= c.up_at + drain;
+            if used || waited {
+                to.push((c.peer, s));
+            }
+        }
+        let busy = !to.is_empty();
+        for (p, s) in to {
+            self.switch(p, s);
+            self.dirty = true;
+        }
+        busy
     }
 
     /// Sends a liveness check on each established IKE SA whose interval
@@ -849,15 +896,17 @@ impl IkeDriver {
                         rekey_of: c.rekey_of,
                         drain_until: None,
                         seq: self.installed,
+                        up_at: now_ns,
                     },
                 );
                 self.installed += 1;
-                // A first Child SA is used at once; a rekey made by our
-                // own request too (the peer answered with its inbound SA
-                // in place). A rekey the peer asked for (both may, at
-                // once) waits for the peer's DELETE of the old one.
+                // A Child SA made by our own request is used at once (the
+                // peer answered with its inbound SA in place). One the
+                // peer asked for waits until the peer is seen using it
+                // (`switch_when_used`), or for its DELETE of the SA it
+                // replaces; a first one at most `drain_ms`.
                 let switch = match c.rekey_of {
-                    None => true,
+                    None => self.in_response,
                     Some(old) => self.in_response && self.asked.contains_key(&old),
                 };
                 if switch {
