@@ -15,9 +15,11 @@ use zeroize::Zeroizing;
 
 mod bfd;
 mod flood;
+pub mod ike;
 mod lifetime;
 pub use bfd::{BfdConfig, BfdPeerConfig};
 pub use flood::FloodConfig;
+pub use ike::{IkeConfig, IkePeerConfig};
 
 /// A configuration error with its location.
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +239,8 @@ pub struct SaConfig {
     /// For an outbound SA on a node with `[control]`: the egress gateway
     /// (ground-station name or id) whose traffic it protects.
     pub peer: Option<String>,
+    /// Negotiated by IKE (`[ike]`), not read from the file.
+    pub negotiated: bool,
 }
 
 impl std::fmt::Debug for SaConfig {
@@ -251,6 +255,7 @@ impl std::fmt::Debug for SaConfig {
             .field("esn", &self.esn)
             .field("lifetime", &self.lifetime)
             .field("peer", &self.peer)
+            .field("negotiated", &self.negotiated)
             .finish()
     }
 }
@@ -341,8 +346,11 @@ impl std::fmt::Display for Prefix {
 pub struct FecConfig {
     /// Inner destination prefix.
     pub prefix: Prefix,
-    /// SPI of the outbound SA.
+    /// SPI of the outbound SA (0 when `peer` names a negotiated one).
     pub sa: u32,
+    /// The `[[ike.peer]]` (its tunnel address) whose negotiated Child SA
+    /// is the outbound SA, instead of a static `sa`.
+    pub peer: Option<Ipv4Addr>,
     /// Label to push.
     pub label: u32,
     /// Port name to send on.
@@ -631,6 +639,8 @@ pub struct NodeConfig {
     /// The management socket `meshplane ctl` talks to (`[node] socket`,
     /// default [`default_socket`] of the name); `None`: none (`socket = ""`).
     pub socket: Option<PathBuf>,
+    /// IKEv2 with peer gateways (`[ike]`); `None`: static SAs only.
+    pub ike: Option<IkeConfig>,
 }
 
 // ---- raw (as written) ----
@@ -665,6 +675,9 @@ struct RawFile {
     bfd: Option<bfd::RawBfd>,
     #[serde(default)]
     flood: Option<Spanned<flood::RawFlood>>,
+    #[serde(default)]
+    // Not spanned, as `[bfd]`: `[[ike.peer]]` may come first.
+    ike: Option<ike::RawIke>,
 }
 
 #[derive(Deserialize)]
@@ -790,7 +803,10 @@ struct RawSa {
 #[serde(deny_unknown_fields)]
 struct RawFec {
     prefix: Spanned<String>,
-    sa: Spanned<i64>,
+    #[serde(default)]
+    sa: Option<Spanned<i64>>,
+    #[serde(default)]
+    peer: Option<Spanned<String>>,
     label: Spanned<i64>,
     port: Spanned<String>,
     next_hop_mac: Spanned<String>,
@@ -1769,24 +1785,64 @@ impl NodeConfig {
                 esn: r.esn,
                 lifetime,
                 peer,
+                negotiated: false,
             });
         }
+
+        let ike = raw
+            .ike
+            .as_ref()
+            .map(|i| ike::parse_ike(&cx, i))
+            .transpose()?;
 
         let mut fec = Vec::with_capacity(raw.fec.len());
         let mut fec_seen: HashMap<Prefix, usize> = HashMap::new();
         for f in &raw.fec {
             let r = f.get_ref();
-            let spi = *r.sa.get_ref();
-            let Some(spi) = u32::try_from(spi)
-                .ok()
-                .filter(|s| sa_seen.contains_key(&(*s, true)))
-            else {
-                return Err(cx.err(
-                    r.sa.span(),
-                    format!(
-                        "fec refers to SA {spi}, but no [[sa]] with dir = \"out\" has that SPI"
-                    ),
-                ));
+            let (spi, peer) = match (&r.sa, &r.peer) {
+                (Some(sa), None) => {
+                    let spi = *sa.get_ref();
+                    let Some(spi) = u32::try_from(spi)
+                        .ok()
+                        .filter(|s| sa_seen.contains_key(&(*s, true)))
+                    else {
+                        return Err(cx.err(
+                            sa.span(),
+                            format!(
+                                "fec refers to SA {spi}, but no [[sa]] with dir = \"out\" has that SPI"
+                            ),
+                        ));
+                    };
+                    (spi, None)
+                }
+                (None, Some(p)) => {
+                    let a = cx.host_address(p, "fec peer")?;
+                    let Some(ike) = &ike else {
+                        return Err(cx.err(
+                            p.span(),
+                            format!(
+                                "fec peer = \"{a}\" needs an [ike] section: the SA to a peer is negotiated"
+                            ),
+                        ));
+                    };
+                    if ike.peer(a).is_none() {
+                        return Err(cx.err(
+                            p.span(),
+                            format!("fec peer = \"{a}\": no [[ike.peer]] has that address"),
+                        ));
+                    }
+                    (0, Some(a))
+                }
+                (Some(sa), Some(_)) => {
+                    return Err(cx.err(
+                        sa.span(),
+                        "fec gives both sa and peer: give either a static SA's SPI or the IKE peer",
+                    ))
+                }
+                (None, None) => return Err(cx.err(
+                    f.span(),
+                    "fec needs sa (a static outbound SA's SPI) or peer (an [[ike.peer]] address)",
+                )),
             };
             let prefix = prefix_ref(&r.prefix)?;
             if let Some(&first) = fec_seen.get(&prefix) {
@@ -1820,6 +1876,7 @@ impl NodeConfig {
             fec.push(FecConfig {
                 prefix,
                 sa: spi,
+                peer,
                 label: label_ref(&r.label, "fec label")?,
                 port,
                 next_hop_mac: cx.mac(&r.next_hop_mac, &format!("fec {prefix} next_hop_mac"))?,
@@ -1977,6 +2034,7 @@ impl NodeConfig {
             flood,
             node_routes: Vec::new(),
             socket,
+            ike,
         };
         // A BFD peer's packets need a source address.
         if let Some(b) = &raw.bfd {
@@ -2014,7 +2072,8 @@ impl NodeConfig {
                 .iter()
                 .find(|s| s.dir == SaDir::In)
                 .map(|s| s.tunnel_dst)
-                .or_else(|| self.sa.first().map(|s| s.tunnel_src)),
+                .or_else(|| self.sa.first().map(|s| s.tunnel_src))
+                .or_else(|| self.ike.as_ref().map(|i| i.address)),
             Role::Satellite => {
                 let c = self.control.as_ref()?;
                 match (&c.node, c.node_prefix) {

@@ -56,11 +56,14 @@ pub enum DropReason {
     /// The SA reached a hard lifetime limit (packets, bytes or seconds,
     /// RFC 4301 §4.4.2.1): it protects nothing more until replaced.
     SaExpired,
+    /// The FEC's outbound SA is to be negotiated with its IKE peer and is
+    /// not there yet (no IKE SA, or its Child SA is being made).
+    SaPending,
 }
 
 impl DropReason {
     /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
@@ -84,6 +87,7 @@ impl DropReason {
         DropReason::PuntFull,
         DropReason::CryptoFailed,
         DropReason::SaExpired,
+        DropReason::SaPending,
     ];
 
     /// Stable snake_case name for reports and metrics.
@@ -110,6 +114,7 @@ impl DropReason {
             DropReason::PuntFull => "punt_full",
             DropReason::CryptoFailed => "crypto_failed",
             DropReason::SaExpired => "sa_expired",
+            DropReason::SaPending => "sa_pending",
         }
     }
 

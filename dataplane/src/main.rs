@@ -624,6 +624,34 @@ fn serve<B: meshplane::runtime::Backend>(
     };
     // The node's own packets: answered on the service thread, over the
     // workers' punt and inject queues.
+    // IKEv2 with the peer gateways: the driver on the service thread, its
+    // SAs merged into the tables by the reloader (the node's publisher).
+    let ike = match (&n.cfg.ike, &n.cfg.control) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "{}: [ike] on a node with [control] is not supported yet (its tables are \
+             published by the control agent, which does not merge negotiated SAs)",
+            a.config.display()
+        ),
+        (Some(i), None) => {
+            let psk = meshplane::config::ike::read_psk(&i.psk_file)
+                .with_context(|| a.config.display().to_string())?;
+            let share = Arc::new(meshplane::control::ike::IkeShare::default());
+            let driver = meshplane::control::ike::IkeDriver::new(
+                n.cfg,
+                &psk,
+                Box::new(meshplane_control::ike::SystemRng),
+                share.clone(),
+            );
+            reloader = reloader.with_ike(share);
+            tracing::info!(
+                address = %i.address,
+                peers = i.peers.len(),
+                "IKEv2 negotiates this gateway's SAs"
+            );
+            driver
+        }
+        (None, _) => None,
+    };
     let services = n.opts.channels.clone().map(|channels| {
         let tables = store.load();
         let node = meshplane::control::service_loop::node_info(
@@ -647,6 +675,10 @@ fn serve<B: meshplane::runtime::Backend>(
             oam_requests,
             service_stats,
         );
+        let s = match ike {
+            Some(d) => s.with_ike(d),
+            None => s,
+        };
         if bfd.is_empty() {
             s
         } else {
@@ -913,6 +945,13 @@ fn check_config(path: PathBuf) -> Result<()> {
     }
     for sa in &c.sa {
         meshplane::outln!("  {}", sa.summary())?;
+    }
+    if let Some(ike) = &c.ike {
+        // The key is read as the node will read it (mode, format), not
+        // printed.
+        meshplane::config::ike::read_psk(&ike.psk_file)
+            .with_context(|| path.display().to_string())?;
+        meshplane::outln!("  {}", ike.summary())?;
     }
     Ok(())
 }

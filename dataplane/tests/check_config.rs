@@ -494,3 +494,43 @@ fn sa_lifetimes_are_checked_and_each_sa_says_how_long_it_lasts() {
         "{stdout}"
     );
 }
+
+#[test]
+fn an_ike_gateway_is_described_and_its_psk_file_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir().join("ike");
+    std::fs::create_dir_all(&d).expect("dir");
+    let psk = d.join("psk");
+    std::fs::write(&psk, "00112233445566778899aabbccddeeff\n").expect("write");
+    std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let text = format!(
+        "[node]\nname = \"gw\"\nrole = \"gateway\"\n\n\
+         [[ports]]\nname = \"up0\"\nmac = \"02:00:00:00:00:01\"\n\n\
+         [[fec]]\nprefix = \"10.2.0.0/16\"\npeer = \"192.0.2.2\"\nlabel = 1002\n\
+         port = \"up0\"\nnext_hop_mac = \"02:00:00:00:01:01\"\n\n\
+         [ike]\naddress = \"192.0.2.1\"\nidentity = \"gw-a\"\npsk_file = \"{}\"\n\n\
+         [[ike.peer]]\naddress = \"192.0.2.2\"\nidentity = \"gw-b\"\ninitiate = true\n",
+        psk.display()
+    );
+    let path = d.join("gw.toml");
+    std::fs::write(&path, text).expect("write");
+    let (code, out) = check_path(&path);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("is readable or writable by its group or by others (mode 0640)"),
+        "{out}"
+    );
+    std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run meshplane");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("IKEv2 from 192.0.2.1 as gw-a: peers 192.0.2.2 (gw-b, initiated here)"),
+        "{out}"
+    );
+    assert!(!out.contains("00112233"), "the key is never printed: {out}");
+}

@@ -87,6 +87,8 @@ pub enum ShowWhat {
     Bfd,
     /// Link-state notices known, when each applies, flooding counters.
     Failures,
+    /// IKE SAs, Child SAs (state, SPIs, lifetime left), rekeys, counters.
+    Ike,
 }
 
 /// `ctl ping`.
@@ -361,6 +363,7 @@ pub fn request_of(cmd: &CtlCmd) -> (Value, Duration) {
                 ShowWhat::Sa => "sa",
                 ShowWhat::Bfd => "bfd",
                 ShowWhat::Failures => "failures",
+                ShowWhat::Ike => "ike",
             };
             (json!({ "cmd": cmd }), SHOW_TIMEOUT)
         }
@@ -429,6 +432,7 @@ pub fn render(cmd: &CtlCmd, answer: &Value) -> Result<(String, Option<String>), 
                 ShowWhat::Sa => render_sa(&typed(answer)?),
                 ShowWhat::Bfd => render_bfd(&typed(answer)?),
                 ShowWhat::Failures => render_failures(&typed(answer)?),
+                ShowWhat::Ike => render_ike(&typed(answer)?),
             };
             (text, None)
         }
@@ -868,6 +872,89 @@ pub fn render_bfd(r: &crate::control::service_loop::BfdReply) -> String {
         } else {
             String::new()
         }
+    ));
+    out
+}
+
+/// `show ike`: the IKE SAs, the Child SAs, then the counters.
+pub fn render_ike(r: &Option<crate::control::ike::IkeView>) -> String {
+    let Some(r) = r else {
+        return "no IKE ([ike] is not configured)\n".into();
+    };
+    let mut out = String::new();
+    if r.ike_sas.is_empty() {
+        out.push_str("no IKE SA\n");
+    } else {
+        let mut t = Table::new(&[
+            ("peer", false),
+            ("state", false),
+            ("spi_i", false),
+            ("spi_r", false),
+        ]);
+        for (peer, state, i, rr) in &r.ike_sas {
+            t.row(vec![
+                peer.clone(),
+                state.clone(),
+                format!("{i:016x}"),
+                format!("{rr:016x}"),
+            ]);
+        }
+        out.push_str(&t.render(""));
+    }
+    if r.children.is_empty() {
+        out.push_str("no Child SA\n");
+    } else {
+        let mut t = Table::new(&[
+            ("peer", false),
+            ("spi in", true),
+            ("spi out", true),
+            ("state", false),
+            ("replaces", true),
+            ("rekey in", false),
+            ("expires in", false),
+        ]);
+        let left = |l: &Option<crate::sa::Limits>| -> String {
+            let Some(l) = l else { return "-".into() };
+            let parts: Vec<String> = [
+                l.seconds.map(|v| format!("{v} s")),
+                l.packets.map(|v| format!("{v} pkts")),
+                l.bytes.map(|v| format!("{v} B")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if parts.is_empty() {
+                "-".into()
+            } else {
+                parts.join(", ")
+            }
+        };
+        for c in &r.children {
+            t.row(vec![
+                c.peer.to_string(),
+                c.spi_in.to_string(),
+                c.spi_out.to_string(),
+                c.state.clone(),
+                c.rekey_of.map_or("-".into(), |s| s.to_string()),
+                left(&c.soft_left),
+                left(&c.hard_left),
+            ]);
+        }
+        out.push_str(&t.render(""));
+    }
+    let c = &r.counters;
+    let refused = if c.refused.is_empty() {
+        "none".to_string()
+    } else {
+        c.refused
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push_str(&format!(
+        "datagrams received {}, sent {}; Child SAs up {}, rekeys asked {}, switches {}; refused: {refused}\n",
+        c.received, c.sent, c.child_up, c.rekeys_asked, c.switches
     ));
     out
 }

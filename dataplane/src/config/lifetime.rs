@@ -65,6 +65,17 @@ pub(super) fn parse_lifetime(
     esn: bool,
     r: &RawLifetime,
 ) -> Result<Lifetime, ConfigError> {
+    parse_lifetime_of(cx, &format!("SA {spi}"), esn, r)
+}
+
+/// The lifetime `what` (`SA 4097`, `[ike]`) gives, as written; errors
+/// name `what`, the key and its line.
+pub(super) fn parse_lifetime_of(
+    cx: &Ctx<'_>,
+    what: &str,
+    esn: bool,
+    r: &RawLifetime,
+) -> Result<Lifetime, ConfigError> {
     let fields = r.fields();
     let mut v = [None; 6];
     for (slot, (name, field)) in v.iter_mut().zip(fields.iter()) {
@@ -74,7 +85,7 @@ pub(super) fn parse_lifetime(
                 cx.err(
                     s.span(),
                     format!(
-                        "SA {spi}: lifetime {name} = {x} is out of range: want 1 to {}",
+                        "{what}: lifetime {name} = {x} is out of range: want 1 to {}",
                         i64::MAX
                     ),
                 )
@@ -109,7 +120,7 @@ pub(super) fn parse_lifetime(
             .find(|(name, _)| *name == field)
             .and_then(|(_, f)| f.as_ref())
             .map_or(0..0, |s| s.span());
-        cx.err(span, format!("SA {spi}: lifetime {e}"))
+        cx.err(span, format!("{what}: lifetime {e}"))
     })?;
     Ok(l)
 }

@@ -216,6 +216,7 @@ impl RouteInstaller {
                     len: r.prefix.1,
                 },
                 sa,
+                peer: None,
                 label: r.label,
                 port: port.clone(),
                 next_hop_mac: *mac,

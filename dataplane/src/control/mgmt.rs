@@ -18,6 +18,7 @@
 //! | `{"cmd":"sa"}` | [`SaStatusReply`]: each SA's counts, lifetime and state |
 //! | `{"cmd":"bfd"}` | [`BfdReply`](crate::control::service_loop::BfdReply) |
 //! | `{"cmd":"failures"}` | [`FloodView`](crate::control::flooding::FloodView) or `null` without `[flood]` |
+//! | `{"cmd":"ike"}` | [`IkeView`](crate::control::ike::IkeView) or `null` without `[ike]` |
 //! | `{"cmd":"ping","to":"NODE","count":N,"interval_ms":I,"timeout_ms":T,"size":B}` | [`OamResult`] |
 //! | `{"cmd":"lsp-ping","to":"GW","count":N,"timeout_ms":T}` | [`OamResult`] |
 //! | `{"cmd":"lsp-trace","to":"GW","max_hops":N,"timeout_ms":T}` | [`OamResult`] |
@@ -504,6 +505,7 @@ enum Request {
     Sa,
     Bfd,
     Failures,
+    Ike,
     Ping {
         to: String,
         #[serde(default)]
@@ -1157,6 +1159,16 @@ impl Connection<'_> {
             Request::Failures => json(serde_json::to_string(
                 &node.services.as_ref().and_then(|s| s.flood()),
             )),
+            Request::Ike => {
+                let t = node.store.load_full();
+                json(serde_json::to_string(
+                    &node
+                        .services
+                        .as_ref()
+                        .and_then(|s| s.ike())
+                        .map(|v| v.with_lifetimes(&t, Instant::now())),
+                ))
+            }
             Request::Bfd => json(serde_json::to_string(
                 &node.services.as_ref().map(|s| s.bfd()).unwrap_or_default(),
             )),

@@ -20,6 +20,7 @@ pub mod channel;
 pub mod clock;
 pub mod failures;
 pub mod flooding;
+pub mod ike;
 pub mod inject;
 pub mod install;
 pub mod keys;

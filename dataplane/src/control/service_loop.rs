@@ -8,6 +8,7 @@ use super::address_book::AddressBook;
 use super::agent::LinkNews;
 use super::bfd::{self, BfdCounters, BfdSessionView, BfdSessions};
 use super::flooding::{FloodView, Flooding};
+use super::ike::{IkeDriver, IkeView};
 use super::inject::{frame_to_node, CONTROL_MPLS_TTL};
 use super::mgmt::{OamHop, OamKind, OamRequest, OamResult};
 use super::services::{
@@ -54,6 +55,7 @@ pub struct ServiceStats {
     inner: Mutex<(ServiceCounters, IgnoredCounters)>,
     bfd: Mutex<BfdReply>,
     flood: Mutex<Option<FloodView>>,
+    ike: Mutex<Option<IkeView>>,
 }
 
 impl ServiceStats {
@@ -70,6 +72,11 @@ impl ServiceStats {
     /// The flooding state as last published (None: no `[flood]`).
     pub fn flood(&self) -> Option<FloodView> {
         self.flood.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The IKE state as last published (None: no `[ike]`).
+    pub fn ike(&self) -> Option<IkeView> {
+        self.ike.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -116,7 +123,10 @@ pub struct ServiceLoop {
     ignored: IgnoredCounters,
     stats: Arc<ServiceStats>,
     bfd: Option<BfdLinks>,
-    /// The monotonic clock BFD runs on.
+    /// IKEv2 with the peer gateways (`[ike]`).
+    ike: Option<IkeDriver>,
+    ike_published_at: Option<u64>,
+    /// The monotonic clock BFD and IKE run on.
     started: std::time::Instant,
 }
 
@@ -204,8 +214,21 @@ impl ServiceLoop {
             ignored: IgnoredCounters::default(),
             stats,
             bfd: None,
+            ike: None,
+            ike_published_at: None,
             started: std::time::Instant::now(),
         }
+    }
+
+    /// Runs IKE too: `driver` negotiates the node's SAs with its peers.
+    pub fn with_ike(mut self, driver: IkeDriver) -> Self {
+        self.ike = Some(driver);
+        self
+    }
+
+    /// The IKE driver, if the node has one.
+    pub fn ike(&self) -> Option<&IkeDriver> {
+        self.ike.as_ref()
     }
 
     /// Runs `sessions` too; link events go to `events` (the control
@@ -268,6 +291,14 @@ impl ServiceLoop {
                 busy = true;
                 self.counters.received += 1;
                 let port = slot.port;
+                if slot.error.is_none() && self.ike.is_some() && IkeDriver::is_ike(slot.bytes()) {
+                    let now = self.mono_ns();
+                    if let Some(ike) = &mut self.ike {
+                        ike.receive(now, slot.bytes());
+                    }
+                    self.channels.workers[w].done(slot);
+                    continue;
+                }
                 if slot.error.is_none() && self.link_frame(port, slot.bytes()) {
                     self.channels.workers[w].done(slot);
                     continue;
@@ -295,6 +326,7 @@ impl ServiceLoop {
             }
         }
         busy |= self.run_bfd(t);
+        busy |= self.run_ike(t);
         busy |= self.take_requests(t, now);
         for done in self.probes.lsp.poll(now) {
             busy = true;
@@ -387,6 +419,22 @@ impl ServiceLoop {
         let busy = !out.is_empty();
         for (port, frame) in out {
             self.send(0, t, Outgoing::Frame { port, frame }, CONTROL_MPLS_TTL);
+        }
+        busy
+    }
+
+    /// IKE's timers, rekeys and SA changes; its datagrams go out through
+    /// worker 0's inject queue, labelled toward their peer. True if
+    /// anything was done.
+    fn run_ike(&mut self, t: &Tables) -> bool {
+        let now = self.mono_ns();
+        let Some(ike) = &mut self.ike else {
+            return false;
+        };
+        let mut out = Vec::new();
+        let busy = ike.poll(now, t, |dst, packet| out.push((dst, packet)));
+        for (dst, packet) in out {
+            self.send(0, t, Outgoing::Remote { dst, packet }, CONTROL_MPLS_TTL);
         }
         busy
     }
@@ -643,6 +691,17 @@ impl ServiceLoop {
             *g = (self.counters, self.ignored);
         }
         let now = self.mono_ns();
+        if let Some(ike) = &self.ike {
+            if self
+                .ike_published_at
+                .is_none_or(|at| now >= at + BFD_PUBLISH_NS)
+            {
+                if let Ok(mut g) = self.stats.ike.try_lock() {
+                    *g = Some(ike.view());
+                    self.ike_published_at = Some(now);
+                }
+            }
+        }
         if let Some(b) = &mut self.bfd {
             if b.published_at.is_some_and(|at| now < at + BFD_PUBLISH_NS) {
                 return;

@@ -512,7 +512,11 @@ impl Reference {
             .iter()
             .rev()
             .find(|s| s.dir == SaDir::Out && s.spi == fec.sa)
-            .ok_or(DropReason::NoRoute)?
+            .ok_or(if fec.peer.is_some() {
+                DropReason::SaPending
+            } else {
+                DropReason::NoRoute
+            })?
             .clone();
         let (next_header, tos) = match inner[0] >> 4 {
             4 => (4u8, inner[1]),

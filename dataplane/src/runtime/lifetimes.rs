@@ -3,10 +3,10 @@
 //! each soft limit (a rekey request) and hard limit (an expiry) an SA
 //! reaches is logged once.
 //!
-//! This node runs no key exchange: every SA is static (from the
-//! configuration), so a rekey request is for the operator, and the log
-//! says so. A key exchange would act on [`SaLife::take_report`] (or
-//! [`SaLife::rekey_requested`]) instead.
+//! A static SA (from the configuration) has no key exchange, so its rekey
+//! request is for the operator, and the log says so. An SA negotiated by
+//! IKE (`[ike]`) is rekeyed by the node's IKE driver, which watches
+//! [`SaLife::rekey_requested`] itself; the log only notes it.
 //!
 //! [`SaLife::take_report`]: crate::sa::lifetime::SaLife::take_report
 //! [`SaLife::rekey_requested`]: crate::sa::lifetime::SaLife::rekey_requested
@@ -29,6 +29,8 @@ pub struct LifetimeEvent {
     pub reached: Reached,
     /// Sequence numbers the SA had used (outbound), for the message.
     pub seq: Option<u64>,
+    /// Negotiated by IKE, which rekeys it.
+    pub negotiated: bool,
 }
 
 impl std::fmt::Display for LifetimeEvent {
@@ -49,6 +51,12 @@ impl std::fmt::Display for LifetimeEvent {
             write!(
                 f,
                 "SA {}: hard lifetime reached ({what}); the SA has expired and its frames are dropped as {reason}",
+                self.spi
+            )
+        } else if self.negotiated {
+            write!(
+                f,
+                "SA {}: soft lifetime reached ({what}); rekey requested from IKE",
                 self.spi
             )
         } else {
@@ -78,6 +86,7 @@ pub fn sweep(t: &Tables, now: Instant) -> Vec<LifetimeEvent> {
                     hard,
                     reached,
                     seq,
+                    negotiated: t.negotiated.contains(&spi),
                 });
             }
         }

@@ -13,17 +13,27 @@
 //! The file is read on a thread of its own ([`serve_reloads`]), never on
 //! the thread that watches the stop flag and publishes stats: however
 //! slow the read, `SIGINT` and the stats are not held up by it.
+//!
+//! On a gateway with `[ike]`, this is also where the SAs IKE negotiates
+//! enter the tables ([`ConfigReloader::with_ike`]): the reloader is the
+//! node's one publisher, and every table it builds is the file's with the
+//! negotiated SAs merged in, republished whenever that set changes.
 
 use super::signals::Signals;
 use super::table_store::TableStore;
 use crate::config::{ConfigError, NodeConfig};
+use crate::control::ike::{IkeShare, NegotiatedSas};
 use crate::tables::{SaStore, TableError, Tables};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often [`serve_reloads`] looks for a `SIGHUP`.
 pub const RELOAD_POLL: Duration = Duration::from_millis(20);
+
+/// How often it looks for a change in IKE's SAs, on a gateway with `[ike]`.
+pub const IKE_POLL: Duration = Duration::from_millis(2);
 
 /// A reload was refused; the old tables stay installed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +54,8 @@ pub struct ConfigReloader {
     path: PathBuf,
     running: NodeConfig,
     sas: SaStore,
+    /// The SAs IKE negotiated, and the generation last published.
+    ike: Option<(Arc<IkeShare>, u64)>,
 }
 
 impl ConfigReloader {
@@ -63,9 +75,46 @@ impl ConfigReloader {
                 path: path.to_path_buf(),
                 running: cfg,
                 sas,
+                ike: None,
             },
             tables,
         ))
+    }
+
+    /// Merges the SAs in `share` into every table built from now on.
+    pub fn with_ike(mut self, share: Arc<IkeShare>) -> Self {
+        self.ike = Some((share, u64::MAX));
+        self
+    }
+
+    fn negotiated(&mut self) -> Arc<NegotiatedSas> {
+        match &mut self.ike {
+            Some((share, seen)) => {
+                *seen = share.generation();
+                share.get()
+            }
+            None => Arc::default(),
+        }
+    }
+
+    /// Republishes the tables when IKE's SA set changed since the last
+    /// publication; the new epoch, if it did.
+    pub fn republish_negotiated(&mut self, store: &TableStore) -> Option<Result<u64, ReloadError>> {
+        let (share, seen) = self.ike.as_ref()?;
+        if share.generation() == *seen {
+            return None;
+        }
+        let neg = self.negotiated();
+        let cfg = neg.apply(&self.running);
+        let mut sas = self.sas.clone();
+        Some(
+            Tables::from_config_with(&cfg, store.next_epoch(), &mut sas)
+                .map_err(|e| ReloadError::Tables(self.path.display().to_string(), e))
+                .map(|tables| {
+                    self.sas = sas;
+                    store.publish(tables)
+                }),
+        )
     }
 
     /// The configuration the running tables came from.
@@ -94,8 +143,12 @@ impl ConfigReloader {
         }
         // Build against a copy of the SA state, so that a failure leaves
         // the running SAs' state untouched.
+        if cfg.ike != self.running.ike {
+            tracing::warn!("{file}: [ike] changed; it takes effect at the next start");
+        }
         let mut sas = self.sas.clone();
-        let tables = Tables::from_config_with(&cfg, store.next_epoch(), &mut sas)
+        let neg = self.negotiated();
+        let tables = Tables::from_config_with(&neg.apply(&cfg), store.next_epoch(), &mut sas)
             .map_err(|e| ReloadError::Tables(file, e))?;
         let epoch = store.publish(tables);
         self.sas = sas;
@@ -133,7 +186,17 @@ pub fn serve_reloads(
                 }
             }
         }
-        std::thread::sleep(RELOAD_POLL);
+        match reloader.republish_negotiated(store) {
+            Some(Ok(epoch)) => tracing::debug!(epoch, "tables republished with IKE's SAs"),
+            Some(Err(e)) => tracing::error!("IKE's SAs not published: {e}"),
+            None => {}
+        }
+        // IKE's datagrams wait for their SAs' publication: look often.
+        std::thread::sleep(if reloader.ike.is_some() {
+            IKE_POLL
+        } else {
+            RELOAD_POLL
+        });
     }
 }
 
@@ -184,6 +247,64 @@ mod tests {
         assert!(!std::sync::Arc::ptr_eq(&now.sa_out[0], &sa));
         assert_eq!(now.sa_out[0].life.packets(), 0);
         assert_eq!(now.sa_out[0].life.state(), LifeState::Active);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_negotiated_sas_are_merged_into_every_publication_and_keep_their_state() {
+        use crate::config::{AeadAlg, SaConfig, SaDir};
+        use crate::control::ike::{IkeShare, NegotiatedSas};
+        use std::net::Ipv4Addr;
+        let dir = std::env::temp_dir().join(format!("mp-reload-ike-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("gw.toml");
+        let text = "[node]\nname = \"gw\"\nrole = \"gateway\"\n\n\
+            [[ports]]\nname = \"up0\"\nmac = \"02:00:00:00:00:01\"\n\n\
+            [[fec]]\nprefix = \"10.2.0.0/16\"\npeer = \"192.0.2.2\"\nlabel = 1002\n\
+            port = \"up0\"\nnext_hop_mac = \"02:00:00:00:01:01\"\n\n\
+            [ike]\naddress = \"192.0.2.1\"\nidentity = \"gw\"\npsk_file = \"psk\"\n\n\
+            [[ike.peer]]\naddress = \"192.0.2.2\"\nidentity = \"gw-b\"\n";
+        std::fs::write(&path, text).expect("write");
+        let (reloader, tables) = ConfigReloader::load(&path).expect("load");
+        assert_eq!(tables.fecs[0].sa, crate::tables::SA_PENDING);
+        let share = Arc::new(IkeShare::default());
+        let mut reloader = reloader.with_ike(share.clone());
+        let store = TableStore::new(tables);
+        // The first look publishes (an empty set); then only on change.
+        assert!(reloader.republish_negotiated(&store).is_some());
+        assert!(reloader.republish_negotiated(&store).is_none());
+
+        let out = SaConfig {
+            spi: 0x2222,
+            dir: SaDir::Out,
+            aead: AeadAlg::Aes128Gcm,
+            key: zeroize::Zeroizing::new(vec![7; 20]),
+            tunnel_src: Ipv4Addr::new(192, 0, 2, 1),
+            tunnel_dst: Ipv4Addr::new(192, 0, 2, 2),
+            esn: true,
+            lifetime: crate::sa::Lifetime::NONE,
+            peer: None,
+            negotiated: true,
+        };
+        share.set(NegotiatedSas {
+            sas: vec![out],
+            out: [(Ipv4Addr::new(192, 0, 2, 2), 0x2222)].into(),
+        });
+        let epoch = reloader
+            .republish_negotiated(&store)
+            .expect("changed")
+            .expect("published");
+        let t = store.load_full();
+        assert_eq!(t.epoch, epoch);
+        let sa = t.sa_out[t.fecs[0].sa as usize].clone();
+        assert_eq!(sa.spi, 0x2222);
+        let _ = sa.reserve_seq(10);
+
+        // A SIGHUP reload keeps the negotiated SA, and its sequence.
+        reloader.reload(&store).expect("reload");
+        let t = store.load_full();
+        assert!(Arc::ptr_eq(&t.sa_out[t.fecs[0].sa as usize], &sa));
+        assert_eq!(sa.sent(), 10);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -199,10 +199,12 @@ fn encapsulate_one<'t, F: Frame>(
     seqs: &mut SeqCache<'t>,
 ) -> Result<PendingSeal, DropReason> {
     let fec_entry = t.fecs.get(fec as usize).ok_or(DropReason::NoRoute)?;
+    // Only a FEC whose SA is still to be negotiated has none (its index is
+    // `SA_PENDING`): the tables are built so.
     let sa = t
         .sa_out
         .get(fec_entry.sa as usize)
-        .ok_or(DropReason::NoRoute)?;
+        .ok_or(DropReason::SaPending)?;
     let inner_len = f.len();
     let (next_header, tos) = match f.data().first().map(|b| b >> 4) {
         Some(4) => (ipv4::protocol::IPV4, f.data().get(1).copied().unwrap_or(0)),

@@ -14,10 +14,14 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+/// The SA index of a FEC whose outbound SA is to be negotiated with its
+/// IKE peer and is not there yet: its packets drop as `sa_pending`.
+pub const SA_PENDING: u32 = u32::MAX;
+
 /// A FEC: how LAN traffic to one prefix leaves the ingress gateway.
 #[derive(Clone, Copy, Debug)]
 pub struct Fec {
-    /// Index into `Tables::sa_out`.
+    /// Index into `Tables::sa_out` ([`SA_PENDING`]: none yet).
     pub sa: u32,
     /// Label to push.
     pub label: u32,
@@ -195,6 +199,8 @@ pub struct Tables {
     /// The computed routes these tables carry, when the control plane
     /// built them (`None`: from the configuration file only).
     pub routes: Option<RouteOrigin>,
+    /// SPIs of the SAs negotiated by IKE (both directions).
+    pub negotiated: std::collections::HashSet<u32>,
 }
 
 /// How a control packet reaches a remote node, as data to it would.
@@ -270,7 +276,11 @@ impl Tables {
         // now, once these tables are built.
         let mut relimit_out = Vec::new();
         let mut relimit_in = Vec::new();
+        let mut negotiated = std::collections::HashSet::new();
         for c in &cfg.sa {
+            if c.negotiated {
+                negotiated.insert(c.spi);
+            }
             let fp = key_fingerprint(c);
             match c.dir {
                 crate::config::SaDir::Out => {
@@ -308,15 +318,26 @@ impl Tables {
             }
         }
         *store = new_store;
+        // A gateway with [ike]: its tunnel address, before any SA exists
+        // (IKE arrives there, and ESP will).
+        if let Some(ike) = &cfg.ike {
+            if !local_addrs.contains(&ike.address) {
+                local_addrs.push(ike.address);
+            }
+        }
 
         let mut fec4 = Lpm4::new();
         let mut fec6 = Lpm6::new();
         let mut fecs = Vec::new();
         let mut fec_prefixes = Vec::with_capacity(cfg.fec.len());
         for f in &cfg.fec {
-            let sa = *out_index.get(&f.sa).ok_or_else(|| {
-                TableError::Reference(format!("FEC {}: no outbound SA {}", f.prefix, f.sa))
-            })?;
+            let sa = if f.sa == 0 && f.peer.is_some() {
+                SA_PENDING
+            } else {
+                *out_index.get(&f.sa).ok_or_else(|| {
+                    TableError::Reference(format!("FEC {}: no outbound SA {}", f.prefix, f.sa))
+                })?
+            };
             let p = port(&f.port)?;
             let idx = fecs.len() as u32;
             fecs.push(Fec {
@@ -339,9 +360,12 @@ impl Tables {
             .filter(|o| o.dir == crate::config::SaDir::Out)
             .map(|o| (o.spi, o.tunnel_dst))
             .collect();
+        // A FEC to an IKE peer leads to it before its SA exists.
+        let fec_peer =
+            |f: &crate::config::FecConfig| f.peer.or_else(|| out_peer.get(&f.sa).copied());
         let mut by_peer: HashMap<Ipv4Addr, Vec<Prefix>> = HashMap::new();
         for f in &cfg.fec {
-            if let Some(&peer) = out_peer.get(&f.sa) {
+            if let Some(peer) = fec_peer(f) {
                 by_peer.entry(peer).or_default().push(f.prefix);
             }
         }
@@ -425,7 +449,7 @@ impl Tables {
         // then whatever the control plane names (a static FEC wins).
         let mut node_routes = HashMap::new();
         for (i, f) in cfg.fec.iter().enumerate() {
-            if let Some(&peer) = out_peer.get(&f.sa) {
+            if let Some(peer) = fec_peer(f) {
                 node_routes.entry(peer).or_insert(NodeRoute::Fec(i as u32));
             }
         }
@@ -481,6 +505,7 @@ impl Tables {
             node_routes,
             deliver_prefixes,
             routes: None,
+            negotiated,
         })
     }
 
