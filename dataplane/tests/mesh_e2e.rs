@@ -56,18 +56,25 @@ impl Mesh {
     }
 }
 
+impl Mesh {
+    /// Copies the nodes' logs out of the state directory (which `down`
+    /// removes) and says where.
+    fn keep_logs(&self) {
+        let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("mesh-logs-{}", std::process::id()));
+        let _ = Command::new("cp")
+            .arg("-r")
+            .arg(self.dir.join("logs"))
+            .arg(&keep)
+            .status();
+        eprintln!("the nodes' logs are in {}", keep.display());
+    }
+}
+
 impl Drop for Mesh {
     fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("MESHPLANE_KEEP_LOGS").is_some() {
-            // `down` removes the state directory: keep the nodes' logs.
-            let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("mesh-logs-{}", std::process::id()));
-            let _ = Command::new("cp")
-                .arg("-r")
-                .arg(self.dir.join("logs"))
-                .arg(&keep)
-                .status();
-            eprintln!("the nodes' logs are in {}", keep.display());
+        if std::thread::panicking() {
+            self.keep_logs();
         }
         let _ = self.cmd(&["down"]).output();
     }
@@ -360,7 +367,11 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     // gateways switch to it: nothing is lost.
     assert_eq!(stream_lost(&report), 0, "{report}");
 
-    // 5. down leaves nothing.
+    // 5. down leaves nothing (the logs of a run that passed are kept on
+    // request, for reading).
+    if std::env::var_os("MESHPLANE_KEEP_LOGS").is_some() {
+        m.keep_logs();
+    }
     let down = m.run(&["down"]);
     assert!(down.status.success());
     assert!(leftovers(&m.prefix).is_empty(), "namespaces left behind");
