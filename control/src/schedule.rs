@@ -7,8 +7,13 @@
 //! computed `lead` ahead of that, for the geometry at its activation time.
 //! Each epoch's tables keep the previous epoch's label block (see
 //! [`crate::tables`]), so a transit node forwards packets labelled under the
-//! previous epoch for a whole step after the switch: far longer than any
-//! packet stays in flight.
+//! previous epoch after the switch, but only until it installs the epoch
+//! after next, which reuses that block: satellites install half a step
+//! early, so a packet labelled under epoch `e` keeps `e`'s tree for about
+//! half a step after the gateways switch to `e + 1`. A packet still in
+//! flight after that (one-way paths longer than half a step) finishes on
+//! `e + 2`'s tree under the same label: delivered, by another path
+//! (measured with `meshplane emulate`, README).
 //!
 //! Scheduled epochs are numbered by their activation time, `epoch =
 //! activation / step`, so that nodes driven by one shared clock agree on
