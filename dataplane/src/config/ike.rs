@@ -279,58 +279,50 @@ fn with_defaults(mut l: Lifetime) -> Lifetime {
     l
 }
 
+/// The proposals `v` lists under `[ike] key`, each read by `parse`, or
+/// `defaults` when the key is absent; an empty list is an error.
+fn proposal_list<T>(
+    cx: &Ctx<'_>,
+    v: &Option<Spanned<Vec<Spanned<String>>>>,
+    key: &str,
+    defaults: &[&str],
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    match v {
+        None => defaults
+            .iter()
+            .map(|s| parse(s).map_err(|m| cx.err(0..0, format!("[ike] {key}: {m}"))))
+            .collect(),
+        Some(l) if l.get_ref().is_empty() => Err(cx.err(
+            l.span(),
+            format!("[ike] {key} is empty: leave it out for the defaults"),
+        )),
+        Some(l) => l
+            .get_ref()
+            .iter()
+            .map(|s| parse(s.get_ref()).map_err(|m| cx.err(s.span(), format!("[ike] {key}: {m}"))))
+            .collect(),
+    }
+}
+
 pub(super) fn parse_ike(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeConfig, ConfigError> {
     let address = cx.host_address(&r.address, "[ike] address")?;
     let identity = cx.name(&r.identity, "[ike] identity", 255)?;
     let psk_file = PathBuf::from(cx.name(&r.psk_file, "[ike] psk_file", 4096)?);
-    let list = |v: &Option<Spanned<Vec<Spanned<String>>>>,
-                key: &str|
-     -> Result<Vec<(String, std::ops::Range<usize>)>, ConfigError> {
-        match v {
-            None => Ok(Vec::new()),
-            Some(l) if l.get_ref().is_empty() => Err(cx.err(
-                l.span(),
-                format!("[ike] {key} is empty: leave it out for the defaults"),
-            )),
-            Some(l) => Ok(l
-                .get_ref()
-                .iter()
-                .map(|s| (s.get_ref().clone(), s.span()))
-                .collect()),
-        }
-    };
-    let mut proposals = Vec::new();
-    let written = list(&r.proposals, "proposals")?;
-    let defaults: Vec<(String, std::ops::Range<usize>)> = DEFAULT_PROPOSALS
-        .iter()
-        .map(|s| (s.to_string(), 0..0))
-        .collect();
-    for (s, span) in if written.is_empty() {
-        &defaults
-    } else {
-        &written
-    } {
-        proposals.push(
-            parse_ike_proposal(s)
-                .map_err(|m| cx.err(span.clone(), format!("[ike] proposals: {m}")))?,
-        );
-    }
-    let mut esp_proposals = Vec::new();
-    let written = list(&r.esp_proposals, "esp_proposals")?;
-    let defaults: Vec<(String, std::ops::Range<usize>)> = DEFAULT_ESP_PROPOSALS
-        .iter()
-        .map(|s| (s.to_string(), 0..0))
-        .collect();
-    for (s, span) in if written.is_empty() {
-        &defaults
-    } else {
-        &written
-    } {
-        esp_proposals.push(
-            parse_esp_proposal(s)
-                .map_err(|m| cx.err(span.clone(), format!("[ike] esp_proposals: {m}")))?,
-        );
-    }
+    let proposals = proposal_list(
+        cx,
+        &r.proposals,
+        "proposals",
+        &DEFAULT_PROPOSALS,
+        parse_ike_proposal,
+    )?;
+    let esp_proposals = proposal_list(
+        cx,
+        &r.esp_proposals,
+        "esp_proposals",
+        &DEFAULT_ESP_PROPOSALS,
+        parse_esp_proposal,
+    )?;
     let drain_ms = match &r.drain_ms {
         None => DEFAULT_DRAIN_MS,
         Some(v) => cx.int(v, "[ike] drain_ms", 0, 600_000, "")?,
