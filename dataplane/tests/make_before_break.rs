@@ -121,6 +121,8 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
             window_s: WINDOW_S,
             step_ms: STEP_MS,
             disjoint_paths,
+            // No BFD runs here: the links repairs would add go unused.
+            repairs: false,
         },
         stations,
     )

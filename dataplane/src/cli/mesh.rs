@@ -52,6 +52,11 @@ pub struct MeshPlanArgs {
     /// Link-disjoint paths wherever the path changes (1: no backups).
     #[arg(long, default_value_t = 2, value_name = "K")]
     pub disjoint_paths: usize,
+    /// Leave out the repair paths around each inter-satellite link of the
+    /// routes (fewer nodes; a cut link then stays dark until its notice
+    /// applies).
+    #[arg(long)]
+    pub no_repair_paths: bool,
     /// I/O backend of every node.
     #[arg(
         long,
@@ -142,6 +147,7 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
             window_s: a.window,
             step_ms: a.step_ms,
             disjoint_paths: a.disjoint_paths,
+            repairs: !a.no_repair_paths,
         },
         two,
     )?;

@@ -1,7 +1,10 @@
 //! The part of a constellation a gateway pair's traffic crosses over a
 //! window: every satellite on the shortest path in either direction at
 //! every control step, plus link-disjoint backups wherever the path
-//! changes, and every link among them that exists at some step.
+//! changes, the repair path around every inter-satellite link of the
+//! shortest paths (the post-convergence path from the link's near end with
+//! the link down: what a node's local repair sends along when BFD takes
+//! that link down), and every link among them that exists at some step.
 //!
 //! Nodes route only over this subset (the rest is administratively down in
 //! their `[control]`), so every route they compute has a link to use. At the
@@ -29,6 +32,9 @@ pub struct MeshSpec {
     pub step_ms: u64,
     /// Link-disjoint paths kept wherever the path changes (1 = no backup).
     pub disjoint_paths: usize,
+    /// Keep the repair path around every inter-satellite link of the
+    /// shortest paths, so the nodes' local repair has a way around a cut.
+    pub repairs: bool,
 }
 
 /// The nodes and links to emulate.
@@ -86,6 +92,35 @@ fn add_path(path: &Path, sats: &mut BTreeSet<u32>, n_sats: usize) {
         }
     }
 }
+
+/// Adds, for every link between two satellites of `path` (toward ground
+/// station `to`), the shortest path from the link's near end to `to` with
+/// that link down: the path a node's local repair needs to find in the mesh.
+fn add_repairs(
+    engine: &mut Engine,
+    t_s: f64,
+    path: &Path,
+    to: u32,
+    sats: &mut BTreeSet<u32>,
+    n_sats: usize,
+) -> Result<(), PlanError> {
+    for hop in path.nodes.windows(2) {
+        let (x, y) = (hop[0], hop[1]);
+        if x as usize >= n_sats || y as usize >= n_sats {
+            continue;
+        }
+        let mut down = Failures::new();
+        down.fail_isl(x, y);
+        let topo = engine.topology(t_s, &down)?;
+        if let Some(p) = engine.tree(&topo, to).path_from(x) {
+            add_path(&p, sats, n_sats);
+        }
+    }
+    Ok(())
+}
+
+/// Steps between two samples of the repair paths (besides every path change).
+const REPAIR_SAMPLE_STEPS: u64 = 50;
 
 /// Most control steps one plan walks (a day at 100 ms steps).
 pub const MAX_PLAN_STEPS: u64 = 1_000_000;
@@ -166,7 +201,12 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
             .ok_or_else(|| unreachable(t))?;
         add_path(&fwd, &mut sats, n_sats);
         add_path(&back, &mut sats, n_sats);
-        if changes.last().is_none_or(|(_, p)| *p != fwd.nodes) {
+        let changed = changes.last().is_none_or(|(_, p)| *p != fwd.nodes);
+        if spec.repairs && (changed || k % REPAIR_SAMPLE_STEPS == 0) {
+            add_repairs(&mut engine, t, &fwd, b, &mut sats, n_sats)?;
+            add_repairs(&mut engine, t, &back, a, &mut sats, n_sats)?;
+        }
+        if changed {
             changes.push((t, fwd.nodes));
             if spec.disjoint_paths > 1 {
                 for p in engine.disjoint_paths(&topo, a, b, spec.disjoint_paths) {
@@ -216,6 +256,7 @@ mod tests {
             window_s,
             step_ms,
             disjoint_paths: 1,
+            repairs: false,
         }
     }
 
