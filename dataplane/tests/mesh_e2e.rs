@@ -95,8 +95,9 @@ fn leftovers(prefix: &str) -> Vec<String> {
 #[test]
 fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     let m = Mesh::new("e2e");
-    // 9.0 s into the constellation's day London -> New York changes path
-    // at 9.5 s and 15.2 s; the emulated clock runs at real time.
+    // 3.0 s into the constellation's day London -> New York changes path
+    // at 9.5 s, 15.2 s and 28.1 s; the emulated clock runs at real time,
+    // and the steps below take what the start-up left of the window.
     let up = m.run(&[
         "up",
         "--constellation",
@@ -106,12 +107,13 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         "--to",
         "New-York-Newark",
         "--at",
-        "9",
+        "3",
         "--window",
-        "45",
-        // 16 nodes share two cores here, beside tcpdump, tcpreplay and
-        // tshark: stalls of tens of milliseconds across all of them make
-        // 10 or 20 ms sessions flap; 50 ms x 3 holds.
+        "60",
+        // 27 nodes (the scheduled paths and every repair path) share two
+        // cores here, beside tcpdump, tcpreplay and tshark: stalls of tens
+        // of milliseconds across all of them make 10 or 20 ms sessions
+        // flap; 50 ms x 3 holds.
         "--bfd-interval-ms",
         "50",
     ]);
@@ -296,10 +298,13 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         "ISL {}-{} cut under a 1000 pps stream: {report}",
         link.0, link.1
     );
-    // Detection (50 ms x 3), the flood bound (200 ms), and up to 150 ms
-    // for the recompute to publish and the frames in flight on a busy
-    // host: everything else arrives (here: about 340 lost).
-    assert!(lost <= 150 + 200 + 150, "{lost} lost: {report}");
+    // The near end of the cut holds a repair for every entry that crossed
+    // it and publishes it when BFD declares the link down: the stream loses
+    // the detection time's worth (50 ms x 3) and what the repair takes to
+    // publish. Here that is 126 to 182 lost: the control thread, niced
+    // below BFD and the workers, takes up to 12 ms to wake on this busy
+    // host before it builds the repaired tables.
+    assert!(lost <= 150 + 60, "{lost} lost: {report}");
     // Every node holds the notices of both ends, each with the one apply
     // instant every node uses, and has applied them.
     let views = node_views(&m, "failures");
