@@ -633,12 +633,12 @@ fn serve<B: meshplane::runtime::Backend>(
             a.config.display()
         ),
         (Some(i), None) => {
-            let psk = meshplane::config::ike::read_psk(&i.psk_file)
+            let auth = meshplane::config::ike_credentials::read_auth(i)
                 .with_context(|| a.config.display().to_string())?;
             let share = Arc::new(meshplane::control::ike::IkeShare::default());
             let driver = meshplane::control::ike::IkeDriver::new(
                 n.cfg,
-                &psk,
+                &auth,
                 Box::new(meshplane_control::ike::SystemRng),
                 share.clone(),
             );
@@ -947,9 +947,9 @@ fn check_config(path: PathBuf) -> Result<()> {
         meshplane::outln!("  {}", sa.summary())?;
     }
     if let Some(ike) = &c.ike {
-        // The key is read as the node will read it (mode, format), not
-        // printed.
-        meshplane::config::ike::read_psk(&ike.psk_file)
+        // The credentials are read as the node will read them (mode,
+        // format, the certificate's chain and identity), never printed.
+        meshplane::config::ike_credentials::read_auth(ike)
             .with_context(|| path.display().to_string())?;
         meshplane::outln!("  {}", ike.summary())?;
     }

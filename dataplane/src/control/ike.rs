@@ -36,15 +36,15 @@
 //! endpoint for a rekey ([`Ike::rekey_child`]); the hard one still expires
 //! the SA in the data path (`sa_expired`) when no rekey came in time.
 
+use crate::config::ike_credentials::ike_identity as identity;
 use crate::config::{AeadAlg, IkeConfig, NodeConfig, SaConfig, SaDir};
 use crate::packet::ipv4::{self, Ipv4Packet};
 use crate::packet::punted::PuntedFrame;
 use crate::packet::udp::{self, UdpPacket};
 use crate::tables::Tables;
-use meshplane_control::ike::crypto::Secret;
 use meshplane_control::ike::{
-    AesGcm, Auth, ChildReason, ChildSa, Config, Dropped, Event, Identity, Ike, Lifetime, Offer,
-    PeerConfig, Rng, SaId, TrafficSelector, Transmit,
+    AesGcm, Auth, ChildReason, ChildSa, Config, Dropped, Event, Ike, Lifetime, Offer, PeerConfig,
+    Rng, SaId, TrafficSelector, Transmit,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -297,13 +297,6 @@ pub struct IkeDriver {
     liveness_scan_at: u64,
 }
 
-fn identity(s: &str) -> Identity {
-    match s.parse::<IpAddr>() {
-        Ok(a) => Identity::addr(a),
-        Err(_) => Identity::fqdn(s),
-    }
-}
-
 fn dedup<T: PartialEq + Copy>(it: impl Iterator<Item = T>) -> Vec<T> {
     let mut v = Vec::new();
     for x in it {
@@ -343,8 +336,9 @@ fn sa_lifetime(l: &Lifetime) -> crate::sa::Lifetime {
     }
 }
 
-/// The endpoint's configuration for `node`'s `[ike]`, with `psk`.
-pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, psk: &Secret) -> Config {
+/// The endpoint's configuration for `node`'s `[ike]`, authenticating
+/// with `auth` (its PSK or its certificate, [`crate::config::ike_credentials::read_auth`]).
+pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, auth: &Auth) -> Config {
     let ike_offer = Offer {
         encr: dedup(ike.proposals.iter().map(|p| p.encr)),
         prf: dedup(ike.proposals.iter().map(|p| p.prf)),
@@ -379,7 +373,7 @@ pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, psk: &Secret) -> Conf
             remote: SocketAddr::new(IpAddr::V4(p.address), IKE_PORT),
             local_id: identity(&ike.identity),
             remote_id: identity(&p.identity),
-            auth: Auth::Psk(psk.clone()),
+            auth: auth.clone(),
             ike: ike_offer.clone(),
             child: child_offer.clone(),
             local_ts: local_ts.clone(),
@@ -402,16 +396,16 @@ pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, psk: &Secret) -> Conf
 }
 
 impl IkeDriver {
-    /// A driver for `node` (which has `[ike]`), authenticating with `psk`,
+    /// A driver for `node` (which has `[ike]`), authenticating with `auth`,
     /// drawing randomness from `rng`, leaving its SAs in `share`.
     pub fn new(
         node: &NodeConfig,
-        psk: &Secret,
+        auth: &Auth,
         rng: Box<dyn Rng + Send>,
         share: Arc<IkeShare>,
     ) -> Option<IkeDriver> {
         let cfg = node.ike.clone()?;
-        let ike = Ike::new(endpoint_config(node, &cfg, psk), rng);
+        let ike = Ike::new(endpoint_config(node, &cfg, auth), rng);
         Some(IkeDriver {
             ike,
             cfg,
@@ -430,6 +424,12 @@ impl IkeDriver {
             liveness_at: HashMap::new(),
             liveness_scan_at: 0,
         })
+    }
+
+    /// Tells the endpoint the wall-clock time (Unix seconds) at `now_ns`,
+    /// which peers' certificates are checked against.
+    pub fn set_wall_clock(&mut self, now_ns: u64, unix_secs: u64) {
+        self.ike.set_wall_clock(now_ns, unix_secs);
     }
 
     /// The endpoint (for tests and `show`).

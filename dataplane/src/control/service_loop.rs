@@ -283,6 +283,11 @@ impl ServiceLoop {
     /// probes. True when it found something to do.
     pub fn round(&mut self, t: &Tables, now: u64) -> bool {
         let mut busy = false;
+        // Peers' certificates are checked against the round's wall clock.
+        let mono = self.mono_ns();
+        if let Some(ike) = &mut self.ike {
+            ike.set_wall_clock(mono, now / 1_000_000_000);
+        }
         for w in 0..self.channels.workers.len() {
             for _ in 0..BUDGET {
                 let Some(slot) = self.channels.workers[w].next_punted() else {
