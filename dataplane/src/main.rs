@@ -625,14 +625,10 @@ fn serve<B: meshplane::runtime::Backend>(
     // The node's own packets: answered on the service thread, over the
     // workers' punt and inject queues.
     // IKEv2 with the peer gateways: the driver on the service thread, its
-    // SAs merged into the tables by the reloader (the node's publisher).
-    let ike = match (&n.cfg.ike, &n.cfg.control) {
-        (Some(_), Some(_)) => anyhow::bail!(
-            "{}: [ike] on a node with [control] is not supported yet (its tables are \
-             published by the control agent, which does not merge negotiated SAs)",
-            a.config.display()
-        ),
-        (Some(i), None) => {
+    // SAs merged into the tables by the node's one publisher (the control
+    // agent with [control], else the reloader).
+    let ike = match &n.cfg.ike {
+        Some(i) => {
             let auth = meshplane::config::ike_credentials::read_auth(i)
                 .with_context(|| a.config.display().to_string())?;
             let share = Arc::new(meshplane::control::ike::IkeShare::default());
@@ -642,7 +638,10 @@ fn serve<B: meshplane::runtime::Backend>(
                 Box::new(meshplane_control::ike::SystemRng),
                 share.clone(),
             );
-            reloader = reloader.with_ike(share);
+            match agent.take() {
+                Some(ag) => agent = Some(ag.with_ike(share)),
+                None => reloader = reloader.with_ike(share),
+            }
             tracing::info!(
                 address = %i.address,
                 peers = i.peers.len(),
@@ -650,7 +649,7 @@ fn serve<B: meshplane::runtime::Backend>(
             );
             driver
         }
-        (None, _) => None,
+        None => None,
     };
     let services = n.opts.channels.clone().map(|channels| {
         let tables = store.load();

@@ -135,6 +135,43 @@ impl IkeShare {
     }
 }
 
+/// How often a publisher looks for a change in IKE's SAs: the datagrams
+/// of an exchange wait for their inbound SA's publication.
+pub const PUBLISH_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A publisher's side of an [`IkeShare`]: what the node's one publisher
+/// (the static runtime's reloader, or the control agent) merges into
+/// every configuration it builds tables from, and whether the set changed
+/// since it last did.
+#[derive(Debug)]
+pub struct IkeMerge {
+    share: Arc<IkeShare>,
+    seen: u64,
+}
+
+impl IkeMerge {
+    /// Merges the sets `share` holds; the first publication takes the
+    /// set in it then.
+    pub fn new(share: Arc<IkeShare>) -> IkeMerge {
+        IkeMerge {
+            share,
+            seen: u64::MAX,
+        }
+    }
+
+    /// Whether the set changed since the last [`IkeMerge::apply`].
+    pub fn changed(&self) -> bool {
+        self.share.generation() != self.seen
+    }
+
+    /// `cfg` with the current set ([`NegotiatedSas::apply`]), which is
+    /// then the one seen.
+    pub fn apply(&mut self, cfg: &NodeConfig) -> NodeConfig {
+        self.seen = self.share.generation();
+        self.share.get().apply(cfg)
+    }
+}
+
 /// Why the driver refused a punted datagram before the endpoint saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
