@@ -477,6 +477,8 @@ fn run_cmd(a: RunArgs) -> Result<()> {
                 layout.threads().len(),
                 cfg.punt,
             ))),
+            // Set in `serve` once it knows whether IKE runs.
+            farewell: None,
         },
     };
     match cfg.io.backend.as_str() {
@@ -545,7 +547,7 @@ struct NodeRun<'a> {
 /// and the final report on stdout.
 fn serve<B: meshplane::runtime::Backend>(
     backend: &mut B,
-    n: NodeRun<'_>,
+    mut n: NodeRun<'_>,
     mut reloader: meshplane::runtime::ConfigReloader,
     tables: meshplane::tables::Tables,
 ) -> Result<()> {
@@ -651,6 +653,10 @@ fn serve<B: meshplane::runtime::Backend>(
         }
         None => None,
     };
+    // A gateway's last words (IKE's DELETEs) when it stops.
+    let farewell = (ike.is_some() && n.opts.channels.is_some())
+        .then(|| Arc::new(meshplane::runtime::Farewell::default()));
+    n.opts.farewell = farewell.clone();
     let services = n.opts.channels.clone().map(|channels| {
         let tables = store.load();
         let node = meshplane::control::service_loop::node_info(
@@ -676,6 +682,11 @@ fn serve<B: meshplane::runtime::Backend>(
         );
         let s = match ike {
             Some(d) => s.with_ike(d),
+            None => s,
+        };
+        // On stop, its IKE SAs are deleted before the workers end.
+        let s = match &farewell {
+            Some(f) => s.with_farewell(f.clone()),
             None => s,
         };
         if bfd.is_empty() {

@@ -929,3 +929,32 @@ fn a_peer_whose_certificate_names_another_gateway_is_refused() {
     assert!(c.got.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_gateway_that_stops_deletes_its_ike_sa_and_the_peer_removes_its_sas_at_once() {
+    let mut c = Chain::new("");
+    c.establish();
+    assert!(!c.nodes[2].tables.sa_in.is_empty());
+    // gw-b says its last words: one DELETE, to gw-a.
+    let b = &mut c.nodes[2];
+    assert_eq!(b.services.farewell(&b.tables), 1);
+    assert_eq!(c.nodes[2].ike().counters().farewells, 1);
+    // A few rounds (no liveness check, no retransmission is due): gw-a
+    // removed the IKE SA and its Child SAs, and its FEC is pending again.
+    for _ in 0..20 {
+        c.step();
+    }
+    let a = &c.nodes[0];
+    let view = a.ike().view();
+    assert!(view.children.is_empty(), "{view:?}");
+    assert!(
+        !view.ike_sas.iter().any(|s| s.1 == "established"),
+        "{view:?}"
+    );
+    assert!(a.tables.sa_in.is_empty() && a.tables.sa_out.is_empty());
+    let tx = c.host_a.tx_ring().clone();
+    tx.push(HeapFrame::from_bytes(&udp_from_host(1)))
+        .expect("room");
+    c.step();
+    assert_eq!(drops(&c.nodes[0], DropReason::SaPending), 1);
+}

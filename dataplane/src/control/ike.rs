@@ -216,6 +216,9 @@ pub struct IkeCounters {
     pub switches: u64,
     /// Datagrams released before their inbound SA was seen published.
     pub hold_timeouts: u64,
+    /// IKE SAs deleted because the node stopped.
+    #[serde(default)]
+    pub farewells: u64,
 }
 
 impl IkeCounters {
@@ -332,6 +335,8 @@ pub struct IkeDriver {
     liveness_at: HashMap<SaId, u64>,
     /// When the IKE SAs are next looked at for liveness.
     liveness_scan_at: u64,
+    /// The node is stopping ([`IkeDriver::farewell`]): no new IKE SA.
+    stopping: bool,
 }
 
 fn dedup<T: PartialEq + Copy>(it: impl Iterator<Item = T>) -> Vec<T> {
@@ -460,6 +465,7 @@ impl IkeDriver {
             in_response: false,
             liveness_at: HashMap::new(),
             liveness_scan_at: 0,
+            stopping: false,
         })
     }
 
@@ -593,7 +599,7 @@ impl IkeDriver {
         }
         // Initiators keep an IKE SA up.
         for p in self.cfg.peers.clone() {
-            if !p.initiate || self.ike_sas.contains_key(&p.address) {
+            if !p.initiate || self.stopping || self.ike_sas.contains_key(&p.address) {
                 continue;
             }
             if self.retry_at.get(&p.address).is_some_and(|&at| now_ns < at) {
@@ -659,6 +665,44 @@ impl IkeDriver {
             }
         }
         busy
+    }
+
+    /// The node stops: an INFORMATIONAL DELETE of each established IKE
+    /// SA (and with it its Child SAs), so that each peer removes its SAs
+    /// at once instead of noticing by liveness checks. Every datagram
+    /// waiting goes out now through `send`; returns the DELETEs sent. An
+    /// IKE SA with an exchange in flight sends none (its DELETE would
+    /// wait for the answer). No IKE SA is initiated after it.
+    pub fn farewell(&mut self, now_ns: u64, mut send: impl FnMut(Ipv4Addr, Vec<u8>)) -> usize {
+        self.stopping = true;
+        let up: Vec<SaId> = self
+            .ike
+            .sas()
+            .into_iter()
+            .filter(|s| s.state == "established")
+            .map(|s| s.sa)
+            .collect();
+        let before = self.held.len();
+        let mut deletes = 0;
+        for sa in up {
+            if self.ike.delete_ike(now_ns, sa).is_ok() {
+                self.after_call(now_ns);
+            }
+        }
+        // What the calls queued beyond what already waited.
+        deletes += self.held.len().saturating_sub(before);
+        while let Some(h) = self.held.pop_front() {
+            match self.packet(&h.tx) {
+                Some((dst, pkt)) => {
+                    self.counters.sent += 1;
+                    send(dst, pkt);
+                }
+                None => self.refuse(Refused::Malformed),
+            }
+        }
+        self.counters.farewells += deletes as u64;
+        tracing::info!(deletes, "IKE: the node stops; its IKE SAs deleted");
+        deletes
     }
 
     /// When [`IkeDriver::poll`] has something to do by time.
