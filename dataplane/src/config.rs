@@ -16,10 +16,11 @@ use zeroize::Zeroizing;
 mod bfd;
 mod flood;
 pub mod ike;
+pub mod ike_credentials;
 mod lifetime;
 pub use bfd::{BfdConfig, BfdPeerConfig};
 pub use flood::FloodConfig;
-pub use ike::{IkeConfig, IkePeerConfig};
+pub use ike::{IkeConfig, IkeCredentials, IkePeerConfig};
 
 /// A configuration error with its location.
 #[derive(Debug, thiserror::Error)]

@@ -477,6 +477,8 @@ fn run_cmd(a: RunArgs) -> Result<()> {
                 layout.threads().len(),
                 cfg.punt,
             ))),
+            // Set in `serve` once it knows whether IKE runs.
+            farewell: None,
         },
     };
     match cfg.io.backend.as_str() {
@@ -545,7 +547,7 @@ struct NodeRun<'a> {
 /// and the final report on stdout.
 fn serve<B: meshplane::runtime::Backend>(
     backend: &mut B,
-    n: NodeRun<'_>,
+    mut n: NodeRun<'_>,
     mut reloader: meshplane::runtime::ConfigReloader,
     tables: meshplane::tables::Tables,
 ) -> Result<()> {
@@ -625,24 +627,23 @@ fn serve<B: meshplane::runtime::Backend>(
     // The node's own packets: answered on the service thread, over the
     // workers' punt and inject queues.
     // IKEv2 with the peer gateways: the driver on the service thread, its
-    // SAs merged into the tables by the reloader (the node's publisher).
-    let ike = match (&n.cfg.ike, &n.cfg.control) {
-        (Some(_), Some(_)) => anyhow::bail!(
-            "{}: [ike] on a node with [control] is not supported yet (its tables are \
-             published by the control agent, which does not merge negotiated SAs)",
-            a.config.display()
-        ),
-        (Some(i), None) => {
-            let psk = meshplane::config::ike::read_psk(&i.psk_file)
+    // SAs merged into the tables by the node's one publisher (the control
+    // agent with [control], else the reloader).
+    let ike = match &n.cfg.ike {
+        Some(i) => {
+            let auth = meshplane::config::ike_credentials::read_auth(i)
                 .with_context(|| a.config.display().to_string())?;
             let share = Arc::new(meshplane::control::ike::IkeShare::default());
             let driver = meshplane::control::ike::IkeDriver::new(
                 n.cfg,
-                &psk,
+                &auth,
                 Box::new(meshplane_control::ike::SystemRng),
                 share.clone(),
             );
-            reloader = reloader.with_ike(share);
+            match agent.take() {
+                Some(ag) => agent = Some(ag.with_ike(share)),
+                None => reloader = reloader.with_ike(share),
+            }
             tracing::info!(
                 address = %i.address,
                 peers = i.peers.len(),
@@ -650,8 +651,12 @@ fn serve<B: meshplane::runtime::Backend>(
             );
             driver
         }
-        (None, _) => None,
+        None => None,
     };
+    // A gateway's last words (IKE's DELETEs) when it stops.
+    let farewell = (ike.is_some() && n.opts.channels.is_some())
+        .then(|| Arc::new(meshplane::runtime::Farewell::default()));
+    n.opts.farewell = farewell.clone();
     let services = n.opts.channels.clone().map(|channels| {
         let tables = store.load();
         let node = meshplane::control::service_loop::node_info(
@@ -677,6 +682,11 @@ fn serve<B: meshplane::runtime::Backend>(
         );
         let s = match ike {
             Some(d) => s.with_ike(d),
+            None => s,
+        };
+        // On stop, its IKE SAs are deleted before the workers end.
+        let s = match &farewell {
+            Some(f) => s.with_farewell(f.clone()),
             None => s,
         };
         if bfd.is_empty() {
@@ -947,9 +957,9 @@ fn check_config(path: PathBuf) -> Result<()> {
         meshplane::outln!("  {}", sa.summary())?;
     }
     if let Some(ike) = &c.ike {
-        // The key is read as the node will read it (mode, format), not
-        // printed.
-        meshplane::config::ike::read_psk(&ike.psk_file)
+        // The credentials are read as the node will read them (mode,
+        // format, the certificate's chain and identity), never printed.
+        meshplane::config::ike_credentials::read_auth(ike)
             .with_context(|| path.display().to_string())?;
         meshplane::outln!("  {}", ike.summary())?;
     }

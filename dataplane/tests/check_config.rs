@@ -529,7 +529,8 @@ fn an_ike_gateway_is_described_and_its_psk_file_checked() {
     let out = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(0), "{out}");
     assert!(
-        out.contains("IKEv2 from 192.0.2.1 as gw-a: peers 192.0.2.2 (gw-b, initiated here)"),
+        out.contains("IKEv2 from 192.0.2.1 as gw-a (pre-shared key from ")
+            && out.contains("peers 192.0.2.2 (gw-b, initiated here)"),
         "{out}"
     );
     assert!(!out.contains("00112233"), "the key is never printed: {out}");

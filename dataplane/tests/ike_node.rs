@@ -13,7 +13,7 @@
 //! hostile IKE datagrams are counted and change nothing.
 
 use meshplane::chain::default_chain;
-use meshplane::config::{NodeConfig, NodeRouteConfig};
+use meshplane::config::{IkeCredentials, NodeConfig, NodeRouteConfig};
 use meshplane::control::address_book::AddressBook;
 use meshplane::control::ike::{IkeDriver, IkeShare};
 use meshplane::control::service_loop::{node_info, ServiceLoop, ServiceStats};
@@ -24,9 +24,10 @@ use meshplane::runtime::Channels;
 use meshplane::tables::{SaStore, Tables};
 use meshplane::worker::Worker;
 use meshplane_control::ike::crypto::Secret;
-use meshplane_control::ike::SeededRng;
+use meshplane_control::ike::{Auth, Credentials, SeededRng};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const GW_A: &str = include_str!("../configs/gw-a.toml");
@@ -58,16 +59,54 @@ fn ike_config(text: &str, spi: &str, peer: &str, ike: &str) -> NodeConfig {
 fn ike_section(
     me: &str,
     id: &str,
+    creds: &str,
     peer: &str,
     peer_id: &str,
     initiate: bool,
     life: &str,
 ) -> String {
     format!(
-        "\n[ike]\naddress = \"{me}\"\nidentity = \"{id}\"\npsk_file = \"/nonexistent/psk\"\n\
+        "\n[ike]\naddress = \"{me}\"\nidentity = \"{id}\"\n{creds}\n\
          drain_ms = 30\n{life}\n\n[[ike.peer]]\naddress = \"{peer}\"\nidentity = \"{peer_id}\"\n\
          initiate = {initiate}\n"
     )
+}
+
+/// The `[ike]` credential keys: a PSK file (the test hands the key to
+/// the driver itself), or the certificate `cert` issued into `dir`.
+fn creds(certs: Option<(&Path, &str)>) -> String {
+    match certs {
+        None => "psk_file = \"/nonexistent/psk\"".to_string(),
+        Some((dir, cert)) => format!(
+            "certificate = \"{}\"\nprivate_key = \"{}\"\nca = \"{}\"",
+            dir.join(format!("{cert}.pem")).display(),
+            dir.join(format!("{cert}.key")).display(),
+            dir.join("ca.pem").display()
+        ),
+    }
+}
+
+/// What the node's driver authenticates with: the test's PSK, or the
+/// certificate, key and CA the file names, read as they are (no check
+/// that the certificate names the identity the gateway claims: a peer
+/// that lies is what some tests need).
+fn auth_of(cfg: &NodeConfig) -> Auth {
+    match &cfg.ike.as_ref().expect("[ike]").credentials {
+        IkeCredentials::Psk(_) => Auth::Psk(Secret::new(
+            b"a pre-shared key of the two gateways".to_vec(),
+        )),
+        IkeCredentials::Certificate {
+            certificate,
+            private_key,
+            ca,
+        } => {
+            let read = |p: &Path| std::fs::read(p).expect("credential file");
+            Auth::Cert(Arc::new(
+                Credentials::from_pem(&read(certificate), &read(private_key), &read(ca))
+                    .expect("credentials"),
+            ))
+        }
+    }
 }
 
 struct Node {
@@ -97,9 +136,13 @@ impl Node {
         );
         let share = cfg.ike.as_ref().map(|_| Arc::new(IkeShare::default()));
         if let Some(share) = &share {
-            let psk = Secret::new(b"a pre-shared key of the two gateways".to_vec());
-            let d = IkeDriver::new(cfg, &psk, Box::new(SeededRng::new(seed)), share.clone())
-                .expect("driver");
+            let d = IkeDriver::new(
+                cfg,
+                &auth_of(cfg),
+                Box::new(SeededRng::new(seed)),
+                share.clone(),
+            )
+            .expect("driver");
             services = services.with_ike(d);
         }
         Node {
@@ -164,18 +207,40 @@ struct Chain {
 
 impl Chain {
     fn new(life: &str) -> Chain {
+        Chain::with(life, None)
+    }
+
+    /// The chain, its gateways authenticating with certificates from
+    /// `dir` when given (gw-b with the one issued to `b_cert`).
+    fn with(life: &str, certs: Option<(&Path, &str)>) -> Chain {
         let hops = default_chain().expect("embedded configs");
         let a = ike_config(
             GW_A,
             "4097",
             "192.0.2.2",
-            &ike_section("192.0.2.1", "gw-a", "192.0.2.2", "gw-b", true, life),
+            &ike_section(
+                "192.0.2.1",
+                "gw-a",
+                &creds(certs.map(|(d, _)| (d, "gw-a"))),
+                "192.0.2.2",
+                "gw-b",
+                true,
+                life,
+            ),
         );
         let b = ike_config(
             GW_B,
             "4098",
             "192.0.2.1",
-            &ike_section("192.0.2.2", "gw-b", "192.0.2.1", "gw-a", false, life),
+            &ike_section(
+                "192.0.2.2",
+                "gw-b",
+                &creds(certs),
+                "192.0.2.1",
+                "gw-a",
+                false,
+                life,
+            ),
         );
         assert!(a.sa.is_empty() && b.sa.is_empty(), "no key in either file");
         let mut sat = hops[1].node.clone();
@@ -764,4 +829,132 @@ fn a_peer_that_restarted_is_noticed_by_liveness_checks_and_the_sas_are_made_agai
         c.step();
     }
     assert_eq!(std::mem::take(&mut c.got), (0..40).collect::<Vec<u32>>());
+}
+
+/// A CA and certificates for gw-a, gw-b and gw-c, as `meshplane keys
+/// --ike-ca` issues them, valid at the chain's clock.
+fn issue_certificates(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    meshplane::cli::keys::write_ike_credentials(
+        &dir,
+        &["gw-a".into(), "gw-b".into(), "gw-c".into()],
+        meshplane_control::ike::SigAlg::EcdsaP256Sha256,
+        1_800_000_000,
+        30,
+        false,
+    )
+    .expect("issue");
+    dir
+}
+
+/// The IKE_AUTH request's size on the wire (from gw-a, the second IKE
+/// datagram it sent).
+fn ike_auth_len(c: &Chain) -> usize {
+    c.wire
+        .iter()
+        .filter(|s| s.from_a && ike_frame(&s.bytes).is_some())
+        .nth(1)
+        .map_or(0, |s| s.bytes.len())
+}
+
+#[test]
+fn gateways_with_certificates_negotiate_and_carry_a_stream() {
+    let dir = issue_certificates("ike-node-certs");
+    let mut c = Chain::with("", Some((&dir, "gw-b")));
+    let (spi_in, spi_out) = c.establish();
+    for n in [&c.nodes[0], &c.nodes[2]] {
+        let sas = n.ike().view().ike_sas;
+        assert!(
+            sas.iter().any(|s| s.1 == "established"),
+            "{sas:?} at {}",
+            n.cfg.name
+        );
+    }
+    // The IKE_AUTH request carries gw-a's certificate (hundreds of bytes
+    // more than a PSK's AUTH).
+    let mut psk = Chain::new("");
+    psk.establish();
+    assert!(
+        ike_auth_len(&c) > ike_auth_len(&psk) + 300,
+        "IKE_AUTH with a certificate {} B, with a PSK {} B",
+        ike_auth_len(&c),
+        ike_auth_len(&psk)
+    );
+    let tx = c.host_a.tx_ring().clone();
+    let first_wire = c.wire.len();
+    for s in 0..64u32 {
+        tx.push(HeapFrame::from_bytes(&udp_from_host(s)))
+            .expect("room");
+        if s % 8 == 7 {
+            c.step();
+        }
+    }
+    for _ in 0..4 {
+        c.step();
+    }
+    assert_eq!(std::mem::take(&mut c.got), (0..64).collect::<Vec<u32>>());
+    let spis: BTreeSet<u32> = c.wire[first_wire..]
+        .iter()
+        .filter(|s| s.from_a)
+        .filter_map(|s| esp_spi(&s.bytes))
+        .collect();
+    assert_eq!(spis, BTreeSet::from([spi_out]));
+    assert!(c.nodes[0].tables.sa_in.contains_key(&spi_in));
+    let refused = c.nodes[0].ike().counters().refused_total();
+    assert_eq!(refused, 0, "{:?}", c.nodes[0].ike().counters());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_peer_whose_certificate_names_another_gateway_is_refused() {
+    let dir = issue_certificates("ike-node-impostor");
+    // gw-b claims to be gw-b with gw-c's certificate (and key), both of
+    // the same CA.
+    let mut c = Chain::with("", Some((&dir, "gw-c")));
+    let tx = c.host_a.tx_ring().clone();
+    for _ in 0..3000 {
+        c.step();
+    }
+    let gw_a = &c.nodes[0];
+    assert!(gw_a.current().is_none(), "{:?}", gw_a.ike().view());
+    assert!(gw_a.tables.sa_in.is_empty() && gw_a.tables.sa_out.is_empty());
+    let a = c.nodes[0].ike().counters();
+    assert!(a.refused("bad_certificate") >= 1, "{a:?}");
+    // And its FEC still drops, counted.
+    tx.push(HeapFrame::from_bytes(&udp_from_host(7)))
+        .expect("room");
+    c.step();
+    assert_eq!(drops(&c.nodes[0], DropReason::SaPending), 1);
+    assert!(c.got.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_gateway_that_stops_deletes_its_ike_sa_and_the_peer_removes_its_sas_at_once() {
+    let mut c = Chain::new("");
+    c.establish();
+    assert!(!c.nodes[2].tables.sa_in.is_empty());
+    // gw-b says its last words: one DELETE, to gw-a.
+    let b = &mut c.nodes[2];
+    assert_eq!(b.services.farewell(&b.tables), 1);
+    assert_eq!(c.nodes[2].ike().counters().farewells, 1);
+    // A few rounds (no liveness check, no retransmission is due): gw-a
+    // removed the IKE SA and its Child SAs, and its FEC is pending again.
+    for _ in 0..20 {
+        c.step();
+    }
+    let a = &c.nodes[0];
+    let view = a.ike().view();
+    assert!(view.children.is_empty(), "{view:?}");
+    assert!(
+        !view.ike_sas.iter().any(|s| s.1 == "established"),
+        "{view:?}"
+    );
+    assert!(a.tables.sa_in.is_empty() && a.tables.sa_out.is_empty());
+    let tx = c.host_a.tx_ring().clone();
+    tx.push(HeapFrame::from_bytes(&udp_from_host(1)))
+        .expect("room");
+    c.step();
+    assert_eq!(drops(&c.nodes[0], DropReason::SaPending), 1);
 }

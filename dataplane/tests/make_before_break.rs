@@ -10,7 +10,8 @@ use meshplane::control::ControlAgent;
 use meshplane::frame::{Frame, HeapFrame};
 use meshplane::gen::{build_packet, FrameSize, GenSpec};
 use meshplane::io::memory::{ring, MemoryPort, Ring};
-use meshplane::mesh::{plan, render, MeshSpec, RenderOptions};
+use meshplane::mesh::render::{node_addr, node_name};
+use meshplane::mesh::{plan, render, MeshPlan, MeshSpec, RenderOptions};
 use meshplane::tables::Tables;
 use meshplane::worker::Worker;
 use meshplane_control::{GroundStations, Preset};
@@ -105,6 +106,35 @@ fn failed_isl_on_the_active_path_recovers_within_one_step() {
     }
 }
 
+/// `text` (node `name`'s rendered file) keyed by hand when it is a
+/// gateway's: a static SA each way with the other gateway, as an operator
+/// keying manually would write them. The rendered file holds no key (the
+/// gateways negotiate theirs by IKEv2); this test runs no IKE, and is
+/// about routes changing under traffic, not keys.
+fn with_static_sas(p: &MeshPlan, name: &str, text: &str) -> String {
+    let Some(i) = (0..2).find(|&i| node_name(p, p.gateway_node(i)) == name) else {
+        return text.to_string();
+    };
+    let (me, other) = (p.gateway_node(i), p.gateway_node(1 - i));
+    let spi = |from: usize| 0x1000 + from as u32;
+    let key = |from: usize| hex::encode([0x11 * (from as u8 + 1); 20]);
+    format!(
+        "{text}\n[[sa]]\nspi = {}\ndir = \"out\"\naead = \"aes-128-gcm\"\nkey = \"{}\"\n\
+         tunnel_src = \"{}\"\ntunnel_dst = \"{}\"\nesn = true\npeer = \"{}\"\n\n\
+         [[sa]]\nspi = {}\ndir = \"in\"\naead = \"aes-128-gcm\"\nkey = \"{}\"\n\
+         tunnel_src = \"{}\"\ntunnel_dst = \"{}\"\nesn = true\n",
+        spi(i),
+        key(i),
+        node_addr(me),
+        node_addr(other),
+        p.gateways[1 - i].0,
+        spi(1 - i),
+        key(1 - i),
+        node_addr(other),
+        node_addr(me),
+    )
+}
+
 fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
     let dir = std::env::temp_dir().join(format!("mp-mbb-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
@@ -145,7 +175,7 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
             keys_dir: None,
             bfd: (10, 3),
             ground_stations: Some(csv_path.clone()),
-            keys: [[0x11; 20], [0x22; 20]],
+            ike_dir: dir.join("ike"),
         },
     );
 
@@ -167,8 +197,9 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
         .nodes
         .iter()
         .map(|n| {
-            let cfg = NodeConfig::parse(&n.config, &format!("{}.toml", n.name))
-                .unwrap_or_else(|e| panic!("{e}\n{}", n.config));
+            let text = with_static_sas(&p, &n.name, &n.config);
+            let cfg = NodeConfig::parse(&text, &format!("{}.toml", n.name))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
             let ports = cfg
                 .ports
                 .iter()

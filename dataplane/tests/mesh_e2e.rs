@@ -1,10 +1,12 @@
 //! The emulated Starlink-550 mesh between London and New York, end to end,
 //! as a user runs it: `scripts/mesh up` (one namespace and one meshplane
-//! process per node, AF_XDP on veth pairs), `ping` across it, a capture on
+//! process per node, AF_XDP on veth pairs), no key in any node file and the
+//! gateways' SAs negotiated by IKEv2 in-band, `ping` across it, a capture on
 //! an ISL read by tshark, a UDP stream over the scheduled path changes,
 //! an ISL cut on the active path that its ends detect by BFD and every
 //! node learns from their signed notices (no file, no central process),
-//! its healing, and `scripts/mesh down`.
+//! its healing, a gateway that stops deleting its IKE SA, and `scripts/mesh
+//! down`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -126,6 +128,10 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     // that flapped while 16 nodes computed their first routes has been
     // announced up again).
     wait_bfd_settled(&m);
+    // No node file holds a key: the gateways negotiate theirs (IKEv2,
+    // certificates the plan issued), in-band across the mesh.
+    no_key_in_node_files(&m.dir);
+    wait_ike_established(&m);
 
     // 1. ping, host behind London -> host behind New York.
     let ping = m.run(&["ping", "-c", "5", "-i", "0.2", "-W", "2"]);
@@ -372,7 +378,11 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     // gateways switch to it: nothing is lost.
     assert_eq!(stream_lost(&report), 0, "{report}");
 
-    // 5. down leaves nothing (the logs of a run that passed are kept on
+    // 5. A gateway that stops deletes its IKE SA: the other removes the
+    // SAs at once, not after its liveness checks (30 s).
+    a_gateway_that_stops_says_so(&m);
+
+    // 6. down leaves nothing (the logs of a run that passed are kept on
     // request, for reading).
     if std::env::var_os("MESHPLANE_KEEP_LOGS").is_some() {
         m.keep_logs();
@@ -530,6 +540,130 @@ fn node_views(m: &Mesh, what: &str) -> Vec<(String, serde_json::Value)> {
         out.push((node, v));
     }
     out
+}
+
+/// No node file holds key material (SAs, keys, private key blocks); each
+/// gateway names its IKE credentials instead.
+fn no_key_in_node_files(dir: &Path) {
+    let mut gateways = 0;
+    for e in std::fs::read_dir(dir.join("nodes")).expect("nodes") {
+        let path = e.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("node file");
+        // Key files are named (`[flood] key`, `[ike] private_key`), never
+        // key material inlined (an SA's hex key, a PEM block).
+        let inline_secret = text.lines().any(|l| {
+            l.split_once("= \"").is_some_and(|(_, v)| {
+                let v = v.trim_end_matches('"');
+                v.len() >= 32 && v.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        });
+        assert!(
+            !text.contains("[[sa]]") && !inline_secret && !text.contains("PRIVATE"),
+            "{} holds a key:\n{text}",
+            path.display()
+        );
+        if text.contains("\n[ike]\n") {
+            assert!(text.contains("certificate = "), "{text}");
+            gateways += 1;
+        }
+    }
+    assert_eq!(gateways, 2, "both gateways run IKE");
+}
+
+/// Waits (at most 30 s) until both gateways' `meshplane ctl show ike`
+/// shows an established IKE SA and a Child SA in use.
+fn wait_ike_established(m: &Mesh) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let views: Vec<(String, serde_json::Value)> = node_views(m, "ike")
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("gw"))
+            .collect();
+        // IKE SAs are (peer, state, SPIi, SPIr); Child SAs have a state.
+        let any = |v: &serde_json::Value, f: &dyn Fn(&serde_json::Value) -> bool| {
+            v.as_array().is_some_and(|a| a.iter().any(f))
+        };
+        let up = |v: &serde_json::Value| {
+            any(&v["ike_sas"], &|s| s[1] == "established")
+                && any(&v["children"], &|c| c["state"] == "current")
+        };
+        if views.len() == 2 && views.iter().all(|(_, v)| up(v)) {
+            eprintln!("IKE SAs established after {:?}", t0.elapsed());
+            for (gw, _) in &views {
+                let o = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+                    .args(["ctl", "--socket"])
+                    .arg(m.dir.join(format!("sock/{gw}.sock")))
+                    .args(["show", "ike"])
+                    .output()
+                    .expect("meshplane ctl");
+                let text = String::from_utf8_lossy(&o.stdout);
+                eprintln!("$ meshplane ctl show ike  # {gw}\n{text}");
+                assert!(text.contains("established"), "{gw}: {text}");
+            }
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "IKE not established: {views:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Stops gw1 (SIGTERM, as `down` does): its log says it deleted its IKE
+/// SA, and within 3 s gw0 holds neither an established IKE SA nor a
+/// Child SA.
+fn a_gateway_that_stops_says_so(m: &Mesh) {
+    let pid = std::fs::read_to_string(m.dir.join("pids/gw1")).expect("gw1's pid");
+    let pid = pid.trim();
+    let kill = |sig: &str| {
+        Command::new("kill")
+            .args([sig, pid])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let t0 = std::time::Instant::now();
+    assert!(kill("-TERM"), "gw1 (pid {pid}) is not running");
+    while kill("-0") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "gw1 does not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped = t0.elapsed();
+    let log = std::fs::read_to_string(m.dir.join("logs/gw1.log")).expect("gw1's log");
+    let said = log
+        .lines()
+        .find(|l| l.contains("its IKE SAs deleted"))
+        .unwrap_or_else(|| panic!("gw1 deleted no IKE SA:\n{log}"));
+    assert!(said.contains("deletes=1"), "{said}");
+    let tail: Vec<&str> = log.lines().rev().take(6).collect();
+    eprintln!("gw1's last lines:");
+    for l in tail.iter().rev() {
+        eprintln!("  {l}");
+    }
+    loop {
+        let gw0 = node_views(m, "ike")
+            .into_iter()
+            .find(|(n, _)| n == "gw0")
+            .map(|(_, v)| v)
+            .expect("gw0's view");
+        let established = gw0["ike_sas"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s[1] == "established"));
+        let children = gw0["children"].as_array().map_or(0, Vec::len);
+        if !established && children == 0 && !gw0.is_null() {
+            eprintln!(
+                "gw1 stopped in {stopped:?}; gw0 removed its SAs after {:?}",
+                t0.elapsed()
+            );
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "gw0 still holds SAs with gw1: {gw0}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits (at most 30 s) until every node's BFD sessions are Up and none

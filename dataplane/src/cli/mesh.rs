@@ -11,6 +11,12 @@
 //! `nodes/NAME.toml` per node, `links.tsv` (`node_a node_b iface_a iface_b
 //! mac_a mac_b`), `hosts.tsv` (`host gateway iface mac addr gw_iface gw_mac
 //! gw_addr`) and `plan.txt` (the path at the start and at every change).
+//!
+//! No node file holds a key. Each node's notice key and its copy of the
+//! trust file are in `keys/`; the gateways' IKEv2 credentials in `ike/`: a
+//! CA issued for this plan and one certificate per gateway (`gw0.pem`,
+//! `gw0.key`, ...; private keys mode 0600), as `meshplane keys --ike-ca`
+//! issues them. The gateways negotiate their SAs with each other.
 
 use crate::mesh::{plan, render, MeshSpec, RenderOptions};
 use anyhow::{bail, Context};
@@ -80,18 +86,7 @@ pub struct MeshPlanArgs {
     pub out_dir: PathBuf,
 }
 
-// The kernel's random device, not an operator file.
-#[allow(clippy::disallowed_methods)]
-fn random_key() -> anyhow::Result<[u8; 20]> {
-    use std::io::Read;
-    let mut k = [0u8; 20];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut k))
-        .context("reading /dev/urandom for the tunnel keys")?;
-    Ok(k)
-}
-
-/// Writes a file only its owner can read: node files hold the tunnel keys.
+/// Writes a file only its owner can read (a private key).
 pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -107,6 +102,9 @@ pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .and_then(|()| f.write_all(text.as_bytes()))
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// Days the gateways' certificates are valid (a mesh is a test bed).
+const IKE_DAYS: u64 = 30;
 
 /// Runs `meshplane mesh-plan`.
 pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
@@ -187,6 +185,22 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         let name = crate::mesh::render::node_name(&p, id);
         std::fs::write(keys_dir.join(format!("{name}.trust")), &trust)?;
     }
+    // The gateways' IKE credentials: a CA of this plan's own, a
+    // certificate per gateway naming it.
+    let ike_dir = out.join("ike");
+    let gateways = [0, 1].map(|i| crate::mesh::render::node_name(&p, p.gateway_node(i)));
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    super::keys::write_ike_credentials(
+        &ike_dir,
+        &gateways,
+        meshplane_control::ike::SigAlg::EcdsaP256Sha256,
+        now_s,
+        IKE_DAYS,
+        true,
+    )
+    .context("issuing the gateways' IKE credentials")?;
     let r = render(
         &p,
         &RenderOptions {
@@ -200,25 +214,28 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
             keys_dir: Some(keys_dir.clone()),
             bfd: (a.bfd_interval_ms, a.bfd_detect_mult),
             ground_stations: Some(stations),
-            keys: [random_key()?, random_key()?],
+            ike_dir,
         },
     );
-    // Every node file must be one the node accepts: check them all before
-    // writing any.
+    // Every node file must be one the node accepts, its IKE credentials
+    // included (read and checked as the gateway will at start): check them
+    // all before writing any.
     for n in &r.nodes {
         let file = format!("nodes/{}.toml", n.name);
-        crate::config::NodeConfig::parse(&n.config, &file).with_context(|| {
+        let cfg = crate::config::NodeConfig::parse(&n.config, &file).with_context(|| {
             format!(
                 "the plan's configuration for node {} is not valid (--backend {})",
                 n.name, a.backend
             )
         })?;
+        if let Some(ike) = &cfg.ike {
+            crate::config::ike_credentials::read_auth(ike)
+                .with_context(|| format!("the plan's IKE credentials for {}", n.name))?;
+        }
     }
     for n in &r.nodes {
-        write_private(
-            &out.join("nodes").join(format!("{}.toml", n.name)),
-            &n.config,
-        )?;
+        let path = out.join("nodes").join(format!("{}.toml", n.name));
+        std::fs::write(&path, &n.config).with_context(|| format!("writing {}", path.display()))?;
     }
     let mut links = String::new();
     for l in &r.links {
@@ -325,26 +342,60 @@ mod tests {
     }
 
     #[test]
-    fn node_files_with_keys_are_readable_by_their_owner_only() {
+    fn no_node_file_holds_a_key_and_private_keys_are_their_owners_only() {
+        use meshplane_control::ike::{Credentials, Identity};
         let dir = std::env::temp_dir().join(format!("mp-mesh-plan-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("nodes")).expect("dir");
-        // A world-readable file from an earlier plan is tightened too.
-        let stale = dir.join("nodes").join("gw0.toml");
-        std::fs::write(&stale, "old").expect("stale");
-        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let out = dir.to_str().expect("utf-8 path");
         let args = args(&[], out).expect("arguments");
         run(&args).expect("plan");
-        let mut seen = 0;
+        // Planned twice into one directory: new credentials replace the old.
+        run(&args).expect("plan again");
+        let mut gateways = 0;
         for e in std::fs::read_dir(dir.join("nodes")).expect("nodes") {
-            let e = e.expect("entry");
-            let mode = e.metadata().expect("meta").permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600, "{}", e.path().display());
-            seen += 1;
+            let path = e.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("node file");
+            let cfg = crate::config::NodeConfig::parse(&text, "node.toml").expect("config");
+            assert!(cfg.sa.is_empty(), "{}", path.display());
+            // Files are named ([flood] key = "/.../keys/NAME.key"), never
+            // key material inlined.
+            let inline_secret = text.lines().any(|l| {
+                l.split_once("= \"").is_some_and(|(_, v)| {
+                    let v = v.trim_end_matches('"');
+                    v.len() >= 32 && v.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+            });
+            assert!(
+                !text.contains("PRIVATE KEY") && !inline_secret,
+                "{}:\n{text}",
+                path.display()
+            );
+            let Some(ike) = cfg.ike else { continue };
+            gateways += 1;
+            let crate::config::IkeCredentials::Certificate {
+                certificate,
+                private_key,
+                ca,
+            } = &ike.credentials
+            else {
+                panic!("{}: no certificate", path.display());
+            };
+            let mode = std::fs::metadata(private_key)
+                .expect("key")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", private_key.display());
+            let read = |p: &std::path::Path| std::fs::read(p).expect("credential");
+            let c = Credentials::from_pem(&read(certificate), &read(private_key), &read(ca))
+                .expect("credentials");
+            assert!(c.covers(&Identity::fqdn(&ike.identity)));
         }
-        assert!(seen >= 3, "{seen} node files");
-        assert_ne!(std::fs::read_to_string(&stale).expect("read"), "old");
+        assert_eq!(gateways, 2);
+        let mode = std::fs::metadata(dir.join("ike/ca.key"))
+            .expect("ca.key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,6 +6,11 @@
 //! address = "192.0.2.1"       # this gateway's tunnel address (IKE and ESP)
 //! identity = "gw-a"           # an FQDN identity, or an IP address
 //! psk_file = "/etc/meshplane/ike.psk"   # hex key, mode 0600, the operator's own
+//! # or, instead of psk_file, RFC 7427 signatures with X.509 certificates
+//! # (PEM, as `meshplane keys --ike-ca` writes them):
+//! # certificate = "/etc/meshplane/ike/gw-a.pem"
+//! # private_key = "/etc/meshplane/ike/gw-a.key"   # PKCS#8, mode 0600
+//! # ca = "/etc/meshplane/ike/ca.pem"
 //! proposals = ["aes128gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384"]
 //! esp_proposals = ["aes128gcm16-esn", "aes256gcm16-esn"]
 //! drain_ms = 2000             # how long a replaced inbound SA still decrypts
@@ -30,14 +35,15 @@
 //! the ESP ones likewise (an `-esn` suffix offers extended sequence
 //! numbers, `-noesn` 32-bit ones, a group such as `-x25519` asks for PFS
 //! on rekeys). Nothing here is read at parse time but the file itself:
-//! the pre-shared key is read when the node starts ([`read_psk`]).
+//! the credentials are read when the node starts
+//! ([`super::ike_credentials::read_auth`]).
 
 use super::{echo, ConfigError, Ctx};
 use crate::sa::{Lifetime, Limits};
 use meshplane_control::ike::{AesGcm, ChildSuite, Group, IkeSuite, Prf};
 use serde::Deserialize;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use toml::Spanned;
 
 /// The default IKE proposals.
@@ -69,8 +75,8 @@ pub struct IkeConfig {
     pub address: Ipv4Addr,
     /// This gateway's identity (FQDN, or an IP address).
     pub identity: String,
-    /// The file holding the pre-shared key, in hex.
-    pub psk_file: PathBuf,
+    /// How this gateway authenticates, and checks its peers.
+    pub credentials: IkeCredentials,
     /// IKE SA algorithms offered and accepted.
     pub proposals: Vec<IkeSuite>,
     /// Child SA (ESP) algorithms offered and accepted.
@@ -89,6 +95,40 @@ pub struct IkeConfig {
     pub retransmit_tries: u32,
     /// The peer gateways.
     pub peers: Vec<IkePeerConfig>,
+}
+
+/// The credentials of `[ike]`: a pre-shared key, or a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IkeCredentials {
+    /// `psk_file`: the file holding the pre-shared key, in hex.
+    Psk(PathBuf),
+    /// `certificate`, `private_key`, `ca`: RFC 7427 signatures with this
+    /// gateway's certificate and key; peers' certificates must chain to
+    /// the CA and name the identity each peer claims.
+    Certificate {
+        /// This gateway's certificate (PEM).
+        certificate: PathBuf,
+        /// Its private key (PEM, PKCS#8; the operator's own file).
+        private_key: PathBuf,
+        /// The CA certificate peers' certificates chain to (PEM).
+        ca: PathBuf,
+    },
+}
+
+impl IkeCredentials {
+    /// What `check-config` says of them (paths, never key material).
+    pub fn summary(&self) -> String {
+        match self {
+            IkeCredentials::Psk(p) => format!("pre-shared key from {}", p.display()),
+            IkeCredentials::Certificate {
+                certificate, ca, ..
+            } => format!(
+                "certificate {} under CA {}",
+                certificate.display(),
+                ca.display()
+            ),
+        }
+    }
 }
 
 /// One peer gateway (`[[ike.peer]]`).
@@ -138,10 +178,11 @@ impl IkeConfig {
             }
         };
         format!(
-            "IKEv2 from {} as {}: peers {}; Child SAs rekeyed at {}, expire at {}; \
+            "IKEv2 from {} as {} ({}): peers {}; Child SAs rekeyed at {}, expire at {}; \
              a replaced inbound SA drains for {} ms",
             self.address,
             self.identity,
+            self.credentials.summary(),
             if peers.is_empty() {
                 "none".to_string()
             } else {
@@ -159,7 +200,14 @@ impl IkeConfig {
 pub(super) struct RawIke {
     address: Spanned<String>,
     identity: Spanned<String>,
-    psk_file: Spanned<String>,
+    #[serde(default)]
+    psk_file: Option<Spanned<String>>,
+    #[serde(default)]
+    certificate: Option<Spanned<String>>,
+    #[serde(default)]
+    private_key: Option<Spanned<String>>,
+    #[serde(default)]
+    ca: Option<Spanned<String>>,
     #[serde(default)]
     proposals: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
@@ -305,10 +353,63 @@ fn proposal_list<T>(
     }
 }
 
+/// `psk_file`, or all of `certificate`, `private_key` and `ca`: exactly
+/// one kind of credential.
+fn credentials(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeCredentials, ConfigError> {
+    let path = |v: &Spanned<String>, key: &str| -> Result<PathBuf, ConfigError> {
+        Ok(PathBuf::from(cx.name(v, &format!("[ike] {key}"), 4096)?))
+    };
+    let certs = [
+        ("certificate", &r.certificate),
+        ("private_key", &r.private_key),
+        ("ca", &r.ca),
+    ];
+    let given: Vec<&Spanned<String>> = certs.iter().filter_map(|(_, v)| v.as_ref()).collect();
+    match (&r.psk_file, given.first()) {
+        (Some(p), None) => Ok(IkeCredentials::Psk(path(p, "psk_file")?)),
+        (Some(_), Some(c)) => Err(cx.err(
+            c.span(),
+            "[ike]: either psk_file or certificate, private_key and ca, not both kinds".to_string(),
+        )),
+        (None, None) => Err(cx.err(
+            r.address.span(),
+            "[ike]: no credentials: give psk_file, or certificate, private_key and ca".to_string(),
+        )),
+        (None, Some(first)) => {
+            let missing: Vec<&str> = certs
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            if !missing.is_empty() {
+                return Err(cx.err(
+                    first.span(),
+                    format!(
+                        "[ike]: certificate authentication needs certificate, private_key and \
+                         ca; {} missing",
+                        missing.join(" and ")
+                    ),
+                ));
+            }
+            let get = |i: usize| certs[i].1.as_ref().map(|v| path(v, certs[i].0));
+            match (get(0), get(1), get(2)) {
+                (Some(certificate), Some(private_key), Some(ca)) => {
+                    Ok(IkeCredentials::Certificate {
+                        certificate: certificate?,
+                        private_key: private_key?,
+                        ca: ca?,
+                    })
+                }
+                _ => Err(cx.err(first.span(), "[ike]: credentials incomplete".to_string())),
+            }
+        }
+    }
+}
+
 pub(super) fn parse_ike(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeConfig, ConfigError> {
     let address = cx.host_address(&r.address, "[ike] address")?;
     let identity = cx.name(&r.identity, "[ike] identity", 255)?;
-    let psk_file = PathBuf::from(cx.name(&r.psk_file, "[ike] psk_file", 4096)?);
+    let credentials = credentials(cx, r)?;
     let proposals = proposal_list(
         cx,
         &r.proposals,
@@ -380,7 +481,7 @@ pub(super) fn parse_ike(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeConfig, ConfigErr
     Ok(IkeConfig {
         address,
         identity,
-        psk_file,
+        credentials,
         proposals,
         esp_proposals,
         lifetime,
@@ -390,67 +491,6 @@ pub(super) fn parse_ike(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeConfig, ConfigErr
         retransmit_tries,
         peers,
     })
-}
-
-/// Why the pre-shared key could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("[ike] psk_file {path}: {msg}")]
-pub struct PskError {
-    /// The file.
-    pub path: String,
-    /// What is wrong.
-    pub msg: String,
-}
-
-/// Largest PSK file read.
-const PSK_LIMIT: u64 = 4096;
-
-/// Reads the pre-shared key from `path`: a regular file of the operator's
-/// own (no access for group or others), holding the key in hex (whitespace
-/// ignored), at least 16 bytes. The key is zeroized when dropped.
-pub fn read_psk(path: &Path) -> Result<meshplane_control::ike::crypto::Secret, PskError> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    use zeroize::Zeroizing;
-    let err = |msg: String| PskError {
-        path: path.display().to_string(),
-        msg,
-    };
-    let (f, len) = crate::file_read::open_regular(path).map_err(|e| err(e.to_string()))?;
-    let mode = f
-        .metadata()
-        .map_err(|e| err(format!("cannot stat: {e}")))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "is readable or writable by its group or by others (mode {:04o}): a pre-shared key \
-             must be the operator's own (chmod 600)",
-            mode & 0o7777
-        )));
-    }
-    if len > PSK_LIMIT {
-        return Err(err(format!("is larger than {PSK_LIMIT} bytes")));
-    }
-    let mut text = Zeroizing::new(Vec::with_capacity(len as usize + 1));
-    f.take(PSK_LIMIT + 1)
-        .read_to_end(&mut text)
-        .map_err(|e| err(format!("cannot read: {e}")))?;
-    let compact: Zeroizing<Vec<u8>> = Zeroizing::new(
-        text.iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect(),
-    );
-    let key =
-        Zeroizing::new(hex::decode(&*compact).map_err(|_| err("is not a key in hex".to_string()))?);
-    if key.len() < 16 {
-        return Err(err(format!(
-            "holds {} bytes; a pre-shared key needs at least 16",
-            key.len()
-        )));
-    }
-    Ok(meshplane_control::ike::crypto::Secret::new(key.to_vec()))
 }
 
 #[cfg(test)]
@@ -497,7 +537,7 @@ mod tests {
         assert!(ike.peers[0].initiate);
         assert_eq!(
             ike.summary(),
-            "IKEv2 from 192.0.2.1 as gw-a: peers 192.0.2.2 (gw-b, initiated here); \
+            "IKEv2 from 192.0.2.1 as gw-a (pre-shared key from psk): peers 192.0.2.2 (gw-b, initiated here); \
              Child SAs rekeyed at 3240 s, expire at 3600 s; a replaced inbound SA drains for 2000 ms"
         );
         // Without [ike], nothing changes.
@@ -561,20 +601,42 @@ mod tests {
     }
 
     #[test]
-    fn a_psk_file_others_may_read_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("mp-psk-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("psk");
-        std::fs::write(&path, "00112233445566778899aabbccddeeff\n").expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let e = read_psk(&path).expect_err("world readable");
-        assert!(e.to_string().contains("mode 0644"), "{e}");
-        assert!(e.to_string().contains("chmod 600"), "{e}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert_eq!(read_psk(&path).expect("psk").len(), 16);
-        std::fs::write(&path, "0011").expect("write");
-        assert!(read_psk(&path).is_err(), "too short");
-        let _ = std::fs::remove_dir_all(&dir);
+    fn credentials_are_a_psk_file_or_a_certificate_key_and_ca() {
+        let certs = "certificate = \"gw-a.pem\"\nprivate_key = \"gw-a.key\"\nca = \"ca.pem\"\n";
+        let c = parse(&IKE.replace("psk_file = \"psk\"\n", certs)).expect("certificates");
+        let ike = c.ike.expect("[ike]");
+        assert_eq!(
+            ike.credentials,
+            IkeCredentials::Certificate {
+                certificate: PathBuf::from("gw-a.pem"),
+                private_key: PathBuf::from("gw-a.key"),
+                ca: PathBuf::from("ca.pem"),
+            }
+        );
+        assert!(
+            ike.summary()
+                .contains("(certificate gw-a.pem under CA ca.pem)"),
+            "{}",
+            ike.summary()
+        );
+
+        let e = parse(&IKE.replace(
+            "psk_file = \"psk\"\n",
+            &format!("psk_file = \"psk\"\n{certs}"),
+        ))
+        .expect_err("both kinds");
+        assert!(e.msg.contains("either psk_file or certificate"), "{e}");
+        let e = parse(&IKE.replace("psk_file = \"psk\"\n", "")).expect_err("none");
+        assert!(e.msg.contains("no credentials"), "{e}");
+        let e = parse(&IKE.replace(
+            "psk_file = \"psk\"\n",
+            "certificate = \"gw-a.pem\"\nprivate_key = \"gw-a.key\"\n",
+        ))
+        .expect_err("no ca");
+        assert!(e.msg.contains("ca missing"), "{e}");
+        assert_eq!(e.line, 16, "{e}");
+        let e =
+            parse(&IKE.replace("psk_file = \"psk\"\n", "ca = \"ca.pem\"\n")).expect_err("ca alone");
+        assert!(e.msg.contains("certificate and private_key missing"), "{e}");
     }
 }

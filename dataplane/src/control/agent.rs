@@ -9,6 +9,11 @@
 //! every transit node already forwards it; packets labelled under the
 //! previous epoch keep their old path until they have drained.
 //!
+//! On a gateway with `[ike]`, every table the agent builds holds the SAs
+//! IKE negotiated (merged as the static runtime's publisher merges them,
+//! [`super::ike::IkeMerge`]), and a change of that set is published at
+//! once over the routes in force ([`InstallReason::Keys`]).
+//!
 //! Satellites' node labels are switched by every node (gateways too, for
 //! their own packets) from its own first hops toward each satellite: one
 //! Dijkstra from itself per install, over the topology the epoch was
@@ -70,16 +75,20 @@ pub enum InstallReason {
     /// The tables in force with the precomputed repairs of a link of the
     /// node's own that went down (no route computation).
     Repair,
+    /// The routes in force with a new set of IKE-negotiated SAs.
+    Keys,
 }
 
 impl InstallReason {
-    /// The name used in logs: `scheduled`, `early` or `failure`.
+    /// The name used in logs: `scheduled`, `early`, `failure`, `repair`
+    /// or `keys`.
     pub fn name(self) -> &'static str {
         match self {
             InstallReason::Scheduled => "scheduled",
             InstallReason::Early => "early",
             InstallReason::Failure => "failure",
             InstallReason::Repair => "repair",
+            InstallReason::Keys => "keys",
         }
     }
 }
@@ -129,6 +138,10 @@ pub struct ControlAgent {
     n_sats: u32,
     /// Names and addresses of the constellation's nodes.
     book: super::address_book::AddressBook,
+    /// The SAs IKE negotiates (a gateway with `[ike]`).
+    ike: Option<super::ike::IkeMerge>,
+    /// What the tables in force were built from, before IKE's SAs.
+    in_force: Option<LastInstall>,
 }
 
 /// What the last install was made of.
@@ -260,7 +273,70 @@ impl ControlAgent {
             clock: GeometryClock::new(c.anchor_unix_ms, c.time_scale),
             n_sats: n_sats as u32,
             book,
+            ike: None,
+            in_force: None,
         })
+    }
+
+    /// Merges the SAs IKE negotiates (left in `share` by the node's IKE
+    /// driver) into every table built from now on, and publishes the
+    /// routes in force again whenever that set changes.
+    pub fn with_ike(mut self, share: std::sync::Arc<super::ike::IkeShare>) -> Self {
+        self.ike = Some(super::ike::IkeMerge::new(share));
+        self
+    }
+
+    /// The tables of `cfg` (the routes of label epoch `epoch`, computed
+    /// for `t_s`) with IKE's SAs merged in, as the next version; `cfg` is
+    /// then the configuration in force.
+    fn build(
+        &mut self,
+        cfg: NodeConfig,
+        epoch: u64,
+        t_s: f64,
+        counts: InstallCounts,
+        reason: InstallReason,
+    ) -> Result<Tables, ControlError> {
+        let merged = match &mut self.ike {
+            Some(m) => m.apply(&cfg),
+            None => cfg.clone(),
+        };
+        self.version += 1;
+        let mut tables = Tables::from_config_with(&merged, self.version, &mut self.store)?;
+        tables.routes = Some(crate::tables::RouteOrigin {
+            label_epoch: epoch,
+            t_s,
+            reason: reason.name(),
+        });
+        self.in_force = Some(LastInstall {
+            cfg,
+            epoch,
+            t_s,
+            counts,
+        });
+        Ok(tables)
+    }
+
+    /// The routes in force again, when IKE's SA set changed since the
+    /// last tables were built.
+    fn keys_install(&mut self) -> Result<Option<Install>, ControlError> {
+        if !self.ike.as_ref().is_some_and(|m| m.changed()) {
+            return Ok(None);
+        }
+        let Some(f) = &self.in_force else {
+            return Ok(None);
+        };
+        let (cfg, epoch, t_s, counts) = (f.cfg.clone(), f.epoch, f.t_s, f.counts);
+        let reason = InstallReason::Keys;
+        let tables = self.build(cfg, epoch, t_s, counts, reason)?;
+        Ok(Some(Install {
+            tables,
+            epoch,
+            t_s,
+            counts,
+            reason,
+            changes: Vec::new(),
+        }))
     }
 
     /// Follows what the service thread hears of links: a link of the
@@ -367,13 +443,7 @@ impl ControlAgent {
                 tracing::debug!(?c, "link repairs carried into the install");
             }
         }
-        self.version += 1;
-        let mut tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
-        tables.routes = Some(crate::tables::RouteOrigin {
-            label_epoch: p.epoch,
-            t_s: p.tables.t_s,
-            reason: reason.name(),
-        });
+        let tables = self.build(cfg, p.epoch, p.tables.t_s, counts, reason)?;
         let changes = self
             .hops
             .as_ref()
@@ -485,13 +555,7 @@ impl ControlAgent {
             links_down = ?self.locally_down,
             "link repairs in place"
         );
-        self.version += 1;
-        let mut tables = Tables::from_config_with(&cfg, self.version, &mut self.store)?;
-        tables.routes = Some(crate::tables::RouteOrigin {
-            label_epoch: epoch,
-            t_s,
-            reason: InstallReason::Repair.name(),
-        });
+        let tables = self.build(cfg, epoch, t_s, counts, InstallReason::Repair)?;
         Ok(Some(Install {
             tables,
             epoch,
@@ -610,6 +674,8 @@ impl ControlAgent {
                 }
             }
         }
+        // IKE's SAs changed and nothing above took the change in.
+        out.extend(self.keys_install()?);
         Ok(out)
     }
 
@@ -641,10 +707,16 @@ impl ControlAgent {
                 Err(e) => tracing::error!("control: {e}; keeping the tables in force"),
             }
             let wake = self.next_wakeup_ns(now).max(now.saturating_add(1));
+            // IKE's datagrams wait for their SAs' publication: look often.
+            let most = if self.ike.is_some() {
+                super::ike::PUBLISH_POLL
+            } else {
+                Duration::from_millis(50)
+            };
             let wait = self
                 .clock
                 .wall_until(wake)
-                .min(Duration::from_millis(50))
+                .min(most)
                 .max(Duration::from_micros(100));
             match &self.links {
                 // A link event wakes the agent at once.
@@ -1063,6 +1135,136 @@ node = "sat:5"
         .expect("port");
         let carried = leaving(&fail.tables, p);
         eprintln!("after the notice: {carried} entries still leave by the link (previous block)");
+    }
+
+    /// `[ike]` of a gateway at `me` with one peer at `peer`.
+    fn ike_of(me: Ipv4Addr, peer: Ipv4Addr) -> crate::config::IkeConfig {
+        let text = format!(
+            "[node]\nname = \"gw\"\nrole = \"gateway\"\n\n\
+             [ike]\naddress = \"{me}\"\nidentity = \"gw\"\npsk_file = \"psk\"\n\n\
+             [[ike.peer]]\naddress = \"{peer}\"\nidentity = \"peer\"\ninitiate = true\n"
+        );
+        NodeConfig::parse(&text, "ike.toml")
+            .expect("config")
+            .ike
+            .expect("[ike]")
+    }
+
+    /// A negotiated SA from `src` to `dst`.
+    fn negotiated(
+        spi: u32,
+        dir: crate::config::SaDir,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> crate::config::SaConfig {
+        crate::config::SaConfig {
+            spi,
+            dir,
+            aead: crate::config::AeadAlg::Aes128Gcm,
+            key: zeroize::Zeroizing::new(vec![spi as u8; 20]),
+            tunnel_src: src,
+            tunnel_dst: dst,
+            esn: true,
+            lifetime: crate::sa::Lifetime::NONE,
+            peer: None,
+            negotiated: true,
+        }
+    }
+
+    #[test]
+    fn a_gateway_with_ike_routes_toward_its_peer_under_the_negotiated_sa() {
+        use crate::config::SaDir;
+        use crate::control::ike::{IkeShare, NegotiatedSas};
+        use crate::tables::SA_PENDING;
+        let stations = GroundStations::top100();
+        let engine =
+            Engine::new(Constellation::preset(Preset::Starlink550), stations.clone()).expect("e");
+        let topo = engine.topology(T0, &Failures::new()).expect("topology");
+        let n = topo.n_sats() as NodeId;
+        let prefix = (Ipv4Addr::new(100, 64, 0, 0), 10);
+        let me = n + stations.find("Tokyo").expect("Tokyo");
+        let peer_gid = if me == n { 1 } else { 0 };
+        let (my_addr, peer) = (
+            node_address(prefix, me).expect("a"),
+            node_address(prefix, n + peer_gid).expect("a"),
+        );
+        let mut cfg = starlink_node(me, &topo);
+        cfg.ike = Some(ike_of(my_addr, peer));
+        let step_ns = cfg.control.as_ref().expect("control").step_ms * 1_000_000;
+        let share = std::sync::Arc::new(IkeShare::default());
+        let mut agent = ControlAgent::new(&cfg)
+            .expect("agent")
+            .with_ike(share.clone());
+
+        // Before any SA: only the peer's gateway has a FEC, pending.
+        let first = agent.poll(0).expect("poll").pop().expect("epoch 0");
+        assert_eq!(first.counts.fec, 1, "{:?}", first.counts);
+        assert!(
+            first.counts.no_sa > 0,
+            "the other gateways are keyed by nothing"
+        );
+        let fec_of = |t: &Tables| match t.node_routes.get(&peer) {
+            Some(crate::tables::NodeRoute::Fec(i)) => t.fecs[*i as usize],
+            r => panic!("no FEC toward the peer: {r:?}"),
+        };
+        assert_eq!(fec_of(&first.tables).sa, SA_PENDING);
+        assert!(agent.poll(1).expect("poll").is_empty(), "nothing changed");
+
+        // IKE made a Child SA: the routes in force are published again
+        // with it, the FEC under its outbound SA.
+        let pair = |i: u32, o: u32| NegotiatedSas {
+            sas: vec![
+                negotiated(i, SaDir::In, peer, my_addr),
+                negotiated(o, SaDir::Out, my_addr, peer),
+            ],
+            out: [(peer, o)].into(),
+        };
+        share.set(pair(0x1111, 0x2222));
+        let keys = agent.poll(2).expect("poll").pop().expect("a keys install");
+        assert_eq!(keys.reason, InstallReason::Keys);
+        assert_eq!(keys.epoch, first.epoch, "the same routes");
+        assert_eq!(keys.tables.routes.as_ref().map(|r| r.reason), Some("keys"));
+        let out = keys.tables.sa_out[fec_of(&keys.tables).sa as usize].clone();
+        assert_eq!(out.spi, 0x2222);
+        assert!(keys.tables.sa_in.contains_key(&0x1111));
+        let _ = out.reserve_seq(5);
+
+        // The next epoch's routes keep the SA and its state.
+        let next = agent
+            .poll(step_ns)
+            .expect("poll")
+            .into_iter()
+            .find(|i| i.reason == InstallReason::Scheduled)
+            .expect("epoch 1");
+        assert_eq!(next.epoch, first.epoch + 1);
+        let kept = &next.tables.sa_out[fec_of(&next.tables).sa as usize];
+        assert!(std::sync::Arc::ptr_eq(kept, &out), "the same SA");
+        assert_eq!(kept.sent(), 5, "its sequence goes on");
+
+        // A rekey: the new pair in use, the old inbound SA draining; then
+        // drained away.
+        let mut rekeyed = pair(0x3333, 0x4444);
+        rekeyed
+            .sas
+            .push(negotiated(0x1111, SaDir::In, peer, my_addr));
+        share.set(rekeyed);
+        let t = agent
+            .poll(step_ns + 1)
+            .expect("poll")
+            .pop()
+            .expect("keys")
+            .tables;
+        assert_eq!(t.sa_out[fec_of(&t).sa as usize].spi, 0x4444);
+        assert!(t.sa_in.contains_key(&0x1111) && t.sa_in.contains_key(&0x3333));
+        share.set(pair(0x3333, 0x4444));
+        let t = agent
+            .poll(step_ns + 2)
+            .expect("poll")
+            .pop()
+            .expect("keys")
+            .tables;
+        assert!(!t.sa_in.contains_key(&0x1111) && t.sa_in.contains_key(&0x3333));
+        assert_eq!(t.sa_out.len(), 1, "the old outbound SA is gone");
     }
 
     /// The tables node `id` installs first, each node computing them itself.

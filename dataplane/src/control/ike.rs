@@ -36,15 +36,15 @@
 //! endpoint for a rekey ([`Ike::rekey_child`]); the hard one still expires
 //! the SA in the data path (`sa_expired`) when no rekey came in time.
 
+use crate::config::ike_credentials::ike_identity as identity;
 use crate::config::{AeadAlg, IkeConfig, NodeConfig, SaConfig, SaDir};
 use crate::packet::ipv4::{self, Ipv4Packet};
 use crate::packet::punted::PuntedFrame;
 use crate::packet::udp::{self, UdpPacket};
 use crate::tables::Tables;
-use meshplane_control::ike::crypto::Secret;
 use meshplane_control::ike::{
-    AesGcm, Auth, ChildReason, ChildSa, Config, Dropped, Event, Identity, Ike, Lifetime, Offer,
-    PeerConfig, Rng, SaId, TrafficSelector, Transmit,
+    AesGcm, Auth, ChildReason, ChildSa, Config, Dropped, Event, Ike, Lifetime, Offer, PeerConfig,
+    Rng, SaId, TrafficSelector, Transmit,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -135,6 +135,43 @@ impl IkeShare {
     }
 }
 
+/// How often a publisher looks for a change in IKE's SAs: the datagrams
+/// of an exchange wait for their inbound SA's publication.
+pub const PUBLISH_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A publisher's side of an [`IkeShare`]: what the node's one publisher
+/// (the static runtime's reloader, or the control agent) merges into
+/// every configuration it builds tables from, and whether the set changed
+/// since it last did.
+#[derive(Debug)]
+pub struct IkeMerge {
+    share: Arc<IkeShare>,
+    seen: u64,
+}
+
+impl IkeMerge {
+    /// Merges the sets `share` holds; the first publication takes the
+    /// set in it then.
+    pub fn new(share: Arc<IkeShare>) -> IkeMerge {
+        IkeMerge {
+            share,
+            seen: u64::MAX,
+        }
+    }
+
+    /// Whether the set changed since the last [`IkeMerge::apply`].
+    pub fn changed(&self) -> bool {
+        self.share.generation() != self.seen
+    }
+
+    /// `cfg` with the current set ([`NegotiatedSas::apply`]), which is
+    /// then the one seen.
+    pub fn apply(&mut self, cfg: &NodeConfig) -> NodeConfig {
+        self.seen = self.share.generation();
+        self.share.get().apply(cfg)
+    }
+}
+
 /// Why the driver refused a punted datagram before the endpoint saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
@@ -179,6 +216,9 @@ pub struct IkeCounters {
     pub switches: u64,
     /// Datagrams released before their inbound SA was seen published.
     pub hold_timeouts: u64,
+    /// IKE SAs deleted because the node stopped.
+    #[serde(default)]
+    pub farewells: u64,
 }
 
 impl IkeCounters {
@@ -295,13 +335,8 @@ pub struct IkeDriver {
     liveness_at: HashMap<SaId, u64>,
     /// When the IKE SAs are next looked at for liveness.
     liveness_scan_at: u64,
-}
-
-fn identity(s: &str) -> Identity {
-    match s.parse::<IpAddr>() {
-        Ok(a) => Identity::addr(a),
-        Err(_) => Identity::fqdn(s),
-    }
+    /// The node is stopping ([`IkeDriver::farewell`]): no new IKE SA.
+    stopping: bool,
 }
 
 fn dedup<T: PartialEq + Copy>(it: impl Iterator<Item = T>) -> Vec<T> {
@@ -343,8 +378,9 @@ fn sa_lifetime(l: &Lifetime) -> crate::sa::Lifetime {
     }
 }
 
-/// The endpoint's configuration for `node`'s `[ike]`, with `psk`.
-pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, psk: &Secret) -> Config {
+/// The endpoint's configuration for `node`'s `[ike]`, authenticating
+/// with `auth` (its PSK or its certificate, [`crate::config::ike_credentials::read_auth`]).
+pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, auth: &Auth) -> Config {
     let ike_offer = Offer {
         encr: dedup(ike.proposals.iter().map(|p| p.encr)),
         prf: dedup(ike.proposals.iter().map(|p| p.prf)),
@@ -379,7 +415,7 @@ pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, psk: &Secret) -> Conf
             remote: SocketAddr::new(IpAddr::V4(p.address), IKE_PORT),
             local_id: identity(&ike.identity),
             remote_id: identity(&p.identity),
-            auth: Auth::Psk(psk.clone()),
+            auth: auth.clone(),
             ike: ike_offer.clone(),
             child: child_offer.clone(),
             local_ts: local_ts.clone(),
@@ -402,16 +438,16 @@ pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, psk: &Secret) -> Conf
 }
 
 impl IkeDriver {
-    /// A driver for `node` (which has `[ike]`), authenticating with `psk`,
+    /// A driver for `node` (which has `[ike]`), authenticating with `auth`,
     /// drawing randomness from `rng`, leaving its SAs in `share`.
     pub fn new(
         node: &NodeConfig,
-        psk: &Secret,
+        auth: &Auth,
         rng: Box<dyn Rng + Send>,
         share: Arc<IkeShare>,
     ) -> Option<IkeDriver> {
         let cfg = node.ike.clone()?;
-        let ike = Ike::new(endpoint_config(node, &cfg, psk), rng);
+        let ike = Ike::new(endpoint_config(node, &cfg, auth), rng);
         Some(IkeDriver {
             ike,
             cfg,
@@ -429,7 +465,14 @@ impl IkeDriver {
             in_response: false,
             liveness_at: HashMap::new(),
             liveness_scan_at: 0,
+            stopping: false,
         })
+    }
+
+    /// Tells the endpoint the wall-clock time (Unix seconds) at `now_ns`,
+    /// which peers' certificates are checked against.
+    pub fn set_wall_clock(&mut self, now_ns: u64, unix_secs: u64) {
+        self.ike.set_wall_clock(now_ns, unix_secs);
     }
 
     /// The endpoint (for tests and `show`).
@@ -556,7 +599,7 @@ impl IkeDriver {
         }
         // Initiators keep an IKE SA up.
         for p in self.cfg.peers.clone() {
-            if !p.initiate || self.ike_sas.contains_key(&p.address) {
+            if !p.initiate || self.stopping || self.ike_sas.contains_key(&p.address) {
                 continue;
             }
             if self.retry_at.get(&p.address).is_some_and(|&at| now_ns < at) {
@@ -622,6 +665,44 @@ impl IkeDriver {
             }
         }
         busy
+    }
+
+    /// The node stops: an INFORMATIONAL DELETE of each established IKE
+    /// SA (and with it its Child SAs), so that each peer removes its SAs
+    /// at once instead of noticing by liveness checks. Every datagram
+    /// waiting goes out now through `send`; returns the DELETEs sent. An
+    /// IKE SA with an exchange in flight sends none (its DELETE would
+    /// wait for the answer). No IKE SA is initiated after it.
+    pub fn farewell(&mut self, now_ns: u64, mut send: impl FnMut(Ipv4Addr, Vec<u8>)) -> usize {
+        self.stopping = true;
+        let up: Vec<SaId> = self
+            .ike
+            .sas()
+            .into_iter()
+            .filter(|s| s.state == "established")
+            .map(|s| s.sa)
+            .collect();
+        let before = self.held.len();
+        let mut deletes = 0;
+        for sa in up {
+            if self.ike.delete_ike(now_ns, sa).is_ok() {
+                self.after_call(now_ns);
+            }
+        }
+        // What the calls queued beyond what already waited.
+        deletes += self.held.len().saturating_sub(before);
+        while let Some(h) = self.held.pop_front() {
+            match self.packet(&h.tx) {
+                Some((dst, pkt)) => {
+                    self.counters.sent += 1;
+                    send(dst, pkt);
+                }
+                None => self.refuse(Refused::Malformed),
+            }
+        }
+        self.counters.farewells += deletes as u64;
+        tracing::info!(deletes, "IKE: the node stops; its IKE SAs deleted");
+        deletes
     }
 
     /// When [`IkeDriver::poll`] has something to do by time.

@@ -5,9 +5,13 @@
 //! A port is tied to its neighbour by name: `isl{X}` leads to satellite
 //! node `X`, `gsl{X}` to ground-station node `X` (see
 //! [`meshplane_control::tables::port_name`]); frames on it go to the port's
-//! `peer_mac`. An outbound SA serves the egress gateway its `peer` names.
+//! `peer_mac`. An outbound SA serves the egress gateway its `peer` names;
+//! on a gateway with `[ike]`, a `[[ike.peer]]` whose address is a
+//! gateway's node address (`[control] node_prefix`) serves that gateway:
+//! its FECs name the peer, and use the Child SA negotiated with it once
+//! there is one (until then their packets drop as `sa_pending`).
 //! Routes over a link this node has no port for, or toward a gateway it
-//! has no SA for, are left out and counted.
+//! has neither an SA nor an IKE peer for, are left out and counted.
 //!
 //! Besides the snapshot's entries (gateway labels), a node installs the
 //! satellites' node labels from its own first hops
@@ -37,7 +41,7 @@ pub struct InstallCounts {
     pub sat_lfib: usize,
     /// Routes over a link this node has no port for.
     pub no_port: usize,
-    /// FEC routes toward a gateway without an outbound SA here.
+    /// FEC routes toward a gateway without an outbound SA or IKE peer here.
     pub no_sa: usize,
 }
 
@@ -93,6 +97,8 @@ pub struct RouteInstaller {
     ports: HashMap<NodeId, (String, Mac)>,
     /// Egress gateway id -> outbound SA (SPI).
     sa_by_gid: HashMap<u32, u32>,
+    /// Egress gateways keyed by IKE: gid -> the peer's tunnel address.
+    peer_by_gid: HashMap<u32, std::net::Ipv4Addr>,
 }
 
 /// The neighbour a port named `isl{X}` / `gsl{X}` leads to.
@@ -140,16 +146,44 @@ impl RouteInstaller {
                 sa_by_gid.insert(gid, s.spi);
             }
         }
+        // IKE peers that are the constellation's gateways (by node
+        // address); a static SA to the same gateway wins.
+        let mut peer_by_gid = HashMap::new();
+        let prefix = cfg.control.as_ref().and_then(|c| c.node_prefix);
+        if let (Some(ike), Some(prefix)) = (&cfg.ike, prefix) {
+            for p in &ike.peers {
+                let gid = crate::config::node_of_address(prefix, p.address)
+                    .and_then(|id| id.checked_sub(n_sats as u32))
+                    .filter(|&gid| (gid as usize) < stations.len());
+                match gid {
+                    Some(gid) if !sa_by_gid.contains_key(&gid) => {
+                        peer_by_gid.insert(gid, p.address);
+                    }
+                    Some(_) => {}
+                    None => tracing::warn!(
+                        peer = %p.address,
+                        "[[ike.peer]] is no gateway's node address: no route is keyed by it"
+                    ),
+                }
+            }
+        }
         Ok(RouteInstaller {
             node,
             ports,
             sa_by_gid,
+            peer_by_gid,
         })
     }
 
     /// This node's id.
     pub fn node(&self) -> NodeId {
         self.node
+    }
+
+    /// Whether traffic toward gateway `gid` has an SA, or an IKE peer to
+    /// negotiate one with.
+    fn keyed(&self, gid: u32) -> bool {
+        self.sa_by_gid.contains_key(&gid) || self.peer_by_gid.contains_key(&gid)
     }
 
     /// The port this node sends on toward each egress gateway under `set`,
@@ -163,10 +197,8 @@ impl RouteInstaller {
             return out;
         };
         for r in &mine.fec {
-            if let (Some((port, _)), true) = (
-                self.ports.get(&r.next_hop),
-                self.sa_by_gid.contains_key(&r.egress_gid),
-            ) {
+            if let (Some((port, _)), true) = (self.ports.get(&r.next_hop), self.keyed(r.egress_gid))
+            {
                 out.entry(r.egress_gid).or_insert_with(|| port.clone());
             }
         }
@@ -206,9 +238,17 @@ impl RouteInstaller {
                 counts.no_port += 1;
                 continue;
             };
-            let Some(&sa) = self.sa_by_gid.get(&r.egress_gid) else {
-                counts.no_sa += 1;
-                continue;
+            // A static SA, else the IKE peer (its SA merged in later).
+            let (sa, peer) = match (
+                self.sa_by_gid.get(&r.egress_gid),
+                self.peer_by_gid.get(&r.egress_gid),
+            ) {
+                (Some(&sa), _) => (sa, None),
+                (None, Some(&peer)) => (0, Some(peer)),
+                (None, None) => {
+                    counts.no_sa += 1;
+                    continue;
+                }
             };
             fec.push(FecConfig {
                 prefix: Prefix {
@@ -216,7 +256,7 @@ impl RouteInstaller {
                     len: r.prefix.1,
                 },
                 sa,
-                peer: None,
+                peer,
                 label: r.label,
                 port: port.clone(),
                 next_hop_mac: *mac,

@@ -128,6 +128,8 @@ pub struct ServiceLoop {
     ike_published_at: Option<u64>,
     /// The monotonic clock BFD and IKE run on.
     started: std::time::Instant,
+    /// The node's last words, when it stops.
+    farewell: Option<Arc<crate::runtime::Farewell>>,
 }
 
 /// BFD sessions, flooding over them, and where their news goes.
@@ -217,7 +219,31 @@ impl ServiceLoop {
             ike: None,
             ike_published_at: None,
             started: std::time::Instant::now(),
+            farewell: None,
         }
+    }
+
+    /// Says the node's last words when `farewell` asks (IKE's DELETEs),
+    /// before the workers stop.
+    pub fn with_farewell(mut self, farewell: Arc<crate::runtime::Farewell>) -> Self {
+        self.farewell = Some(farewell);
+        self
+    }
+
+    /// The node stops: IKE deletes its IKE SAs (an INFORMATIONAL DELETE to
+    /// each peer, sent now through worker 0's inject queue). Returns the
+    /// DELETEs sent.
+    pub fn farewell(&mut self, t: &Tables) -> usize {
+        let now = self.mono_ns();
+        let Some(ike) = &mut self.ike else {
+            return 0;
+        };
+        let mut out = Vec::new();
+        let n = ike.farewell(now, |dst, packet| out.push((dst, packet)));
+        for (dst, packet) in out {
+            self.send(0, t, Outgoing::Remote { dst, packet }, CONTROL_MPLS_TTL);
+        }
+        n
     }
 
     /// Runs IKE too: `driver` negotiates the node's SAs with its peers.
@@ -260,8 +286,25 @@ impl ServiceLoop {
         if self.bfd.is_some() {
             raise_priority();
         }
+        // Last words said, and handed to the workers: (said, when).
+        let mut said: Option<std::time::Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let tables = store.load();
+            if let Some(f) = self.farewell.clone().filter(|f| f.asked() && !f.is_done()) {
+                let at = *said.get_or_insert_with(|| {
+                    self.farewell(&tables);
+                    std::time::Instant::now()
+                });
+                // Done once worker 0 took them (or it no longer polls).
+                let taken = self
+                    .channels
+                    .workers
+                    .first()
+                    .is_none_or(|w| !w.has_inject());
+                if taken || at.elapsed() >= crate::runtime::FAREWELL_MAX {
+                    f.finish();
+                }
+            }
             let busy = self.round(&tables, unix_ns());
             drop(tables);
             self.publish();
@@ -283,6 +326,11 @@ impl ServiceLoop {
     /// probes. True when it found something to do.
     pub fn round(&mut self, t: &Tables, now: u64) -> bool {
         let mut busy = false;
+        // Peers' certificates are checked against the round's wall clock.
+        let mono = self.mono_ns();
+        if let Some(ike) = &mut self.ike {
+            ike.set_wall_clock(mono, now / 1_000_000_000);
+        }
         for w in 0..self.channels.workers.len() {
             for _ in 0..BUDGET {
                 let Some(slot) = self.channels.workers[w].next_punted() else {

@@ -12,6 +12,13 @@
 //!   `.1`;
 //! * every node's address is its node id in [`NODE_PREFIX`] (see
 //!   [`crate::config::node_address`]): a gateway's is its tunnel address.
+//!
+//! No node file holds a key: the gateways negotiate their SAs with IKEv2
+//! (`[ike]`), authenticating with the certificates in
+//! [`RenderOptions::ike_dir`] (`NAME.pem`, `NAME.key`, `ca.pem`, as
+//! `meshplane keys --ike-ca` issues them), gateway 0 initiating; the
+//! routes the control agent computes toward the other gateway take the
+//! Child SA negotiated with it.
 
 use super::plan::MeshPlan;
 use meshplane_control::tables::{default_gateway_prefix, port_name};
@@ -47,8 +54,9 @@ pub struct RenderOptions {
     pub bfd: (u32, u8),
     /// Ground-station CSV (`None`: embedded top 100).
     pub ground_stations: Option<PathBuf>,
-    /// 20 bytes per direction: AES-128 key + salt, gateway 0 -> 1 then 1 -> 0.
-    pub keys: [[u8; 20]; 2],
+    /// Where each gateway's IKE credentials are: `NAME.pem` (its
+    /// certificate, naming it), `NAME.key` (its private key) and `ca.pem`.
+    pub ike_dir: PathBuf,
 }
 
 /// One node to start.
@@ -208,28 +216,24 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
         }
         if let Some(i) = gw {
             let me = plan.gateways[i].0;
-            let other = plan.gateways[1 - i].0;
             let other_name = &plan.gateways[1 - i].1;
-            let (out_key, in_key) = (o.keys[i], o.keys[1 - i]);
-            let spi = |from: u32, to: u32| 0x1000 + (from << 12) + to;
-            // 64-bit extended sequence numbers (RFC 4303 §2.2.1): with 32
-            // bits an SA runs out after 2^32-1 packets, 7 minutes at 10 Mpps.
+            let cred = |f: String| toml_str(&o.ike_dir.join(f).display().to_string());
+            // Keys negotiated in-band; ESP with 64-bit extended sequence
+            // numbers (RFC 4303 §2.2.1): with 32 bits an SA runs out after
+            // 2^32-1 packets, 7 minutes at 10 Mpps.
             let _ = writeln!(
                 t,
-                "[[sa]]\nspi = {}\ndir = \"out\"\naead = \"aes-128-gcm\"\nkey = \"{}\"\ntunnel_src = \"{}\"\ntunnel_dst = \"{}\"\nesn = true\npeer = \"{}\"\n",
-                spi(me, other),
-                hex::encode(out_key),
+                "# SAs with {other_name} negotiated by IKEv2, authenticated by certificates.\n\
+                 [ike]\naddress = \"{}\"\nidentity = \"{name}\"\ncertificate = {}\n\
+                 private_key = {}\nca = {}\nesp_proposals = [\"aes128gcm16-esn\"]\n\n\
+                 [[ike.peer]]\naddress = \"{}\"\nidentity = \"{}\"\ninitiate = {}\n",
                 node_addr(id),
+                cred(format!("{name}.pem")),
+                cred(format!("{name}.key")),
+                cred("ca.pem".into()),
                 node_addr(gw_nodes[1 - i]),
-                other
-            );
-            let _ = writeln!(
-                t,
-                "[[sa]]\nspi = {}\ndir = \"in\"\naead = \"aes-128-gcm\"\nkey = \"{}\"\ntunnel_src = \"{}\"\ntunnel_dst = \"{}\"\nesn = true\n",
-                spi(other, me),
-                hex::encode(in_key),
-                node_addr(gw_nodes[1 - i]),
-                node_addr(id)
+                node_name(plan, gw_nodes[1 - i]),
+                i == 0
             );
             let _ = writeln!(
                 t,
@@ -345,7 +349,7 @@ mod tests {
                 keys_dir: Some(weird.clone()),
                 bfd: (10, 3),
                 ground_stations: Some(PathBuf::from("/tmp/st\"ations.csv")),
-                keys: [[1; 20], [2; 20]],
+                ike_dir: weird.clone(),
             },
         );
         assert_eq!(r.nodes.len(), 3);
@@ -358,14 +362,31 @@ mod tests {
                 c.ground_stations.as_deref(),
                 Some(std::path::Path::new("/tmp/st\"ations.csv"))
             );
-            // Every SA has 64-bit sequence numbers, both directions.
-            assert!(cfg.sa.iter().all(|s| s.esn), "{}", n.config);
+            // No key in any file: no SA, and the gateways negotiate theirs
+            // with ESN, by certificates in the IKE directory.
+            assert!(cfg.sa.is_empty(), "{}", n.config);
+            if let Some(ike) = &cfg.ike {
+                assert!(ike.esp_proposals.iter().all(|p| p.esn), "{}", n.config);
+                assert_eq!(
+                    ike.credentials,
+                    crate::config::IkeCredentials::Certificate {
+                        certificate: weird.join(format!("{}.pem", n.name)),
+                        private_key: weird.join(format!("{}.key", n.name)),
+                        ca: weird.join("ca.pem"),
+                    }
+                );
+                assert_eq!(ike.identity, n.name);
+                assert_eq!(ike.peers.len(), 1);
+                assert_eq!(ike.peers[0].initiate, n.name == "gw0");
+            }
         }
-        let sas: usize = r
+        let gateways: Vec<_> = r
             .nodes
             .iter()
-            .map(|n| NodeConfig::parse(&n.config, &n.name).map_or(0, |c| c.sa.len()))
-            .sum();
-        assert_eq!(sas, 4, "two gateways, an SA each way");
+            .filter_map(|n| NodeConfig::parse(&n.config, &n.name).ok()?.ike)
+            .collect();
+        assert_eq!(gateways.len(), 2);
+        assert_eq!(gateways[0].peers[0].address, gateways[1].address);
+        assert_eq!(gateways[1].peers[0].address, gateways[0].address);
     }
 }

@@ -16,12 +16,14 @@
 //!   on a thread of its own and publishes them into the same store.
 //! - [`lifetimes`]: the SAs' time limits, and each lifetime level an SA
 //!   reaches logged once, from the supervising thread.
-//! - [`run`]: starts the threads, supervises, stops, drains, reports.
+//! - [`run`]: starts the threads, supervises, stops, drains, reports;
+//!   before the workers stop, the node's last words ([`Farewell`]).
 
 #![warn(missing_docs)]
 
 mod backend;
 pub mod control_thread;
+mod farewell;
 mod hub;
 pub mod idle;
 mod layout;
@@ -39,6 +41,7 @@ mod stats_slot;
 mod table_store;
 
 pub use backend::{Backend, BufferPool, DeviceCounters};
+pub use farewell::{Farewell, FAREWELL_MAX};
 pub use hub::{StatsHub, WorkerInfo, WorkerRole};
 pub use layout::{Layout, LayoutError};
 pub use memory::{MemoryBackend, MemoryBackendError};

@@ -22,7 +22,7 @@
 use super::signals::Signals;
 use super::table_store::TableStore;
 use crate::config::{ConfigError, NodeConfig};
-use crate::control::ike::{IkeShare, NegotiatedSas};
+use crate::control::ike::{IkeMerge, IkeShare};
 use crate::tables::{SaStore, TableError, Tables};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +33,7 @@ use std::time::Duration;
 pub const RELOAD_POLL: Duration = Duration::from_millis(20);
 
 /// How often it looks for a change in IKE's SAs, on a gateway with `[ike]`.
-pub const IKE_POLL: Duration = Duration::from_millis(2);
+pub const IKE_POLL: Duration = crate::control::ike::PUBLISH_POLL;
 
 /// A reload was refused; the old tables stay installed.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +54,8 @@ pub struct ConfigReloader {
     path: PathBuf,
     running: NodeConfig,
     sas: SaStore,
-    /// The SAs IKE negotiated, and the generation last published.
-    ike: Option<(Arc<IkeShare>, u64)>,
+    /// The SAs IKE negotiated.
+    ike: Option<IkeMerge>,
 }
 
 impl ConfigReloader {
@@ -83,29 +83,25 @@ impl ConfigReloader {
 
     /// Merges the SAs in `share` into every table built from now on.
     pub fn with_ike(mut self, share: Arc<IkeShare>) -> Self {
-        self.ike = Some((share, u64::MAX));
+        self.ike = Some(IkeMerge::new(share));
         self
     }
 
-    fn negotiated(&mut self) -> Arc<NegotiatedSas> {
+    /// `cfg` with IKE's SAs merged in, if the node has `[ike]`.
+    fn merged(&mut self, cfg: &NodeConfig) -> NodeConfig {
         match &mut self.ike {
-            Some((share, seen)) => {
-                *seen = share.generation();
-                share.get()
-            }
-            None => Arc::default(),
+            Some(m) => m.apply(cfg),
+            None => cfg.clone(),
         }
     }
 
     /// Republishes the tables when IKE's SA set changed since the last
     /// publication; the new epoch, if it did.
     pub fn republish_negotiated(&mut self, store: &TableStore) -> Option<Result<u64, ReloadError>> {
-        let (share, seen) = self.ike.as_ref()?;
-        if share.generation() == *seen {
+        if !self.ike.as_ref()?.changed() {
             return None;
         }
-        let neg = self.negotiated();
-        let cfg = neg.apply(&self.running);
+        let cfg = self.merged(&self.running.clone());
         let mut sas = self.sas.clone();
         Some(
             Tables::from_config_with(&cfg, store.next_epoch(), &mut sas)
@@ -147,8 +143,8 @@ impl ConfigReloader {
             tracing::warn!("{file}: [ike] changed; it takes effect at the next start");
         }
         let mut sas = self.sas.clone();
-        let neg = self.negotiated();
-        let tables = Tables::from_config_with(&neg.apply(&cfg), store.next_epoch(), &mut sas)
+        let merged = self.merged(&cfg);
+        let tables = Tables::from_config_with(&merged, store.next_epoch(), &mut sas)
             .map_err(|e| ReloadError::Tables(file, e))?;
         let epoch = store.publish(tables);
         self.sas = sas;

@@ -29,6 +29,9 @@ pub struct RunOptions {
     /// The channel to the node's control thread (`None`: frames for the
     /// node are dropped as `punt_full`).
     pub channels: Option<std::sync::Arc<Channels>>,
+    /// The node's last words: asked for when the run ends, the workers
+    /// still running (at most [`super::FAREWELL_MAX`]).
+    pub farewell: Option<std::sync::Arc<super::Farewell>>,
 }
 
 /// Every worker's end of the channel to the control thread, in worker
@@ -133,7 +136,9 @@ fn pin(core: Option<usize>, index: usize) {
 /// conditions and the SAs' lifetimes ([`super::lifetimes::watch`]), and
 /// about every `opts.tick_every` refreshes the hub's device counters and
 /// table epoch and calls `on_tick` (print stats, apply a reload). On
-/// stop, each thread stops receiving, hands back what is in flight
+/// stop, the node's last words are said first if `opts.farewell` asks for
+/// them (the workers still carry them); then each thread stops receiving,
+/// hands back what is in flight
 /// (pipeline queues drain through TX) and publishes its final counters;
 /// the backend then finishes (closing devices, returning buffers) and the
 /// final snapshot is returned.
@@ -174,6 +179,9 @@ pub fn run<B: Backend>(
         .map(|_| PipeQueues::default())
         .collect();
     let pipes = &pipes;
+    // The workers' own stop: after the node's last words.
+    let halt = AtomicBool::new(false);
+    let halt = &halt;
     let results: Vec<(usize, Result<WorkerStats, RuntimeError>)> = std::thread::scope(|scope| {
         let mut handles = Vec::new();
         let threads = layout.threads();
@@ -190,6 +198,7 @@ pub fn run<B: Backend>(
                     pin(core, index);
                     if let Err(e) = b.thread_start(index) {
                         stop.store(true, Ordering::Relaxed);
+                        halt.store(true, Ordering::Relaxed);
                         // Do not leave a pipeline partner waiting.
                         match role {
                             WorkerRole::Io => pipes[index / 2].io_done_now(),
@@ -208,10 +217,10 @@ pub fn run<B: Backend>(
                     });
                     let stats = match (role, worker) {
                         (WorkerRole::RunToCompletion, Some(w)) => {
-                            worker_loop(w, store, hub, index, idle, stop)
+                            worker_loop(w, store, hub, index, idle, halt)
                         }
                         (WorkerRole::Io, Some(w)) => {
-                            pipeline::io_loop(w, &pipes[index / 2], store, hub, index, idle, stop)
+                            pipeline::io_loop(w, &pipes[index / 2], store, hub, index, idle, halt)
                         }
                         _ => pipeline::crypto_loop(&pipes[index / 2], hub, index, idle, nports),
                     };
@@ -222,6 +231,7 @@ pub fn run<B: Backend>(
                 Ok(h) => handles.push((index, h)),
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
+                    halt.store(true, Ordering::Relaxed);
                     for p in pipes {
                         p.io_done_now();
                         p.crypto_gone_now();
@@ -263,6 +273,16 @@ pub fn run<B: Backend>(
             std::thread::sleep(TICK);
         }
         stop.store(true, Ordering::Relaxed);
+        if let Some(f) = &opts.farewell {
+            let workers_up = !handles.iter().any(|(_, h)| h.is_finished());
+            if workers_up && !f.ask_and_wait(super::FAREWELL_MAX) {
+                tracing::warn!(
+                    "the node's last words were not said within {:?}",
+                    super::FAREWELL_MAX
+                );
+            }
+        }
+        halt.store(true, Ordering::Relaxed);
         handles
             .into_iter()
             .map(|(i, h)| (i, h.join().unwrap_or(Err(RuntimeError::Panicked(i)))))
