@@ -597,11 +597,18 @@ fn serve<B: meshplane::runtime::Backend>(
     if !bfd.is_empty() {
         tracing::info!(sessions = bfd.view().len(), "BFD on the node's links");
     }
+    // Each link's repaired tables, built ahead by the control agent and
+    // published by the service thread the moment BFD takes the link down.
+    let armed = (!bfd.is_empty() && n.opts.channels.is_some())
+        .then(|| Arc::new(meshplane::control::armed_repairs::ArmedRepairs::default()));
     let mut agent = match &n.cfg.control {
         Some(_) => {
             let mut agent = meshplane::control::ControlAgent::new(n.cfg)
                 .with_context(|| format!("{}: [control]", a.config.display()))?
                 .with_link_events(link_rx);
+            if let Some(armed) = &armed {
+                agent = agent.with_armed_repairs(armed.clone());
+            }
             tracing::info!(
                 node_id = agent.node(),
                 time_scale = agent.clock().scale(),
@@ -687,6 +694,10 @@ fn serve<B: meshplane::runtime::Backend>(
         // On stop, its IKE SAs are deleted before the workers end.
         let s = match &farewell {
             Some(f) => s.with_farewell(f.clone()),
+            None => s,
+        };
+        let s = match &armed {
+            Some(a) => s.with_armed_repairs(a.clone()),
             None => s,
         };
         if bfd.is_empty() {

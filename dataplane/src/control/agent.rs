@@ -20,6 +20,7 @@
 //! computed for. Each install keeps the previous epoch's satellite-label
 //! block as the install before it had it, the same make-before-break.
 
+use super::armed_repairs::ArmedRepairs;
 use super::clock::GeometryClock;
 use super::failures::FailureFeed;
 use super::install::{
@@ -33,6 +34,7 @@ use meshplane_control::repair::{Destination, RepairTable, Repairer};
 use meshplane_control::schedule::{FailureEvent, Publication, ScheduleConfig, Scheduler};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the service thread tells the agent of links.
@@ -142,6 +144,8 @@ pub struct ControlAgent {
     ike: Option<super::ike::IkeMerge>,
     /// What the tables in force were built from, before IKE's SAs.
     in_force: Option<LastInstall>,
+    /// Where the repaired tables of each link wait for the service thread.
+    armed: Option<Arc<ArmedRepairs>>,
 }
 
 /// What the last install was made of.
@@ -275,7 +279,16 @@ impl ControlAgent {
             book,
             ike: None,
             in_force: None,
+            armed: None,
         })
+    }
+
+    /// Arms `armed`, after every install, with the tables of each of the
+    /// node's links repaired, for the service thread to publish the
+    /// instant BFD takes that link down ([`ArmedRepairs`]).
+    pub fn with_armed_repairs(mut self, armed: Arc<ArmedRepairs>) -> Self {
+        self.armed = Some(armed);
+        self
     }
 
     /// Merges the SAs IKE negotiates (left in `share` by the node's IKE
@@ -301,13 +314,7 @@ impl ControlAgent {
             Some(m) => m.apply(&cfg),
             None => cfg.clone(),
         };
-        self.version += 1;
-        let mut tables = Tables::from_config_with(&merged, self.version, &mut self.store)?;
-        tables.routes = Some(crate::tables::RouteOrigin {
-            label_epoch: epoch,
-            t_s,
-            reason: reason.name(),
-        });
+        let tables = self.tables_of(&merged, epoch, t_s, reason)?;
         self.in_force = Some(LastInstall {
             cfg,
             epoch,
@@ -315,6 +322,70 @@ impl ControlAgent {
             counts,
         });
         Ok(tables)
+    }
+
+    /// The tables of `merged` (IKE's SAs already in it) as the next
+    /// version, marked with where their routes came from.
+    fn tables_of(
+        &mut self,
+        merged: &NodeConfig,
+        epoch: u64,
+        t_s: f64,
+        reason: InstallReason,
+    ) -> Result<Tables, ControlError> {
+        self.version += 1;
+        let mut tables = Tables::from_config_with(merged, self.version, &mut self.store)?;
+        tables.routes = Some(crate::tables::RouteOrigin {
+            label_epoch: epoch,
+            t_s,
+            reason: reason.name(),
+        });
+        Ok(tables)
+    }
+
+    /// Arms, against the snapshot just published as `table_epoch`, the
+    /// tables with the repairs of each of the node's links that are up
+    /// and carry entries to repair. Costs one table build per such link.
+    fn arm_repairs(&mut self, table_epoch: u64) {
+        let Some(armed) = self.armed.clone() else {
+            return;
+        };
+        let Some(last) = &self.last else {
+            return;
+        };
+        let (base, epoch, t_s) = (last.cfg.clone(), last.epoch, last.t_s);
+        let mut neighbors: Vec<NodeId> = self
+            .repairs
+            .iter()
+            .flatten()
+            .flat_map(|t| t.links.iter().map(|l| l.neighbor))
+            .filter(|n| !self.locally_down.contains(n))
+            .collect();
+        neighbors.sort_unstable();
+        neighbors.dedup();
+        let mut by_neighbor = Vec::with_capacity(neighbors.len());
+        for n in neighbors {
+            // The links down already stay repaired; `n` joins them.
+            let mut cfg = base.clone();
+            self.locally_down.insert(n);
+            let c = self.apply_repairs(&mut cfg);
+            self.locally_down.remove(&n);
+            if c.repaired == 0 {
+                continue;
+            }
+            // IKE's set as it is now, without taking it as seen: a change
+            // still publishes the routes in force again.
+            let merged = match &self.ike {
+                Some(m) => m.peek(&cfg),
+                None => cfg,
+            };
+            match self.tables_of(&merged, epoch, t_s, InstallReason::Repair) {
+                Ok(t) => by_neighbor.push((n, t)),
+                Err(e) => tracing::warn!(neighbor = n, "link repair not armed: {e}"),
+            }
+        }
+        tracing::debug!(table_epoch, links = by_neighbor.len(), "link repairs armed");
+        armed.arm(table_epoch, by_neighbor);
     }
 
     /// The routes in force again, when IKE's SA set changed since the
@@ -697,13 +768,20 @@ impl ControlAgent {
     }
 
     /// Runs on the node's clock until `stop`, handing every install to
-    /// `publish`. Errors in one computation are logged and retried at the
+    /// `publish`, which returns the table epoch it published under, and
+    /// arms the link repairs of the last. Errors in one computation are logged and retried at the
     /// next wakeup; the tables in force stay.
-    pub fn run(&mut self, stop: &AtomicBool, mut publish: impl FnMut(Install)) {
+    pub fn run(&mut self, stop: &AtomicBool, mut publish: impl FnMut(Install) -> u64) {
         while !stop.load(Ordering::Relaxed) {
             let now = self.clock.now_ns();
             match self.poll(now) {
-                Ok(installs) => installs.into_iter().for_each(&mut publish),
+                Ok(installs) => {
+                    // `publish` gives each install's table epoch.
+                    let last = installs.into_iter().map(&mut publish).last();
+                    if let Some(table_epoch) = last {
+                        self.arm_repairs(table_epoch);
+                    }
+                }
                 Err(e) => tracing::error!("control: {e}; keeping the tables in force"),
             }
             let wake = self.next_wakeup_ns(now).max(now.saturating_add(1));
@@ -1021,6 +1099,70 @@ node = "sat:5"
     }
 
     const T0: f64 = 1234.5;
+
+    #[test]
+    fn armed_repairs_publish_what_the_agent_would_repair_to() {
+        let stations = GroundStations::top100();
+        let engine = Engine::new(Constellation::preset(Preset::Starlink550), stations).expect("e");
+        let topo = engine.topology(T0, &Failures::new()).expect("topology");
+        let me: NodeId = 700;
+        let mut cfg = starlink_node(me, &topo);
+        cfg.flood = Some(crate::config::FloodConfig {
+            key: "node.key".into(),
+            trust: "trust".into(),
+            bound_ms: 200,
+        });
+        let (tx, rx) = crossbeam::channel::bounded(16);
+        let armed = Arc::new(ArmedRepairs::default());
+        let mut agent = ControlAgent::new(&cfg)
+            .expect("agent")
+            .with_link_events(rx)
+            .with_armed_repairs(armed.clone());
+        let first = agent.poll(0).expect("poll").pop().expect("epoch 0");
+        let store = crate::runtime::TableStore::new(first.tables);
+        agent.arm_repairs(store.epoch());
+        let neighbors = armed.armed();
+        let isls = topo.isl_neighbors(me as usize).0;
+        assert!(!neighbors.is_empty(), "nothing armed");
+        assert!(
+            neighbors.iter().all(|n| isls.contains(n)),
+            "{neighbors:?} not all neighbours of {me} ({isls:?})"
+        );
+        let peer = neighbors[0];
+        let lfib = |t: &Tables| -> Vec<String> {
+            t.lfib.iter().map(|(l, e)| format!("{l} {e:?}")).collect()
+        };
+        let before = lfib(&store.load());
+        assert!(matches!(
+            armed.fire(peer, &store),
+            super::super::armed_repairs::Fired::Published(_)
+        ));
+        let fired = lfib(&store.load());
+        assert_ne!(fired, before, "the armed tables change nothing");
+        // The agent's own repair, when it hears of the link, is the same.
+        let port_name = meshplane_control::tables::port_name(topo.n_sats(), peer);
+        let port = store
+            .load()
+            .port_names
+            .iter()
+            .position(|p| *p == port_name)
+            .expect("port") as u16;
+        tx.send(LinkNews::Local(super::super::bfd::LinkEvent {
+            port,
+            port_name,
+            peer_node: Some(peer),
+            peer: Ipv4Addr::UNSPECIFIED,
+            up: false,
+            diag: 1,
+        }))
+        .expect("send");
+        let installs = agent.poll(1_000_000).expect("poll");
+        let repaired = installs
+            .iter()
+            .find(|i| i.reason == InstallReason::Repair)
+            .expect("a repair install");
+        assert_eq!(fired, lfib(&repaired.tables));
+    }
 
     #[test]
     fn a_link_down_by_bfd_is_repaired_at_once_and_held_until_its_notice_applies() {

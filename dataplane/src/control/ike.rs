@@ -170,6 +170,12 @@ impl IkeMerge {
         self.seen = self.share.generation();
         self.share.get().apply(cfg)
     }
+
+    /// `cfg` with the current set, which is not taken as seen (tables
+    /// built ahead, not published now).
+    pub fn peek(&self, cfg: &NodeConfig) -> NodeConfig {
+        self.share.get().apply(cfg)
+    }
 }
 
 /// Why the driver refused a punted datagram before the endpoint saw it.

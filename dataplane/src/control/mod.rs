@@ -15,6 +15,7 @@
 
 pub mod address_book;
 pub mod agent;
+pub mod armed_repairs;
 pub mod bfd;
 pub mod channel;
 pub mod clock;

@@ -6,6 +6,7 @@
 
 use super::address_book::AddressBook;
 use super::agent::LinkNews;
+use super::armed_repairs::{ArmedRepairs, Fired};
 use super::bfd::{self, BfdCounters, BfdSessionView, BfdSessions};
 use super::flooding::{FloodView, Flooding};
 use super::ike::{IkeDriver, IkeView};
@@ -130,6 +131,10 @@ pub struct ServiceLoop {
     started: std::time::Instant,
     /// The node's last words, when it stops.
     farewell: Option<Arc<crate::runtime::Farewell>>,
+    /// Repaired tables of each link, published when BFD takes it down.
+    armed: Option<Arc<ArmedRepairs>>,
+    /// Neighbours whose links BFD took down this round, to repair.
+    down_now: Vec<meshplane_control::NodeId>,
 }
 
 /// BFD sessions, flooding over them, and where their news goes.
@@ -220,6 +225,36 @@ impl ServiceLoop {
             ike_published_at: None,
             started: std::time::Instant::now(),
             farewell: None,
+            armed: None,
+            down_now: Vec::new(),
+        }
+    }
+
+    /// Publishes the repaired tables `armed` holds for a link the moment
+    /// BFD takes it down, before the control thread hears of it.
+    pub fn with_armed_repairs(mut self, armed: Arc<ArmedRepairs>) -> Self {
+        self.armed = Some(armed);
+        self
+    }
+
+    /// Publishes the armed repairs of the links BFD took down this round.
+    fn repair_links_down(&mut self, store: &TableStore) {
+        for neighbor in std::mem::take(&mut self.down_now) {
+            let Some(armed) = &self.armed else {
+                return;
+            };
+            match armed.fire(neighbor, store) {
+                Fired::Published(table_epoch) => tracing::warn!(
+                    neighbor,
+                    table_epoch,
+                    "link repaired at once from the armed repairs"
+                ),
+                Fired::Stale => tracing::debug!(
+                    neighbor,
+                    "armed repairs were for older tables: the control thread repairs"
+                ),
+                Fired::NotArmed => {}
+            }
         }
     }
 
@@ -307,6 +342,7 @@ impl ServiceLoop {
             }
             let busy = self.round(&tables, unix_ns());
             drop(tables);
+            self.repair_links_down(store);
             self.publish();
             if !busy {
                 std::thread::sleep(IDLE_SLEEP);
@@ -449,6 +485,10 @@ impl ServiceLoop {
                 "link {}",
                 if e.up { "up (held up for the hold-down)" } else { "down" }
             );
+        }
+        if self.armed.is_some() {
+            self.down_now
+                .extend(events.iter().filter(|e| !e.up).filter_map(|e| e.peer_node));
         }
         let mut news: Vec<LinkNews> = events.iter().cloned().map(LinkNews::Local).collect();
         if let Some(f) = &mut b.flooding {

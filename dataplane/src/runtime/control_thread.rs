@@ -7,7 +7,7 @@ use crate::control::{ControlAgent, Install, InstallCounts, InstallReason, RouteC
 use std::sync::atomic::AtomicBool;
 
 /// Publishes one install and logs it (see [`log_install`]).
-fn publish(store: &TableStore, i: Install, first: bool) {
+fn publish(store: &TableStore, i: Install, first: bool) -> u64 {
     let Install {
         tables,
         epoch,
@@ -28,6 +28,7 @@ fn publish(store: &TableStore, i: Install, first: bool) {
         },
         first,
     );
+    table_epoch
 }
 
 /// What an install put in place, for the log.
@@ -81,7 +82,9 @@ fn log_install(i: &Installed, first: bool) {
 pub fn install_initial(agent: &mut ControlAgent, store: &TableStore) {
     let now = agent.clock().now_ns();
     match agent.poll(now) {
-        Ok(installs) => installs.into_iter().for_each(|i| publish(store, i, true)),
+        Ok(installs) => installs.into_iter().for_each(|i| {
+            publish(store, i, true);
+        }),
         Err(e) => tracing::error!("control: first routes: {e}"),
     }
 }

@@ -67,18 +67,37 @@ impl TableStore {
     /// (whatever epoch it was built with) and returns that epoch. Workers
     /// pick it up at their next burst; bursts in flight finish on the old
     /// snapshot.
-    pub fn publish(&self, mut tables: Tables) -> u64 {
+    pub fn publish(&self, tables: Tables) -> u64 {
         // A poisoned lock only means another publisher panicked; the
         // store itself is always consistent.
         let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        self.swap_in(&mut retired, tables)
+    }
+
+    /// Installs `tables` under the next epoch; the caller holds `retired`.
+    fn swap_in(&self, retired: &mut Vec<Arc<Tables>>, mut tables: Tables) -> u64 {
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
         tables.epoch = epoch;
         // `swap` returns once every reader's borrow of the old snapshot is
         // a counted reference, so its strong count is exact from here on.
         let old = self.current.swap(Arc::new(tables));
         retired.push(old);
-        Self::free_unused(&mut retired);
+        Self::free_unused(retired);
         epoch
+    }
+
+    /// Like [`TableStore::publish`], only while the snapshot in force is
+    /// still the one published as `expected`; otherwise drops `tables`
+    /// and returns `None`. Tables built as a change of one snapshot (a
+    /// link's repair) never replace a newer one.
+    pub fn publish_if_current(&self, expected: u64, tables: Tables) -> Option<u64> {
+        // Every publisher holds this lock, so nothing is published between
+        // the check and the swap.
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if self.current.load().epoch != expected {
+            return None;
+        }
+        Some(self.swap_in(&mut retired, tables))
     }
 
     /// Frees replaced snapshots that no reader holds any more (the
