@@ -176,6 +176,7 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
             bfd: (10, 3),
             ground_stations: Some(csv_path.clone()),
             ike_dir: dir.join("ike"),
+            ike_child_lifetime_s: None,
         },
     );
 

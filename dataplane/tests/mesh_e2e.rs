@@ -118,6 +118,11 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         // flap; 50 ms x 3 holds.
         "--bfd-interval-ms",
         "50",
+        // Child SAs that expire after 6 s are rekeyed after 5 (the soft
+        // limit, 90 % of the hard one, in whole seconds): every stream
+        // below crosses at least one rekey.
+        "--ike-child-lifetime-s",
+        "6",
     ]);
     assert!(up.status.success(), "mesh up failed");
     assert!(
@@ -253,20 +258,26 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         "no BFD on the ISL"
     );
     eprintln!("{} frames on {} - {}", frames.len(), isl[0], isl[1]);
-    // The requests cross it; the replies may take the reverse tree.
-    assert!(
-        frames.len() >= 20,
-        "the pings did not cross {} - {}",
-        isl[0],
-        isl[1]
-    );
+    // The gateways' IKE exchanges (a rekey every 5 s) cross it labelled
+    // too, encrypted: tshark reads them as ISAKMP, never their content.
+    let esp = frames
+        .iter()
+        .filter(|f| f.starts_with("eth:ethertype:mpls:ip:esp"))
+        .count();
     for f in &frames {
         eprintln!("  {f}");
-        assert!(f.starts_with("eth:ethertype:mpls:ip:esp"), "{f}");
+        assert!(
+            f.starts_with("eth:ethertype:mpls:ip:esp")
+                || f.starts_with("eth:ethertype:mpls:ip:udp:isakmp"),
+            "{f}"
+        );
         assert!(!f.contains("icmp"), "plaintext on the ISL: {f}");
     }
+    // The requests cross it; the replies may take the reverse tree.
+    assert!(esp >= 20, "the pings did not cross {} - {}", isl[0], isl[1]);
 
-    // 3. A UDP stream at a fixed rate over a path change: no loss.
+    // 3. A UDP stream at a fixed rate over a path change and Child SA
+    // rekeys: no loss.
     // Start a second before the next change, wherever start-up left us.
     let now = constellation_time(&m.dir).expect("clock");
     let next = path_changes(&m.dir)
@@ -275,8 +286,10 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         .expect("a path change ahead in the window");
     std::thread::sleep(Duration::from_secs_f64(next - 1.0 - now));
     let t0 = constellation_time(&m.dir).expect("clock");
+    let before = ike_counters(&m);
     let stream = m.run(&["stream", "--pps", "1000", "--count", "6000"]);
     let t1 = constellation_time(&m.dir).expect("clock");
+    let after = ike_counters(&m);
     let crossed: Vec<f64> = path_changes(&m.dir)
         .into_iter()
         .filter(|&c| c > t0 && c < t1)
@@ -289,6 +302,24 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         "{report}"
     );
     assert!(stream.status.success());
+    // Each gateway installed a rekeyed Child SA and switched its outbound
+    // traffic to it while the stream ran: both directions were rekeyed
+    // under it.
+    for (gw, b) in &before {
+        let a = &after.iter().find(|(g, _)| g == gw).expect("the gateway").1;
+        let grew = |k: &str| a[k].as_u64().unwrap_or(0) - b[k].as_u64().unwrap_or(0);
+        eprintln!(
+            "{gw} during the stream: {} Child SAs up, {} rekeys asked, {} switches",
+            grew("child_up"),
+            grew("rekeys_asked"),
+            grew("switches")
+        );
+        assert!(grew("child_up") >= 1, "{gw} rekeyed nothing: {b} -> {a}");
+        assert!(
+            grew("switches") >= 1,
+            "{gw} switched to no new SA: {b} -> {a}"
+        );
+    }
 
     // 4. Cut an ISL of the active path. Nothing tells the nodes: its two
     // ends see it by BFD, repair what they can at once, and flood signed
@@ -539,6 +570,21 @@ fn node_views(m: &Mesh, what: &str) -> Vec<(String, serde_json::Value)> {
         out.push((node, v));
     }
     out
+}
+
+/// Both gateways' IKE counters (`show ike`), by node name.
+fn ike_counters(m: &Mesh) -> Vec<(String, serde_json::Value)> {
+    let views: Vec<(String, serde_json::Value)> = node_views(m, "ike")
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("gw"))
+        .map(|(n, v)| (n, v["counters"].clone()))
+        .collect();
+    assert_eq!(views.len(), 2, "two gateways: {views:?}");
+    assert!(
+        views.iter().all(|(_, c)| c.is_object()),
+        "no counters: {views:?}"
+    );
+    views
 }
 
 /// No node file holds key material (SAs, keys, private key blocks); each

@@ -81,6 +81,11 @@ pub struct MeshPlanArgs {
     /// BFD's detect multiplier.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub bfd_detect_mult: u8,
+    /// Hard lifetime of every Child SA the gateways negotiate, seconds
+    /// (`[ike] lifetime`; they rekey at 90 % of it). Default: `[ike]`'s
+    /// own (an hour).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=i64::MAX as u64))]
+    pub ike_child_lifetime_s: Option<u64>,
     /// Where to write the plan.
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
@@ -215,6 +220,7 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
             bfd: (a.bfd_interval_ms, a.bfd_detect_mult),
             ground_stations: Some(stations),
             ike_dir,
+            ike_child_lifetime_s: a.ike_child_lifetime_s,
         },
     );
     // Every node file must be one the node accepts, its IKE credentials
@@ -320,6 +326,22 @@ mod tests {
                 && msg.contains("afxdp"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_child_sa_lifetime_is_at_least_two_seconds() {
+        let a = args(&["--ike-child-lifetime-s", "6"], "/nonexistent").expect("args");
+        assert_eq!(a.ike_child_lifetime_s, Some(6));
+        assert_eq!(args(&[], "/x").expect("args").ike_child_lifetime_s, None);
+        // One second leaves no room for a rekey below it.
+        assert!(args(&["--ike-child-lifetime-s", "-3"], "/x").is_err());
+        for bad in ["1", "0", "six"] {
+            let e = args(&["--ike-child-lifetime-s", bad], "/x").expect_err(bad);
+            assert!(
+                e.to_string().contains("--ike-child-lifetime-s"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub struct RenderOptions {
     /// Where each gateway's IKE credentials are: `NAME.pem` (its
     /// certificate, naming it), `NAME.key` (its private key) and `ca.pem`.
     pub ike_dir: PathBuf,
+    /// The hard lifetime of every Child SA the gateways negotiate,
+    /// seconds (`[ike] lifetime = { hard_seconds = N }`; the soft one,
+    /// which asks for the rekey, defaults below it). `None`: `[ike]`'s
+    /// default.
+    pub ike_child_lifetime_s: Option<u64>,
 }
 
 /// One node to start.
@@ -225,12 +230,15 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
                 t,
                 "# SAs with {other_name} negotiated by IKEv2, authenticated by certificates.\n\
                  [ike]\naddress = \"{}\"\nidentity = \"{name}\"\ncertificate = {}\n\
-                 private_key = {}\nca = {}\nesp_proposals = [\"aes128gcm16-esn\"]\n\n\
+                 private_key = {}\nca = {}\nesp_proposals = [\"aes128gcm16-esn\"]\n{}\n\
                  [[ike.peer]]\naddress = \"{}\"\nidentity = \"{}\"\ninitiate = {}\n",
                 node_addr(id),
                 cred(format!("{name}.pem")),
                 cred(format!("{name}.key")),
                 cred("ca.pem".into()),
+                o.ike_child_lifetime_s
+                    .map(|s| format!("lifetime = {{ hard_seconds = {s} }}\n"))
+                    .unwrap_or_default(),
                 node_addr(gw_nodes[1 - i]),
                 node_name(plan, gw_nodes[1 - i]),
                 i == 0
@@ -350,6 +358,7 @@ mod tests {
                 bfd: (10, 3),
                 ground_stations: Some(PathBuf::from("/tmp/st\"ations.csv")),
                 ike_dir: weird.clone(),
+                ike_child_lifetime_s: Some(6),
             },
         );
         assert_eq!(r.nodes.len(), 3);
@@ -376,6 +385,9 @@ mod tests {
                     }
                 );
                 assert_eq!(ike.identity, n.name);
+                // The Child SA lifetime asked for, rekeyed below it.
+                assert_eq!(ike.lifetime.hard.seconds, Some(6), "{}", n.config);
+                assert_eq!(ike.lifetime.soft.seconds, Some(5), "{}", n.config);
                 assert_eq!(ike.peers.len(), 1);
                 assert_eq!(ike.peers[0].initiate, n.name == "gw0");
             }
