@@ -482,6 +482,8 @@ pub struct SaInfo {
     pub initiator: bool,
     /// (inbound, outbound) SPIs of its Child SAs.
     pub children: Vec<(u32, u32)>,
+    /// Operations (rekeys, deletes) waiting for the exchange in flight.
+    pub ops_queued: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -729,6 +731,7 @@ impl<R: Rng> Ike<R> {
                 spi_r: sa.spi_r,
                 initiator: sa.initiator,
                 children: sa.children.iter().map(|c| (c.spi_in, c.spi_out)).collect(),
+                ops_queued: sa.ops.len(),
             })
             .collect()
     }

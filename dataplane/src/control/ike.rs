@@ -673,12 +673,19 @@ impl IkeDriver {
         busy
     }
 
+    /// After [`IkeDriver::farewell`]: a DELETE still waits, behind an
+    /// exchange in flight or to be sent.
+    pub fn farewell_pending(&self) -> bool {
+        self.stopping && (!self.held.is_empty() || self.ike.sas().iter().any(|s| s.ops_queued > 0))
+    }
+
     /// The node stops: an INFORMATIONAL DELETE of each established IKE
     /// SA (and with it its Child SAs), so that each peer removes its SAs
     /// at once instead of noticing by liveness checks. Every datagram
-    /// waiting goes out now through `send`; returns the DELETEs sent. An
-    /// IKE SA with an exchange in flight sends none (its DELETE would
-    /// wait for the answer). No IKE SA is initiated after it.
+    /// waiting goes out now through `send`; returns the IKE SAs deleted.
+    /// The DELETE of an IKE SA with an exchange in flight follows its
+    /// answer ([`IkeDriver::farewell_pending`] until then). No IKE SA is
+    /// initiated after it.
     pub fn farewell(&mut self, now_ns: u64, mut send: impl FnMut(Ipv4Addr, Vec<u8>)) -> usize {
         self.stopping = true;
         let up: Vec<SaId> = self
@@ -688,15 +695,13 @@ impl IkeDriver {
             .filter(|s| s.state == "established")
             .map(|s| s.sa)
             .collect();
-        let before = self.held.len();
         let mut deletes = 0;
         for sa in up {
             if self.ike.delete_ike(now_ns, sa).is_ok() {
+                deletes += 1;
                 self.after_call(now_ns);
             }
         }
-        // What the calls queued beyond what already waited.
-        deletes += self.held.len().saturating_sub(before);
         while let Some(h) = self.held.pop_front() {
             match self.packet(&h.tx) {
                 Some((dst, pkt)) => {

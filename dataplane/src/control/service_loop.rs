@@ -330,13 +330,15 @@ impl ServiceLoop {
                     self.farewell(&tables);
                     std::time::Instant::now()
                 });
-                // Done once worker 0 took them (or it no longer polls).
+                // Done once worker 0 took them (or it no longer polls),
+                // and no DELETE waits behind an exchange in flight.
                 let taken = self
                     .channels
                     .workers
                     .first()
                     .is_none_or(|w| !w.has_inject());
-                if taken || at.elapsed() >= crate::runtime::FAREWELL_MAX {
+                let waiting = self.ike.as_ref().is_some_and(|i| i.farewell_pending());
+                if (taken && !waiting) || at.elapsed() >= crate::runtime::FAREWELL_MAX {
                     f.finish();
                 }
             }
