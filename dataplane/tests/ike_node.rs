@@ -958,3 +958,45 @@ fn a_gateway_that_stops_deletes_its_ike_sa_and_the_peer_removes_its_sas_at_once(
     c.step();
     assert_eq!(drops(&c.nodes[0], DropReason::SaPending), 1);
 }
+
+#[test]
+fn a_delete_asked_while_a_rekey_is_in_flight_leaves_when_it_is_answered() {
+    // gw-a asks for a rekey after 150 packets; it is told to stop while
+    // that CREATE_CHILD_SA waits for its answer.
+    let mut c = Chain::new("lifetime = { soft_packets = 150, hard_packets = 1000000 }");
+    c.establish();
+    let tx = c.host_a.tx_ring().clone();
+    let mut s = 0u32;
+    while c.nodes[0].ike().counters().rekeys_asked == 0 {
+        assert!(s < 1000, "no rekey asked after {s} packets");
+        tx.push(HeapFrame::from_bytes(&udp_from_host(s)))
+            .expect("room");
+        s += 1;
+        c.step();
+    }
+    let a = &mut c.nodes[0];
+    assert_eq!(a.services.farewell(&a.tables), 1, "one IKE SA deleted");
+    let ike = c.nodes[0].ike();
+    assert!(
+        ike.farewell_pending(),
+        "the DELETE waits behind the rekey: {:?}",
+        ike.endpoint().sas()
+    );
+    // The answer comes, then the DELETE goes, and gw-b removes its SAs.
+    for _ in 0..20 {
+        c.step();
+    }
+    assert!(!c.nodes[0].ike().farewell_pending());
+    let view = c.nodes[2].ike().view();
+    assert!(
+        !view.ike_sas.iter().any(|s| s.1 == "established"),
+        "{view:?}"
+    );
+    // Only the Child SA the rekey replaced may still drain its inbound
+    // frames; nothing is sent any more.
+    assert!(
+        view.children.iter().all(|c| c.state == "draining"),
+        "{view:?}"
+    );
+    assert!(c.nodes[2].tables.sa_out.is_empty());
+}
