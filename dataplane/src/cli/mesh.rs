@@ -16,7 +16,8 @@
 //! trust file are in `keys/`; the gateways' IKEv2 credentials in `ike/`: a
 //! CA issued for this plan and one certificate per gateway (`gw0.pem`,
 //! `gw0.key`, ...; private keys mode 0600), as `meshplane keys --ike-ca`
-//! issues them. The gateways negotiate their SAs with each other.
+//! issues them, and each gateway's own copy of the CA (`gw0.ca.pem`). The
+//! gateways negotiate their SAs with each other.
 
 use crate::mesh::{plan, render, MeshSpec, RenderOptions};
 use anyhow::{bail, Context};
@@ -206,6 +207,12 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         true,
     )
     .context("issuing the gateways' IKE credentials")?;
+    // Each gateway reads its own copy of the CA, as each node its own
+    // trust file: no node reads a file another node reads.
+    for g in &gateways {
+        std::fs::copy(ike_dir.join("ca.pem"), ike_dir.join(format!("{g}.ca.pem")))
+            .with_context(|| format!("copying the CA for {g}"))?;
+    }
     let r = render(
         &p,
         &RenderOptions {

@@ -1100,8 +1100,9 @@ node = "sat:5"
 
     const T0: f64 = 1234.5;
 
-    #[test]
-    fn armed_repairs_publish_what_the_agent_would_repair_to() {
+    /// Satellite 700 of Starlink-550 at `T0`, flooding its notices (the
+    /// network-wide change waits for them), and the topology it sees.
+    fn flooding_satellite() -> (NodeId, meshplane_control::topology::Topology, NodeConfig) {
         let stations = GroundStations::top100();
         let engine = Engine::new(Constellation::preset(Preset::Starlink550), stations).expect("e");
         let topo = engine.topology(T0, &Failures::new()).expect("topology");
@@ -1112,6 +1113,12 @@ node = "sat:5"
             trust: "trust".into(),
             bound_ms: 200,
         });
+        (me, topo, cfg)
+    }
+
+    #[test]
+    fn armed_repairs_publish_what_the_agent_would_repair_to() {
+        let (me, topo, cfg) = flooding_satellite();
         let (tx, rx) = crossbeam::channel::bounded(16);
         let armed = Arc::new(ArmedRepairs::default());
         let mut agent = ControlAgent::new(&cfg)
@@ -1167,17 +1174,7 @@ node = "sat:5"
     #[test]
     fn a_link_down_by_bfd_is_repaired_at_once_and_held_until_its_notice_applies() {
         use crate::tables::lfib::LfibOp;
-        let stations = GroundStations::top100();
-        let engine = Engine::new(Constellation::preset(Preset::Starlink550), stations).expect("e");
-        let topo = engine.topology(T0, &Failures::new()).expect("topology");
-        let me: NodeId = 700;
-        let mut cfg = starlink_node(me, &topo);
-        // With flooding, the network-wide change waits for the notice.
-        cfg.flood = Some(crate::config::FloodConfig {
-            key: "node.key".into(),
-            trust: "trust".into(),
-            bound_ms: 200,
-        });
+        let (me, topo, cfg) = flooding_satellite();
         let (tx, rx) = crossbeam::channel::bounded(16);
         let mut agent = ControlAgent::new(&cfg).expect("agent").with_link_events(rx);
         let first = agent.poll(0).expect("poll").pop().expect("epoch 0");

@@ -72,19 +72,11 @@ impl ArmedRepairs {
     /// snapshot they repair is still the one in force. Whatever else was
     /// armed repairs a snapshot that this replaces, so it is disarmed.
     pub fn fire(&self, neighbor: NodeId, store: &TableStore) -> Fired {
-        let taken = {
+        let (base, by_neighbor) = {
             let mut a = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-            let base = a.base_epoch;
-            let by = std::mem::take(&mut a.by_neighbor);
-            let mut taken = None;
-            for (n, t) in by {
-                if n == neighbor && taken.is_none() {
-                    taken = Some((base, t));
-                }
-            }
-            taken
+            (a.base_epoch, std::mem::take(&mut a.by_neighbor))
         };
-        let Some((base, tables)) = taken else {
+        let Some((_, tables)) = by_neighbor.into_iter().find(|(n, _)| *n == neighbor) else {
             return Fired::NotArmed;
         };
         match store.publish_if_current(base, tables) {

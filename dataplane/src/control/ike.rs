@@ -673,6 +673,16 @@ impl IkeDriver {
         busy
     }
 
+    /// The endpoint's established IKE SAs.
+    fn established(&self) -> Vec<SaId> {
+        self.ike
+            .sas()
+            .into_iter()
+            .filter(|s| s.state == "established")
+            .map(|s| s.sa)
+            .collect()
+    }
+
     /// After [`IkeDriver::farewell`]: a DELETE still waits, behind an
     /// exchange in flight or to be sent.
     pub fn farewell_pending(&self) -> bool {
@@ -688,13 +698,7 @@ impl IkeDriver {
     /// initiated after it.
     pub fn farewell(&mut self, now_ns: u64, mut send: impl FnMut(Ipv4Addr, Vec<u8>)) -> usize {
         self.stopping = true;
-        let up: Vec<SaId> = self
-            .ike
-            .sas()
-            .into_iter()
-            .filter(|s| s.state == "established")
-            .map(|s| s.sa)
-            .collect();
+        let up = self.established();
         let mut deletes = 0;
         for sa in up {
             if self.ike.delete_ike(now_ns, sa).is_ok() {
@@ -803,13 +807,7 @@ impl IkeDriver {
             return false;
         }
         self.liveness_scan_at = now_ns + every.min(100_000_000);
-        let up: Vec<SaId> = self
-            .ike
-            .sas()
-            .into_iter()
-            .filter(|s| s.state == "established")
-            .map(|s| s.sa)
-            .collect();
+        let up = self.established();
         self.liveness_at.retain(|sa, _| up.contains(sa));
         let mut busy = false;
         for sa in up {

@@ -15,7 +15,7 @@
 //!
 //! No node file holds a key: the gateways negotiate their SAs with IKEv2
 //! (`[ike]`), authenticating with the certificates in
-//! [`RenderOptions::ike_dir`] (`NAME.pem`, `NAME.key`, `ca.pem`, as
+//! [`RenderOptions::ike_dir`] (`NAME.pem`, `NAME.key`, `NAME.ca.pem`, as
 //! `meshplane keys --ike-ca` issues them), gateway 0 initiating; the
 //! routes the control agent computes toward the other gateway take the
 //! Child SA negotiated with it.
@@ -55,7 +55,8 @@ pub struct RenderOptions {
     /// Ground-station CSV (`None`: embedded top 100).
     pub ground_stations: Option<PathBuf>,
     /// Where each gateway's IKE credentials are: `NAME.pem` (its
-    /// certificate, naming it), `NAME.key` (its private key) and `ca.pem`.
+    /// certificate, naming it), `NAME.key` (its private key) and
+    /// `NAME.ca.pem` (its own copy of the CA).
     pub ike_dir: PathBuf,
     /// The hard lifetime of every Child SA the gateways negotiate,
     /// seconds (`[ike] lifetime = { hard_seconds = N }`; the soft one,
@@ -235,7 +236,7 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
                 node_addr(id),
                 cred(format!("{name}.pem")),
                 cred(format!("{name}.key")),
-                cred("ca.pem".into()),
+                cred(format!("{name}.ca.pem")),
                 o.ike_child_lifetime_s
                     .map(|s| format!("lifetime = {{ hard_seconds = {s} }}\n"))
                     .unwrap_or_default(),
@@ -381,7 +382,7 @@ mod tests {
                     crate::config::IkeCredentials::Certificate {
                         certificate: weird.join(format!("{}.pem", n.name)),
                         private_key: weird.join(format!("{}.key", n.name)),
-                        ca: weird.join("ca.pem"),
+                        ca: weird.join(format!("{}.ca.pem", n.name)),
                     }
                 );
                 assert_eq!(ike.identity, n.name);
