@@ -145,8 +145,7 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
     let p = plan(
         &MeshSpec {
             preset: Preset::Starlink550,
-            from: "London".into(),
-            to: "New-York-Newark".into(),
+            gateways: vec!["London".into(), "New-York-Newark".into()],
             at_s: START_S,
             window_s: WINDOW_S,
             step_ms: STEP_MS,
@@ -158,9 +157,9 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
     )
     .expect("plan");
     assert!(
-        p.path_changes.len() >= 3,
+        p.paths[0].changes.len() >= 3,
         "window should hold two path changes: {:?}",
-        p.path_changes
+        p.paths[0].changes
     );
     let r = render(
         &p,
@@ -346,8 +345,8 @@ fn run_mesh(disjoint_paths: usize, cut: Option<Cut>) -> Outcome {
     if cut.is_some() {
         return finish(sent, received, cut_lost, per_tick, &dir);
     }
-    let first = &p.path_changes[0].1;
-    let last = &p.path_changes.last().expect("paths").1;
+    let first = &p.paths[0].changes[0].1;
+    let last = &p.paths[0].changes.last().expect("paths").1;
     let only_first = first
         .iter()
         .find(|s| !last.contains(s) && (**s as usize) < p.n_sats);

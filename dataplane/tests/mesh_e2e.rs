@@ -1,7 +1,8 @@
-//! The emulated Starlink-550 mesh between London and New York, end to end,
-//! as a user runs it: `scripts/mesh up` (one namespace and one meshplane
-//! process per node, AF_XDP on veth pairs), no key in any node file and the
-//! gateways' SAs negotiated by IKEv2 in-band, `ping` across it, a capture on
+//! The emulated Starlink-550 mesh between London, New York and Boston, end
+//! to end, as a user runs it: `scripts/mesh up` (one namespace and one
+//! meshplane process per node, AF_XDP on veth pairs), no key in any node
+//! file and every pair of gateways' SAs negotiated by IKEv2 in-band, `ping`
+//! between every pair, a capture on
 //! an ISL read by tshark, a UDP stream over the scheduled path changes,
 //! an ISL cut on the active path that its ends detect by BFD and every
 //! node learns from their signed notices (no file, no central process),
@@ -104,15 +105,16 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
         "up",
         "--constellation",
         "starlink-550",
-        "--from",
-        "London",
-        "--to",
-        "New-York-Newark",
+        // London -> New York is the pair the steps below follow; Boston
+        // adds a third gateway (and two satellites): every pair of the
+        // three negotiates its own SAs and carries traffic.
+        "--gateways",
+        "London,New-York-Newark,Boston",
         "--at",
         "3",
         "--window",
         "60",
-        // 27 nodes (the scheduled paths and every repair path) share two
+        // 30 nodes (the scheduled paths and every repair path) share two
         // cores here, beside tcpdump, tcpreplay and tshark: stalls of tens
         // of milliseconds across all of them make 10 or 20 ms sessions
         // flap; 50 ms x 3 holds.
@@ -138,9 +140,16 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     no_key_in_node_files(&m.dir);
     wait_ike_established(&m);
 
-    // 1. ping, host behind London -> host behind New York.
+    // 1. ping, host behind London -> host behind New York, and between
+    // every other pair of the three gateways.
     let ping = m.run(&["ping", "-c", "5", "-i", "0.2", "-W", "2"]);
     assert!(ping.status.success(), "ping across the mesh failed");
+    for (from, to) in [("London", "Boston"), ("Boston", "New-York-Newark")] {
+        let ping = m.run(&[
+            "ping", "--from", from, "--to", to, "-c", "3", "-i", "0.2", "-W", "2",
+        ]);
+        assert!(ping.status.success(), "ping {from} -> {to} failed");
+    }
 
     // 1b. The host found its gateway by ARP (no static entry), and the
     // gateway answers a ping to its LAN address.
@@ -287,9 +296,24 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     std::thread::sleep(Duration::from_secs_f64(next - 1.0 - now));
     let t0 = constellation_time(&m.dir).expect("clock");
     let before = ike_counters(&m);
+    // Beside it, Boston -> London at half the rate, over the same rekeys.
+    let side = m
+        .cmd(&[
+            "stream", "--from", "gw2", "--to", "gw0", "--pps", "500", "--count", "3000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/mesh stream");
     let stream = m.run(&["stream", "--pps", "1000", "--count", "6000"]);
+    let side = side.wait_with_output().expect("stream");
     let t1 = constellation_time(&m.dir).expect("clock");
     let after = ike_counters(&m);
+    let side = String::from_utf8_lossy(&side.stdout);
+    eprintln!("Boston -> London beside it: {side}");
+    assert!(
+        side.contains("sent 3000, received 3000 distinct, lost 0"),
+        "{side}"
+    );
     let crossed: Vec<f64> = path_changes(&m.dir)
         .into_iter()
         .filter(|&c| c > t0 && c < t1)
@@ -303,8 +327,8 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     );
     assert!(stream.status.success());
     // Each gateway installed a rekeyed Child SA and switched its outbound
-    // traffic to it while the stream ran: both directions were rekeyed
-    // under it.
+    // traffic to it while the streams ran: every direction was rekeyed
+    // under them.
     for (gw, b) in &before {
         let a = &after.iter().find(|(g, _)| g == gw).expect("the gateway").1;
         let grew = |k: &str| a[k].as_u64().unwrap_or(0) - b[k].as_u64().unwrap_or(0);
@@ -572,14 +596,14 @@ fn node_views(m: &Mesh, what: &str) -> Vec<(String, serde_json::Value)> {
     out
 }
 
-/// Both gateways' IKE counters (`show ike`), by node name.
+/// The three gateways' IKE counters (`show ike`), by node name.
 fn ike_counters(m: &Mesh) -> Vec<(String, serde_json::Value)> {
     let views: Vec<(String, serde_json::Value)> = node_views(m, "ike")
         .into_iter()
         .filter(|(n, _)| n.starts_with("gw"))
         .map(|(n, v)| (n, v["counters"].clone()))
         .collect();
-    assert_eq!(views.len(), 2, "two gateways: {views:?}");
+    assert_eq!(views.len(), 3, "three gateways: {views:?}");
     assert!(
         views.iter().all(|(_, c)| c.is_object()),
         "no counters: {views:?}"
@@ -612,11 +636,12 @@ fn no_key_in_node_files(dir: &Path) {
             gateways += 1;
         }
     }
-    assert_eq!(gateways, 2, "both gateways run IKE");
+    assert_eq!(gateways, 3, "every gateway runs IKE");
 }
 
-/// Waits (at most 30 s) until both gateways' `meshplane ctl show ike`
-/// shows an established IKE SA and a Child SA in use.
+/// Waits (at most 30 s) until every gateway's `meshplane ctl show ike`
+/// shows an established IKE SA and a Child SA in use with each of the
+/// others.
 fn wait_ike_established(m: &Mesh) {
     let t0 = std::time::Instant::now();
     loop {
@@ -628,11 +653,16 @@ fn wait_ike_established(m: &Mesh) {
         let any = |v: &serde_json::Value, f: &dyn Fn(&serde_json::Value) -> bool| {
             v.as_array().is_some_and(|a| a.iter().any(f))
         };
-        let up = |v: &serde_json::Value| {
-            any(&v["ike_sas"], &|s| s[1] == "established")
-                && any(&v["children"], &|c| c["state"] == "current")
+        let up = |gw: &str, v: &serde_json::Value| {
+            views.iter().filter(|(o, _)| o != gw).all(|(other, _)| {
+                let addr = gw_address(&m.dir, other);
+                any(&v["ike_sas"], &|s| s[0] == addr && s[1] == "established")
+                    && any(&v["children"], &|c| {
+                        c["peer"] == addr && c["state"] == "current"
+                    })
+            })
         };
-        if views.len() == 2 && views.iter().all(|(_, v)| up(v)) {
+        if views.len() == 3 && views.iter().all(|(gw, v)| up(gw, v)) {
             eprintln!("IKE SAs established after {:?}", t0.elapsed());
             for (gw, _) in &views {
                 let o = Command::new(env!("CARGO_BIN_EXE_meshplane"))
@@ -656,8 +686,8 @@ fn wait_ike_established(m: &Mesh) {
 }
 
 /// Stops gw1 (SIGTERM, as `down` does): its log says it deleted its IKE
-/// SA, and within 3 s gw0 holds neither an established IKE SA nor a
-/// Child SA.
+/// SAs, and within 3 s neither gw0 nor gw2 holds an established IKE SA or
+/// a Child SA with it; their SAs with each other stay.
 fn a_gateway_that_stops_says_so(m: &Mesh) {
     let pid = std::fs::read_to_string(m.dir.join("pids/gw1")).expect("gw1's pid");
     let pid = pid.trim();
@@ -680,35 +710,60 @@ fn a_gateway_that_stops_says_so(m: &Mesh) {
         .lines()
         .find(|l| l.contains("its IKE SAs deleted"))
         .unwrap_or_else(|| panic!("gw1 deleted no IKE SA:\n{log}"));
-    assert!(said.contains("deletes=1"), "{said}");
+    assert!(said.contains("deletes=2"), "{said}");
     let tail: Vec<&str> = log.lines().rev().take(6).collect();
     eprintln!("gw1's last lines:");
     for l in tail.iter().rev() {
         eprintln!("  {l}");
     }
+    let gw1 = gw_address(&m.dir, "gw1");
+    let gw2 = gw_address(&m.dir, "gw2");
     loop {
-        let gw0 = node_views(m, "ike")
-            .into_iter()
-            .find(|(n, _)| n == "gw0")
-            .map(|(_, v)| v)
-            .expect("gw0's view");
-        let established = gw0["ike_sas"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|s| s[1] == "established"));
-        let children = gw0["children"].as_array().map_or(0, Vec::len);
-        if !established && children == 0 && !gw0.is_null() {
+        let views = node_views(m, "ike");
+        let view = |gw: &str| {
+            views
+                .iter()
+                .find(|(n, _)| n == gw)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let holds = |v: &serde_json::Value, peer: &str| {
+            let established = v["ike_sas"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s[0] == peer && s[1] == "established"));
+            let children = v["children"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|c| c["peer"] == peer));
+            established || children
+        };
+        let (v0, v2) = (view("gw0"), view("gw2"));
+        if !v0.is_null() && !v2.is_null() && !holds(&v0, &gw1) && !holds(&v2, &gw1) {
             eprintln!(
-                "gw1 stopped in {stopped:?}; gw0 removed its SAs after {:?}",
+                "gw1 stopped in {stopped:?}; gw0 and gw2 removed their SAs with it after {:?}",
                 t0.elapsed()
             );
+            assert!(holds(&v0, &gw2), "gw0 lost its SAs with gw2: {v0}");
             return;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(3),
-            "gw0 still holds SAs with gw1: {gw0}"
+            "SAs with gw1 remain: gw0 {v0}, gw2 {v2}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Gateway `gw`'s tunnel address (`[ike] address` in its node file).
+fn gw_address(dir: &Path, gw: &str) -> String {
+    let cfg = std::fs::read_to_string(dir.join(format!("nodes/{gw}.toml"))).expect("node file");
+    cfg.split("\n[ike]\n")
+        .nth(1)
+        .and_then(|ike| {
+            ike.lines()
+                .find_map(|l| l.strip_prefix("address = \""))
+                .map(|a| a.trim_end_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("no [ike] address for {gw}"))
 }
 
 /// Waits (at most 30 s) until every node's BFD sessions are Up and none

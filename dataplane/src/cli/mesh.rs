@@ -1,13 +1,15 @@
 //! `meshplane mesh-plan`: the nodes, links and configurations that emulate
-//! the part of a constellation a gateway pair's traffic crosses, written
-//! to a directory for `scripts/mesh up`.
+//! the part of a constellation the traffic between a set of gateways
+//! crosses, written to a directory for `scripts/mesh up`.
 //!
 //! ```text
 //! meshplane mesh-plan --constellation starlink-550 --from London --to New-York-Newark \
 //!     --at 9 --window 60 --out-dir /run/meshplane/mesh
+//! meshplane mesh-plan --gateways London,New-York-Newark,Paris --out-dir ...
 //! ```
 //!
-//! Writes `stations.csv` (the two gateways, renumbered 0 and 1), one
+//! Writes `stations.csv` (the gateways, renumbered 0, 1, ... in the order
+//! given), one
 //! `nodes/NAME.toml` per node, `links.tsv` (`node_a node_b iface_a iface_b
 //! mac_a mac_b`), `hosts.tsv` (`host gateway iface mac addr gw_iface gw_mac
 //! gw_addr`) and `plan.txt` (the path at the start and at every change).
@@ -16,8 +18,8 @@
 //! trust file are in `keys/`; the gateways' IKEv2 credentials in `ike/`: a
 //! CA issued for this plan and one certificate per gateway (`gw0.pem`,
 //! `gw0.key`, ...; private keys mode 0600), as `meshplane keys --ike-ca`
-//! issues them, and each gateway's own copy of the CA (`gw0.ca.pem`). The
-//! gateways negotiate their SAs with each other.
+//! issues them, and each gateway's own copy of the CA (`gw0.ca.pem`). Every
+//! pair of gateways negotiates its SAs (the one named first initiates).
 
 use crate::mesh::{plan, render, MeshSpec, RenderOptions};
 use anyhow::{bail, Context};
@@ -34,12 +36,34 @@ pub struct MeshPlanArgs {
     /// Ground stations CSV to pick the gateways from (default: the embedded top 100).
     #[arg(long, value_name = "FILE")]
     pub ground_stations: Option<PathBuf>,
-    /// First gateway (name or gid): the host behind it pings the other.
-    #[arg(long, value_name = "NAME|ID")]
-    pub from: String,
+    /// First gateway (name or gid): the host behind it pings the other
+    /// (shorthand for `--gateways FROM,TO`).
+    #[arg(
+        long,
+        value_name = "NAME|ID",
+        requires = "to",
+        conflicts_with = "gateways"
+    )]
+    pub from: Option<String>,
     /// Second gateway.
-    #[arg(long, value_name = "NAME|ID")]
-    pub to: String,
+    #[arg(
+        long,
+        value_name = "NAME|ID",
+        requires = "from",
+        conflicts_with = "gateways"
+    )]
+    pub to: Option<String>,
+    /// The gateways (names or gids, at least two), every pair of which
+    /// carries traffic; the first two are the pair `scripts/mesh ping`
+    /// and `stream` use by default.
+    #[arg(
+        long,
+        value_name = "A,B,C",
+        value_delimiter = ',',
+        required_unless_present = "from",
+        num_args = 1..
+    )]
+    pub gateways: Vec<String>,
     /// Start of the window, seconds after the constellation epoch.
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     pub at: f64,
@@ -126,8 +150,15 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         .with_context(|| p.display().to_string())?,
         None => GroundStations::top100(),
     };
+    let chosen: Vec<String> = match (&a.from, &a.to) {
+        (Some(f), Some(t)) => vec![f.clone(), t.clone()],
+        _ => a.gateways.clone(),
+    };
+    if chosen.len() < 2 {
+        bail!("--gateways: a mesh needs at least two gateways");
+    }
     let mut csv = String::new();
-    for (gid, q) in [&a.from, &a.to].into_iter().enumerate() {
+    for (gid, q) in chosen.iter().enumerate() {
         let s = &all.stations[all.find(q).with_context(|| format!("{q:?}"))? as usize];
         let _ = writeln!(
             csv,
@@ -141,19 +172,18 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
     if !(a.time_scale.is_finite() && a.time_scale > 0.0) {
         bail!("--time-scale must be a positive number");
     }
-    let two = GroundStations::parse_csv(&csv)?;
+    let picked = GroundStations::parse_csv(&csv)?;
     let p = plan(
         &MeshSpec {
             preset,
-            from: "0".into(),
-            to: "1".into(),
+            gateways: (0..chosen.len()).map(|g| g.to_string()).collect(),
             at_s: a.at,
             window_s: a.window,
             step_ms: a.step_ms,
             disjoint_paths: a.disjoint_paths,
             repairs: !a.no_repair_paths,
         },
-        two,
+        picked,
     )?;
     let out = &a.out_dir;
     std::fs::create_dir_all(out.join("nodes"))
@@ -175,7 +205,7 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         .satellites
         .iter()
         .copied()
-        .chain([p.gateway_node(0), p.gateway_node(1)])
+        .chain(p.gateway_nodes())
         .collect();
     let mut trust = crate::control::keys::TrustStore::default();
     for &id in &ids {
@@ -194,7 +224,11 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
     // The gateways' IKE credentials: a CA of this plan's own, a
     // certificate per gateway naming it.
     let ike_dir = out.join("ike");
-    let gateways = [0, 1].map(|i| crate::mesh::render::node_name(&p, p.gateway_node(i)));
+    let gateways: Vec<String> = p
+        .gateway_nodes()
+        .into_iter()
+        .map(|id| crate::mesh::render::node_name(&p, id))
+        .collect();
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
@@ -268,11 +302,11 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         );
     }
     std::fs::write(out.join("hosts.tsv"), hosts)?;
+    let names: Vec<&str> = p.gateways.iter().map(|(_, n)| n.as_str()).collect();
     let mut summary = format!(
-        "{} from {} to {}, t = {} s for {} s (step {} ms, x{}): {} satellites, {} links\n",
+        "{} between {}, t = {} s for {} s (step {} ms, x{}): {} satellites, {} links\n",
         preset.name(),
-        p.gateways[0].1,
-        p.gateways[1].1,
+        names.join(", "),
         a.at,
         a.window,
         a.step_ms,
@@ -280,12 +314,25 @@ pub fn run(a: &MeshPlanArgs) -> anyhow::Result<()> {
         p.satellites.len(),
         p.links.len()
     );
-    for (t, path) in &p.path_changes {
-        let names: Vec<String> = path
-            .iter()
-            .map(|&n| crate::mesh::render::node_name(&p, n))
-            .collect();
-        let _ = writeln!(summary, "  t = {t:8.1} s  {}", names.join(" -> "));
+    // The first pair's path as `t = T s  PATH` lines; every other pair's
+    // as `[gwI -> gwJ] t = T s  PATH`.
+    for (k, pair) in p.paths.iter().enumerate() {
+        let tag = if k == 0 {
+            String::new()
+        } else {
+            format!(
+                "[{} -> {}] ",
+                crate::mesh::render::node_name(&p, p.gateway_node(pair.from)),
+                crate::mesh::render::node_name(&p, p.gateway_node(pair.to))
+            )
+        };
+        for (t, path) in &pair.changes {
+            let names: Vec<String> = path
+                .iter()
+                .map(|&n| crate::mesh::render::node_name(&p, n))
+                .collect();
+            let _ = writeln!(summary, "  {tag}t = {t:8.1} s  {}", names.join(" -> "));
+        }
     }
     std::fs::write(out.join("plan.txt"), &summary)?;
     crate::out!("{summary}")?;
@@ -333,6 +380,59 @@ mod tests {
                 && msg.contains("afxdp"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn gateways_are_named_by_a_list_or_by_from_and_to_not_both() {
+        let list = |v: &[&str]| {
+            let mut a = vec!["mesh-plan", "--out-dir", "/x"];
+            a.extend_from_slice(v);
+            Cli::try_parse_from(a).map(|c| c.plan)
+        };
+        let a = list(&["--gateways", "London,Paris,Madrid"]).expect("list");
+        assert_eq!(a.gateways, ["London", "Paris", "Madrid"]);
+        assert!(list(&["--from", "London", "--to", "Paris"]).is_ok());
+        for bad in [
+            &["--from", "London"][..],
+            &[][..],
+            &[
+                "--from",
+                "London",
+                "--to",
+                "Paris",
+                "--gateways",
+                "Madrid,Rome",
+            ][..],
+        ] {
+            assert!(list(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn three_gateways_each_get_a_host_a_certificate_and_every_other_as_a_peer() {
+        let dir = std::env::temp_dir().join(format!("mp-mesh-plan-3gw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.to_str().expect("utf-8 path");
+        let mut a = args(&[], out).expect("arguments");
+        a.from = None;
+        a.to = None;
+        a.gateways = vec!["London".into(), "Paris".into(), "Madrid".into()];
+        run(&a).expect("plan");
+        let hosts = std::fs::read_to_string(dir.join("hosts.tsv")).expect("hosts");
+        assert_eq!(hosts.lines().count(), 3, "{hosts}");
+        let stations = std::fs::read_to_string(dir.join("stations.csv")).expect("stations");
+        assert_eq!(stations.lines().count(), 3, "{stations}");
+        for g in ["gw0", "gw1", "gw2"] {
+            assert!(dir.join(format!("ike/{g}.pem")).exists(), "{g}");
+            let text =
+                std::fs::read_to_string(dir.join(format!("nodes/{g}.toml"))).expect("node file");
+            assert_eq!(text.matches("[[ike.peer]]").count(), 2, "{text}");
+        }
+        let plan = std::fs::read_to_string(dir.join("plan.txt")).expect("plan.txt");
+        assert!(plan.contains("[gw0 -> gw2] t ="), "{plan}");
+        assert!(plan.contains("[gw1 -> gw2] t ="), "{plan}");
+        assert!(plan.lines().any(|l| l.starts_with("  t =")), "{plan}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

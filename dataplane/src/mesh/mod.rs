@@ -1,5 +1,5 @@
-//! Mesh emulation support: which nodes and links a gateway pair's routes
-//! use over a time window ([`plan`]), and the node configurations and link
+//! Mesh emulation support: which nodes and links the routes between a set
+//! of gateways use over a time window ([`plan`]), and the node configurations and link
 //! table that bring them up as real meshplane processes ([`render`]).
 
 #![warn(missing_docs)]
@@ -7,5 +7,5 @@
 pub mod plan;
 pub mod render;
 
-pub use plan::{plan, MeshPlan, MeshSpec};
+pub use plan::{plan, MeshPlan, MeshSpec, PairPaths};
 pub use render::{render, LinkSpec, NodeSpec, RenderOptions, Rendered};

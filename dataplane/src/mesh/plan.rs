@@ -1,6 +1,6 @@
-//! The part of a constellation a gateway pair's traffic crosses over a
-//! window: every satellite on the shortest path in either direction at
-//! every control step, plus link-disjoint backups wherever the path
+//! The part of a constellation the traffic between a set of gateways
+//! crosses over a window: every satellite on the shortest path in either
+//! direction between every pair of them at every control step, plus link-disjoint backups wherever the path
 //! changes, the repair path around every inter-satellite link of the
 //! shortest paths (the post-convergence path from the link's near end with
 //! the link down: what a node's local repair sends along when BFD takes
@@ -20,10 +20,9 @@ use std::collections::BTreeSet;
 pub struct MeshSpec {
     /// Constellation preset.
     pub preset: Preset,
-    /// First gateway (ground-station name or id).
-    pub from: String,
-    /// Second gateway.
-    pub to: String,
+    /// The gateways (ground-station names or ids), at least two: every
+    /// pair of them carries traffic.
+    pub gateways: Vec<String>,
     /// Start of the window, seconds after the constellation epoch.
     pub at_s: f64,
     /// Length of the window, seconds.
@@ -44,20 +43,39 @@ pub struct MeshPlan {
     pub preset: Preset,
     /// Satellites in the constellation.
     pub n_sats: usize,
-    /// The two gateways: (gid, name).
-    pub gateways: [(u32, String); 2],
+    /// The gateways, in the order the spec names them: (gid, name).
+    pub gateways: Vec<(u32, String)>,
     /// Satellites to emulate, ascending.
     pub satellites: Vec<u32>,
     /// Links `(a, b)` with `a < b` (node ids), ascending.
     pub links: Vec<(NodeId, NodeId)>,
-    /// The forward path at the start and at every change: (t_s, nodes).
-    pub path_changes: Vec<(f64, Vec<NodeId>)>,
+    /// For every pair of gateways `i < j`, in order (`(0, 1)` first), the
+    /// path from `i` to `j` at the start and at every change.
+    pub paths: Vec<PairPaths>,
+}
+
+/// The path from one gateway to another over the window.
+#[derive(Clone, Debug)]
+pub struct PairPaths {
+    /// Index of the source gateway in [`MeshPlan::gateways`].
+    pub from: usize,
+    /// Index of the destination gateway.
+    pub to: usize,
+    /// The path at the start and at every change: (t_s, nodes).
+    pub changes: Vec<(f64, Vec<NodeId>)>,
 }
 
 impl MeshPlan {
-    /// Node id of gateway `i` (0 or 1).
+    /// Node id of gateway `i` (its index in [`MeshPlan::gateways`]).
     pub fn gateway_node(&self, i: usize) -> NodeId {
         self.n_sats as NodeId + self.gateways[i].0
+    }
+
+    /// Node ids of every gateway, in order.
+    pub fn gateway_nodes(&self) -> Vec<NodeId> {
+        (0..self.gateways.len())
+            .map(|i| self.gateway_node(i))
+            .collect()
     }
 }
 
@@ -122,6 +140,10 @@ fn add_repairs(
 /// Steps between two samples of the repair paths (besides every path change).
 const REPAIR_SAMPLE_STEPS: u64 = 50;
 
+/// Most gateways one mesh emulates (every pair of them is routed at every
+/// step, and each gateway is one process).
+pub const MAX_GATEWAYS: usize = 16;
+
 /// Most control steps one plan walks (a day at 100 ms steps).
 pub const MAX_PLAN_STEPS: u64 = 1_000_000;
 
@@ -158,73 +180,101 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
             .find(q)
             .map_err(|e| PlanError::Station(format!("{q:?}: {e}")))
     };
-    let (a, b) = (find(&spec.from)?, find(&spec.to)?);
-    if a == b {
-        return Err(PlanError::Spec(
-            "the two gateways are the same station".into(),
-        ));
+    if spec.gateways.len() < 2 {
+        return Err(PlanError::Spec("a mesh needs at least two gateways".into()));
     }
-    let names = [
-        stations
-            .stations
-            .get(a as usize)
-            .map(|s| s.name.clone())
-            .unwrap_or_default(),
-        stations
-            .stations
-            .get(b as usize)
-            .map(|s| s.name.clone())
-            .unwrap_or_default(),
-    ];
+    if spec.gateways.len() > MAX_GATEWAYS {
+        return Err(PlanError::Spec(format!(
+            "{} gateways; a mesh emulates at most {MAX_GATEWAYS}",
+            spec.gateways.len()
+        )));
+    }
+    let mut gids = Vec::with_capacity(spec.gateways.len());
+    for q in &spec.gateways {
+        let g = find(q)?;
+        if gids.contains(&g) {
+            return Err(PlanError::Spec(format!(
+                "gateway {q:?} is named twice (station {g})"
+            )));
+        }
+        gids.push(g);
+    }
+    let names: Vec<String> = gids
+        .iter()
+        .map(|&g| {
+            stations
+                .stations
+                .get(g as usize)
+                .map(|s| s.name.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     let mut engine = Engine::new(Constellation::preset(spec.preset), stations)?;
     let none = Failures::new();
     let n_sats = engine.constellation().len();
     let time = |k: u64| spec.at_s + k as f64 * spec.step_ms as f64 / 1000.0;
 
     let mut sats = BTreeSet::new();
-    let mut changes: Vec<(f64, Vec<NodeId>)> = Vec::new();
-    let unreachable = |t_s| PlanError::Unreachable {
-        from: names[0].clone(),
-        to: names[1].clone(),
-        t_s,
-    };
+    let mut paths: Vec<PairPaths> = Vec::new();
+    for i in 0..gids.len() {
+        for j in i + 1..gids.len() {
+            paths.push(PairPaths {
+                from: i,
+                to: j,
+                changes: Vec::new(),
+            });
+        }
+    }
     for k in 0..=steps {
         let t = time(k);
         let topo = engine.topology(t, &none)?;
-        let fwd = engine
-            .tree(&topo, b)
-            .path_from(topo.gs_node(a))
-            .ok_or_else(|| unreachable(t))?;
-        let back = engine
-            .tree(&topo, a)
-            .path_from(topo.gs_node(b))
-            .ok_or_else(|| unreachable(t))?;
-        add_path(&fwd, &mut sats, n_sats);
-        add_path(&back, &mut sats, n_sats);
-        let changed = changes.last().is_none_or(|(_, p)| *p != fwd.nodes);
-        if spec.repairs && (changed || k % REPAIR_SAMPLE_STEPS == 0) {
-            add_repairs(&mut engine, t, &fwd, b, &mut sats, n_sats)?;
-            add_repairs(&mut engine, t, &back, a, &mut sats, n_sats)?;
-        }
-        if changed {
-            changes.push((t, fwd.nodes));
-            if spec.disjoint_paths > 1 {
-                for p in engine.disjoint_paths(&topo, a, b, spec.disjoint_paths) {
-                    add_path(&p, &mut sats, n_sats);
+        for pair in &mut paths {
+            let (a, b) = (gids[pair.from], gids[pair.to]);
+            let unreachable = || PlanError::Unreachable {
+                from: names[pair.from].clone(),
+                to: names[pair.to].clone(),
+                t_s: t,
+            };
+            let fwd = engine
+                .tree(&topo, b)
+                .path_from(topo.gs_node(a))
+                .ok_or_else(unreachable)?;
+            let back = engine
+                .tree(&topo, a)
+                .path_from(topo.gs_node(b))
+                .ok_or_else(unreachable)?;
+            add_path(&fwd, &mut sats, n_sats);
+            add_path(&back, &mut sats, n_sats);
+            let changed = pair.changes.last().is_none_or(|(_, p)| *p != fwd.nodes);
+            if spec.repairs && (changed || k % REPAIR_SAMPLE_STEPS == 0) {
+                add_repairs(&mut engine, t, &fwd, b, &mut sats, n_sats)?;
+                add_repairs(&mut engine, t, &back, a, &mut sats, n_sats)?;
+            }
+            if changed {
+                pair.changes.push((t, fwd.nodes));
+                if spec.disjoint_paths > 1 {
+                    for p in engine.disjoint_paths(&topo, a, b, spec.disjoint_paths) {
+                        add_path(&p, &mut sats, n_sats);
+                    }
                 }
             }
         }
     }
 
-    // Every link among the chosen nodes that exists at some step.
-    let gw = [n_sats as NodeId + a, n_sats as NodeId + b];
-    let nodes: Vec<NodeId> = sats.iter().copied().chain(gw).collect();
+    // Every link among the chosen nodes that exists at some step (none
+    // between two gateways).
+    let first_gw = n_sats as NodeId;
+    let nodes: Vec<NodeId> = sats
+        .iter()
+        .copied()
+        .chain(gids.iter().map(|&g| first_gw + g))
+        .collect();
     let mut links = BTreeSet::new();
     for k in 0..=steps {
         let topo = engine.topology(time(k), &none)?;
         for (i, &x) in nodes.iter().enumerate() {
             for &y in &nodes[i + 1..] {
-                if x >= gw[0] && y >= gw[0] {
+                if x >= first_gw && y >= first_gw {
                     continue;
                 }
                 if topo.link_length(x, y).is_some() {
@@ -236,10 +286,10 @@ pub fn plan(spec: &MeshSpec, stations: GroundStations) -> Result<MeshPlan, PlanE
     Ok(MeshPlan {
         preset: spec.preset,
         n_sats,
-        gateways: [(a, names[0].clone()), (b, names[1].clone())],
+        gateways: gids.into_iter().zip(names).collect(),
         satellites: sats.into_iter().collect(),
         links: links.into_iter().collect(),
-        path_changes: changes,
+        paths,
     })
 }
 
@@ -250,8 +300,7 @@ mod tests {
     fn spec(at_s: f64, window_s: f64, step_ms: u64) -> MeshSpec {
         MeshSpec {
             preset: Preset::Kuiper630,
-            from: "London".into(),
-            to: "Paris".into(),
+            gateways: vec!["London".into(), "Paris".into()],
             at_s,
             window_s,
             step_ms,
@@ -265,6 +314,43 @@ mod tests {
             Err(PlanError::Spec(m)) => m,
             other => panic!("want a spec error, got {:?}", other.map(|p| p.satellites)),
         }
+    }
+
+    #[test]
+    fn three_gateways_route_every_pair_through_the_plan() {
+        let mut s = spec(0.0, 2.0, 1000);
+        s.gateways = vec!["London".into(), "Paris".into(), "Madrid".into()];
+        let p = plan(&s, GroundStations::top100()).expect("plan");
+        assert_eq!(p.gateways.len(), 3);
+        let pairs: Vec<(usize, usize)> = p.paths.iter().map(|q| (q.from, q.to)).collect();
+        assert_eq!(pairs, [(0, 1), (0, 2), (1, 2)]);
+        let gw = p.gateway_nodes();
+        for q in &p.paths {
+            assert!(!q.changes.is_empty());
+            for (_, path) in &q.changes {
+                assert_eq!(path.first(), Some(&gw[q.from]));
+                assert_eq!(path.last(), Some(&gw[q.to]));
+                // Every hop of the path is an emulated node and link.
+                for w in path.windows(2) {
+                    let l = (w[0].min(w[1]), w[0].max(w[1]));
+                    assert!(p.links.contains(&l), "{l:?} not planned");
+                }
+            }
+        }
+        // No link joins two gateways.
+        assert!(p
+            .links
+            .iter()
+            .all(|&(a, b)| a < gw[0].min(gw[1]).min(gw[2]) || b < gw[0].min(gw[1]).min(gw[2])));
+    }
+
+    #[test]
+    fn a_gateway_named_twice_or_alone_is_refused() {
+        let mut s = spec(0.0, 0.0, 100);
+        s.gateways = vec!["London".into()];
+        assert!(spec_error(&s).contains("at least two gateways"));
+        s.gateways = vec!["London".into(), "Paris".into(), "london".into()];
+        assert!(spec_error(&s).contains("named twice"), "{}", spec_error(&s));
     }
 
     #[test]

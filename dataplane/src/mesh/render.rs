@@ -16,9 +16,10 @@
 //! No node file holds a key: the gateways negotiate their SAs with IKEv2
 //! (`[ike]`), authenticating with the certificates in
 //! [`RenderOptions::ike_dir`] (`NAME.pem`, `NAME.key`, `NAME.ca.pem`, as
-//! `meshplane keys --ike-ca` issues them), gateway 0 initiating; the
-//! routes the control agent computes toward the other gateway take the
-//! Child SA negotiated with it.
+//! `meshplane keys --ike-ca` issues them), every gateway with every other,
+//! the one named first in the plan initiating; the routes the control
+//! agent computes toward another gateway take the Child SA negotiated with
+//! it.
 
 use super::plan::MeshPlan;
 use meshplane_control::tables::{default_gateway_prefix, port_name};
@@ -115,8 +116,8 @@ pub struct Rendered {
     pub nodes: Vec<NodeSpec>,
     /// Links between nodes.
     pub links: Vec<LinkSpec>,
-    /// The two LAN hosts (behind gateway 0 and gateway 1).
-    pub hosts: [HostSpec; 2],
+    /// One LAN host behind each gateway, in the gateways' order.
+    pub hosts: Vec<HostSpec>,
 }
 
 /// Name of node `id`.
@@ -174,8 +175,13 @@ fn toml_str(s: &str) -> String {
 
 /// Renders every node's configuration, the links and the hosts.
 pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
-    let gw_nodes = [plan.gateway_node(0), plan.gateway_node(1)];
-    let all: Vec<NodeId> = plan.satellites.iter().copied().chain(gw_nodes).collect();
+    let gw_nodes = plan.gateway_nodes();
+    let all: Vec<NodeId> = plan
+        .satellites
+        .iter()
+        .copied()
+        .chain(gw_nodes.iter().copied())
+        .collect();
     let sats = plan
         .satellites
         .iter()
@@ -222,17 +228,21 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
         }
         if let Some(i) = gw {
             let me = plan.gateways[i].0;
-            let other_name = &plan.gateways[1 - i].1;
+            let others: Vec<usize> = (0..gw_nodes.len()).filter(|&j| j != i).collect();
+            let other_names = others
+                .iter()
+                .map(|&j| plan.gateways[j].1.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             let cred = |f: String| toml_str(&o.ike_dir.join(f).display().to_string());
             // Keys negotiated in-band; ESP with 64-bit extended sequence
             // numbers (RFC 4303 §2.2.1): with 32 bits an SA runs out after
             // 2^32-1 packets, 7 minutes at 10 Mpps.
             let _ = writeln!(
                 t,
-                "# SAs with {other_name} negotiated by IKEv2, authenticated by certificates.\n\
+                "# SAs with {other_names} negotiated by IKEv2, authenticated by certificates.\n\
                  [ike]\naddress = \"{}\"\nidentity = \"{name}\"\ncertificate = {}\n\
-                 private_key = {}\nca = {}\nesp_proposals = [\"aes128gcm16-esn\"]\n{}\n\
-                 [[ike.peer]]\naddress = \"{}\"\nidentity = \"{}\"\ninitiate = {}\n",
+                 private_key = {}\nca = {}\nesp_proposals = [\"aes128gcm16-esn\"]\n{}",
                 node_addr(id),
                 cred(format!("{name}.pem")),
                 cred(format!("{name}.key")),
@@ -240,13 +250,20 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
                 o.ike_child_lifetime_s
                     .map(|s| format!("lifetime = {{ hard_seconds = {s} }}\n"))
                     .unwrap_or_default(),
-                node_addr(gw_nodes[1 - i]),
-                node_name(plan, gw_nodes[1 - i]),
-                i == 0
             );
+            // Of each pair, the gateway named first initiates.
+            for &j in &others {
+                let _ = writeln!(
+                    t,
+                    "[[ike.peer]]\naddress = \"{}\"\nidentity = \"{}\"\ninitiate = {}\n",
+                    node_addr(gw_nodes[j]),
+                    node_name(plan, gw_nodes[j]),
+                    i < j
+                );
+            }
             let _ = writeln!(
                 t,
-                "# {other_name}'s LAN is routed by the control plane; ours is delivered here.\n[[deliver]]\nprefix = \"{}/24\"\nport = \"lan0\"\nnext_hop_mac = \"{}\"\n",
+                "# The other gateways' LANs are routed by the control plane; ours is delivered here.\n[[deliver]]\nprefix = \"{}/24\"\nport = \"lan0\"\nnext_hop_mac = \"{}\"\n",
                 lan_net(me),
                 mac(id, LAN, 2)
             );
@@ -322,7 +339,7 @@ pub fn render(plan: &MeshPlan, o: &RenderOptions) -> Rendered {
     Rendered {
         nodes,
         links,
-        hosts: [host(0), host(1)],
+        hosts: (0..gw_nodes.len()).map(host).collect(),
     }
 }
 
@@ -335,14 +352,19 @@ mod tests {
     #[test]
     fn paths_with_quotes_and_backslashes_survive_into_the_node_files() {
         let n_sats = Preset::Kuiper630.params().planes * Preset::Kuiper630.params().sats_per_plane;
-        let (g0, g1) = (n_sats as NodeId, n_sats as NodeId + 1);
+        let (g0, g1, g2) = (n_sats as NodeId, n_sats as NodeId + 1, n_sats as NodeId + 2);
+        let pair = |from, to, a, b| crate::mesh::PairPaths {
+            from,
+            to,
+            changes: vec![(0.0, vec![a, 5, b])],
+        };
         let plan = MeshPlan {
             preset: Preset::Kuiper630,
             n_sats,
-            gateways: [(0, "A".into()), (1, "B".into())],
+            gateways: vec![(0, "A".into()), (1, "B".into()), (2, "C".into())],
             satellites: vec![5],
-            links: vec![(5, g0), (5, g1)],
-            path_changes: vec![(0.0, vec![g0, 5, g1])],
+            links: vec![(5, g0), (5, g1), (5, g2)],
+            paths: vec![pair(0, 1, g0, g1), pair(0, 2, g0, g2), pair(1, 2, g1, g2)],
         };
         let weird = PathBuf::from("/tmp/a \"quoted\" dir\\x/failures");
         let r = render(
@@ -362,7 +384,8 @@ mod tests {
                 ike_child_lifetime_s: Some(6),
             },
         );
-        assert_eq!(r.nodes.len(), 3);
+        assert_eq!(r.nodes.len(), 4);
+        assert_eq!(r.hosts.len(), 3);
         for n in &r.nodes {
             let cfg = NodeConfig::parse(&n.config, &n.name)
                 .unwrap_or_else(|e| panic!("{e}\n{}", n.config));
@@ -389,8 +412,15 @@ mod tests {
                 // The Child SA lifetime asked for, rekeyed below it.
                 assert_eq!(ike.lifetime.hard.seconds, Some(6), "{}", n.config);
                 assert_eq!(ike.lifetime.soft.seconds, Some(5), "{}", n.config);
-                assert_eq!(ike.peers.len(), 1);
-                assert_eq!(ike.peers[0].initiate, n.name == "gw0");
+                // Every other gateway is a peer; of each pair, the first
+                // initiates.
+                assert_eq!(ike.peers.len(), 2, "{}", n.config);
+                let me: u32 = n.name[2..].parse().expect("gwN");
+                for p in &ike.peers {
+                    let other: u32 = p.identity[2..].parse().expect("gwN");
+                    assert_ne!(other, me);
+                    assert_eq!(p.initiate, me < other, "{}", n.config);
+                }
             }
         }
         let gateways: Vec<_> = r
@@ -398,8 +428,18 @@ mod tests {
             .iter()
             .filter_map(|n| NodeConfig::parse(&n.config, &n.name).ok()?.ike)
             .collect();
-        assert_eq!(gateways.len(), 2);
-        assert_eq!(gateways[0].peers[0].address, gateways[1].address);
-        assert_eq!(gateways[1].peers[0].address, gateways[0].address);
+        assert_eq!(gateways.len(), 3);
+        for (i, g) in gateways.iter().enumerate() {
+            let mut peers: Vec<_> = g.peers.iter().map(|p| p.address).collect();
+            let mut others: Vec<_> = gateways
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, o)| o.address)
+                .collect();
+            peers.sort();
+            others.sort();
+            assert_eq!(peers, others);
+        }
     }
 }
