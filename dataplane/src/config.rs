@@ -235,6 +235,11 @@ pub struct SaConfig {
     pub tunnel_dst: Ipv4Addr,
     /// 64-bit extended sequence numbers.
     pub esn: bool,
+    /// ESP in UDP (RFC 3948, port 4500 at both ends) rather than as IP
+    /// protocol 50: what a peer behind NAT, or one whose ESP only travels
+    /// over its IKE sockets, sends and expects. Inbound, both forms are
+    /// accepted whatever this says (RFC 7296 §2.23).
+    pub udp_encap: bool,
     /// Soft and hard limits (`lifetime = { ... }`; none by default).
     pub lifetime: crate::sa::Lifetime,
     /// For an outbound SA on a node with `[control]`: the egress gateway
@@ -254,6 +259,7 @@ impl std::fmt::Debug for SaConfig {
             .field("tunnel_src", &self.tunnel_src)
             .field("tunnel_dst", &self.tunnel_dst)
             .field("esn", &self.esn)
+            .field("udp_encap", &self.udp_encap)
             .field("lifetime", &self.lifetime)
             .field("peer", &self.peer)
             .field("negotiated", &self.negotiated)
@@ -352,8 +358,10 @@ pub struct FecConfig {
     /// The `[[ike.peer]]` (its tunnel address) whose negotiated Child SA
     /// is the outbound SA, instead of a static `sa`.
     pub peer: Option<Ipv4Addr>,
-    /// Label to push.
-    pub label: u32,
+    /// Label to push; `None`: the ESP packet leaves as it is, plain RFC
+    /// 4303 tunnel mode toward an IPsec gateway outside the mesh (a
+    /// partner port).
+    pub label: Option<u32>,
     /// Port name to send on.
     pub port: String,
     /// Next hop's MAC.
@@ -795,6 +803,8 @@ struct RawSa {
     #[serde(default)]
     esn: bool,
     #[serde(default)]
+    udp_encap: bool,
+    #[serde(default)]
     peer: Option<Spanned<String>>,
     #[serde(default)]
     lifetime: Option<lifetime::RawLifetime>,
@@ -808,7 +818,8 @@ struct RawFec {
     sa: Option<Spanned<i64>>,
     #[serde(default)]
     peer: Option<Spanned<String>>,
-    label: Spanned<i64>,
+    #[serde(default)]
+    label: Option<Spanned<i64>>,
     port: Spanned<String>,
     next_hop_mac: Spanned<String>,
 }
@@ -1784,6 +1795,7 @@ impl NodeConfig {
                 tunnel_src,
                 tunnel_dst,
                 esn: r.esn,
+                udp_encap: r.udp_encap,
                 lifetime,
                 peer,
                 negotiated: false,
@@ -1858,7 +1870,7 @@ impl NodeConfig {
             if let Some(p) = port_index.get(&port).map(|&i| &ports[i]) {
                 // What a packet to the prefix may be (RFC 791, RFC 8200 §5).
                 let least = if prefix.addr.is_ipv4() { 68 } else { 1280 };
-                let room = crate::tables::tunnel_mtu(p.mtu);
+                let room = crate::tables::tunnel_mtu(p.mtu, r.label.is_some(), false);
                 if room < least {
                     return Err(cx.err(
                         r.port.span(),
@@ -1878,7 +1890,11 @@ impl NodeConfig {
                 prefix,
                 sa: spi,
                 peer,
-                label: label_ref(&r.label, "fec label")?,
+                label: r
+                    .label
+                    .as_ref()
+                    .map(|l| label_ref(l, "fec label"))
+                    .transpose()?,
                 port,
                 next_hop_mac: cx.mac(&r.next_hop_mac, &format!("fec {prefix} next_hop_mac"))?,
             });
@@ -2251,7 +2267,7 @@ pub fn broken_promise(bytes: &[u8]) -> Option<String> {
         Ok(c) => {
             let mut macs = HashSet::new();
             let mut cores = HashSet::new();
-            let labels = c.fec.iter().map(|f| f.label).chain(
+            let labels = c.fec.iter().filter_map(|f| f.label).chain(
                 c.lfib
                     .iter()
                     .flat_map(|l| [Some(l.label), l.out_label])
@@ -2608,7 +2624,10 @@ next_hop_mac = "02:00:00:00:00:30"
         };
         let c = NodeConfig::parse(&up("1500"), "n.toml").unwrap();
         assert_eq!(c.ports[1].mtu, 1500);
-        assert_eq!(crate::tables::tunnel_mtu(1500), 1442);
+        assert_eq!(crate::tables::tunnel_mtu(1500, true, false), 1442);
+        // Without the label, 4 B more; in UDP (RFC 3948), 8 B less.
+        assert_eq!(crate::tables::tunnel_mtu(1500, false, false), 1446);
+        assert_eq!(crate::tables::tunnel_mtu(1500, false, true), 1438);
         for bad in ["67", "9081", "-1", "1e3"] {
             let e = err_of(&up(bad));
             assert!(e.line == 14 || bad == "1e3", "{e}");

@@ -944,15 +944,23 @@ fn check_config(path: PathBuf) -> Result<()> {
         c.deliver.len()
     )?;
     for (i, p) in c.ports.iter().enumerate() {
-        let tunnelled = c
+        let fec = c
             .fec
             .iter()
-            .any(|f| c.port_index(&f.port) == Some(i as u16));
+            .find(|f| c.port_index(&f.port) == Some(i as u16));
+        let tunnelled = fec.is_some();
+        // A FEC without a label (a partner port) and an SA in UDP change
+        // the room; the first FEC on the port speaks for it.
+        let labelled = fec.is_none_or(|f| f.label.is_some());
+        let udp = fec.is_some_and(|f| {
+            c.sa.iter()
+                .any(|s| s.dir == meshplane::config::SaDir::Out && s.spi == f.sa && s.udp_encap)
+        });
         let kind = if p.is_lan() { "LAN port" } else { "link" };
         let through = if tunnelled {
             format!(
                 "; the tunnel through it carries IP packets of up to {} B",
-                meshplane::tables::tunnel_mtu(p.mtu)
+                meshplane::tables::tunnel_mtu(p.mtu, labelled, udp)
             )
         } else {
             String::new()

@@ -317,7 +317,7 @@ fn show_commands_answer_what_the_store_and_the_hub_hold() {
             t.fec[0].label,
             t.fec[0].port.as_str()
         ),
-        ("10.2.0.0/16", 1002, "up0")
+        ("10.2.0.0/16", Some(1002), "up0")
     );
     assert_eq!(t.fec[0].next_hop, "02:00:00:00:01:01");
     assert_eq!(

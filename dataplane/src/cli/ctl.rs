@@ -690,7 +690,7 @@ pub fn render_tables(r: &TablesReply) -> String {
     for f in &r.fec {
         t.row(vec![
             f.prefix.clone(),
-            f.label.to_string(),
+            f.label.map_or_else(|| "-".to_string(), |l| l.to_string()),
             f.port.clone(),
             f.next_hop.clone(),
             f.spi.to_string(),

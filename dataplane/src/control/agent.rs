@@ -593,7 +593,7 @@ impl ControlAgent {
                         f.next_hop_mac = Some(mac);
                         hit = true;
                     }
-                    for f in cfg.fec.iter_mut().filter(|f| f.label == e.label) {
+                    for f in cfg.fec.iter_mut().filter(|f| f.label == Some(e.label)) {
                         if !push.is_empty() {
                             c.unsupported += 1;
                             continue;
@@ -1304,6 +1304,7 @@ node = "sat:5"
             tunnel_src: src,
             tunnel_dst: dst,
             esn: true,
+            udp_encap: false,
             lifetime: crate::sa::Lifetime::NONE,
             peer: None,
             negotiated: true,

@@ -38,7 +38,7 @@ pub fn frame_to_node(
     let (port, dst_mac, src_mac, labels) = match *route {
         NodeRoute::Fec(i) => {
             let f = t.fecs.get(i as usize).ok_or(NoPath::Dead(dst))?;
-            (f.port, f.dst_mac, f.src_mac, vec![f.label])
+            (f.port, f.dst_mac, f.src_mac, f.label.into_iter().collect())
         }
         NodeRoute::Label(l) => {
             let e = t.lfib.get(l).ok_or(NoPath::Dead(dst))?;

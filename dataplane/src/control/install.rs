@@ -257,7 +257,7 @@ impl RouteInstaller {
                 },
                 sa,
                 peer,
-                label: r.label,
+                label: Some(r.label),
                 port: port.clone(),
                 next_hop_mac: *mac,
             });

@@ -376,8 +376,8 @@ pub struct TablesReply {
 pub struct FecReply {
     /// Prefix.
     pub prefix: String,
-    /// Label pushed.
-    pub label: u32,
+    /// Label pushed (`None`: plain ESP, a partner port).
+    pub label: Option<u32>,
     /// Port.
     pub port: String,
     /// Next hop's MAC.
@@ -1956,7 +1956,7 @@ mod tests {
             r.fec[0],
             FecReply {
                 prefix: "10.2.0.0/16".into(),
-                label: 1002,
+                label: Some(1002),
                 port: "up0".into(),
                 next_hop: "02:00:00:00:01:01".into(),
                 spi: 4097

@@ -397,6 +397,11 @@ impl Traffic {
             }
             _ => {}
         }
+        // Now and then in UDP (RFC 3948), as a partner sends it, or
+        // something else on port 4500 (IKE's zero marker, a keepalive).
+        if c.one_in(4) {
+            p = in_udp(c, &p);
+        }
         p
     }
 
@@ -494,6 +499,36 @@ fn address(c: &mut Choices<'_>, prefixes: &[Prefix], v6: bool) -> IpAddr {
             }
         }
     }
+}
+
+/// The tunnel packet `p` (outer IPv4 + ESP) as ESP in UDP (RFC 3948):
+/// a UDP header to port 4500 between the two, mostly right; now and then
+/// the ESP replaced by IKE's zero marker or a one-byte keepalive, another
+/// port, or a bad outer checksum.
+fn in_udp(c: &mut Choices<'_>, p: &[u8]) -> Vec<u8> {
+    if p.len() < 20 || p[0] != 0x45 {
+        return p.to_vec();
+    }
+    let mut esp = p[20..].to_vec();
+    match c.below(8) {
+        1 => esp = [0, 0, 0, 0].into_iter().chain(esp).collect(),
+        2 => esp = vec![0xff],
+        _ => {}
+    }
+    let dport: u16 = if c.one_in(8) { 500 } else { 4500 };
+    let mut q = p[..20].to_vec();
+    q[9] = 17;
+    q[2..4].copy_from_slice(&((20 + 8 + esp.len()) as u16).to_be_bytes());
+    q.extend(4500u16.to_be_bytes());
+    q.extend(dport.to_be_bytes());
+    q.extend(((8 + esp.len()) as u16).to_be_bytes());
+    q.extend([0, 0]);
+    q.extend(esp);
+    fix_ipv4_checksum(&mut q);
+    if c.one_in(10) {
+        q[10] ^= 0x04;
+    }
+    q
 }
 
 /// An IPv4/UDP packet, sometimes with options, a bad checksum or fragment

@@ -66,9 +66,22 @@ pub struct Tally {
     pub punted: u64,
 }
 
-/// Where in a sealed ingress frame the stages put the ESP sequence
-/// number: Ethernet, one label entry, outer IPv4 and the SPI before it.
-const SEQ_AT: usize = 14 + 4 + 20 + 4;
+/// The ESP sequence number (low half) of a sealed ingress frame as the
+/// stages write it: Ethernet, one label entry unless the FEC has none,
+/// outer IPv4, the UDP header of ESP in UDP, and the SPI before it.
+fn sealed_seq(frame: &[u8]) -> Option<u32> {
+    let mut at = 14;
+    if frame.get(12..14)? == [0x88, 0x47] {
+        at += 4;
+    }
+    let proto = *frame.get(at + 9)?;
+    at += 20;
+    if proto == 17 {
+        at += 8;
+    }
+    let s = frame.get(at + 4..at + 8)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
 
 /// The smallest number at or above `min` whose low 32 bits are `lo`.
 fn lift(min: u64, lo: u32) -> u64 {
@@ -155,9 +168,7 @@ pub fn check_batch<F: Frame>(
         // The reference seals with the number the stages used, if they
         // sealed; the rule it checks is that numbers only grow.
         let used = match &got {
-            Outcome::Tx { frame, .. } => frame
-                .get(SEQ_AT..SEQ_AT + 4)
-                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])),
+            Outcome::Tx { frame, .. } => sealed_seq(frame),
             Outcome::Drop(_) | Outcome::Punt { .. } | Outcome::Unfinished => None,
         };
         let mut choose = |_spi: u32, min: u64| used.map_or(min, |lo| lift(min, lo));
@@ -211,7 +222,7 @@ pub fn check_chain<F: Frame>(
         .map_err(Clone::clone)?;
     for (n, hop) in hops.iter().enumerate() {
         let pick = bytes.get(n).copied().unwrap_or(0);
-        let node = with_pushes(&with_port_mtus(&hop.node, pick), pick);
+        let node = with_partner(&with_pushes(&with_port_mtus(&hop.node, pick), pick), pick);
         let t = Tables::from_config(&node, 1).map_err(|e| e.to_string())?;
         let mut model = Reference::new(&node);
         let mut traffic = super::cases::Traffic::new(&node);
@@ -244,6 +255,24 @@ fn with_port_mtus(node: &crate::config::NodeConfig, pick: u8) -> crate::config::
 /// the next three, the labels taken from the node's own LFIB, so that a
 /// pushed label also ends a segment here and the frame continues by the
 /// label below.
+/// `node`, for some `pick`s, with every other FEC unlabelled (plain ESP out
+/// of its port, as toward a partner gateway) and its SAs in UDP (RFC 3948).
+fn with_partner(node: &crate::config::NodeConfig, pick: u8) -> crate::config::NodeConfig {
+    let mut node = node.clone();
+    if pick & 0x04 == 0 {
+        return node;
+    }
+    for (k, f) in node.fec.iter_mut().enumerate() {
+        if k % 2 == 0 {
+            f.label = None;
+        }
+    }
+    for s in &mut node.sa {
+        s.udp_encap = pick & 0x08 != 0;
+    }
+    node
+}
+
 fn with_pushes(node: &crate::config::NodeConfig, pick: u8) -> crate::config::NodeConfig {
     let mut node = node.clone();
     if pick & 0x40 == 0 {

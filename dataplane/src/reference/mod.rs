@@ -170,6 +170,8 @@ const ET_IPV6: u16 = 0x86dd;
 const ET_MPLS: u16 = 0x8847;
 const ET_ARP: u16 = 0x0806;
 const ESP: u8 = 50;
+/// IP protocol UDP.
+const UDP: u8 = 17;
 /// Outer IPv4 + ESP header + IV in front of the inner packet.
 const ENCAP: usize = 20 + 8 + 8;
 const ICV: usize = 16;
@@ -322,7 +324,21 @@ impl Reference {
                     .sa
                     .iter()
                     .any(|s| s.dir == SaDir::In && s.tunnel_dst == dst);
-                if h.proto != ESP && self.is_own(dst) {
+                if h.proto == UDP && local && esp_in_udp(ip, h.ihl, h.flags_frag) {
+                    // RFC 3948: the UDP header between IPv4 and ESP goes.
+                    if checksum(&ip[..h.ihl]) != 0 {
+                        return Err(DropReason::BadChecksum);
+                    }
+                    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+                    let mut plain = ip[..h.ihl].to_vec();
+                    plain[2..4].copy_from_slice(&((total - 8) as u16).to_be_bytes());
+                    plain[9] = ESP;
+                    plain[10..12].fill(0);
+                    let c = checksum(&plain);
+                    plain[10..12].copy_from_slice(&c.to_be_bytes());
+                    plain.extend(&ip[h.ihl + 8..total]);
+                    self.decrypt(&plain).map(Some)
+                } else if h.proto != ESP && self.is_own(dst) {
                     Ok(None)
                 } else if h.proto == ESP && local {
                     self.decrypt(ip).map(Some)
@@ -497,14 +513,32 @@ impl Reference {
         seq: &mut SeqChooser<'_>,
     ) -> Result<(PortId, Vec<u8>), DropReason> {
         let prefixes: Vec<_> = self.cfg.fec.iter().map(|f| f.prefix).collect();
-        // The packet once tunnelled: label, outer IPv4, ESP header, IV,
-        // the packet, padding to four bytes with the trailer, the ICV.
-        let tunnelled = |n: usize| 4 + 20 + 8 + 8 + (n + 2).div_ceil(4) * 4 + ICV;
+        // The packet once tunnelled: label (if the FEC has one), outer
+        // IPv4, UDP (if the SA is ESP in UDP), ESP header, IV, the packet,
+        // padding to four bytes with the trailer, the ICV.
+        let udp_of = |i: usize| {
+            let spi = self.cfg.fec[i].sa;
+            self.cfg
+                .sa
+                .iter()
+                .rev()
+                .find(|s| s.dir == SaDir::Out && s.spi == spi)
+                .is_some_and(|s| s.udp_encap)
+        };
+        let tunnelled = |i: usize, n: usize| {
+            let label = if self.cfg.fec[i].label.is_some() {
+                4
+            } else {
+                0
+            };
+            let udp = if udp_of(i) { 8 } else { 0 };
+            label + 20 + udp + 8 + 8 + (n + 2).div_ceil(4) * 4 + ICV
+        };
         let port_mtu = |i: usize| {
             let port = usize::from(self.port_id(&self.cfg.fec[i].port));
             self.cfg.ports.get(port).map_or(0, |p| usize::from(p.mtu))
         };
-        let (fec_idx, inner) = ip_forward(ip, &prefixes, |i, n| tunnelled(n) <= port_mtu(i))?;
+        let (fec_idx, inner) = ip_forward(ip, &prefixes, |i, n| tunnelled(i, n) <= port_mtu(i))?;
         let fec = &self.cfg.fec[fec_idx];
         let sa = self
             .cfg
@@ -525,13 +559,14 @@ impl Reference {
         let pad = (4 - (inner.len() + 2) % 4) % 4;
         let body_len = inner.len() + pad + 2;
         let esp_len = 8 + 8 + body_len + ICV;
-        if 20 + esp_len > 65535 {
+        let udp = if sa.udp_encap { 8 } else { 0 };
+        if 20 + udp + esp_len > 65535 {
             return Err(DropReason::NoRoom);
         }
         // The inner packet lies at `room.headroom`; the outer headers, the
         // label and the Ethernet header go in front, the trailer behind.
         let tail = pad + 2 + ICV;
-        if room.headroom < ENCAP || room.size < inner.len() + tail {
+        if room.headroom < ENCAP + udp || room.size < inner.len() + tail {
             return Err(DropReason::NoRoom);
         }
         let min = self.last_sent.get(&sa.spi).copied().unwrap_or(0) + 1;
@@ -545,14 +580,21 @@ impl Reference {
             return Err(DropReason::SeqExhausted);
         }
         self.last_sent.insert(sa.spi, s);
-        if room.headroom < ENCAP + ETH + 4 {
+        let label = if fec.label.is_some() { 4 } else { 0 };
+        if room.headroom < ENCAP + udp + ETH + label {
             return Err(DropReason::NoRoom);
         }
         let mut plain = inner.clone();
         plain.extend((1..=pad).map(|i| i as u8));
         plain.push(pad as u8);
         plain.push(next_header);
-        let mut packet = outer_ipv4(&sa, esp_len, s as u16, tos);
+        let mut packet = outer_ipv4(&sa, udp + esp_len, s as u16, tos);
+        if sa.udp_encap {
+            packet.extend(4500u16.to_be_bytes());
+            packet.extend(4500u16.to_be_bytes());
+            packet.extend(((8 + esp_len) as u16).to_be_bytes());
+            packet.extend([0, 0]);
+        }
         packet.extend(sa.spi.to_be_bytes());
         packet.extend((s as u32).to_be_bytes());
         packet.extend(s.to_be_bytes());
@@ -560,8 +602,14 @@ impl Reference {
         packet.extend(plain);
         packet.extend(icv);
         let port = self.port_id(&fec.port);
-        let mut f = self.eth(fec.next_hop_mac, port, ET_MPLS);
-        f.extend(((fec.label & 0xf_ffff) << 12 | 1 << 8 | 64).to_be_bytes());
+        let mut f = match fec.label {
+            Some(l) => {
+                let mut f = self.eth(fec.next_hop_mac, port, ET_MPLS);
+                f.extend(((l & 0xf_ffff) << 12 | 1 << 8 | 64).to_be_bytes());
+                f
+            }
+            None => self.eth(fec.next_hop_mac, port, ET_IPV4),
+        };
         f.extend(packet);
         Ok((port, f))
     }
@@ -812,12 +860,24 @@ fn martian6(a: Ipv6Addr) -> bool {
         || a.to_ipv4_mapped().is_some()
 }
 
-/// The outer IPv4 header of a tunnel packet (DF clear, TTL 64, checksum).
-fn outer_ipv4(sa: &SaConfig, esp_len: usize, id: u16, tos: u8) -> Vec<u8> {
+/// True for ESP in UDP (RFC 3948): unfragmented UDP to port 4500 holding
+/// at least an SPI and a sequence number, the SPI not zero (zero is IKE's
+/// non-ESP marker).
+fn esp_in_udp(ip: &[u8], ihl: usize, flags_frag: u16) -> bool {
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let Some(u) = ip.get(ihl..total) else {
+        return false;
+    };
+    flags_frag & 0x3fff == 0 && u.len() >= 16 && u[2..4] == [0x11, 0x94] && u[8..12] != [0; 4]
+}
+
+/// The outer IPv4 header of a tunnel packet (DF clear, TTL 64, checksum)
+/// carrying `len` bytes: ESP, or ESP in UDP when the SA says so.
+fn outer_ipv4(sa: &SaConfig, len: usize, id: u16, tos: u8) -> Vec<u8> {
     let mut h = vec![0x45, tos];
-    h.extend(((20 + esp_len) as u16).to_be_bytes());
+    h.extend(((20 + len) as u16).to_be_bytes());
     h.extend(id.to_be_bytes());
-    h.extend([0, 0, 64, ESP, 0, 0]);
+    h.extend([0, 0, 64, if sa.udp_encap { UDP } else { ESP }, 0, 0]);
     h.extend(sa.tunnel_src.octets());
     h.extend(sa.tunnel_dst.octets());
     let c = checksum(&h);

@@ -278,6 +278,7 @@ mod tests {
             tunnel_src: Ipv4Addr::new(192, 0, 2, 1),
             tunnel_dst: Ipv4Addr::new(192, 0, 2, 2),
             esn: true,
+            udp_encap: false,
             lifetime: crate::sa::Lifetime::NONE,
             peer: None,
             negotiated: true,

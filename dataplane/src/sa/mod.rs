@@ -120,6 +120,8 @@ pub struct SaOut {
     pub tunnel_dst: Ipv4Addr,
     /// Extended (64-bit) sequence numbers.
     pub esn: bool,
+    /// ESP in UDP, port 4500 at both ends (RFC 3948).
+    pub udp_encap: bool,
     /// The cipher.
     pub gcm: Gcm,
     /// Its lifetime: what it has sealed and the limits it has reached.
@@ -241,6 +243,7 @@ impl Sa {
                 tunnel_src: c.tunnel_src,
                 tunnel_dst: c.tunnel_dst,
                 esn: c.esn,
+                udp_encap: c.udp_encap,
                 gcm,
                 life: SaLife::new(&c.lifetime, !c.esn),
                 seq: AtomicU64::new(0),
@@ -284,6 +287,7 @@ mod tests {
             tunnel_src: Ipv4Addr::LOCALHOST,
             tunnel_dst: Ipv4Addr::LOCALHOST,
             esn,
+            udp_encap: false,
             gcm: Gcm::new(AeadAlg::Aes128Gcm, 1, &[7; 20]).expect("key"),
             life: SaLife::new(&Lifetime::NONE, !esn),
             seq: AtomicU64::new(0),

@@ -5,7 +5,7 @@
 use crate::config::Mac;
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, PortId, Verdict};
-use crate::packet::{ethernet, ethernet::ethertype, ipv4, vlan};
+use crate::packet::{ethernet, ethernet::ethertype, ipv4, udp, vlan};
 use crate::tables::Tables;
 
 /// The link-layer checks of a router (RFC 1812 §5.3.4): a frame is taken
@@ -51,6 +51,52 @@ fn is_arp_broadcast(d: &[u8], t: &Tables, rx: PortId) -> bool {
         && vlan::parse_l2(d).is_ok_and(|l2| l2.ethertype == ethertype::ARP)
 }
 
+/// True for ESP in UDP (RFC 3948): an unfragmented UDP datagram to port
+/// 4500 whose first four bytes, the SPI, are not zero (zero is the
+/// non-ESP marker of IKE on that port, RFC 3948 §2.2; a one-byte NAT
+/// keepalive is too short). Everything else on the port is the control
+/// thread's.
+#[inline]
+fn is_esp_in_udp(ip: &ipv4::Ipv4Packet<&[u8]>) -> bool {
+    if ip.protocol() != ipv4::protocol::UDP || ip.is_fragment() {
+        return false;
+    }
+    let p = ip.payload();
+    p.len() >= udp::HEADER_LEN + 8
+        && p[2..4] == super::esp::NAT_T_PORT.to_be_bytes()
+        && p[udp::HEADER_LEN..udp::HEADER_LEN + 4] != [0; 4]
+}
+
+/// Removes the UDP header of ESP in UDP in place (RFC 3948 §3.2): the
+/// outer IPv4 header, its checksum verified first, moves up over it and
+/// becomes the header of a plain ESP packet, which goes on to `Decrypt`
+/// (the frame then starts at that header). The UDP checksum is not
+/// checked: over IPv4 it is zero or unchecked, and the ICV covers the ESP.
+#[cold]
+fn unwrap_udp<F: Frame>(f: &mut F, l2_len: usize, ihl: usize) -> Verdict {
+    let d = f.data_mut();
+    let Some(h) = d.get_mut(l2_len..l2_len + ihl) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    if crate::packet::checksum::internet_checksum(h) != 0 {
+        return Verdict::Drop(DropReason::BadChecksum);
+    }
+    {
+        let Ok(mut ip) = ipv4::Ipv4Packet::new_checked(&mut d[l2_len..]) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let total = ip.total_len().saturating_sub(udp::HEADER_LEN as u16);
+        ip.set_total_len(total);
+        ip.set_protocol(ipv4::protocol::ESP);
+        ip.fill_checksum();
+    }
+    d.copy_within(l2_len..l2_len + ihl, l2_len + udp::HEADER_LEN);
+    if !f.adj(l2_len + udp::HEADER_LEN) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    Verdict::Decrypt
+}
+
 /// The next stage of a frame just received on port `rx`, whose MAC is
 /// `rx_mac` (verdict `Input`), by its ethertype after any VLAN tags. An IP
 /// frame loses its L2 header (it then starts at the IP header); a labelled
@@ -81,6 +127,9 @@ pub fn dispatch<F: Frame>(f: &mut F, t: &Tables, rx: PortId, rx_mac: &Mac) -> Ve
                 Ok(ip) => {
                     let dst = ip.dst_addr().octets();
                     let esp = ip.protocol() == ipv4::protocol::ESP;
+                    if !esp && t.is_local(dst) && is_esp_in_udp(&ip) {
+                        return unwrap_udp(f, l2.header_len, ip.header_len());
+                    }
                     if !esp && t.is_own(dst) {
                         return Verdict::Punt;
                     }

@@ -8,7 +8,7 @@
 
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, Verdict, BURST};
-use crate::packet::{esp, ipv4};
+use crate::packet::{esp, ipv4, udp};
 use crate::sa::lifetime::RunCount;
 use crate::sa::{aad, aead, SaIn, SaOut, SeqBlock};
 use crate::tables::InboundSa;
@@ -16,6 +16,10 @@ use crate::tables::Tables;
 
 /// Outer IPv4 + ESP header + IV.
 pub const ENCAP_HEAD: usize = ipv4::MIN_HEADER_LEN + esp::HEADER_LEN + esp::IV_LEN;
+/// The same with the UDP header of ESP in UDP (RFC 3948) after the IPv4.
+pub const UDP_ENCAP_HEAD: usize = ENCAP_HEAD + udp::HEADER_LEN;
+/// The UDP port of ESP in UDP and of IKE beside it (RFC 3948 §2.1).
+pub const NAT_T_PORT: u16 = 4500;
 /// Outer TTL of tunnel packets.
 pub const OUTER_TTL: u8 = 64;
 /// ESP next-header value of a dummy packet (RFC 4303 §2.6), dropped silently.
@@ -80,6 +84,8 @@ pub struct PendingSeal {
     fec: u32,
     body_len: u32,
     aad_len: u8,
+    /// Headers in front of the body: [`ENCAP_HEAD`] or [`UDP_ENCAP_HEAD`].
+    head: u8,
     nonce: [u8; aead::NONCE_LEN],
     aad: [u8; 12],
 }
@@ -172,10 +178,8 @@ pub fn seal<F: Frame>(f: &mut F, t: &Tables, job: &PendingSeal) -> Verdict {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let body_len = job.body_len as usize;
-    let Some(rest) = f
-        .data_mut()
-        .get_mut(ENCAP_HEAD..ENCAP_HEAD + body_len + esp::ICV_LEN)
-    else {
+    let head = usize::from(job.head);
+    let Some(rest) = f.data_mut().get_mut(head..head + body_len + esp::ICV_LEN) else {
         return Verdict::Drop(DropReason::Malformed);
     };
     let (body, icv) = rest.split_at_mut(body_len);
@@ -219,31 +223,50 @@ fn encapsulate_one<'t, F: Frame>(
     let body_len = inner_len + pad + esp::TRAILER_LEN;
     let tail = pad + esp::TRAILER_LEN + esp::ICV_LEN;
     let esp_len = esp::HEADER_LEN + esp::IV_LEN + body_len + esp::ICV_LEN;
-    if ipv4::MIN_HEADER_LEN + esp_len > usize::from(u16::MAX) {
+    let (head, udp_len) = if sa.udp_encap {
+        (UDP_ENCAP_HEAD, udp::HEADER_LEN)
+    } else {
+        (ENCAP_HEAD, 0)
+    };
+    if ipv4::MIN_HEADER_LEN + udp_len + esp_len > usize::from(u16::MAX) {
         return Err(DropReason::NoRoom);
     }
-    if f.headroom() < ENCAP_HEAD || f.tailroom() < tail {
+    if f.headroom() < head || f.tailroom() < tail {
         return Err(DropReason::NoRoom);
     }
     let seq = seqs.next(fec_entry.sa, sa)?;
-    if !f.append(tail) || !f.prepend(ENCAP_HEAD) {
+    if !f.append(tail) || !f.prepend(head) {
         return Err(DropReason::NoRoom);
     }
     let d = f.data_mut();
-    let (hdr, rest) = d.split_at_mut(ENCAP_HEAD);
+    let (hdr, rest) = d.split_at_mut(head);
     // DSCP/ECN of the inner packet is copied to the outer header (RFC 4301 §5.1.2.1).
     ipv4::write_header(
         hdr,
         sa.tunnel_src,
         sa.tunnel_dst,
-        ipv4::protocol::ESP,
-        esp_len,
+        if sa.udp_encap {
+            ipv4::protocol::UDP
+        } else {
+            ipv4::protocol::ESP
+        },
+        udp_len + esp_len,
         OUTER_TTL,
         seq as u16,
         tos,
     )
     .map_err(|_| DropReason::NoRoom)?;
-    let esp_hdr = &mut hdr[ipv4::MIN_HEADER_LEN..];
+    if sa.udp_encap {
+        // Port 4500 both ways, checksum zero (RFC 3948 §2.1, §3.1.1).
+        udp::write_header(
+            &mut hdr[ipv4::MIN_HEADER_LEN..],
+            NAT_T_PORT,
+            NAT_T_PORT,
+            esp_len,
+        )
+        .map_err(|_| DropReason::NoRoom)?;
+    }
+    let esp_hdr = &mut hdr[ipv4::MIN_HEADER_LEN + udp_len..];
     esp::write_header(esp_hdr, sa.spi, seq as u32).map_err(|_| DropReason::NoRoom)?;
     let iv = seq.to_be_bytes();
     esp_hdr[esp::HEADER_LEN..esp::HEADER_LEN + esp::IV_LEN].copy_from_slice(&iv);
@@ -260,6 +283,7 @@ fn encapsulate_one<'t, F: Frame>(
         fec,
         body_len: body_len as u32,
         aad_len: n as u8,
+        head: head as u8,
         nonce: sa.gcm.nonce(iv),
         aad: a,
     })

@@ -15,19 +15,35 @@ use crate::tables::Tables;
 pub const PUSH_TTL: u8 = 64;
 
 /// Pushes the FEC's label and Ethernet header on a frame with verdict
-/// `Push(fec)` (it holds the outer IPv4 packet); it becomes `Tx(port)`.
+/// `Push(fec)` (it holds the outer IPv4 packet); it becomes `Tx(port)`. A
+/// FEC without a label (a partner port) gets the Ethernet header alone.
 #[inline]
 pub fn push<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Verdict {
     let Some(e) = t.fecs.get(fec as usize) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
+    let Some(label) = e.label else {
+        return push_plain(f, e.dst_mac, e.src_mac, e.port);
+    };
     if !f.prepend(HEAD) {
         return Verdict::Drop(DropReason::NoRoom);
     }
-    let label = MplsEntry::new(e.label, 0, true, PUSH_TTL);
+    let label = MplsEntry::new(label, 0, true, PUSH_TTL);
     match write_head(f.data_mut(), e.dst_mac, e.src_mac, label) {
         Ok(()) => Verdict::Tx(e.port),
         Err(r) => Verdict::Drop(r),
+    }
+}
+
+/// The outer IPv4 packet of a FEC without a label, framed as it is.
+#[cold]
+fn push_plain<F: Frame>(f: &mut F, dst: Mac, src: Mac, port: PortId) -> Verdict {
+    if !f.prepend(ethernet::HEADER_LEN) {
+        return Verdict::Drop(DropReason::NoRoom);
+    }
+    match ethernet::write_header(f.data_mut(), dst, src, ethertype::IPV4) {
+        Ok(()) => Verdict::Tx(port),
+        Err(_) => Verdict::Drop(DropReason::Malformed),
     }
 }
 

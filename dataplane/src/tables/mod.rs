@@ -23,8 +23,9 @@ pub const SA_PENDING: u32 = u32::MAX;
 pub struct Fec {
     /// Index into `Tables::sa_out` ([`SA_PENDING`]: none yet).
     pub sa: u32,
-    /// Label to push.
-    pub label: u32,
+    /// Label to push; `None`: plain ESP out of the port (a partner port,
+    /// RFC 4303 tunnel mode toward a gateway outside the mesh).
+    pub label: Option<u32>,
     /// Port to send on.
     pub port: PortId,
     /// Next hop's MAC.
@@ -38,11 +39,19 @@ pub struct Fec {
 }
 
 /// The largest inner IP packet that fits a port of MTU `port_mtu` once
-/// tunnelled: one MPLS label, outer IPv4, the ESP header and IV, the
-/// trailer padded to four bytes, and the ICV (RFC 4303, RFC 4106).
-pub fn tunnel_mtu(port_mtu: u16) -> usize {
-    let fixed = crate::packet::mpls::ENTRY_LEN
-        + crate::packet::ipv4::MIN_HEADER_LEN
+/// tunnelled: one MPLS label when `labelled`, outer IPv4, a UDP header
+/// when `udp_encap` (RFC 3948), the ESP header and IV, the trailer padded
+/// to four bytes, and the ICV (RFC 4303, RFC 4106).
+pub fn tunnel_mtu(port_mtu: u16, labelled: bool, udp_encap: bool) -> usize {
+    let fixed = if labelled {
+        crate::packet::mpls::ENTRY_LEN
+    } else {
+        0
+    } + if udp_encap {
+        crate::packet::udp::HEADER_LEN
+    } else {
+        0
+    } + crate::packet::ipv4::MIN_HEADER_LEN
         + crate::packet::esp::HEADER_LEN
         + crate::packet::esp::IV_LEN
         + crate::packet::esp::ICV_LEN;
@@ -346,7 +355,11 @@ impl Tables {
                 port: p,
                 dst_mac: f.next_hop_mac,
                 src_mac: port_macs[usize::from(p)],
-                mtu: tunnel_mtu(cfg.ports[usize::from(p)].mtu),
+                mtu: tunnel_mtu(
+                    cfg.ports[usize::from(p)].mtu,
+                    f.label.is_some(),
+                    sa_out.get(sa as usize).is_some_and(|s| s.udp_encap),
+                ),
             });
             insert_prefix(&mut fec4, &mut fec6, f.prefix, idx);
             fec_prefixes.push((f.prefix, idx));
