@@ -15,11 +15,14 @@
 //! data plane tests' one. `scripts/setup` installs strongSwan; without it
 //! the test fails and says so.
 
+#[path = "../../dataplane/tests/common/charon.rs"]
+mod charon;
 #[path = "../../dataplane/tests/common/mod.rs"]
 mod common;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
-use common::{ip, Lab, Proc};
+use charon::Charon;
+use common::{ip, Lab};
 use meshplane_control::ike::cert::issue;
 use meshplane_control::ike::{
     AesGcm, Auth, ChildReason, ChildSa, Config, Credentials, Dropped, Event, Group, Identity, Ike,
@@ -27,8 +30,7 @@ use meshplane_control::ike::{
 };
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,173 +43,17 @@ const CHARON_NET6: &str = "fd00:77:2::";
 const OUR_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
 const CHARON_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 1);
 const PSK: &str = "meshplane interop psk";
-const CHARON: &str = "/usr/lib/ipsec/charon";
-const PACKAGES: &str =
-    "strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins";
 
-/// charon in namespace `ns`, its files in `dir`; killed and removed on
-/// drop (before the namespace goes).
-struct Charon {
-    dir: PathBuf,
-    ns: String,
-    _proc: Proc,
+/// The connections this test loads into charon.
+trait Load {
+    fn load(&self, ike: &str, esp: &str);
+    fn load_certs(&self, ca: &str, cert: &str, key: &str, ike: &str, esp: &str);
 }
 
-impl Drop for Charon {
-    fn drop(&mut self) {
-        // SIGTERM first, so that charon removes its pid file and TUN
-        // device; the Proc field kills it after this if it is still there.
-        // (`ip netns exec` and `env` exec, so the child is charon itself.)
-        let pid = self._proc.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(3) {
-            if matches!(self._proc.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Charon {
-    fn start(ns: &str, dir: &Path) -> Charon {
-        for f in [
-            CHARON,
-            "/usr/sbin/swanctl",
-            "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so",
-            "/usr/lib/ipsec/plugins/libstrongswan-openssl.so",
-            "/usr/lib/ipsec/plugins/libstrongswan-pkcs8.so",
-        ] {
-            assert!(
-                Path::new(f).exists(),
-                "{f} is missing: install {PACKAGES} (scripts/setup does)"
-            );
-        }
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).expect("charon dir");
-        let vici = dir.join("charon.vici");
-        std::fs::write(
-            dir.join("strongswan.conf"),
-            format!(
-                r#"charon {{
-  load = random nonce aes sha1 sha2 hmac kdf gcm openssl pem pkcs1 pkcs8 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  port = 500
-  port_nat_t = 4500
-  retransmit_timeout = 2.0
-  retransmit_tries = 2
-  install_virtual_ip = no
-  filelog {{
-    log {{
-      path = {log}
-      default = 1
-      ike = 2
-      chd = 2
-      cfg = 1
-      knl = 1
-      flush_line = yes
-      time_format = %H:%M:%S
-    }}
-  }}
-  syslog {{
-    daemon {{
-      default = -1
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{vici}
-    }}
-    kernel-libipsec {{
-      load = yes
-    }}
-  }}
-}}
-swanctl {{
-  load = pem pkcs1 pkcs8 x509 pubkey openssl
-  socket = unix://{vici}
-}}
-"#,
-                log = dir.join("charon.log").display(),
-                vici = vici.display()
-            ),
-        )
-        .expect("strongswan.conf");
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, "env"])
-            .arg(format!(
-                "STRONGSWAN_CONF={}",
-                dir.join("strongswan.conf").display()
-            ))
-            .arg(CHARON);
-        let proc = Proc::spawn(c);
-        let charon = Charon {
-            dir: dir.to_path_buf(),
-            ns: ns.into(),
-            _proc: proc,
-        };
-        let t = Instant::now();
-        while !vici.exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "charon did not start:\n{}",
-                charon.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        charon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("charon.log")).unwrap_or_default()
-    }
-
-    fn swanctl_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, "env"])
-            .arg(format!(
-                "STRONGSWAN_CONF={}",
-                self.dir.join("strongswan.conf").display()
-            ))
-            .arg(format!(
-                "SWANCTL_DIR={}",
-                self.dir.join("swanctl").display()
-            ))
-            .arg("swanctl")
-            .args(args)
-            .arg("--uri")
-            .arg(format!("unix://{}", self.dir.join("charon.vici").display()));
-        c
-    }
-
-    /// Runs swanctl to its end; its stdout.
-    fn swanctl(&self, args: &[&str]) -> String {
-        let out = self.swanctl_cmd(args).output().expect("run swanctl");
-        assert!(
-            out.status.success(),
-            "swanctl {args:?}: {}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts swanctl (for commands that need this side to answer).
-    fn swanctl_bg(&self, args: &[&str]) -> Child {
-        self.swanctl_cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start swanctl")
-    }
-
+impl Load for Charon {
     fn load(&self, ike: &str, esp: &str) {
-        std::fs::write(
-            self.dir.join("swanctl.conf"),
-            format!(
-                r#"connections {{
+        self.load_conf(&format!(
+            r#"connections {{
   mesh {{
     version = 2
     local_addrs = {CHARON_IP}
@@ -245,16 +91,7 @@ secrets {{
   }}
 }}
 "#
-            ),
-        )
-        .expect("swanctl.conf");
-        let f = self.dir.join("swanctl.conf");
-        self.swanctl(&[
-            "--load-all",
-            "--noprompt",
-            "--file",
-            &f.display().to_string(),
-        ]);
+        ));
     }
 
     /// Certificate authentication (`auth = pubkey`): charon's certificate
@@ -272,11 +109,8 @@ secrets {{
         std::fs::write(&kp, key).expect("key");
         std::fs::set_permissions(&kp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .expect("chmod");
-        let f = sw.join("swanctl.conf");
-        std::fs::write(
-            &f,
-            format!(
-                r#"connections {{
+        self.load_conf(&format!(
+            r#"connections {{
   mesh {{
     version = 2
     local_addrs = {CHARON_IP}
@@ -311,15 +145,7 @@ secrets {{
   }}
 }}
 "#
-            ),
-        )
-        .expect("swanctl.conf");
-        self.swanctl(&[
-            "--load-all",
-            "--noprompt",
-            "--file",
-            &f.display().to_string(),
-        ]);
+        ));
     }
 }
 

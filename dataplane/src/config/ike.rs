@@ -140,6 +140,11 @@ pub struct IkePeerConfig {
     pub identity: String,
     /// This gateway starts the IKE SA (and starts it again when it ends).
     pub initiate: bool,
+    /// Move to port 4500 and carry ESP in UDP (RFC 3948) even with no
+    /// NAT between: what a partner gateway whose ESP only travels over
+    /// its IKE sockets needs (`udp_encap`; a NAT found on the way does
+    /// the same whatever this says).
+    pub udp_encap: bool,
 }
 
 impl IkeConfig {
@@ -233,6 +238,8 @@ struct RawIkePeer {
     identity: Spanned<String>,
     #[serde(default)]
     initiate: bool,
+    #[serde(default)]
+    udp_encap: bool,
 }
 
 /// One IKE proposal as written: `aes128gcm16-prfsha256-x25519`.
@@ -476,6 +483,7 @@ pub(super) fn parse_ike(cx: &Ctx<'_>, r: &RawIke) -> Result<IkeConfig, ConfigErr
             address: a,
             identity: cx.name(&raw.identity, "[[ike.peer]] identity", 255)?,
             initiate: raw.initiate,
+            udp_encap: raw.udp_encap,
         });
     }
     Ok(IkeConfig {

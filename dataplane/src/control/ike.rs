@@ -432,7 +432,7 @@ pub fn endpoint_config(node: &NodeConfig, ike: &IkeConfig, auth: &Auth) -> Confi
                 .map(|f| f.prefix)
                 .collect()),
             lifetime: ike_lifetime(&ike.lifetime),
-            force_encap: false,
+            force_encap: p.udp_encap,
         })
         .collect();
     Config {
@@ -909,7 +909,7 @@ impl IkeDriver {
                 tunnel_src,
                 tunnel_dst,
                 esn: c.suite.esn,
-                udp_encap: false,
+                udp_encap: c.encap,
                 lifetime,
                 peer: None,
                 negotiated: true,
