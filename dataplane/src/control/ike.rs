@@ -963,8 +963,10 @@ impl IkeDriver {
                 let Ok(peer) = c.peer.parse::<Ipv4Addr>() else {
                     return None;
                 };
-                if c.encap {
-                    tracing::error!(%peer, "IKE: the peer's ESP must travel in UDP, which this data plane does not carry; Child SA not installed");
+                // ESP in UDP is sent from and to port 4500 (RFC 3948); a
+                // peer behind a NAT that moved its port is not carried.
+                if c.encap && (c.remote.port() != NATT_PORT || c.local.port() != NATT_PORT) {
+                    tracing::error!(%peer, port = c.remote.port(), "IKE: the peer's ESP travels in UDP from a port other than 4500, which this data plane does not send to; Child SA not installed");
                     return None;
                 }
                 let (inbound, outbound) = self.sa_configs(&c)?;
