@@ -134,6 +134,8 @@ fn a_flow_past_a_links_capacity_queues_and_drops_there_and_no_other_flow_suffers
             rate_pps: 4000.0,
             size: FrameSize::Fixed(1000),
             kind: FlowKind::Oneway,
+            arrivals: Default::default(),
+            dscp: 0,
         },
         FlowSpec {
             src: i("Tokyo"),
@@ -141,6 +143,8 @@ fn a_flow_past_a_links_capacity_queues_and_drops_there_and_no_other_flow_suffers
             rate_pps: 50.0,
             size: FrameSize::Fixed(200),
             kind: FlowKind::Ping,
+            arrivals: Default::default(),
+            dscp: 0,
         },
     ];
     let r = emulate::run(&o).expect("run");
@@ -177,4 +181,91 @@ fn a_flow_past_a_links_capacity_queues_and_drops_there_and_no_other_flow_suffers
         (over - serialisation_ms).abs() < 0.1,
         "{over} ms over the routes' RTT: {light:?}"
     );
+}
+
+/// `--traffic FILE` as a user writes it: a Poisson ping flow marked EF
+/// and a constant-rate one-way flow, read back from `--json`.
+#[test]
+fn flows_from_a_traffic_file_run_with_their_arrivals_and_dscp() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("meshplane-emulate-traffic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let traffic = dir.join("traffic.toml");
+    std::fs::write(
+        &traffic,
+        r#"[[flow]]
+from = "London"
+to = "Tokyo"
+rate_pps = 200
+kind = "ping"
+arrivals = "poisson"
+dscp = 46
+
+[[flow]]
+from = "Tokyo"
+to = "New-York-Newark"
+rate_pps = 50
+size = "imix"
+kind = "oneway"
+"#,
+    )
+    .expect("traffic file");
+    let json = dir.join("out.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+        .args([
+            "emulate",
+            "--gateways",
+            "London,New-York-Newark,Tokyo",
+            "--at",
+            "30",
+            "--duration",
+            "2",
+            "--drain",
+            "0.5",
+            "--quiet",
+            "--traffic",
+        ])
+        .arg(&traffic)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("meshplane emulate");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("parses");
+    let flows = v["flows"].as_array().expect("flows");
+    assert_eq!(flows.len(), 2, "{v}");
+    let (ping, oneway) = (&flows[0], &flows[1]);
+    assert_eq!(ping["arrivals"], "poisson");
+    assert_eq!(ping["dscp"], 46);
+    assert_eq!(ping["kind"], "ping");
+    assert_eq!(oneway["arrivals"], "cbr");
+    assert_eq!(oneway["kind"], "oneway");
+    // Poisson: about 400 requests in 2 s (within 4 standard deviations),
+    // not exactly the 400 a constant rate sends.
+    let sent = ping["sent"].as_u64().expect("sent");
+    assert!((320..=480).contains(&sent), "{sent} sent");
+    assert_eq!(oneway["sent"], 100);
+    for f in flows {
+        assert_eq!(f["lost"], 0, "{f}");
+    }
+    // Mixing a file with --pairs is refused by name.
+    let both = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+        .args(["emulate", "--duration", "1", "--pairs", "3", "--traffic"])
+        .arg(&traffic)
+        .output()
+        .expect("meshplane emulate");
+    assert!(!both.status.success());
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("--pairs"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

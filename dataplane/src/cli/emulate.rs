@@ -44,6 +44,11 @@ pub struct EmulateArgs {
     /// `ping` (requests answered by the far host: RTT) or `oneway`.
     #[arg(long, default_value = "ping", value_name = "ping|oneway")]
     pub kind: FlowKind,
+    /// The flows, from a TOML file (`[[flow]]` with from, to, rate_pps,
+    /// size, kind, arrivals = cbr|poisson, dscp), instead of --pairs,
+    /// --rate, --size and --kind.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pairs", "rate", "size", "kind"])]
+    pub traffic: Option<PathBuf>,
     /// Write the report as JSON (schema in README.md).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -124,7 +129,15 @@ pub fn run(a: &EmulateArgs) -> anyhow::Result<()> {
     o.at_s = a.at;
     o.duration_s = a.duration;
     o.drain_s = a.drain;
-    o.flows = emulate::flows_for(&pairs, a.rate, a.size, a.kind);
+    o.flows = match &a.traffic {
+        None => emulate::flows_for(&pairs, a.rate, a.size, a.kind),
+        Some(p) => {
+            let text = file_read::read_text(p, file_read::DATA_LIMIT)
+                .with_context(|| format!("reading traffic {}", p.display()))?;
+            emulate::traffic_file::parse(&text, &o.stations, &o.gateways)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+    };
     o.isl_bps = a.isl_gbps * 1e9;
     o.gsl_bps = a.gsl_gbps * 1e9;
     o.queue_frames = a.queue_frames;

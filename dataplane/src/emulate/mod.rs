@@ -13,21 +13,23 @@
 //! * Links ([`link`]) are delay lines: the propagation delay of the link in
 //!   the geometry of the epoch in force when a frame is sent (refreshed
 //!   every step), the link's capacity, a bounded FIFO with tail drop.
-//! * Gateways' LAN hosts ([`traffic`]) send constant-rate flows, one way or
-//!   as pings answered at once by the far host.
+//! * Gateways' LAN hosts ([`traffic`]) send constant-rate or Poisson
+//!   flows with a DSCP, one way or as pings answered at once by the far
+//!   host, between all pairs or as a TOML file describes ([`traffic_file`]).
 //! * Discrete events ([`events`]) in virtual nanoseconds: the run takes as
 //!   long as the CPU needs, not as long as it emulates. Nodes take no time
 //!   to forward.
 //!
 //! Not modelled yet: failures and repairs (no `--fail`, no BFD or
 //! flooding), IKE (each gateway pair has static SAs), control packets
-//! (ARP, ICMP, LSP ping), Poisson or TOML-described traffic.
+//! (ARP, ICMP, LSP ping).
 
 pub mod events;
 pub mod link;
 pub mod node;
 pub mod report;
 pub mod traffic;
+pub mod traffic_file;
 
 use crate::control::ControlError;
 use crate::frame::{Batch, Frame, HeapFrame, Verdict, BURST};
@@ -141,7 +143,8 @@ struct FlowState {
     dst_node: NodeId,
     src_ip: Ipv4Addr,
     dst_ip: Ipv4Addr,
-    period_ns: u64,
+    /// The Poisson gaps' generator state.
+    rng: u64,
     next_seq: u32,
     sent: u64,
     received: u64,
@@ -323,6 +326,12 @@ impl Emulator {
                     "flow {i}: rate must be positive"
                 )));
             }
+            if f.dscp > 63 {
+                return Err(EmulateError::Options(format!(
+                    "flow {i}: DSCP {} (0 to 63)",
+                    f.dscp
+                )));
+            }
             let period_ns = ((1e9 / f.rate_pps) as u64).max(1);
             // Flows start at spread phases within their first period.
             events.at(splitmix(i as u64) % period_ns, Event::Send(i as u32));
@@ -332,7 +341,7 @@ impl Emulator {
                 dst_node: (n_sats as u32) + f.dst,
                 src_ip: traffic::host_addr(f.src),
                 dst_ip: traffic::host_addr(f.dst),
-                period_ns,
+                rng: splitmix(i as u64 ^ 0x5eed),
                 next_seq: 0,
                 sent: 0,
                 received: 0,
@@ -494,9 +503,10 @@ impl Emulator {
             node::mac(src, LAN, 2),
             f.src_ip,
             f.dst_ip,
+            f.spec.dscp,
             &p,
         );
-        let next = now + f.period_ns;
+        let next = now + f.spec.arrivals.gap_ns(f.spec.rate_pps, &mut f.rng);
         if next < self.traffic_end_ns {
             self.events.at(next, Event::Send(i as u32));
         }
@@ -735,6 +745,7 @@ impl Emulator {
         self.flows[flow].expected.push_back((p.seq, expected));
         let len = f.len();
         self.pool.push(f);
+        let dscp = self.flows[flow].spec.dscp;
         traffic::build(
             &mut self.scratch,
             len,
@@ -742,6 +753,7 @@ impl Emulator {
             node::mac(id, LAN, 2),
             src_ip,
             dst_ip,
+            dscp,
             &Payload {
                 kind: kind::REPLY,
                 ..p
@@ -785,6 +797,8 @@ impl Emulator {
                 dst: dn,
                 kind: f.spec.kind,
                 rate_pps: f.spec.rate_pps,
+                arrivals: f.spec.arrivals,
+                dscp: f.spec.dscp,
                 sent: f.sent,
                 received: f.received,
                 replies: f.replies,
@@ -875,6 +889,8 @@ pub fn flows_for(
             rate_pps,
             size,
             kind,
+            arrivals: traffic::Arrivals::Cbr,
+            dscp: 0,
         })
         .collect()
 }

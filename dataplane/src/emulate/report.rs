@@ -72,8 +72,12 @@ pub struct FlowReport {
     pub dst: String,
     /// `ping` or `oneway`.
     pub kind: super::traffic::FlowKind,
-    /// Packets per second.
+    /// Packets per second (the mean, for Poisson arrivals).
     pub rate_pps: f64,
+    /// `cbr` or `poisson`.
+    pub arrivals: super::traffic::Arrivals,
+    /// DSCP of its packets.
+    pub dscp: u8,
     /// Packets the source sent (requests, for a ping flow).
     pub sent: u64,
     /// Of those, received by the destination's host.

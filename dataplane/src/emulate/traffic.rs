@@ -1,6 +1,6 @@
-//! Traffic between the gateways' LAN hosts: constant-rate flows of fixed
-//! size or IMIX, one way or as request/response pings, as the Ethernet
-//! frames a host behind each gateway would send.
+//! Traffic between the gateways' LAN hosts: constant-rate or Poisson
+//! flows of fixed size or IMIX, with a DSCP, one way or as request/response
+//! pings, as the Ethernet frames a host behind each gateway would send.
 //!
 //! The host behind gateway `gid` is `10.<gid/256>.<gid%256>.2` (the
 //! gateway's LAN is `.0/24`, as the control plane routes it). Each UDP
@@ -42,6 +42,40 @@ impl std::str::FromStr for FlowKind {
     }
 }
 
+/// When a flow's packets leave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// At a constant rate.
+    #[default]
+    Cbr,
+    /// As a Poisson process of that mean rate (exponential gaps).
+    Poisson,
+}
+
+impl Arrivals {
+    /// The gap before the next packet of a flow at `rate_pps`: the period,
+    /// or an exponential sample drawn from `rng` (advanced), in ns (at
+    /// least 1).
+    pub fn gap_ns(self, rate_pps: f64, rng: &mut u64) -> u64 {
+        let mean = 1e9 / rate_pps;
+        let ns = match self {
+            Arrivals::Cbr => mean,
+            Arrivals::Poisson => {
+                *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = *rng;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                // Uniform in [0, 1) from 53 bits; 1 - u is in (0, 1].
+                let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+                -(1.0 - u).ln() * mean
+            }
+        };
+        (ns as u64).max(1)
+    }
+}
+
 /// One flow between two gateways (indices into the emulated gateways).
 #[derive(Clone, Copy, Debug)]
 pub struct FlowSpec {
@@ -55,6 +89,10 @@ pub struct FlowSpec {
     pub size: FrameSize,
     /// Ping or one way.
     pub kind: FlowKind,
+    /// Constant rate or Poisson.
+    pub arrivals: Arrivals,
+    /// DSCP of its packets (0..=63; a ping's reply carries the same).
+    pub dscp: u8,
 }
 
 /// Packet kinds in the payload.
@@ -107,7 +145,8 @@ fn ipv4_checksum(h: &[u8]) -> u16 {
 }
 
 /// Writes into `buf` the frame of `len` bytes a host sends: Ethernet from
-/// `src_mac` to `dst_mac`, IPv4 from `src` to `dst` (TTL 64), UDP, payload.
+/// `src_mac` to `dst_mac`, IPv4 from `src` to `dst` (TTL 64, DSCP `dscp`),
+/// UDP, payload.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     buf: &mut Vec<u8>,
@@ -116,6 +155,7 @@ pub fn build(
     src_mac: [u8; 6],
     src: Ipv4Addr,
     dst: Ipv4Addr,
+    dscp: u8,
     p: &Payload,
 ) {
     let len = len.max(HEADERS + PAYLOAD_LEN);
@@ -127,6 +167,7 @@ pub fn build(
     let ip_len = (len - 14) as u16;
     let ip = &mut buf[14..34];
     ip[0] = 0x45;
+    ip[1] = (dscp & 0x3f) << 2;
     ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
     ip[4..6].copy_from_slice(&(p.seq as u16).to_be_bytes());
     ip[8] = 64;
@@ -199,12 +240,31 @@ mod tests {
             [4; 6],
             a,
             b,
+            46,
             &p,
         );
         assert_eq!(buf.len(), 60);
+        assert_eq!(buf[15], 46 << 2, "DSCP EF");
         assert_eq!(ipv4_checksum(&buf[14..34]), 0);
         assert_eq!(parse(&buf, b), Some((a, p)));
         assert_eq!(parse(&buf, a), None, "not to this host");
+    }
+
+    #[test]
+    fn poisson_gaps_average_the_period_and_vary_as_exponential_ones_do() {
+        let mut rng = 7;
+        let n = 20_000;
+        let gaps: Vec<f64> = (0..n)
+            .map(|_| Arrivals::Poisson.gap_ns(1000.0, &mut rng) as f64)
+            .collect();
+        let mean = gaps.iter().sum::<f64>() / n as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n as f64;
+        // Mean 1 ms, standard deviation equal to the mean (within 3 %).
+        assert!((mean - 1e6).abs() < 3e4, "mean {mean}");
+        assert!((var.sqrt() - 1e6).abs() < 3e4, "sd {}", var.sqrt());
+        let mut r = 0;
+        assert_eq!(Arrivals::Cbr.gap_ns(1000.0, &mut r), 1_000_000);
+        assert_eq!(r, 0, "a constant rate draws nothing");
     }
 
     #[test]
