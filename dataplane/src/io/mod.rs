@@ -9,6 +9,7 @@ pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod memory;
+pub mod packet;
 pub mod pcap;
 
 /// Tailroom every backend leaves behind a received frame: the ESP padding,

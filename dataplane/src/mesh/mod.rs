@@ -1,9 +1,11 @@
 //! Mesh emulation support: which nodes and links a gateway pair's routes
 //! use over a time window ([`plan`]), and the node configurations and link
-//! table that bring them up as real meshplane processes ([`render`]).
+//! table that bring them up as real meshplane processes ([`render`]), and
+//! the propagation delay of each of its links over time ([`delays`]).
 
 #![warn(missing_docs)]
 
+pub mod delays;
 pub mod plan;
 pub mod render;
 
