@@ -253,7 +253,8 @@ fn mono_ns(t0: Instant) -> u64 {
     t0.elapsed().as_nanos() as u64
 }
 
-/// Longest wait without looking at the clock, the stop flag or the tables.
+/// Longest wait without looking at the clock, the stop flag or the
+/// tables.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// Largest frame taken (a jumbo frame and then some).
@@ -266,17 +267,26 @@ fn carry(
     stop: &AtomicBool,
     report_every_s: u64,
 ) -> anyhow::Result<()> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::event::{epoll, Timespec};
     let t0 = Instant::now();
     let mut lines: Vec<DelayLine<Vec<u8>>> = socks.iter().map(|_| DelayLine::new()).collect();
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut buf = vec![0u8; MAX_FRAME];
     let mut delays: Vec<Option<u64>> = vec![None; links.len()];
     let mut pending: VecDeque<Update> = VecDeque::new();
-    let mut fds: Vec<PollFd<'_>> = socks
-        .iter()
-        .map(|s| PollFd::new(s, PollFlags::IN))
-        .collect();
+    // epoll: a wait costs what is ready, not what is watched (a mesh has
+    // a hundred link ends).
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).context("creating an epoll set")?;
+    for (i, s) in socks.iter().enumerate() {
+        epoll::add(
+            &ep,
+            s,
+            epoll::EventData::new_u64(i as u64),
+            epoll::EventFlags::IN,
+        )
+        .context("watching a link end")?;
+    }
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(socks.len());
     let mut tally = Tally::default();
     let mut next_report = mono_ns(t0) + report_every_s * 1_000_000_000;
     let mut first = true;
@@ -339,15 +349,17 @@ fn carry(
             tv_sec: (wait / 1_000_000_000) as _,
             tv_nsec: (wait % 1_000_000_000) as _,
         };
-        match poll(&mut fds, Some(&t)) {
+        events.clear();
+        match epoll::wait(&ep, rustix::buffer::spare_capacity(&mut events), Some(&t)) {
             // The timer: how late it woke us.
             Ok(0) if wait > 0 => lateness.observe(wake, mono_ns(t0)),
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e).context("waiting for frames"),
         }
-        for (i, fd) in fds.iter().enumerate() {
-            if fd.revents().is_empty() {
+        for ev in &events {
+            let i = ev.data.u64() as usize;
+            if i >= socks.len() {
                 continue;
             }
             loop {
