@@ -55,6 +55,9 @@ enum Cmd {
     /// Plan an emulated mesh: the nodes, links and configurations that
     /// carry one gateway pair's routes over a window (for scripts/mesh).
     MeshPlan(meshplane::cli::mesh::MeshPlanArgs),
+    /// Carry a netns mesh's links with their propagation delay, from the
+    /// geometry its nodes use (run in its links namespace, for scripts/mesh).
+    MeshDelays(meshplane::cli::mesh_delays::MeshDelaysArgs),
     /// Emulate the constellation in one process, in virtual time: every
     /// satellite and gateway on the production data plane, links with
     /// their propagation delay and capacity, flows between gateway pairs.
@@ -237,6 +240,7 @@ fn main() {
         Cmd::CheckHost(a) => meshplane::cli::check_host::run(&a),
         Cmd::Routes(a) => meshplane::cli::routes::run(&a),
         Cmd::MeshPlan(a) => meshplane::cli::mesh::run(&a),
+        Cmd::MeshDelays(a) => meshplane::cli::mesh_delays::run(&a),
         Cmd::Emulate(a) => meshplane::cli::emulate::run(&a),
         Cmd::Keys(a) => meshplane::cli::keys::run(&a),
         Cmd::Run(a) => run_cmd(a),

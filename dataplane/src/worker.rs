@@ -180,6 +180,27 @@ impl<P: Port> Worker<P> {
         &self.ports
     }
 
+    /// What signals a frame queued by the control thread, if the worker
+    /// has a channel that signals (see [`Worker::hears_injects`]).
+    pub fn inject_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.punt.as_ref()?.channel.wake_fd()
+    }
+
+    /// True when nothing the control thread queues goes unnoticed by a
+    /// wait on [`Worker::inject_fd`] (or the worker has no channel).
+    pub fn hears_injects(&self) -> bool {
+        self.punt
+            .as_ref()
+            .is_none_or(|p| p.channel.wake_fd().is_some())
+    }
+
+    /// After a wait that [`Worker::inject_fd`] ended: resets it.
+    pub fn inject_heard(&self) {
+        if let Some(p) = &self.punt {
+            p.channel.clear_wake();
+        }
+    }
+
     /// The ports, writable (for draining captures, statistics).
     pub fn ports_mut(&mut self) -> &mut [P] {
         &mut self.ports

@@ -7,5 +7,6 @@ pub mod ctl;
 pub mod emulate;
 pub mod keys;
 pub mod mesh;
+pub mod mesh_delays;
 pub mod routes;
 pub mod stdout;

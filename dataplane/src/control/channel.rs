@@ -283,14 +283,21 @@ impl Policer {
 pub struct WorkerChannel {
     punt: SlotQueue,
     inject: SlotQueue,
+    /// Signalled with every frame queued to inject: a worker waiting for
+    /// frames on its ports (AF_XDP, in poll(2)) waits on it too.
+    wake: Option<std::os::fd::OwnedFd>,
 }
 
 impl WorkerChannel {
     /// A channel whose punt queue holds `punt_depth` frames.
     pub fn new(punt_depth: usize) -> Self {
+        use rustix::event::{eventfd, EventfdFlags};
         WorkerChannel {
             punt: SlotQueue::new(punt_depth),
             inject: SlotQueue::new(INJECT_QUEUE),
+            // Without one (no descriptor left), a waiting worker sees the
+            // frames at the end of its nap.
+            wake: eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC).ok(),
         }
     }
 
@@ -327,7 +334,27 @@ impl WorkerChannel {
 
     /// Control side: queues a complete frame to send on `port`.
     pub fn inject(&self, port: PortId, frame: &[u8]) -> Result<(), Refusal> {
-        self.inject.put(port, 0, None, frame)
+        self.inject.put(port, 0, None, frame)?;
+        if let Some(fd) = &self.wake {
+            // Non-blocking; a counter that is already set wakes all the same.
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+        Ok(())
+    }
+
+    /// Worker side: what to wait on, beside its ports, for the frames the
+    /// control thread queues (readable once one is queued).
+    pub fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.wake.as_ref().map(std::os::fd::AsFd::as_fd)
+    }
+
+    /// Worker side: after a wait that [`WorkerChannel::wake_fd`] ended,
+    /// resets it (the queued frames are then taken as usual).
+    pub fn clear_wake(&self) {
+        if let Some(fd) = &self.wake {
+            let mut b = [0u8; 8];
+            let _ = rustix::io::read(fd, &mut b);
+        }
     }
 
     /// Worker side: true when the control thread has queued frames (one

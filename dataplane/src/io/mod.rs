@@ -2,11 +2,14 @@
 //! through the same `Port` trait, so the stages never know where a frame came from.
 
 use crate::frame::{Batch, Frame};
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod memory;
+pub mod packet;
 pub mod pcap;
 
 /// Tailroom every backend leaves behind a received frame: the ESP padding,
@@ -46,6 +49,26 @@ pub trait Port {
     /// None when no buffer is free (or the backend makes none).
     fn frame_from(&mut self, _bytes: &[u8]) -> Option<Self::Frame> {
         None
+    }
+
+    /// True when [`Port::wait_readable`] returns as a frame arrives (not
+    /// only after its timeout): the nap then no longer bounds a frame's
+    /// wait, and an idle worker need not shorten it for sparse traffic.
+    const WAKES_ON_RX: bool = false;
+
+    /// An idle worker's nap: returns after `timeout`, or as soon as a
+    /// frame may be waiting on one of `ports` (a worker's own queues of
+    /// every port) or `also` (the control thread's inject queue) is
+    /// readable; true in the last case. A backend whose queues have a
+    /// descriptor to wait on (AF_XDP) waits in poll(2), so the first frame
+    /// after a quiet spell is taken at once instead of after the nap; the
+    /// others (memory, pcap, DPDK) sleep.
+    fn wait_readable(_ports: &[Self], _also: Option<BorrowedFd<'_>>, timeout: Duration) -> bool
+    where
+        Self: Sized,
+    {
+        std::thread::sleep(timeout);
+        false
     }
 }
 

@@ -11,8 +11,17 @@
 //! polls after a burst begins. So a host that runs many lightly loaded
 //! nodes (the netns mesh) is not spent on spins and yields after every
 //! control frame. An idle adaptive worker wakes about a thousand times a
-//! second (well under 5% of a core); the first frame after a quiet spell
+//! second (well under 5% of a core). A nap is a wait on the ports where
+//! the backend has something to wait on ([`Port::wait_readable`]: AF_XDP
+//! waits in poll(2) on its sockets), so the first frame after a quiet
+//! spell wakes the worker at once, and a few frames that end such a wait
+//! leave the nap as it is (only full bursts bring back spinning). The
+//! control thread's frames to send wake it too, so such a worker naps up
+//! to 10 ms ([`Backoff::waking`]): an idle one wakes about a hundred times
+//! a second plus once per frame. Elsewhere (memory, pcap, DPDK) a frame
 //! waits at most one nap (~1 ms) in its RX ring.
+//!
+//! [`Port::wait_readable`]: crate::io::Port::wait_readable
 
 use crate::config::Idle;
 use std::time::Duration;
@@ -25,30 +34,54 @@ const YIELD_POLLS: u32 = 128;
 const MIN_NAP_US: u64 = 10;
 /// Longest nap.
 pub const MAX_NAP: Duration = Duration::from_millis(1);
+/// Longest nap of a worker that a frame on its ports or one queued by the
+/// control thread wakes ([`Backoff::waking`]): the nap then bounds only
+/// how soon it sees its stop flag and publishes its counters.
+pub const MAX_WAKING_NAP: Duration = Duration::from_millis(10);
 /// Naps taken at each length before doubling it.
 const NAPS_PER_STEP: u32 = 8;
 
-/// The count of empty polls at which the nap reaches [`MAX_NAP`]: the
+/// The count of empty polls at which the nap reaches `longest`: the
 /// backoff goes no further, so one frame after any quiet spell halves it.
-const LONGEST_NAP_AT: u32 = {
+const fn longest_at(longest: Duration) -> u32 {
     let mut steps = 0;
-    while (MIN_NAP_US << steps) < MAX_NAP.as_micros() as u64 {
+    while (MIN_NAP_US << steps) < longest.as_micros() as u64 {
         steps += 1;
     }
     YIELD_POLLS + 1 + NAPS_PER_STEP * steps
-};
+}
+
+/// [`longest_at`] of [`MAX_NAP`].
+const LONGEST_NAP_AT: u32 = longest_at(MAX_NAP);
 
 /// A worker's idle state under one policy.
 #[derive(Clone, Debug)]
 pub struct Backoff {
     policy: Idle,
     empty: u32,
+    longest: Duration,
+    longest_at: u32,
 }
 
 impl Backoff {
-    /// Fresh state under `policy`.
+    /// Fresh state under `policy`, napping up to [`MAX_NAP`].
     pub fn new(policy: Idle) -> Self {
-        Backoff { policy, empty: 0 }
+        Backoff {
+            policy,
+            empty: 0,
+            longest: MAX_NAP,
+            longest_at: LONGEST_NAP_AT,
+        }
+    }
+
+    /// As [`Backoff::new`] for a worker whose nap a frame ends, on its
+    /// ports or from the control thread: naps up to [`MAX_WAKING_NAP`].
+    pub fn waking(policy: Idle) -> Self {
+        Backoff {
+            longest: MAX_WAKING_NAP,
+            longest_at: longest_at(MAX_WAKING_NAP),
+            ..Backoff::new(policy)
+        }
     }
 
     /// A poll brought frames: from a nap, half the nap; from the shortest
@@ -62,15 +95,36 @@ impl Backoff {
         };
     }
 
+    /// A poll brought `n` frames to a worker whose nap is a wait that a
+    /// frame ends ([`Port::WAKES_ON_RX`]): a few frames leave the nap as it
+    /// is (it no longer bounds their wait, and shortening it would only
+    /// wake an idle worker more often); a full burst is load, and halves
+    /// it as [`Backoff::traffic`] does (a few bring back spinning).
+    ///
+    /// [`Port::WAKES_ON_RX`]: crate::io::Port::WAKES_ON_RX
+    #[inline]
+    pub fn traffic_woken(&mut self, n: usize) {
+        if n >= crate::frame::BURST || !self.is_napping() {
+            self.traffic();
+        }
+    }
+
     /// A poll brought nothing: spin, yield or nap as the policy says.
     #[inline]
     pub fn idle(&mut self) {
+        self.idle_with(std::thread::sleep);
+    }
+
+    /// As [`Backoff::idle`], napping with `nap` (given the nap's length):
+    /// a worker whose ports can wake it waits on them instead of sleeping.
+    #[inline]
+    pub fn idle_with(&mut self, nap: impl FnOnce(Duration)) {
         if self.policy == Idle::Busy {
             return;
         }
-        self.empty = (self.empty + 1).min(LONGEST_NAP_AT);
-        if let Some(nap) = self.nap() {
-            std::thread::sleep(nap);
+        self.empty = (self.empty + 1).min(self.longest_at);
+        if let Some(d) = self.nap() {
+            nap(d);
         } else if self.empty > SPIN_POLLS {
             std::thread::yield_now();
         } else {
@@ -89,7 +143,7 @@ impl Backoff {
             return None;
         }
         let step = ((self.empty - YIELD_POLLS - 1) / NAPS_PER_STEP).min(16);
-        let us = (MIN_NAP_US << step).min(MAX_NAP.as_micros() as u64);
+        let us = (MIN_NAP_US << step).min(self.longest.as_micros() as u64);
         Some(Duration::from_micros(us))
     }
 }
@@ -159,6 +213,38 @@ mod tests {
         }
         assert_eq!(spun, 0);
         assert!(b.nap() >= Some(Duration::from_micros(320)), "{:?}", b.nap());
+    }
+
+    #[test]
+    fn a_worker_woken_by_its_frames_keeps_its_nap_until_a_full_burst() {
+        let mut b = Backoff::waking(Idle::Adaptive);
+        for _ in 0..10_000 {
+            b.idle_with(|_| {});
+        }
+        assert_eq!(b.nap(), Some(MAX_WAKING_NAP));
+        // Sparse frames, each waking the wait: the nap stays the longest.
+        for _ in 0..100 {
+            b.traffic_woken(1);
+            assert_eq!(b.nap(), Some(MAX_WAKING_NAP));
+        }
+        // Full bursts are load: each halves the nap, as traffic() does,
+        // and a few bring back spinning.
+        b.traffic_woken(crate::frame::BURST);
+        assert_eq!(
+            b.nap(),
+            Some(MAX_WAKING_NAP / 2 + Duration::from_micros(120))
+        );
+        let mut polls = 1;
+        while b.is_napping() {
+            b.traffic_woken(crate::frame::BURST);
+            polls += 1;
+        }
+        assert!(polls <= 12, "{polls} full bursts");
+        assert_eq!(b.empty, 0);
+        // Not napping: a frame keeps the worker spinning, as traffic() does.
+        b.empty = SPIN_POLLS;
+        b.traffic_woken(1);
+        assert_eq!(b.empty, 0);
     }
 
     #[test]

@@ -21,7 +21,13 @@ pub fn worker_loop<P: Port>(
     idle: Idle,
     stop: &AtomicBool,
 ) -> WorkerStats {
-    let mut backoff = Backoff::new(idle);
+    // A worker that a frame or the control thread wakes from its nap
+    // can nap longer.
+    let mut backoff = if P::WAKES_ON_RX && w.hears_injects() {
+        Backoff::waking(idle)
+    } else {
+        Backoff::new(idle)
+    };
     let mut writer = SlotWriter::new(hub.slot(index));
     let mut epoch = store.epoch();
     while !stop.load(Ordering::Relaxed) {
@@ -35,9 +41,19 @@ pub fn worker_loop<P: Port>(
         let now = now_ns();
         writer.poll_done(n, now);
         if n > 0 {
-            backoff.traffic();
+            if P::WAKES_ON_RX {
+                backoff.traffic_woken(n);
+            } else {
+                backoff.traffic();
+            }
         } else {
-            backoff.idle();
+            // A nap waits on the ports and the inject queue: a frame
+            // ends it (AF_XDP).
+            backoff.idle_with(|nap| {
+                if P::wait_readable(w.ports(), w.inject_fd(), nap) {
+                    w.inject_heard();
+                }
+            });
         }
         writer.maybe_publish(&w.stats, epoch, now);
     }

@@ -557,6 +557,52 @@ impl Port for AfXdpPort {
         crate::io::filled(self.alloc_len(bytes.len())?, bytes)
     }
 
+    const WAKES_ON_RX: bool = true;
+
+    /// Waits in poll(2) for a frame in any of the sockets' RX rings (the
+    /// kernel wakes the waiter as it fills one) or for `also`, at most
+    /// `timeout`.
+    fn wait_readable(
+        ports: &[Self],
+        also: Option<std::os::fd::BorrowedFd<'_>>,
+        timeout: std::time::Duration,
+    ) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let Some(last) = ports.last() else {
+            std::thread::sleep(timeout);
+            return false;
+        };
+        let t = Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        // No allocation for a worker's usual few ports: slot 0 is `also`
+        // (or the last socket), unused slots repeat the last socket
+        // (polled twice, no harm).
+        const ON_STACK: usize = 16;
+        let fd = |i: usize| match (i, also) {
+            (0, Some(a)) => a,
+            (i, Some(_)) => ports.get(i - 1).unwrap_or(last).xsk.as_fd(),
+            (i, None) => ports.get(i).unwrap_or(last).xsk.as_fd(),
+        };
+        let wait = |fds: &mut [PollFd<'_>]| {
+            // EINTR (a signal) or any error: the loop polls again anyway.
+            let _ = poll(fds, Some(&t));
+            also.is_some() && !fds[0].revents().is_empty()
+        };
+        let n = ports.len() + usize::from(also.is_some());
+        if n <= ON_STACK {
+            let mut fds: [PollFd<'_>; ON_STACK] =
+                std::array::from_fn(|i| PollFd::from_borrowed_fd(fd(i), PollFlags::IN));
+            wait(&mut fds)
+        } else {
+            let mut fds: Vec<PollFd<'_>> = (0..n)
+                .map(|i| PollFd::from_borrowed_fd(fd(i), PollFlags::IN))
+                .collect();
+            wait(&mut fds)
+        }
+    }
+
     fn tx_burst(&mut self, batch: &mut Batch<UmemFrame>) -> usize {
         self.reap_completions();
         let want = batch.len() as u32;

@@ -336,6 +336,11 @@ impl Xsk {
         self.fd.as_raw_fd()
     }
 
+    /// The socket's descriptor, borrowed (to wait on it).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
     /// Whether the kernel bound this socket in zero-copy mode (`XDP_OPTIONS`).
     pub fn zero_copy(&self) -> bool {
         let mut o = libc::xdp_options { flags: 0 };
