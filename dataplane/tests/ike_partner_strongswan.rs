@@ -5,7 +5,8 @@
 //! partner port. The gateway negotiates the SAs by IKEv2 with a pre-shared
 //! key, as initiator and then as responder; ESP travels in UDP on port 4500
 //! (RFC 3948), which kernel-libipsec needs. The host pings the partner's
-//! network and the partner pings back; a 1000 pps ping stream crosses
+//! network and the partner pings back, a UDP stream goes each way; a
+//! 1000 pps ping stream crosses
 //! charon's Child SA rekeys (every 5 s) and its IKE SA rekey (20 s)
 //! without a loss; tshark decodes the exchanges and the ESP on the
 //! partner link; the gateway that stops deletes its IKE SA at charon.
@@ -249,6 +250,28 @@ fn ping_ok(ns: &str, args: &[&str], dst: &str) -> String {
     text
 }
 
+/// UDP datagrams to `dst` port 9 sent from namespace `ns` (by bash's
+/// `/dev/udp`, a socket per datagram so that the far kernel's port
+/// unreachable errors stop none), about 1000 a second, each carrying its
+/// number; captured where they arrive (`rx_ns`, `rx_if`), the distinct
+/// numbers received.
+fn udp_stream(ns: &str, dst: &str, count: u32, rx_ns: &str, rx_if: &str, file: &Path) -> usize {
+    let cap = capture(rx_ns, rx_if, file);
+    let script = format!(
+        "for ((i=1;i<={count};i++)); do printf 'mp%08d' $i >/dev/udp/{dst}/9; ((i%10)) || sleep 0.01; done"
+    );
+    let sent = run(ns, &["bash", "-c", &script]);
+    assert!(sent.status.success(), "sending the UDP stream failed");
+    std::thread::sleep(Duration::from_millis(500));
+    stop_capture(cap);
+    let rows = tshark(file, &["-Y", "udp.dstport == 9"], &["udp.payload"]);
+    rows.iter()
+        .filter_map(|r| r.first())
+        .filter(|p| !p.is_empty())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 /// The "N packets transmitted, M received" counts of a ping summary.
 fn ping_counts(summary: &str) -> (u64, u64) {
     let l = summary
@@ -338,6 +361,29 @@ fn a_partner_port_keyed_by_ikev2_with_strongswan_carries_traffic_across_rekeys()
         &["-c", "5", "-i", "0.2", "-W", "2", "-I", PARTNER_HOST],
         HOST,
     );
+
+    // 1b. A UDP stream each way through the tunnel: nothing lost.
+    let n = 3000;
+    let got = udp_stream(
+        &host_ns,
+        PARTNER_HOST,
+        n,
+        &charon_ns,
+        "ipsec0",
+        &dir.join("udp-out.pcap"),
+    );
+    eprintln!("UDP host -> partner: {n} sent, {got} received");
+    assert_eq!(got, n as usize, "UDP to the partner lost");
+    let got = udp_stream(
+        &charon_ns,
+        HOST,
+        n,
+        &host_ns,
+        &host_if,
+        &dir.join("udp-back.pcap"),
+    );
+    eprintln!("UDP partner -> host: {n} sent, {got} received");
+    assert_eq!(got, n as usize, "UDP from the partner lost");
 
     // 2. A 1000 pps stream across charon's rekeys: nothing lost.
     let before = ike_counters(&dir);
