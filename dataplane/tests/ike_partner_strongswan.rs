@@ -182,16 +182,20 @@ fn wait_established(ch: &Charon, within: Duration) -> String {
     }
 }
 
-/// The gateway's IKE counters (`meshplane ctl --json show ike`).
-fn ike_counters(dir: &Path) -> serde_json::Value {
+/// The gateway's `meshplane ctl --json show ike`.
+fn show_ike(dir: &Path) -> serde_json::Value {
     let o = Command::new(BIN)
         .args(["ctl", "--json", "--socket"])
         .arg(dir.join("gw.sock"))
         .args(["show", "ike"])
         .output()
         .expect("meshplane ctl");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["counters"].clone()
+    serde_json::from_slice(&o.stdout).unwrap_or_default()
+}
+
+/// The gateway's IKE counters.
+fn ike_counters(dir: &Path) -> serde_json::Value {
+    show_ike(dir)["counters"].clone()
 }
 
 /// Waits until the gateway's `show ike` has a current Child SA (its
@@ -199,13 +203,7 @@ fn ike_counters(dir: &Path) -> serde_json::Value {
 fn wait_current(dir: &Path) {
     let t = Instant::now();
     loop {
-        let o = Command::new(BIN)
-            .args(["ctl", "--json", "--socket"])
-            .arg(dir.join("gw.sock"))
-            .args(["show", "ike"])
-            .output()
-            .expect("meshplane ctl");
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let v = show_ike(dir);
         let current = v["children"]
             .as_array()
             .is_some_and(|a| a.iter().any(|c| c["state"] == "current"));

@@ -6,6 +6,9 @@
 //! gateway standing for the partner decrypts them and sends its own back
 //! the same way, which the first takes in and delivers to its LAN.
 
+mod common;
+
+use common::{esp_sa, tshark};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -102,39 +105,6 @@ next_hop_mac = "02:00:00:00:{mac:02x}:99"
     )
 }
 
-fn tshark(file: &Path, sa: &[(&str, &str, u32, &str)], fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(file).args([
-        "-o",
-        "esp.enable_encryption_decode:TRUE",
-        "-o",
-        "esp.enable_authentication_check:TRUE",
-    ]);
-    for (src, dst, spi, key) in sa {
-        cmd.args([
-            "-o",
-            &format!(
-                "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"0x{spi:08x}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{}\",\"NULL\",\"\"",
-                key.replace(' ', "")
-            ),
-        ]);
-    }
-    cmd.args(["-T", "fields", "-E", "separator=|"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("tshark is installed by scripts/setup");
-    assert!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('|').map(str::to_string).collect())
-        .collect()
-}
-
 fn partner_round_trip(udp: bool) {
     let d = tmpdir(if udp { "partner-udp" } else { "partner-esp" });
     let (a_addr, p_addr) = ("203.0.113.1", "198.51.100.7");
@@ -219,9 +189,16 @@ fn partner_round_trip(udp: bool) {
         "lan0",
     ]);
     assert!(r.contains("50 packets in, 50 out, 0 dropped"), "{r}");
+    let sa = esp_sa(
+        a_addr,
+        p_addr,
+        0x2001,
+        &format!("0x{}", KEY_OUT.replace(' ', "")),
+    );
+    let extra: Vec<&str> = sa.iter().map(String::as_str).collect();
     let rows = tshark(
         &wire_a,
-        &[(a_addr, p_addr, 0x2001, KEY_OUT)],
+        &extra,
         &[
             "frame.protocols",
             "udp.srcport",
