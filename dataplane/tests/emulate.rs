@@ -163,6 +163,21 @@ fn a_flow_past_a_links_capacity_queues_and_drops_there_and_no_other_flow_suffers
         dropping.iter().all(|l| l.from == london),
         "only London's uplink drops: {dropping:?}"
     );
+    // That uplink runs at its capacity (and so does the heavy flow's
+    // 20 Mbit/s downlink); the light flow's links carry a few percent of
+    // theirs at most.
+    assert!(
+        dropping.iter().all(|l| l.utilisation > 0.9),
+        "London's uplink is not full: {dropping:?}"
+    );
+    assert!(
+        r.links
+            .iter()
+            .filter(|l| l.frames < 100)
+            .all(|l| l.utilisation < 0.05),
+        "{:?}",
+        r.links
+    );
     assert!(r
         .drops
         .iter()

@@ -837,7 +837,7 @@ impl Emulator {
         let links = self
             .links
             .iter()
-            .filter(|l| l.tail_drops > 0 || l.max_waiting > 0)
+            .filter(|l| l.frames > 0 || l.tail_drops > 0)
             .map(|l| LinkReport {
                 from: routes_id(l.from),
                 to: routes_id(l.to),
@@ -846,6 +846,8 @@ impl Emulator {
                 tail_drops: l.tail_drops,
                 max_queue_frames: l.max_waiting,
                 max_queue_ms: l.max_wait_ns as f64 / 1e6,
+                utilisation: ((l.bytes + l.frames * link::WIRE_OVERHEAD as u64) * 8) as f64
+                    / (l.bps * o.duration_s).max(1e-9),
             })
             .collect();
         t.packet_hops = self.packet_hops;

@@ -142,6 +142,10 @@ pub struct LinkReport {
     pub max_queue_frames: usize,
     /// Longest wait for the transmitter, ms.
     pub max_queue_ms: f64,
+    /// Mean share of the link's capacity used over the traffic's
+    /// duration (frames and their 24 bytes of wire overhead; above 1 when
+    /// a queue drained after the traffic stopped).
+    pub utilisation: f64,
 }
 
 /// Totals of a run.
