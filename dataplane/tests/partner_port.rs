@@ -105,6 +105,42 @@ next_hop_mac = "02:00:00:00:{mac:02x}:99"
     )
 }
 
+/// `meshplane gen`: `n` IMIX frames from `src` to `dst` (prefixes), to
+/// the gateway's LAN MAC `mac`, into `out`.
+fn gen(out: &Path, n: usize, src: &str, dst: &str, mac: &str) {
+    meshplane(&[
+        "gen",
+        "--out",
+        s(out),
+        "--count",
+        &n.to_string(),
+        "--size",
+        "imix",
+        "--src",
+        src,
+        "--dst",
+        dst,
+        "--dst-mac",
+        mac,
+    ]);
+}
+
+/// `meshplane replay` of `input` through the gateway of `config`, the
+/// capture arriving on `rx_port`; what it sends in `out`; its report.
+fn replay(config: &Path, input: &Path, out: &Path, rx_port: &str) -> String {
+    meshplane(&[
+        "replay",
+        "--config",
+        s(config),
+        "--pcap",
+        s(input),
+        "--out",
+        s(out),
+        "--rx-port",
+        rx_port,
+    ])
+}
+
 fn partner_round_trip(udp: bool) {
     let d = tmpdir(if udp { "partner-udp" } else { "partner-esp" });
     let (a_addr, p_addr) = ("203.0.113.1", "198.51.100.7");
@@ -144,50 +180,12 @@ fn partner_round_trip(udp: bool) {
     .expect("write");
     let n = 50;
     let (lan_a, lan_p) = (d.join("lan-a.pcap"), d.join("lan-p.pcap"));
-    meshplane(&[
-        "gen",
-        "--out",
-        s(&lan_a),
-        "--count",
-        &n.to_string(),
-        "--size",
-        "imix",
-        "--src",
-        "10.1.0.2/31",
-        "--dst",
-        "10.2.0.2/31",
-        "--dst-mac",
-        "02:00:00:00:0a:01",
-    ]);
-    meshplane(&[
-        "gen",
-        "--out",
-        s(&lan_p),
-        "--count",
-        &n.to_string(),
-        "--size",
-        "imix",
-        "--src",
-        "10.2.0.2/31",
-        "--dst",
-        "10.1.0.2/31",
-        "--dst-mac",
-        "02:00:00:00:0b:01",
-    ]);
+    gen(&lan_a, n, "10.1.0.2/31", "10.2.0.2/31", "02:00:00:00:0a:01");
+    gen(&lan_p, n, "10.2.0.2/31", "10.1.0.2/31", "02:00:00:00:0b:01");
 
     // Out: A's LAN -> A's partner port, plain ESP (in UDP) only.
     let wire_a = d.join("wire-a.pcap");
-    let r = meshplane(&[
-        "replay",
-        "--config",
-        s(&a),
-        "--pcap",
-        s(&lan_a),
-        "--out",
-        s(&wire_a),
-        "--rx-port",
-        "lan0",
-    ]);
+    let r = replay(&a, &lan_a, &wire_a, "lan0");
     assert!(r.contains("50 packets in, 50 out, 0 dropped"), "{r}");
     let sa = esp_sa(
         a_addr,
@@ -233,44 +231,14 @@ fn partner_round_trip(udp: bool) {
 
     // The partner takes them in on its partner port and delivers them.
     let lan_p_out = d.join("p-lan.pcap");
-    let r = meshplane(&[
-        "replay",
-        "--config",
-        s(&p),
-        "--pcap",
-        s(&wire_a),
-        "--out",
-        s(&lan_p_out),
-        "--rx-port",
-        "partner0",
-    ]);
+    let r = replay(&p, &wire_a, &lan_p_out, "partner0");
     assert!(r.contains("50 packets in, 50 out, 0 dropped"), "{r}");
 
     // Back: the partner's LAN -> its partner port -> A, delivered on A's LAN.
     let wire_p = d.join("wire-p.pcap");
-    meshplane(&[
-        "replay",
-        "--config",
-        s(&p),
-        "--pcap",
-        s(&lan_p),
-        "--out",
-        s(&wire_p),
-        "--rx-port",
-        "lan0",
-    ]);
+    replay(&p, &lan_p, &wire_p, "lan0");
     let lan_a_out = d.join("a-lan.pcap");
-    let r = meshplane(&[
-        "replay",
-        "--config",
-        s(&a),
-        "--pcap",
-        s(&wire_p),
-        "--out",
-        s(&lan_a_out),
-        "--rx-port",
-        "partner0",
-    ]);
+    let r = replay(&a, &wire_p, &lan_a_out, "partner0");
     assert!(r.contains("50 packets in, 50 out, 0 dropped"), "{r}");
     let rows = tshark(&lan_a_out, &[], &["eth.dst", "ip.src", "ip.dst"]);
     assert_eq!(rows.len(), n);

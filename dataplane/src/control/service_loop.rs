@@ -239,10 +239,10 @@ impl ServiceLoop {
 
     /// Publishes the armed repairs of the links BFD took down this round.
     fn repair_links_down(&mut self, store: &TableStore) {
+        let Some(armed) = &self.armed else {
+            return;
+        };
         for neighbor in std::mem::take(&mut self.down_now) {
-            let Some(armed) = &self.armed else {
-                return;
-            };
             match armed.fire(neighbor, store) {
                 Fired::Published(table_epoch) => tracing::warn!(
                     neighbor,

@@ -204,11 +204,24 @@ pub fn run(o: &Options) -> Result<Report, EmulateError> {
     Ok(em.report(o, setup_s, wall_s))
 }
 
+/// splitmix64's increment.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// splitmix64's output for state `x` (the state advanced by [`GOLDEN`],
+/// mixed).
 fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = x.wrapping_add(GOLDEN);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+/// The next number of the splitmix64 generator whose state is `state`,
+/// which it advances.
+pub(crate) fn next_random(state: &mut u64) -> u64 {
+    let z = splitmix(*state);
+    *state = state.wrapping_add(GOLDEN);
+    z
 }
 
 impl Emulator {

@@ -62,11 +62,7 @@ impl Arrivals {
         let ns = match self {
             Arrivals::Cbr => mean,
             Arrivals::Poisson => {
-                *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = *rng;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^= z >> 31;
+                let z = super::next_random(rng);
                 // Uniform in [0, 1) from 53 bits; 1 - u is in (0, 1].
                 let u = (z >> 11) as f64 / (1u64 << 53) as f64;
                 -(1.0 - u).ln() * mean

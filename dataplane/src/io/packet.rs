@@ -19,7 +19,22 @@ const SO_TIMESTAMPNS: libc::c_int = 35;
 #[derive(Debug)]
 pub struct PacketSocket {
     fd: OwnedFd,
-    ifindex: i32,
+}
+
+/// Sets the boolean socket option `name` of `level` on `fd`.
+fn set_flag(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a valid c_int for the option's length.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
 }
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -45,29 +60,10 @@ impl PacketSocket {
             ))?;
             OwnedFd::from_raw_fd(r)
         };
-        let one: libc::c_int = 1;
-        // SAFETY: `one` is a valid c_int for the option's length.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_IGNORE_OUTGOING,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
+        set_flag(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING)?;
         // Each frame's arrival time (the kernel's, as the interface took
         // it), for `recv_stamped`.
-        // SAFETY: `one` is a valid c_int for the option's length.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                SO_TIMESTAMPNS,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
+        set_flag(&fd, libc::SOL_SOCKET, SO_TIMESTAMPNS)?;
         // SAFETY: an all-zero sockaddr_ll is a valid value; the fields
         // that matter are set below.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -82,38 +78,13 @@ impl PacketSocket {
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         })?;
-        Ok(PacketSocket { fd, ifindex })
+        Ok(PacketSocket { fd })
     }
 
-    /// The interface.
-    pub fn ifindex(&self) -> i32 {
-        self.ifindex
-    }
-
-    /// Receives one frame into `buf`; `Ok(None)` when none is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: `buf` is writable for its length.
-        let r = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(Some(r as usize))
-    }
-
-    /// As [`PacketSocket::recv`], with the frame's arrival time on the
-    /// interface (Unix ns, the kernel's receive timestamp) when the kernel
-    /// gave one.
+    /// Receives one frame into `buf` (its whole length, which may exceed
+    /// the buffer's), with its arrival time on the interface (Unix ns, the
+    /// kernel's receive timestamp) when the kernel gave one; `Ok(None)`
+    /// when none is waiting.
     pub fn recv_stamped(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Option<u64>)>> {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr() as *mut libc::c_void,

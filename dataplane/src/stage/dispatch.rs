@@ -127,10 +127,12 @@ pub fn dispatch<F: Frame>(f: &mut F, t: &Tables, rx: PortId, rx_mac: &Mac) -> Ve
                 Ok(ip) => {
                     let dst = ip.dst_addr().octets();
                     let esp = ip.protocol() == ipv4::protocol::ESP;
-                    if !esp && t.is_local(dst) && is_esp_in_udp(&ip) {
-                        return unwrap_udp(f, l2.header_len, ip.header_len());
-                    }
                     if !esp && t.is_own(dst) {
+                        // Tunnel addresses are among the node's own: only
+                        // a frame to one of those can be ESP in UDP.
+                        if is_esp_in_udp(&ip) && t.is_local(dst) {
+                            return unwrap_udp(f, l2.header_len, ip.header_len());
+                        }
                         return Verdict::Punt;
                     }
                     esp && t.is_local(dst)
