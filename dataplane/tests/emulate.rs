@@ -284,3 +284,36 @@ kind = "oneway"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Nodes that build the satellites' node labels only once a frame may
+/// need one (the default) forward every frame as nodes that build them
+/// with every install, as the agent does: the same report, frame for
+/// frame and install for install.
+#[test]
+fn tables_built_on_demand_forward_as_the_agents_do() {
+    let names = ["London", "New-York-Newark", "Tokyo", "Sydney", "Lagos"];
+    let (st, gateways) = gids(&names);
+    let mut o = Options::new(Preset::Starlink550, st, gateways.clone());
+    o.at_s = 60.0;
+    o.duration_s = 1.0;
+    o.drain_s = 0.3;
+    o.flows = emulate::flows_for(
+        &emulate::pairs(gateways.len() as u32, None),
+        20.0,
+        FrameSize::Imix,
+        FlowKind::Ping,
+    );
+    o.record_pings = true;
+    let on_demand = emulate::run(&o).expect("run");
+    o.sat_labels = emulate::node::SatLabels::Always;
+    let always = emulate::run(&o).expect("run");
+    let json = |r: &Report| {
+        let mut v = serde_json::to_value(r).expect("json");
+        for k in ["setup_s", "wall_s", "wall_per_sim_s", "packet_hops_per_s"] {
+            v["totals"][k] = serde_json::Value::Null;
+        }
+        v
+    };
+    assert!(on_demand.totals.replies > 0 && on_demand.totals.lost == 0);
+    assert_eq!(json(&on_demand), json(&always));
+}

@@ -67,6 +67,11 @@ pub struct EmulateArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Build every install with the satellites' node labels, as the agent
+    /// does (by default a node builds them once a frame may need one: the
+    /// same verdicts, sooner).
+    #[arg(long)]
+    pub all_labels: bool,
 }
 
 fn stations(path: &Option<PathBuf>) -> anyhow::Result<GroundStations> {
@@ -142,6 +147,9 @@ pub fn run(a: &EmulateArgs) -> anyhow::Result<()> {
     o.gsl_bps = a.gsl_gbps * 1e9;
     o.queue_frames = a.queue_frames;
     o.progress = !a.quiet;
+    if a.all_labels {
+        o.sat_labels = emulate::node::SatLabels::Always;
+    }
     let r = emulate::run(&o)?;
     let t = &r.totals;
     crate::outln!(

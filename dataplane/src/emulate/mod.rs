@@ -9,7 +9,10 @@
 //!   ([`node`]), satellites half a step early, gateways at activation:
 //!   make-before-break with alternating label blocks, as deployed. The
 //!   snapshot is shared only because every node would compute the same
-//!   one from the same ephemeris and clock.
+//!   one from the same ephemeris and clock. The satellites' node labels
+//!   (a shortest-path computation per node and epoch) go into a node's
+//!   tables once a frame may look one up ([`sat_labels`]); no frame can
+//!   tell the difference.
 //! * Links ([`link`]) are delay lines: the propagation delay of the link in
 //!   the geometry of the epoch in force when a frame is sent (refreshed
 //!   every step), the link's capacity, a bounded FIFO with tail drop.
@@ -28,6 +31,7 @@ pub mod events;
 pub mod link;
 pub mod node;
 pub mod report;
+pub mod sat_labels;
 pub mod traffic;
 pub mod traffic_file;
 
@@ -41,7 +45,7 @@ use meshplane_control::labels::LabelPlan;
 use meshplane_control::routing::SPEED_OF_LIGHT_M_S;
 use meshplane_control::schedule::{Publication, ScheduleConfig, Scheduler};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
-use node::{Node, LAN, LAN_PORT};
+use node::{Node, SatLabels, LAN, LAN_PORT};
 use report::{DropCounts, DropReport, FlowReport, LinkReport, Report, Samples, Totals};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -79,6 +83,8 @@ pub struct Options {
     pub progress: bool,
     /// Keep every ping's send time and RTT in the report.
     pub record_pings: bool,
+    /// When nodes build the satellites' node labels into their tables.
+    pub sat_labels: SatLabels,
 }
 
 impl Options {
@@ -99,6 +105,7 @@ impl Options {
             lead_ms: 100,
             progress: false,
             record_pings: false,
+            sat_labels: SatLabels::default(),
         }
     }
 }
@@ -174,6 +181,7 @@ struct Emulator {
     failures: Failures,
     pubs: Vec<Publication>,
     epochs: u64,
+    sat_labels: SatLabels,
     nodes: Vec<Node>,
     links: Vec<Link>,
     /// Frames from each gateway's LAN host, waiting to enter (index = node).
@@ -301,6 +309,9 @@ impl Emulator {
                 Node::gateway((id - n_sats) as u32, n_sats, nb, &peers, &sub)?
             });
         }
+        for n in &mut nodes {
+            n.set_sat_labels(o.sat_labels);
+        }
         let mut links = Vec::new();
         for i in 0..nodes.len() {
             nodes[i].link_base = links.len() as u32;
@@ -385,6 +396,7 @@ impl Emulator {
             failures,
             pubs: Vec::new(),
             epochs: 0,
+            sat_labels: o.sat_labels,
             lan_in: (0..nodes.len()).map(|_| Vec::new()).collect(),
             nodes,
             links,
@@ -598,8 +610,20 @@ impl Emulator {
             m.visit(id);
         }
         self.packet_hops += self.batch.len() as u64;
-        let tables =
-            self.nodes[n].tables(&self.pubs, now, self.step_ns, &self.plan, &self.failures)?;
+        let need_sat = self.sat_labels == SatLabels::OnDemand
+            && self
+                .batch
+                .frames()
+                .iter()
+                .any(|f| sat_labels::needs_sat_labels(f.data(), &self.plan));
+        let tables = self.nodes[n].tables(
+            &self.pubs,
+            now,
+            self.step_ns,
+            &self.plan,
+            &self.failures,
+            need_sat,
+        )?;
         match tables {
             Some(t) => {
                 self.batch.set_rx_port(port);

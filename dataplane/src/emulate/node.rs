@@ -10,8 +10,15 @@
 //! ([`early_install_ns`]), a gateway from its activation, as the agent
 //! does. A node that no frame reaches in an epoch has nothing to forward
 //! with its tables, so it does not build them; when it skipped the epoch
-//! before, it compiles that one first, so that the previous satellite-label
+//! before, it commits that one first, so that the previous satellite-label
 //! block it carries is the one the agent would carry.
+//!
+//! The satellites' node labels ([`SatLabels`]): by default a node's tables
+//! are built without them until a frame that may look one up reaches it
+//! ([`super::sat_labels`]), and the first hops toward the satellites that
+//! an install commits are computed only when tables with those labels
+//! need them; those tables are then the agent's, entry for entry (checked
+//! below against the plain path, which [`SatLabels::Always`] keeps).
 //!
 //! Keys: each ordered gateway pair has its own AES-128-GCM key and salt,
 //! derived from the two gateway ids inside the emulator (a static key per
@@ -25,8 +32,10 @@ use crate::frame::PortId;
 use crate::mesh::render::node_addr;
 use crate::tables::{SaStore, Tables};
 use meshplane_control::labels::LabelPlan;
+use meshplane_control::routing::first_hops;
 use meshplane_control::schedule::Publication;
-use meshplane_control::tables::{default_gateway_prefix, port_name};
+use meshplane_control::tables::{default_gateway_prefix, port_name, SatHops};
+use meshplane_control::topology::Topology;
 use meshplane_control::{Failures, GroundStations, NodeId};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -80,11 +89,49 @@ pub struct Node {
     base: NodeConfig,
     installer: PublicationInstaller,
     store: SaStore,
-    /// The tables in force and the epoch they belong to.
-    tables: Option<(u64, Tables)>,
+    /// When the satellites' node labels are built.
+    sat_labels: SatLabels,
+    /// The tables in force.
+    tables: Option<Installed>,
+    /// The last publication committed (installed, or passed over).
     committed: Option<u64>,
+    /// The first hops each satellite-label block carries (index = block).
+    carried: [Carried; 2],
     /// Tables built.
     pub installs: u64,
+}
+
+/// When a node's tables get the satellites' node labels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SatLabels {
+    /// With every install, as the agent builds them.
+    Always,
+    /// Only once a frame may look one up ([`super::sat_labels`]); the
+    /// first hops they need are computed then.
+    #[default]
+    OnDemand,
+}
+
+/// Tables in force.
+struct Installed {
+    /// The publication's epoch.
+    epoch: u64,
+    tables: Tables,
+    /// Built with the satellites' node labels.
+    sat_labels: bool,
+}
+
+/// The first hops toward the satellites that the last publication of a
+/// label block committed at a node stand for.
+#[derive(Default)]
+enum Carried {
+    /// None committed yet.
+    #[default]
+    Empty,
+    /// Those the node's installer holds.
+    Committed,
+    /// Those of the node over this epoch's graph, not computed yet.
+    Deferred(u64, std::sync::Arc<Topology>),
 }
 
 /// What the neighbours of every node are over the run.
@@ -208,10 +255,17 @@ impl Node {
             base: cfg,
             installer: PublicationInstaller::new(installer),
             store: SaStore::default(),
+            sat_labels: SatLabels::default(),
             tables: None,
             committed: None,
+            carried: [Carried::Empty, Carried::Empty],
             installs: 0,
         })
+    }
+
+    /// When this node's tables get the satellites' node labels.
+    pub fn set_sat_labels(&mut self, when: SatLabels) {
+        self.sat_labels = when;
     }
 
     /// The publication in force at this node at `now_ns` among `pubs`
@@ -234,7 +288,10 @@ impl Node {
     }
 
     /// The tables this node forwards with at `now_ns`, installing them
-    /// first if they are new.
+    /// first if they are new. With [`SatLabels::OnDemand`], tables built
+    /// without the satellites' node labels serve until `need_sat` says a
+    /// frame of the batch may look one up; then the full tables are built
+    /// (see [`super::sat_labels`]).
     pub fn tables(
         &mut self,
         pubs: &[Publication],
@@ -242,36 +299,375 @@ impl Node {
         step_ns: u64,
         plan: &LabelPlan,
         failures: &Failures,
+        need_sat: bool,
     ) -> Result<Option<&Tables>, ControlError> {
         let Some((p, prev)) = self.due(pubs, now_ns, step_ns) else {
             return Ok(None);
         };
-        if self.tables.as_ref().map(|(e, _)| *e) != Some(p.epoch) {
-            if let Some(prev) = prev {
-                if self.committed != Some(prev.epoch) {
-                    let c = self.installer.compile(&self.base, prev, plan, failures)?;
-                    self.installer.commit(c.sat_hops);
-                }
+        let full = need_sat || self.sat_labels == SatLabels::Always;
+        match &self.tables {
+            Some(t) if t.epoch == p.epoch && (t.sat_labels || !full) => {}
+            Some(t) if t.epoch == p.epoch => {
+                // The same publication again, now with the satellite
+                // labels: the other block's carried entries are the same.
+                let cfg = self.full_config(p, plan, failures)?;
+                self.build(p.epoch, &cfg, true)?;
             }
-            let c = self.installer.compile(&self.base, p, plan, failures)?;
-            self.installs += 1;
-            let t = Tables::from_config_with(&c.cfg, self.installs, &mut self.store)?;
-            self.installer.commit(c.sat_hops);
-            self.committed = Some(p.epoch);
-            self.tables = Some((p.epoch, t));
+            _ => {
+                if let Some(prev) = prev {
+                    if self.committed != Some(prev.epoch) {
+                        self.commit(prev, plan, failures)?;
+                    }
+                }
+                let cfg = if full {
+                    self.full_config(p, plan, failures)?
+                } else {
+                    self.defer(p);
+                    self.installer
+                        .installer()
+                        .node_config(&self.base, &p.tables, &[])
+                        .0
+                };
+                self.build(p.epoch, &cfg, full)?;
+                self.committed = Some(p.epoch);
+            }
         }
-        Ok(self.tables.as_ref().map(|(_, t)| t))
+        Ok(self.tables.as_ref().map(|t| &t.tables))
+    }
+
+    /// Records `p` as installed without building its tables (no frame
+    /// reached the node under it), as the agent's install path commits
+    /// it: its first hops toward the satellites are the block's carried
+    /// entries in the next epoch.
+    fn commit(
+        &mut self,
+        p: &Publication,
+        plan: &LabelPlan,
+        failures: &Failures,
+    ) -> Result<(), ControlError> {
+        match self.sat_labels {
+            SatLabels::Always => {
+                let c = self.installer.compile(&self.base, p, plan, failures)?;
+                self.installer.commit(c.sat_hops);
+            }
+            SatLabels::OnDemand => self.defer(p),
+        }
+        self.committed = Some(p.epoch);
+        Ok(())
+    }
+
+    /// Commits `p`'s first hops toward the satellites without computing
+    /// them: they are computed from its graph if tables with satellite
+    /// labels ever carry them.
+    fn defer(&mut self, p: &Publication) {
+        self.carried[LabelPlan::block_of(p.epoch)] =
+            Carried::Deferred(p.epoch, std::sync::Arc::clone(&p.topology));
+    }
+
+    /// The node's configuration for `p` as the agent compiles it, the
+    /// satellites' node labels included (and committed): the other
+    /// block's first hops are those of the last publication of that block
+    /// committed here, computed now if they were deferred.
+    fn full_config(
+        &mut self,
+        p: &Publication,
+        plan: &LabelPlan,
+        failures: &Failures,
+    ) -> Result<NodeConfig, ControlError> {
+        let other = LabelPlan::block_of(p.epoch ^ 1);
+        if let Carried::Deferred(epoch, topo) = &self.carried[other] {
+            self.installer.commit(SatHops {
+                node: self.id,
+                epoch: *epoch,
+                hops: first_hops(topo, self.id),
+            });
+            self.carried[other] = Carried::Committed;
+        }
+        let c = self.installer.compile(&self.base, p, plan, failures)?;
+        self.installer.commit(c.sat_hops);
+        self.carried[LabelPlan::block_of(p.epoch)] = Carried::Committed;
+        Ok(c.cfg)
+    }
+
+    /// Builds and puts in force the tables of `cfg` for `epoch`.
+    fn build(
+        &mut self,
+        epoch: u64,
+        cfg: &NodeConfig,
+        sat_labels: bool,
+    ) -> Result<(), ControlError> {
+        self.installs += 1;
+        let tables = Tables::from_config_with(cfg, self.installs, &mut self.store)?;
+        self.tables = Some(Installed {
+            epoch,
+            tables,
+            sat_labels,
+        });
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::{Batch, Frame, HeapFrame};
+    use meshplane_control::schedule::{ScheduleConfig, Scheduler};
+    use meshplane_control::{Constellation, Engine, Preset};
 
     #[test]
     fn every_ordered_gateway_pair_has_its_own_key_and_spi() {
         assert_ne!(sa_key(1, 2), sa_key(2, 1));
         assert_ne!(spi(1, 2), spi(2, 1));
         assert_eq!(mac(0x0102, 0x0304, 1), [2, 1, 2, 3, 4, 1]);
+    }
+
+    const STEP: u64 = 100_000_000;
+
+    /// A schedule's publications over Starlink-550 with `n_gw` gateways
+    /// spread over the top-100 list, every node's neighbours over them,
+    /// the label plan and the stations.
+    fn schedule(
+        n_gw: usize,
+        epochs: usize,
+    ) -> (
+        Vec<Publication>,
+        Neighbours,
+        LabelPlan,
+        usize,
+        GroundStations,
+    ) {
+        let all = GroundStations::top100();
+        let mut st = GroundStations::default();
+        for (i, s) in all
+            .stations
+            .iter()
+            .step_by(all.len() / n_gw)
+            .take(n_gw)
+            .enumerate()
+        {
+            let mut s = s.clone();
+            s.gid = i as u32;
+            st.stations.push(s);
+        }
+        let engine =
+            Engine::new(Constellation::preset(Preset::Starlink550), st.clone()).expect("engine");
+        let n_sats = engine.constellation().len();
+        let plan = *engine.label_plan();
+        let mut sched = Scheduler::new(
+            engine,
+            ScheduleConfig {
+                lead_ns: STEP,
+                step_ns: STEP,
+                start_s: 40.0,
+            },
+        );
+        let mut pubs: Vec<Publication> = Vec::new();
+        let mut now = 0;
+        while pubs.len() < epochs {
+            let r = sched.tick(now).expect("tick");
+            for p in sched.pending().cloned().into_iter().chain(r) {
+                if !pubs
+                    .iter()
+                    .any(|q| q.epoch == p.epoch && q.activate_at_ns == p.activate_at_ns)
+                {
+                    pubs.push(p);
+                }
+            }
+            now = sched.next_wakeup_ns().max(now + 1);
+        }
+        let mut nb: Neighbours = vec![BTreeSet::new(); n_sats + n_gw];
+        for p in &pubs {
+            let topo = &p.topology;
+            for (s, set) in nb.iter_mut().enumerate().take(n_sats) {
+                let (ids, lens) = topo.isl_neighbors(s);
+                for (&x, l) in ids.iter().zip(lens) {
+                    if l.is_finite() {
+                        set.insert(x);
+                    }
+                }
+            }
+            for g in 0..n_gw {
+                let gnode = (n_sats + g) as NodeId;
+                for &s in topo.gsl_of(g).0 {
+                    nb[s as usize].insert(gnode);
+                    nb[gnode as usize].insert(s);
+                }
+            }
+        }
+        (pubs, nb, plan, n_sats, st)
+    }
+
+    /// The node `id` twice: as the agent installs (every install with the
+    /// satellite labels) and on demand.
+    fn pair(id: usize, n_sats: usize, nb: &Neighbours, st: &GroundStations) -> (Node, Node) {
+        let make = || {
+            if id < n_sats {
+                Node::satellite(id as NodeId, n_sats, &nb[id], st)
+            } else {
+                let peers: Vec<u32> = (0..st.len() as u32).collect();
+                Node::gateway((id - n_sats) as u32, n_sats, &nb[id], &peers, st)
+            }
+            .expect("node")
+        };
+        let (mut plain, lazy) = (make(), make());
+        plain.set_sat_labels(SatLabels::Always);
+        (plain, lazy)
+    }
+
+    /// Each used LFIB slot (label, entry) of `t`, those `keep` accepts.
+    fn entries(t: &Tables, keep: impl Fn(u32) -> bool) -> Vec<(u32, String)> {
+        t.lfib
+            .iter()
+            .filter(|&(l, _)| keep(l))
+            .map(|(l, e)| (l, format!("{e:?}")))
+            .collect()
+    }
+
+    /// Panics with the first entry where `a` and `b` differ.
+    fn same(a: &[(u32, String)], b: &[(u32, String)], what: &str) {
+        if let Some((x, y)) = a.iter().zip(b).find(|(x, y)| x != y) {
+            panic!("{what}: {x:?} != {y:?}");
+        }
+        assert_eq!(a.len(), b.len(), "{what}: entries");
+    }
+
+    /// Everything but the LFIB that a frame's verdict depends on.
+    fn rest(t: &Tables) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            t.fecs,
+            t.fec_prefixes,
+            t.delivers,
+            t.own_addrs,
+            t.port_tx_max,
+            t.local_addrs,
+            t.sa_out.len()
+        )
+    }
+
+    /// Tables built on demand are the agent's wherever a frame without a
+    /// satellite label can look, and all of the agent's once a frame may
+    /// need one, whichever epochs a node skips before (the first hops it
+    /// carries are then computed late, from the graph of the epoch that
+    /// committed them).
+    #[test]
+    fn tables_on_demand_are_the_agents_wherever_a_frame_looks() {
+        let (pubs, nb, plan, n_sats, st) = schedule(6, 14);
+        let failures = Failures::new();
+        let last = pubs.last().map_or(0, |p| p.activate_at_ns);
+        // Satellites that carry gateway traffic (a gateway's neighbours),
+        // satellites elsewhere, and gateways.
+        let gw0 = n_sats;
+        let mut ids: Vec<usize> = nb[gw0].iter().take(2).map(|&x| x as usize).collect();
+        ids.extend([7, 800, n_sats - 1, gw0, n_sats + 3]);
+        let mut rng = 0x1234_5678_u64;
+        let mut checked = (0, 0);
+        for &id in &ids {
+            let (mut plain, mut lazy) = pair(id, n_sats, &nb, &st);
+            let mut now = 0;
+            while now <= last {
+                // Steps of up to 2.5 epochs: some epochs pass unseen.
+                now += super::super::next_random(&mut rng) % (STEP * 5 / 2);
+                let need = super::super::next_random(&mut rng).is_multiple_of(4);
+                let a = plain
+                    .tables(&pubs, now, STEP, &plan, &failures, false)
+                    .expect("plain")
+                    .map(|t| (entries(t, |_| true), rest(t)));
+                let b = lazy
+                    .tables(&pubs, now, STEP, &plan, &failures, need)
+                    .expect("on demand")
+                    .map(|t| (entries(t, |_| true), rest(t)));
+                let (Some((full, rest_a)), Some((part, rest_b))) = (a, b) else {
+                    continue;
+                };
+                assert_eq!(rest_a, rest_b, "node {id} at {now}");
+                if need {
+                    same(&full, &part, &format!("node {id} at {now}: all labels"));
+                    checked.0 += 1;
+                } else if part != full {
+                    // Built without them (not yet needed in this epoch).
+                    let gw_only: Vec<_> = full
+                        .iter()
+                        .filter(|(l, _)| plan.decode_sat(*l).is_none())
+                        .cloned()
+                        .collect();
+                    same(
+                        &gw_only,
+                        &part,
+                        &format!("node {id} at {now}: all but satellite labels"),
+                    );
+                    checked.1 += 1;
+                }
+            }
+        }
+        assert!(checked.0 >= 10 && checked.1 >= 10, "{checked:?}");
+    }
+
+    /// The frames [`super::super::sat_labels::needs_sat_labels`] passes
+    /// get the same verdict and leave with the same bytes from tables
+    /// without the satellite labels as from the agent's.
+    #[test]
+    fn frames_that_need_no_satellite_label_fare_alike_without_them() {
+        let (pubs, nb, plan, n_sats, st) = schedule(4, 4);
+        let failures = Failures::new();
+        let now = pubs[3].activate_at_ns;
+        let mut rng = 0x5eed_u64;
+        let mut passed = 0;
+        let first = nb[n_sats].iter().next().map_or(0, |&s| s as usize);
+        for id in [first, 100, n_sats, n_sats + 2] {
+            let (mut plain, mut lazy) = pair(id, n_sats, &nb, &st);
+            let full = plain
+                .tables(&pubs, now, STEP, &plan, &failures, false)
+                .expect("plain")
+                .expect("in force");
+            let part = lazy
+                .tables(&pubs, now, STEP, &plan, &failures, false)
+                .expect("on demand")
+                .expect("in force");
+            let ports = full.port_macs.len() as u64;
+            for _ in 0..3000 {
+                let r = |rng: &mut u64| super::super::next_random(rng);
+                let port = (r(&mut rng) % ports) as u16;
+                let mut d = Vec::with_capacity(128);
+                d.extend_from_slice(&full.port_macs[usize::from(port)]);
+                d.extend_from_slice(&[0x02, 0, 0, 0, 0, 9]);
+                let et: &[u8] = match r(&mut rng) % 8 {
+                    0 => &[0x08, 0x00],
+                    1 => &[0x81, 0x00, 0x00, 0x05, 0x88, 0x47],
+                    _ => &[0x88, 0x47],
+                };
+                d.extend_from_slice(et);
+                let depth = 1 + r(&mut rng) % 3;
+                for k in 0..depth {
+                    let label = match r(&mut rng) % 6 {
+                        0 => plan.sat_label(r(&mut rng), (r(&mut rng) % n_sats as u64) as u32),
+                        1 => Ok((r(&mut rng) % 70_000) as u32),
+                        _ => plan.label(r(&mut rng), (r(&mut rng) % st.len() as u64) as u32),
+                    }
+                    .expect("label");
+                    let bos = u32::from(k + 1 == depth);
+                    let ttl = (r(&mut rng) % 4) as u32 * 40;
+                    d.extend_from_slice(&(label << 12 | bos << 8 | ttl).to_be_bytes());
+                }
+                let body = 20 + r(&mut rng) % 80;
+                d.push(0x45);
+                d.extend((1..body).map(|_| r(&mut rng) as u8));
+                if super::super::sat_labels::needs_sat_labels(&d, &plan) {
+                    continue;
+                }
+                let run = |t: &Tables| {
+                    let mut b: Batch<HeapFrame> = Batch::new();
+                    let mut f = HeapFrame::with_room(256);
+                    f.reset_from(&d);
+                    let _ = b.push(f);
+                    b.set_rx_port(port);
+                    crate::stage::process(&mut b, t);
+                    (b.verdicts()[0], b.frames()[0].data().to_vec())
+                };
+                assert_eq!(run(full), run(part), "node {id}, frame {d:02x?}");
+                passed += 1;
+            }
+        }
+        assert!(passed > 5000, "{passed}");
     }
 }
