@@ -579,7 +579,7 @@ mod tests {
         let (base, max) = (100 * MS, 400 * MS);
         let l = &mut a.links[0];
         let mut now = 0;
-        let mut flap = |l: &mut Link, now: &mut u64| {
+        let flap = |l: &mut Link, now: &mut u64| {
             l.pending_down = true;
             assert_eq!(l.due(*now, base, max), Some(false));
             // The session is Up again at once: the link is announced up
