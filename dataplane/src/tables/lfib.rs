@@ -6,7 +6,7 @@
 
 use crate::config::Mac;
 use crate::frame::PortId;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What to do with a labelled frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,11 +145,14 @@ impl Default for Lfib {
 }
 
 impl Lfib {
-    /// An empty LFIB.
+    /// An empty LFIB. Every table of the process shares one vacant page
+    /// (a node installs tables every control step, and the emulator a
+    /// thousand nodes' a step: none allocates and fills its own).
     pub fn new() -> Self {
-        let vacant = Arc::new([LfibEntry::VACANT; PAGE]);
+        static VACANT: OnceLock<Arc<Page>> = OnceLock::new();
+        let vacant = VACANT.get_or_init(|| Arc::new([LfibEntry::VACANT; PAGE]));
         Lfib {
-            pages: Box::new(std::array::from_fn(|_| Arc::clone(&vacant))),
+            pages: Box::new(std::array::from_fn(|_| Arc::clone(vacant))),
             len: 0,
             stacks: Vec::new(),
         }
