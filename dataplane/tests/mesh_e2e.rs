@@ -299,12 +299,7 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     // 3. A UDP stream at a fixed rate over a path change and Child SA
     // rekeys: no loss.
     // Start a second before the next change, wherever start-up left us.
-    let now = constellation_time(&m.dir).expect("clock");
-    let next = path_changes(&m.dir)
-        .into_iter()
-        .find(|&c| c > now + 1.5)
-        .expect("a path change ahead in the window");
-    std::thread::sleep(Duration::from_secs_f64(next - 1.0 - now));
+    sleep_until_before_next_path_change(&m.dir);
     let t0 = constellation_time(&m.dir).expect("clock");
     let before = ike_counters(&m);
     // Beside it, Boston -> London at half the rate, over the same rekeys.
@@ -488,12 +483,7 @@ fn ping_crosses_the_emulated_starlink_mesh_encrypted_and_label_switched() {
     rtt_follows_the_geometry(&d, "later");
     // A path change with packets in flight on the old path for its whole
     // delay: every one still arrives.
-    let now = constellation_time(&d.dir).expect("clock");
-    let next = path_changes(&d.dir)
-        .into_iter()
-        .find(|&c| c > now + 1.5)
-        .expect("a path change ahead in the window");
-    std::thread::sleep(Duration::from_secs_f64(next - 1.0 - now));
+    sleep_until_before_next_path_change(&d.dir);
     let t0 = constellation_time(&d.dir).expect("clock");
     let stream = d.run(&["stream", "--pps", "1000", "--count", "3000"]);
     let t1 = constellation_time(&d.dir).expect("clock");
@@ -942,6 +932,17 @@ fn path_changes(dir: &Path) -> Vec<f64> {
                 .ok()
         })
         .collect()
+}
+
+/// Sleeps until a second before the next path change that is more than
+/// 1.5 s ahead (constellation time).
+fn sleep_until_before_next_path_change(dir: &Path) {
+    let now = constellation_time(dir).expect("clock");
+    let next = path_changes(dir)
+        .into_iter()
+        .find(|&c| c > now + 1.5)
+        .expect("a path change ahead in the window");
+    std::thread::sleep(Duration::from_secs_f64(next - 1.0 - now));
 }
 
 /// If a planned path change falls within the next `secs` seconds, waits

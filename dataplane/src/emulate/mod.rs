@@ -284,21 +284,7 @@ impl Emulator {
         for k in 0..=end_ns / step_ns + 2 {
             let t = o.at_s + (k * step_ns) as f64 / 1e9;
             let topo = sched.engine_mut().topology(t, &failures)?;
-            for (s, nb) in neighbours.iter_mut().enumerate().take(n_sats) {
-                let (ids, lens) = topo.isl_neighbors(s);
-                for (&x, l) in ids.iter().zip(lens) {
-                    if l.is_finite() {
-                        nb.insert(x);
-                    }
-                }
-            }
-            for g in 0..n_gw {
-                let gnode = (n_sats + g) as NodeId;
-                for &s in topo.gsl_of(g).0 {
-                    neighbours[s as usize].insert(gnode);
-                    neighbours[gnode as usize].insert(s);
-                }
-            }
+            node::add_neighbours(&mut neighbours, &topo, n_sats, n_gw);
         }
         let peers: Vec<u32> = (0..n_gw as u32).collect();
         let mut nodes = Vec::with_capacity(n_nodes);

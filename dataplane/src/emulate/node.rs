@@ -137,6 +137,27 @@ enum Carried {
 /// What the neighbours of every node are over the run.
 pub type Neighbours = Vec<BTreeSet<NodeId>>;
 
+/// Adds the links of `topo` to `nb` (indexed by node id: the `n_sats`
+/// satellites, then the `n_gw` gateways): every ISL in range and every
+/// gateway's ground links.
+pub fn add_neighbours(nb: &mut Neighbours, topo: &Topology, n_sats: usize, n_gw: usize) {
+    for (s, set) in nb.iter_mut().enumerate().take(n_sats) {
+        let (ids, lens) = topo.isl_neighbors(s);
+        for (&x, l) in ids.iter().zip(lens) {
+            if l.is_finite() {
+                set.insert(x);
+            }
+        }
+    }
+    for g in 0..n_gw {
+        let gnode = (n_sats + g) as NodeId;
+        for &s in topo.gsl_of(g).0 {
+            nb[s as usize].insert(gnode);
+            nb[gnode as usize].insert(s);
+        }
+    }
+}
+
 impl Node {
     /// Satellite `id` with a port toward each of `neighbours`.
     pub fn satellite(
@@ -477,22 +498,7 @@ mod tests {
         }
         let mut nb: Neighbours = vec![BTreeSet::new(); n_sats + n_gw];
         for p in &pubs {
-            let topo = &p.topology;
-            for (s, set) in nb.iter_mut().enumerate().take(n_sats) {
-                let (ids, lens) = topo.isl_neighbors(s);
-                for (&x, l) in ids.iter().zip(lens) {
-                    if l.is_finite() {
-                        set.insert(x);
-                    }
-                }
-            }
-            for g in 0..n_gw {
-                let gnode = (n_sats + g) as NodeId;
-                for &s in topo.gsl_of(g).0 {
-                    nb[s as usize].insert(gnode);
-                    nb[gnode as usize].insert(s);
-                }
-            }
+            add_neighbours(&mut nb, &p.topology, n_sats, n_gw);
         }
         (pubs, nb, plan, n_sats, st)
     }
