@@ -2407,10 +2407,6 @@ next_hop_mac = "02:00:00:00:00:30"
                 "detect_mult = 0 is out of range",
             ),
             ("[bfd]\nkey = \"00\"\n", "key without key_id"),
-            (
-                "[bfd]\nhold_down_ms = 2000\nhold_down_max_ms = 1000\n",
-                "hold_down_max_ms (1000) is below hold_down_ms (2000)",
-            ),
             ("[bfd]\nkey_id = 1\nkey = \"zz\"\n", "not hex"),
             (
                 &format!("[bfd]\nkey_id = 1\nkey = \"{}\"\n", "00".repeat(21)),

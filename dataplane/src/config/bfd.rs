@@ -37,10 +37,6 @@ pub struct BfdConfig {
     /// How long a link that went down must stay Up before it is used
     /// again, milliseconds.
     pub hold_down_ms: u32,
-    /// Longest hold-down of a flapping link, milliseconds: each time a
-    /// link goes down again before it has been up this long, its next
-    /// hold-down doubles, up to this (dampening, RFC 5882 §3.3).
-    pub hold_down_max_ms: u32,
     /// Meticulous Keyed SHA1: key id and key (1 to 20 bytes).
     pub auth: Option<(u8, Zeroizing<Vec<u8>>)>,
     /// Sessions to other routers.
@@ -55,7 +51,6 @@ impl Default for BfdConfig {
             required_min_rx_us: 10_000,
             detect_mult: 3,
             hold_down_ms: 1000,
-            hold_down_max_ms: 16_000,
             auth: None,
             peers: Vec::new(),
         }
@@ -88,8 +83,6 @@ pub(super) struct RawBfd {
     detect_mult: Option<Spanned<i64>>,
     #[serde(default)]
     hold_down_ms: Option<Spanned<i64>>,
-    #[serde(default)]
-    hold_down_max_ms: Option<Spanned<i64>>,
     #[serde(default)]
     key_id: Option<Spanned<i64>>,
     #[serde(default)]
@@ -138,21 +131,6 @@ pub(super) fn parse_bfd(
     let hold_down_ms = match &r_.hold_down_ms {
         None => d.hold_down_ms,
         Some(v) => cx.int(v, "[bfd] hold_down_ms", 0, 3_600_000, "")?,
-    };
-    let hold_down_max_ms = match &r_.hold_down_max_ms {
-        None => d.hold_down_max_ms.max(hold_down_ms),
-        Some(v) => {
-            let max = cx.int(v, "[bfd] hold_down_max_ms", 0, 3_600_000, "")?;
-            if max < hold_down_ms {
-                return Err(cx.err(
-                    v.span(),
-                    format!(
-                        "[bfd] hold_down_max_ms ({max}) is below hold_down_ms ({hold_down_ms})"
-                    ),
-                ));
-            }
-            max
-        }
     };
     let auth = match (&r_.key_id, &r_.key) {
         (None, None) => None,
@@ -231,7 +209,6 @@ pub(super) fn parse_bfd(
         )?,
         detect_mult,
         hold_down_ms,
-        hold_down_max_ms,
         auth,
         peers,
     })

@@ -125,17 +125,12 @@ struct Link {
     reported_down: bool,
     pending_down: bool,
     up_since: Option<u64>,
-    /// This link's hold-down now (doubled by each flap).
-    hold_ns: u64,
-    /// When the link was last announced up again.
-    back_at: Option<u64>,
 }
 
 /// The node's BFD sessions.
 pub struct BfdSessions {
     links: Vec<Link>,
     hold_down_ns: u64,
-    hold_down_max_ns: u64,
     counters: BfdCounters,
 }
 
@@ -201,8 +196,6 @@ impl BfdSessions {
                 reported_down: false,
                 pending_down: false,
                 up_since: None,
-                hold_ns: u64::from(b.hold_down_ms) * 1_000_000,
-                back_at: None,
             });
         };
         if b.links && cfg.control.is_some() {
@@ -229,7 +222,6 @@ impl BfdSessions {
         BfdSessions {
             links,
             hold_down_ns: u64::from(b.hold_down_ms) * 1_000_000,
-            hold_down_max_ns: u64::from(b.hold_down_max_ms.max(b.hold_down_ms)) * 1_000_000,
             counters: BfdCounters::default(),
         }
     }
@@ -384,7 +376,7 @@ impl BfdSessions {
                     None => self.counters.no_peer_mac += 1,
                 }
             }
-            if let Some(up) = link.due(now_ns, self.hold_down_ns, self.hold_down_max_ns) {
+            if let Some(up) = link.due(now_ns, self.hold_down_ns) {
                 events.push(LinkEvent {
                     port: link.port,
                     port_name: link.port_name.clone(),
@@ -405,7 +397,7 @@ impl BfdSessions {
             .iter()
             .map(|l| {
                 let hold = match (l.reported_down, l.up_since) {
-                    (true, Some(t)) => t.saturating_add(l.hold_ns),
+                    (true, Some(t)) => t.saturating_add(self.hold_down_ns),
                     _ => u64::MAX,
                 };
                 l.session.next_timeout_ns().min(hold)
@@ -426,26 +418,15 @@ impl Link {
     }
 
     /// A link event due now: down at once, up once a reported-down
-    /// session has been Up for the link's hold-down. A link that goes
-    /// down again less than `max_ns` after it was announced up is
-    /// flapping: its next hold-down doubles, up to `max_ns` (so a storm
-    /// of flaps on a starved host ends instead of feeding itself); one
-    /// that stayed up that long starts again from `base_ns`.
-    fn due(&mut self, now_ns: u64, base_ns: u64, max_ns: u64) -> Option<bool> {
+    /// session has been Up for the hold-down.
+    fn due(&mut self, now_ns: u64, hold_ns: u64) -> Option<bool> {
         if std::mem::take(&mut self.pending_down) {
             self.reported_down = true;
-            self.hold_ns = match self.back_at {
-                Some(t) if now_ns.saturating_sub(t) < max_ns => {
-                    self.hold_ns.saturating_mul(2).clamp(base_ns, max_ns)
-                }
-                _ => base_ns,
-            };
             return Some(false);
         }
         match self.up_since {
-            Some(t) if self.reported_down && now_ns >= t.saturating_add(self.hold_ns) => {
+            Some(t) if self.reported_down && now_ns >= t.saturating_add(hold_ns) => {
                 self.reported_down = false;
-                self.back_at = Some(now_ns);
                 Some(true)
             }
             _ => None,
@@ -568,39 +549,6 @@ mod tests {
         assert_eq!(ea.len(), 1);
         assert!(ea[0].up);
         assert_eq!(a.counters().no_session, 0);
-    }
-
-    /// A link that goes down again soon after it came back waits twice
-    /// as long each time, up to the longest hold-down; once it has stayed
-    /// up that long it starts again from the configured one.
-    #[test]
-    fn a_flapping_link_is_held_down_longer_each_time() {
-        let mut a = BfdSessions::new(&node(5, 6), 1, 0);
-        let (base, max) = (100 * MS, 400 * MS);
-        let l = &mut a.links[0];
-        let mut now = 0;
-        let flap = |l: &mut Link, now: &mut u64| {
-            l.pending_down = true;
-            assert_eq!(l.due(*now, base, max), Some(false));
-            // The session is Up again at once: the link is announced up
-            // after its hold-down.
-            l.up_since = Some(*now);
-            let start = *now;
-            loop {
-                *now += MS;
-                if l.due(*now, base, max) == Some(true) {
-                    return (*now - start) / MS;
-                }
-            }
-        };
-        assert_eq!(flap(l, &mut now), 100);
-        assert_eq!(flap(l, &mut now), 200);
-        assert_eq!(flap(l, &mut now), 400);
-        assert_eq!(flap(l, &mut now), 400);
-        now += 400 * MS;
-        assert_eq!(flap(l, &mut now), 100);
-        // The configured longest hold-down is the session set's.
-        assert_eq!(a.hold_down_max_ns, 16_000 * MS);
     }
 
     #[test]
