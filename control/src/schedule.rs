@@ -304,40 +304,28 @@ impl Scheduler {
         instant_ns: u64,
         ev: FailureEvent,
     ) -> Result<Option<Publication>, Error> {
-        let urgent = match ev {
-            FailureEvent::IslDown(a, b) => {
-                self.failures.fail_isl(a, b);
-                true
-            }
-            FailureEvent::SatelliteDown(s) => {
-                self.failures.fail_satellite(s);
-                true
-            }
-            FailureEvent::GslDown(s, gid) => {
-                self.failures.fail_gsl(s, gid);
-                true
-            }
-            FailureEvent::IslUp(..) | FailureEvent::SatelliteUp(_) | FailureEvent::GslUp(..) => {
-                false
-            }
-        };
+        self.fail_all(now_ns, &[(ev, instant_ns)])
+    }
+
+    /// Applies several failure events, each with the instant every node
+    /// applies it at, in order, as [`Scheduler::fail_at`] would one after
+    /// the other, but with one recomputation for all of them: the tables
+    /// that the last of a run of `fail_at` calls would return. A burst of
+    /// notices (a flapping link, a satellite's links all at once) then
+    /// costs one route computation, not one per notice.
+    pub fn fail_all(
+        &mut self,
+        now_ns: u64,
+        events: &[(FailureEvent, u64)],
+    ) -> Result<Option<Publication>, Error> {
+        let mut urgent = false;
+        for &(ev, instant_ns) in events {
+            urgent |= self.record(instant_ns, ev);
+        }
         if !urgent {
-            self.restores.push((instant_ns, ev));
-            let due = instant_ns.saturating_add(RESTORE_GUARD_NS);
-            if self
-                .pending
-                .as_ref()
-                .is_some_and(|p| self.compute_instant(p.activate_at_ns) >= due)
-            {
-                // Computed ahead without a restore it must hold.
-                self.pending = None;
-            }
             return Ok(None);
         }
-        // A restore still waiting for the element that failed again is void.
-        self.restores.retain(|(_, r)| !same_element(r, &ev));
-        self.take_restores(instant_ns);
-        // Whatever was precomputed ignored this event.
+        // Whatever was precomputed ignored these events.
         self.pending = None;
         let p = match &self.active {
             Some(active) => {
@@ -359,6 +347,33 @@ impl Scheduler {
             self.next_epoch = self.next_activation_ns / step;
         }
         Ok(Some(p))
+    }
+
+    /// Records a failure event applied at `instant_ns`; true when it takes
+    /// something down (the tables in force must be recomputed now).
+    fn record(&mut self, instant_ns: u64, ev: FailureEvent) -> bool {
+        match ev {
+            FailureEvent::IslDown(a, b) => self.failures.fail_isl(a, b),
+            FailureEvent::SatelliteDown(s) => self.failures.fail_satellite(s),
+            FailureEvent::GslDown(s, gid) => self.failures.fail_gsl(s, gid),
+            FailureEvent::IslUp(..) | FailureEvent::SatelliteUp(_) | FailureEvent::GslUp(..) => {
+                self.restores.push((instant_ns, ev));
+                let due = instant_ns.saturating_add(RESTORE_GUARD_NS);
+                if self
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| self.compute_instant(p.activate_at_ns) >= due)
+                {
+                    // Computed ahead without a restore it must hold.
+                    self.pending = None;
+                }
+                return false;
+            }
+        }
+        // A restore still waiting for the element that failed again is void.
+        self.restores.retain(|(_, r)| !same_element(r, &ev));
+        self.take_restores(instant_ns);
+        true
     }
 }
 

@@ -382,3 +382,78 @@ fn a_restore_keeps_the_epoch_computed_ahead_and_every_node_takes_it_in_at_the_sa
         }
     }
 }
+
+/// Notices that arrive together are applied with one computation: the
+/// tables in force then, and every epoch after, are those that applying
+/// them one after the other gives, whatever the mix of downs and restores
+/// (a link that flaps, one that fails again before its restore is due).
+#[test]
+fn failures_applied_together_give_the_tables_of_applying_them_one_by_one() {
+    let cfg = ScheduleConfig {
+        start_s: 10.0,
+        ..ScheduleConfig::default()
+    };
+    let started = || {
+        let mut s = Scheduler::new(engine().0, cfg);
+        let first = s.tick(0).expect("tick").expect("epoch 0");
+        s.tick(50_000_000).expect("tick");
+        (s, first)
+    };
+    let (_, first) = started();
+    let isls: Vec<(u32, u32)> = first
+        .topology
+        .isls()
+        .map(|(a, b, _)| (a, b))
+        .step_by(97)
+        .take(4)
+        .collect();
+    let (a, b, c, d) = (isls[0], isls[1], isls[2], isls[3]);
+    let batches: Vec<Vec<(FailureEvent, u64)>> = vec![
+        vec![(FailureEvent::IslDown(a.0, a.1), 55_000_000)],
+        vec![
+            (FailureEvent::IslDown(a.0, a.1), 40_000_000),
+            (FailureEvent::IslDown(b.0, b.1), 45_000_000),
+            (FailureEvent::SatelliteDown(c.0), 50_000_000),
+        ],
+        vec![
+            (FailureEvent::IslDown(a.0, a.1), 40_000_000),
+            (FailureEvent::IslUp(a.0, a.1), 45_000_000),
+            (FailureEvent::IslDown(d.0, d.1), 50_000_000),
+            (FailureEvent::IslUp(b.0, b.1), 52_000_000),
+        ],
+        vec![
+            (FailureEvent::IslUp(c.0, c.1), 30_000_000),
+            (FailureEvent::IslDown(c.0, c.1), 40_000_000),
+        ],
+        vec![(FailureEvent::IslUp(d.0, d.1), 40_000_000)],
+    ];
+    let now = 60_000_000;
+    for events in batches {
+        let (mut one_by_one, _) = started();
+        let mut last = None;
+        for &(ev, at) in &events {
+            if let Some(p) = one_by_one.fail_at(now, at, ev).expect("recompute") {
+                last = Some(p);
+            }
+        }
+        let (mut together, _) = started();
+        let batch = together.fail_all(now, &events).expect("recompute");
+        assert_eq!(
+            batch
+                .as_ref()
+                .map(|p| (p.epoch, p.activate_at_ns, &*p.tables)),
+            last.as_ref()
+                .map(|p| (p.epoch, p.activate_at_ns, &*p.tables)),
+            "{events:?}"
+        );
+        for t in [100_000_000u64, 200_000_000, 300_000_000, 400_000_000] {
+            let x = one_by_one.tick(t).expect("tick");
+            let y = together.tick(t).expect("tick");
+            assert_eq!(
+                x.as_ref().map(|p| (p.epoch, &*p.tables)),
+                y.as_ref().map(|p| (p.epoch, &*p.tables)),
+                "{events:?} at {t}"
+            );
+        }
+    }
+}

@@ -650,8 +650,19 @@ impl ControlAgent {
         instant_ns: u64,
         ev: FailureEvent,
     ) -> Result<Option<Install>, ControlError> {
+        self.fail_all(now_ns, &[(ev, instant_ns)])
+    }
+
+    /// Applies failure events, each with its instant, with one route
+    /// computation and one install for all of them
+    /// ([`Scheduler::fail_all`]).
+    fn fail_all(
+        &mut self,
+        now_ns: u64,
+        events: &[(FailureEvent, u64)],
+    ) -> Result<Option<Install>, ControlError> {
         let ahead = self.sched.pending().map(|p| (p.epoch, p.activate_at_ns));
-        let r = self.sched.fail_at(now_ns, instant_ns, ev);
+        let r = self.sched.fail_all(now_ns, events);
         // Tables computed ahead that the event dropped (they ignored it):
         // the next epoch, recomputed, must be installed again (early or on
         // time), even if this recompute fails or there is none. Tables
@@ -715,17 +726,21 @@ impl ControlAgent {
                 Err(e) => tracing::error!("repairing: {e}"),
             }
         }
-        for (ev, instant) in events {
+        for (ev, _) in &events {
             tracing::info!(?ev, "failure event");
-            // The schedule records the event before it recomputes, so a
-            // recompute that fails loses nothing: the next one includes it.
-            // The other events of the batch still apply.
-            match self.fail_at(now_ns, instant, ev) {
+        }
+        // All the events due now, in one computation: a burst of notices
+        // (a flapping link, a satellite's every link) costs one. The
+        // schedule records the events before it recomputes, so a
+        // recompute that fails loses nothing: the next one includes them.
+        if !events.is_empty() {
+            match self.fail_all(now_ns, &events) {
                 Ok(Some(i)) => out.push(i),
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(?ev, "rerouting after a failure: {e}; the next step retries")
-                }
+                Err(e) => tracing::error!(
+                    events = events.len(),
+                    "rerouting after failures: {e}; the next step retries"
+                ),
             }
         }
         if let Some(p) = self.sched.tick(now_ns)? {
