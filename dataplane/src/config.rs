@@ -568,6 +568,8 @@ pub struct PuntConfig {
     pub bfd_pps: u32,
     /// IKE (UDP 500, 4500).
     pub ike_pps: u32,
+    /// Link-state notices and their acks (flooding, UDP 7784).
+    pub flood_pps: u32,
     /// Anything else addressed to the node.
     pub other_pps: u32,
     /// Frames each worker's punt queue holds.
@@ -582,6 +584,7 @@ impl Default for PuntConfig {
             lsp_ping_pps: 1000,
             bfd_pps: 10_000,
             ike_pps: 1000,
+            flood_pps: 10_000,
             other_pps: 1000,
             queue: 1024,
         }
@@ -702,6 +705,8 @@ struct RawPunt {
     bfd_pps: Option<Spanned<i64>>,
     #[serde(default)]
     ike_pps: Option<Spanned<i64>>,
+    #[serde(default)]
+    flood_pps: Option<Spanned<i64>>,
     #[serde(default)]
     other_pps: Option<Spanned<i64>>,
     #[serde(default)]
@@ -2234,6 +2239,7 @@ fn parse_punt(cx: &Ctx<'_>, r: &RawPunt) -> Result<PuntConfig, ConfigError> {
         lsp_ping_pps: pps(&r.lsp_ping_pps, "lsp_ping_pps", d.lsp_ping_pps)?,
         bfd_pps: pps(&r.bfd_pps, "bfd_pps", d.bfd_pps)?,
         ike_pps: pps(&r.ike_pps, "ike_pps", d.ike_pps)?,
+        flood_pps: pps(&r.flood_pps, "flood_pps", d.flood_pps)?,
         other_pps: pps(&r.other_pps, "other_pps", d.other_pps)?,
         queue: match &r.queue {
             None => d.queue,

@@ -145,13 +145,15 @@ pub enum PuntClass {
     Bfd,
     /// IKE (UDP 500, 4500).
     Ike,
+    /// Flooding: link-state notices and acks (UDP 7784).
+    Flood,
     /// Anything else.
     Other,
 }
 
 impl PuntClass {
     /// Number of classes.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
 
     /// The class of a punted frame (as received: Ethernet, any VLAN tags,
     /// any label stack, then ARP or IPv4).
@@ -197,6 +199,7 @@ impl PuntClass {
                     3503 => PuntClass::LspPing,
                     3784 | 4784 => PuntClass::Bfd,
                     500 | 4500 => PuntClass::Ike,
+                    meshplane_control::notice::UDP_PORT => PuntClass::Flood,
                     _ => PuntClass::Other,
                 }
             }
@@ -267,6 +270,7 @@ impl Policer {
                 b(c.lsp_ping_pps),
                 b(c.bfd_pps),
                 b(c.ike_pps),
+                b(c.flood_pps),
                 b(c.other_pps),
             ],
         }
@@ -474,6 +478,7 @@ mod tests {
         for (port, class) in [
             (3784, PuntClass::Bfd),
             (500, PuntClass::Ike),
+            (7784, PuntClass::Flood),
             (53, PuntClass::Other),
         ] {
             let mut f = eth(0x0800);
