@@ -298,6 +298,11 @@ pub struct Flooder<S, V> {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// What [`Flooder::next_timeout`] returns, kept up to date by every
+    /// call that changes the state: a node's driver asks at every turn
+    /// of its loop, and the walk over every notice and pending send is
+    /// then done once per change, not once per turn.
+    deadline: Option<u64>,
 }
 
 impl<S: NoticeSigner, V: NoticeVerifier> Flooder<S, V> {
@@ -318,6 +323,7 @@ impl<S: NoticeSigner, V: NoticeVerifier> Flooder<S, V> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            deadline: None,
         }
     }
 
@@ -398,12 +404,14 @@ impl<S: NoticeSigner, V: NoticeVerifier> Flooder<S, V> {
         }
         self.neighbors.insert(id, nb);
         self.flush(now);
+        self.deadline = self.compute_deadline();
         true
     }
 
     /// A neighbour went down: nothing more is sent to or taken from it.
     pub fn neighbor_down(&mut self, _now: u64, id: NodeId) {
         self.neighbors.remove(&id);
+        self.deadline = self.compute_deadline();
     }
 
     /// Originates a notice about one of the node's own links (after its BFD
@@ -417,6 +425,8 @@ impl<S: NoticeSigner, V: NoticeVerifier> Flooder<S, V> {
         let key = (self.me, link);
         if !self.table.contains_key(&key) && !self.make_room(now, true) {
             self.counters.table_full += 1;
+            // Making room may have forgotten notices that aged out.
+            self.deadline = self.compute_deadline();
             return Err(OriginateError::TableFull);
         }
         let seq = self.last_own_seq.saturating_add(1).max(now);
@@ -425,6 +435,7 @@ impl<S: NoticeSigner, V: NoticeVerifier> Flooder<S, V> {
         self.accept(now, n, None, false);
         self.apply_due(now);
         self.flush(now);
+        self.deadline = self.compute_deadline();
         Ok(n)
     }
 
@@ -475,6 +486,7 @@ impl<S: NoticeSigner, V: NoticeVerifier> Flooder<S, V> {
         }
         self.apply_due(now);
         self.flush(now);
+        self.deadline = self.compute_deadline();
     }
 
     /// Advances to `now`: applies what is due, retransmits, forgets what
@@ -484,10 +496,18 @@ impl<S: NoticeSigner, V: NoticeVerifier> Flooder<S, V> {
         self.expire(now);
         self.refresh(now);
         self.flush(now);
+        self.deadline = self.compute_deadline();
     }
 
     /// When [`Flooder::poll`] has something to do next (Unix ns), if ever.
     pub fn next_timeout(&self) -> Option<u64> {
+        debug_assert_eq!(self.deadline, self.compute_deadline(), "stale deadline");
+        self.deadline
+    }
+
+    /// The earliest of the next apply instant, retransmission, expiry and
+    /// refresh, walking the whole state.
+    fn compute_deadline(&self) -> Option<u64> {
         let apply = self.applies.first().map(|&(t, _, _)| t);
         let sends = self
             .neighbors
