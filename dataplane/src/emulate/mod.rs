@@ -35,6 +35,7 @@ pub mod sat_labels;
 pub mod traffic;
 pub mod traffic_file;
 
+use crate::control::agent::early_install_ns;
 use crate::control::ControlError;
 use crate::frame::{Batch, Frame, HeapFrame, Verdict, BURST};
 use crate::gen::FrameSize;
@@ -675,7 +676,11 @@ impl Emulator {
     /// The propagation delay of link `l` for a frame sent at `now`: its
     /// length in the geometry of the epoch in force (or of the one before,
     /// for a link that has just gone out of range while old-epoch packets
-    /// drain over it).
+    /// drain over it; or, from a satellite that has installed the next
+    /// epoch's tables half a step early, of that epoch: a packet labelled
+    /// two epochs before, still in flight, follows that epoch's tree, which
+    /// the label block they share leads it onto, and that tree may use a
+    /// link that the geometry samples only from that epoch on).
     fn delay(&mut self, now: u64, l: usize) -> Option<u64> {
         let i = self.active_at(now)?;
         let epoch = self.pubs[i].epoch;
@@ -683,10 +688,19 @@ impl Emulator {
             return Some(d);
         }
         let (a, b) = (self.links[l].from, self.links[l].to);
-        let len = self.pubs[i].topology.link_length(a, b).or_else(|| {
-            i.checked_sub(1)
-                .and_then(|j| self.pubs[j].topology.link_length(a, b))
-        })?;
+        let early = (a as usize) < self.n_sats;
+        let len = self.pubs[i]
+            .topology
+            .link_length(a, b)
+            .or_else(|| {
+                i.checked_sub(1)
+                    .and_then(|j| self.pubs[j].topology.link_length(a, b))
+            })
+            .or_else(|| {
+                let next = self.pubs.get(i + 1)?;
+                (early && early_install_ns(next.activate_at_ns, self.step_ns) <= now)
+                    .then(|| next.topology.link_length(a, b))?
+            })?;
         let d = (len / SPEED_OF_LIGHT_M_S * 1e9).round() as u64;
         self.links[l].set_delay(epoch, d);
         Some(d)

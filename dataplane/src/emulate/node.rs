@@ -30,6 +30,7 @@ use crate::control::agent::early_install_ns;
 use crate::control::{ControlError, PublicationInstaller, RouteInstaller};
 use crate::frame::PortId;
 use crate::mesh::render::node_addr;
+use crate::tables::lfib::Lfib;
 use crate::tables::{SaStore, Tables};
 use meshplane_control::labels::LabelPlan;
 use meshplane_control::routing::first_hops;
@@ -99,6 +100,9 @@ pub struct Node {
     carried: [Carried; 2],
     /// Tables built.
     pub installs: u64,
+    /// Tables are built into the LFIB of those they replace (else each
+    /// into a new one, as the agent builds them: the tests' reference).
+    reuse_lfib: bool,
 }
 
 /// When a node's tables get the satellites' node labels.
@@ -119,6 +123,9 @@ struct Installed {
     tables: Tables,
     /// Built with the satellites' node labels.
     sat_labels: bool,
+    /// The labels of the LFIB entries configured (what to clear when the
+    /// next tables are built into this LFIB).
+    labels: Vec<u32>,
 }
 
 /// The first hops toward the satellites that the last publication of a
@@ -281,6 +288,7 @@ impl Node {
             committed: None,
             carried: [Carried::Empty, Carried::Empty],
             installs: 0,
+            reuse_lfib: true,
         })
     }
 
@@ -410,7 +418,10 @@ impl Node {
         Ok(c.cfg)
     }
 
-    /// Builds and puts in force the tables of `cfg` for `epoch`.
+    /// Builds and puts in force the tables of `cfg` for `epoch`, into the
+    /// LFIB of the tables they replace (which nothing else holds): the
+    /// tables [`Tables::from_config_with`] builds, without allocating and
+    /// copying the LFIB's pages again.
     fn build(
         &mut self,
         epoch: u64,
@@ -418,11 +429,19 @@ impl Node {
         sat_labels: bool,
     ) -> Result<(), ControlError> {
         self.installs += 1;
-        let tables = Tables::from_config_with(cfg, self.installs, &mut self.store)?;
+        let (mut lfib, mut labels) = match self.tables.take() {
+            Some(old) if self.reuse_lfib => (old.tables.lfib, old.labels),
+            _ => (Lfib::new(), Vec::new()),
+        };
+        lfib.clear(labels.iter().copied());
+        labels.clear();
+        labels.extend(cfg.lfib.iter().map(|l| l.label));
+        let tables = Tables::from_config_into(cfg, self.installs, &mut self.store, lfib)?;
         self.tables = Some(Installed {
             epoch,
             tables,
             sat_labels,
+            labels,
         });
         Ok(())
     }
@@ -517,7 +536,56 @@ mod tests {
         };
         let (mut plain, lazy) = (make(), make());
         plain.set_sat_labels(SatLabels::Always);
+        plain.reuse_lfib = false;
         (plain, lazy)
+    }
+
+    /// Tables built into the LFIB of those they replace are the ones
+    /// built anew, entry for entry, at every install, with and without
+    /// the satellite labels on demand, over epochs some of which a node
+    /// skips.
+    #[test]
+    fn tables_built_into_the_ones_replaced_are_the_ones_built_anew() {
+        let (pubs, nb, plan, n_sats, st) = schedule(5, 12);
+        let failures = Failures::new();
+        let last = pubs.last().map_or(0, |p| p.activate_at_ns);
+        let gw0 = n_sats;
+        let mut ids: Vec<usize> = nb[gw0].iter().take(2).map(|&x| x as usize).collect();
+        ids.extend([11, 900, gw0, n_sats + 2]);
+        let mut rng = 0xfeed_u64;
+        let mut compared = 0;
+        for &id in &ids {
+            for mode in [SatLabels::Always, SatLabels::OnDemand] {
+                let (mut fresh, mut reused) = pair(id, n_sats, &nb, &st);
+                fresh.set_sat_labels(mode);
+                reused.set_sat_labels(mode);
+                assert!(!fresh.reuse_lfib && reused.reuse_lfib);
+                let mut now = 0;
+                while now <= last {
+                    now += super::super::next_random(&mut rng) % (STEP * 2);
+                    let need = super::super::next_random(&mut rng).is_multiple_of(3);
+                    let a = fresh
+                        .tables(&pubs, now, STEP, &plan, &failures, need)
+                        .expect("fresh")
+                        .map(|t| (entries(t, |_| true), rest(t), t.lfib.len()));
+                    let b = reused
+                        .tables(&pubs, now, STEP, &plan, &failures, need)
+                        .expect("reused")
+                        .map(|t| (entries(t, |_| true), rest(t), t.lfib.len()));
+                    match (a, b) {
+                        (Some((ea, ra, la)), Some((eb, rb, lb))) => {
+                            same(&ea, &eb, &format!("node {id} {mode:?} at {now}"));
+                            assert_eq!((ra, la), (rb, lb), "node {id} {mode:?} at {now}");
+                            compared += 1;
+                        }
+                        (None, None) => {}
+                        _ => panic!("node {id} at {now}: tables in force differ"),
+                    }
+                }
+                assert_eq!(fresh.installs, reused.installs);
+            }
+        }
+        assert!(compared >= 60, "{compared}");
     }
 
     /// Each used LFIB slot (label, entry) of `t`, those `keep` accepts.

@@ -122,6 +122,12 @@ const PAGES: usize = 1 << (20 - PAGE_BITS);
 type Page = [LfibEntry; PAGE];
 const _: () = assert!(std::mem::size_of::<LfibEntry>() == 32);
 
+/// The vacant page every table shares where it has no entry.
+fn vacant_page() -> &'static Arc<Page> {
+    static VACANT: OnceLock<Arc<Page>> = OnceLock::new();
+    VACANT.get_or_init(|| Arc::new([LfibEntry::VACANT; PAGE]))
+}
+
 /// Largest label (20 bits, RFC 3032).
 const LABEL_MAX: u32 = (1 << 20) - 1;
 
@@ -149,12 +155,49 @@ impl Lfib {
     /// (a node installs tables every control step, and the emulator a
     /// thousand nodes' a step: none allocates and fills its own).
     pub fn new() -> Self {
-        static VACANT: OnceLock<Arc<Page>> = OnceLock::new();
-        let vacant = VACANT.get_or_init(|| Arc::new([LfibEntry::VACANT; PAGE]));
+        let vacant = vacant_page();
         Lfib {
             pages: Box::new(std::array::from_fn(|_| Arc::clone(vacant))),
             len: 0,
             stacks: Vec::new(),
+        }
+    }
+
+    /// Empties the table, keeping its pages for the entries to come: a
+    /// table about to be replaced, refilled instead of a new one built,
+    /// costs no page allocated, copied or freed (nor the reference counts
+    /// of the shared vacant page). `held` names the labels it holds (any
+    /// it does not hold are passed over); if some label is left, every
+    /// page of its own is swept. Afterwards every lookup finds what it
+    /// finds in [`Lfib::new`]: nothing.
+    pub fn clear(&mut self, held: impl IntoIterator<Item = u32>) {
+        for label in held {
+            if self.len == 0 {
+                break;
+            }
+            self.remove(label);
+        }
+        if self.len > 0 {
+            let vacant = vacant_page();
+            for page in self.pages.iter_mut() {
+                if !Arc::ptr_eq(page, vacant) && page.iter().any(|e| e.used) {
+                    Arc::make_mut(page).fill(LfibEntry::VACANT);
+                }
+            }
+            self.len = 0;
+        }
+        self.stacks.clear();
+    }
+
+    /// Removes `label`'s entry, if it has one.
+    pub fn remove(&mut self, label: u32) {
+        if self.get(label).is_none() {
+            return;
+        }
+        let (p, i) = ((label >> PAGE_BITS) as usize, label as usize & (PAGE - 1));
+        if let Some(page) = self.pages.get_mut(p) {
+            Arc::make_mut(page)[i] = LfibEntry::VACANT;
+            self.len -= 1;
         }
     }
 
@@ -273,5 +316,79 @@ mod tests {
         head[12..14].copy_from_slice(&[0x88, 0x47]);
         head[14..].copy_from_slice(&((2000u32 << 12).to_be_bytes()[..2]));
         assert_eq!(s.swap_head(), &head);
+    }
+
+    /// A table cleared and refilled holds exactly what a new table given
+    /// the same entries holds, whatever it held before, whether or not
+    /// the labels named to `clear` are the ones it held, and leaves a
+    /// clone taken before it untouched.
+    #[test]
+    fn a_cleared_table_refilled_is_a_new_table_so_filled() {
+        let mut rng = 0x0dd_ba11_u64;
+        let mut next = move || crate::emulate::next_random(&mut rng);
+        let label = |x: u64| match x % 4 {
+            0 => 1000 + (x >> 8) as u32 % 200,
+            1 => 20_000 + (x >> 8) as u32 % 4000,
+            2 => (x >> 8) as u32 % (LABEL_MAX + 2),
+            _ => 6000 + (x >> 8) as u32 % 100,
+        };
+        let mut reused = Lfib::new();
+        let mut held: Vec<u32> = Vec::new();
+        for round in 0..200 {
+            let n = next() % 300;
+            let fill: Vec<(u32, LfibEntry)> = (0..n)
+                .map(|_| {
+                    let x = next();
+                    let op = match x % 3 {
+                        0 => LfibOp::Swap((x >> 20) as u32 & LABEL_MAX),
+                        1 => LfibOp::Pop,
+                        _ => LfibOp::PopLocal,
+                    };
+                    (
+                        label(next()),
+                        LfibEntry::new(op, (x % 7) as u16, [x as u8; 6], [3; 6]),
+                    )
+                })
+                .collect();
+            let before = reused.clone();
+            let before_entries: Vec<_> =
+                before.iter().map(|(l, e)| (l, format!("{e:?}"))).collect();
+            // Sometimes the wrong labels, or only some of them.
+            match round % 4 {
+                0 => reused.clear(held.iter().copied().take(held.len() / 2)),
+                1 => reused.clear((0..50).map(|_| label(next()))),
+                _ => reused.clear(held.iter().copied()),
+            }
+            assert!(reused.is_empty() && reused.iter().next().is_none());
+            let mut fresh = Lfib::new();
+            for &(l, e) in &fill {
+                fresh.insert(l, e);
+                reused.insert(l, e);
+            }
+            if round % 5 == 0 {
+                let i = reused.add_stack(&[1, 2]);
+                assert_eq!(i, fresh.add_stack(&[1, 2]));
+            }
+            held = fill.iter().map(|&(l, _)| l).collect();
+            let show = |t: &Lfib| -> Vec<(u32, String)> {
+                t.iter().map(|(l, e)| (l, format!("{e:?}"))).collect()
+            };
+            assert_eq!(show(&reused), show(&fresh), "round {round}");
+            assert_eq!(reused.len(), fresh.len());
+            assert_eq!(reused.stacks, fresh.stacks);
+            for _ in 0..200 {
+                let l = label(next());
+                assert_eq!(
+                    reused.get(l).map(|e| format!("{e:?}")),
+                    fresh.get(l).map(|e| format!("{e:?}"))
+                );
+                assert_eq!(
+                    reused.get_swap(l).map(|e| format!("{e:?}")),
+                    fresh.get_swap(l).map(|e| format!("{e:?}"))
+                );
+            }
+            let after: Vec<_> = before.iter().map(|(l, e)| (l, format!("{e:?}"))).collect();
+            assert_eq!(after, before_entries, "a clone is a snapshot");
+        }
     }
 }

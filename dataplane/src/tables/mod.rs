@@ -270,6 +270,19 @@ impl Tables {
         epoch: u64,
         store: &mut SaStore,
     ) -> Result<Tables, TableError> {
+        Self::from_config_into(cfg, epoch, store, Lfib::new())
+    }
+
+    /// [`Tables::from_config_with`], filling `lfib` (emptied first if it
+    /// is not: see [`Lfib::clear`]) instead of a new label table: the
+    /// same tables, built into the pages of tables going out of force.
+    pub fn from_config_into(
+        cfg: &NodeConfig,
+        epoch: u64,
+        store: &mut SaStore,
+        mut lfib: Lfib,
+    ) -> Result<Tables, TableError> {
+        lfib.clear([]);
         let port = |name: &str| -> Result<PortId, TableError> {
             cfg.port_index(name)
                 .ok_or_else(|| TableError::Reference(format!("unknown port {name:?}")))
@@ -390,7 +403,6 @@ impl Tables {
             })
             .collect();
 
-        let mut lfib = Lfib::new();
         for l in &cfg.lfib {
             let (port_id, dst_mac) = match (&l.port, l.next_hop_mac) {
                 (Some(p), Some(m)) => (port(p)?, m),
