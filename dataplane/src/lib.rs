@@ -28,3 +28,4 @@ pub mod sa;
 pub mod stage;
 pub mod tables;
 pub mod worker;
+pub mod world_map;

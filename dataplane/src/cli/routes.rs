@@ -12,6 +12,7 @@
 //! 100 most populous cities (Hypatia's `top_100`).
 
 use crate::file_read;
+use crate::world_map;
 use anyhow::{bail, Context};
 use meshplane_control::constellation::Preset;
 use meshplane_control::propagate::Ecef;
@@ -410,42 +411,6 @@ fn series(e: &mut Engine, args: &RoutesArgs, src: u32, dst: u32) -> anyhow::Resu
     Ok(())
 }
 
-fn lat_lon(p: &Ecef) -> (f64, f64) {
-    let lon = p[1].atan2(p[0]).to_degrees();
-    let lat = p[2].atan2((p[0] * p[0] + p[1] * p[1]).sqrt()).to_degrees();
-    (lat, lon)
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Land of Natural Earth 1:110m (public domain), one ring a line: the
-/// first point as lon,lat in tenths of a degree, then deltas
-/// (`scripts/land-rings.py` made it).
-const LAND: &str = include_str!("../../data/land-110m.rings");
-
-/// The land rings as (lon, lat) points in degrees; lines that do not
-/// parse are skipped (the file is embedded and tested).
-fn land_rings() -> impl Iterator<Item = Vec<(f64, f64)>> {
-    LAND.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (mut lon, mut lat) = (0i64, 0i64);
-            l.split_whitespace()
-                .filter_map(|pair| {
-                    let (a, b) = pair.split_once(',')?;
-                    lon += a.parse::<i64>().ok()?;
-                    lat += b.parse::<i64>().ok()?;
-                    Some((lon as f64 / 10.0, lat as f64 / 10.0))
-                })
-                .collect()
-        })
-}
-
 /// Colours of the path and of each backup (cycled).
 const PATH_COLOURS: [&str; 6] = [
     "#ff5a4e", "#4ee0ff", "#b07cff", "#5dff8a", "#ffa24e", "#ff7ce0",
@@ -507,47 +472,7 @@ fn map_svg(e: &Engine, topo: &Topology, paths: &[Path], src: u32, dst: u32, t: f
     );
     let _ = writeln!(s, r##"<rect width="{W}" height="{H}" fill="#0b1d33"/>"##);
     s.push_str(r##"<g fill="#1f3b2a" stroke="#3d6b4c" stroke-width="0.6">"##);
-    for ring in land_rings() {
-        // Rings that cross the antimeridian are unwrapped into one
-        // continuous outline and drawn again a turn to either side (the
-        // view clips what falls outside); a ring around the pole is closed
-        // along the map's edge.
-        let mut pts: Vec<(f64, f64)> = Vec::with_capacity(ring.len() + 2);
-        for &(lo, la) in &ring {
-            let lo = match pts.last() {
-                Some(&(prev, _)) => lo + 360.0 * ((prev - lo) / 360.0).round(),
-                None => lo,
-            };
-            pts.push((lo, la));
-        }
-        let (Some(&(first, _)), Some(&(last, last_la))) = (pts.first(), pts.last()) else {
-            continue;
-        };
-        if (last - first).abs() > 180.0 {
-            let pole = if last_la < 0.0 { -90.0 } else { 90.0 };
-            pts.push((last, pole));
-            pts.push((first, pole));
-        }
-        let (lo_min, lo_max) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), &(lo, _)| {
-            (a.min(lo), b.max(lo))
-        });
-        for shift in [-360.0, 0.0, 360.0] {
-            if lo_max + shift < -180.0 || lo_min + shift > 180.0 {
-                continue;
-            }
-            let mut d = String::new();
-            for (i, (lo, la)) in pts.iter().enumerate() {
-                let _ = write!(
-                    d,
-                    "{}{:.1},{:.1}",
-                    if i == 0 { "M" } else { "L" },
-                    x(lo + shift),
-                    y(*la)
-                );
-            }
-            let _ = writeln!(s, r##"<path d="{d}Z"/>"##);
-        }
-    }
+    world_map::land(&mut s, x, y);
     s.push_str("</g>\n");
     for lon in (-180..=180).step_by(30) {
         let _ = writeln!(
@@ -563,7 +488,7 @@ fn map_svg(e: &Engine, topo: &Topology, paths: &[Path], src: u32, dst: u32, t: f
             y(lat as f64)
         );
     }
-    let sat_ll: Vec<(f64, f64)> = topo.sat_pos.iter().map(lat_lon).collect();
+    let sat_ll: Vec<(f64, f64)> = topo.sat_pos.iter().map(world_map::lat_lon).collect();
     s.push_str(r##"<g stroke="#4d6b8a" stroke-width="0.4" opacity="0.7">"##);
     for (a, b, _) in topo.isls() {
         if let (Some(&p), Some(&q)) = (sat_ll.get(a as usize), sat_ll.get(b as usize)) {
@@ -585,7 +510,7 @@ fn map_svg(e: &Engine, topo: &Topology, paths: &[Path], src: u32, dst: u32, t: f
             r##"<rect x="{:.1}" y="{:.1}" width="5" height="5" fill="#3fa7ff"><title>{} (gid {})</title></rect>"##,
             x(g.longitude_deg) - 2.5,
             y(g.latitude_deg) - 2.5,
-            esc(&g.name),
+            world_map::escape(&g.name),
             g.gid
         );
     }
@@ -594,7 +519,11 @@ fn map_svg(e: &Engine, topo: &Topology, paths: &[Path], src: u32, dst: u32, t: f
     for (k, path) in paths.iter().enumerate().rev() {
         let colour = PATH_COLOURS[k % PATH_COLOURS.len()];
         let width = if k == 0 { 2.5 } else { 1.6 };
-        let pts: Vec<(f64, f64)> = path.nodes.iter().map(|&v| lat_lon(&pos(v))).collect();
+        let pts: Vec<(f64, f64)> = path
+            .nodes
+            .iter()
+            .map(|&v| world_map::lat_lon(&pos(v)))
+            .collect();
         for (w, nodes) in pts.windows(2).zip(path.nodes.windows(2)) {
             let gsl = nodes.iter().any(|&v| v as usize >= n);
             let dash = if gsl {
@@ -642,7 +571,7 @@ fn map_svg(e: &Engine, topo: &Topology, paths: &[Path], src: u32, dst: u32, t: f
             r##"<text x="{:.1}" y="{:.1}" font-size="12" fill="#e8eef5">{}</text>"##,
             lx + 44.0,
             yy + 4.0,
-            esc(text)
+            world_map::escape(text)
         );
         row += 1.0;
     };
@@ -687,9 +616,9 @@ fn map_svg(e: &Engine, topo: &Topology, paths: &[Path], src: u32, dst: u32, t: f
         s,
         r##"<text x="8" y="{}" font-size="16" fill="#222">{} -> {} at t = {t} s ({}): {} hops, RTT {:.3} ms{}</text>"##,
         H + 26.0,
-        esc(&stations[src as usize].name),
-        esc(&stations[dst as usize].name),
-        esc(&e.constellation().name),
+        world_map::escape(&stations[src as usize].name),
+        world_map::escape(&stations[dst as usize].name),
+        world_map::escape(&e.constellation().name),
         path.hops(),
         path.rtt_ms(),
         match paths.len() {
@@ -734,9 +663,9 @@ fn series_svg(e: &Engine, samples: &[Sample], src: u32, dst: u32) -> String {
     let _ = writeln!(
         s,
         r##"<text x="{L}" y="24" font-size="15">RTT {} -> {} ({})</text>"##,
-        esc(&stations[src as usize].name),
-        esc(&stations[dst as usize].name),
-        esc(&e.constellation().name)
+        world_map::escape(&stations[src as usize].name),
+        world_map::escape(&stations[dst as usize].name),
+        world_map::escape(&e.constellation().name)
     );
     for k in 0..=5 {
         let r = lo + (hi - lo) * k as f64 / 5.0;
@@ -819,48 +748,6 @@ mod tests {
         #[command(flatten)]
         routes: RoutesArgs,
     }
-
-    /// Even-odd test of a point against one ring (planar, degrees).
-    fn inside(ring: &[(f64, f64)], (px, py): (f64, f64)) -> bool {
-        let mut c = false;
-        for (i, &(x1, y1)) in ring.iter().enumerate() {
-            let (x0, y0) = ring[(i + ring.len() - 1) % ring.len()];
-            if (y1 > py) != (y0 > py) && px < (x0 - x1) * (py - y1) / (y0 - y1) + x1 {
-                c = !c;
-            }
-        }
-        c
-    }
-
-    /// The embedded coastline is whole and in the right place: every line
-    /// parses, cities are on land and open ocean is not.
-    #[test]
-    fn the_land_rings_put_cities_on_land_and_oceans_at_sea() {
-        let rings: Vec<Vec<(f64, f64)>> = land_rings().collect();
-        assert!(rings.len() > 100, "{} rings", rings.len());
-        let data_lines = LAND.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(rings.len(), data_lines);
-        let land = |p| rings.iter().filter(|r| inside(r, p)).count() % 2 == 1;
-        for (name, p) in [
-            ("Paris", (2.35, 48.85)),
-            ("Kinshasa", (15.3, -4.3)),
-            ("Denver", (-104.99, 39.74)),
-            ("Ulaanbaatar", (106.9, 47.9)),
-            ("Alice Springs", (133.9, -23.7)),
-            ("Sao Paulo", (-46.6, -23.5)),
-        ] {
-            assert!(land(p), "{name} is not on land");
-        }
-        for (name, p) in [
-            ("mid-Atlantic", (-30.0, 30.0)),
-            ("Pacific", (-150.0, 0.0)),
-            ("Indian Ocean", (80.0, -20.0)),
-            ("Tasman Sea", (160.0, -40.0)),
-        ] {
-            assert!(!land(p), "{name} is on land");
-        }
-    }
-
     /// The map of a path with backups draws land, the ISLs, each path and
     /// a legend naming them, with the time.
     #[test]
