@@ -227,6 +227,7 @@ kind = "oneway"
     )
     .expect("traffic file");
     let json = dir.join("out.json");
+    let svg = dir.join("out.svg");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
         .args([
             "emulate",
@@ -244,6 +245,8 @@ kind = "oneway"
         .arg(&traffic)
         .arg("--json")
         .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
         .output()
         .expect("meshplane emulate");
     assert!(
@@ -270,6 +273,67 @@ kind = "oneway"
     for f in flows {
         assert_eq!(f["lost"], 0, "{f}");
     }
+    // The pings drawn stay out of the report.
+    assert!(v.get("pings").is_none(), "pings in the JSON");
+    // The picture: the RTT of the ping flow (the one-way flow has none),
+    // a point per reply, and the map of the links both flows crossed,
+    // with the gateways named.
+    let picture = std::fs::read_to_string(&svg).expect("svg");
+    assert!(picture.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(picture.trim_end().ends_with("</svg>"));
+    for (open, close) in [
+        ("<svg", "</svg>"),
+        ("<text", "</text>"),
+        ("<title", "</title>"),
+    ] {
+        assert_eq!(
+            picture.matches(open).count(),
+            picture.matches(close).count(),
+            "{open} unbalanced"
+        );
+    }
+    let lines: Vec<&str> = picture
+        .lines()
+        .filter(|l| l.starts_with("<polyline"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one flow drawn");
+    let points = lines[0]
+        .split("points=\"")
+        .nth(1)
+        .unwrap_or("")
+        .split(' ')
+        .count() as u64;
+    assert_eq!(points, ping["replies"].as_u64().expect("replies"));
+    assert!(picture.contains("London -&gt; Tokyo"));
+    for gw in ["London", "Tokyo", "New-York-Newark"] {
+        assert!(
+            picture.contains(&format!(">{gw}</text>")),
+            "{gw} not on the map"
+        );
+    }
+    let loaded = picture.matches("</title></line>").count();
+    assert!(loaded >= 8, "{loaded} links on the map");
+    // A flow that is not there is refused by number.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+        .args([
+            "emulate",
+            "--duration",
+            "1",
+            "--gateways",
+            "2",
+            "--svg-flows",
+            "3",
+            "--svg",
+        ])
+        .arg(dir.join("bad.svg"))
+        .output()
+        .expect("meshplane emulate");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--svg-flows 3: there are 1 flows"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     // Mixing a file with --pairs is refused by name.
     let both = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
         .args(["emulate", "--duration", "1", "--pairs", "3", "--traffic"])

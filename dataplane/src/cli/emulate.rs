@@ -52,6 +52,14 @@ pub struct EmulateArgs {
     /// Write the report as JSON (schema in README.md).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Draw the RTT over time of chosen ping flows (`--svg-flows`) and a
+    /// world map of the links' load into an SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// The ping flows `--svg` draws: their numbers in the report's order,
+    /// from 0, comma-separated (default: the first four ping flows).
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', requires = "svg")]
+    pub svg_flows: Vec<usize>,
     /// ISL capacity, Gbit/s.
     #[arg(long, default_value_t = 20.0, value_name = "GBPS")]
     pub isl_gbps: f64,
@@ -147,6 +155,24 @@ pub fn run(a: &EmulateArgs) -> anyhow::Result<()> {
     o.gsl_bps = a.gsl_gbps * 1e9;
     o.queue_frames = a.queue_frames;
     o.progress = !a.quiet;
+    if a.svg.is_some() {
+        o.map = true;
+        if let Some(&bad) = a.svg_flows.iter().find(|&&f| f >= o.flows.len()) {
+            bail!(
+                "--svg-flows {bad}: there are {} flows (0 to {})",
+                o.flows.len(),
+                o.flows.len().saturating_sub(1)
+            );
+        }
+        o.chart_flows = if a.svg_flows.is_empty() {
+            (0..o.flows.len())
+                .filter(|&f| o.flows[f].kind == FlowKind::Ping)
+                .take(4)
+                .collect()
+        } else {
+            a.svg_flows.clone()
+        };
+    }
     if a.all_labels {
         o.sat_labels = emulate::node::SatLabels::Always;
     }
@@ -201,7 +227,15 @@ pub fn run(a: &EmulateArgs) -> anyhow::Result<()> {
         t.wall_per_sim_s,
         t.packet_hops_per_s
     )?;
+    if let Some(file) = &a.svg {
+        let map = r.map.clone().unwrap_or_default();
+        let picture = emulate::svg::render(&r, &o.chart_flows, &map);
+        std::fs::write(file, picture).with_context(|| format!("writing {}", file.display()))?;
+    }
     if let Some(file) = &a.json {
+        let mut r = r.clone();
+        // The pings drawn are in the picture, not the report.
+        r.pings.clear();
         let text = serde_json::to_string_pretty(&r)?;
         std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?;
     }

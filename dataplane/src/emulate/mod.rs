@@ -32,6 +32,7 @@ pub mod link;
 pub mod node;
 pub mod report;
 pub mod sat_labels;
+pub mod svg;
 pub mod traffic;
 pub mod traffic_file;
 
@@ -84,6 +85,11 @@ pub struct Options {
     pub progress: bool,
     /// Keep every ping's send time and RTT in the report.
     pub record_pings: bool,
+    /// Put the map of link load in the report (`--svg`).
+    pub map: bool,
+    /// Keep the send time and RTT of these flows' pings (indices into
+    /// `flows`), as `record_pings` does for all.
+    pub chart_flows: Vec<usize>,
     /// When nodes build the satellites' node labels into their tables.
     pub sat_labels: SatLabels,
 }
@@ -106,6 +112,8 @@ impl Options {
             lead_ms: 100,
             progress: false,
             record_pings: false,
+            map: false,
+            chart_flows: Vec::new(),
             sat_labels: SatLabels::default(),
         }
     }
@@ -197,7 +205,8 @@ struct Emulator {
     drops: DropCounts,
     packet_hops: u64,
     pings: Vec<(u32, u64, u64)>,
-    record_pings: bool,
+    /// Per flow: its pings are kept (`record_pings` or `chart_flows`).
+    record: Vec<bool>,
     progress: bool,
     wall: Instant,
 }
@@ -397,7 +406,9 @@ impl Emulator {
             drops: DropCounts::new(),
             packet_hops: 0,
             pings: Vec::new(),
-            record_pings: o.record_pings,
+            record: (0..o.flows.len())
+                .map(|f| o.record_pings || o.chart_flows.contains(&f))
+                .collect(),
             progress: o.progress,
             wall: Instant::now(),
         })
@@ -749,7 +760,7 @@ impl Emulator {
             if let Some(e) = expected {
                 fl.rtt_err_ns = fl.rtt_err_ns.max(Some(delay.abs_diff(e)));
             }
-            if self.record_pings {
+            if self.record.get(flow) == Some(&true) {
                 self.pings.push((p.flow, p.sent_ns, delay));
             }
             self.pool.push(f);
@@ -887,6 +898,7 @@ impl Emulator {
                     / (l.bps * o.duration_s).max(1e-9),
             })
             .collect();
+        let map = o.map.then(|| self.map(o));
         t.packet_hops = self.packet_hops;
         t.installs = self.nodes.iter().map(|n| n.installs).sum();
         t.epochs = self.epochs;
@@ -908,7 +920,54 @@ impl Emulator {
             drops,
             links,
             pings: std::mem::take(&mut self.pings),
+            map,
         }
+    }
+
+    /// Every link that carried a frame, with its ends where the last
+    /// epoch's geometry puts them, and the gateways.
+    fn map(&self, o: &Options) -> svg::Map {
+        let station = |gw: usize| {
+            o.gateways
+                .get(gw)
+                .and_then(|&gid| o.stations.stations.get(gid as usize))
+        };
+        let topo = self.pubs.last().map(|p| &p.topology);
+        let at = |id: NodeId| -> Option<svg::MapNode> {
+            match (id as usize).checked_sub(self.n_sats) {
+                Some(gw) => station(gw).map(|s| svg::MapNode {
+                    lat: s.latitude_deg,
+                    lon: s.longitude_deg,
+                }),
+                None => topo?.sat_pos.get(id as usize).map(|&p| svg::lat_lon(p)),
+            }
+        };
+        let links = self
+            .links
+            .iter()
+            .filter(|l| l.frames > 0 && l.from != l.to)
+            .filter_map(|l| {
+                Some(svg::MapLink {
+                    from: at(l.from)?,
+                    to: at(l.to)?,
+                    utilisation: ((l.bytes + l.frames * link::WIRE_OVERHEAD as u64) * 8) as f64
+                        / (l.bps * o.duration_s).max(1e-9),
+                })
+            })
+            .collect();
+        let gateways = (0..o.gateways.len())
+            .filter_map(|gw| {
+                let s = station(gw)?;
+                Some((
+                    s.name.clone(),
+                    svg::MapNode {
+                        lat: s.latitude_deg,
+                        lon: s.longitude_deg,
+                    },
+                ))
+            })
+            .collect();
+        svg::Map { links, gateways }
     }
 }
 

@@ -209,6 +209,9 @@ pub struct Report {
     /// With `record_pings`: every ping as (flow index, send time ns, RTT ns).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pings: Vec<(u32, u64, u64)>,
+    /// With `map`: the links' load where they were, for `--svg`.
+    #[serde(skip)]
+    pub map: Option<super::svg::Map>,
 }
 
 /// Drops keyed by node and reason.
