@@ -381,3 +381,66 @@ fn tables_built_on_demand_forward_as_the_agents_do() {
     assert!(on_demand.totals.replies > 0 && on_demand.totals.lost == 0);
     assert_eq!(json(&on_demand), json(&always));
 }
+
+/// A satellite on the path fails under a 1000 pps ping flow and comes
+/// back a second later (`--fail`): what was on its links when it went dark
+/// is lost there, counted as `link_down`, and nothing else; every node
+/// applies the failure at once and the flow takes another path, then the
+/// scheduled path again once the satellite is back, without loss.
+#[test]
+fn a_satellite_that_fails_and_comes_back_costs_what_was_on_its_links() {
+    use meshplane_control::routing::Router;
+    use meshplane_control::schedule::FailureEvent;
+    let (st, gateways) = gids(&["London", "Tokyo"]);
+    let at_s = 30.0;
+    let engine =
+        Engine::new(Constellation::preset(Preset::Starlink550), st.clone()).expect("engine");
+    let n_sats = engine.constellation().len() as u32;
+    let topo = engine
+        .topology(at_s + 1.0, &Failures::new())
+        .expect("topology");
+    let path = Router::new()
+        .path(&topo, gateways[0], gateways[1])
+        .expect("a path");
+    let sats: Vec<u32> = path.nodes.iter().copied().filter(|&v| v < n_sats).collect();
+    let victim = sats[sats.len() / 2];
+    let mut o = Options::new(Preset::Starlink550, st, gateways.clone());
+    o.at_s = at_s;
+    o.duration_s = 3.0;
+    o.drain_s = 0.5;
+    o.flows = emulate::flows_for(&[(0, 1)], 1000.0, FrameSize::Fixed(64), FlowKind::Ping);
+    o.failures = vec![
+        (1.0, FailureEvent::SatelliteDown(victim)),
+        (2.0, FailureEvent::SatelliteUp(victim)),
+    ];
+    let r = emulate::run(&o).expect("run");
+    let f = &r.flows[0];
+    assert_eq!(f.sent, 3000);
+    assert_every_loss_has_a_node_and_reason(&r);
+    // Requests and replies on the victim's links when it went dark: a few
+    // milliseconds' worth each way.
+    assert!(f.lost > 0, "nothing was on the satellite's links: {r:?}");
+    assert!(f.lost <= 40, "{} lost: {:?}", f.lost, r.drops);
+    for d in &r.drops {
+        assert_eq!(d.reason, "link_down", "{d:?}");
+    }
+    assert!(f.path_changes >= 2, "{} path changes", f.path_changes);
+    // A failure in a file, as a user writes it, and one that is not an
+    // ISL or satellite of the constellation.
+    let failures = meshplane::cli::emulate::parse_failures(&format!(
+        "# planned\n1.0 sat-down {victim}\n2.5 isl-up 1 2  # back\n"
+    ))
+    .expect("parses");
+    assert_eq!(
+        failures,
+        vec![
+            (1.0, FailureEvent::SatelliteDown(victim)),
+            (2.5, FailureEvent::IslUp(1, 2))
+        ]
+    );
+    let e = meshplane::cli::emulate::parse_failures("soon sat-down 3").expect_err("refused");
+    assert!(e.contains("line 1") && e.contains("seconds"), "{e}");
+    o.failures = vec![(1.0, FailureEvent::SatelliteDown(n_sats + 5))];
+    let e = emulate::run(&o).expect_err("refused").to_string();
+    assert!(e.contains("satellites of the constellation"), "{e}");
+}

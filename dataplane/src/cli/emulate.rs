@@ -5,10 +5,12 @@
 //! meshplane emulate --constellation starlink-550 --gateways all --pairs 500 --rate 10 --duration 10 --json out.json
 //! ```
 
+use crate::control::failures;
 use crate::emulate::{self, traffic::FlowKind, Options};
 use crate::file_read;
 use crate::gen::FrameSize;
 use anyhow::{bail, Context};
+use meshplane_control::schedule::FailureEvent;
 use meshplane_control::{GroundStations, Preset};
 use std::path::PathBuf;
 
@@ -52,6 +54,13 @@ pub struct EmulateArgs {
     /// Write the report as JSON (schema in README.md).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Scheduled failures and repairs, one a line: seconds after the
+    /// start, then `isl-down A B`, `isl-up A B`, `sat-down S` or
+    /// `sat-up S` (satellite ids); `#` starts a comment. The element goes
+    /// dark at that instant and every node applies the event at once, as
+    /// with a planned outage in a failures file.
+    #[arg(long, value_name = "FILE")]
+    pub fail: Option<PathBuf>,
     /// Draw the RTT over time of chosen ping flows (`--svg-flows`) and a
     /// world map of the links' load into an SVG file.
     #[arg(long, value_name = "FILE")]
@@ -80,6 +89,29 @@ pub struct EmulateArgs {
     /// same verdicts, sooner).
     #[arg(long)]
     pub all_labels: bool,
+}
+
+/// The scheduled failures of `--fail`: `SECONDS EVENT` a line.
+pub fn parse_failures(text: &str) -> Result<Vec<(f64, FailureEvent)>, String> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (t, ev) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let t: f64 = t
+            .parse()
+            .ok()
+            .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| format!("line {}: {t:?} is not a time in seconds", i + 1))?;
+        match failures::parse_line(ev) {
+            Ok(Some(ev)) => out.push((t, ev)),
+            Ok(None) => return Err(format!("line {}: a time and no event", i + 1)),
+            Err(e) => return Err(format!("line {}: {e}", i + 1)),
+        }
+    }
+    Ok(out)
 }
 
 fn stations(path: &Option<PathBuf>) -> anyhow::Result<GroundStations> {
@@ -155,6 +187,11 @@ pub fn run(a: &EmulateArgs) -> anyhow::Result<()> {
     o.gsl_bps = a.gsl_gbps * 1e9;
     o.queue_frames = a.queue_frames;
     o.progress = !a.quiet;
+    if let Some(p) = &a.fail {
+        let text = file_read::read_text(p, file_read::DATA_LIMIT)
+            .with_context(|| format!("reading failures {}", p.display()))?;
+        o.failures = parse_failures(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    }
     if a.svg.is_some() {
         o.map = true;
         if let Some(&bad) = a.svg_flows.iter().find(|&&f| f >= o.flows.len()) {

@@ -26,6 +26,8 @@ pub enum Event {
     Lan(u32),
     /// A line of progress on stderr.
     Progress,
+    /// A scheduled failure or repair (index into the run's list).
+    Fail(u32),
 }
 
 /// Nanoseconds of one bucket, as a power of two.

@@ -71,8 +71,9 @@ pub struct Link {
     /// Frames in flight, in arrival order.
     pub in_flight: VecDeque<InFlight>,
     last_arrival_ns: u64,
-    /// Propagation delay and the table epoch whose geometry gave it.
-    delay: Option<(u64, u64)>,
+    /// Propagation delay and the publication (epoch, activation ns)
+    /// whose geometry gave it.
+    delay: Option<(u64, (u64, u64))>,
     /// Frames sent.
     pub frames: u64,
     /// Bytes sent (frames only).
@@ -119,14 +120,15 @@ impl Link {
         }
     }
 
-    /// The propagation delay cached for geometry epoch `epoch`, if any.
+    /// The propagation delay cached for the geometry of the publication
+    /// `epoch` (its epoch and activation ns), if any.
     #[inline]
-    pub fn delay_for(&self, epoch: u64) -> Option<u64> {
+    pub fn delay_for(&self, epoch: (u64, u64)) -> Option<u64> {
         self.delay.filter(|&(_, e)| e == epoch).map(|(d, _)| d)
     }
 
-    /// Caches the propagation delay of geometry epoch `epoch`.
-    pub fn set_delay(&mut self, epoch: u64, delay_ns: u64) {
+    /// Caches the propagation delay of the publication `epoch`'s geometry.
+    pub fn set_delay(&mut self, epoch: (u64, u64), delay_ns: u64) {
         self.delay = Some((delay_ns, epoch));
     }
 

@@ -23,9 +23,13 @@
 //!   long as the CPU needs, not as long as it emulates. Nodes take no time
 //!   to forward.
 //!
-//! Not modelled yet: failures and repairs (no `--fail`, no BFD or
-//! flooding), IKE (each gateway pair has static SAs), control packets
-//! (ARP, ICMP, LSP ping).
+//! * Scheduled failures and repairs of ISLs and satellites (`--fail`):
+//!   the element goes dark at its instant (what is on its links is lost)
+//!   and every node applies the event then, as a planned outage.
+//!
+//! Not modelled yet: failures found by BFD and flooded (detection, local
+//! repair and notices in virtual time), IKE (each gateway pair has static
+//! SAs), control packets (ARP, ICMP, LSP ping).
 
 pub mod events;
 pub mod link;
@@ -45,7 +49,7 @@ use events::{Event, Events};
 use link::{Link, Meta, Sent};
 use meshplane_control::labels::LabelPlan;
 use meshplane_control::routing::SPEED_OF_LIGHT_M_S;
-use meshplane_control::schedule::{Publication, ScheduleConfig, Scheduler};
+use meshplane_control::schedule::{FailureEvent, Publication, ScheduleConfig, Scheduler};
 use meshplane_control::{Constellation, Engine, Failures, GroundStations, NodeId, Preset};
 use node::{Node, SatLabels, LAN, LAN_PORT};
 use report::{DropCounts, DropReport, FlowReport, LinkReport, Report, Samples, Totals};
@@ -87,6 +91,11 @@ pub struct Options {
     pub record_pings: bool,
     /// Put the map of link load in the report (`--svg`).
     pub map: bool,
+    /// Scheduled failures and repairs: seconds after the start, and the
+    /// event (ISLs and satellites). At its instant the element goes dark
+    /// (or comes back) and every node applies the event at once, as
+    /// with a planned outage in the failures file.
+    pub failures: Vec<(f64, FailureEvent)>,
     /// Keep the send time and RTT of these flows' pings (indices into
     /// `flows`), as `record_pings` does for all.
     pub chart_flows: Vec<usize>,
@@ -113,6 +122,7 @@ impl Options {
             progress: false,
             record_pings: false,
             map: false,
+            failures: Vec::new(),
             chart_flows: Vec::new(),
             sat_labels: SatLabels::default(),
         }
@@ -207,6 +217,10 @@ struct Emulator {
     pings: Vec<(u32, u64, u64)>,
     /// Per flow: its pings are kept (`record_pings` or `chart_flows`).
     record: Vec<bool>,
+    /// The scheduled failures, in virtual ns.
+    fail_events: Vec<(u64, FailureEvent)>,
+    /// What is dark now (the links and satellites themselves).
+    dark: Failures,
     progress: bool,
     wall: Instant,
 }
@@ -333,6 +347,29 @@ impl Emulator {
 
         let mut events = Events::default();
         events.at(0, Event::Control);
+        let mut fail_events = Vec::with_capacity(o.failures.len());
+        for (i, &(t, ev)) in o.failures.iter().enumerate() {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(EmulateError::Options(format!(
+                    "failure {ev:?} at {t} s: want a time from 0 s"
+                )));
+            }
+            match ev {
+                FailureEvent::IslDown(a, b) | FailureEvent::IslUp(a, b)
+                    if (a as usize) < n_sats && (b as usize) < n_sats && a != b => {}
+                FailureEvent::SatelliteDown(s) | FailureEvent::SatelliteUp(s)
+                    if (s as usize) < n_sats => {}
+                _ => {
+                    return Err(EmulateError::Options(format!(
+                        "failure {ev:?}: ISLs and satellites of the constellation (0 to {}) only",
+                        n_sats - 1
+                    )))
+                }
+            }
+            let at = (t * 1e9) as u64;
+            fail_events.push((at, ev));
+            events.at(at, Event::Fail(i as u32));
+        }
         let mut flows = Vec::with_capacity(o.flows.len());
         for (i, f) in o.flows.iter().enumerate() {
             if f.src == f.dst || f.src as usize >= n_gw || f.dst as usize >= n_gw {
@@ -406,6 +443,8 @@ impl Emulator {
             drops: DropCounts::new(),
             packet_hops: 0,
             pings: Vec::new(),
+            fail_events,
+            dark: Failures::new(),
             record: (0..o.flows.len())
                 .map(|f| o.record_pings || o.chart_flows.contains(&f))
                 .collect(),
@@ -421,6 +460,7 @@ impl Emulator {
                 Event::Send(f) => self.send(now, f as usize)?,
                 Event::Lan(n) => self.lan(now, n as usize)?,
                 Event::Arrive(l) => self.arrive(now, l as usize)?,
+                Event::Fail(i) => self.fail(now, i as usize)?,
                 Event::Progress => {
                     self.progress_line(now);
                     if now + 1_000_000_000 <= self.end_ns {
@@ -473,6 +513,45 @@ impl Emulator {
             self.events.at(next, Event::Control);
         }
         Ok(())
+    }
+
+    /// A scheduled failure or repair: the element goes dark (or comes
+    /// back) now, and every node applies the event at once (the
+    /// schedule's recomputation; what it had computed ahead without the
+    /// event is forgotten, and the tables in force follow).
+    fn fail(&mut self, now: u64, i: usize) -> Result<(), EmulateError> {
+        let Some(&(_, ev)) = self.fail_events.get(i) else {
+            return Ok(());
+        };
+        match ev {
+            FailureEvent::IslDown(a, b) => self.dark.fail_isl(a, b),
+            FailureEvent::IslUp(a, b) => self.dark.restore_isl(a, b),
+            FailureEvent::SatelliteDown(s) => self.dark.fail_satellite(s),
+            FailureEvent::SatelliteUp(s) => self.dark.restore_satellite(s),
+            FailureEvent::GslDown(..) | FailureEvent::GslUp(..) => {}
+        }
+        let ahead = self.sched.pending().map(|p| (p.epoch, p.activate_at_ns));
+        let p = self.sched.fail_at(now, now, ev)?;
+        if self.sched.pending().map(|p| (p.epoch, p.activate_at_ns)) != ahead {
+            // Computed ahead without the event: no node installs it.
+            self.pubs.retain(|q| q.activate_at_ns <= now);
+        }
+        if let Some(p) = p {
+            self.remember(p);
+        }
+        self.failures = self.sched.failures().clone();
+        self.events.at(now, Event::Control);
+        Ok(())
+    }
+
+    /// True if link `l` is dark: a cut ISL, or a satellite at either end
+    /// that is down.
+    fn dark(&self, l: usize) -> bool {
+        let (a, b) = (self.links[l].from, self.links[l].to);
+        let sat = |x: u32| (x as usize) < self.n_sats;
+        (sat(a) && self.dark.satellite_down(a))
+            || (sat(b) && self.dark.satellite_down(b))
+            || (sat(a) && sat(b) && self.dark.isl_down(a, b))
     }
 
     fn remember(&mut self, p: Publication) {
@@ -576,6 +655,24 @@ impl Emulator {
 
     fn arrive(&mut self, now: u64, l: usize) -> Result<(), EmulateError> {
         let (to, port) = (self.links[l].to as usize, self.links[l].to_port);
+        if self.dark(l) {
+            // What was on the link when it went dark is lost with it.
+            let from = self.links[l].from;
+            while self.links[l]
+                .in_flight
+                .front()
+                .is_some_and(|f| f.arrive_ns <= now)
+            {
+                if let Some(x) = self.links[l].in_flight.pop_front() {
+                    self.drop_frame(from, "link_down", x.frame, x.meta);
+                }
+            }
+            if let Some(f) = self.links[l].in_flight.front() {
+                self.events
+                    .at(f.arrive_ns.max(now), Event::Arrive(l as u32));
+            }
+            return Ok(());
+        }
         while self.links[l]
             .in_flight
             .front()
@@ -674,6 +771,9 @@ impl Emulator {
             return self.host_receives(now, n, f, m);
         }
         let l = self.nodes[n].link_base as usize + usize::from(port);
+        if self.dark(l) {
+            return self.drop_frame(id, "link_down", f, m);
+        }
         let Some(delay) = self.delay(now, l) else {
             return self.drop_frame(id, "no_link", f, m);
         };
@@ -694,7 +794,7 @@ impl Emulator {
     /// link that the geometry samples only from that epoch on).
     fn delay(&mut self, now: u64, l: usize) -> Option<u64> {
         let i = self.active_at(now)?;
-        let epoch = self.pubs[i].epoch;
+        let epoch = (self.pubs[i].epoch, self.pubs[i].activate_at_ns);
         if let Some(d) = self.links[l].delay_for(epoch) {
             return Some(d);
         }

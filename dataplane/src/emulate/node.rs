@@ -105,6 +105,13 @@ pub struct Node {
     reuse_lfib: bool,
 }
 
+impl Installed {
+    /// True if these are the tables of publication `p`.
+    fn is(&self, p: &Publication) -> bool {
+        self.epoch == p.epoch && self.activate_at_ns == p.activate_at_ns
+    }
+}
+
 /// When a node's tables get the satellites' node labels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SatLabels {
@@ -120,6 +127,9 @@ pub enum SatLabels {
 struct Installed {
     /// The publication's epoch.
     epoch: u64,
+    /// When it activates: a failure's publication keeps the epoch of the
+    /// tables it replaces, and is told apart by this.
+    activate_at_ns: u64,
     tables: Tables,
     /// Built with the satellites' node labels.
     sat_labels: bool,
@@ -335,12 +345,12 @@ impl Node {
         };
         let full = need_sat || self.sat_labels == SatLabels::Always;
         match &self.tables {
-            Some(t) if t.epoch == p.epoch && (t.sat_labels || !full) => {}
-            Some(t) if t.epoch == p.epoch => {
+            Some(t) if t.is(p) && (t.sat_labels || !full) => {}
+            Some(t) if t.is(p) => {
                 // The same publication again, now with the satellite
                 // labels: the other block's carried entries are the same.
                 let cfg = self.full_config(p, plan, failures)?;
-                self.build(p.epoch, &cfg, true)?;
+                self.build(p, &cfg, true)?;
             }
             _ => {
                 if let Some(prev) = prev {
@@ -357,7 +367,7 @@ impl Node {
                         .node_config(&self.base, &p.tables, &[])
                         .0
                 };
-                self.build(p.epoch, &cfg, full)?;
+                self.build(p, &cfg, full)?;
                 self.committed = Some(p.epoch);
             }
         }
@@ -424,7 +434,7 @@ impl Node {
     /// copying the LFIB's pages again.
     fn build(
         &mut self,
-        epoch: u64,
+        p: &Publication,
         cfg: &NodeConfig,
         sat_labels: bool,
     ) -> Result<(), ControlError> {
@@ -438,7 +448,8 @@ impl Node {
         labels.extend(cfg.lfib.iter().map(|l| l.label));
         let tables = Tables::from_config_into(cfg, self.installs, &mut self.store, lfib)?;
         self.tables = Some(Installed {
-            epoch,
+            epoch: p.epoch,
+            activate_at_ns: p.activate_at_ns,
             tables,
             sat_labels,
             labels,
