@@ -213,7 +213,7 @@ pub fn run(a: &EmulateArgs) -> anyhow::Result<()> {
     if a.all_labels {
         o.sat_labels = emulate::node::SatLabels::Always;
     }
-    let r = emulate::run(&o)?;
+    let mut r = emulate::run(&o)?;
     let t = &r.totals;
     crate::outln!(
         "{} satellites, {} gateways, {} flows, {} s of traffic from t = {} s (+{} s drain)",
@@ -265,12 +265,11 @@ pub fn run(a: &EmulateArgs) -> anyhow::Result<()> {
         t.packet_hops_per_s
     )?;
     if let Some(file) = &a.svg {
-        let map = r.map.clone().unwrap_or_default();
+        let map = r.map.take().unwrap_or_default();
         let picture = emulate::svg::render(&r, &o.chart_flows, &map);
         std::fs::write(file, picture).with_context(|| format!("writing {}", file.display()))?;
     }
     if let Some(file) = &a.json {
-        let mut r = r.clone();
         // The pings drawn are in the picture, not the report.
         r.pings.clear();
         let text = serde_json::to_string_pretty(&r)?;

@@ -127,6 +127,13 @@ impl Link {
         self.delay.filter(|&(_, e)| e == epoch).map(|(d, _)| d)
     }
 
+    /// Bits sent (frames with their preamble, FCS and gap) over what the
+    /// link could carry in `duration_s`.
+    pub fn utilisation(&self, duration_s: f64) -> f64 {
+        ((self.bytes + self.frames * WIRE_OVERHEAD as u64) * 8) as f64
+            / (self.bps * duration_s).max(1e-9)
+    }
+
     /// Caches the propagation delay of the publication `epoch`'s geometry.
     pub fn set_delay(&mut self, epoch: (u64, u64), delay_ns: u64) {
         self.delay = Some((delay_ns, epoch));

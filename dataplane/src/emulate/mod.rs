@@ -547,6 +547,9 @@ impl Emulator {
     /// True if link `l` is dark: a cut ISL, or a satellite at either end
     /// that is down.
     fn dark(&self, l: usize) -> bool {
+        if self.dark.is_empty() {
+            return false;
+        }
         let (a, b) = (self.links[l].from, self.links[l].to);
         let sat = |x: u32| (x as usize) < self.n_sats;
         (sat(a) && self.dark.satellite_down(a))
@@ -994,8 +997,7 @@ impl Emulator {
                 tail_drops: l.tail_drops,
                 max_queue_frames: l.max_waiting,
                 max_queue_ms: l.max_wait_ns as f64 / 1e6,
-                utilisation: ((l.bytes + l.frames * link::WIRE_OVERHEAD as u64) * 8) as f64
-                    / (l.bps * o.duration_s).max(1e-9),
+                utilisation: l.utilisation(o.duration_s),
             })
             .collect();
         let map = o.map.then(|| self.map(o));
@@ -1028,17 +1030,20 @@ impl Emulator {
     /// epoch's geometry puts them, and the gateways.
     fn map(&self, o: &Options) -> svg::Map {
         let station = |gw: usize| {
-            o.gateways
+            let s = o
+                .gateways
                 .get(gw)
-                .and_then(|&gid| o.stations.stations.get(gid as usize))
+                .and_then(|&gid| o.stations.stations.get(gid as usize))?;
+            let place = svg::MapNode {
+                lat: s.latitude_deg,
+                lon: s.longitude_deg,
+            };
+            Some((s.name.clone(), place))
         };
         let topo = self.pubs.last().map(|p| &p.topology);
         let at = |id: NodeId| -> Option<svg::MapNode> {
             match (id as usize).checked_sub(self.n_sats) {
-                Some(gw) => station(gw).map(|s| svg::MapNode {
-                    lat: s.latitude_deg,
-                    lon: s.longitude_deg,
-                }),
+                Some(gw) => station(gw).map(|(_, place)| place),
                 None => topo?.sat_pos.get(id as usize).map(|&p| svg::lat_lon(p)),
             }
         };
@@ -1050,23 +1055,11 @@ impl Emulator {
                 Some(svg::MapLink {
                     from: at(l.from)?,
                     to: at(l.to)?,
-                    utilisation: ((l.bytes + l.frames * link::WIRE_OVERHEAD as u64) * 8) as f64
-                        / (l.bps * o.duration_s).max(1e-9),
+                    utilisation: l.utilisation(o.duration_s),
                 })
             })
             .collect();
-        let gateways = (0..o.gateways.len())
-            .filter_map(|gw| {
-                let s = station(gw)?;
-                Some((
-                    s.name.clone(),
-                    svg::MapNode {
-                        lat: s.latitude_deg,
-                        lon: s.longitude_deg,
-                    },
-                ))
-            })
-            .collect();
+        let gateways = (0..o.gateways.len()).filter_map(station).collect();
         svg::Map { links, gateways }
     }
 }
