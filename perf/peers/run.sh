@@ -4,7 +4,7 @@
 #
 #   perf/peers/run.sh [--rounds 7] [--sizes 64,1420,imix] [--warmup 1]
 #                     [--window 2] [--core N] [--egress-frames N]
-#                     [--json FILE] [--no-build] [--keep]
+#                     [--apps LIST] [--json FILE] [--no-build] [--keep]
 #
 # For every frame size, interleaved over the rounds, each application runs
 # alone on core N, receiving from `net_pcap0,rx_pcap=IN,infinite_rx=1` and
@@ -26,6 +26,9 @@
 # (/proc/PID/task/TID/schedstat), over --window seconds after --warmup
 # seconds of traffic; perf/peers/sample.py takes it. Ratios are taken
 # within a round; the tables give medians and ranges.
+#
+# --apps runs a subset of the applications (names as the rounds print them,
+# e.g. --apps ipsec-secgw-out,meshplane-gw-a for the ingress pair alone).
 #
 # Egress: meshplane's inbound SA keeps an RFC 4303 anti-replay window, which
 # drops every frame of net_pcap's endless replay from the second pass on,
@@ -49,6 +52,7 @@ WINDOW=2
 CORE=
 EGRESS_FRAMES=
 JSON=
+APPS_WANTED=
 BUILD=1
 KEEP=0
 
@@ -65,6 +69,7 @@ while [ $# -gt 0 ]; do
         --core) CORE=${2:?}; shift 2 ;;
         --egress-frames) EGRESS_FRAMES=${2:?}; shift 2 ;;
         --json) JSON=${2:?}; shift 2 ;;
+        --apps) APPS_WANTED=${2:?}; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage 0 ;;
@@ -80,6 +85,21 @@ IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 for s in "${SIZE_LIST[@]}"; do
     [[ $s =~ ^([0-9]+|imix)$ ]] || die "--sizes: $s is not a frame size (64, 1420, imix, ...)"
 done
+
+# The applications a round runs, in this order (--apps: a subset).
+APPS=(ipsec-secgw-out meshplane-gw-a ipsec-secgw-in meshplane-gw-b testpmd-io-egress
+      testpmd-io testpmd-mac meshplane-sat-1 bench)
+if [ -n "$APPS_WANTED" ]; then # --apps: a subset, in the order above
+    IFS=, read -r -a wanted <<<"$APPS_WANTED"
+    for w in "${wanted[@]}"; do
+        printf '%s\n' "${APPS[@]}" | grep -qx -- "$w" || die "--apps: no application $w (${APPS[*]})"
+    done
+    kept=()
+    for a in "${APPS[@]}"; do
+        printf '%s\n' "${wanted[@]}" | grep -qx -- "$a" && kept+=("$a")
+    done
+    APPS=("${kept[@]}")
+fi
 
 # ---------------------------------------------------------------- prerequisites
 [ "$(id -u)" -eq 0 ] || die "run as root (DPDK needs hugepages and /var/run/dpdk)"
@@ -308,8 +328,6 @@ for s in "${SIZE_LIST[@]}"; do
 done
 
 # ---------------------------------------------------------------- rounds
-APPS=(ipsec-secgw-out meshplane-gw-a ipsec-secgw-in meshplane-gw-b testpmd-io-egress
-      testpmd-io testpmd-mac meshplane-sat-1 bench)
 record() { # ROUND SIZE APP JSON
     python3 -c 'import json,sys; d=json.loads(sys.argv[4]); d.update(round=int(sys.argv[1]), size=sys.argv[2], app=sys.argv[3]); print(json.dumps(d))' \
         "$@" >>"$RAW"
