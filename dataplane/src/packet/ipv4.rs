@@ -352,6 +352,15 @@ pub fn write_header(
         .filter(|&t| t <= MAX_TOTAL_LEN)
         .ok_or(Error::Malformed)? as u16;
     let (h, _) = Ipv4Header::mut_from_prefix(buf).map_err(|_| Error::Truncated)?;
+    let (s, d) = (src.octets(), dst.octets());
+    // The checksum is summed from the field values, not read back from
+    // the header just written: loads spanning those narrower stores cannot
+    // be forwarded from the store buffer and wait for them to retire.
+    let sum = u32::from(u16::from_be_bytes([0x45, dscp_ecn]))
+        + u32::from(total)
+        + u32::from(ident)
+        + u32::from(u16::from_be_bytes([ttl, protocol]))
+        + checksum::pseudo_header_v4(src, dst, 0, 0);
     *h = Ipv4Header {
         ver_ihl: 0x45,
         tos: dscp_ecn,
@@ -360,12 +369,10 @@ pub fn write_header(
         flags_frag: U16::new(0),
         ttl,
         protocol,
-        checksum: U16::new(0),
-        src: src.octets(),
-        dst: dst.octets(),
+        checksum: U16::new(!checksum::fold(sum)),
+        src: s,
+        dst: d,
     };
-    let c = checksum::internet_checksum(h.as_bytes());
-    h.checksum.set(c);
     Ok(())
 }
 
