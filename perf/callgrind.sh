@@ -20,8 +20,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for size in $sizes; do
     echo "== $size B frames: instructions per packet (callgrind, $packets packets per role)"
-    printf "%-18s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n" role dispatch lfib classify \
-        encrypt push decrypt deliver stages poll refill
+    printf "%-18s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n" role dispatch lfib classify \
+        encrypt decrypt deliver stages poll refill
     for role in gateway-ingress satellite-transit gateway-egress; do
         cg="$out/cg.$size.$role"
         valgrind --tool=callgrind --callgrind-out-file="$cg" \
@@ -35,9 +35,9 @@ for size in $sizes; do
                     if (!(name in cost)) cost[name] = ir
                 }
                 END {
-                    split("dispatch lfib classify encrypt push decrypt deliver", st, " ")
+                    split("dispatch lfib classify encrypt decrypt deliver", st, " ")
                     printf "%-18s", role; sum = 0
-                    for (i = 1; i <= 7; i++) { v = cost[st[i]] / n; sum += v; printf " %9.1f", v }
+                    for (i = 1; i <= 6; i++) { v = cost[st[i]] / n; sum += v; printf " %9.1f", v }
                     # refill runs twice per frame: before the stages, before the poll.
                     printf " %9.1f %9.1f %9.1f\n", sum, cost["poll"] / n, cost["refill"] / (2 * n)
                 }'

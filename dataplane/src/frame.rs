@@ -161,10 +161,9 @@ pub enum Verdict {
     Input,
     /// Plain IP from the LAN: look up the FEC.
     Classify,
-    /// Encrypt under the FEC's SA (index into the FEC table).
+    /// Encrypt under the FEC's SA, push the FEC's label and send (index
+    /// into the FEC table).
     Encrypt(u32),
-    /// Push the FEC's label and send (index into the FEC table).
-    Push(u32),
     /// Labelled frame (still with its L2 header): look up the LFIB.
     Lfib,
     /// Outer IPv4 with ESP addressed to this node: decrypt.
@@ -318,9 +317,12 @@ impl<F> Batch<F> {
     }
 
     /// Resets verdicts of all frames to `v`.
+    #[inline]
     pub fn set_all(&mut self, v: Verdict) {
-        let n = self.frames.len();
-        self.verdicts[..n].fill(v);
+        // The whole array: a fixed length is a few vector stores, where
+        // the frames' count would be a call to `memset` per burst. Slots
+        // past the frames hold nothing anyone reads.
+        self.verdicts.fill(v);
     }
 
     /// Removes every frame, dropping it (which frees backend buffers).

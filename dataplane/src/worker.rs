@@ -149,6 +149,8 @@ pub struct Worker<P: Port> {
     /// The ports with an address (bit per port), from the last poll's
     /// tables: their senders hear of packets dropped for TTL or size.
     lan_ports: u64,
+    /// The clock when this round last sent frames (0: not yet).
+    sent_ns: u64,
     /// What this worker has counted.
     pub stats: WorkerStats,
 }
@@ -163,6 +165,7 @@ impl<P: Port> Worker<P> {
             tx: Batch::new(),
             punt: None,
             lan_ports: 0,
+            sent_ns: 0,
             stats: WorkerStats::new(n),
         }
     }
@@ -215,6 +218,7 @@ impl<P: Port> Worker<P> {
     /// Returns the number of frames received.
     pub fn poll(&mut self, tables: &Tables) -> usize {
         self.lan_ports = tables.addressed_ports;
+        self.sent_ns = 0;
         let mut total = 0;
         for rx_port in 0..self.ports.len() {
             let (n, bytes) = self.ports[rx_port].rx_burst_counted(&mut self.rx);
@@ -251,6 +255,14 @@ impl<P: Port> Worker<P> {
         }
         self.inject_queued();
         total
+    }
+
+    /// The clock reading ([`now_ns`]) at which the last [`Worker::poll`]
+    /// last sent frames, if it sent any: a polling loop that wants the
+    /// time after a busy round need not read the clock again.
+    #[inline]
+    pub fn last_sent_ns(&self) -> Option<u64> {
+        (self.sent_ns != 0).then_some(self.sent_ns)
     }
 
     /// Sends what the control thread queued for this worker, in order,
@@ -455,6 +467,7 @@ impl<P: Port> Worker<P> {
     #[inline]
     fn send_whole(&mut self, port: usize, bytes: u64, rx_ns: u64) {
         let now = now_ns();
+        self.sent_ns = now;
         tx_counted(
             &mut self.ports[port],
             &mut self.stats,
@@ -522,6 +535,7 @@ impl<P: Port> Worker<P> {
 
     fn flush_port(&mut self, port: PortId, rx_ns: u64) {
         let now = now_ns();
+        self.sent_ns = now;
         loop {
             self.rx.take_tx(port, &mut self.tx);
             if self.tx.is_empty() {

@@ -29,16 +29,21 @@ pub fn worker_loop<P: Port>(
         Backoff::new(idle)
     };
     let mut writer = SlotWriter::new(hub.slot(index));
+    let mut reader = store.reader();
     let mut epoch = store.epoch();
     while !stop.load(Ordering::Relaxed) {
         let n = {
             // One snapshot per round, no lock: a concurrent publish takes
             // effect at the next round.
-            let tables = store.load();
+            let tables = reader.current(store);
             epoch = tables.epoch;
-            w.poll(&tables)
+            w.poll(tables)
         };
-        let now = now_ns();
+        // A round that sent frames read the clock last as it sent them.
+        let now = match w.last_sent_ns() {
+            Some(t) if n > 0 => t,
+            _ => now_ns(),
+        };
         writer.poll_done(n, now);
         if n > 0 {
             if P::WAKES_ON_RX {

@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 /// for deallocating an LPM in the middle of a burst.
 pub struct TableStore {
     current: ArcSwap<Tables>,
+    /// Epoch of `current`, set after each swap: what a [`TableReader`]
+    /// checks per burst instead of loading the snapshot.
+    published: AtomicU64,
     /// Next epoch to hand out; epochs only grow.
     next_epoch: AtomicU64,
     /// Serialises publishers so epochs are installed in order; holds the
@@ -39,6 +42,7 @@ impl TableStore {
     pub fn new(tables: Tables) -> Self {
         let next = tables.epoch.saturating_add(1);
         TableStore {
+            published: AtomicU64::new(tables.epoch),
             current: ArcSwap::from_pointee(tables),
             next_epoch: AtomicU64::new(next),
             retired: Mutex::new(Vec::new()),
@@ -56,6 +60,14 @@ impl TableStore {
     #[inline]
     pub fn load_full(&self) -> Arc<Tables> {
         self.current.load_full()
+    }
+
+    /// A reader for one worker thread that keeps the snapshot between
+    /// bursts (see [`TableReader`]).
+    pub fn reader(&self) -> TableReader {
+        TableReader {
+            tables: self.load_full(),
+        }
     }
 
     /// Epoch of the current snapshot.
@@ -81,6 +93,9 @@ impl TableStore {
         // `swap` returns once every reader's borrow of the old snapshot is
         // a counted reference, so its strong count is exact from here on.
         let old = self.current.swap(Arc::new(tables));
+        // After the swap: a reader that sees this epoch loads the new
+        // snapshot, never the one it replaced.
+        self.published.store(epoch, Ordering::Release);
         retired.push(old);
         Self::free_unused(retired);
         epoch
@@ -118,6 +133,41 @@ impl TableStore {
     }
 }
 
+/// One worker's hold on the current snapshot: per burst it reads the
+/// store's published epoch (one atomic load) and loads the snapshot again
+/// only when that changed, where [`TableStore::load`] would take and give
+/// back a reference every burst. It holds the snapshot between bursts, so
+/// the store keeps a replaced one until the reader's next burst (the store
+/// frees it, never the reader).
+pub struct TableReader {
+    tables: Arc<Tables>,
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("epoch", &self.tables.epoch)
+            .finish()
+    }
+}
+
+impl TableReader {
+    /// The snapshot in force for the next burst: the same as
+    /// `store.load()` at this instant.
+    #[inline]
+    pub fn current(&mut self, store: &TableStore) -> &Tables {
+        if store.published.load(Ordering::Acquire) != self.tables.epoch {
+            self.reload(store);
+        }
+        &self.tables
+    }
+
+    #[cold]
+    fn reload(&mut self, store: &TableStore) {
+        self.tables = store.load_full();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +192,44 @@ mod tests {
         assert_eq!(store.load().epoch, 9);
         // A reader holding the old snapshot keeps it intact.
         assert_eq!(held.epoch, 7);
+    }
+
+    /// The reader's kept snapshot against a plain load after every kind of
+    /// publication (the shortcut may never serve a replaced snapshot).
+    #[test]
+    fn a_reader_sees_what_a_load_sees_after_every_publication() {
+        let store = TableStore::new(tables());
+        let mut reader = store.reader();
+        assert_eq!(reader.current(&store).epoch, store.load().epoch);
+        for round in 0..6 {
+            match round % 3 {
+                0 => {
+                    store.publish(tables());
+                }
+                1 => {
+                    let e = store.epoch();
+                    assert!(store.publish_if_current(e, tables()).is_some());
+                }
+                _ => {
+                    // Refused: nothing changes, the reader keeps its own.
+                    assert!(store.publish_if_current(0, tables()).is_none());
+                }
+            }
+            let held = reader.current(&store) as *const Tables;
+            assert_eq!(held, Arc::as_ptr(&store.load_full()), "round {round}");
+        }
+        // A replaced snapshot the reader still holds is the store's to free.
+        let old = Arc::downgrade(&store.load_full());
+        let _ = reader.current(&store);
+        store.publish(tables());
+        store.reclaim();
+        assert!(
+            old.upgrade().is_some(),
+            "held by the reader until its next burst"
+        );
+        let _ = reader.current(&store);
+        store.reclaim();
+        assert!(old.upgrade().is_none());
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! check. No payload byte is ever copied.
 
 use crate::drop_reason::DropReason;
-use crate::frame::{Frame, Verdict, BURST};
+use crate::frame::{Frame, PortId, Verdict, BURST};
 use crate::packet::{esp, ipv4, udp};
 use crate::sa::lifetime::RunCount;
 use crate::sa::{aad, aead, SaIn, SaOut, SeqBlock};
+use crate::stage::mpls;
 use crate::tables::InboundSa;
 use crate::tables::Tables;
 
@@ -81,10 +82,13 @@ impl<'t> SeqCache<'t> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PendingSeal {
     sa: u32,
-    fec: u32,
+    /// The port the frame leaves by, sealed.
+    port: PortId,
     body_len: u32,
     aad_len: u8,
-    /// Headers in front of the body: [`ENCAP_HEAD`] or [`UDP_ENCAP_HEAD`].
+    /// Headers in front of the body: the push head
+    /// ([`mpls::push_head_len`]), then [`ENCAP_HEAD`] or
+    /// [`UDP_ENCAP_HEAD`].
     head: u8,
     nonce: [u8; aead::NONCE_LEN],
     aad: [u8; 12],
@@ -134,7 +138,8 @@ impl<J> BatchQueue<J> {
 pub type SealQueue = BatchQueue<PendingSeal>;
 
 /// Encrypts a frame with verdict `Encrypt(fec)` (the inner IP packet) into
-/// an outer IPv4 + ESP packet; it becomes `Push(fec)`. Its sequence number
+/// an outer IPv4 + ESP packet behind the FEC's Ethernet header and label;
+/// it becomes `Tx(port)`. Its sequence number
 /// comes from `seqs`. A batch does this in two passes (`encapsulate` over
 /// every frame, then `seal`), which is what the stage chain runs.
 #[inline]
@@ -150,9 +155,10 @@ pub fn encrypt<'t, F: Frame>(
     }
 }
 
-/// The first pass of `encrypt`: outer IPv4 and ESP headers, IV, padding
-/// and trailer written around the inner packet, its sequence number
-/// taken; the payload is still plaintext and the ICV unwritten.
+/// The first pass of `encrypt`: the FEC's Ethernet header and label, outer
+/// IPv4 and ESP headers, IV, padding and trailer written around the inner
+/// packet, its sequence number taken; the payload is still plaintext and
+/// the ICV unwritten.
 #[inline]
 pub fn encapsulate<'t, F: Frame>(
     f: &mut F,
@@ -170,7 +176,7 @@ pub fn encapsulate<'t, F: Frame>(
 }
 
 /// The second pass of `encrypt`: encrypts the payload `encapsulate` left
-/// in place and writes the ICV. `Push(fec)`, or a drop if the AEAD
+/// in place and writes the ICV. `Tx(port)`, or a drop if the AEAD
 /// refused (the frame may still hold plaintext).
 #[inline]
 pub fn seal<F: Frame>(f: &mut F, t: &Tables, job: &PendingSeal) -> Verdict {
@@ -189,7 +195,7 @@ pub fn seal<F: Frame>(f: &mut F, t: &Tables, job: &PendingSeal) -> Verdict {
     {
         Some(tag) => {
             icv.copy_from_slice(&tag);
-            Verdict::Push(job.fec)
+            Verdict::Tx(job.port)
         }
         None => Verdict::Drop(DropReason::CryptoFailed),
     }
@@ -231,14 +237,16 @@ fn encapsulate_one<'t, F: Frame>(
     if ipv4::MIN_HEADER_LEN + udp_len + esp_len > usize::from(u16::MAX) {
         return Err(DropReason::NoRoom);
     }
-    if f.headroom() < head || f.tailroom() < tail {
+    let l2 = mpls::push_head_len(fec_entry);
+    if f.headroom() < l2 + head || f.tailroom() < tail {
         return Err(DropReason::NoRoom);
     }
     let seq = seqs.next(fec_entry.sa, sa)?;
-    if !f.append(tail) || !f.prepend(head) {
+    if !f.append(tail) || !f.prepend(l2 + head) {
         return Err(DropReason::NoRoom);
     }
-    let d = f.data_mut();
+    let (l2_hdr, d) = f.data_mut().split_at_mut(l2);
+    mpls::write_push_head(l2_hdr, fec_entry)?;
     let (hdr, rest) = d.split_at_mut(head);
     // DSCP/ECN of the inner packet is copied to the outer header (RFC 4301 §5.1.2.1).
     ipv4::write_header(
@@ -280,10 +288,10 @@ fn encapsulate_one<'t, F: Frame>(
     let (a, n) = aad(sa.spi, seq, sa.esn);
     Ok(PendingSeal {
         sa: fec_entry.sa,
-        fec,
+        port: fec_entry.port,
         body_len: body_len as u32,
         aad_len: n as u8,
-        head: head as u8,
+        head: (l2 + head) as u8,
         nonce: sa.gcm.nonce(iv),
         aad: a,
     })

@@ -5,7 +5,8 @@
 //!
 //! Graph: `dispatch` -> `mpls::switch` (transit and tunnel end) ->
 //! `esp::decrypt` -> `deliver` (egress); `dispatch` -> `classify` ->
-//! `esp::encrypt` -> `mpls::push` (ingress). A frame that fails gets
+//! `esp::encrypt`, which writes the label push with the ESP headers
+//! (ingress). A frame that fails gets
 //! `Verdict::Drop(reason)`. Each stage module exports its per-frame step;
 //! `process` owns the order.
 //!
@@ -13,8 +14,7 @@
 //! tight walk that, while every frame so far went out of the same port,
 //! writes no verdict at all; the frames it leaves are dispatched and
 //! label-switched in a second walk, run only when there are any. That
-//! leaves a
-//! bitmask of the frames that still need a later stage; each later stage
+//! leaves a bitmask of the frames that still need a later stage; each later stage
 //! visits only those bits, so a stage with nothing to do costs one test and
 //! no stage compares verdicts it cannot act on.
 
@@ -266,8 +266,8 @@ fn swap_received<F: Frame>(
     }
 }
 
-/// Encrypt -> push (ingress) and decrypt -> deliver (egress) over the
-/// frames of `later`.
+/// Encrypt, with the label push (ingress), and decrypt -> deliver
+/// (egress) over the frames of `later`.
 #[inline]
 fn crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables, mut later: Mask) {
     let (frames, verdicts) = batch.frames_verdicts_mut();
@@ -290,10 +290,6 @@ fn crypto<F: Frame>(batch: &mut Batch<F>, t: &Tables, mut later: Mask) {
             |f, job, _| esp::seal(f, t, job),
         );
     }
-    visit(frames, verdicts, &mut later, |f, v| match v {
-        Verdict::Push(fec) => Some(mpls::push(f, t, fec)),
-        _ => None,
-    });
     // Egress: decrypt -> deliver, in two passes again: check every packet
     // up to its ICV, then open them.
     let mut sas = esp::InboundCache::default();

@@ -1,4 +1,5 @@
-//! MPLS label switching (RFC 3032): push at the ingress gateway, swap at
+//! MPLS label switching (RFC 3032): push at the ingress gateway (written
+//! with the ESP headers, `stage::esp`), swap at
 //! transit satellites, pop at the penultimate hop or for local termination,
 //! with TTL decrement and the Ethernet rewrite to the next hop.
 
@@ -9,41 +10,38 @@ use crate::packet::ethernet::{self, ethertype};
 use crate::packet::mpls::{MplsEntry, ENTRY_LEN};
 use crate::packet::vlan;
 use crate::tables::lfib::{LfibEntry, LfibOp};
-use crate::tables::Tables;
+use crate::tables::{Fec, Tables};
 
 /// TTL of a pushed label.
 pub const PUSH_TTL: u8 = 64;
 
-/// Pushes the FEC's label and Ethernet header on a frame with verdict
-/// `Push(fec)` (it holds the outer IPv4 packet); it becomes `Tx(port)`. A
-/// FEC without a label (a partner port) gets the Ethernet header alone.
-#[inline]
-pub fn push<F: Frame>(f: &mut F, t: &Tables, fec: u32) -> Verdict {
-    let Some(e) = t.fecs.get(fec as usize) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    let Some(label) = e.label else {
-        return push_plain(f, e.dst_mac, e.src_mac, e.port);
-    };
-    if !f.prepend(HEAD) {
-        return Verdict::Drop(DropReason::NoRoom);
-    }
-    let label = MplsEntry::new(label, 0, true, PUSH_TTL);
-    match write_head(f.data_mut(), e.dst_mac, e.src_mac, label) {
-        Ok(()) => Verdict::Tx(e.port),
-        Err(r) => Verdict::Drop(r),
+/// Bytes [`write_push_head`] writes for `fec`: an Ethernet header, and
+/// the FEC's label entry when it has one (a FEC without a label, a
+/// partner port, gets the Ethernet header alone).
+#[inline(always)]
+pub fn push_head_len(fec: &Fec) -> usize {
+    match fec.label {
+        Some(_) => HEAD,
+        None => ethernet::HEADER_LEN,
     }
 }
 
-/// The outer IPv4 packet of a FEC without a label, framed as it is.
-#[cold]
-fn push_plain<F: Frame>(f: &mut F, dst: Mac, src: Mac, port: PortId) -> Verdict {
-    if !f.prepend(ethernet::HEADER_LEN) {
-        return Verdict::Drop(DropReason::NoRoom);
-    }
-    match ethernet::write_header(f.data_mut(), dst, src, ethertype::IPV4) {
-        Ok(()) => Verdict::Tx(port),
-        Err(_) => Verdict::Drop(DropReason::Malformed),
+/// Writes what the ingress gateway puts in front of the outer IPv4 packet
+/// of `fec` into `d` ([`push_head_len`] bytes): the Ethernet header to the
+/// next hop and the FEC's label (RFC 3032, bottom of stack, TTL
+/// [`PUSH_TTL`]), or for a FEC without a label the Ethernet header of an
+/// IPv4 frame.
+#[inline(always)]
+pub fn write_push_head(d: &mut [u8], fec: &Fec) -> Result<(), DropReason> {
+    match fec.label {
+        Some(label) => write_head(
+            d,
+            fec.dst_mac,
+            fec.src_mac,
+            MplsEntry::new(label, 0, true, PUSH_TTL),
+        ),
+        None => ethernet::write_header(d, fec.dst_mac, fec.src_mac, ethertype::IPV4)
+            .map_err(|_| DropReason::Malformed),
     }
 }
 

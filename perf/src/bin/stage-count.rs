@@ -75,10 +75,6 @@ stages! {
             .map_or_else(|| stage::mpls::switch(f, t), Verdict::Tx)
     }),
     classify => |f, v, t, _mac| (*v == Verdict::Classify).then(|| stage::classify::classify(f, t)),
-    push => |f, v, t, _mac| match *v {
-        Verdict::Push(fec) => Some(stage::mpls::push(f, t, fec)),
-        _ => None,
-    },
     deliver => |f, v, t, _mac| (*v == Verdict::Deliver).then(|| stage::deliver::deliver(f, t)),
 }
 
@@ -110,8 +106,8 @@ fn decrypt(b: &mut Batch<HeapFrame>, t: &Tables) {
 }
 
 /// The stages in `stage::process`'s order.
-const STAGES: [fn(&mut Batch<HeapFrame>, &Tables); 7] =
-    [dispatch, lfib, classify, encrypt, push, decrypt, deliver];
+const STAGES: [fn(&mut Batch<HeapFrame>, &Tables); 6] =
+    [dispatch, lfib, classify, encrypt, decrypt, deliver];
 
 /// Every stage over the role's frames, one batch at a time.
 fn run_stages(p: &Prepared, n: usize) -> Result<u64> {
