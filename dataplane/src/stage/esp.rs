@@ -8,21 +8,15 @@
 
 use crate::drop_reason::DropReason;
 use crate::frame::{Frame, PortId, Verdict, BURST};
-use crate::packet::{esp, ipv4, udp};
+use crate::packet::{esp, ipv4};
 use crate::sa::lifetime::RunCount;
 use crate::sa::{aad, aead, SaIn, SaOut, SeqBlock};
-use crate::stage::mpls;
 use crate::tables::InboundSa;
 use crate::tables::Tables;
 
-/// Outer IPv4 + ESP header + IV.
-pub const ENCAP_HEAD: usize = ipv4::MIN_HEADER_LEN + esp::HEADER_LEN + esp::IV_LEN;
-/// The same with the UDP header of ESP in UDP (RFC 3948) after the IPv4.
-pub const UDP_ENCAP_HEAD: usize = ENCAP_HEAD + udp::HEADER_LEN;
-/// The UDP port of ESP in UDP and of IKE beside it (RFC 3948 §2.1).
-pub const NAT_T_PORT: u16 = 4500;
-/// Outer TTL of tunnel packets.
-pub const OUTER_TTL: u8 = 64;
+/// The UDP port of ESP in UDP and of IKE beside it (RFC 3948 §2.1), and
+/// the TTL of outer headers.
+pub use crate::tables::encap::{NAT_T_PORT, OUTER_TTL};
 /// ESP next-header value of a dummy packet (RFC 4303 §2.6), dropped silently.
 const NEXT_HEADER_NONE: u8 = 59;
 
@@ -86,9 +80,7 @@ pub struct PendingSeal {
     port: PortId,
     body_len: u32,
     aad_len: u8,
-    /// Headers in front of the body: the push head
-    /// ([`mpls::push_head_len`]), then [`ENCAP_HEAD`] or
-    /// [`UDP_ENCAP_HEAD`].
+    /// Headers in front of the body (the FEC's `EncapTemplate`).
     head: u8,
     nonce: [u8; aead::NONCE_LEN],
     aad: [u8; 12],
@@ -229,55 +221,26 @@ fn encapsulate_one<'t, F: Frame>(
     let body_len = inner_len + pad + esp::TRAILER_LEN;
     let tail = pad + esp::TRAILER_LEN + esp::ICV_LEN;
     let esp_len = esp::HEADER_LEN + esp::IV_LEN + body_len + esp::ICV_LEN;
-    let (head, udp_len) = if sa.udp_encap {
-        (UDP_ENCAP_HEAD, udp::HEADER_LEN)
-    } else {
-        (ENCAP_HEAD, 0)
-    };
-    if ipv4::MIN_HEADER_LEN + udp_len + esp_len > usize::from(u16::MAX) {
+    // The SA's tables hold its template: a FEC without one has no SA.
+    let tpl = fec_entry.encap.as_ref().ok_or(DropReason::SaPending)?;
+    let head = tpl.len();
+    if ipv4::MIN_HEADER_LEN + tpl.ip_payload_len(esp_len) > usize::from(u16::MAX) {
         return Err(DropReason::NoRoom);
     }
-    let l2 = mpls::push_head_len(fec_entry);
-    if f.headroom() < l2 + head || f.tailroom() < tail {
+    if f.headroom() < head || f.tailroom() < tail {
         return Err(DropReason::NoRoom);
     }
     let seq = seqs.next(fec_entry.sa, sa)?;
-    if !f.append(tail) || !f.prepend(l2 + head) {
+    if !f.append(tail) || !f.prepend(head) {
         return Err(DropReason::NoRoom);
     }
-    let (l2_hdr, d) = f.data_mut().split_at_mut(l2);
-    mpls::write_push_head(l2_hdr, fec_entry)?;
-    let (hdr, rest) = d.split_at_mut(head);
-    // DSCP/ECN of the inner packet is copied to the outer header (RFC 4301 §5.1.2.1).
-    ipv4::write_header(
-        hdr,
-        sa.tunnel_src,
-        sa.tunnel_dst,
-        if sa.udp_encap {
-            ipv4::protocol::UDP
-        } else {
-            ipv4::protocol::ESP
-        },
-        udp_len + esp_len,
-        OUTER_TTL,
-        seq as u16,
-        tos,
-    )
-    .map_err(|_| DropReason::NoRoom)?;
-    if sa.udp_encap {
-        // Port 4500 both ways, checksum zero (RFC 3948 §2.1, §3.1.1).
-        udp::write_header(
-            &mut hdr[ipv4::MIN_HEADER_LEN..],
-            NAT_T_PORT,
-            NAT_T_PORT,
-            esp_len,
-        )
-        .map_err(|_| DropReason::NoRoom)?;
+    let (hdr, rest) = f.data_mut().split_at_mut(head);
+    // Ethernet, label, outer IPv4 (DSCP/ECN copied from the inner packet,
+    // RFC 4301 §5.1.2.1), UDP, ESP header and IV (the sequence number).
+    if !tpl.write(hdr, tos, esp_len, seq) {
+        return Err(DropReason::NoRoom);
     }
-    let esp_hdr = &mut hdr[ipv4::MIN_HEADER_LEN + udp_len..];
-    esp::write_header(esp_hdr, sa.spi, seq as u32).map_err(|_| DropReason::NoRoom)?;
     let iv = seq.to_be_bytes();
-    esp_hdr[esp::HEADER_LEN..esp::HEADER_LEN + esp::IV_LEN].copy_from_slice(&iv);
 
     let body = &mut rest[..body_len];
     for (i, b) in body[inner_len..inner_len + pad].iter_mut().enumerate() {
@@ -291,7 +254,7 @@ fn encapsulate_one<'t, F: Frame>(
         port: fec_entry.port,
         body_len: body_len as u32,
         aad_len: n as u8,
-        head: (l2 + head) as u8,
+        head: head as u8,
         nonce: sa.gcm.nonce(iv),
         aad: a,
     })

@@ -1,5 +1,5 @@
 //! MPLS label switching (RFC 3032): push at the ingress gateway (written
-//! with the ESP headers, `stage::esp`), swap at
+//! with the ESP headers from the FEC's `tables::encap` template), swap at
 //! transit satellites, pop at the penultimate hop or for local termination,
 //! with TTL decrement and the Ethernet rewrite to the next hop.
 
@@ -10,40 +10,10 @@ use crate::packet::ethernet::{self, ethertype};
 use crate::packet::mpls::{MplsEntry, ENTRY_LEN};
 use crate::packet::vlan;
 use crate::tables::lfib::{LfibEntry, LfibOp};
-use crate::tables::{Fec, Tables};
+use crate::tables::Tables;
 
 /// TTL of a pushed label.
-pub const PUSH_TTL: u8 = 64;
-
-/// Bytes [`write_push_head`] writes for `fec`: an Ethernet header, and
-/// the FEC's label entry when it has one (a FEC without a label, a
-/// partner port, gets the Ethernet header alone).
-#[inline(always)]
-pub fn push_head_len(fec: &Fec) -> usize {
-    match fec.label {
-        Some(_) => HEAD,
-        None => ethernet::HEADER_LEN,
-    }
-}
-
-/// Writes what the ingress gateway puts in front of the outer IPv4 packet
-/// of `fec` into `d` ([`push_head_len`] bytes): the Ethernet header to the
-/// next hop and the FEC's label (RFC 3032, bottom of stack, TTL
-/// [`PUSH_TTL`]), or for a FEC without a label the Ethernet header of an
-/// IPv4 frame.
-#[inline(always)]
-pub fn write_push_head(d: &mut [u8], fec: &Fec) -> Result<(), DropReason> {
-    match fec.label {
-        Some(label) => write_head(
-            d,
-            fec.dst_mac,
-            fec.src_mac,
-            MplsEntry::new(label, 0, true, PUSH_TTL),
-        ),
-        None => ethernet::write_header(d, fec.dst_mac, fec.src_mac, ethertype::IPV4)
-            .map_err(|_| DropReason::Malformed),
-    }
-}
+pub use crate::tables::encap::PUSH_TTL;
 
 /// Ethernet header plus one label entry.
 const HEAD: usize = ethernet::HEADER_LEN + ENTRY_LEN;

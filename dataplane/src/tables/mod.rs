@@ -1,6 +1,7 @@
 //! The forwarding tables a worker reads: FEC LPM, LFIB, SA database and
 //! delivery LPM, published together as one immutable snapshot.
 
+pub mod encap;
 pub mod lfib;
 pub mod lpm;
 
@@ -36,6 +37,9 @@ pub struct Fec {
     /// fits the port's MTU ([`tunnel_mtu`]). Larger packets are dropped as
     /// `too_big`, and a LAN sender is told this figure (RFC 1191, RFC 8201).
     pub mtu: usize,
+    /// The headers in front of each of its packets, fixed fields filled
+    /// in; None while the SA is pending.
+    pub encap: Option<encap::EncapTemplate>,
 }
 
 /// The largest inner IP packet that fits a port of MTU `port_mtu` once
@@ -373,6 +377,9 @@ impl Tables {
                     f.label.is_some(),
                     sa_out.get(sa as usize).is_some_and(|s| s.udp_encap),
                 ),
+                encap: sa_out.get(sa as usize).map(|s| {
+                    encap::EncapTemplate::new(f.label, f.next_hop_mac, port_macs[usize::from(p)], s)
+                }),
             });
             insert_prefix(&mut fec4, &mut fec6, f.prefix, idx);
             fec_prefixes.push((f.prefix, idx));
