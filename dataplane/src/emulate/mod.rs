@@ -32,6 +32,7 @@
 //! SAs), control packets (ARP, ICMP, LSP ping).
 
 pub mod events;
+pub mod install;
 pub mod link;
 pub mod node;
 pub mod report;
@@ -101,6 +102,8 @@ pub struct Options {
     pub chart_flows: Vec<usize>,
     /// When nodes build the satellites' node labels into their tables.
     pub sat_labels: SatLabels,
+    /// How nodes build the tables of each install.
+    pub install: install::InstallPath,
 }
 
 impl Options {
@@ -125,6 +128,7 @@ impl Options {
             failures: Vec::new(),
             chart_flows: Vec::new(),
             sat_labels: SatLabels::default(),
+            install: install::InstallPath::default(),
         }
     }
 }
@@ -321,6 +325,7 @@ impl Emulator {
         }
         for n in &mut nodes {
             n.set_sat_labels(o.sat_labels);
+            n.set_install_path(o.install);
         }
         let mut links = Vec::new();
         for i in 0..nodes.len() {
