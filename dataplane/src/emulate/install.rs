@@ -13,7 +13,10 @@
 //! egress gateway's outbound SA), and an install rewrites only what the
 //! routes decide: the LFIB, the FECs and, when the FECs lead to other
 //! prefixes or SAs than before, their prefix tables, the inbound SAs'
-//! allowed sources and the node routes.
+//! allowed sources and the node routes. The LFIB is updated in place:
+//! an entry that an install leaves as it was is not written again (half
+//! of them from one epoch to the next: the block carried over), and
+//! only the labels the new routes no longer hold are removed.
 //!
 //! The result is the agent's tables, entry for entry: `emulate::node`'s
 //! tests build every install both ways and compare them.
@@ -56,6 +59,8 @@ pub struct Direct {
     keys: Vec<(Prefix, u32)>,
     /// Scratch space for the next install's keys.
     next_keys: Vec<(Prefix, u32)>,
+    /// Scratch space for the next install's labels, sorted.
+    sorted: Vec<u32>,
 }
 
 /// Frames on a link without a configured peer MAC go to broadcast, as the
@@ -118,6 +123,7 @@ impl Direct {
             sa_of_gid,
             keys: Vec::new(),
             next_keys: Vec::new(),
+            sorted: Vec::new(),
         })
     }
 
@@ -141,15 +147,26 @@ impl Direct {
         labels: &mut Vec<u32>,
     ) {
         t.epoch = epoch;
-        t.lfib.clear(labels.iter().copied());
-        labels.clear();
         let (fec, lfib) = mine.map_or((&[][..], &[][..]), |m| (&m.fec[..], &m.lfib[..]));
+        // The new entries over the old ones (in order: a later entry for
+        // a label wins, as in a table built anew), then the old labels
+        // that have no new entry removed.
+        self.sorted.clear();
         for r in lfib.iter().chain(sat) {
             if let Some(e) = self.lfib_entry(r, &t.port_macs) {
-                labels.push(r.label);
-                t.lfib.insert(r.label, e);
+                self.sorted.push(r.label);
+                if t.lfib.get(r.label) != Some(&e) {
+                    t.lfib.insert(r.label, e);
+                }
             }
         }
+        self.sorted.sort_unstable();
+        for &old in labels.iter() {
+            if self.sorted.binary_search(&old).is_err() {
+                t.lfib.remove(old);
+            }
+        }
+        std::mem::swap(labels, &mut self.sorted);
         self.fecs(t, fec);
     }
 
