@@ -137,7 +137,7 @@ impl Direct {
     /// and earlier routes) the tables of install `epoch` with the routes
     /// `mine` (the snapshot's entries for this node) and the satellites'
     /// node labels `sat`. `labels` holds the labels of the LFIB entries
-    /// `t` has, and then those of the new ones.
+    /// `t` has, and then those of the new ones, sorted.
     pub fn install(
         &mut self,
         t: &mut Tables,
@@ -160,9 +160,15 @@ impl Direct {
                 }
             }
         }
+        // Both lists sorted (an install leaves its labels so), one walk.
         self.sorted.sort_unstable();
+        if !labels.is_sorted() {
+            labels.sort_unstable();
+        }
+        let mut new = self.sorted.iter().peekable();
         for &old in labels.iter() {
-            if self.sorted.binary_search(&old).is_err() {
+            while new.next_if(|&&l| l < old).is_some() {}
+            if new.peek() != Some(&&old) {
                 t.lfib.remove(old);
             }
         }
