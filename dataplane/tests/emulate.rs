@@ -350,9 +350,10 @@ kind = "oneway"
 }
 
 /// Nodes that build the satellites' node labels only once a frame may
-/// need one (the default) forward every frame as nodes that build them
-/// with every install, as the agent does: the same report, frame for
-/// frame and install for install.
+/// need one, straight from the snapshot's entries (the defaults), forward
+/// every frame as nodes that build every install whole through the
+/// agent's install path: the same report, frame for frame and install
+/// for install.
 #[test]
 fn tables_built_on_demand_forward_as_the_agents_do() {
     let names = ["London", "New-York-Newark", "Tokyo", "Sydney", "Lagos"];
@@ -370,6 +371,7 @@ fn tables_built_on_demand_forward_as_the_agents_do() {
     o.record_pings = true;
     let on_demand = emulate::run(&o).expect("run");
     o.sat_labels = emulate::node::SatLabels::Always;
+    o.install = emulate::install::InstallPath::Agent;
     let always = emulate::run(&o).expect("run");
     let json = |r: &Report| {
         let mut v = serde_json::to_value(r).expect("json");

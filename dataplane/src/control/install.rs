@@ -376,6 +376,28 @@ impl PublicationInstaller {
         plan: &LabelPlan,
         failures: &Failures,
     ) -> Result<Compiled, ControlError> {
+        let (sat, current) = self.sat_labels(p, plan, failures)?;
+        let (cfg, counts) = self.installer.node_config(base, &p.tables, &sat);
+        let hops = self.installer.next_hops(&p.tables, plan);
+        Ok(Compiled {
+            cfg,
+            counts,
+            hops,
+            sat_hops: current,
+        })
+    }
+
+    /// The LFIB entries of the satellites' node labels that
+    /// [`PublicationInstaller::compile`] adds to this node's routes of
+    /// publication `p` (its first hops over `p`'s graph, the other block's
+    /// as last committed), and those first hops, to
+    /// [`PublicationInstaller::commit`] once the tables are in place.
+    pub fn sat_labels(
+        &mut self,
+        p: &Publication,
+        plan: &LabelPlan,
+        failures: &Failures,
+    ) -> Result<(Vec<ctables::LfibRoute>, SatHops), ControlError> {
         let node = self.installer.node();
         let epoch = p.tables.epoch;
         self.router
@@ -388,14 +410,7 @@ impl PublicationInstaller {
         let previous = self.sat_hops[LabelPlan::block_of(epoch ^ 1)].as_ref();
         let sat = sat_label_lfib(plan, p.topology.n_sats(), &current, previous, failures)
             .map_err(meshplane_control::Error::from)?;
-        let (cfg, counts) = self.installer.node_config(base, &p.tables, &sat);
-        let hops = self.installer.next_hops(&p.tables, plan);
-        Ok(Compiled {
-            cfg,
-            counts,
-            hops,
-            sat_hops: current,
-        })
+        Ok((sat, current))
     }
 
     /// Records the first hops of an install that took effect: the next

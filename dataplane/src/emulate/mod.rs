@@ -32,6 +32,7 @@
 //! SAs), control packets (ARP, ICMP, LSP ping).
 
 pub mod events;
+pub mod install;
 pub mod link;
 pub mod node;
 pub mod report;
@@ -101,6 +102,8 @@ pub struct Options {
     pub chart_flows: Vec<usize>,
     /// When nodes build the satellites' node labels into their tables.
     pub sat_labels: SatLabels,
+    /// How nodes build the tables of each install.
+    pub install: install::InstallPath,
 }
 
 impl Options {
@@ -125,6 +128,7 @@ impl Options {
             failures: Vec::new(),
             chart_flows: Vec::new(),
             sat_labels: SatLabels::default(),
+            install: install::InstallPath::default(),
         }
     }
 }
@@ -159,9 +163,12 @@ pub fn pairs(n: u32, k: Option<usize>) -> Vec<(u32, u32)> {
 /// still in flight was sent under.
 const KEEP_PUBLICATIONS: usize = 8;
 
-/// Room of a frame buffer (after headroom): the largest LAN frame and
-/// what the tunnel adds.
-const FRAME_ROOM: usize = 2048;
+/// Room a frame buffer keeps (after the headroom) beyond the longest LAN
+/// frame of the run: what the tunnel appends at the tail (ESP padding,
+/// trailer and ICV: 21 bytes at most), with margin. Buffers no larger
+/// than a run's frames need keep the frames in flight on fewer cache
+/// lines and pages.
+const TAIL_ROOM: usize = 128;
 
 struct FlowState {
     spec: FlowSpec,
@@ -203,6 +210,9 @@ struct Emulator {
     sat_labels: SatLabels,
     nodes: Vec<Node>,
     links: Vec<Link>,
+    /// Where each link leads: its receiving node, or [`LAN`] for a
+    /// gateway's LAN port (the node's `port_peer`, by link index).
+    link_peer: Vec<u32>,
     /// Frames from each gateway's LAN host, waiting to enter (index = node).
     lan_in: Vec<Vec<(HeapFrame, Meta)>>,
     flows: Vec<FlowState>,
@@ -211,6 +221,9 @@ struct Emulator {
     metas: Vec<Meta>,
     out: Vec<(HeapFrame, Meta, Verdict)>,
     pool: Vec<HeapFrame>,
+    /// Room of a frame buffer: the run's longest LAN frame and
+    /// [`TAIL_ROOM`].
+    frame_room: usize,
     scratch: Vec<u8>,
     drops: DropCounts,
     packet_hops: u64,
@@ -321,13 +334,16 @@ impl Emulator {
         }
         for n in &mut nodes {
             n.set_sat_labels(o.sat_labels);
+            n.set_install_path(o.install);
         }
         let mut links = Vec::new();
+        let mut link_peer = Vec::new();
         for i in 0..nodes.len() {
             nodes[i].link_base = links.len() as u32;
             for p in 0..nodes[i].port_peer.len() {
                 let me = nodes[i].id;
                 let peer = nodes[i].port_peer[p];
+                link_peer.push(peer);
                 if peer == LAN {
                     links.push(Link::new(me, me, LAN_PORT, 1.0, 1));
                     continue;
@@ -419,6 +435,13 @@ impl Emulator {
         if o.progress {
             events.at(1_000_000_000, Event::Progress);
         }
+        let frame_room = o
+            .flows
+            .iter()
+            .map(|f| traffic::max_frame_len(f.size))
+            .max()
+            .unwrap_or(0)
+            + TAIL_ROOM;
         Ok(Emulator {
             n_sats,
             step_ns,
@@ -433,13 +456,15 @@ impl Emulator {
             lan_in: (0..nodes.len()).map(|_| Vec::new()).collect(),
             nodes,
             links,
+            link_peer,
             flows,
             events,
             batch: Batch::new(),
             metas: Vec::with_capacity(BURST),
             out: Vec::with_capacity(BURST),
             pool: Vec::new(),
-            scratch: Vec::with_capacity(FRAME_ROOM),
+            frame_room,
+            scratch: Vec::with_capacity(frame_room),
             drops: DropCounts::new(),
             packet_hops: 0,
             pings: Vec::new(),
@@ -581,7 +606,7 @@ impl Emulator {
         let mut f = self
             .pool
             .pop()
-            .unwrap_or_else(|| HeapFrame::with_room(FRAME_ROOM));
+            .unwrap_or_else(|| HeapFrame::with_room(self.frame_room));
         f.reset_from(&self.scratch);
         f
     }
@@ -767,13 +792,13 @@ impl Emulator {
             Verdict::Punt => return self.drop_frame(id, "punt", f, m),
             _ => return self.drop_frame(id, "unfinished", f, m),
         };
-        let Some(&peer) = self.nodes[n].port_peer.get(usize::from(port)) else {
+        if usize::from(port) >= self.nodes[n].port_peer.len() {
             return self.drop_frame(id, "no_port", f, m);
-        };
-        if peer == LAN {
-            return self.host_receives(now, n, f, m);
         }
         let l = self.nodes[n].link_base as usize + usize::from(port);
+        if self.link_peer[l] == LAN {
+            return self.host_receives(now, n, f, m);
+        }
         if self.dark(l) {
             return self.drop_frame(id, "link_down", f, m);
         }

@@ -25,6 +25,7 @@
 //! SA; no IKE, no rekeying). Tunnel endpoints are the gateways' node
 //! addresses, 64-bit sequence numbers, as `meshplane mesh-plan` renders them.
 
+use super::install::{Direct, InstallPath};
 use crate::config::{AfXdpPortConfig, Mac, NodeConfig, PortConfig};
 use crate::control::agent::early_install_ns;
 use crate::control::{ControlError, PublicationInstaller, RouteInstaller};
@@ -35,7 +36,7 @@ use crate::tables::{SaStore, Tables};
 use meshplane_control::labels::LabelPlan;
 use meshplane_control::routing::first_hops;
 use meshplane_control::schedule::Publication;
-use meshplane_control::tables::{default_gateway_prefix, port_name, SatHops};
+use meshplane_control::tables::{default_gateway_prefix, port_name, LfibRoute, SatHops};
 use meshplane_control::topology::Topology;
 use meshplane_control::{Failures, GroundStations, NodeId};
 use std::collections::{BTreeSet, HashMap};
@@ -103,6 +104,11 @@ pub struct Node {
     /// Tables are built into the LFIB of those they replace (else each
     /// into a new one, as the agent builds them: the tests' reference).
     reuse_lfib: bool,
+    /// How installs are built.
+    path: InstallPath,
+    /// The direct install's resolution of this node's configuration
+    /// (`None`: the configuration needs the agent's path).
+    direct: Option<Direct>,
 }
 
 impl Installed {
@@ -284,6 +290,7 @@ impl Node {
             });
         }
         let installer = RouteInstaller::new(&cfg, id, n_sats, stations)?;
+        let direct = Direct::new(&cfg, id, &port_peer, n_sats + stations.len(), stations);
         Ok(Node {
             id,
             gateway,
@@ -299,12 +306,19 @@ impl Node {
             carried: [Carried::Empty, Carried::Empty],
             installs: 0,
             reuse_lfib: true,
+            path: InstallPath::default(),
+            direct,
         })
     }
 
     /// When this node's tables get the satellites' node labels.
     pub fn set_sat_labels(&mut self, when: SatLabels) {
         self.sat_labels = when;
+    }
+
+    /// How this node builds the tables of each install.
+    pub fn set_install_path(&mut self, path: InstallPath) {
+        self.path = path;
     }
 
     /// The publication in force at this node at `now_ns` among `pubs`
@@ -349,8 +363,8 @@ impl Node {
             Some(t) if t.is(p) => {
                 // The same publication again, now with the satellite
                 // labels: the other block's carried entries are the same.
-                let cfg = self.full_config(p, plan, failures)?;
-                self.build(p, &cfg, true)?;
+                let sat = self.sat_entries(p, plan, failures)?;
+                self.build(p, Some(&sat))?;
             }
             _ => {
                 if let Some(prev) = prev {
@@ -358,16 +372,13 @@ impl Node {
                         self.commit(prev, plan, failures)?;
                     }
                 }
-                let cfg = if full {
-                    self.full_config(p, plan, failures)?
+                let sat = if full {
+                    Some(self.sat_entries(p, plan, failures)?)
                 } else {
                     self.defer(p);
-                    self.installer
-                        .installer()
-                        .node_config(&self.base, &p.tables, &[])
-                        .0
+                    None
                 };
-                self.build(p, &cfg, full)?;
+                self.build(p, sat.as_deref())?;
                 self.committed = Some(p.epoch);
             }
         }
@@ -386,8 +397,8 @@ impl Node {
     ) -> Result<(), ControlError> {
         match self.sat_labels {
             SatLabels::Always => {
-                let c = self.installer.compile(&self.base, p, plan, failures)?;
-                self.installer.commit(c.sat_hops);
+                let (_, hops) = self.installer.sat_labels(p, plan, failures)?;
+                self.installer.commit(hops);
             }
             SatLabels::OnDemand => self.defer(p),
         }
@@ -403,16 +414,16 @@ impl Node {
             Carried::Deferred(p.epoch, std::sync::Arc::clone(&p.topology));
     }
 
-    /// The node's configuration for `p` as the agent compiles it, the
-    /// satellites' node labels included (and committed): the other
-    /// block's first hops are those of the last publication of that block
-    /// committed here, computed now if they were deferred.
-    fn full_config(
+    /// The satellites' node-label entries the agent compiles into this
+    /// node's tables for `p` (and commits): the other block's first hops
+    /// are those of the last publication of that block committed here,
+    /// computed now if they were deferred.
+    fn sat_entries(
         &mut self,
         p: &Publication,
         plan: &LabelPlan,
         failures: &Failures,
-    ) -> Result<NodeConfig, ControlError> {
+    ) -> Result<Vec<LfibRoute>, ControlError> {
         let other = LabelPlan::block_of(p.epoch ^ 1);
         if let Carried::Deferred(epoch, topo) = &self.carried[other] {
             self.installer.commit(SatHops {
@@ -422,31 +433,54 @@ impl Node {
             });
             self.carried[other] = Carried::Committed;
         }
-        let c = self.installer.compile(&self.base, p, plan, failures)?;
-        self.installer.commit(c.sat_hops);
+        let (sat, hops) = self.installer.sat_labels(p, plan, failures)?;
+        self.installer.commit(hops);
         self.carried[LabelPlan::block_of(p.epoch)] = Carried::Committed;
-        Ok(c.cfg)
+        Ok(sat)
     }
 
-    /// Builds and puts in force the tables of `cfg` for `epoch`, into the
-    /// LFIB of the tables they replace (which nothing else holds): the
-    /// tables [`Tables::from_config_with`] builds, without allocating and
-    /// copying the LFIB's pages again.
-    fn build(
-        &mut self,
-        p: &Publication,
-        cfg: &NodeConfig,
-        sat_labels: bool,
-    ) -> Result<(), ControlError> {
+    /// Builds and puts in force this node's tables of `p`, with the
+    /// satellites' node-label entries `sat` if given, into the tables
+    /// they replace (which nothing else holds): directly from the
+    /// snapshot's entries ([`Direct`]), or through the agent's path, the
+    /// configuration [`PublicationInstaller`] compiles and the tables
+    /// [`Tables::from_config_with`] builds from it (into the LFIB
+    /// replaced, without allocating and copying its pages again).
+    fn build(&mut self, p: &Publication, sat: Option<&[LfibRoute]>) -> Result<(), ControlError> {
         self.installs += 1;
-        let (mut lfib, mut labels) = match self.tables.take() {
-            Some(old) if self.reuse_lfib => (old.tables.lfib, old.labels),
-            _ => (Lfib::new(), Vec::new()),
+        let sat_labels = sat.is_some();
+        let sat = sat.unwrap_or(&[]);
+        let old = self.tables.take();
+        let (tables, labels) = match (&mut self.direct, self.path) {
+            (Some(direct), InstallPath::Direct) => {
+                let (mut tables, mut labels) = match old {
+                    Some(old) => (old.tables, old.labels),
+                    None => (
+                        Tables::from_config_with(&self.base, 0, &mut self.store)?,
+                        Vec::new(),
+                    ),
+                };
+                let mine = p.tables.node(self.id);
+                direct.install(&mut tables, self.installs, mine, sat, &mut labels);
+                (tables, labels)
+            }
+            _ => {
+                let cfg = self
+                    .installer
+                    .installer()
+                    .node_config(&self.base, &p.tables, sat)
+                    .0;
+                let (mut lfib, mut labels) = match old {
+                    Some(old) if self.reuse_lfib => (old.tables.lfib, old.labels),
+                    _ => (Lfib::new(), Vec::new()),
+                };
+                lfib.clear(labels.iter().copied());
+                labels.clear();
+                labels.extend(cfg.lfib.iter().map(|l| l.label));
+                let tables = Tables::from_config_into(&cfg, self.installs, &mut self.store, lfib)?;
+                (tables, labels)
+            }
         };
-        lfib.clear(labels.iter().copied());
-        labels.clear();
-        labels.extend(cfg.lfib.iter().map(|l| l.label));
-        let tables = Tables::from_config_into(cfg, self.installs, &mut self.store, lfib)?;
         self.tables = Some(Installed {
             epoch: p.epoch,
             activate_at_ns: p.activate_at_ns,
@@ -547,6 +581,7 @@ mod tests {
         };
         let (mut plain, lazy) = (make(), make());
         plain.set_sat_labels(SatLabels::Always);
+        plain.set_install_path(InstallPath::Agent);
         plain.reuse_lfib = false;
         (plain, lazy)
     }
@@ -570,6 +605,7 @@ mod tests {
                 let (mut fresh, mut reused) = pair(id, n_sats, &nb, &st);
                 fresh.set_sat_labels(mode);
                 reused.set_sat_labels(mode);
+                reused.set_install_path(InstallPath::Agent);
                 assert!(!fresh.reuse_lfib && reused.reuse_lfib);
                 let mut now = 0;
                 while now <= last {
@@ -616,18 +652,134 @@ mod tests {
         assert_eq!(a.len(), b.len(), "{what}: entries");
     }
 
-    /// Everything but the LFIB that a frame's verdict depends on.
+    /// Everything but the LFIB that a frame's verdict depends on, or
+    /// that the management socket shows (the tables' install number
+    /// aside).
     fn rest(t: &Tables) -> String {
+        // Where the FEC prefix tables send each prefix's first, middle
+        // and last address, and the addresses just outside it.
+        let mut fec4 = Vec::new();
+        for (p, _) in &t.fec_prefixes {
+            if let std::net::IpAddr::V4(a) = p.addr {
+                let a = u32::from(a);
+                let span = 1u32.checked_shl(32 - u32::from(p.len)).unwrap_or(0);
+                let ends = [0, span / 2, span.wrapping_sub(1), span];
+                for x in ends
+                    .map(|d| a.wrapping_add(d))
+                    .into_iter()
+                    .chain([a.wrapping_sub(1)])
+                {
+                    fec4.push(t.fec4.lookup_v4(x.to_be_bytes()));
+                }
+            }
+        }
+        let mut sa_in: Vec<_> = t
+            .sa_in
+            .iter()
+            .map(|(spi, i)| {
+                let admits: Vec<bool> = t
+                    .fec_prefixes
+                    .iter()
+                    .filter_map(|(p, _)| match p.addr {
+                        std::net::IpAddr::V4(a) => Some(i.admits_v4(a.octets())),
+                        std::net::IpAddr::V6(_) => None,
+                    })
+                    .collect();
+                (
+                    *spi,
+                    i.sa.tunnel_src,
+                    i.sa.tunnel_dst,
+                    i.sources.to_vec(),
+                    admits,
+                )
+            })
+            .collect();
+        sa_in.sort_by_key(|x| x.0);
+        let mut node_routes: Vec<_> = t.node_routes.iter().collect();
+        node_routes.sort_by_key(|x| *x.0);
+        let mut negotiated: Vec<_> = t.negotiated.iter().collect();
+        negotiated.sort();
+        let sa_out: Vec<_> = t
+            .sa_out
+            .iter()
+            .map(|s| (s.spi, s.tunnel_src, s.tunnel_dst, s.esn, s.udp_encap))
+            .collect();
         format!(
-            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            "{:?} {:?} {fec4:?} {:?} {:?} {:?} {:?} {sa_out:?} {sa_in:?} {node_routes:?} {:?} {:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?}",
             t.fecs,
             t.fec_prefixes,
             t.delivers,
             t.own_addrs,
             t.port_tx_max,
             t.local_addrs,
-            t.sa_out.len()
+            t.port_names,
+            t.port_macs,
+            t.deliver_prefixes,
+            t.node_addr,
+            t.mtu,
+            t.port_addrs,
+            t.addressed_ports,
+            t.routes,
+            negotiated,
+            t.lfib.stack(0),
         )
+    }
+
+    /// Tables built straight from the snapshot's entries are the ones the
+    /// agent's install path builds, entry for entry and install for
+    /// install, with the satellite labels always and on demand, over
+    /// epochs some of which a node skips; and the outbound SAs they hold
+    /// keep their state across installs, as the SA store keeps it.
+    #[test]
+    fn direct_installs_are_the_agents() {
+        let (pubs, nb, plan, n_sats, st) = schedule(6, 12);
+        let failures = Failures::new();
+        let last = pubs.last().map_or(0, |p| p.activate_at_ns);
+        let gw0 = n_sats;
+        let mut ids: Vec<usize> = nb[gw0].iter().take(2).map(|&x| x as usize).collect();
+        ids.extend([3, 1000, gw0, n_sats + 1, n_sats + 5]);
+        let mut rng = 0xd1_7ec7_u64;
+        let mut compared = [0; 2];
+        for &id in &ids {
+            for mode in [SatLabels::Always, SatLabels::OnDemand] {
+                let (mut agent, mut direct) = pair(id, n_sats, &nb, &st);
+                agent.set_sat_labels(mode);
+                direct.set_sat_labels(mode);
+                assert!(direct.direct.is_some() && direct.path == InstallPath::Direct);
+                let mut now = 0;
+                let mut sa_out: Vec<*const crate::sa::SaOut> = Vec::new();
+                while now <= last {
+                    now += super::super::next_random(&mut rng) % (STEP * 2);
+                    let need = super::super::next_random(&mut rng).is_multiple_of(3);
+                    let a = agent
+                        .tables(&pubs, now, STEP, &plan, &failures, need)
+                        .expect("agent")
+                        .map(|t| (entries(t, |_| true), rest(t), t.lfib.len(), t.epoch));
+                    let b = direct
+                        .tables(&pubs, now, STEP, &plan, &failures, need)
+                        .expect("direct");
+                    if let Some(t) = b {
+                        let now_out: Vec<_> = t.sa_out.iter().map(std::sync::Arc::as_ptr).collect();
+                        if !sa_out.is_empty() {
+                            assert_eq!(sa_out, now_out, "node {id}: the same SAs");
+                        }
+                        sa_out = now_out;
+                    }
+                    let b = b.map(|t| (entries(t, |_| true), rest(t), t.lfib.len(), t.epoch));
+                    match (a, b) {
+                        (Some((ea, ra, la, xa)), Some((eb, rb, lb, xb))) => {
+                            same(&ea, &eb, &format!("node {id} {mode:?} at {now}"));
+                            assert_eq!((ra, la, xa), (rb, lb, xb), "node {id} {mode:?} at {now}");
+                            compared[usize::from(id >= n_sats)] += 1;
+                        }
+                        (None, None) => {}
+                        _ => panic!("node {id} at {now}: tables in force differ"),
+                    }
+                }
+                assert_eq!(agent.installs, direct.installs);
+            }
+        }
+        assert!(compared[0] >= 40 && compared[1] >= 40, "{compared:?}");
     }
 
     /// Tables built on demand are the agent's wherever a frame without a

@@ -128,6 +128,17 @@ pub fn frame_len(size: FrameSize, seq: u32) -> usize {
     (on_wire.saturating_sub(4)).max(HEADERS + PAYLOAD_LEN)
 }
 
+/// The longest frame (without FCS) a flow of `size` sends.
+pub fn max_frame_len(size: FrameSize) -> usize {
+    match size {
+        FrameSize::Fixed(_) => frame_len(size, 0),
+        FrameSize::Imix => (0..IMIX_CYCLE.len() as u32)
+            .map(|seq| frame_len(size, seq))
+            .max()
+            .unwrap_or(0),
+    }
+}
+
 /// The RFC 1071 checksum of an IPv4 header.
 fn ipv4_checksum(h: &[u8]) -> u16 {
     let mut sum: u32 = 0;

@@ -24,7 +24,7 @@ pub enum LfibOp {
 }
 
 /// One LFIB entry.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LfibEntry {
     /// The operation.
     pub op: LfibOp,
