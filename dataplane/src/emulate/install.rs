@@ -25,7 +25,7 @@ use crate::config::{Mac, NodeConfig, Prefix, SaDir};
 use crate::frame::PortId;
 use crate::tables::lfib::{LfibEntry, LfibOp};
 use crate::tables::lpm::{Lpm4, Lpm6};
-use crate::tables::{tunnel_mtu, Fec, InboundSa, NodeRoute, Tables};
+use crate::tables::{Fec, InboundSa, NodeRoute, Tables};
 use meshplane_control::tables::{FecRoute, LfibAction, LfibRoute, NodeTables};
 use meshplane_control::{GroundStations, NodeId};
 use std::collections::HashMap;
@@ -213,15 +213,15 @@ impl Direct {
                 continue;
             };
             let p = usize::from(port);
-            let udp_encap = t.sa_out.get(sa as usize).is_some_and(|s| s.udp_encap);
-            t.fecs.push(Fec {
+            t.fecs.push(Fec::new(
                 sa,
-                label: Some(r.label),
+                Some(r.label),
                 port,
                 dst_mac,
-                src_mac: t.port_macs[p],
-                mtu: tunnel_mtu(self.port_mtu[p], true, udp_encap),
-            });
+                t.port_macs[p],
+                self.port_mtu[p],
+                t.sa_out.get(sa as usize).map(|s| &**s),
+            ));
             let prefix = Prefix {
                 addr: r.prefix.0,
                 len: r.prefix.1,

@@ -42,6 +42,32 @@ pub struct Fec {
     pub encap: Option<encap::EncapTemplate>,
 }
 
+impl Fec {
+    /// The FEC that pushes `label` (None: none) and sends out of `port`
+    /// (MAC `src_mac`, MTU `port_mtu`) to `dst_mac`, under outbound SA
+    /// index `sa`, which is `out` (None while pending): its tunnel MTU and
+    /// header template follow from them.
+    pub fn new(
+        sa: u32,
+        label: Option<u32>,
+        port: PortId,
+        dst_mac: Mac,
+        src_mac: Mac,
+        port_mtu: u16,
+        out: Option<&SaOut>,
+    ) -> Fec {
+        Fec {
+            sa,
+            label,
+            port,
+            dst_mac,
+            src_mac,
+            mtu: tunnel_mtu(port_mtu, label.is_some(), out.is_some_and(|s| s.udp_encap)),
+            encap: out.map(|s| encap::EncapTemplate::new(label, dst_mac, src_mac, s)),
+        }
+    }
+}
+
 /// The largest inner IP packet that fits a port of MTU `port_mtu` once
 /// tunnelled: one MPLS label when `labelled`, outer IPv4, a UDP header
 /// when `udp_encap` (RFC 3948), the ESP header and IV, the trailer padded
@@ -366,21 +392,15 @@ impl Tables {
             };
             let p = port(&f.port)?;
             let idx = fecs.len() as u32;
-            fecs.push(Fec {
+            fecs.push(Fec::new(
                 sa,
-                label: f.label,
-                port: p,
-                dst_mac: f.next_hop_mac,
-                src_mac: port_macs[usize::from(p)],
-                mtu: tunnel_mtu(
-                    cfg.ports[usize::from(p)].mtu,
-                    f.label.is_some(),
-                    sa_out.get(sa as usize).is_some_and(|s| s.udp_encap),
-                ),
-                encap: sa_out.get(sa as usize).map(|s| {
-                    encap::EncapTemplate::new(f.label, f.next_hop_mac, port_macs[usize::from(p)], s)
-                }),
-            });
+                f.label,
+                p,
+                f.next_hop_mac,
+                port_macs[usize::from(p)],
+                cfg.ports[usize::from(p)].mtu,
+                sa_out.get(sa as usize).map(|s| &**s),
+            ));
             insert_prefix(&mut fec4, &mut fec6, f.prefix, idx);
             fec_prefixes.push((f.prefix, idx));
         }
