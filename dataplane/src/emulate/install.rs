@@ -25,11 +25,11 @@ use crate::config::{Mac, NodeConfig, Prefix, SaDir};
 use crate::frame::PortId;
 use crate::tables::lfib::{LfibEntry, LfibOp};
 use crate::tables::lpm::{Lpm4, Lpm6};
-use crate::tables::{Fec, InboundSa, NodeRoute, Tables};
+use crate::tables::{insert_prefix, Fec, InboundSa, NodeRoute, Tables};
 use meshplane_control::tables::{FecRoute, LfibAction, LfibRoute, NodeTables};
 use meshplane_control::{GroundStations, NodeId};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 /// How a node builds the tables of each install.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -246,10 +246,7 @@ impl Direct {
         let mut by_peer: HashMap<Ipv4Addr, Vec<Prefix>> = HashMap::new();
         for (i, &(prefix, sa)) in keys.iter().enumerate() {
             let idx = i as u32;
-            match prefix.addr {
-                IpAddr::V4(a) => t.fec4.insert_v4(a, prefix.len, idx),
-                IpAddr::V6(a) => t.fec6.insert_v6(a, prefix.len, idx),
-            }
+            insert_prefix(&mut t.fec4, &mut t.fec6, prefix, idx);
             t.fec_prefixes.push((prefix, idx));
             if let Some(s) = t.sa_out.get(sa as usize) {
                 by_peer.entry(s.tunnel_dst).or_default().push(prefix);

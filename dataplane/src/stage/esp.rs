@@ -131,8 +131,7 @@ pub type SealQueue = BatchQueue<PendingSeal>;
 
 /// Encrypts a frame with verdict `Encrypt(fec)` (the inner IP packet) into
 /// an outer IPv4 + ESP packet behind the FEC's Ethernet header and label;
-/// it becomes `Tx(port)`. Its sequence number
-/// comes from `seqs`. A batch does this in two passes (`encapsulate` over
+/// it becomes `Tx(port)`. Its sequence number comes from `seqs`. A batch does this in two passes (`encapsulate` over
 /// every frame, then `seal`), which is what the stage chain runs.
 #[inline]
 pub fn encrypt<'t, F: Frame>(

@@ -14,8 +14,8 @@
 //! tight walk that, while every frame so far went out of the same port,
 //! writes no verdict at all; the frames it leaves are dispatched and
 //! label-switched in a second walk, run only when there are any. That
-//! leaves a bitmask of the frames that still need a later stage; each later stage
-//! visits only those bits, so a stage with nothing to do costs one test and
+//! leaves a bitmask of the frames that still need a later stage; each
+//! later stage visits only those bits, so a stage with nothing to do costs one test and
 //! no stage compares verdicts it cannot act on.
 
 pub mod classify;

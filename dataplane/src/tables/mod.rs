@@ -600,7 +600,8 @@ impl Tables {
     }
 }
 
-fn insert_prefix(v4: &mut Lpm4, v6: &mut Lpm6, p: Prefix, idx: u32) {
+/// Inserts prefix `p` into the table of its family, pointing at `idx`.
+pub(crate) fn insert_prefix(v4: &mut Lpm4, v6: &mut Lpm6, p: Prefix, idx: u32) {
     match p.addr {
         IpAddr::V4(a) => v4.insert_v4(a, p.len, idx),
         IpAddr::V6(a) => v6.insert_v6(a, p.len, idx),
